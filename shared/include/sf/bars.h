@@ -1,0 +1,50 @@
+/*
+ * bars: an OHLCV series in columns, and its strict CSV loader.
+ *
+ * CSV: header "timestamp,open,high,low,close,volume"; timestamps ISO-8601 UTC
+ * (see sf/time.h) or Unix seconds; strictly increasing; finite numbers;
+ * low <= min(open, close), high >= max(open, close), volume >= 0. Every error
+ * names the line and the column ("line 12, column close: not a number").
+ *
+ * Thread safety: a loaded sf_bars is immutable and may be shared by any number
+ * of threads. Ownership: sf_bars_* constructors return a new object freed by
+ * sf_bars_free (which accepts NULL); all columns live in one allocation.
+ */
+#ifndef SF_BARS_H
+#define SF_BARS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf/err.h"
+
+#define SF_BARS_MAX_DEFAULT ((size_t)50000000)
+
+typedef struct sf_bars {
+    size_t n;
+    int64_t *ts;    /* Unix seconds, UTC, strictly increasing */
+    double *open;
+    double *high;
+    double *low;
+    double *close;
+    double *volume;
+} sf_bars;
+
+/* n bars, zero-filled, in one block. */
+sf_status sf_bars_new(size_t n, sf_bars **out, sf_err *err);
+void sf_bars_free(sf_bars *bars);
+
+/* Check the invariants above on an already-filled series (the same messages
+ * with "bar N" in place of "line N"). */
+sf_status sf_bars_validate(const sf_bars *bars, sf_err *err);
+
+/* Parse CSV text of len bytes (need not be NUL-terminated). More than
+ * max_bars rows is SF_ERR_LIMIT. */
+sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars,
+                            sf_bars **out, sf_err *err);
+
+/* Read and parse a CSV file (mmap); "-" reads standard input. */
+sf_status sf_bars_load_csv_file(const char *path, size_t max_bars,
+                                sf_bars **out, sf_err *err);
+
+#endif

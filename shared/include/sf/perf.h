@@ -1,0 +1,63 @@
+/*
+ * perf: performance metrics of a finished backtest, from its equity curve and
+ * trades, as DESIGN.md defines them (final equity, total return, CAGR, Sharpe,
+ * Sortino, max drawdown with peak and trough times, win rate, profit factor,
+ * trades, exposure, fees). Sums use compensated (Kahan-Neumaier) summation.
+ *
+ * Undefined values (Sharpe of a flat curve, profit factor with no losing
+ * trade, win rate with no trades) are NaN or +Inf as documented per field;
+ * serialisers write NaN/Inf as JSON null.
+ *
+ * Thread safety: pure. Ownership: caller storage only.
+ */
+#ifndef SF_PERF_H
+#define SF_PERF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sf_exit_reason {
+    SF_EXIT_SIGNAL, SF_EXIT_STOP_LOSS, SF_EXIT_TAKE_PROFIT, SF_EXIT_END_OF_DATA
+} sf_exit_reason;
+
+typedef struct sf_trade {
+    int side;              /* +1 long, -1 short */
+    int64_t entry_time;
+    double entry_price;    /* after slippage */
+    int64_t exit_time;
+    double exit_price;     /* after slippage */
+    double qty;            /* > 0 */
+    double pnl;            /* net of both fees */
+    double fees;           /* entry + exit fee */
+    sf_exit_reason exit_reason;
+} sf_trade;
+
+typedef struct sf_perf {
+    double final_equity;
+    double total_return;   /* final / initial - 1 */
+    double cagr;           /* NaN when the span is zero */
+    double sharpe;         /* NaN when fewer than 2 returns or zero deviation */
+    double sortino;        /* NaN when no negative return */
+    double max_drawdown;   /* positive fraction of the running peak */
+    int64_t drawdown_peak_time;
+    int64_t drawdown_trough_time;
+    double win_rate;       /* share of trades with pnl > 0; NaN with no trades */
+    double profit_factor;  /* gross profit / gross loss; +Inf with no loss, NaN with no trades */
+    size_t trades;
+    double exposure;       /* share of bars at whose close a position is held */
+    double fees;
+} sf_perf;
+
+const char *sf_exit_reason_name(sf_exit_reason r);
+
+/*
+ * ts/equity: n points (n >= 1); initial: starting capital; trades: n_trades;
+ * bars_in_position: bars at whose close a position was held;
+ * periods_per_year: for annualising Sharpe and Sortino (252 for daily bars).
+ */
+void sf_perf_compute(const int64_t *ts, const double *equity, size_t n,
+                     double initial, const sf_trade *trades, size_t n_trades,
+                     size_t bars_in_position, double periods_per_year,
+                     sf_perf *out);
+
+#endif
