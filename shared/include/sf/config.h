@@ -1,0 +1,82 @@
+/*
+ * config: configuration from environment variables, described by one table
+ * per program. The table drives parsing, validation and the --help text.
+ *
+ * Every variable NAME may instead be given as NAME_FILE, the path of a file
+ * holding the value (Kubernetes secrets); a trailing newline is dropped and
+ * giving both is an error. Parsing is strict: integers with a full-string
+ * strtoll and bounds, booleans true/false/1/0/yes/no, enums from a list.
+ * Every bad variable gives one line "NAME: reason" and loading goes on so all
+ * of them are reported at once; the program prints them and exits 2.
+ *
+ * This is the only module that calls getenv.
+ * Thread safety: call sf_config_load once in main before threads start; the
+ * filled struct is then read-only. Ownership: strings stored into the
+ * program's struct are heap copies freed by sf_config_free.
+ */
+#ifndef SF_CONFIG_H
+#define SF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf/buf.h"
+#include "sf/err.h"
+
+typedef enum sf_config_type {
+    SF_CFG_STRING,  /* char * */
+    SF_CFG_INT,     /* int64_t, within [min, max] */
+    SF_CFG_DOUBLE,  /* double, within [min, max] */
+    SF_CFG_BOOL,    /* int, 0 or 1 */
+    SF_CFG_ENUM,    /* int, index into choices */
+} sf_config_type;
+
+typedef struct sf_config_var {
+    const char *name;     /* "WORKER_THREADS" */
+    sf_config_type type;
+    const char *def;      /* default as text; NULL = required */
+    double min, max;      /* SF_CFG_INT and SF_CFG_DOUBLE */
+    const char *const *choices; /* SF_CFG_ENUM, NULL-terminated */
+    int secret;           /* value never shown (help shows "set"/"unset") */
+    size_t offset;        /* where the value goes in the program's struct */
+    const char *help;     /* one line */
+} sf_config_var;
+
+/* Fields every program has. Embed as `sf_common_config common;`. */
+typedef struct sf_common_config {
+    char *environment;  /* ENVIRONMENT: free text, e.g. "dev", "prod" */
+    int log_level;      /* LOG_LEVEL: index into sf_config_log_levels */
+    char *log_dir;      /* LOG_DIR: "" = stdout only */
+} sf_common_config;
+
+extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error" */
+
+#define SF_CONFIG_COMMON_VARS(type, member)                                          \
+    {"ENVIRONMENT", SF_CFG_STRING, "dev", 0, 0, NULL, 0,                              \
+     offsetof(type, member.environment), "deployment name written in every log line"}, \
+    {"LOG_LEVEL", SF_CFG_ENUM, "info", 0, 0, sf_config_log_levels, 0,                 \
+     offsetof(type, member.log_level), "least severe level logged"},                  \
+    {"LOG_DIR", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(type, member.log_dir),      \
+     "if set, also write combined.log and error.log here"}
+
+/*
+ * Fill out (a program struct laid out as the table's offsets say) from the
+ * environment. On failure returns SF_ERR_CONFIG and appends one line per bad
+ * variable to errors ("WORKER_THREADS: must be an integer from 1 to 256, got \"x\"").
+ * Strings already stored stay owned by out: call sf_config_free either way.
+ */
+sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf *errors);
+
+/* Free the strings sf_config_load stored. */
+void sf_config_free(const sf_config_var *vars, size_t n, void *out);
+
+/* The --help text: usage line, summary, then each variable with its type,
+ * default and help; secrets never show their value. */
+sf_status sf_config_help(const char *prog, const char *summary,
+                         const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err);
+
+/* Parse helpers also used for command-line options; strict, full-string. */
+sf_status sf_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *out, sf_err *err);
+sf_status sf_config_parse_double(const char *s, double min, double max, double *out, sf_err *err);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * db: the PostgreSQL adapter (the only module that includes libpq-fe.h).
+ *
+ * One sf_db is one connection, used by one thread at a time. Statements take
+ * text parameters ($1, $2, ...; NULL pointer = SQL NULL) and return an opaque
+ * result read by row and column. Connecting retries with exponential backoff
+ * up to a bounded number of attempts, each bounded by connect_timeout.
+ *
+ * Errors: a connection that cannot be made or is lost is SF_ERR_UNAVAILABLE;
+ * a statement the server rejects is SF_ERR_DB, with the SQLSTATE available from
+ * sf_db_sqlstate until the next call. Messages never contain the password.
+ *
+ * Ownership: sf_db_open returns a connection closed by sf_db_close; each
+ * sf_db_res is freed by sf_db_res_free (both accept NULL). Strings returned by
+ * sf_db_get are borrowed from the result and live until it is freed.
+ */
+#ifndef SF_DB_H
+#define SF_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf/err.h"
+
+typedef struct sf_db sf_db;
+typedef struct sf_db_res sf_db_res;
+
+typedef struct sf_db_opts {
+    int connect_timeout_s;   /* per attempt; 0 = 5 */
+    int connect_attempts;    /* 0 = 1 */
+    int backoff_initial_ms;  /* first wait between attempts; 0 = 100, doubles, max 5 s */
+    int statement_timeout_ms;/* 0 = server default */
+    const char *application_name; /* NULL = "signal-factory" */
+} sf_db_opts;
+
+#define SF_DB_SQLSTATE_UNIQUE "23505"
+#define SF_DB_SQLSTATE_SERIALIZATION "40001"
+
+sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_err *err);
+void sf_db_close(sf_db *db);
+
+/* Reconnect a lost connection (one attempt). */
+sf_status sf_db_reset(sf_db *db, sf_err *err);
+int sf_db_is_ok(const sf_db *db);
+
+/* Run a statement (or several, with no parameters) and discard any rows. */
+sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err);
+/* Run one statement with text parameters; rows (if any) in *out when out != NULL. */
+sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
+                      sf_db_res **out, sf_err *err);
+/* Like sf_db_query with a printf-formatted parameter list is deliberately absent:
+ * values travel as parameters, never spliced into SQL. */
+
+sf_status sf_db_begin(sf_db *db, sf_err *err);
+sf_status sf_db_commit(sf_db *db, sf_err *err);
+void sf_db_rollback(sf_db *db); /* best effort; never fails the caller */
+
+/* Rows affected by the last command of the last successful statement. */
+int64_t sf_db_affected(const sf_db_res *res);
+int sf_db_nrows(const sf_db_res *res);
+int sf_db_ncols(const sf_db_res *res);
+/* NULL for SQL NULL. */
+const char *sf_db_get(const sf_db_res *res, int row, int col);
+int sf_db_is_null(const sf_db_res *res, int row, int col);
+void sf_db_res_free(sf_db_res *res);
+
+const char *sf_db_sqlstate(const sf_db *db); /* "" when none */
+
+/* LISTEN/NOTIFY: after `LISTEN chan`, wait up to timeout_ms for a
+ * notification. Returns SF_OK with *got = 1 and the channel/payload copied
+ * (truncated to the sizes given), *got = 0 on timeout. */
+sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize,
+                            char *payload, size_t plsize, sf_err *err);
+
+/* COPY ... FROM STDIN: start, send chunks, end (which reports the server's verdict). */
+sf_status sf_db_copy_start(sf_db *db, const char *sql, sf_err *err);
+sf_status sf_db_copy_put(sf_db *db, const char *data, size_t len, sf_err *err);
+sf_status sf_db_copy_end(sf_db *db, const char *abort_reason, sf_err *err);
+
+#endif

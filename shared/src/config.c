@@ -1,0 +1,232 @@
+/* config: environment variables through one table; see sf/config.h. */
+#include "sf/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define VALUE_FILE_MAX 65536
+
+const char *const sf_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+sf_status sf_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *out, sf_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || end == s || *end != '\0' || errno == ERANGE || v < min || v > max)
+        return sf_err_set(err, SF_ERR_INVALID, "must be an integer from %lld to %lld, got \"%.64s\"",
+                          (long long)min, (long long)max, s);
+    *out = v;
+    return SF_OK;
+}
+
+sf_status sf_config_parse_double(const char *s, double min, double max, double *out, sf_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*s == '\0' || end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < min || v > max)
+        return sf_err_set(err, SF_ERR_INVALID, "must be a number from %g to %g, got \"%.64s\"", min, max, s);
+    *out = v;
+    return SF_OK;
+}
+
+static sf_status parse_bool(const char *s, int *out, sf_err *err)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return SF_OK;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return SF_OK;
+        }
+    }
+    return sf_err_set(err, SF_ERR_INVALID, "must be true or false, got \"%.64s\"", s);
+}
+
+static sf_status parse_enum(const char *s, const char *const *choices, int *out, sf_err *err)
+{
+    char list[256] = "";
+    size_t used = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(s, choices[i]) == 0) {
+            *out = i;
+            return SF_OK;
+        }
+        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", choices[i]);
+        if (w > 0 && (size_t)w < sizeof list - used)
+            used += (size_t)w;
+    }
+    return sf_err_set(err, SF_ERR_INVALID, "must be one of %s, got \"%.64s\"", list, s);
+}
+
+/* Read NAME_FILE's content; drops one trailing newline (and \r). */
+static sf_status read_value_file(const char *path, char **out, sf_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, strerror(errno));
+    char *buf = malloc(VALUE_FILE_MAX + 1);
+    if (buf == NULL) {
+        close(fd);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, VALUE_FILE_MAX + 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return sf_err_sys(err, SF_ERR_IO, e, "could not read \"%s\": %s", path, strerror(e));
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (len > VALUE_FILE_MAX) {
+            free(buf);
+            close(fd);
+            return sf_err_set(err, SF_ERR_LIMIT, "file \"%s\" is larger than %d bytes", path, VALUE_FILE_MAX);
+        }
+    }
+    close(fd);
+    if (len && buf[len - 1] == '\n')
+        len--;
+    if (len && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
+    *out = buf;
+    return SF_OK;
+}
+
+/* The raw text for a variable: NAME, NAME_FILE, or the default; *heap set
+ * when the returned text must be freed. NULL with SF_OK: unset, no default. */
+static sf_status raw_value(const sf_config_var *v, const char **text, char **heap, sf_err *err)
+{
+    char fname[128];
+    snprintf(fname, sizeof fname, "%s_FILE", v->name);
+    const char *direct = getenv(v->name);
+    const char *file = getenv(fname);
+    *heap = NULL;
+    if (direct && file)
+        return sf_err_set(err, SF_ERR_CONFIG, "set either %s or %s, not both", v->name, fname);
+    if (file) {
+        sf_status st = read_value_file(file, heap, err);
+        if (st != SF_OK) {
+            sf_err_prefix(err, "%s", fname);
+            return st;
+        }
+        *text = *heap;
+        return SF_OK;
+    }
+    *text = direct ? direct : v->def;
+    return SF_OK;
+}
+
+static sf_status store(const sf_config_var *v, const char *text, char *base, sf_err *err)
+{
+    void *slot = base + v->offset;
+    switch (v->type) {
+    case SF_CFG_STRING: {
+        char *copy = strdup(text);
+        if (copy == NULL)
+            return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+        free(*(char **)slot);
+        *(char **)slot = copy;
+        return SF_OK;
+    }
+    case SF_CFG_INT:
+        return sf_config_parse_int(text, (int64_t)v->min, (int64_t)v->max, (int64_t *)slot, err);
+    case SF_CFG_DOUBLE:
+        return sf_config_parse_double(text, v->min, v->max, (double *)slot, err);
+    case SF_CFG_BOOL:
+        return parse_bool(text, (int *)slot, err);
+    case SF_CFG_ENUM:
+        return parse_enum(text, v->choices, (int *)slot, err);
+    }
+    return sf_err_set(err, SF_ERR_INTERNAL, "unknown variable type");
+}
+
+sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf *errors)
+{
+    sf_status result = SF_OK;
+    for (size_t i = 0; i < n; i++) {
+        const sf_config_var *v = &vars[i];
+        const char *text = NULL;
+        char *heap = NULL;
+        sf_err err = {0};
+        sf_status st = raw_value(v, &text, &heap, &err);
+        if (st == SF_OK && text == NULL)
+            st = sf_err_set(&err, SF_ERR_CONFIG, "is required");
+        if (st == SF_OK)
+            st = store(v, text, out, &err);
+        free(heap);
+        if (st != SF_OK) {
+            result = SF_ERR_CONFIG;
+            if (strncmp(err.msg, v->name, strlen(v->name)) == 0)
+                sf_buf_printf(errors, NULL, "%s\n", err.msg);
+            else
+                sf_buf_printf(errors, NULL, "%s: %s\n", v->name, err.msg);
+        }
+    }
+    return result;
+}
+
+void sf_config_free(const sf_config_var *vars, size_t n, void *out)
+{
+    if (out == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (vars[i].type != SF_CFG_STRING)
+            continue;
+        char **slot = (char **)((char *)out + vars[i].offset);
+        free(*slot);
+        *slot = NULL;
+    }
+}
+
+static const char *type_name(const sf_config_var *v)
+{
+    static const char *const names[] = {"string", "integer", "number", "boolean", "one of"};
+    return names[v->type];
+}
+
+sf_status sf_config_help(const char *prog, const char *summary,
+                         const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err)
+{
+    sf_status st = sf_buf_printf(out, err, "usage: %s [--help]\n\n%s\n\nenvironment (each NAME may also be given as NAME_FILE, a file holding the value):\n",
+                                 prog, summary);
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        const sf_config_var *v = &vars[i];
+        st = sf_buf_printf(out, err, "  %-22s %s", v->name, type_name(v));
+        if (st == SF_OK && v->type == SF_CFG_ENUM)
+            for (int c = 0; v->choices[c] && st == SF_OK; c++)
+                st = sf_buf_printf(out, err, "%s%s", c ? "|" : " ", v->choices[c]);
+        if (st == SF_OK && (v->type == SF_CFG_INT || v->type == SF_CFG_DOUBLE))
+            st = sf_buf_printf(out, err, " [%g..%g]", v->min, v->max);
+        if (st != SF_OK)
+            break;
+        if (v->def == NULL)
+            st = sf_buf_printf(out, err, ", required");
+        else if (v->secret)
+            st = sf_buf_printf(out, err, ", secret");
+        else
+            st = sf_buf_printf(out, err, ", default \"%s\"", v->def);
+        if (st == SF_OK)
+            st = sf_buf_printf(out, err, "\n      %s\n", v->help);
+    }
+    return st;
+}

@@ -1,0 +1,288 @@
+/* db: libpq adapter; see sf/db.h. */
+#include "sf/db.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sf/log.h"
+
+struct sf_db {
+    PGconn *conn;
+    char sqlstate[6];
+};
+
+struct sf_db_res {
+    PGresult *res;
+};
+
+/* First line of a libpq message, for one-line errors. */
+static void first_line(const char *msg, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", msg ? msg : "");
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = '\0';
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static PGconn *connect_once(const char *url, const sf_db_opts *o)
+{
+    char timeout[16];
+    snprintf(timeout, sizeof timeout, "%d", o->connect_timeout_s > 0 ? o->connect_timeout_s : 5);
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {url, timeout, o->application_name ? o->application_name : "signal-factory", NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static sf_status after_connect(sf_db *db, const sf_db_opts *o, sf_err *err)
+{
+    if (o->statement_timeout_ms <= 0)
+        return SF_OK;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", o->statement_timeout_ms);
+    return sf_db_exec(db, sql, err);
+}
+
+sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_err *err)
+{
+    sf_db_opts o = opts ? *opts : (sf_db_opts){0};
+    int attempts = o.connect_attempts > 0 ? o.connect_attempts : 1;
+    int backoff = o.backoff_initial_ms > 0 ? o.backoff_initial_ms : 100;
+    sf_db *db = calloc(1, sizeof *db);
+    if (db == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    char masked[512], why[256] = "";
+    sf_log_mask_url(url, masked, sizeof masked);
+    for (int i = 0; i < attempts; i++) {
+        if (i > 0) {
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        }
+        db->conn = connect_once(url, &o);
+        if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+            sf_status st = after_connect(db, &o, err);
+            if (st != SF_OK) {
+                sf_db_close(db);
+                return st;
+            }
+            *out = db;
+            return SF_OK;
+        }
+        first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why, sizeof why);
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    free(db);
+    return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to database \"%s\" after %d attempt%s: %s",
+                      masked, attempts, attempts == 1 ? "" : "s", why);
+}
+
+void sf_db_close(sf_db *db)
+{
+    if (db == NULL)
+        return;
+    PQfinish(db->conn);
+    free(db);
+}
+
+sf_status sf_db_reset(sf_db *db, sf_err *err)
+{
+    PQreset(db->conn);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        char why[256];
+        first_line(PQerrorMessage(db->conn), why, sizeof why);
+        return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not reconnect to database: %s", why);
+    }
+    return SF_OK;
+}
+
+int sf_db_is_ok(const sf_db *db)
+{
+    return db && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+/* Classify a failed result: lost connection vs. rejected statement. */
+static sf_status fail(sf_db *db, PGresult *res, sf_err *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    char why[384];
+    first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn), why, sizeof why);
+    if (why[0] == '\0')
+        first_line(PQerrorMessage(db->conn), why, sizeof why);
+    PQclear(res);
+    if (PQstatus(db->conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
+        (state && strcmp(state, "57P01") == 0))
+        return sf_err_set(err, SF_ERR_UNAVAILABLE, "lost connection to database: %s", why);
+    return sf_err_set(err, SF_ERR_DB, "%s", why);
+}
+
+static int result_ok(PGresult *res)
+{
+    ExecStatusType s = PQresultStatus(res);
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || s == PGRES_COPY_IN;
+}
+
+sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err)
+{
+    db->sqlstate[0] = '\0';
+    PGresult *res = PQexec(db->conn, sql);
+    if (res == NULL || !result_ok(res))
+        return fail(db, res, err);
+    PQclear(res);
+    return SF_OK;
+}
+
+sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
+                      sf_db_res **out, sf_err *err)
+{
+    db->sqlstate[0] = '\0';
+    if (out)
+        *out = NULL;
+    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (res == NULL || !result_ok(res))
+        return fail(db, res, err);
+    if (out == NULL) {
+        PQclear(res);
+        return SF_OK;
+    }
+    sf_db_res *r = malloc(sizeof *r);
+    if (r == NULL) {
+        PQclear(res);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    r->res = res;
+    *out = r;
+    return SF_OK;
+}
+
+sf_status sf_db_begin(sf_db *db, sf_err *err)
+{
+    return sf_db_exec(db, "BEGIN", err);
+}
+
+sf_status sf_db_commit(sf_db *db, sf_err *err)
+{
+    return sf_db_exec(db, "COMMIT", err);
+}
+
+void sf_db_rollback(sf_db *db)
+{
+    if (db && PQstatus(db->conn) == CONNECTION_OK)
+        PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+int64_t sf_db_affected(const sf_db_res *res)
+{
+    const char *s = PQcmdTuples(res->res);
+    return s && *s ? strtoll(s, NULL, 10) : 0;
+}
+
+int sf_db_nrows(const sf_db_res *res) { return PQntuples(res->res); }
+int sf_db_ncols(const sf_db_res *res) { return PQnfields(res->res); }
+
+const char *sf_db_get(const sf_db_res *res, int row, int col)
+{
+    if (PQgetisnull(res->res, row, col))
+        return NULL;
+    return PQgetvalue(res->res, row, col);
+}
+
+int sf_db_is_null(const sf_db_res *res, int row, int col)
+{
+    return PQgetisnull(res->res, row, col);
+}
+
+void sf_db_res_free(sf_db_res *res)
+{
+    if (res == NULL)
+        return;
+    PQclear(res->res);
+    free(res);
+}
+
+const char *sf_db_sqlstate(const sf_db *db)
+{
+    return db->sqlstate;
+}
+
+static int take_notify(sf_db *db, char *channel, size_t chsize, char *payload, size_t plsize)
+{
+    PGnotify *n = PQnotifies(db->conn);
+    if (n == NULL)
+        return 0;
+    snprintf(channel, chsize, "%s", n->relname);
+    snprintf(payload, plsize, "%s", n->extra ? n->extra : "");
+    PQfreemem(n);
+    return 1;
+}
+
+sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize,
+                            char *payload, size_t plsize, sf_err *err)
+{
+    *got = 0;
+    if (PQconsumeInput(db->conn) == 0)
+        return fail(db, NULL, err);
+    if ((*got = take_notify(db, channel, chsize, payload, plsize)))
+        return SF_OK;
+    struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
+    if (pfd.fd < 0)
+        return sf_err_set(err, SF_ERR_UNAVAILABLE, "lost connection to database: no socket");
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r < 0 && errno != EINTR)
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not wait for notifications: %s", strerror(errno));
+    if (r <= 0)
+        return SF_OK;
+    if (PQconsumeInput(db->conn) == 0)
+        return fail(db, NULL, err);
+    *got = take_notify(db, channel, chsize, payload, plsize);
+    return SF_OK;
+}
+
+sf_status sf_db_copy_start(sf_db *db, const char *sql, sf_err *err)
+{
+    PGresult *res = PQexec(db->conn, sql);
+    if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+        return fail(db, res, err);
+    PQclear(res);
+    return SF_OK;
+}
+
+sf_status sf_db_copy_put(sf_db *db, const char *data, size_t len, sf_err *err)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 20) ? (1 << 20) : (int)len;
+        if (PQputCopyData(db->conn, data, chunk) != 1)
+            return fail(db, NULL, err);
+        data += chunk;
+        len -= (size_t)chunk;
+    }
+    return SF_OK;
+}
+
+sf_status sf_db_copy_end(sf_db *db, const char *abort_reason, sf_err *err)
+{
+    if (PQputCopyEnd(db->conn, abort_reason) != 1)
+        return fail(db, NULL, err);
+    sf_status st = SF_OK;
+    PGresult *res;
+    while ((res = PQgetResult(db->conn)) != NULL) {
+        if (st == SF_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = fail(db, res, err);
+            continue;
+        }
+        PQclear(res);
+    }
+    return st;
+}
