@@ -1,0 +1,117 @@
+/*
+ * engine: one backtest run of a compiled logic (sf/logic.h) over a bar series
+ * (sf/bars.h), with the execution rules of DESIGN.md "Logic format", and the
+ * indicator cache that sweep members share.
+ *
+ * How a run works: every indicator output is computed over the whole series
+ * (or borrowed from an sf_indcache); then, in chunks of SF_ENGINE_CHUNK bars,
+ * the entry and exit condition trees are evaluated into byte arrays (signals
+ * are pure functions of bars and indicators, so this needs no position state)
+ * and a sequential loop runs the position state machine over them. The cancel
+ * flag is read and progress reported once per chunk. Nothing is read past the
+ * bar being decided (no look-ahead).
+ *
+ * Short accounting: a short entry sells qty at the entry price and receives
+ * qty * price minus the fee into cash; equity = cash - qty * close; the exit
+ * buys qty back, paying qty * price plus the fee.
+ *
+ * When equity at a bar's close is <= 0 the account is ruined: an open position
+ * is closed at that close (exit reason end_of_data), equity is 0 from then on
+ * and nothing more trades.
+ *
+ * Thread safety: sf_engine_run is pure (no globals, no I/O) and may run on any
+ * number of threads at once over the same logic and bars. An sf_indcache is
+ * thread-safe (one mutex plus a condition variable; a spec is computed once,
+ * by the first thread that asks, while the others wait for it).
+ * Ownership: sf_engine_run returns a new sf_result freed by sf_result_free
+ * (accepts NULL); the result owns copies of everything it points to. An
+ * sf_indcache borrows its bars, which must outlive it.
+ */
+#ifndef SF_ENGINE_H
+#define SF_ENGINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf/bars.h"
+#include "sf/err.h"
+#include "sf/indicator.h"
+#include "sf/logic.h"
+#include "sf/perf.h"
+
+#define SF_ENGINE_CHUNK 4096 /* bars per signal chunk; cancel/progress period */
+#define SF_INDCACHE_MAX_DEFAULT ((size_t)512 * 1024 * 1024)
+
+/* ---- indicator cache -------------------------------------------------- */
+
+typedef struct sf_indcache sf_indcache;
+typedef struct sf_indref sf_indref; /* a pinned set of outputs of one spec */
+
+/* A cache of indicator outputs over one bar series, keyed by the bytes of a
+ * normalised sf_ind_spec, holding at most max_bytes of output arrays. When a
+ * new spec does not fit, unpinned entries are evicted (least recently used
+ * first); if it still does not fit, the outputs are computed for the caller
+ * alone and freed on release. */
+sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes,
+                          sf_indcache **out, sf_err *err);
+/* All refs must have been released. Accepts NULL. */
+void sf_indcache_free(sf_indcache *cache);
+
+/* Pin the outputs of spec, computing them if needed. Thread-safe. */
+sf_status sf_indcache_acquire(sf_indcache *cache, const sf_ind_spec *spec,
+                              sf_indref **ref, sf_err *err);
+/* Output k (0 .. n_outputs-1) of a pinned ref: bars->n doubles, NaN in the
+ * warm-up. Valid until the ref is released. */
+const double *sf_indref_output(const sf_indref *ref, int k);
+void sf_indcache_release(sf_indcache *cache, sf_indref *ref);
+
+typedef struct sf_indcache_stats {
+    uint64_t computed;  /* sf_ind_compute calls made for the cache */
+    uint64_t hits;      /* acquires served from a cached entry */
+    uint64_t evicted;   /* entries dropped to make room */
+    uint64_t uncached;  /* acquires that did not fit and were computed privately */
+    size_t bytes;       /* bytes held now */
+} sf_indcache_stats;
+
+void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out);
+
+/* ---- one run ---------------------------------------------------------- */
+
+/* Called from the running thread with bars simulated so far (ends at n). */
+typedef void (*sf_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+typedef struct sf_run_opts {
+    const atomic_int *cancel;  /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
+    sf_progress_fn progress;   /* may be NULL */
+    void *progress_user;
+    int keep_equity;           /* copy the equity curve into the result */
+    int keep_trades;           /* copy the trade list into the result */
+    sf_indcache *cache;        /* shared indicator outputs for these bars, or NULL */
+} sf_run_opts;
+
+typedef struct sf_result {
+    sf_perf perf;
+    double initial_capital;
+    size_t n_trades;           /* always the count; trades is NULL without keep_trades */
+    sf_trade *trades;
+    size_t n_equity;           /* bars->n with keep_equity, else 0 */
+    int64_t *ts;               /* n_equity bar times */
+    double *equity;            /* n_equity equity values at each close */
+} sf_result;
+
+/* Zero-filled defaults: no cancel, no progress, keep equity and trades, no cache. */
+void sf_run_opts_init(sf_run_opts *opts);
+
+/*
+ * Run logic over bars (bars->n >= 1, valid per sf_bars_validate). opts may be
+ * NULL (the defaults). On SF_OK *out is a new result. Fails with
+ * SF_ERR_CANCELLED when the flag was raised, SF_ERR_INVALID when an indicator
+ * cannot be computed or the cache belongs to other bars, SF_ERR_NOMEM.
+ */
+sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
+                        const sf_run_opts *opts, sf_result **out, sf_err *err);
+
+void sf_result_free(sf_result *result);
+
+#endif

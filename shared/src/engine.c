@@ -1,0 +1,912 @@
+/* engine: one backtest run and the shared indicator cache; see sf/engine.h.
+ *
+ * DESIGN
+ * A run has three phases. (1) Indicator outputs: each logic indicator's
+ * outputs over the whole series, from the cache or computed into one private
+ * block. (2) Per chunk of SF_ENGINE_CHUNK bars, the entry and exit trees are
+ * evaluated into byte arrays by branch-free kernels (a
+ * comparison leaf reads its operands through pointers already shifted by
+ * their offsets; bars before the first fully defined index are false). (3) A
+ * sequential loop over the chunk applies the five steps of a bar (pending
+ * fill, stops, end of data, mark to market, decision) to the position state.
+ * Signals depend only on bars <= i, and the state machine only reads bar i,
+ * so no decision at bar i can see bar i+1.
+ */
+#include "sf/engine.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ====================================================================== */
+/* indicator cache                                                         */
+/* ====================================================================== */
+
+/* DESIGN: a linked list of entries (a sweep uses tens of distinct specs, not
+ * thousands) under one mutex. A miss inserts a COMPUTING entry and computes it
+ * outside the lock; other threads asking for the same spec wait on `done` (in
+ * a while loop) until it is READY or gone (failed: they retry and compute
+ * themselves). Pinned entries are never evicted. Lock order: cache->mu only. */
+
+typedef enum entry_state { ENTRY_COMPUTING, ENTRY_READY } entry_state;
+
+struct sf_indref {
+    struct sf_indref *next;  /* cache list; guarded by cache->mu */
+    sf_ind_spec key;         /* normalised: unused bytes zero */
+    entry_state state;       /* guarded by cache->mu */
+    int cached;              /* 0: private to one caller, freed on release */
+    int n_outputs;
+    double *block;           /* n_outputs * n doubles */
+    size_t n;                /* bars */
+    size_t bytes;
+    unsigned pins;           /* guarded by cache->mu */
+    uint64_t last_use;       /* guarded by cache->mu */
+};
+
+struct sf_indcache {
+    const sf_bars *bars;
+    size_t max_bytes;
+    pthread_mutex_t mu;      /* guards head, tick, stats and entry fields marked above */
+    pthread_cond_t done;     /* broadcast when an entry leaves COMPUTING */
+    struct sf_indref *head;
+    uint64_t tick;
+    sf_indcache_stats stats;
+};
+
+sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes,
+                          sf_indcache **out, sf_err *err)
+{
+    *out = NULL;
+    if (bars == NULL)
+        return sf_err_set(err, SF_ERR_INVALID, "indicator cache: no bars");
+    sf_indcache *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator cache");
+    c->bars = bars;
+    c->max_bytes = max_bytes;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not create cache mutex");
+    }
+    if (pthread_cond_init(&c->done, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not create cache condition");
+    }
+    *out = c;
+    return SF_OK;
+}
+
+static void entry_free(struct sf_indref *e)
+{
+    if (e == NULL)
+        return;
+    free(e->block);
+    free(e);
+}
+
+void sf_indcache_free(sf_indcache *cache)
+{
+    if (cache == NULL)
+        return;
+    struct sf_indref *e = cache->head;
+    while (e != NULL) {
+        struct sf_indref *next = e->next;
+        entry_free(e);
+        e = next;
+    }
+    pthread_cond_destroy(&cache->done);
+    pthread_mutex_destroy(&cache->mu);
+    free(cache);
+}
+
+/* The spec with only the fields its type uses, every other byte zero. */
+static sf_status spec_normalise(const sf_ind_spec *spec, sf_ind_spec *key, sf_err *err)
+{
+    memset(key, 0, sizeof *key);
+    const sf_ind_info *info = sf_ind_info_get(spec->type);
+    if ((unsigned)spec->type >= SF_IND__COUNT || info == NULL)
+        return sf_err_set(err, SF_ERR_INVALID, "indicator: unknown type %d", (int)spec->type);
+    key->type = spec->type;
+    if (info->has_source)
+        key->source = spec->source;
+    for (int j = 0; j < info->n_params && j < SF_IND_MAX_PARAMS; j++) {
+        sf_ind_param_id id = info->params[j].id;
+        if ((unsigned)id < SF_IP__COUNT)
+            key->param[id] = spec->param[id] + 0.0; /* -0.0 becomes 0.0 */
+    }
+    return SF_OK;
+}
+
+static struct sf_indref *cache_find(sf_indcache *c, const sf_ind_spec *key)
+{
+    for (struct sf_indref *e = c->head; e != NULL; e = e->next)
+        if (memcmp(&e->key, key, sizeof *key) == 0)
+            return e;
+    return NULL;
+}
+
+static void cache_unlink(sf_indcache *c, struct sf_indref *e)
+{
+    for (struct sf_indref **p = &c->head; *p != NULL; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            c->stats.bytes -= e->bytes;
+            return;
+        }
+    }
+}
+
+/* Evict unpinned ready entries, least recently used first, until `need`
+ * more bytes fit. Returns whether they fit. Called with the lock held. */
+static int cache_make_room(sf_indcache *c, size_t need)
+{
+    while (need > c->max_bytes || c->stats.bytes > c->max_bytes - need) {
+        struct sf_indref *victim = NULL;
+        for (struct sf_indref *e = c->head; e != NULL; e = e->next)
+            if (e->state == ENTRY_READY && e->pins == 0 &&
+                (victim == NULL || e->last_use < victim->last_use))
+                victim = e;
+        if (victim == NULL)
+            return 0;
+        cache_unlink(c, victim);
+        entry_free(victim);
+        c->stats.evicted++;
+    }
+    return 1;
+}
+
+/* Allocate and compute an entry's outputs (no lock held). */
+static sf_status entry_compute(struct sf_indref *e, const sf_bars *bars, sf_err *err)
+{
+    size_t n = bars->n;
+    e->block = malloc(e->bytes ? e->bytes : 1);
+    if (e->block == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate %zu bytes of indicator output", e->bytes);
+    double *outs[SF_IND_MAX_OUTPUTS] = {0};
+    for (int k = 0; k < e->n_outputs; k++)
+        outs[k] = e->block + (size_t)k * n;
+    return sf_ind_compute(&e->key, bars, outs, err);
+}
+
+static struct sf_indref *entry_new(const sf_ind_spec *key, size_t n)
+{
+    const sf_ind_info *info = sf_ind_info_get(key->type);
+    struct sf_indref *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->key = *key;
+    e->n_outputs = info->n_outputs;
+    e->n = n;
+    e->bytes = (size_t)info->n_outputs * n * sizeof(double);
+    e->pins = 1;
+    return e;
+}
+
+/* A miss that does not fit: compute for this caller alone. */
+static sf_status acquire_private(sf_indcache *c, const sf_ind_spec *key,
+                                 sf_indref **ref, sf_err *err)
+{
+    struct sf_indref *e = entry_new(key, c->bars->n);
+    if (e == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator entry");
+    sf_status st = entry_compute(e, c->bars, err);
+    if (st != SF_OK) {
+        entry_free(e);
+        return st;
+    }
+    *ref = e;
+    return SF_OK;
+}
+
+/* A miss that fits: publish a COMPUTING entry, compute it unlocked, publish
+ * the outcome. Called with the lock held; returns with it released. */
+static sf_status acquire_insert(sf_indcache *c, struct sf_indref *e,
+                                sf_indref **ref, sf_err *err)
+{
+    e->cached = 1;
+    e->state = ENTRY_COMPUTING;
+    e->last_use = ++c->tick;
+    e->next = c->head;
+    c->head = e;
+    c->stats.bytes += e->bytes;
+    c->stats.computed++;
+    pthread_mutex_unlock(&c->mu);
+
+    sf_status st = entry_compute(e, c->bars, err);
+
+    pthread_mutex_lock(&c->mu);
+    if (st != SF_OK)
+        cache_unlink(c, e);
+    else
+        e->state = ENTRY_READY;
+    pthread_cond_broadcast(&c->done);
+    pthread_mutex_unlock(&c->mu);
+    if (st != SF_OK) {
+        entry_free(e);
+        return st;
+    }
+    *ref = e;
+    return SF_OK;
+}
+
+sf_status sf_indcache_acquire(sf_indcache *c, const sf_ind_spec *spec,
+                              sf_indref **ref, sf_err *err)
+{
+    *ref = NULL;
+    sf_ind_spec key;
+    sf_status st = spec_normalise(spec, &key, err);
+    if (st != SF_OK)
+        return st;
+    pthread_mutex_lock(&c->mu);
+    struct sf_indref *e;
+    while ((e = cache_find(c, &key)) != NULL && e->state == ENTRY_COMPUTING)
+        pthread_cond_wait(&c->done, &c->mu);
+    if (e != NULL) {
+        e->pins++;
+        e->last_use = ++c->tick;
+        c->stats.hits++;
+        pthread_mutex_unlock(&c->mu);
+        *ref = e;
+        return SF_OK;
+    }
+    struct sf_indref *fresh = entry_new(&key, c->bars->n);
+    if (fresh == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator entry");
+    }
+    if (cache_make_room(c, fresh->bytes))
+        return acquire_insert(c, fresh, ref, err);
+    c->stats.uncached++;
+    pthread_mutex_unlock(&c->mu);
+    entry_free(fresh);
+    return acquire_private(c, &key, ref, err);
+}
+
+const double *sf_indref_output(const sf_indref *ref, int k)
+{
+    if (ref == NULL || k < 0 || k >= ref->n_outputs)
+        return NULL;
+    return ref->block + (size_t)k * ref->n;
+}
+
+void sf_indcache_release(sf_indcache *cache, sf_indref *ref)
+{
+    if (ref == NULL)
+        return;
+    if (!ref->cached) {
+        entry_free(ref);
+        return;
+    }
+    pthread_mutex_lock(&cache->mu);
+    if (ref->pins > 0)
+        ref->pins--;
+    pthread_mutex_unlock(&cache->mu);
+}
+
+void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out)
+{
+    pthread_mutex_lock(&cache->mu);
+    *out = cache->stats;
+    pthread_mutex_unlock(&cache->mu);
+}
+
+/* ====================================================================== */
+/* signal kernels                                                          */
+/* ====================================================================== */
+
+/* o[j] = EXPR over operands that are arrays (V: a[j]) or scalars (S: ka).
+ * a and b already point at the element for the chunk's first defined bar;
+ * crosses read a[j - 1], which the caller guarantees exists. */
+#define OPV_A(j) a[j]
+#define OPS_A(j) ka
+#define OPV_B(j) b[j]
+#define OPS_B(j) kb
+#define E_GT(A, B, j) (A(j) > B(j))
+#define E_GTE(A, B, j) (A(j) >= B(j))
+#define E_XA(A, B, j) ((A(j) > B(j)) & (A((j) - 1) <= B((j) - 1)))
+#define DEF_KERNEL(name, EXPR, A, B)                                          \
+    static void name(const double *restrict a, const double *restrict b,     \
+                     double ka, double kb, uint8_t *restrict o, size_t n)     \
+    {                                                                          \
+        (void)a; (void)b; (void)ka; (void)kb;                                  \
+        for (size_t j = 0; j < n; j++)                                         \
+            o[j] = (uint8_t)EXPR(A, B, j);                                     \
+    }
+
+DEF_KERNEL(k_gt_vv, E_GT, OPV_A, OPV_B)
+DEF_KERNEL(k_gt_vs, E_GT, OPV_A, OPS_B)
+DEF_KERNEL(k_gt_sv, E_GT, OPS_A, OPV_B)
+DEF_KERNEL(k_gte_vv, E_GTE, OPV_A, OPV_B)
+DEF_KERNEL(k_gte_vs, E_GTE, OPV_A, OPS_B)
+DEF_KERNEL(k_gte_sv, E_GTE, OPS_A, OPV_B)
+DEF_KERNEL(k_xa_vv, E_XA, OPV_A, OPV_B)
+DEF_KERNEL(k_xa_vs, E_XA, OPV_A, OPS_B)
+DEF_KERNEL(k_xa_sv, E_XA, OPS_A, OPV_B)
+
+typedef void (*kernel_fn)(const double *, const double *, double, double, uint8_t *, size_t);
+
+enum { KOP_GT, KOP_GTE, KOP_XA };
+enum { KV_VV, KV_VS, KV_SV };
+
+static const kernel_fn kernel_table[3][3] = {
+    [KOP_GT] = {k_gt_vv, k_gt_vs, k_gt_sv},
+    [KOP_GTE] = {k_gte_vv, k_gte_vs, k_gte_sv},
+    [KOP_XA] = {k_xa_vv, k_xa_vs, k_xa_sv},
+};
+
+/* How each comparison op maps onto a kernel: lt(a,b) = gt(b,a), etc. */
+static const struct {
+    sf_cond_op op;
+    int kop;
+    int swap;
+} cmp_table[] = {
+    {SF_COND_GT, KOP_GT, 0},  {SF_COND_GTE, KOP_GTE, 0},
+    {SF_COND_LT, KOP_GT, 1},  {SF_COND_LTE, KOP_GTE, 1},
+    {SF_COND_CROSSES_ABOVE, KOP_XA, 0}, {SF_COND_CROSSES_BELOW, KOP_XA, 1},
+};
+
+/* ====================================================================== */
+/* a run                                                                   */
+/* ====================================================================== */
+
+typedef struct col {
+    const double *base; /* NULL for a constant */
+    double k;           /* the constant */
+    size_t offset;      /* bars back */
+} col;
+
+/* A comparison leaf, resolved once per run. */
+typedef struct leaf {
+    int is_leaf;
+    kernel_fn fn;       /* NULL when both sides are constants */
+    col a, b;
+    size_t lo;          /* first bar where every read index exists */
+    uint8_t constant;   /* value when fn is NULL */
+} leaf;
+
+typedef struct sim {
+    /* parameters */
+    int side;
+    int fill_close;
+    double fee, slip, pct, sl, tp;
+    /* state */
+    double cash, qty, entry_px, entry_fee, stop, target;
+    int64_t entry_time;
+    size_t entry_bar, last_exit;
+    int in_pos, pending, exited, ruined;
+    size_t bars_in_pos;
+    /* outputs */
+    double *equity;
+    sf_trade *trades;
+    size_t n_trades, cap_trades;
+} sim;
+
+typedef struct run {
+    const sf_logic *lg;
+    const sf_bars *b;
+    const sf_run_opts *opts;
+    const double **ind;           /* [indicator * SF_IND_MAX_OUTPUTS + output] */
+    sf_indref **refs;             /* cache refs, one per indicator */
+    double *own;                  /* private indicator block */
+    leaf *leaves;                 /* one per condition node */
+    uint8_t *tmp;                 /* depth_max temp chunks */
+    int depth_max;
+    uint8_t entry_sig[SF_ENGINE_CHUNK];
+    uint8_t exit_sig[SF_ENGINE_CHUNK];
+    sim m;
+} run;
+
+static int cancelled(const sf_run_opts *o)
+{
+    return o->cancel != NULL && atomic_load_explicit(o->cancel, memory_order_relaxed) != 0;
+}
+
+static const double *field_column(const sf_bars *b, sf_field f)
+{
+    const double *cols[SF_FIELD__COUNT] = {b->open, b->high, b->low, b->close, b->volume};
+    return (unsigned)f < SF_FIELD__COUNT ? cols[f] : NULL;
+}
+
+/* ---- phase 1: indicator outputs ---- */
+
+static sf_status ind_from_cache(run *r, int i, sf_err *err)
+{
+    const sf_logic_indicator *li = &r->lg->indicators[i];
+    sf_status st = sf_indcache_acquire(r->opts->cache, &li->spec, &r->refs[i], err);
+    if (st != SF_OK)
+        return st;
+    for (int k = 0; k < SF_IND_MAX_OUTPUTS; k++)
+        r->ind[i * SF_IND_MAX_OUTPUTS + k] = sf_indref_output(r->refs[i], k);
+    return SF_OK;
+}
+
+static sf_status ind_private(run *r, int i, double *block, sf_err *err)
+{
+    const sf_logic_indicator *li = &r->lg->indicators[i];
+    const sf_ind_info *info = sf_ind_info_get(li->spec.type);
+    double *outs[SF_IND_MAX_OUTPUTS] = {0};
+    for (int k = 0; k < info->n_outputs; k++) {
+        outs[k] = block + (size_t)k * r->b->n;
+        r->ind[i * SF_IND_MAX_OUTPUTS + k] = outs[k];
+    }
+    return sf_ind_compute(&li->spec, r->b, outs, err);
+}
+
+/* Doubles a private computation of every indicator needs. */
+static sf_status ind_private_size(const sf_logic *lg, size_t n, size_t *total, sf_err *err)
+{
+    *total = 0;
+    for (int i = 0; i < lg->n_indicators; i++) {
+        const sf_ind_info *info = sf_ind_info_get(lg->indicators[i].spec.type);
+        if ((unsigned)lg->indicators[i].spec.type >= SF_IND__COUNT || info == NULL)
+            return sf_err_set(err, SF_ERR_INVALID, "indicators.%s: unknown type",
+                              lg->indicators[i].name);
+        *total += (size_t)info->n_outputs * n;
+    }
+    return SF_OK;
+}
+
+static sf_status phase_indicators(run *r, sf_err *err)
+{
+    int ni = r->lg->n_indicators;
+    r->ind = calloc((size_t)(ni > 0 ? ni : 1) * SF_IND_MAX_OUTPUTS, sizeof *r->ind);
+    r->refs = calloc((size_t)(ni > 0 ? ni : 1), sizeof *r->refs);
+    if (r->ind == NULL || r->refs == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator table");
+    size_t total;
+    sf_status st = ind_private_size(r->lg, r->b->n, &total, err);
+    if (st != SF_OK)
+        return st;
+    if (r->opts->cache == NULL && total > 0) {
+        r->own = malloc(total * sizeof(double));
+        if (r->own == NULL)
+            return sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator outputs");
+    }
+    double *next = r->own;
+    for (int i = 0; i < ni && st == SF_OK; i++) {
+        if (cancelled(r->opts))
+            return sf_err_set(err, SF_ERR_CANCELLED, "backtest cancelled");
+        if (r->opts->cache != NULL) {
+            st = ind_from_cache(r, i, err);
+            continue;
+        }
+        st = ind_private(r, i, next, err);
+        next += (size_t)sf_ind_info_get(r->lg->indicators[i].spec.type)->n_outputs * r->b->n;
+    }
+    if (st != SF_OK)
+        sf_err_prefix(err, "computing indicators: ");
+    return st;
+}
+
+/* ---- phase 2: signals ---- */
+
+static sf_status resolve_operand(const run *r, const sf_operand *o, col *c, sf_err *err)
+{
+    memset(c, 0, sizeof *c);
+    if (o->kind == SF_OPD_NUMBER) {
+        c->k = o->number;
+        return SF_OK;
+    }
+    if (o->offset < 0)
+        return sf_err_set(err, SF_ERR_INVALID, "logic: negative offset %d", o->offset);
+    c->offset = (size_t)o->offset;
+    if (o->kind == SF_OPD_FIELD)
+        c->base = field_column(r->b, o->field);
+    else if (o->kind == SF_OPD_OUTPUT && o->indicator >= 0 &&
+             o->indicator < r->lg->n_indicators && o->output >= 0 &&
+             o->output < SF_IND_MAX_OUTPUTS)
+        c->base = r->ind[o->indicator * SF_IND_MAX_OUTPUTS + o->output];
+    if (c->base == NULL)
+        return sf_err_set(err, SF_ERR_INVALID, "logic: operand refers to nothing");
+    return SF_OK;
+}
+
+static sf_status resolve_leaf(const run *r, const sf_cond *cd, leaf *lf, sf_err *err)
+{
+    size_t t = 0;
+    while (t < sizeof cmp_table / sizeof cmp_table[0] && cmp_table[t].op != cd->op)
+        t++;
+    if (t == sizeof cmp_table / sizeof cmp_table[0])
+        return sf_err_set(err, SF_ERR_INVALID, "logic: unknown condition op %d", (int)cd->op);
+    const sf_operand *oa = cmp_table[t].swap ? &cd->b : &cd->a;
+    const sf_operand *ob = cmp_table[t].swap ? &cd->a : &cd->b;
+    sf_status st = resolve_operand(r, oa, &lf->a, err);
+    if (st == SF_OK)
+        st = resolve_operand(r, ob, &lf->b, err);
+    if (st != SF_OK)
+        return st;
+    int kop = cmp_table[t].kop;
+    lf->is_leaf = 1;
+    lf->lo = (lf->a.base ? lf->a.offset : 0);
+    if (lf->b.base && lf->b.offset > lf->lo)
+        lf->lo = lf->b.offset;
+    lf->lo += (kop == KOP_XA);
+    if (lf->a.base == NULL && lf->b.base == NULL) {
+        /* constant comparison: a cross of constants never happens */
+        double x = lf->a.k, y = lf->b.k;
+        lf->constant = (uint8_t)(kop == KOP_GT ? x > y : kop == KOP_GTE ? x >= y : 0);
+        return SF_OK;
+    }
+    int kv = lf->a.base == NULL ? KV_SV : lf->b.base == NULL ? KV_VS : KV_VV;
+    lf->fn = kernel_table[kop][kv];
+    return SF_OK;
+}
+
+/* Resolve every leaf and measure the tree depth (bounded: the parser limits
+ * it, and a cycle in a malformed program must not recurse forever). */
+static sf_status resolve_tree(run *r, int node, int depth, sf_err *err)
+{
+    const sf_logic *lg = r->lg;
+    if (node < 0 || node >= lg->n_conds || depth > SF_LOGIC_MAX_DEPTH + 2)
+        return sf_err_set(err, SF_ERR_INVALID, "logic: malformed condition tree");
+    if (depth + 1 > r->depth_max)
+        r->depth_max = depth + 1;
+    const sf_cond *cd = &lg->conds[node];
+    if (cd->op != SF_COND_ALL && cd->op != SF_COND_ANY && cd->op != SF_COND_NOT)
+        return resolve_leaf(r, cd, &r->leaves[node], err);
+    for (int c = 0; c < cd->n_children; c++) {
+        sf_status st = resolve_tree(r, lg->children[cd->first_child + c], depth + 1, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+static void eval_leaf(const leaf *lf, size_t s, size_t len, uint8_t *out)
+{
+    size_t end = s + len;
+    size_t i0 = s > lf->lo ? s : lf->lo;
+    if (i0 > end)
+        i0 = end;
+    memset(out, 0, i0 - s);
+    if (i0 == end)
+        return;
+    if (lf->fn == NULL) {
+        memset(out + (i0 - s), lf->constant, end - i0);
+        return;
+    }
+    const double *a = lf->a.base ? lf->a.base + (i0 - lf->a.offset) : NULL;
+    const double *b = lf->b.base ? lf->b.base + (i0 - lf->b.offset) : NULL;
+    lf->fn(a, b, lf->a.k, lf->b.k, out + (i0 - s), end - i0);
+}
+
+static void eval_node(const run *r, int node, size_t s, size_t len, uint8_t *out, int depth)
+{
+    const sf_cond *cd = &r->lg->conds[node];
+    if (r->leaves[node].is_leaf) {
+        eval_leaf(&r->leaves[node], s, len, out);
+        return;
+    }
+    const int *kids = r->lg->children + cd->first_child;
+    if (cd->n_children == 0) {
+        memset(out, cd->op == SF_COND_ALL, len);
+        return;
+    }
+    eval_node(r, kids[0], s, len, out, depth + 1);
+    uint8_t *t = r->tmp + (size_t)depth * SF_ENGINE_CHUNK;
+    for (int c = 1; c < cd->n_children; c++) {
+        eval_node(r, kids[c], s, len, t, depth + 1);
+        if (cd->op == SF_COND_ALL)
+            for (size_t j = 0; j < len; j++)
+                out[j] &= t[j];
+        else
+            for (size_t j = 0; j < len; j++)
+                out[j] |= t[j];
+    }
+    if (cd->op == SF_COND_NOT)
+        for (size_t j = 0; j < len; j++)
+            out[j] ^= 1;
+}
+
+static sf_status prepare_signals(run *r, sf_err *err)
+{
+    const sf_logic *lg = r->lg;
+    r->leaves = calloc((size_t)(lg->n_conds > 0 ? lg->n_conds : 1), sizeof *r->leaves);
+    if (r->leaves == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate condition plan");
+    sf_status st = resolve_tree(r, lg->entry, 0, err);
+    if (st == SF_OK && lg->exit >= 0)
+        st = resolve_tree(r, lg->exit, 0, err);
+    if (st != SF_OK)
+        return st;
+    r->tmp = malloc((size_t)r->depth_max * SF_ENGINE_CHUNK);
+    if (r->tmp == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate signal buffers");
+    return SF_OK;
+}
+
+/* ---- phase 3: the position state machine ---- */
+
+static sf_status push_trade(sim *m, const sf_trade *t)
+{
+    if (m->n_trades == m->cap_trades) {
+        size_t cap = m->cap_trades ? m->cap_trades * 2 : 64;
+        sf_trade *p = realloc(m->trades, cap * sizeof *p);
+        if (p == NULL)
+            return SF_ERR_NOMEM;
+        m->trades = p;
+        m->cap_trades = cap;
+    }
+    m->trades[m->n_trades++] = *t;
+    return SF_OK;
+}
+
+/* Enter at a raw price; slippage moves it against the trade. */
+static void open_position(sim *m, double raw, int64_t ts, size_t i)
+{
+    double px = raw * (1.0 + m->side * m->slip);
+    double qty = m->cash * m->pct / (px * (1.0 + m->fee));
+    if (!(qty > 0.0) || !isfinite(qty))
+        return;
+    double fee = qty * px * m->fee;
+    m->cash -= m->side * qty * px + fee;
+    m->qty = qty;
+    m->entry_px = px;
+    m->entry_fee = fee;
+    m->entry_time = ts;
+    m->entry_bar = i;
+    m->stop = px * (1.0 - m->side * m->sl / 100.0);   /* NaN when unset */
+    m->target = px * (1.0 + m->side * m->tp / 100.0); /* NaN when unset */
+    m->in_pos = 1;
+}
+
+static sf_status close_position(sim *m, double raw, int64_t ts, size_t i, sf_exit_reason why)
+{
+    double px = raw * (1.0 - m->side * m->slip);
+    double fee = m->qty * px * m->fee;
+    m->cash += m->side * m->qty * px - fee;
+    sf_trade t = {
+        .side = m->side, .entry_time = m->entry_time, .entry_price = m->entry_px,
+        .exit_time = ts, .exit_price = px, .qty = m->qty,
+        .pnl = m->side * m->qty * (px - m->entry_px) - m->entry_fee - fee,
+        .fees = m->entry_fee + fee, .exit_reason = why,
+    };
+    m->in_pos = 0;
+    m->qty = 0.0;
+    m->exited = 1;
+    m->last_exit = i;
+    return push_trade(m, &t);
+}
+
+/* Step 2: gap through stop/target at the open (not on a next_open entry
+ * bar, whose open is the entry), else the stop touched first, else the target. */
+static sf_status check_stops(sim *m, const sf_bars *b, size_t i)
+{
+    double s = m->side;
+    double adverse = m->side > 0 ? b->low[i] : b->high[i];
+    double favour = m->side > 0 ? b->high[i] : b->low[i];
+    if (i != m->entry_bar || m->fill_close) {
+        double o = b->open[i];
+        if (s * (o - m->stop) <= 0.0)
+            return close_position(m, o, b->ts[i], i, SF_EXIT_STOP_LOSS);
+        if (s * (o - m->target) >= 0.0)
+            return close_position(m, o, b->ts[i], i, SF_EXIT_TAKE_PROFIT);
+    }
+    if (s * (adverse - m->stop) <= 0.0)
+        return close_position(m, m->stop, b->ts[i], i, SF_EXIT_STOP_LOSS);
+    if (s * (favour - m->target) >= 0.0)
+        return close_position(m, m->target, b->ts[i], i, SF_EXIT_TAKE_PROFIT);
+    return SF_OK;
+}
+
+/* Step 5: decide on bar i's close (never called on the last bar). */
+static sf_status decide(sim *m, const sf_bars *b, size_t i, int entry, int exit_)
+{
+    if (!m->in_pos) {
+        if (!entry || (m->exited && i <= m->last_exit))
+            return SF_OK;
+        if (m->fill_close)
+            open_position(m, b->close[i], b->ts[i], i);
+        else
+            m->pending = 1;
+        return SF_OK;
+    }
+    if (!exit_)
+        return SF_OK;
+    if (m->fill_close)
+        return close_position(m, b->close[i], b->ts[i], i, SF_EXIT_SIGNAL);
+    m->pending = -1;
+    return SF_OK;
+}
+
+/* Equity at or below zero: close what is open, and stop trading. */
+static sf_status ruin(sim *m, const sf_bars *b, size_t i)
+{
+    sf_status st = SF_OK;
+    if (m->in_pos)
+        st = close_position(m, b->close[i], b->ts[i], i, SF_EXIT_END_OF_DATA);
+    m->cash = 0.0;
+    m->pending = 0;
+    m->ruined = 1;
+    return st;
+}
+
+static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int entry, int exit_)
+{
+    sf_status st = SF_OK;
+    if (m->pending > 0)
+        open_position(m, b->open[i], b->ts[i], i);
+    else if (m->pending < 0 && m->in_pos)
+        st = close_position(m, b->open[i], b->ts[i], i, SF_EXIT_SIGNAL);
+    m->pending = 0;
+    if (m->in_pos && st == SF_OK)
+        st = check_stops(m, b, i);
+    if (m->in_pos && i == last && st == SF_OK)
+        st = close_position(m, b->close[i], b->ts[i], i, SF_EXIT_END_OF_DATA);
+    double eq = m->in_pos ? m->cash + m->side * m->qty * b->close[i] : m->cash;
+    if (!m->ruined && !(eq > 0.0) && st == SF_OK)
+        st = ruin(m, b, i);
+    if (m->ruined)
+        eq = 0.0;
+    m->equity[i] = eq;
+    if (i != last && !m->ruined && st == SF_OK)
+        st = decide(m, b, i, entry, exit_);
+    m->bars_in_pos += (size_t)m->in_pos;
+    return st;
+}
+
+/* The fast path of a bar: flat, nothing pending, no entry signal. */
+static sf_status sim_chunk(run *r, size_t s, size_t len)
+{
+    sim *m = &r->m;
+    const sf_bars *b = r->b;
+    size_t last = b->n - 1;
+    for (size_t j = 0; j < len; j++) {
+        size_t i = s + j;
+        if (!m->in_pos && !m->pending && !r->entry_sig[j] && i != last) {
+            m->equity[i] = m->cash;
+            continue;
+        }
+        sf_status st = sim_bar(m, b, i, last, r->entry_sig[j], r->exit_sig[j]);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+static void sim_init(sim *m, const sf_logic *lg)
+{
+    memset(m, 0, sizeof *m);
+    m->side = lg->side >= 0 ? 1 : -1;
+    m->fill_close = lg->fill == SF_FILL_CLOSE;
+    m->fee = lg->fee_bps / 10000.0;
+    m->slip = lg->slippage_bps / 10000.0;
+    m->pct = lg->position_pct / 100.0;
+    m->sl = lg->stop_loss_pct;
+    m->tp = lg->take_profit_pct;
+    m->cash = lg->initial_capital;
+    m->stop = m->target = NAN;
+    if (!(m->cash > 0.0)) {
+        m->cash = 0.0;
+        m->ruined = 1;
+    }
+}
+
+static sf_status phase_simulate(run *r, sf_err *err)
+{
+    size_t n = r->b->n;
+    for (size_t s = 0; s < n; s += SF_ENGINE_CHUNK) {
+        if (cancelled(r->opts))
+            return sf_err_set(err, SF_ERR_CANCELLED, "backtest cancelled");
+        size_t len = n - s < SF_ENGINE_CHUNK ? n - s : SF_ENGINE_CHUNK;
+        eval_node(r, r->lg->entry, s, len, r->entry_sig, 0);
+        if (r->lg->exit >= 0)
+            eval_node(r, r->lg->exit, s, len, r->exit_sig, 0);
+        else
+            memset(r->exit_sig, 0, len);
+        if (sim_chunk(r, s, len) != SF_OK)
+            return sf_err_set(err, SF_ERR_NOMEM, "could not record trade");
+        if (r->opts->progress != NULL)
+            r->opts->progress(r->opts->progress_user, s + len, n);
+    }
+    return SF_OK;
+}
+
+/* ---- result ---- */
+
+static sf_status build_result(run *r, sf_result **out, sf_err *err)
+{
+    const sf_bars *b = r->b;
+    sim *m = &r->m;
+    sf_result *res = calloc(1, sizeof *res);
+    if (res == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate result");
+    sf_perf_compute(b->ts, m->equity, b->n, r->lg->initial_capital, m->trades,
+                    m->n_trades, m->bars_in_pos, r->lg->periods_per_year, &res->perf);
+    res->initial_capital = r->lg->initial_capital;
+    res->n_trades = m->n_trades;
+    if (r->opts->keep_trades) {
+        res->trades = m->trades;
+        m->trades = NULL;
+    }
+    if (r->opts->keep_equity) {
+        res->ts = malloc(b->n * sizeof *res->ts);
+        if (res->ts == NULL) {
+            sf_result_free(res);
+            return sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+        }
+        memcpy(res->ts, b->ts, b->n * sizeof *res->ts);
+        res->equity = m->equity;
+        res->n_equity = b->n;
+        m->equity = NULL;
+    }
+    *out = res;
+    return SF_OK;
+}
+
+static void run_destroy(run *r)
+{
+    for (int i = 0; r->refs != NULL && i < r->lg->n_indicators; i++)
+        sf_indcache_release(r->opts->cache, r->refs[i]);
+    free(r->refs);
+    free(r->ind);
+    free(r->own);
+    free(r->leaves);
+    free(r->tmp);
+    free(r->m.equity);
+    free(r->m.trades);
+}
+
+static sf_status run_check(const sf_logic *lg, const sf_bars *b, const sf_run_opts *o, sf_err *err)
+{
+    if (lg == NULL || b == NULL)
+        return sf_err_set(err, SF_ERR_INVALID, "backtest: no logic or no bars");
+    if (b->n == 0)
+        return sf_err_set(err, SF_ERR_INVALID, "backtest: the bar series is empty");
+    if (o->cache != NULL && o->cache->bars != b)
+        return sf_err_set(err, SF_ERR_INVALID, "backtest: the indicator cache belongs to other bars");
+    if (lg->entry < 0 || lg->entry >= lg->n_conds)
+        return sf_err_set(err, SF_ERR_INVALID, "backtest: the logic has no entry condition");
+    return SF_OK;
+}
+
+void sf_run_opts_init(sf_run_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->keep_equity = 1;
+    opts->keep_trades = 1;
+}
+
+sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
+                        const sf_run_opts *opts, sf_result **out, sf_err *err)
+{
+    sf_run_opts defaults;
+    sf_run_opts_init(&defaults);
+    *out = NULL;
+    run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
+    r->lg = logic;
+    r->b = bars;
+    r->opts = opts != NULL ? opts : &defaults;
+    sf_status st = run_check(logic, bars, r->opts, err);
+    if (st == SF_OK)
+        st = phase_indicators(r, err);
+    if (st == SF_OK)
+        st = prepare_signals(r, err);
+    if (st == SF_OK) {
+        sim_init(&r->m, logic);
+        r->m.equity = malloc(bars->n * sizeof *r->m.equity);
+        if (r->m.equity == NULL)
+            st = sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+    }
+    if (st == SF_OK)
+        st = phase_simulate(r, err);
+    if (st == SF_OK)
+        st = build_result(r, out, err);
+    run_destroy(r);
+    free(r);
+    return st;
+}
+
+void sf_result_free(sf_result *result)
+{
+    if (result == NULL)
+        return;
+    free(result->trades);
+    free(result->ts);
+    free(result->equity);
+    free(result);
+}
