@@ -19,6 +19,10 @@
 #include "sf/err.h"
 
 #define SF_BARS_MAX_DEFAULT ((size_t)50000000)
+/* Most bytes read from standard input or another non-regular file. */
+#define SF_BARS_READ_MAX ((size_t)1 << 30)
+/* Longest number text the CSV loader accepts. */
+#define SF_BARS_NUMBER_MAX 128
 
 typedef struct sf_bars {
     size_t n;
@@ -35,7 +39,7 @@ sf_status sf_bars_new(size_t n, sf_bars **out, sf_err *err);
 void sf_bars_free(sf_bars *bars);
 
 /* Check the invariants above on an already-filled series (the same messages
- * with "bar N" in place of "line N"). */
+ * with "bar N" in place of "line N", N being the 0-based index), plus finiteness. */
 sf_status sf_bars_validate(const sf_bars *bars, sf_err *err);
 
 /* Parse CSV text of len bytes (need not be NUL-terminated). More than
@@ -43,8 +47,21 @@ sf_status sf_bars_validate(const sf_bars *bars, sf_err *err);
 sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars,
                             sf_bars **out, sf_err *err);
 
-/* Read and parse a CSV file (mmap); "-" reads standard input. */
+/* Read and parse a CSV file (mmap); "-" reads standard input (and a pipe or
+ * other non-regular file is read) up to SF_BARS_READ_MAX bytes. Parse errors
+ * are prefixed with the path ("data.csv: line 3, column ..."); open/read
+ * errors name it themselves. */
 sf_status sf_bars_load_csv_file(const char *path, size_t max_bars,
                                 sf_bars **out, sf_err *err);
+
+/*
+ * The loader's number parser, exposed for tests and other strict readers: the
+ * whole of s[0..len) must be [+-]digits[.digits][(e|E)[+-]digits] (at least
+ * one digit, at most SF_BARS_NUMBER_MAX bytes), finite after rounding. The
+ * result is bit-identical to strtod's (correctly rounded). Fails with
+ * SF_ERR_PARSE: "not a number (\"abc\")", "not a finite number (\"inf\")",
+ * "out of range (\"1e400\")", "number too long (...)".
+ */
+sf_status sf_bars_parse_number(const char *s, size_t len, double *out, sf_err *err);
 
 #endif
