@@ -54,6 +54,15 @@ const char *sf_exit_reason_name(sf_exit_reason r);
  * ts/equity: n points (n >= 1); initial: starting capital; trades: n_trades;
  * bars_in_position: bars at whose close a position was held;
  * periods_per_year: for annualising Sharpe and Sortino (252 for daily bars).
+ *
+ * Details: returns r_i = equity[i]/equity[i-1] - 1 stop at the first i whose
+ * equity[i-1] <= 0; Sortino's downside mean is over all returns; CAGR uses
+ * years = (ts[n-1] - ts[0]) / (365.2425 * 86400) and is -1 when the final
+ * equity is <= 0; when the curve never falls, max_drawdown is 0 and both
+ * drawdown times are ts[0]; of equal drawdowns the first is reported;
+ * profit_factor is NaN when no trade made or lost money (all pnl 0); Sharpe
+ * and Sortino are NaN when periods_per_year <= 0. n == 0 gives NaN for the
+ * curve metrics (a caller bug, but no crash).
  */
 void sf_perf_compute(const int64_t *ts, const double *equity, size_t n,
                      double initial, const sf_trade *trades, size_t n_trades,
