@@ -647,8 +647,11 @@ static void open_position(sim *m, double raw, int64_t ts, size_t i)
     m->entry_fee = fee;
     m->entry_time = ts;
     m->entry_bar = i;
-    m->stop = px * (1.0 - m->side * m->sl / 100.0);   /* NaN when unset */
-    m->target = px * (1.0 + m->side * m->tp / 100.0); /* NaN when unset */
+    /* entry * (1 -/+ pct/100), computed as entry * (100 -/+ pct) / 100 so
+     * round prices stay exact (100 and 10% give 110, not 110.00000000000001);
+     * NaN when unset */
+    m->stop = px * (100.0 - m->side * m->sl) / 100.0;
+    m->target = px * (100.0 + m->side * m->tp) / 100.0;
     m->in_pos = 1;
 }
 

@@ -1,0 +1,870 @@
+/* Tests for the backtest engine: the execution rules of DESIGN.md one by one
+ * on small hand-built series, no look-ahead, cancellation, progress and the
+ * indicator cache. Expected trades and equity are computed here by hand. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf/engine.h"
+#include "sf/logic.h"
+
+#define T0 1704067200 /* 2024-01-01T00:00:00Z */
+#define DAY 86400
+
+/* The signal channel: volume 2 = entry signal, volume 3 = exit signal. */
+#define VOL_ENTRY "{\"all\": [{\"gt\": [\"volume\", 1.5]}, {\"lt\": [\"volume\", 2.5]}]}"
+#define VOL_EXIT "{\"gt\": [\"volume\", 2.5]}"
+
+typedef struct ohlcv {
+    double o, h, l, c, v;
+} ohlcv;
+
+static sf_bars *make_bars(const ohlcv *rows, size_t n)
+{
+    sf_bars *b = NULL;
+    cr_assert_eq(sf_bars_new(n, &b, NULL), SF_OK);
+    for (size_t i = 0; i < n; i++) {
+        b->ts[i] = T0 + (int64_t)i * DAY;
+        b->open[i] = rows[i].o;
+        b->high[i] = rows[i].h;
+        b->low[i] = rows[i].l;
+        b->close[i] = rows[i].c;
+        b->volume[i] = rows[i].v;
+    }
+    return b;
+}
+
+static sf_logic *parse(const char *json)
+{
+    sf_logic *lg = NULL;
+    sf_logic_errors errs;
+    sf_err err;
+    sf_status st = sf_logic_parse(json, strlen(json), &lg, &errs, &err);
+    cr_assert_eq(st, SF_OK, "logic rejected: %s", err.msg);
+    return lg;
+}
+
+/* A logic on the volume channel with the given extra sections. */
+static sf_logic *vol_logic(const char *extra)
+{
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"t\", \"entry\": " VOL_ENTRY ", \"exit\": " VOL_EXIT "%s%s}",
+             extra[0] ? ", " : "", extra);
+    return parse(json);
+}
+
+static sf_result *run(const sf_logic *lg, const sf_bars *b)
+{
+    sf_result *r = NULL;
+    sf_err err;
+    sf_status st = sf_engine_run(lg, b, NULL, &r, &err);
+    cr_assert_eq(st, SF_OK, "run failed: %s", err.msg);
+    return r;
+}
+
+static void assert_close(double got, double want, const char *what)
+{
+    double tol = 1e-9 * fmax(1.0, fabs(want));
+    cr_assert(fabs(got - want) <= tol, "%s: got %.17g, want %.17g", what, got, want);
+}
+
+static void assert_trade(const sf_result *r, size_t k, size_t entry_bar, double entry_px,
+                         size_t exit_bar, double exit_px, sf_exit_reason why)
+{
+    cr_assert(k < r->n_trades, "trade %zu missing (have %zu)", k, r->n_trades);
+    const sf_trade *t = &r->trades[k];
+    cr_assert_eq(t->entry_time, T0 + (int64_t)entry_bar * DAY, "trade %zu entry bar", k);
+    cr_assert_eq(t->exit_time, T0 + (int64_t)exit_bar * DAY, "trade %zu exit bar", k);
+    assert_close(t->entry_price, entry_px, "entry price");
+    assert_close(t->exit_price, exit_px, "exit price");
+    cr_assert_eq(t->exit_reason, why, "trade %zu exit reason %d, want %d", k,
+                 (int)t->exit_reason, (int)why);
+}
+
+/* ---- fills ---- */
+
+static const ohlcv basic[] = {
+    {100, 101, 99, 100, 2},  /* entry signal */
+    {102, 103, 101, 102, 1}, /* next_open entry at 102 */
+    {104, 106, 103, 105, 3}, /* exit signal */
+    {103, 104, 100, 101, 1}, /* next_open exit at 103 */
+    {100, 101, 99, 100, 1},
+};
+
+Test(engine, next_open_fills_at_the_following_bars_open)
+{
+    sf_bars *b = make_bars(basic, 5);
+    sf_logic *lg = vol_logic("");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 102, 3, 103, SF_EXIT_SIGNAL);
+    double qty = 10000.0 / 102.0;
+    assert_close(r->trades[0].qty, qty, "qty");
+    assert_close(r->trades[0].pnl, qty * 1.0, "pnl");
+    double want_eq[5] = {10000, qty * 102, qty * 105, qty * 103, qty * 103};
+    for (int i = 0; i < 5; i++)
+        assert_close(r->equity[i], want_eq[i], "equity");
+    assert_close(r->perf.final_equity, qty * 103, "final equity");
+    assert_close(r->perf.exposure, 2.0 / 5.0, "exposure (held at the close of bars 1 and 2)");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, fill_close_fills_at_the_signal_bars_close)
+{
+    sf_bars *b = make_bars(basic, 5);
+    sf_logic *lg = vol_logic("\"execution\": {\"fill\": \"close\"}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 0, 100, 2, 105, SF_EXIT_SIGNAL);
+    double qty = 100.0;
+    /* bar 0: marked before the entry at its close */
+    double want_eq[5] = {10000, qty * 102, qty * 105, qty * 105, qty * 105};
+    for (int i = 0; i < 5; i++)
+        assert_close(r->equity[i], want_eq[i], "equity");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, fees_are_paid_on_both_fills_and_sizing_includes_the_fee)
+{
+    sf_bars *b = make_bars(basic, 5);
+    sf_logic *lg = vol_logic("\"execution\": {\"fee_bps\": 10}");
+    sf_result *r = run(lg, b);
+    double f = 0.001;
+    double qty = 10000.0 / (102.0 * (1 + f));
+    double fee_in = qty * 102 * f, fee_out = qty * 103 * f;
+    cr_assert_eq(r->n_trades, 1);
+    assert_close(r->trades[0].qty, qty, "qty");
+    assert_close(r->trades[0].fees, fee_in + fee_out, "trade fees");
+    assert_close(r->trades[0].pnl, qty * (103 - 102) - fee_in - fee_out, "pnl");
+    double cash_after_entry = 10000 - qty * 102 - fee_in;
+    assert_close(r->equity[1], cash_after_entry + qty * 102, "equity on entry bar");
+    assert_close(r->perf.final_equity, cash_after_entry + qty * 103 - fee_out, "final");
+    assert_close(r->perf.fees, fee_in + fee_out, "total fees");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, slippage_moves_both_fills_against_the_trade)
+{
+    sf_bars *b = make_bars(basic, 5);
+    sf_logic *lg = vol_logic("\"execution\": {\"slippage_bps\": 50}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 102 * 1.005, 3, 103 * 0.995, SF_EXIT_SIGNAL);
+    double qty = 10000.0 / (102 * 1.005);
+    assert_close(r->perf.final_equity, qty * 103 * 0.995, "final");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, position_pct_spends_that_share_of_cash)
+{
+    sf_bars *b = make_bars(basic, 5);
+    sf_logic *lg = vol_logic("\"capital\": {\"initial\": 1000, \"position_pct\": 50}");
+    sf_result *r = run(lg, b);
+    double qty = 500.0 / 102.0;
+    assert_close(r->trades[0].qty, qty, "qty");
+    assert_close(r->equity[2], 500 + qty * 105, "equity with half in cash");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* ---- stops and targets (long: stop 95, target 110 on an entry at 100) ---- */
+
+#define RISK "\"risk\": {\"stop_loss_pct\": 5, \"take_profit_pct\": 10}"
+
+static sf_result *stop_case(const ohlcv *bar2, const char *extra, sf_logic **lg_out, sf_bars **b_out)
+{
+    ohlcv rows[4] = {
+        {100, 100, 100, 100, 2}, /* entry signal */
+        {100, 101, 99, 100, 1},  /* entry at 100 */
+        *bar2,
+        {100, 100, 100, 100, 1},
+    };
+    *b_out = make_bars(rows, 4);
+    *lg_out = vol_logic(extra);
+    return run(*lg_out, *b_out);
+}
+
+static void check_stop_at(ohlcv bar2, const char *extra, double entry_px, double exit_px,
+                          sf_exit_reason why)
+{
+    sf_logic *lg;
+    sf_bars *b;
+    sf_result *r = stop_case(&bar2, extra, &lg, &b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, entry_px, 2, exit_px, why);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+static void check_stop(ohlcv bar2, const char *extra, double exit_px, sf_exit_reason why)
+{
+    check_stop_at(bar2, extra, 100, exit_px, why);
+}
+
+Test(engine, open_gapping_through_the_stop_exits_at_the_open)
+{
+    check_stop((ohlcv){94, 96, 90, 92, 1}, RISK, 94, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, open_gapping_over_the_target_exits_at_the_open)
+{
+    check_stop((ohlcv){115, 120, 112, 118, 1}, RISK, 115, SF_EXIT_TAKE_PROFIT);
+}
+
+Test(engine, stop_and_target_in_one_bar_exits_at_the_stop)
+{
+    check_stop((ohlcv){100, 111, 94, 105, 1}, RISK, 95, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, touching_the_stop_exactly_counts)
+{
+    check_stop((ohlcv){100, 101, 95, 100, 1}, RISK, 95, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, touching_the_target_exactly_exits_at_the_target)
+{
+    check_stop((ohlcv){101, 110, 100, 105, 1}, RISK, 110, SF_EXIT_TAKE_PROFIT);
+}
+
+Test(engine, stop_exit_pays_slippage)
+{
+    check_stop_at((ohlcv){100, 101, 90, 92, 1},
+                  "\"risk\": {\"stop_loss_pct\": 5}, \"execution\": {\"slippage_bps\": 100}",
+                  /* bought at 101, stop 101 * 0.95, sold at stop * 0.99 */ 101,
+                  101 * 0.95 * 0.99, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, next_open_entry_bar_is_checked_against_its_low_not_its_open)
+{
+    ohlcv rows[3] = {
+        {100, 100, 100, 100, 2},
+        {100, 101, 94, 99, 1},   /* entry at 100, low 94 touches the stop 95 */
+        {99, 99, 99, 99, 1},
+    };
+    sf_bars *b = make_bars(rows, 3);
+    sf_logic *lg = vol_logic(RISK);
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 100, 1, 95, SF_EXIT_STOP_LOSS);
+    cr_assert_eq(r->perf.exposure, 0.0, "closed before the close of its entry bar");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, fill_close_checks_stops_from_the_next_bar_with_gaps)
+{
+    ohlcv rows[3] = {
+        {100, 100, 80, 100, 2},  /* entry at the close 100; its own low does not count */
+        {93, 96, 90, 92, 1},     /* open below the stop 95 */
+        {92, 92, 92, 92, 1},
+    };
+    sf_bars *b = make_bars(rows, 3);
+    sf_logic *lg = vol_logic(RISK ", \"execution\": {\"fill\": \"close\"}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 0, 100, 1, 93, SF_EXIT_STOP_LOSS);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* ---- shorts: entry 100, stop 105, target 90 ---- */
+
+static void check_short(ohlcv bar2, double exit_px, sf_exit_reason why)
+{
+    sf_logic *lg;
+    sf_bars *b;
+    sf_result *r = stop_case(&bar2, RISK ", \"side\": \"short\"", &lg, &b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 100, 2, exit_px, why);
+    cr_assert_eq(r->trades[0].side, -1);
+    assert_close(r->trades[0].pnl, 100.0 * (100 - exit_px), "short pnl");
+    assert_close(r->perf.final_equity, 10000 + 100.0 * (100 - exit_px), "final");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, short_gap_above_the_stop_exits_at_the_open)
+{
+    check_short((ohlcv){106, 108, 104, 107, 1}, 106, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, short_stop_and_target_in_one_bar_exits_at_the_stop)
+{
+    check_short((ohlcv){100, 106, 89, 95, 1}, 105, SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, short_touching_the_target_exits_at_the_target)
+{
+    check_short((ohlcv){99, 101, 89, 92, 1}, 90, SF_EXIT_TAKE_PROFIT);
+}
+
+Test(engine, short_gap_below_the_target_exits_at_the_open)
+{
+    check_short((ohlcv){85, 87, 84, 86, 1}, 85, SF_EXIT_TAKE_PROFIT);
+}
+
+Test(engine, short_equity_is_cash_minus_the_bought_back_value)
+{
+    ohlcv rows[4] = {
+        {100, 100, 100, 100, 2},
+        {100, 101, 99, 98, 1},   /* short 100 units at 100, fee 10 bps */
+        {98, 99, 96, 97, 3},     /* exit signal */
+        {96, 96, 96, 96, 1},     /* bought back at 96 */
+    };
+    sf_bars *b = make_bars(rows, 4);
+    sf_logic *lg = vol_logic("\"side\": \"short\", \"execution\": {\"fee_bps\": 10}");
+    sf_result *r = run(lg, b);
+    double f = 0.001, qty = 10000 / (100 * (1 + f));
+    double cash = 10000 + qty * 100 - qty * 100 * f;
+    assert_close(r->equity[1], cash - qty * 98, "equity bar 1");
+    assert_close(r->equity[2], cash - qty * 97, "equity bar 2");
+    double fee_out = qty * 96 * f;
+    assert_close(r->perf.final_equity, cash - qty * 96 - fee_out, "final");
+    assert_close(r->trades[0].pnl, qty * (100 - 96) - qty * 100 * f - fee_out, "pnl");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* ---- end of data, last-bar signals, re-entry, ruin ---- */
+
+Test(engine, open_position_is_closed_at_the_last_close)
+{
+    ohlcv rows[3] = {{100, 100, 100, 100, 2}, {101, 102, 100, 101, 1}, {103, 104, 102, 104, 1}};
+    sf_bars *b = make_bars(rows, 3);
+    sf_logic *lg = vol_logic("\"execution\": {\"fee_bps\": 20}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 101, 2, 104, SF_EXIT_END_OF_DATA);
+    double f = 0.002, qty = 10000 / (101 * (1 + f));
+    assert_close(r->perf.final_equity, 10000 - qty * 101 * (1 + f) + qty * 104 * (1 - f),
+                 "final equity includes the exit fee");
+    assert_close(r->perf.exposure, 1.0 / 3.0, "flat at the last close");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, a_signal_on_the_last_bar_does_nothing)
+{
+    ohlcv rows[3] = {{100, 100, 100, 100, 1}, {100, 100, 100, 100, 1}, {100, 100, 100, 100, 2}};
+    sf_bars *b = make_bars(rows, 3);
+    const char *fills[2] = {"", "\"execution\": {\"fill\": \"close\"}"};
+    for (int k = 0; k < 2; k++) {
+        sf_logic *lg = vol_logic(fills[k]);
+        sf_result *r = run(lg, b);
+        cr_assert_eq(r->n_trades, 0, "fill variant %d traded", k);
+        cr_assert_eq(r->perf.final_equity, 10000.0);
+        sf_result_free(r);
+        sf_logic_free(lg);
+    }
+    sf_bars_free(b);
+}
+
+Test(engine, re_entry_after_an_exit_needs_a_signal_on_a_later_bar)
+{
+    /* entry "close > 50" holds on every bar; the stop exits on bar 2 */
+    ohlcv rows[6] = {
+        {100, 100, 100, 100, 1},
+        {100, 101, 99, 100, 1},  /* entry 1 at 100 */
+        {96, 97, 94, 95, 1},     /* stop 95 touched; the signal at this close is ignored */
+        {95, 96, 94, 95, 1},     /* signal */
+        {97, 98, 96, 97, 1},     /* entry 2 at 97 */
+        {98, 98, 98, 98, 1},
+    };
+    sf_bars *b = make_bars(rows, 6);
+    sf_logic *lg = parse("{\"name\": \"t\", \"entry\": {\"gt\": [\"close\", 50]}, "
+                         "\"risk\": {\"stop_loss_pct\": 5}}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 1, 100, 2, 95, SF_EXIT_STOP_LOSS);
+    assert_trade(r, 1, 4, 97, 5, 98, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, equity_reaching_zero_stops_trading)
+{
+    ohlcv rows[6] = {
+        {100, 100, 100, 100, 2},
+        {100, 100, 100, 100, 1},  /* short 100 units at 100: cash 20000 */
+        {150, 200, 150, 200, 1},  /* equity 20000 - 100 * 200 = 0 */
+        {100, 100, 100, 100, 2},  /* entry signals are ignored from now on */
+        {100, 100, 100, 100, 2},
+        {100, 100, 100, 100, 1},
+    };
+    sf_bars *b = make_bars(rows, 6);
+    sf_logic *lg = vol_logic("\"side\": \"short\"");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 1, 100, 2, 200, SF_EXIT_END_OF_DATA);
+    for (int i = 2; i < 6; i++)
+        cr_assert_eq(r->equity[i], 0.0, "equity[%d] = %g", i, r->equity[i]);
+    cr_assert_eq(r->perf.final_equity, 0.0);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, exit_signal_only_counts_in_a_position_and_entry_only_when_flat)
+{
+    ohlcv rows[6] = {
+        {100, 100, 100, 100, 3}, /* exit while flat: nothing */
+        {100, 100, 100, 100, 2}, /* entry signal */
+        {101, 101, 101, 101, 2}, /* entry 101; a second entry signal while in: nothing */
+        {102, 102, 102, 102, 3}, /* exit signal */
+        {103, 103, 103, 103, 1}, /* exit 103 */
+        {104, 104, 104, 104, 1},
+    };
+    sf_bars *b = make_bars(rows, 6);
+    sf_logic *lg = vol_logic("");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 2, 101, 4, 103, SF_EXIT_SIGNAL);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* ---- conditions ---- */
+
+Test(engine, crosses_need_both_bars_defined_and_offsets_read_earlier_bars)
+{
+    /* close against itself two bars back, through an sma(1) indicator */
+    ohlcv rows[6] = {
+        {10, 10, 10, 10, 1}, {9, 9, 9, 9, 1}, {8, 8, 8, 8, 1},
+        {12, 12, 12, 12, 1}, {13, 13, 13, 13, 1}, {13, 13, 13, 13, 1},
+    };
+    sf_bars *b = make_bars(rows, 6);
+    /* a = close, b = close two bars back (defined from bar 2). Bar 3: a = 12 >
+     * b = 9 and the bar before a = 8 <= b = 10, so it crosses; bar 4 does not
+     * (12 > 9 the bar before). fill=close: entry at 12 on bar 3. */
+    sf_logic *lg = parse("{\"name\": \"t\", \"indicators\": {\"c\": {\"type\": \"sma\", \"period\": 1}},"
+                         " \"entry\": {\"crosses_above\": [\"c\", {\"ref\": \"c\", \"offset\": 2}]},"
+                         " \"execution\": {\"fill\": \"close\"}}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 3, 12, 5, 13, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, comparisons_with_warm_up_values_are_false)
+{
+    ohlcv rows[5] = {
+        {1, 1, 1, 1, 1}, {2, 2, 2, 2, 1}, {3, 3, 3, 3, 1}, {4, 4, 4, 4, 1}, {5, 5, 5, 5, 1},
+    };
+    sf_bars *b = make_bars(rows, 5);
+    /* sma(3) is undefined on bars 0-1, so "close > sma" first holds on bar 2;
+     * "not (sma < 0)" holds from bar 0 (not of a false comparison). */
+    sf_logic *lg = parse("{\"name\": \"t\", \"indicators\": {\"s\": {\"type\": \"sma\", \"period\": 3}},"
+                         " \"entry\": {\"gt\": [\"close\", \"s\"]},"
+                         " \"execution\": {\"fill\": \"close\"}}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 1);
+    assert_trade(r, 0, 2, 3, 4, 5, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    lg = parse("{\"name\": \"t\", \"indicators\": {\"s\": {\"type\": \"sma\", \"period\": 3}},"
+               " \"entry\": {\"not\": {\"lt\": [\"s\", 0]}},"
+               " \"execution\": {\"fill\": \"close\"}}");
+    r = run(lg, b);
+    assert_trade(r, 0, 0, 1, 4, 5, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* ---- random series for the property tests ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+static void fill_walk(sf_bars *b, size_t from, uint64_t seed)
+{
+    double px = from > 0 ? b->close[from - 1] : 100.0;
+    for (size_t i = from; i < b->n; i++) {
+        double o = px * (1 + (rng_unit(&seed) - 0.5) * 0.02);
+        double c = o * (1 + (rng_unit(&seed) - 0.5) * 0.04);
+        b->ts[i] = T0 + (int64_t)i * DAY;
+        b->open[i] = o;
+        b->close[i] = c;
+        b->high[i] = fmax(o, c) * (1 + rng_unit(&seed) * 0.01);
+        b->low[i] = fmin(o, c) * (1 - rng_unit(&seed) * 0.01);
+        b->volume[i] = 1000 + 1000 * rng_unit(&seed);
+        px = c;
+    }
+}
+
+static sf_bars *walk_bars(size_t n, uint64_t seed)
+{
+    sf_bars *b = NULL;
+    cr_assert_eq(sf_bars_new(n, &b, NULL), SF_OK);
+    fill_walk(b, 0, seed);
+    return b;
+}
+
+static sf_bars *copy_bars(const sf_bars *src)
+{
+    sf_bars *b = NULL;
+    cr_assert_eq(sf_bars_new(src->n, &b, NULL), SF_OK);
+    size_t n = src->n;
+    memcpy(b->ts, src->ts, n * sizeof *b->ts);
+    memcpy(b->open, src->open, n * sizeof(double));
+    memcpy(b->high, src->high, n * sizeof(double));
+    memcpy(b->low, src->low, n * sizeof(double));
+    memcpy(b->close, src->close, n * sizeof(double));
+    memcpy(b->volume, src->volume, n * sizeof(double));
+    return b;
+}
+
+static const char *busy_logic(const char *fill, const char *side)
+{
+    static char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"busy\", \"indicators\": {"
+             " \"fast\": {\"type\": \"ema\", \"period\": 5},"
+             " \"slow\": {\"type\": \"sma\", \"period\": 15},"
+             " \"rsi\": {\"type\": \"rsi\", \"period\": 7}},"
+             " \"entry\": {\"any\": [{\"crosses_above\": [\"fast\", \"slow\"]}, {\"lt\": [\"rsi\", 30]}]},"
+             " \"exit\": {\"any\": [{\"crosses_below\": [\"fast\", \"slow\"]},"
+             "  {\"gt\": [\"close\", {\"ref\": \"slow\", \"offset\": 3}]}]},"
+             " \"side\": \"%s\","
+             " \"risk\": {\"stop_loss_pct\": 2, \"take_profit_pct\": 3},"
+             " \"execution\": {\"fill\": \"%s\", \"fee_bps\": 5, \"slippage_bps\": 2}}",
+             side, fill);
+    return json;
+}
+
+static int trade_eq(const sf_trade *a, const sf_trade *b)
+{
+    return a->side == b->side && a->entry_time == b->entry_time && a->exit_time == b->exit_time &&
+           a->entry_price == b->entry_price && a->exit_price == b->exit_price &&
+           a->qty == b->qty && a->pnl == b->pnl && a->fees == b->fees &&
+           a->exit_reason == b->exit_reason;
+}
+
+static void check_no_lookahead(const char *fill, const char *side)
+{
+    const size_t n = 400;
+    sf_bars *base = walk_bars(n, 42);
+    sf_logic *lg = parse(busy_logic(fill, side));
+    sf_result *r0 = run(lg, base);
+    cr_assert_gt(r0->n_trades, 5, "the series should trade (%zu trades)", r0->n_trades);
+    const size_t ks[] = {0, 1, 17, 50, 123, 200, 333, 398};
+    for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
+        size_t k = ks[q];
+        sf_bars *p = copy_bars(base);
+        fill_walk(p, k + 1, 1000 + k); /* every field of bars k+1.. changes */
+        sf_result *r1 = run(lg, p);
+        for (size_t i = 0; i <= k; i++)
+            cr_assert_eq(memcmp(&r0->equity[i], &r1->equity[i], sizeof(double)), 0,
+                         "%s/%s: equity[%zu] changed when bars after %zu changed", fill, side, i, k);
+        int64_t tk = base->ts[k];
+        size_t closed0 = 0, closed1 = 0;
+        while (closed0 < r0->n_trades && r0->trades[closed0].exit_time <= tk)
+            closed0++;
+        while (closed1 < r1->n_trades && r1->trades[closed1].exit_time <= tk)
+            closed1++;
+        cr_assert_eq(closed0, closed1, "%s/%s: trades closed by bar %zu differ", fill, side, k);
+        for (size_t t = 0; t < closed0; t++)
+            cr_assert(trade_eq(&r0->trades[t], &r1->trades[t]), "trade %zu differs (k=%zu)", t, k);
+        /* a trade open at bar k was entered identically */
+        int open0 = closed0 < r0->n_trades && r0->trades[closed0].entry_time <= tk;
+        int open1 = closed1 < r1->n_trades && r1->trades[closed1].entry_time <= tk;
+        cr_assert_eq(open0, open1);
+        if (open0) {
+            cr_assert_eq(r0->trades[closed0].entry_price, r1->trades[closed1].entry_price);
+            cr_assert_eq(r0->trades[closed0].qty, r1->trades[closed1].qty);
+        }
+        sf_result_free(r1);
+        sf_bars_free(p);
+    }
+    sf_result_free(r0);
+    sf_logic_free(lg);
+    sf_bars_free(base);
+}
+
+Test(engine, changing_later_bars_never_changes_earlier_decisions)
+{
+    check_no_lookahead("next_open", "long");
+    check_no_lookahead("close", "long");
+    check_no_lookahead("next_open", "short");
+    check_no_lookahead("close", "short");
+}
+
+Test(engine, runs_are_deterministic_and_the_cache_changes_nothing)
+{
+    sf_bars *b = walk_bars(10000, 7);
+    sf_logic *lg = parse(busy_logic("next_open", "long"));
+    sf_result *a = run(lg, b), *c = run(lg, b);
+    cr_assert_eq(memcmp(&a->perf, &c->perf, sizeof a->perf), 0);
+    sf_indcache *cache = NULL;
+    cr_assert_eq(sf_indcache_new(b, SF_INDCACHE_MAX_DEFAULT, &cache, NULL), SF_OK);
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.cache = cache;
+    for (int k = 0; k < 2; k++) {
+        sf_result *r = NULL;
+        cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_OK);
+        cr_assert_eq(memcmp(&a->perf, &r->perf, sizeof a->perf), 0, "cached run %d differs", k);
+        cr_assert_eq(memcmp(a->equity, r->equity, b->n * sizeof(double)), 0);
+        sf_result_free(r);
+    }
+    sf_indcache_stats st;
+    sf_indcache_get_stats(cache, &st);
+    cr_assert_eq(st.computed, 3, "three distinct specs computed once each");
+    cr_assert_eq(st.hits, 3);
+    sf_indcache_free(cache);
+    /* a cache too small for anything still gives the same answer */
+    cr_assert_eq(sf_indcache_new(b, 1000, &cache, NULL), SF_OK);
+    o.cache = cache;
+    sf_result *r = NULL;
+    cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_OK);
+    cr_assert_eq(memcmp(&a->perf, &r->perf, sizeof a->perf), 0);
+    sf_indcache_get_stats(cache, &st);
+    cr_assert_eq(st.uncached, 3);
+    cr_assert_eq(st.bytes, 0);
+    sf_result_free(r);
+    sf_indcache_free(cache);
+    sf_result_free(a);
+    sf_result_free(c);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, cache_evicts_unpinned_entries_to_stay_under_its_bound)
+{
+    sf_bars *b = walk_bars(1000, 3);
+    sf_indcache *cache = NULL;
+    cr_assert_eq(sf_indcache_new(b, 2 * 1000 * sizeof(double), &cache, NULL), SF_OK);
+    sf_ind_spec s[3];
+    for (int k = 0; k < 3; k++) {
+        sf_ind_spec_default(SF_IND_SMA, &s[k]);
+        s[k].param[SF_IP_PERIOD] = 5 + k;
+    }
+    sf_indref *r0, *r1, *r2;
+    cr_assert_eq(sf_indcache_acquire(cache, &s[0], &r0, NULL), SF_OK);
+    cr_assert_eq(sf_indcache_acquire(cache, &s[1], &r1, NULL), SF_OK);
+    sf_indcache_release(cache, r0);
+    cr_assert_eq(sf_indcache_acquire(cache, &s[2], &r2, NULL), SF_OK); /* evicts s[0] */
+    sf_indcache_stats st;
+    sf_indcache_get_stats(cache, &st);
+    cr_assert_eq(st.evicted, 1);
+    cr_assert_eq(st.bytes, 2 * 1000 * sizeof(double));
+    /* sma(6) at bar 10 = mean of closes 5..10 */
+    double want = 0;
+    for (int i = 5; i <= 10; i++)
+        want += b->close[i] / 6;
+    assert_close(sf_indref_output(r1, 0)[10], want, "sma value from the cache");
+    sf_indcache_release(cache, r1);
+    sf_indcache_release(cache, r2);
+    sf_indcache_free(cache);
+    sf_bars_free(b);
+}
+
+/* ---- threads: cache sharing, cancellation, progress ---- */
+
+typedef struct acq_arg {
+    sf_indcache *cache;
+    sf_ind_spec spec;
+    const double *out;
+} acq_arg;
+
+static void *acquire_thread(void *p)
+{
+    acq_arg *a = p;
+    sf_indref *ref = NULL;
+    cr_assert_eq(sf_indcache_acquire(a->cache, &a->spec, &ref, NULL), SF_OK);
+    a->out = sf_indref_output(ref, 0);
+    sf_indcache_release(a->cache, ref);
+    return NULL;
+}
+
+Test(engine, concurrent_requests_for_one_spec_compute_it_once)
+{
+    sf_bars *b = walk_bars(200000, 5);
+    sf_indcache *cache = NULL;
+    cr_assert_eq(sf_indcache_new(b, SF_INDCACHE_MAX_DEFAULT, &cache, NULL), SF_OK);
+    pthread_t th[8];
+    acq_arg args[8];
+    for (int k = 0; k < 8; k++) {
+        args[k].cache = cache;
+        sf_ind_spec_default(SF_IND_RSI, &args[k].spec);
+        cr_assert_eq(pthread_create(&th[k], NULL, acquire_thread, &args[k]), 0);
+    }
+    for (int k = 0; k < 8; k++)
+        pthread_join(th[k], NULL);
+    sf_indcache_stats st;
+    sf_indcache_get_stats(cache, &st);
+    cr_assert_eq(st.computed, 1);
+    cr_assert_eq(st.hits, 7);
+    for (int k = 1; k < 8; k++)
+        cr_assert_eq(args[k].out, args[0].out, "every thread sees the same buffer");
+    sf_indcache_free(cache);
+    sf_bars_free(b);
+}
+
+typedef struct cancel_ctx {
+    atomic_int flag;
+    atomic_int started;
+    uint64_t last_done, total, calls;
+    int monotone;
+} cancel_ctx;
+
+/* First progress report: wait until the other thread has raised the flag. */
+static void progress_blocking(void *user, uint64_t done, uint64_t total)
+{
+    cancel_ctx *c = user;
+    c->monotone &= done > c->last_done;
+    c->last_done = done;
+    c->total = total;
+    c->calls++;
+    atomic_store(&c->started, 1);
+    while (atomic_load(&c->flag) == 0)
+        sched_yield();
+}
+
+static void *canceller(void *p)
+{
+    cancel_ctx *c = p;
+    while (atomic_load(&c->started) == 0)
+        sched_yield();
+    atomic_store(&c->flag, 1);
+    return NULL;
+}
+
+Test(engine, cancel_from_another_thread_stops_the_run)
+{
+    sf_bars *b = walk_bars(100000, 9);
+    sf_logic *lg = parse(busy_logic("next_open", "long"));
+    cancel_ctx c = {.monotone = 1};
+    atomic_init(&c.flag, 0);
+    atomic_init(&c.started, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, canceller, &c), 0);
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.cancel = &c.flag;
+    o.progress = progress_blocking;
+    o.progress_user = &c;
+    sf_result *r = NULL;
+    sf_err err;
+    sf_status st = sf_engine_run(lg, b, &o, &r, &err);
+    pthread_join(th, NULL);
+    cr_assert_eq(st, SF_ERR_CANCELLED, "status %s", sf_status_name(st));
+    cr_assert_null(r);
+    cr_assert_eq(c.calls, 1, "stopped at the next chunk");
+    cr_assert_eq(c.last_done, SF_ENGINE_CHUNK);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+static void progress_record(void *user, uint64_t done, uint64_t total)
+{
+    cancel_ctx *c = user;
+    c->monotone &= done > c->last_done;
+    c->last_done = done;
+    c->total = total;
+    c->calls++;
+}
+
+Test(engine, progress_rises_to_the_bar_count)
+{
+    const size_t n = 3 * SF_ENGINE_CHUNK + 17;
+    sf_bars *b = walk_bars(n, 11);
+    sf_logic *lg = parse(busy_logic("close", "long"));
+    cancel_ctx c = {.monotone = 1};
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.progress = progress_record;
+    o.progress_user = &c;
+    sf_result *r = NULL;
+    cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_OK);
+    cr_assert_eq(c.last_done, n);
+    cr_assert_eq(c.total, n);
+    cr_assert_eq(c.calls, 4);
+    cr_assert(c.monotone);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, a_raised_flag_cancels_before_any_work)
+{
+    sf_bars *b = walk_bars(100, 1);
+    sf_logic *lg = parse(busy_logic("close", "long"));
+    atomic_int flag;
+    atomic_init(&flag, 1);
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.cancel = &flag;
+    sf_result *r = NULL;
+    cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_ERR_CANCELLED);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, keep_flags_leave_out_equity_and_trades)
+{
+    sf_bars *b = walk_bars(500, 2);
+    sf_logic *lg = parse(busy_logic("close", "long"));
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.keep_equity = 0;
+    o.keep_trades = 0;
+    sf_result *r = NULL;
+    cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_OK);
+    cr_assert_null(r->equity);
+    cr_assert_null(r->trades);
+    cr_assert_eq(r->n_equity, 0);
+    cr_assert_gt(r->n_trades, 0);
+    cr_assert_eq(r->perf.trades, r->n_trades);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, empty_series_is_an_error_not_a_crash)
+{
+    sf_bars *b = NULL;
+    cr_assert_eq(sf_bars_new(1, &b, NULL), SF_OK);
+    b->n = 0;
+    sf_logic *lg = vol_logic("");
+    sf_result *r = NULL;
+    sf_err err;
+    cr_assert_eq(sf_engine_run(lg, b, NULL, &r, &err), SF_ERR_INVALID);
+    cr_assert(strstr(err.msg, "empty") != NULL, "%s", err.msg);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
