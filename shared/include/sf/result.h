@@ -1,0 +1,44 @@
+/*
+ * result: backtest results and sweep leaderboards as JSON text.
+ *
+ * Backtest:
+ *   {"metrics": {"final_equity", "total_return", "cagr", "sharpe", "sortino",
+ *                "max_drawdown", "max_drawdown_peak_time",
+ *                "max_drawdown_trough_time", "win_rate", "profit_factor",
+ *                "trades", "exposure", "fees"},
+ *    "trades": [{"entry_time", "entry_price", "exit_time", "exit_price", "qty",
+ *                "pnl", "fees", "exit_reason", "side"}],
+ *    "equity": [{"time", "equity"}]}
+ * Times are ISO-8601 UTC text ("2024-01-02T00:00:00Z"); doubles are printed
+ * with %.17g, so they read back bit for bit; NaN and +-Inf become null.
+ * "side" is "long" or "short". With with_trades / with_equity off, the array
+ * is written empty ([]), so the object always has the three keys.
+ *
+ * Sweep leaderboard:
+ *   {"combinations": N, "rank_by": "sharpe",
+ *    "members": [{"rank", "index", "params": {...}, "metrics": {...}}]}
+ *
+ * Thread safety: pure; the functions append to the caller's buffer.
+ * Ownership: out is caller storage (sf_buf); on failure (SF_ERR_LIMIT when the
+ * buffer's maximum is reached, SF_ERR_NOMEM) out may hold a partial text.
+ */
+#ifndef SF_RESULT_H
+#define SF_RESULT_H
+
+#include "sf/buf.h"
+#include "sf/engine.h"
+#include "sf/err.h"
+#include "sf/perf.h"
+#include "sf/sweep.h"
+
+/* Append the metrics object {"final_equity": ..., ...}. */
+sf_status sf_perf_to_json(const sf_perf *perf, sf_buf *out, sf_err *err);
+
+/* Append the backtest object. */
+sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity,
+                            sf_buf *out, sf_err *err);
+
+/* Append the sweep leaderboard object. */
+sf_status sf_sweep_to_json(const sf_sweep_result *sweep, sf_buf *out, sf_err *err);
+
+#endif
