@@ -434,7 +434,7 @@ static sf_status parse_rows(const char *p, const char *end, line *ln, size_t cap
         if (n == max_bars || n == cap)
             return sf_err_set(err, SF_ERR_LIMIT, "line %zu: too many bars (the limit is %zu)",
                               ln->num, max_bars);
-        row r;
+        row r = {0, {0}};
         sf_status st = parse_row(ln, &r, err);
         if (st == SF_OK)
             st = check_row(&r, n ? &b->ts[n - 1] : NULL, "line", ln->num, err);
@@ -467,7 +467,7 @@ sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars, sf_ba
         return st;
     size_t cap = count_rows(p, end);
     cap = cap > max_bars ? max_bars : cap;
-    sf_bars *b;
+    sf_bars *b = NULL;
     if ((st = bars_alloc(cap, false, &b, err)) != SF_OK)
         return st;
     if ((st = parse_rows(p, end, &ln, cap, max_bars, b, err)) != SF_OK) {

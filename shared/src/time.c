@@ -199,7 +199,8 @@ sf_status sf_time_parse_iso8601(const char *s, size_t len, int64_t *out, sf_err 
                           s ? s : "", len > SHOW_MAX ? "..." : "", why);
     }
     int64_t days = days_from_civil(f.year, f.mon, f.day);
-    *out = days * SECS_PER_DAY + f.hour * 3600 + f.min * 60 + f.sec - f.off_secs;
+    int64_t secs = (int64_t)f.hour * 3600 + f.min * 60 + f.sec - f.off_secs;
+    *out = days * SECS_PER_DAY + secs;
     return SF_OK;
 }
 

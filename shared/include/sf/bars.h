@@ -42,8 +42,11 @@ void sf_bars_free(sf_bars *bars);
  * with "bar N" in place of "line N", N being the 0-based index), plus finiteness. */
 sf_status sf_bars_validate(const sf_bars *bars, sf_err *err);
 
-/* Parse CSV text of len bytes (need not be NUL-terminated). More than
- * max_bars rows is SF_ERR_LIMIT. */
+/* Parse CSV text of len bytes (need not be NUL-terminated). A UTF-8 BOM,
+ * "\r\n" line ends, a last line without "\n" and blank lines at the end are
+ * accepted. Malformed text is SF_ERR_PARSE; a well-formed row that breaks an
+ * invariant (order, OHLC relations, volume) is SF_ERR_INVALID; more than
+ * max_bars rows is SF_ERR_LIMIT. Lines are 1-based, the header is line 1. */
 sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars,
                             sf_bars **out, sf_err *err);
 
