@@ -34,6 +34,8 @@ typedef enum sf_field {
 
 #define SF_IND_MAX_OUTPUTS 3
 #define SF_IND_MAX_PARAMS 4
+/* Upper bound of every period-like parameter (TA-Lib's). */
+#define SF_IND_PERIOD_MAX 100000
 
 /* Parameter slots of a spec; which ones a type uses is in its info row. */
 typedef enum sf_ind_param_id {
@@ -66,17 +68,38 @@ typedef struct sf_ind_info {
     const char *outputs[SF_IND_MAX_OUTPUTS]; /* {"value"} or {"macd","signal","hist"} */
 } sf_ind_info;
 
+/* NULL when type is out of range. */
 const sf_ind_info *sf_ind_info_get(sf_ind_type type);
 /* NULL when the name is unknown. */
 const sf_ind_info *sf_ind_info_find(const char *name, sf_ind_type *type);
 /* "open" ... "volume"; -1 when unknown. */
 int sf_field_find(const char *name);
+/* NULL when f is out of range. */
 const char *sf_field_name(sf_field f);
 /* A spec with every parameter at its default. */
 void sf_ind_spec_default(sf_ind_type type, sf_ind_spec *spec);
 
-/* Index of the first defined value of output 0 (TA-Lib's lookback). */
+/* Index of the first defined value of output 0 (TA-Lib's lookback); every
+ * output of a type starts at the same bar. SIZE_MAX for an invalid spec. */
 size_t sf_ind_lookback(const sf_ind_spec *spec);
+
+/* Check one value v of parameter p: NaN means absent ("is required"), then
+ * integrality and the bounds. On failure fills err with "<path>: must be an
+ * integer >= 1" (path names the parameter, e.g. "indicators.fast.period")
+ * and returns SF_ERR_INVALID. */
+sf_status sf_ind_param_check(const sf_ind_param_info *p, double v,
+                             const char *path, sf_err *err);
+
+/* Check a whole spec: its type, its source (if it takes one) and each of its
+ * parameters. Messages name "<prefix>.<param>"; a NULL prefix uses the type
+ * name ("sma.period: is required"). */
+sf_status sf_ind_spec_validate(const sf_ind_spec *spec, const char *prefix,
+                               sf_err *err);
+
+/* Make equal specs equal byte for byte (for cache keys): parameters the type
+ * does not use become 0, -0.0 becomes 0.0, and a type without a source gets
+ * its default source. */
+void sf_ind_spec_normalize(sf_ind_spec *spec);
 
 /* Compute every output into outs[0 .. n_outputs-1], each bars->n doubles.
  * Fails only on an invalid spec (SF_ERR_INVALID) or out of memory. */
