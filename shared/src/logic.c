@@ -795,8 +795,9 @@ static sf_logic *logic_alloc(void)
     if (lg == NULL)
         return NULL;
     lg->indicators = calloc(SF_LOGIC_MAX_INDICATORS, sizeof *lg->indicators);
-    lg->conds = calloc(SF_LOGIC_MAX_NODES, sizeof *lg->conds);
-    lg->children = calloc(SF_LOGIC_MAX_NODES, sizeof *lg->children);
+    /* not zeroed: new_node and reserve_children initialise what they hand out */
+    lg->conds = malloc(SF_LOGIC_MAX_NODES * sizeof *lg->conds);
+    lg->children = malloc(SF_LOGIC_MAX_NODES * sizeof *lg->children);
     if (lg->indicators == NULL || lg->conds == NULL || lg->children == NULL) {
         sf_logic_free(lg);
         return NULL;

@@ -1,0 +1,638 @@
+/*
+ * grid: sweep grids over logic JSON; see sf/grid.h.
+ *
+ * Design: parsing materialises every path's values as jansson scalars owned
+ * by the grid (never handed out, only copied), after checking the product of
+ * the value counts against the limit, so nothing large is allocated for a
+ * grid that will be refused. A combination index is decoded like an odometer
+ * (last path fastest). Applying walks each parsed path in a parsed logic tree
+ * and sets a copy of the value; the tree is written back with a small writer
+ * of our own, because jansson prints 0.1 as 0.10000000000000001 (ours prints
+ * the shortest text that reads back as the same double). Validation parses
+ * the logic once, then for each combination changes only the values that
+ * moved, writes the tree and runs sf_logic_parse on the text.
+ *
+ * Failure behaviour: every error names the grid path; a failed parse leaves
+ * nothing allocated.
+ */
+#include "sf/grid.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SEGS 64
+#define MAX_WRITE_DEPTH 256
+#define INT_EXACT 9007199254740992.0 /* 2^53 */
+#define PATH_SYNTAX "not a valid path (object keys joined by '.', array elements as [i])"
+
+typedef struct seg {
+    const char *key; /* NULL for an array index */
+    size_t index;
+    size_t end;      /* length of the path up to and including this step */
+} seg;
+
+typedef struct gparam {
+    char path[SF_GRID_PATH_MAX];
+    char keys[SF_GRID_PATH_MAX]; /* the path with separators as NULs */
+    int n_segs;
+    seg segs[MAX_SEGS];
+    json_t *values;              /* array of scalars, owned */
+} gparam;
+
+struct sf_grid {
+    size_t n;
+    size_t size;
+    gparam *params;
+};
+
+/* ---- paths -------------------------------------------------------------- */
+
+static int parse_index(const char *s, size_t *i, size_t *idx)
+{
+    size_t start = *i, v = 0;
+    while (s[*i] >= '0' && s[*i] <= '9' && *i - start < 9)
+        v = v * 10 + (size_t)(s[(*i)++] - '0');
+    size_t nd = *i - start;
+    if (nd == 0 || (nd > 1 && s[start] == '0') || s[*i] != ']')
+        return -1;
+    (*i)++;
+    *idx = v;
+    return 0;
+}
+
+/* Split p->path into steps; -1 when malformed. */
+static int parse_path(gparam *p)
+{
+    const char *s = p->path;
+    memcpy(p->keys, s, strlen(s) + 1);
+    size_t i = 0;
+    p->n_segs = 0;
+    while (s[i] != '\0' || p->n_segs == 0) {
+        if (p->n_segs == MAX_SEGS)
+            return -1;
+        seg *sg = &p->segs[p->n_segs];
+        if (p->n_segs > 0 && s[i] == '[') {
+            i++;
+            sg->key = NULL;
+            if (parse_index(s, &i, &sg->index) < 0)
+                return -1;
+        } else {
+            if (p->n_segs > 0 && s[i++] != '.')
+                return -1;
+            size_t start = i;
+            while (s[i] != '\0' && s[i] != '.' && s[i] != '[' && s[i] != ']')
+                i++;
+            if (i == start || s[i] == ']')
+                return -1;
+            sg->key = p->keys + start;
+            p->keys[i] = '\0';
+        }
+        sg->end = i;
+        p->n_segs++;
+    }
+    return 0;
+}
+
+/* a is b, or a path to something inside b. */
+static int path_within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '.' || a[n] == '[');
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+/* Decimal places (0..15) that represent x exactly as a double, or -1. */
+static int decimals(double x)
+{
+    double s = 1;
+    for (int d = 0; d <= 15; d++, s *= 10)
+        if (round(x * s) / s == x)
+            return d;
+    return -1;
+}
+
+static json_t *range_value(double from, double step, size_t k, int dec, int as_int)
+{
+    if (as_int)
+        return json_integer((json_int_t)from + (json_int_t)k * (json_int_t)step);
+    double v = from + (double)k * step;
+    if (dec >= 0) {
+        double s = pow(10, dec);
+        if (fabs(v * s) < INT_EXACT)
+            v = round(v * s) / s;
+    }
+    return json_real(v);
+}
+
+static sf_status range_field(json_t *r, const char *path, const char *key, double *out,
+                             sf_err *err)
+{
+    json_t *v = json_object_get(r, key);
+    if (!json_is_number(v))
+        return sf_err_set(err, SF_ERR_INVALID, "\"%s\".%s: must be a number", path, key);
+    *out = json_number_value(v);
+    return SF_OK;
+}
+
+/* Check a {"from", "to", "step"} range and count its values. */
+static sf_status range_count(json_t *r, const char *path, size_t *count, sf_err *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(r, key, v) {
+        if (strcmp(key, "from") && strcmp(key, "to") && strcmp(key, "step"))
+            return sf_err_set(err, SF_ERR_INVALID,
+                              "\"%s\".%s: unknown key (expected from, to, step)", path, key);
+    }
+    double from, to, step;
+    sf_status st;
+    if ((st = range_field(r, path, "from", &from, err)) != SF_OK ||
+        (st = range_field(r, path, "to", &to, err)) != SF_OK ||
+        (st = range_field(r, path, "step", &step, err)) != SF_OK)
+        return st;
+    if (!(step > 0))
+        return sf_err_set(err, SF_ERR_INVALID, "\"%s\".step: must be a number > 0", path);
+    if (from > to)
+        return sf_err_set(err, SF_ERR_INVALID, "\"%s\": from (%g) must be <= to (%g)", path,
+                          from, to);
+    double q = floor((to - from) / step + 1e-9);
+    if (!(q < SF_GRID_MAX_VALUES))
+        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": range has more than %d values", path,
+                          SF_GRID_MAX_VALUES);
+    *count = (size_t)q + 1;
+    return SF_OK;
+}
+
+static sf_status range_values(json_t *r, size_t count, json_t *out)
+{
+    json_t *jf = json_object_get(r, "from"), *js = json_object_get(r, "step");
+    double from = json_number_value(jf), step = json_number_value(js);
+    double last = fabs(from) + (double)count * step;
+    int as_int = json_is_integer(jf) && json_is_integer(js) && last < INT_EXACT;
+    int dec = decimals(from), ds = decimals(step);
+    dec = dec < 0 || ds < 0 ? -1 : (dec > ds ? dec : ds);
+    for (size_t k = 0; k < count; k++)
+        if (json_array_append_new(out, range_value(from, step, k, dec, as_int)) != 0)
+            return SF_ERR_NOMEM;
+    return SF_OK;
+}
+
+static sf_status list_check(json_t *a, const char *path, size_t *count, sf_err *err)
+{
+    if (json_array_size(a) == 0)
+        return sf_err_set(err, SF_ERR_INVALID, "\"%s\": must not be an empty list", path);
+    if (json_array_size(a) > SF_GRID_MAX_VALUES)
+        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": list has more than %d values", path,
+                          SF_GRID_MAX_VALUES);
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        if (!json_is_number(v) && !json_is_string(v) && !json_is_boolean(v))
+            return sf_err_set(err, SF_ERR_INVALID,
+                              "\"%s\"[%zu]: must be a number, a string or a boolean", path, i);
+    }
+    *count = json_array_size(a);
+    return SF_OK;
+}
+
+static sf_status values_count(json_t *v, const char *path, size_t *count, sf_err *err)
+{
+    if (json_is_array(v))
+        return list_check(v, path, count, err);
+    if (json_is_object(v))
+        return range_count(v, path, count, err);
+    return sf_err_set(err, SF_ERR_INVALID, "\"%s\": must be a list of values or a "
+                      "{\"from\", \"to\", \"step\"} range", path);
+}
+
+/* ---- parsing the grid --------------------------------------------------- */
+
+void sf_grid_free(sf_grid *grid)
+{
+    if (grid == NULL)
+        return;
+    for (size_t i = 0; i < grid->n; i++)
+        json_decref(grid->params[i].values);
+    free(grid->params);
+    free(grid);
+}
+
+static sf_status check_paths(sf_grid *g, json_t *root, sf_err *err)
+{
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach(root, key, v) {
+        gparam *p = &g->params[i++];
+        if (strlen(key) >= SF_GRID_PATH_MAX)
+            return sf_err_set(err, SF_ERR_LIMIT, "\"%.40s...\": path longer than %d bytes",
+                              key, SF_GRID_PATH_MAX - 1);
+        memcpy(p->path, key, strlen(key) + 1);
+        if (parse_path(p) < 0)
+            return sf_err_set(err, SF_ERR_INVALID, "\"%s\": " PATH_SYNTAX, key);
+        for (size_t j = 0; j + 1 < i; j++)
+            if (path_within(p->path, g->params[j].path) ||
+                path_within(g->params[j].path, p->path))
+                return sf_err_set(err, SF_ERR_INVALID, "\"%s\": overlaps \"%s\"", p->path,
+                                  g->params[j].path);
+    }
+    return SF_OK;
+}
+
+/* Count the combinations; SF_ERR_LIMIT over max. */
+static sf_status count_combos(sf_grid *g, json_t *root, size_t max, size_t *counts,
+                              sf_err *err)
+{
+    double total = 1;
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        sf_status st = values_count(v, key, &counts[i], err);
+        if (st != SF_OK)
+            return st;
+        total *= (double)counts[i++];
+    }
+    if (total > (double)max)
+        return sf_err_set(err, SF_ERR_LIMIT, total < 1e18 ?
+                          "grid has %.0f combinations; the limit is %zu" :
+                          "grid has %g combinations; the limit is %zu", total, max);
+    g->size = (size_t)total;
+    return SF_OK;
+}
+
+static sf_status fill_values(sf_grid *g, json_t *root, const size_t *counts, sf_err *err)
+{
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        gparam *p = &g->params[i];
+        p->values = json_is_array(v) ? json_deep_copy(v) : json_array();
+        if (p->values == NULL ||
+            (json_is_object(v) && range_values(v, counts[i], p->values) != SF_OK))
+            return sf_err_set(err, SF_ERR_NOMEM, "could not build the grid: out of memory");
+        i++;
+    }
+    return SF_OK;
+}
+
+static sf_status grid_build(json_t *root, size_t max, sf_grid *g, sf_err *err)
+{
+    size_t n = json_object_size(root);
+    if (n == 0)
+        return sf_err_set(err, SF_ERR_INVALID, "grid must name at least one path");
+    if (n > SF_GRID_MAX_PARAMS)
+        return sf_err_set(err, SF_ERR_LIMIT, "grid has %zu paths; the limit is %d", n,
+                          SF_GRID_MAX_PARAMS);
+    size_t counts[SF_GRID_MAX_PARAMS];
+    g->params = calloc(n, sizeof *g->params);
+    if (g->params == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate the grid: out of memory");
+    g->n = n;
+    sf_status st = check_paths(g, root, err);
+    if (st == SF_OK)
+        st = count_combos(g, root, max, counts, err);
+    if (st == SF_OK)
+        st = fill_values(g, root, counts, err);
+    return st;
+}
+
+sf_status sf_grid_parse(const char *json, size_t len, size_t max_combos,
+                        sf_grid **out, sf_err *err)
+{
+    *out = NULL;
+    if (len > SF_GRID_MAX_INPUT)
+        return sf_err_set(err, SF_ERR_LIMIT, "grid is %zu bytes; the limit is %zu", len,
+                          (size_t)SF_GRID_MAX_INPUT);
+    json_error_t je;
+    json_t *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        return sf_err_set(err, SF_ERR_PARSE, "invalid grid JSON at line %d, column %d: %s",
+                          je.line, je.column, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return sf_err_set(err, SF_ERR_INVALID, "grid must be a JSON object of path: values");
+    }
+    sf_grid *g = calloc(1, sizeof *g);
+    sf_status st = g ? grid_build(root, max_combos ? max_combos : SF_GRID_MAX_COMBOS_DEFAULT,
+                                  g, err)
+                     : sf_err_set(err, SF_ERR_NOMEM, "could not allocate the grid: out of memory");
+    json_decref(root);
+    if (st != SF_OK) {
+        sf_grid_free(g);
+        return st;
+    }
+    *out = g;
+    return SF_OK;
+}
+
+size_t sf_grid_size(const sf_grid *grid)
+{
+    return grid->size;
+}
+
+size_t sf_grid_n_params(const sf_grid *grid)
+{
+    return grid->n;
+}
+
+const char *sf_grid_param_path(const sf_grid *grid, size_t i)
+{
+    return i < grid->n ? grid->params[i].path : NULL;
+}
+
+size_t sf_grid_param_count(const sf_grid *grid, size_t i)
+{
+    return i < grid->n ? json_array_size(grid->params[i].values) : 0;
+}
+
+/* Value index of each path for combination index (last path fastest). */
+static void decode(const sf_grid *g, size_t index, size_t *which)
+{
+    for (size_t i = g->n; i-- > 0;) {
+        size_t c = json_array_size(g->params[i].values);
+        which[i] = index % c;
+        index /= c;
+    }
+}
+
+/* ---- writing JSON ------------------------------------------------------- */
+
+/* The shortest %g text that reads back as x, always with '.' or 'e'. */
+static sf_status write_real(sf_buf *b, double x, sf_err *err)
+{
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, x);
+        if (strtod(tmp, NULL) == x)
+            break;
+    }
+    if (strpbrk(tmp, ".eE") == NULL)
+        return sf_buf_printf(b, err, "%s.0", tmp);
+    return sf_buf_puts(b, tmp, err);
+}
+
+static sf_status write_string(sf_buf *b, const char *s, size_t n, sf_err *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    sf_status st = sf_buf_append(b, "\"", 1, err);
+    size_t run = 0; /* start of the pending unescaped run */
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        size_t elen = 2;
+        if (ch < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            elen = 6;
+        }
+        st = sf_buf_append(b, s + run, i - run, err);
+        if (st == SF_OK)
+            st = sf_buf_append(b, esc, elen, err);
+        run = i + 1;
+    }
+    if (st == SF_OK)
+        st = sf_buf_append(b, s + run, n - run, err);
+    return st == SF_OK ? sf_buf_append(b, "\"", 1, err) : st;
+}
+
+static sf_status write_value(sf_buf *b, json_t *v, int pretty, int depth, sf_err *err);
+
+static sf_status write_object(sf_buf *b, json_t *v, int pretty, int depth, sf_err *err)
+{
+    sf_status st = sf_buf_append(b, "{", 1, err);
+    const char *key;
+    json_t *m;
+    int first = 1;
+    json_object_foreach(v, key, m) {
+        if (st == SF_OK && !first)
+            st = sf_buf_puts(b, pretty ? ", " : ",", err);
+        if (st == SF_OK)
+            st = write_string(b, key, strlen(key), err);
+        if (st == SF_OK)
+            st = sf_buf_puts(b, pretty ? ": " : ":", err);
+        if (st == SF_OK)
+            st = write_value(b, m, pretty, depth + 1, err);
+        first = 0;
+    }
+    return st == SF_OK ? sf_buf_append(b, "}", 1, err) : st;
+}
+
+static sf_status write_array(sf_buf *b, json_t *v, int pretty, int depth, sf_err *err)
+{
+    sf_status st = sf_buf_append(b, "[", 1, err);
+    size_t i;
+    json_t *m;
+    json_array_foreach(v, i, m) {
+        if (st == SF_OK && i > 0)
+            st = sf_buf_puts(b, pretty ? ", " : ",", err);
+        if (st == SF_OK)
+            st = write_value(b, m, pretty, depth + 1, err);
+    }
+    return st == SF_OK ? sf_buf_append(b, "]", 1, err) : st;
+}
+
+static sf_status write_value(sf_buf *b, json_t *v, int pretty, int depth, sf_err *err)
+{
+    if (depth > MAX_WRITE_DEPTH)
+        return sf_err_set(err, SF_ERR_LIMIT, "logic JSON nests deeper than %d levels",
+                          MAX_WRITE_DEPTH);
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return write_object(b, v, pretty, depth, err);
+    case JSON_ARRAY: return write_array(b, v, pretty, depth, err);
+    case JSON_STRING: return write_string(b, json_string_value(v), json_string_length(v), err);
+    case JSON_INTEGER:
+        return sf_buf_printf(b, err, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL: return write_real(b, json_real_value(v), err);
+    case JSON_TRUE: return sf_buf_puts(b, "true", err);
+    case JSON_FALSE: return sf_buf_puts(b, "false", err);
+    default: return sf_buf_puts(b, "null", err);
+    }
+}
+
+sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out, sf_err *err)
+{
+    if (index >= grid->size)
+        return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
+                          index, grid->size);
+    size_t which[SF_GRID_MAX_PARAMS];
+    decode(grid, index, which);
+    sf_status st = sf_buf_append(out, "{", 1, err);
+    for (size_t i = 0; i < grid->n && st == SF_OK; i++) {
+        const gparam *p = &grid->params[i];
+        if (i > 0)
+            st = sf_buf_puts(out, ", ", err);
+        if (st == SF_OK)
+            st = write_string(out, p->path, strlen(p->path), err);
+        if (st == SF_OK)
+            st = sf_buf_puts(out, ": ", err);
+        if (st == SF_OK)
+            st = write_value(out, json_array_get(p->values, which[i]), 1, 0, err);
+    }
+    return st == SF_OK ? sf_buf_append(out, "}", 1, err) : st;
+}
+
+/* ---- applying ----------------------------------------------------------- */
+
+static sf_status path_error(const gparam *p, size_t end, const char *what, sf_err *err)
+{
+    return sf_err_set(err, SF_ERR_INVALID, "sweep path \"%s\": %.*s %s", p->path, (int)end,
+                      p->path, what);
+}
+
+/* Set a copy of value at p in root. */
+static sf_status set_path(json_t *root, const gparam *p, json_t *value, sf_err *err)
+{
+    json_t *cur = root;
+    for (int i = 0; i < p->n_segs; i++) {
+        const seg *s = &p->segs[i];
+        size_t prev = i > 0 ? p->segs[i - 1].end : 0;
+        if (s->key != NULL && !json_is_object(cur))
+            return i == 0 ? sf_err_set(err, SF_ERR_INVALID, "logic must be a JSON object")
+                          : path_error(p, prev, "is not an object", err);
+        if (s->key == NULL && !json_is_array(cur))
+            return path_error(p, prev, "is not an array", err);
+        if (i + 1 == p->n_segs)
+            break;
+        cur = s->key ? json_object_get(cur, s->key) : json_array_get(cur, s->index);
+        if (cur == NULL)
+            return path_error(p, s->end, "is not in the logic", err);
+    }
+    const seg *last = &p->segs[p->n_segs - 1];
+    if (last->key == NULL && last->index >= json_array_size(cur))
+        return path_error(p, last->end, "is not in the logic", err);
+    json_t *copy = json_copy(value);
+    int rc = last->key ? json_object_set_new(cur, last->key, copy)
+                       : json_array_set_new(cur, last->index, copy);
+    if (copy == NULL || rc != 0)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not set a sweep value: out of memory");
+    return SF_OK;
+}
+
+static sf_status load_logic(const char *json, size_t len, json_t **root, sf_err *err)
+{
+    if (len > SF_LOGIC_MAX_INPUT)
+        return sf_err_set(err, SF_ERR_LIMIT, "logic is %zu bytes; the limit is %zu", len,
+                          (size_t)SF_LOGIC_MAX_INPUT);
+    json_error_t je;
+    *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (*root == NULL)
+        return sf_err_set(err, SF_ERR_PARSE, "invalid logic JSON at line %d, column %d: %s",
+                          je.line, je.column, je.text);
+    return SF_OK;
+}
+
+/* Set the values of combination index; only the paths whose value differs
+ * from prev (NULL: all) are touched. */
+static sf_status set_combo(const sf_grid *g, json_t *root, size_t index, const size_t *prev,
+                           size_t *which, sf_err *err)
+{
+    decode(g, index, which);
+    for (size_t i = 0; i < g->n; i++) {
+        if (prev != NULL && prev[i] == which[i])
+            continue;
+        sf_status st = set_path(root, &g->params[i], json_array_get(g->params[i].values,
+                                                                     which[i]), err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json,
+                        size_t len, char **out_json, size_t *out_len, sf_err *err)
+{
+    *out_json = NULL;
+    if (index >= grid->size)
+        return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
+                          index, grid->size);
+    json_t *root;
+    sf_status st = load_logic(logic_json, len, &root, err);
+    if (st != SF_OK)
+        return st;
+    size_t which[SF_GRID_MAX_PARAMS];
+    sf_buf b;
+    sf_buf_init(&b, SF_LOGIC_MAX_INPUT);
+    st = set_combo(grid, root, index, NULL, which, err);
+    if (st == SF_OK)
+        st = write_value(&b, root, 0, 0, err);
+    json_decref(root);
+    if (st != SF_OK) {
+        sf_buf_destroy(&b);
+        return st;
+    }
+    size_t n = 0;
+    *out_json = sf_buf_steal(&b, &n);
+    if (out_len != NULL)
+        *out_len = n;
+    return SF_OK;
+}
+
+/* err for combination index: "combination 17 {...}: <first logic error>". */
+static sf_status combo_error(const sf_grid *g, size_t index, sf_status st, sf_err *err)
+{
+    char why[SF_ERR_MSG_MAX];
+    const char *m = err ? err->msg : "";
+    const char *pfx = "invalid logic: ";
+    snprintf(why, sizeof why, "%s", strncmp(m, pfx, strlen(pfx)) == 0 ? m + strlen(pfx) : m);
+    sf_buf pb;
+    sf_buf_init(&pb, 200);
+    if (sf_grid_params_json(g, index, &pb, NULL) != SF_OK)
+        sf_buf_puts(&pb, "...", NULL);
+    sf_err_set(err, st, "combination %zu %s: %s", index, sf_buf_str(&pb), why);
+    sf_buf_destroy(&pb);
+    return st;
+}
+
+static sf_status validate_all(const sf_grid *g, json_t *root, size_t *bad_index,
+                              sf_logic_errors *errs, sf_err *err)
+{
+    size_t which[SF_GRID_MAX_PARAMS], prev[SF_GRID_MAX_PARAMS];
+    sf_buf b;
+    sf_buf_init(&b, SF_LOGIC_MAX_INPUT);
+    sf_status st = SF_OK;
+    for (size_t k = 0; k < g->size && st == SF_OK; k++) {
+        st = set_combo(g, root, k, k ? prev : NULL, which, err);
+        if (st != SF_OK) /* the paths do not fit the logic: same for every k */
+            break;
+        memcpy(prev, which, sizeof which);
+        sf_buf_reset(&b);
+        st = write_value(&b, root, 0, 0, err);
+        sf_logic *lg = NULL;
+        if (st == SF_OK)
+            st = sf_logic_parse(b.data, b.len, &lg, errs, err);
+        sf_logic_free(lg);
+        if (st != SF_OK) {
+            *bad_index = k;
+            combo_error(g, k, st, err);
+        }
+    }
+    sf_buf_destroy(&b);
+    return st;
+}
+
+sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
+                           size_t *bad_index, sf_logic_errors *errs, sf_err *err)
+{
+    size_t bad_local;
+    size_t *bad = bad_index ? bad_index : &bad_local;
+    *bad = SIZE_MAX;
+    if (errs != NULL)
+        memset(errs, 0, sizeof *errs);
+    json_t *root;
+    sf_status st = load_logic(logic_json, len, &root, err);
+    if (st != SF_OK)
+        return st;
+    st = validate_all(grid, root, bad, errs, err);
+    json_decref(root);
+    return st;
+}

@@ -1,0 +1,335 @@
+/* Tests for sf_grid: sizes, ranges, order, limits, apply and validate. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf/buf.h"
+#include "sf/grid.h"
+#include "sf/logic.h"
+
+static const char *LOGIC =
+    "{\"name\": \"sma-cross\","
+    " \"indicators\": {\"fast\": {\"type\": \"sma\", \"period\": 10},"
+    "                  \"slow\": {\"type\": \"sma\", \"period\": 30}},"
+    " \"entry\": {\"crosses_above\": [\"fast\", \"slow\"]},"
+    " \"exit\": {\"all\": [{\"crosses_below\": [\"fast\", \"slow\"]}, {\"lt\": [\"close\", 50]}]},"
+    " \"risk\": {\"stop_loss_pct\": 0.1},"
+    " \"execution\": {\"fee_bps\": 10}}";
+
+static sf_grid *grid_ok(const char *json, size_t max)
+{
+    sf_grid *g = NULL;
+    sf_err err = {0};
+    sf_status st = sf_grid_parse(json, strlen(json), max, &g, &err);
+    cr_assert_eq(st, SF_OK, "%s", err.msg);
+    return g;
+}
+
+static void grid_bad(const char *json, size_t max, sf_status want, const char *msg)
+{
+    sf_grid *g = (sf_grid *)(void *)1;
+    sf_err err = {0};
+    sf_status st = sf_grid_parse(json, strlen(json), max, &g, &err);
+    cr_expect_eq(st, want, "%s: status %d (%s)", json, st, err.msg);
+    cr_expect_null(g);
+    cr_expect_str_eq(err.msg, msg, "%s", json);
+}
+
+/* params_json of combination i, in static storage. */
+static const char *params(const sf_grid *g, size_t i)
+{
+    static char text[4096];
+    sf_buf b;
+    sf_buf_init(&b, sizeof text - 1);
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_params_json(g, i, &b, &err), SF_OK, "%s", err.msg);
+    memcpy(text, sf_buf_str(&b), b.len + 1);
+    sf_buf_destroy(&b);
+    return text;
+}
+
+static sf_logic *apply_and_compile(const sf_grid *g, size_t i, char **text)
+{
+    size_t len = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_apply(g, i, LOGIC, strlen(LOGIC), text, &len, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(strlen(*text), len);
+    sf_logic *lg = NULL;
+    cr_assert_eq(sf_logic_parse(*text, len, &lg, NULL, &err), SF_OK, "%s", err.msg);
+    return lg;
+}
+
+Test(grid, size_is_the_product_of_the_value_counts)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 10, 20],"
+                         " \"indicators.slow.period\": {\"from\": 20, \"to\": 100, \"step\": 10},"
+                         " \"risk.stop_loss_pct\": [2, 3.5]}", 0);
+    cr_assert_eq(sf_grid_n_params(g), 3);
+    cr_assert_eq(sf_grid_param_count(g, 0), 3);
+    cr_assert_eq(sf_grid_param_count(g, 1), 9);
+    cr_assert_eq(sf_grid_param_count(g, 2), 2);
+    cr_assert_eq(sf_grid_size(g), 54);
+    cr_assert_str_eq(sf_grid_param_path(g, 1), "indicators.slow.period");
+    cr_assert_null(sf_grid_param_path(g, 3));
+    sf_grid_free(g);
+    sf_grid_free(NULL);
+}
+
+Test(grid, last_path_varies_fastest)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 10],"
+                         " \"indicators.slow.period\": {\"from\": 20, \"to\": 40, \"step\": 10}}", 0);
+    cr_assert_eq(sf_grid_size(g), 6);
+    cr_assert_str_eq(params(g, 0), "{\"indicators.fast.period\": 5, \"indicators.slow.period\": 20}");
+    cr_assert_str_eq(params(g, 1), "{\"indicators.fast.period\": 5, \"indicators.slow.period\": 30}");
+    cr_assert_str_eq(params(g, 2), "{\"indicators.fast.period\": 5, \"indicators.slow.period\": 40}");
+    cr_assert_str_eq(params(g, 3), "{\"indicators.fast.period\": 10, \"indicators.slow.period\": 20}");
+    cr_assert_str_eq(params(g, 5), "{\"indicators.fast.period\": 10, \"indicators.slow.period\": 40}");
+    sf_buf b;
+    sf_buf_init(&b, 100);
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_params_json(g, 6, &b, &err), SF_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "combination 6 does not exist: the grid has 6");
+    sf_buf_destroy(&b);
+    sf_grid_free(g);
+}
+
+Test(grid, float_steps_land_on_round_values_and_include_to)
+{
+    /* 0.3 / 0.1 is 2.9999999999999996 in doubles: 0.3 must still be included,
+     * and printed as 0.3, not 0.30000000000000004. */
+    sf_grid *g = grid_ok("{\"risk.stop_loss_pct\": {\"from\": 0, \"to\": 0.3, \"step\": 0.1}}", 0);
+    cr_assert_eq(sf_grid_size(g), 4);
+    cr_assert_str_eq(params(g, 0), "{\"risk.stop_loss_pct\": 0.0}"); /* from 0 with a real step: reals */
+    cr_assert_str_eq(params(g, 1), "{\"risk.stop_loss_pct\": 0.1}");
+    cr_assert_str_eq(params(g, 2), "{\"risk.stop_loss_pct\": 0.2}");
+    cr_assert_str_eq(params(g, 3), "{\"risk.stop_loss_pct\": 0.3}");
+    sf_grid_free(g);
+
+    g = grid_ok("{\"risk.stop_loss_pct\": {\"from\": 1, \"to\": 2, \"step\": 0.25}}", 0);
+    cr_assert_eq(sf_grid_size(g), 5);
+    cr_assert_str_eq(params(g, 1), "{\"risk.stop_loss_pct\": 1.25}");
+    cr_assert_str_eq(params(g, 4), "{\"risk.stop_loss_pct\": 2.0}"); /* a real stays real */
+    sf_grid_free(g);
+
+    g = grid_ok("{\"risk.stop_loss_pct\": {\"from\": 0.5, \"to\": 1.4, \"step\": 0.3}}", 0);
+    cr_assert_eq(sf_grid_size(g), 4); /* 0.5 0.8 1.1 1.4 */
+    cr_assert_str_eq(params(g, 3), "{\"risk.stop_loss_pct\": 1.4}");
+    sf_grid_free(g);
+
+    g = grid_ok("{\"risk.stop_loss_pct\": {\"from\": 0, \"to\": 1, \"step\": 0.3}}", 0);
+    cr_assert_eq(sf_grid_size(g), 4); /* 0 0.3 0.6 0.9; 1.2 is past to */
+    cr_assert_str_eq(params(g, 3), "{\"risk.stop_loss_pct\": 0.9}");
+    sf_grid_free(g);
+}
+
+Test(grid, integer_ranges_stay_integers)
+{
+    sf_grid *g = grid_ok("{\"indicators.slow.period\": {\"from\": 20, \"to\": 100.5, \"step\": 10}}", 0);
+    cr_assert_eq(sf_grid_size(g), 9);
+    cr_assert_str_eq(params(g, 8), "{\"indicators.slow.period\": 100}");
+    sf_grid_free(g);
+    g = grid_ok("{\"indicators.slow.period\": {\"from\": 7, \"to\": 7, \"step\": 1}}", 0);
+    cr_assert_eq(sf_grid_size(g), 1);
+    cr_assert_str_eq(params(g, 0), "{\"indicators.slow.period\": 7}");
+    sf_grid_free(g);
+}
+
+Test(grid, combinations_over_the_limit_are_refused)
+{
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 1000, \"step\": 1}, \"b\": {\"from\": 1, \"to\": 1000, \"step\": 1}}",
+             0, SF_ERR_LIMIT, "grid has 1000000 combinations; the limit is 100000");
+    grid_bad("{\"a\": [1, 2, 3], \"b\": [1, 2, 3, 4]}", 10, SF_ERR_LIMIT,
+             "grid has 12 combinations; the limit is 10");
+    sf_grid *g = grid_ok("{\"a\": [1, 2, 3], \"b\": [1, 2, 3, 4]}", 12);
+    cr_assert_eq(sf_grid_size(g), 12);
+    sf_grid_free(g);
+    grid_bad("{\"a\": {\"from\": 0, \"to\": 1, \"step\": 1e-9}}", 0, SF_ERR_LIMIT,
+             "\"a\": range has more than 100000 values");
+}
+
+Test(grid, malformed_grids_are_refused_with_the_path)
+{
+    grid_bad("{\"indicators..period\": [1]}", 0, SF_ERR_INVALID,
+             "\"indicators..period\": not a valid path (object keys joined by '.', array elements as [i])");
+    grid_bad("{\"entry.all[01]\": [1]}", 0, SF_ERR_INVALID,
+             "\"entry.all[01]\": not a valid path (object keys joined by '.', array elements as [i])");
+    grid_bad("{\"[0]\": [1]}", 0, SF_ERR_INVALID,
+             "\"[0]\": not a valid path (object keys joined by '.', array elements as [i])");
+    grid_bad("{\"risk\": [{}], \"risk.stop_loss_pct\": [1]}", 0, SF_ERR_INVALID,
+             "\"risk.stop_loss_pct\": overlaps \"risk\"");
+    grid_bad("{\"a\": []}", 0, SF_ERR_INVALID, "\"a\": must not be an empty list");
+    grid_bad("{\"a\": [1, null]}", 0, SF_ERR_INVALID,
+             "\"a\"[1]: must be a number, a string or a boolean");
+    grid_bad("{\"a\": 5}", 0, SF_ERR_INVALID,
+             "\"a\": must be a list of values or a {\"from\", \"to\", \"step\"} range");
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 5, \"step\": 0}}", 0, SF_ERR_INVALID,
+             "\"a\".step: must be a number > 0");
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 5}}", 0, SF_ERR_INVALID, "\"a\".step: must be a number");
+    grid_bad("{\"a\": {\"from\": 5, \"to\": 1, \"step\": 1}}", 0, SF_ERR_INVALID,
+             "\"a\": from (5) must be <= to (1)");
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 5, \"step\": 1, \"by\": 2}}", 0, SF_ERR_INVALID,
+             "\"a\".by: unknown key (expected from, to, step)");
+    grid_bad("{}", 0, SF_ERR_INVALID, "grid must name at least one path");
+    grid_bad("[1]", 0, SF_ERR_INVALID, "grid must be a JSON object of path: values");
+    grid_bad("{\"a\": [1],\n \"a\": [2]}", 0, SF_ERR_PARSE,
+             "invalid grid JSON at line 2, column 4: duplicate object key near '\"a\"'");
+    grid_bad("{\"a\": [1,}", 0, SF_ERR_PARSE,
+             "invalid grid JSON at line 1, column 10: unexpected token near '}'");
+}
+
+Test(grid, apply_sets_every_value_and_keeps_the_rest)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 7],"
+                         " \"indicators.slow.period\": {\"from\": 40, \"to\": 60, \"step\": 20},"
+                         " \"risk.take_profit_pct\": [12.5],"
+                         " \"exit.all[1].lt[1]\": [45, 55]}", 0);
+    cr_assert_eq(sf_grid_size(g), 8);
+    char *text = NULL;
+    sf_logic *lg = apply_and_compile(g, 7, &text); /* 7, 60, 12.5, 55 */
+    cr_assert_float_eq(lg->indicators[0].spec.param[SF_IP_PERIOD], 7, 0);
+    cr_assert_float_eq(lg->indicators[1].spec.param[SF_IP_PERIOD], 60, 0);
+    cr_assert_float_eq(lg->take_profit_pct, 12.5, 0);  /* added to risk */
+    cr_assert_float_eq(lg->stop_loss_pct, 0.1, 0);     /* kept */
+    cr_assert_float_eq(lg->fee_bps, 10, 0);
+    const sf_cond *all = &lg->conds[lg->exit];
+    const sf_cond *lt = &lg->conds[lg->children[all->first_child + 1]];
+    cr_assert_eq(lt->op, SF_COND_LT);
+    cr_assert_float_eq(lt->b.number, 55, 0);
+    cr_assert_str_eq(lg->name, "sma-cross");
+    /* untouched reals are written back as the user wrote them */
+    cr_assert(strstr(text, "\"stop_loss_pct\":0.1,") != NULL, "%s", text);
+    cr_assert(strstr(text, "\"take_profit_pct\":12.5") != NULL, "%s", text);
+    sf_logic_free(lg);
+    free(text);
+
+    lg = apply_and_compile(g, 0, &text); /* 5, 40, 12.5, 45 */
+    cr_assert_float_eq(lg->indicators[0].spec.param[SF_IP_PERIOD], 5, 0);
+    cr_assert_float_eq(lg->indicators[1].spec.param[SF_IP_PERIOD], 40, 0);
+    sf_logic_free(lg);
+    free(text);
+    sf_grid_free(g);
+}
+
+Test(grid, apply_sets_strings_from_lists)
+{
+    sf_grid *g = grid_ok("{\"execution.fill\": [\"next_open\", \"close\"], \"side\": [\"long\", \"short\"]}", 0);
+    char *text = NULL;
+    sf_logic *lg = apply_and_compile(g, 3, &text);
+    cr_assert_eq(lg->fill, SF_FILL_CLOSE);
+    cr_assert_eq(lg->side, -1);
+    sf_logic_free(lg);
+    free(text);
+    cr_assert_str_eq(params(g, 1), "{\"execution.fill\": \"next_open\", \"side\": \"short\"}");
+    sf_grid_free(g);
+}
+
+static void apply_bad(const char *grid, const char *msg)
+{
+    sf_grid *g = grid_ok(grid, 0);
+    char *text = (char *)(void *)1;
+    sf_err err = {0};
+    cr_expect_eq(sf_grid_apply(g, 0, LOGIC, strlen(LOGIC), &text, NULL, &err), SF_ERR_INVALID);
+    cr_expect_null(text);
+    cr_expect_str_eq(err.msg, msg);
+    sf_grid_free(g);
+}
+
+Test(grid, apply_names_the_part_of_the_path_missing_from_the_logic)
+{
+    apply_bad("{\"indicators.fsat.period\": [5]}",
+              "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
+    apply_bad("{\"capital.initial\": [5]}",
+              "sweep path \"capital.initial\": capital is not in the logic");
+    apply_bad("{\"name.x\": [5]}", "sweep path \"name.x\": name is not an object");
+    apply_bad("{\"exit.all[2]\": [5]}", "sweep path \"exit.all[2]\": exit.all[2] is not in the logic");
+    apply_bad("{\"exit[0]\": [5]}", "sweep path \"exit[0]\": exit is not an array");
+}
+
+Test(grid, apply_refuses_a_bad_logic_or_index)
+{
+    sf_grid *g = grid_ok("{\"a\": [1]}", 0);
+    char *text = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_apply(g, 0, "{\"a\": ", 6, &text, NULL, &err), SF_ERR_PARSE);
+    cr_assert_eq(sf_grid_apply(g, 1, LOGIC, strlen(LOGIC), &text, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(sf_grid_apply(g, 0, "[]", 2, &text, NULL, &err), SF_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "logic must be a JSON object");
+    sf_grid_free(g);
+}
+
+Test(grid, validate_accepts_a_grid_whose_every_combination_compiles)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": {\"from\": 2, \"to\": 20, \"step\": 1},"
+                         " \"indicators.slow.period\": {\"from\": 30, \"to\": 300, \"step\": 10},"
+                         " \"risk.stop_loss_pct\": [1, 2.5, 5]}", 0);
+    cr_assert_eq(sf_grid_size(g), 19 * 28 * 3);
+    size_t bad = 0;
+    sf_logic_errors e;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, &e, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(bad, SIZE_MAX);
+    cr_assert_eq(e.count, 0);
+    sf_grid_free(g);
+}
+
+Test(grid, validate_reports_the_first_failing_combination_with_its_values)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 0, 10],"
+                         " \"indicators.slow.period\": [20, 30]}", 0);
+    size_t bad = 0;
+    sf_logic_errors e;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, &e, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 2);
+    cr_assert_str_eq(err.msg, "combination 2 {\"indicators.fast.period\": 0, "
+                              "\"indicators.slow.period\": 20}: indicators.fast.period: "
+                              "must be an integer >= 1");
+    cr_assert_eq(e.count, 1);
+    cr_assert_str_eq(e.path[0], "indicators.fast.period");
+    sf_grid_free(g);
+}
+
+Test(grid, validate_finds_a_failure_late_in_the_grid)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": {\"from\": 1, \"to\": 50, \"step\": 1},"
+                         " \"risk.stop_loss_pct\": {\"from\": 10, \"to\": 100, \"step\": 10}}", 0);
+    size_t bad = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 9); /* fast 1, stop 100 */
+    cr_assert_str_eq(err.msg, "combination 9 {\"indicators.fast.period\": 1, "
+                              "\"risk.stop_loss_pct\": 100}: risk.stop_loss_pct: "
+                              "must be a number > 0 and < 100");
+    sf_grid_free(g);
+}
+
+Test(grid, validate_reports_paths_that_do_not_fit_the_logic)
+{
+    sf_grid *g = grid_ok("{\"indicators.fsat.period\": [5, 6]}", 0);
+    size_t bad = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, SIZE_MAX);
+    cr_assert_str_eq(err.msg,
+                     "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
+    sf_grid_free(g);
+}
+
+Test(grid, apply_is_deterministic_and_matches_validate_order)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [3, 4], \"risk.stop_loss_pct\": [1.5, 2.5]}", 0);
+    char *a = NULL, *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_apply(g, 2, LOGIC, strlen(LOGIC), &a, NULL, &err), SF_OK);
+    cr_assert_eq(sf_grid_apply(g, 2, LOGIC, strlen(LOGIC), &b, NULL, &err), SF_OK);
+    cr_assert_str_eq(a, b);
+    cr_assert(strstr(a, "\"fast\":{\"type\":\"sma\",\"period\":4}") != NULL, "%s", a);
+    cr_assert(strstr(a, "\"stop_loss_pct\":1.5") != NULL, "%s", a);
+    free(a);
+    free(b);
+    sf_grid_free(g);
+}
