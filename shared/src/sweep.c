@@ -172,7 +172,7 @@ static sf_status run_threads(sweep *s, int nthreads, sf_err *err)
         if (pthread_create(&th[started], NULL, worker, s) != 0)
             break;
         char name[16];
-        snprintf(name, sizeof name, "sf-sweep-%d", started);
+        snprintf(name, sizeof name, "sf-sweep-%d", started % 1000);
         pthread_setname_np(th[started], name);
     }
     if (started < nthreads)
