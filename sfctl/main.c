@@ -1,0 +1,77 @@
+/* sfctl: the command line of the backtest farm. One table maps a command name
+ * to its function and its one-line summary; `sfctl --help` lists it and
+ * `sfctl <command> --help` is each command's own usage. Exit status: 0 ok,
+ * 1 the operation failed, 2 bad usage or bad input. */
+#include <stdio.h>
+#include <string.h>
+
+#include "local.h"
+
+typedef int (*ctl_cmd_fn)(int argc, char **argv);
+
+static int cmd_help(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    ctl_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"backtest", ctl_backtest, "run a logic over a local CSV file and print its metrics"},
+    {"sweep", ctl_sweep, "run a parameter grid over a local CSV file and print the leaderboard"},
+    {"indicator", ctl_indicator, "print an indicator's values over a local CSV file as CSV"},
+    {"help", cmd_help, "show this help, or a command's help (sfctl help <command>)"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sfctl <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`sfctl <command> --help` describes a command's options.\n"
+               "exit status: 0 ok, 1 the operation failed, 2 bad usage or input.\n");
+}
+
+static int find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return CTL_EXIT_OK;
+    }
+    int k = find_command(argv[1]);
+    if (k < 0 || commands[k].fn == cmd_help) {
+        if (k < 0)
+            fprintf(stderr, "sfctl: unknown command \"%.64s\" (see sfctl --help)\n", argv[1]);
+        else
+            usage(stdout);
+        return k < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+    }
+    char help_opt[] = "--help";
+    char *sub[] = {argv[1], help_opt, NULL};
+    return commands[k].fn(2, sub);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(1, argv);
+    int k = find_command(argv[1]);
+    if (k < 0) {
+        fprintf(stderr, "sfctl: unknown command \"%.64s\" (see sfctl --help)\n", argv[1]);
+        return CTL_EXIT_USAGE;
+    }
+    return commands[k].fn(argc - 1, argv + 1);
+}
