@@ -422,3 +422,40 @@ sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times
     }
     return SF_OK;
 }
+
+/* Walk (lo, b] forward; the last fire time seen goes to *out. */
+static sf_status last_in_window(const sf_cron *c, int64_t lo, int64_t b, int64_t *out, int *found,
+                                sf_err *err)
+{
+    int64_t t = lo;
+    while (t < b) {
+        int64_t next;
+        sf_status st = sf_cron_next(c, t, &next, err);
+        if (st == SF_ERR_NOTFOUND || (st == SF_OK && next > b))
+            return SF_OK;
+        if (st != SF_OK)
+            return st;
+        *out = next;
+        *found = 1;
+        t = next;
+    }
+    return SF_OK;
+}
+
+sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found,
+                       sf_err *err)
+{
+    static const int64_t windows[] = {3600, 86400, 32 * 86400, 400 * 86400};
+    *found = 0;
+    if (a >= b)
+        return SF_OK;
+    for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+        int64_t lo = b - windows[i];
+        if (lo <= a)
+            break;
+        sf_status st = last_in_window(c, lo, b, out, found, err);
+        if (st != SF_OK || *found)
+            return st;
+    }
+    return last_in_window(c, a, b, out, found, err);
+}

@@ -229,3 +229,35 @@ Test(cron, matches_checks_every_field)
     cr_assert_not(sf_cron_matches(&c, iso("2024-07-13T09:30:00Z"))); /* Saturday */
     cr_assert_not(sf_cron_matches(&c, iso("2024-07-12T09:31:00Z")));
 }
+
+Test(cron, last_finds_the_most_recent_fire_time_in_the_interval)
+{
+    sf_err err;
+    int64_t t = 0;
+    int found = -1;
+    sf_cron every = parse_ok("* * * * *");
+    cr_assert_eq(sf_cron_last(&every, iso("2020-01-01T00:00:00Z"), iso("2024-07-12T09:30:40Z"), &t,
+                              &found, &err), SF_OK);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(t, iso("2024-07-12T09:30:00Z"));
+    /* yearly, three years missed: the most recent is this year's */
+    sf_cron yearly = parse_ok("0 0 1 1 *");
+    cr_assert_eq(sf_cron_last(&yearly, iso("2021-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t,
+                              &found, &err), SF_OK);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(t, iso("2024-01-01T00:00:00Z"));
+    /* a is excluded, b included */
+    cr_assert_eq(sf_cron_last(&yearly, iso("2024-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t,
+                              &found, &err), SF_OK);
+    cr_assert_eq(found, 0);
+    cr_assert_eq(sf_cron_last(&yearly, iso("2023-12-31T00:00:00Z"), iso("2024-01-01T00:00:00Z"), &t,
+                              &found, &err), SF_OK);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(t, iso("2024-01-01T00:00:00Z"));
+    /* Feb 29 from ten years back: the window search falls back to the whole interval */
+    sf_cron leap = parse_ok("0 0 29 2 *");
+    cr_assert_eq(sf_cron_last(&leap, iso("2014-01-01T00:00:00Z"), iso("2026-11-26T00:00:00Z"), &t,
+                              &found, &err), SF_OK);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(t, iso("2024-02-29T00:00:00Z"));
+}

@@ -78,4 +78,14 @@ sf_status sf_cron_next(const sf_cron *c, int64_t after, int64_t *out, sf_err *er
 sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times, size_t max,
                           size_t *n, int *more, sf_err *err);
 
+/*
+ * The latest fire time t with a < t <= b into *out; *found = 0 when there is
+ * none. Looks back from b through growing windows (1 hour, 1 day, 32 days,
+ * 400 days, then all of (a, b]), so the cost is about the number of fire
+ * times in the first window that holds one. For catch-up ("fire only the most
+ * recent missed one"). Errors as sf_cron_next.
+ */
+sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found,
+                       sf_err *err);
+
 #endif
