@@ -41,7 +41,7 @@ static sf_status reserve(sf_buf *b, size_t n, sf_err *err)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > b->max + 1)
+    if (b->max < SIZE_MAX && cap > b->max + 1) /* max + 1 wraps to 0 for SIZE_MAX */
         cap = b->max + 1;
     char *p = realloc(b->data, cap);
     if (p == NULL)

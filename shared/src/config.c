@@ -1,6 +1,7 @@
 /* config: environment variables through one table; see sf/config.h. */
 #include "sf/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,7 +21,7 @@ sf_status sf_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || end == s || *end != '\0' || errno == ERANGE || v < min || v > max)
+    if (*s == '\0' || isspace((unsigned char)*s) || end == s || *end != '\0' || errno == ERANGE || v < min || v > max)
         return sf_err_set(err, SF_ERR_INVALID, "must be an integer from %lld to %lld, got \"%.64s\"",
                           (long long)min, (long long)max, s);
     *out = v;
@@ -32,7 +33,7 @@ sf_status sf_config_parse_double(const char *s, double min, double max, double *
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (*s == '\0' || end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < min || v > max)
+    if (*s == '\0' || isspace((unsigned char)*s) || end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < min || v > max)
         return sf_err_set(err, SF_ERR_INVALID, "must be a number from %g to %g, got \"%.64s\"", min, max, s);
     *out = v;
     return SF_OK;
@@ -160,6 +161,14 @@ static sf_status store(const sf_config_var *v, const char *text, char *base, sf_
     return sf_err_set(err, SF_ERR_INTERNAL, "unknown variable type");
 }
 
+/* A secret's bad value is not echoed: cut the message before ", got \"". */
+static void hide_secret(const sf_config_var *v, char *msg)
+{
+    char *got = v->secret ? strstr(msg, ", got \"") : NULL;
+    if (got)
+        snprintf(got, SF_ERR_MSG_MAX - (size_t)(got - msg), " (value hidden: secret)");
+}
+
 sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf *errors)
 {
     sf_status result = SF_OK;
@@ -169,13 +178,14 @@ sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf 
         char *heap = NULL;
         sf_err err = {0};
         sf_status st = raw_value(v, &text, &heap, &err);
-        if (st == SF_OK && text == NULL)
+        if (st == SF_OK && (text == NULL || (v->def == NULL && text[0] == '\0')))
             st = sf_err_set(&err, SF_ERR_CONFIG, "is required");
         if (st == SF_OK)
             st = store(v, text, out, &err);
         free(heap);
         if (st != SF_OK) {
             result = SF_ERR_CONFIG;
+            hide_secret(v, err.msg);
             if (strncmp(err.msg, v->name, strlen(v->name)) == 0)
                 sf_buf_printf(errors, NULL, "%s\n", err.msg);
             else
@@ -215,7 +225,9 @@ sf_status sf_config_help(const char *prog, const char *summary,
         if (st == SF_OK && v->type == SF_CFG_ENUM)
             for (int c = 0; v->choices[c] && st == SF_OK; c++)
                 st = sf_buf_printf(out, err, "%s%s", c ? "|" : " ", v->choices[c]);
-        if (st == SF_OK && (v->type == SF_CFG_INT || v->type == SF_CFG_DOUBLE))
+        if (st == SF_OK && v->type == SF_CFG_INT) /* %g would print 1e+06 */
+            st = sf_buf_printf(out, err, " [%lld..%lld]", (long long)v->min, (long long)v->max);
+        if (st == SF_OK && v->type == SF_CFG_DOUBLE)
             st = sf_buf_printf(out, err, " [%g..%g]", v->min, v->max);
         if (st != SF_OK)
             break;

@@ -85,42 +85,74 @@ int sf_log_enabled(const sf_log *lg, sf_log_level level)
 typedef struct line {
     char *p;
     size_t len, cap;
+    int overflow; /* a put did not fit (strings truncate themselves instead) */
 } line;
 
 static void put(line *l, const char *s, size_t n)
 {
-    if (n > l->cap - l->len)
+    if (n > l->cap - l->len) {
         n = l->cap - l->len;
+        l->overflow = 1;
+    }
     memcpy(l->p + l->len, s, n);
     l->len += n;
 }
 
-static void put_json_string(line *l, const char *s)
+/* Length of the valid UTF-8 sequence at c (1..4), 0 when it is not valid
+ * (bad lead byte, truncated, overlong, surrogate, above U+10FFFF). */
+static size_t utf8_len(const unsigned char *c)
+{
+    size_t n = c[0] < 0x80 ? 1 : (c[0] & 0xe0) == 0xc0 ? 2 : (c[0] & 0xf0) == 0xe0 ? 3 : (c[0] & 0xf8) == 0xf0 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((c[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+    if ((n == 2 && c[0] < 0xc2) || (n == 3 && c[0] == 0xe0 && c[1] < 0xa0) ||
+        (n == 3 && c[0] == 0xed && c[1] >= 0xa0) || (n == 4 && c[0] == 0xf0 && c[1] < 0x90) ||
+        (n == 4 && (c[0] > 0xf4 || (c[0] == 0xf4 && c[1] >= 0x90))))
+        return 0;
+    return n;
+}
+
+/* The JSON text for the character at c into esc; *adv gets the bytes used.
+ * Invalid UTF-8 becomes U+FFFD so the line stays valid JSON. */
+static size_t escape_one(const unsigned char *c, char esc[8], size_t *adv)
 {
     static const char hex[] = "0123456789abcdef";
-    put(l, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
-        switch (*c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            if (*c < 0x20 || *c == 0x7f) {
-                esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-                esc[4] = hex[*c >> 4]; esc[5] = hex[*c & 15];
-                n = 6;
-            } else {
-                esc[0] = (char)*c;
-                n = 1;
-            }
+    static const char simple[][2] = {{'"', '"'}, {'\\', '\\'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}};
+    *adv = 1;
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
+        if (*c == (unsigned char)simple[i][0]) {
+            esc[0] = '\\';
+            esc[1] = simple[i][1];
+            return 2;
         }
-        if (l->cap - l->len < n + 1) /* never split an escape; leave room for the quote */
+    if (*c < 0x20 || *c == 0x7f) {
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[*c >> 4];
+        esc[5] = hex[*c & 15];
+        return 6;
+    }
+    size_t n = utf8_len(c);
+    if (n == 0) {
+        memcpy(esc, "\\ufffd", 6);
+        return 6;
+    }
+    memcpy(esc, c, n);
+    *adv = n;
+    return n;
+}
+
+static void put_json_string(line *l, const char *s)
+{
+    put(l, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        char esc[8];
+        size_t adv;
+        size_t n = escape_one(c, esc, &adv);
+        if (l->cap - l->len < n + 1) /* never split an escape or a character; room for the quote */
             break;
         put(l, esc, n);
+        c += adv;
     }
     put(l, "\"", 1);
 }
@@ -133,23 +165,33 @@ static int is_secret_key(const char *key)
     return 0;
 }
 
+/* Replace [from, to) in buf with "***", cutting the tail if it no longer fits. */
+static void mask_span(char *buf, size_t size, char *from, const char *to)
+{
+    size_t room = size - 1 - (size_t)(from - buf); /* bytes from `from` up to the NUL */
+    if (room < 3) {
+        *from = '\0';
+        return;
+    }
+    size_t tail = strlen(to);
+    size_t keep = tail < room - 3 ? tail : room - 3;
+    memmove(from + 3, to, keep);
+    memcpy(from, "***", 3);
+    from[3 + keep] = '\0';
+}
+
 void sf_log_mask_url(const char *s, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s", s);
-    char *scheme = strstr(buf, "://");
-    while (scheme) {
+    if (size == 0)
+        return;
+    snprintf(buf, size, "%s", s ? s : "");
+    for (char *scheme = strstr(buf, "://"); scheme; scheme = strstr(scheme + 3, "://")) {
         char *auth = scheme + 3;
-        char *at = strchr(auth, '@');
-        char *slash = strchr(auth, '/');
-        char *colon = strchr(auth, ':');
-        if (at && colon && colon < at && (slash == NULL || at < slash) && at - colon > 1) {
-            size_t tail = strlen(at);
-            if ((size_t)(colon + 4 - buf) + tail < size) {
-                memmove(colon + 4, at, tail + 1);
-                memcpy(colon + 1, "***", 3);
-            }
-        }
-        scheme = strstr(auth, "://");
+        size_t alen = strcspn(auth, "/?# \t\r\n\"'<>"); /* the authority ends here */
+        char *at = memrchr(auth, '@', alen);
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon && at - colon > 1)
+            mask_span(buf, size, colon + 1, at);
     }
 }
 
@@ -193,7 +235,7 @@ size_t sf_log_format(const sf_log *lg, sf_log_level level, int64_t now_ms, const
 {
     if (size < 3)
         return 0;
-    line l = {buf, 0, size - 2}; /* room for "}\n" */
+    line l = {buf, 0, size - 2, 0}; /* room for "}\n" */
     char ts[SF_TIME_ISO_MAX];
     sf_time_format_iso8601_ms(now_ms, ts, sizeof ts);
     char masked[SF_LOG_LINE_MAX];
@@ -211,7 +253,7 @@ size_t sf_log_format(const sf_log *lg, sf_log_level level, int64_t now_ms, const
     for (const sf_log_field *f = fields; f && f->type != SF_LF_END_; f++) {
         size_t before = l.len;
         put_field(&l, f);
-        if (l.len == l.cap) { /* out of room: drop the partial field */
+        if (l.overflow) { /* out of room: drop the partial field */
             l.len = before;
             break;
         }
@@ -241,7 +283,8 @@ void sf_log_emit(sf_log *lg, sf_log_level level, const char *message, const sf_l
     char buf[SF_LOG_LINE_MAX];
     size_t n = sf_log_format(lg, level, sf_time_now_ms(), message, fields, buf, sizeof buf);
     pthread_mutex_lock(&lg->write_mu);
-    write_all(lg->out_fd, buf, n);
+    if (lg->out_fd >= 0)
+        write_all(lg->out_fd, buf, n);
     if (lg->combined_fd >= 0)
         write_all(lg->combined_fd, buf, n);
     if (lg->error_fd >= 0 && level == SF_LOG_ERROR)

@@ -47,7 +47,7 @@ typedef struct sf_log_field {
 
 typedef struct sf_log sf_log;
 
-/* out_fd: where lines go (normally 1, stdout); log_dir: NULL or "" for none. */
+/* out_fd: where lines go (normally 1, stdout; -1 for none); log_dir: NULL or "" for none. */
 sf_status sf_log_open(const char *service, const char *environment, sf_log_level level,
                       const char *log_dir, int out_fd, sf_log **out, sf_err *err);
 void sf_log_close(sf_log *lg);
