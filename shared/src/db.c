@@ -286,3 +286,38 @@ sf_status sf_db_copy_end(sf_db *db, const char *abort_reason, sf_err *err)
     }
     return st;
 }
+
+/* Read what is left of a COPY OUT and the final result; keep the first error. */
+static sf_status copy_out_finish(sf_db *db, sf_status st, sf_err *err)
+{
+    PGresult *res;
+    while ((res = PQgetResult(db->conn)) != NULL) {
+        if (st == SF_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = fail(db, res, err);
+            continue;
+        }
+        PQclear(res);
+    }
+    return st;
+}
+
+sf_status sf_db_copy_out(sf_db *db, const char *sql, sf_db_copy_fn fn, void *ctx, sf_err *err)
+{
+    db->sqlstate[0] = '\0';
+    PGresult *res = PQexec(db->conn, sql);
+    if (res == NULL || PQresultStatus(res) != PGRES_COPY_OUT)
+        return fail(db, res, err);
+    PQclear(res);
+    sf_status st = SF_OK;
+    char *buf = NULL;
+    int n;
+    while ((n = PQgetCopyData(db->conn, &buf, 0)) > 0) {
+        if (st == SF_OK)
+            st = fn(buf, (size_t)n, ctx, err);
+        PQfreemem(buf);
+        buf = NULL;
+    }
+    if (n == -2 && st == SF_OK)
+        st = fail(db, NULL, err);
+    return copy_out_finish(db, st, err);
+}

@@ -77,4 +77,11 @@ sf_status sf_db_copy_start(sf_db *db, const char *sql, sf_err *err);
 sf_status sf_db_copy_put(sf_db *db, const char *data, size_t len, sf_err *err);
 sf_status sf_db_copy_end(sf_db *db, const char *abort_reason, sf_err *err);
 
+/* COPY ... TO STDOUT: run sql and hand each CopyData message (one row, or in
+ * binary format the header plus the first row) to fn, borrowed for the call.
+ * A failure returned by fn stops reading; the rest of the copy is drained and
+ * fn's status returned. */
+typedef sf_status (*sf_db_copy_fn)(const char *data, size_t len, void *ctx, sf_err *err);
+sf_status sf_db_copy_out(sf_db *db, const char *sql, sf_db_copy_fn fn, void *ctx, sf_err *err);
+
 #endif
