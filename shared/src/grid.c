@@ -623,7 +623,7 @@ static sf_status validate_all(const sf_grid *g, json_t *root, size_t *bad_index,
 sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
                            size_t *bad_index, sf_logic_errors *errs, sf_err *err)
 {
-    size_t bad_local;
+    size_t bad_local = SIZE_MAX;
     size_t *bad = bad_index ? bad_index : &bad_local;
     *bad = SIZE_MAX;
     if (errs != NULL)

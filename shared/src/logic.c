@@ -873,15 +873,16 @@ static sf_status parse_json(const char *json, size_t len, json_t **root, ctx *c)
 sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
                          sf_logic_errors *errs, sf_err *err)
 {
-    sf_logic_errors local;
-    ctx *c = calloc(1, sizeof *c);
+    sf_logic_errors local = {0};
     *out = NULL;
+    if (errs != NULL)
+        memset(errs, 0, sizeof *errs);
+    ctx *c = calloc(1, sizeof *c);
     if (c == NULL || (c->lg = logic_alloc()) == NULL) {
         free(c);
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate a logic: out of memory");
     }
     c->errs = errs ? errs : &local;
-    memset(c->errs, 0, sizeof *c->errs);
     json_t *root = NULL;
     if (parse_json(json, len, &root, c) == SF_OK) {
         check_root(c, root);

@@ -366,7 +366,9 @@ Test(logic, invalid_fixtures_match_their_expected_errors)
         static char got[16384];
         int hl = snprintf(got, sizeof got, "%s\n", sf_status_name(st));
         sf_logic_errors_format(&e, got + hl, sizeof got - (size_t)hl - 1);
-        strcat(got, "\n");
+        size_t gl = strlen(got);
+        got[gl] = '\n';
+        got[gl + 1] = '\0';
         cr_expect_str_eq(got, want, "%s", de->d_name);
         cr_expect_null(lg);
         free(text);
