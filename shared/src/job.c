@@ -1,0 +1,844 @@
+/*
+ * job: every change of jobs.status (see sf/job.h).
+ *
+ * DESIGN. One table, TRANSITIONS, lists each event with the states it may
+ * start from, the states it may end in, the SET clause that performs it, and
+ * whether it is fenced (a worker's write: j.fence must equal the caller's
+ * fence). One builder, build_update(), turns an entry plus a source of rows
+ * (a query exposing at least `id`, and `fence` when fenced) into
+ *
+ *   WITH v AS (<source>),
+ *        u AS (UPDATE jobs j SET <set>, updated_at = now() FROM v
+ *              WHERE j.id = v.id [AND j.fence = v.fence] AND j.status IN (<from>)
+ *              RETURNING j.id::text AS id, j.status::text AS status <returning>)
+ *   <tail>
+ *
+ * so the guard on the current state is never forgotten and no other code in
+ * the project writes jobs.status. Batches of ids travel as PostgreSQL array
+ * literals in one parameter each (values are never spliced into SQL). Times
+ * are PostgreSQL's now(); the backoff's jitter is PostgreSQL's random().
+ */
+#include "sf/job.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sf/buf.h"
+
+#define SQL_MAX ((size_t)64 * 1024)
+#define PARAM_MAX ((size_t)512 * 1024 * 1024) /* one array parameter (results JSON) */
+#define NIL_UUID "00000000-0000-0000-0000-000000000000"
+
+/* d = min(cap, base * 2^(attempt-1)) ms, of the attempt that just ended. */
+#define BACKOFF_D "least(v.cap_ms, v.base_ms * power(2::float8, greatest(j.attempt - 1, 0)))"
+#define GIVE_UP "(j.cancel_requested OR j.attempt >= j.max_attempts)"
+
+typedef enum event {
+    EV_CLAIM, EV_HEARTBEAT, EV_SUCCEED, EV_FAIL, EV_RETRY, EV_CANCELLED, EV_RELEASE,
+    EV_CANCEL, EV_REQUEST_CANCEL, EV_MARK_QUEUED, EV_REAP, EV_COUNT
+} event;
+
+typedef struct transition {
+    const char *name;
+    const char *from;      /* comma-separated states the row must be in */
+    const char *to;        /* comma-separated states it may end in */
+    int fenced;            /* v.fence must equal j.fence */
+    const char *where;     /* extra condition, or "" */
+    const char *set;       /* the SET list (updated_at is added) */
+    const char *returning; /* extra RETURNING columns, each with a leading comma */
+} transition;
+
+static const transition TRANSITIONS[EV_COUNT] = {
+    [EV_CLAIM] = {"claim", "queued", "running", 0, " AND NOT j.cancel_requested",
+        "status = 'running', attempt = j.attempt + 1, fence = nextval('job_fence_seq'), "
+        "lease_until = now() + v.lease_ms * interval '1 millisecond', worker = v.worker, "
+        "started_at = now(), finished_at = NULL",
+        ", j.user_id::text AS user_id, j.kind::text AS kind, j.attempt AS attempt, "
+        "j.max_attempts AS max_attempts, j.fence AS fence, j.symbol AS symbol, "
+        "j.timeframe AS timeframe, j.batch_id AS batch_id, j.combo_index AS combo_index, "
+        "j.schedule_id AS schedule_id, floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
+        "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic"},
+    [EV_HEARTBEAT] = {"heartbeat", "running", "running", 1, "",
+        "lease_until = now() + v.lease_ms * interval '1 millisecond'",
+        ", j.cancel_requested AS cancel_requested"},
+    [EV_SUCCEED] = {"succeeded", "running", "succeeded", 1, "",
+        "status = 'succeeded', finished_at = now(), lease_until = NULL, error = NULL, "
+        "error_class = NULL", ""},
+    [EV_FAIL] = {"failed", "running", "failed", 1, "",
+        "status = 'failed', finished_at = now(), lease_until = NULL, error = v.error, "
+        "error_class = 'permanent'", ""},
+    [EV_RETRY] = {"transient", "running", "pending,dead,cancelled", 1, "",
+        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
+        "THEN 'dead' ELSE 'pending' END)::job_status, "
+        "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
+        "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, error = v.error, "
+        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE v.error_class END", ""},
+    [EV_CANCELLED] = {"cancelled", "running", "cancelled", 1, "",
+        "status = 'cancelled', finished_at = now(), lease_until = NULL, "
+        "error = coalesce(v.error, 'cancelled on request'), error_class = 'cancelled'", ""},
+    [EV_RELEASE] = {"released", "running", "pending,cancelled", 1, "",
+        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'pending' END)::job_status, "
+        "attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE greatest(j.attempt - 1, 0) END, "
+        "run_at = now(), lease_until = NULL, "
+        "finished_at = CASE WHEN j.cancel_requested THEN now() END, "
+        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE j.error_class END", ""},
+    [EV_CANCEL] = {"cancel", "pending,queued", "cancelled", 0, "",
+        "status = 'cancelled', cancel_requested = true, finished_at = now(), "
+        "error = 'cancelled on request', error_class = 'cancelled'",
+        ", j.user_id::text AS user_id, j.priority AS priority, "
+        "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
+    [EV_REQUEST_CANCEL] = {"request_cancel", "running", "running", 0, "",
+        "cancel_requested = true", ""},
+    [EV_MARK_QUEUED] = {"mark_queued", "pending", "queued", 0, "",
+        "status = 'queued', queued_at = now()", ""},
+    [EV_REAP] = {"reap", "running", "pending,dead,cancelled", 0, " AND j.lease_until < now()",
+        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
+        "THEN 'dead' ELSE 'pending' END)::job_status, "
+        "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
+        "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, "
+        "error = 'lease expired (worker ' || coalesce(j.worker, '?') || ')', "
+        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'lease' END", ""},
+};
+
+static const char *const OUTCOME_NAMES[SF_JOB_OUTCOMES] = {
+    [SF_JOB_SUCCEEDED] = "succeeded", [SF_JOB_FAILED] = "failed", [SF_JOB_TRANSIENT] = "transient",
+    [SF_JOB_CANCELLED] = "cancelled", [SF_JOB_RELEASED] = "released",
+};
+
+static const event OUTCOME_EVENTS[SF_JOB_OUTCOMES] = {
+    [SF_JOB_SUCCEEDED] = EV_SUCCEED, [SF_JOB_FAILED] = EV_FAIL, [SF_JOB_TRANSIENT] = EV_RETRY,
+    [SF_JOB_CANCELLED] = EV_CANCELLED, [SF_JOB_RELEASED] = EV_RELEASE,
+};
+
+const char *sf_job_outcome_name(sf_job_outcome outcome)
+{
+    if ((int)outcome < 0 || outcome >= SF_JOB_OUTCOMES)
+        return "unknown";
+    return OUTCOME_NAMES[outcome];
+}
+
+/* 1 when word is one of the comma-separated items of list. */
+static int in_list(const char *list, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == wl && strncmp(p, word, wl) == 0)
+            return 1;
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+int sf_job_transition_allowed(const char *from, const char *to)
+{
+    for (int i = 0; i < EV_COUNT; i++)
+        if (in_list(TRANSITIONS[i].from, from) && in_list(TRANSITIONS[i].to, to))
+            return 1;
+    return 0;
+}
+
+/* "'a','b'" from "a,b". */
+static sf_status quote_list(sf_buf *sql, const char *list, sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (const char *p = list; *p && st == SF_OK;) {
+        const char *end = strchr(p, ',');
+        int len = end ? (int)(end - p) : (int)strlen(p);
+        st = sf_buf_printf(sql, err, "%s'%.*s'", p == list ? "" : ",", len, p);
+        p += len + (end ? 1 : 0);
+    }
+    return st;
+}
+
+/* The one SQL builder for state changes. */
+static sf_status build_update(sf_buf *sql, event ev, const char *source, const char *tail,
+                              sf_err *err)
+{
+    const transition *t = &TRANSITIONS[ev];
+    sf_buf_init(sql, SQL_MAX);
+    sf_status st = sf_buf_printf(sql, err,
+                                 "WITH v AS (%s), u AS (UPDATE jobs j SET %s, updated_at = now() "
+                                 "FROM v WHERE j.id = v.id%s%s AND j.status IN (",
+                                 source, t->set, t->fenced ? " AND j.fence = v.fence" : "",
+                                 t->where);
+    if (st == SF_OK)
+        st = quote_list(sql, t->from, err);
+    if (st == SF_OK)
+        st = sf_buf_printf(sql, err,
+                           ") RETURNING j.id::text AS id, j.status::text AS status%s) %s",
+                           t->returning, tail ? tail : "SELECT id, status FROM u");
+    if (st != SF_OK)
+        sf_buf_destroy(sql);
+    return st;
+}
+
+/* Build and run one transition. */
+static sf_status run_update(sf_db *db, event ev, const char *source, const char *tail,
+                            int nparams, const char *const *params, sf_db_res **res,
+                            sf_err *err)
+{
+    sf_buf sql;
+    sf_status st = build_update(&sql, ev, source, tail, err);
+    if (st != SF_OK)
+        return st;
+    st = sf_db_query(db, sf_buf_str(&sql), nparams, params, res, err);
+    sf_buf_destroy(&sql);
+    return st;
+}
+
+/* ---- array literals ----------------------------------------------------- */
+
+static int uuid_ok(const char *s)
+{
+    if (strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        int hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (dash ? c != '-' : !hex)
+            return 0;
+    }
+    return 1;
+}
+
+static sf_status check_batch(size_t n, sf_err *err)
+{
+    if (n > SF_JOB_BATCH_MAX)
+        return sf_err_set(err, SF_ERR_LIMIT, "job call has %zu ids; the limit is %d", n,
+                          SF_JOB_BATCH_MAX);
+    return SF_OK;
+}
+
+/* Append one element (NULL = SQL NULL) to an array literal being built. */
+static sf_status arr_add(sf_buf *b, const char *s, size_t max_len, sf_err *err)
+{
+    sf_status st = sf_buf_puts(b, b->len > 1 ? "," : "", err);
+    if (st != SF_OK || s == NULL)
+        return st == SF_OK ? sf_buf_puts(b, "NULL", err) : st;
+    st = sf_buf_puts(b, "\"", err);
+    size_t len = strlen(s);
+    if (len > max_len)
+        len = max_len;
+    for (size_t i = 0; i < len && st == SF_OK;) {
+        size_t run = strcspn(s + i, "\"\\");
+        if (run > len - i)
+            run = len - i;
+        st = sf_buf_append(b, s + i, run, err);
+        i += run;
+        if (st == SF_OK && i < len) {
+            char esc[2] = {'\\', s[i]};
+            st = sf_buf_append(b, esc, 2, err);
+            i++;
+        }
+    }
+    return st == SF_OK ? sf_buf_puts(b, "\"", err) : st;
+}
+
+static sf_status arr_begin(sf_buf *b, sf_err *err)
+{
+    sf_buf_init(b, PARAM_MAX);
+    return sf_buf_puts(b, "{", err);
+}
+
+/* An array literal of uuids, each validated. */
+static sf_status uuid_array(sf_buf *b, const char *const *ids, size_t n, sf_err *err)
+{
+    sf_status st = arr_begin(b, err);
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        if (!uuid_ok(ids[i]))
+            st = sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid", ids[i]);
+        else
+            st = arr_add(b, ids[i], SIZE_MAX, err);
+    }
+    if (st == SF_OK)
+        st = sf_buf_puts(b, "}", err);
+    return st;
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static int64_t get_i64(const sf_db_res *res, int row, int col, int64_t dflt)
+{
+    const char *s = sf_db_get(res, row, col);
+    return s ? strtoll(s, NULL, 10) : dflt;
+}
+
+/* ---- claim -------------------------------------------------------------- */
+
+static const char CLAIM_SOURCE[] =
+    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker";
+
+static const char CLAIM_TAIL[] =
+    "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
+    "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
+    "coalesce(u.logic, b.logic::text), b.grid::text FROM u LEFT JOIN batches b ON b.id = u.batch_id";
+
+enum { C_ID, C_USER, C_KIND, C_ATTEMPT, C_MAX, C_FENCE, C_SYMBOL, C_TF, C_BATCH, C_COMBO,
+       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID };
+
+static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
+{
+    const char *s = sf_db_get(res, row, col);
+    *len = 0;
+    if (s == NULL)
+        return NULL;
+    *len = strlen(s);
+    char *d = malloc(*len + 1);
+    if (d)
+        memcpy(d, s, *len + 1);
+    return d;
+}
+
+/* Why a row can't be run, or NULL. */
+static const char *row_problem(const sf_db_res *res, int row, const sf_job *job)
+{
+    if (strlen(sf_db_get(res, row, C_SYMBOL)) >= SF_JOB_SYMBOL_MAX)
+        return "symbol: too long";
+    if (strlen(sf_db_get(res, row, C_TF)) >= SF_JOB_TIMEFRAME_MAX)
+        return "timeframe: too long";
+    if (job->logic == NULL)
+        return "job has no logic";
+    if (job->batch_id[0] && (job->grid == NULL || job->combo_index < 0))
+        return "sweep member without a grid or combination index";
+    return NULL;
+}
+
+static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *err)
+{
+    memset(job, 0, sizeof *job);
+    copy_text(job->id, sizeof job->id, sf_db_get(res, row, C_ID));
+    copy_text(job->user_id, sizeof job->user_id, sf_db_get(res, row, C_USER));
+    copy_text(job->kind, sizeof job->kind, sf_db_get(res, row, C_KIND));
+    copy_text(job->symbol, sizeof job->symbol, sf_db_get(res, row, C_SYMBOL));
+    copy_text(job->timeframe, sizeof job->timeframe, sf_db_get(res, row, C_TF));
+    copy_text(job->batch_id, sizeof job->batch_id, sf_db_get(res, row, C_BATCH));
+    job->attempt = (int)get_i64(res, row, C_ATTEMPT, 0);
+    job->max_attempts = (int)get_i64(res, row, C_MAX, 1);
+    job->fence = get_i64(res, row, C_FENCE, 0);
+    job->combo_index = get_i64(res, row, C_COMBO, -1);
+    job->schedule_id = get_i64(res, row, C_SCHED, 0);
+    job->has_from = !sf_db_is_null(res, row, C_FROM);
+    job->has_to = !sf_db_is_null(res, row, C_TO);
+    job->from_ts = get_i64(res, row, C_FROM, INT64_MIN);
+    job->to_ts = get_i64(res, row, C_TO, INT64_MAX);
+    job->logic = dup_col(res, row, C_LOGIC, &job->logic_len);
+    job->grid = dup_col(res, row, C_GRID, &job->grid_len);
+    if ((job->logic == NULL && !sf_db_is_null(res, row, C_LOGIC)) ||
+        (job->grid == NULL && !sf_db_is_null(res, row, C_GRID))) {
+        sf_job_destroy(job);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    job->bad = row_problem(res, row, job);
+    return SF_OK;
+}
+
+void sf_job_destroy(sf_job *job)
+{
+    if (job == NULL)
+        return;
+    free(job->logic);
+    free(job->grid);
+    job->logic = NULL;
+    job->grid = NULL;
+}
+
+sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker,
+                       int64_t lease_ms, sf_job *out, size_t *n_out, sf_err *err)
+{
+    *n_out = 0;
+    sf_status st = check_batch(n, err);
+    if (st != SF_OK || n == 0)
+        return st;
+    sf_buf arr;
+    st = uuid_array(&arr, ids, n, err);
+    char lease[24];
+    snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
+    const char *params[] = {sf_buf_str(&arr), lease, worker};
+    sf_db_res *res = NULL;
+    if (st == SF_OK)
+        st = run_update(db, EV_CLAIM, CLAIM_SOURCE, CLAIM_TAIL, 3, params, &res, err);
+    sf_buf_destroy(&arr);
+    int rows = st == SF_OK ? sf_db_nrows(res) : 0;
+    for (int i = 0; i < rows && (size_t)i < n && st == SF_OK; i++) {
+        st = fill_job(res, i, &out[*n_out], err);
+        if (st == SF_OK)
+            (*n_out)++;
+    }
+    sf_db_res_free(res);
+    /* On a failure here the rows stay running under this worker: the heartbeat
+     * never renews them, so the reaper puts them back after the lease. */
+    return st;
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+static const char HEARTBEAT_SOURCE[] =
+    "SELECT s.id, s.fence, $3::bigint AS lease_ms "
+    "FROM unnest($1::uuid[], $2::bigint[]) AS s(id, fence)";
+
+static sf_status fence_array(sf_buf *b, const int64_t *fences, size_t stride, size_t n,
+                             sf_err *err)
+{
+    sf_status st = arr_begin(b, err);
+    const char *base = (const char *)fences;
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        int64_t f;
+        memcpy(&f, base + i * stride, sizeof f);
+        st = sf_buf_printf(b, err, "%s%" PRId64, i ? "," : "", f);
+    }
+    if (st == SF_OK)
+        st = sf_buf_puts(b, "}", err);
+    return st;
+}
+
+static sf_status lease_arrays(sf_buf *ids, sf_buf *fences, const sf_job_lease *l, size_t n,
+                              sf_err *err)
+{
+    sf_status st = arr_begin(ids, err);
+    for (size_t i = 0; i < n && st == SF_OK; i++)
+        st = uuid_ok(l[i].id) ? arr_add(ids, l[i].id, SIZE_MAX, err)
+                              : sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid",
+                                           l[i].id);
+    if (st == SF_OK)
+        st = sf_buf_puts(ids, "}", err);
+    sf_buf_init(fences, PARAM_MAX);
+    if (st == SF_OK)
+        st = fence_array(fences, n ? &l[0].fence : NULL, sizeof *l, n, err);
+    return st;
+}
+
+static void mark_leases(sf_job_lease *l, size_t n, const sf_db_res *res)
+{
+    for (size_t i = 0; i < n; i++)
+        l[i].alive = l[i].cancel_requested = 0;
+    for (int r = 0; r < sf_db_nrows(res); r++) {
+        const char *id = sf_db_get(res, r, 0);
+        const char *cr = sf_db_get(res, r, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (strcasecmp(l[i].id, id) != 0)
+                continue;
+            l[i].alive = 1;
+            l[i].cancel_requested = cr && cr[0] == 't';
+        }
+    }
+}
+
+sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t lease_ms,
+                           sf_err *err)
+{
+    sf_status st = check_batch(n, err);
+    if (st != SF_OK || n == 0)
+        return st;
+    sf_buf ids, fences;
+    st = lease_arrays(&ids, &fences, leases, n, err);
+    char lease[24];
+    snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
+    const char *params[] = {sf_buf_str(&ids), sf_buf_str(&fences), lease};
+    sf_db_res *res = NULL;
+    if (st == SF_OK)
+        st = run_update(db, EV_HEARTBEAT, HEARTBEAT_SOURCE,
+                        "SELECT id, cancel_requested FROM u", 3, params, &res, err);
+    sf_buf_destroy(&ids);
+    sf_buf_destroy(&fences);
+    if (st == SF_OK)
+        mark_leases(leases, n, res);
+    sf_db_res_free(res);
+    return st;
+}
+
+/* ---- completion --------------------------------------------------------- */
+
+static const char COMPLETE_SOURCE[] =
+    "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, $7::float8 AS base_ms, "
+    "$8::float8 AS cap_ms, 'transient'::text AS error_class "
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+    "AS s(id, fence, error, metrics, trades, equity)";
+
+static const char SUCCEED_TAIL[] =
+    ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
+    "SELECT v.id, coalesce(v.metrics, '{}')::jsonb, coalesce(v.trades, '[]')::jsonb, "
+    "coalesce(v.equity, '[]')::jsonb FROM v JOIN u ON u.id::uuid = v.id "
+    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
+    "equity = EXCLUDED.equity, created_at = now()) SELECT id, status FROM u";
+
+enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_COUNT };
+
+/* The array parameters of the rows of done[] with outcome o. */
+static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
+                                   sf_job_outcome o, sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (int k = 0; k < A_COUNT; k++)
+        sf_buf_init(&a[k], PARAM_MAX);
+    for (int k = 0; k < A_COUNT && st == SF_OK; k++)
+        st = sf_buf_puts(&a[k], "{", err);
+    int ok_rows = o == SF_JOB_SUCCEEDED;
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        if (done[i].outcome != o)
+            continue;
+        if (!uuid_ok(done[i].id))
+            return sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid", done[i].id);
+        char fence[24];
+        snprintf(fence, sizeof fence, "%" PRId64, done[i].fence);
+        st = arr_add(&a[A_IDS], done[i].id, SIZE_MAX, err);
+        if (st == SF_OK)
+            st = arr_add(&a[A_FENCES], fence, SIZE_MAX, err);
+        if (st == SF_OK)
+            st = arr_add(&a[A_ERRORS], done[i].error, SF_JOB_ERROR_MAX, err);
+        if (st == SF_OK && ok_rows)
+            st = arr_add(&a[A_METRICS], done[i].metrics, SIZE_MAX, err);
+        if (st == SF_OK && ok_rows)
+            st = arr_add(&a[A_TRADES], done[i].trades, SIZE_MAX, err);
+        if (st == SF_OK && ok_rows)
+            st = arr_add(&a[A_EQUITY], done[i].equity, SIZE_MAX, err);
+    }
+    for (int k = 0; k < A_COUNT && st == SF_OK; k++)
+        st = sf_buf_puts(&a[k], "}", err);
+    return st;
+}
+
+static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, const sf_db_res *res)
+{
+    for (int r = 0; r < sf_db_nrows(res); r++) {
+        const char *id = sf_db_get(res, r, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (done[i].outcome != o || strcasecmp(done[i].id, id) != 0)
+                continue;
+            done[i].applied = 1;
+            copy_text(done[i].status, sizeof done[i].status, sf_db_get(res, r, 1));
+        }
+    }
+}
+
+static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
+                                 const sf_job_retry *retry, sf_err *err)
+{
+    sf_buf a[A_COUNT];
+    sf_status st = completion_arrays(a, done, n, o, err);
+    char base[32], cap[32];
+    snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
+    snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
+    const char *params[] = {sf_buf_str(&a[A_IDS]), sf_buf_str(&a[A_FENCES]),
+                            sf_buf_str(&a[A_ERRORS]), sf_buf_str(&a[A_METRICS]),
+                            sf_buf_str(&a[A_TRADES]), sf_buf_str(&a[A_EQUITY]), base, cap};
+    sf_db_res *res = NULL;
+    if (st == SF_OK)
+        st = run_update(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE,
+                        o == SF_JOB_SUCCEEDED ? SUCCEED_TAIL : NULL, 8, params, &res, err);
+    for (int k = 0; k < A_COUNT; k++)
+        sf_buf_destroy(&a[k]);
+    if (st == SF_OK)
+        mark_done(done, n, o, res);
+    sf_db_res_free(res);
+    return st;
+}
+
+static sf_status check_done(const sf_job_done *done, size_t n, int *present, int *groups,
+                            sf_err *err)
+{
+    *groups = 0;
+    for (int o = 0; o < SF_JOB_OUTCOMES; o++)
+        present[o] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((int)done[i].outcome < 0 || done[i].outcome >= SF_JOB_OUTCOMES)
+            return sf_err_set(err, SF_ERR_INVALID, "job %.40s: unknown outcome %d", done[i].id,
+                              (int)done[i].outcome);
+        if (!present[done[i].outcome]++)
+            (*groups)++;
+    }
+    return SF_OK;
+}
+
+sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
+                          sf_err *err)
+{
+    static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
+    int present[SF_JOB_OUTCOMES], groups;
+    sf_status st = check_batch(n, err);
+    if (st == SF_OK)
+        st = check_done(done, n, present, &groups, err);
+    if (st != SF_OK || n == 0)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        done[i].applied = 0;
+        done[i].status[0] = '\0';
+    }
+    if (groups > 1 && (st = sf_db_begin(db, err)) != SF_OK)
+        return st;
+    for (int o = 0; o < SF_JOB_OUTCOMES && st == SF_OK; o++)
+        if (present[o])
+            st = complete_group(db, done, n, (sf_job_outcome)o, retry ? retry : &dflt, err);
+    if (groups > 1 && st == SF_OK)
+        st = sf_db_commit(db, err);
+    if (st != SF_OK) {
+        if (groups > 1)
+            sf_db_rollback(db);
+        for (size_t i = 0; i < n; i++)
+            done[i].applied = 0;
+    }
+    return st;
+}
+
+/* ---- cancellation ------------------------------------------------------- */
+
+static const char CANCEL_SOURCE[] =
+    "SELECT id FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR user_id = $2::uuid)";
+
+static void fill_entry(sf_queue_entry *e, const sf_db_res *res, int row, int c_id, int c_user,
+                       int c_prio, int c_created)
+{
+    copy_text(e->id, sizeof e->id, sf_db_get(res, row, c_id));
+    copy_text(e->tenant, sizeof e->tenant, sf_db_get(res, row, c_user));
+    e->score = sf_queue_score((int)get_i64(res, row, c_prio, 1), get_i64(res, row, c_created, 0));
+}
+
+static sf_status check_uuid_arg(const char *what, const char *s, sf_err *err)
+{
+    if (s != NULL && !uuid_ok(s))
+        return sf_err_set(err, SF_ERR_INVALID, "%s \"%.40s\": not a uuid", what, s);
+    return SF_OK;
+}
+
+/* After neither transition applied: finished, or not there at all. */
+static sf_status cancel_lookup(sf_db *db, const char *const *params, sf_job_cancel_result *result,
+                               sf_err *err)
+{
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db, "SELECT status::text FROM jobs WHERE id = $1::uuid AND "
+                                   "($2::uuid IS NULL OR user_id = $2::uuid)",
+                               2, params, &res, err);
+    if (st == SF_OK)
+        *result = sf_db_nrows(res) > 0 ? SF_JOB_CANCEL_FINAL : SF_JOB_CANCEL_NOT_FOUND;
+    sf_db_res_free(res);
+    return st;
+}
+
+sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id,
+                        sf_job_cancel_result *result, sf_queue_entry *entry, sf_err *err)
+{
+    *result = SF_JOB_CANCEL_NOT_FOUND;
+    if (entry)
+        memset(entry, 0, sizeof *entry);
+    sf_status st = check_uuid_arg("job id", job_id, err);
+    if (st == SF_OK)
+        st = check_uuid_arg("user id", user_id, err);
+    if (st != SF_OK)
+        return st;
+    const char *params[] = {job_id, user_id};
+    sf_db_res *res = NULL;
+    st = run_update(db, EV_CANCEL, CANCEL_SOURCE,
+                    "SELECT id, status, user_id, priority, created_ms FROM u", 2, params, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) > 0) {
+        *result = SF_JOB_CANCEL_DONE;
+        if (entry)
+            fill_entry(entry, res, 0, 0, 2, 3, 4);
+    }
+    sf_db_res_free(res);
+    res = NULL;
+    if (st != SF_OK || *result == SF_JOB_CANCEL_DONE)
+        return st;
+    st = run_update(db, EV_REQUEST_CANCEL, CANCEL_SOURCE, NULL, 2, params, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) > 0)
+        *result = SF_JOB_CANCEL_REQUESTED;
+    sf_db_res_free(res);
+    if (st != SF_OK || *result == SF_JOB_CANCEL_REQUESTED)
+        return st;
+    return cancel_lookup(db, params, result, err);
+}
+
+static sf_status count_update(sf_db *db, event ev, const char *source, const char *param,
+                              int64_t *count, sf_err *err)
+{
+    const char *params[] = {param};
+    sf_db_res *res = NULL;
+    sf_status st = run_update(db, ev, source, "SELECT count(*) FROM u", 1, params, &res, err);
+    if (st == SF_OK && count)
+        *count = get_i64(res, 0, 0, 0);
+    sf_db_res_free(res);
+    return st;
+}
+
+static sf_status cancel_batch_members(sf_db *db, const char *batch_id, int64_t *cancelled,
+                                      int64_t *requested, sf_err *err)
+{
+    sf_status st = count_update(db, EV_CANCEL,
+                                "SELECT id FROM jobs WHERE batch_id = $1::uuid "
+                                "AND status IN ('pending', 'queued')",
+                                batch_id, cancelled, err);
+    if (st == SF_OK)
+        st = count_update(db, EV_REQUEST_CANCEL,
+                          "SELECT id FROM jobs WHERE batch_id = $1::uuid AND status = 'running'",
+                          batch_id, requested, err);
+    return st;
+}
+
+sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_id, int *found,
+                              int64_t *cancelled, int64_t *requested, sf_err *err)
+{
+    *found = 0;
+    if (cancelled)
+        *cancelled = 0;
+    if (requested)
+        *requested = 0;
+    sf_status st = check_uuid_arg("batch id", batch_id, err);
+    if (st == SF_OK)
+        st = check_uuid_arg("user id", user_id, err);
+    if (st != SF_OK || (st = sf_db_begin(db, err)) != SF_OK)
+        return st;
+    const char *params[] = {batch_id, user_id};
+    sf_db_res *res = NULL;
+    st = sf_db_query(db, "UPDATE batches SET cancel_requested = true WHERE id = $1::uuid AND "
+                         "($2::uuid IS NULL OR user_id = $2::uuid) RETURNING id",
+                     2, params, &res, err);
+    *found = st == SF_OK && sf_db_nrows(res) > 0;
+    sf_db_res_free(res);
+    if (st == SF_OK && *found)
+        st = cancel_batch_members(db, batch_id, cancelled, requested, err);
+    if (st == SF_OK)
+        st = sf_db_commit(db, err);
+    if (st != SF_OK)
+        sf_db_rollback(db);
+    return st;
+}
+
+/* ---- relay and rebuild -------------------------------------------------- */
+
+#define ENTRY_COLS "j.id::text, j.user_id::text, j.priority, " \
+                   "floor(extract(epoch FROM j.created_at) * 1000)::bigint"
+
+static sf_status entries_query(sf_db *db, const char *sql, int nparams,
+                               const char *const *params, size_t max, sf_queue_entry *out,
+                               size_t *n, sf_err *err)
+{
+    *n = 0;
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db, sql, nparams, params, &res, err);
+    for (int r = 0; st == SF_OK && r < sf_db_nrows(res) && *n < max; r++)
+        fill_entry(&out[(*n)++], res, r, 0, 1, 2, 3);
+    sf_db_res_free(res);
+    return st;
+}
+
+sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
+                                size_t *n, sf_err *err)
+{
+    *n = 0;
+    if (limit == 0 || per_tenant == 0)
+        return SF_OK;
+    char per[24], lim[24];
+    snprintf(per, sizeof per, "%zu", per_tenant);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[] = {per, lim};
+    return entries_query(db,
+        "SELECT " ENTRY_COLS " FROM (SELECT user_id, min(priority) AS p, min(created_at) AS c "
+        "FROM jobs WHERE status = 'pending' AND run_at <= now() GROUP BY user_id) t "
+        "CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at FROM jobs "
+        "WHERE user_id = t.user_id AND status = 'pending' AND run_at <= now() "
+        "ORDER BY priority, created_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED) j "
+        "ORDER BY t.p, t.c, j.priority, j.created_at LIMIT $2::bigint",
+        2, params, limit, out, n, err);
+}
+
+sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t *marked,
+                             sf_err *err)
+{
+    if (marked)
+        *marked = 0;
+    sf_status st = check_batch(n, err);
+    if (st != SF_OK || n == 0)
+        return st;
+    sf_buf arr;
+    st = uuid_array(&arr, ids, n, err);
+    int64_t count = 0;
+    if (st == SF_OK)
+        st = count_update(db, EV_MARK_QUEUED, "SELECT unnest($1::uuid[]) AS id", sf_buf_str(&arr),
+                          &count, err);
+    sf_buf_destroy(&arr);
+    if (st == SF_OK && marked)
+        *marked = (size_t)count;
+    return st;
+}
+
+sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out,
+                             size_t *n, sf_err *err)
+{
+    *n = 0;
+    const char *after = after_id && after_id[0] ? after_id : NIL_UUID;
+    sf_status st = check_uuid_arg("job id", after, err);
+    if (st != SF_OK || limit == 0)
+        return st;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[] = {after, lim};
+    return entries_query(db,
+                         "SELECT " ENTRY_COLS " FROM jobs j WHERE j.status = 'queued' "
+                         "AND j.id > $1::uuid ORDER BY j.id LIMIT $2::bigint",
+                         2, params, limit, out, n, err);
+}
+
+sf_status sf_job_queued_entries(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
+                                size_t *n_out, sf_err *err)
+{
+    *n_out = 0;
+    sf_status st = check_batch(n, err);
+    if (st != SF_OK || n == 0)
+        return st;
+    sf_buf arr;
+    st = uuid_array(&arr, ids, n, err);
+    const char *params[] = {sf_buf_str(&arr)};
+    if (st == SF_OK)
+        st = entries_query(db,
+                           "SELECT " ENTRY_COLS " FROM jobs j WHERE j.id = ANY($1::uuid[]) "
+                           "AND j.status = 'queued'",
+                           1, params, n, out, n_out, err);
+    sf_buf_destroy(&arr);
+    return st;
+}
+
+/* ---- reaper ------------------------------------------------------------- */
+
+static const char REAP_SOURCE[] =
+    "SELECT id, $2::float8 AS base_ms, $3::float8 AS cap_ms FROM jobs "
+    "WHERE status = 'running' AND lease_until < now() ORDER BY lease_until "
+    "LIMIT $1::bigint FOR UPDATE SKIP LOCKED";
+
+sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job_reap_stats *stats,
+                      sf_err *err)
+{
+    static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
+    memset(stats, 0, sizeof *stats);
+    if (limit == 0)
+        return SF_OK;
+    if (retry == NULL)
+        retry = &dflt;
+    char lim[24], base[32], cap[32];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
+    snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
+    const char *params[] = {lim, base, cap};
+    sf_db_res *res = NULL;
+    sf_status st = run_update(db, EV_REAP, REAP_SOURCE,
+                              "SELECT status, count(*) FROM u GROUP BY status", 3, params, &res,
+                              err);
+    for (int r = 0; st == SF_OK && r < sf_db_nrows(res); r++) {
+        const char *status = sf_db_get(res, r, 0);
+        int64_t c = get_i64(res, r, 1, 0);
+        if (strcmp(status, "pending") == 0)
+            stats->retried += c;
+        else if (strcmp(status, "dead") == 0)
+            stats->dead += c;
+        else
+            stats->cancelled += c;
+    }
+    sf_db_res_free(res);
+    return st;
+}

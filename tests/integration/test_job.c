@@ -1,0 +1,488 @@
+/*
+ * Integration tests for sf_job (every job state change) against the local
+ * PostgreSQL: every test gets its own scratch database with the migrations.
+ */
+#include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../support/testenv.h"
+#include "sf/job.h"
+#include "sf/migrate.h"
+
+static char g_base_url[1024];
+static char g_name[64];
+static char g_url[1024];
+static sf_db *g_db;
+static char g_user[64];
+
+#define LOGIC "{\"name\":\"x\"}"
+#define LEASE_MS 30000
+
+static char *q1(const char *sql, const char *p1)
+{
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    const char *params[] = {p1};
+    if (sf_db_query(g_db, sql, p1 ? 1 : 0, p1 ? params : NULL, &res, &err) != SF_OK)
+        cr_assert_fail("%s: %s", sql, err.msg);
+    cr_assert_eq(sf_db_nrows(res), 1, "%s: %d rows", sql, sf_db_nrows(res));
+    const char *v = sf_db_get(res, 0, 0);
+    char *copy = strdup(v ? v : "");
+    sf_db_res_free(res);
+    return copy;
+}
+
+static long long q1i(const char *sql, const char *p1)
+{
+    char *s = q1(sql, p1);
+    long long v = strtoll(s, NULL, 10);
+    free(s);
+    return v;
+}
+
+static void q1s(const char *sql, const char *p1, const char *want)
+{
+    char *s = q1(sql, p1);
+    cr_assert_str_eq(s, want, "%s", sql);
+    free(s);
+}
+
+static void setup(void)
+{
+    char *base = sf_testenv_require("DATABASE_URL");
+    snprintf(g_base_url, sizeof g_base_url, "%s", base);
+    free(base);
+    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
+    g_db = sf_testenv_db_open(g_url);
+    sf_err err = {0};
+    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
+        cr_assert_fail("migrations: %s", err.msg);
+    char *u = q1("INSERT INTO users (email, name, password_hash) VALUES ('a@t', 'a', 'x') RETURNING id",
+                 NULL);
+    snprintf(g_user, sizeof g_user, "%s", u);
+    free(u);
+}
+
+static void teardown(void)
+{
+    sf_db_close(g_db);
+    g_db = NULL;
+    sf_testenv_scratch_drop(g_base_url, g_name);
+}
+
+TestSuite(job, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A job of g_user in status, returning its id (caller frees). */
+static char *new_job(const char *status, int max_attempts)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO jobs (user_id, logic, symbol, timeframe, status, max_attempts) "
+             "VALUES ($1, '" LOGIC "', 'SYM', '1d', '%s', %d) RETURNING id",
+             status, max_attempts);
+    return q1(sql, g_user);
+}
+
+static sf_job claim_one(const char *id)
+{
+    sf_job jobs[1];
+    size_t n = 9;
+    sf_err err = {0};
+    const char *ids[] = {id};
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w1", LEASE_MS, jobs, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1, "claimed %zu", n);
+    return jobs[0];
+}
+
+static int complete(const char *id, int64_t fence, sf_job_outcome o, const char *error, char *status)
+{
+    sf_job_done d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%s", id);
+    d.fence = fence;
+    d.outcome = o;
+    d.error = error;
+    d.metrics = "{\"sharpe\": 1.5}";
+    d.trades = "[]";
+    d.equity = "[{\"equity\": 1}]";
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, &d, 1, NULL, &err), SF_OK, "%s", err.msg);
+    if (status)
+        snprintf(status, SF_JOB_STATUS_MAX, "%s", d.status);
+    return d.applied;
+}
+
+Test(job, claim_sets_running_with_a_fresh_fence_and_the_next_attempt)
+{
+    char *id = new_job("queued", 3);
+    sf_job j = claim_one(id);
+    cr_assert_str_eq(j.id, id);
+    cr_assert_str_eq(j.user_id, g_user);
+    cr_assert_eq(j.attempt, 1);
+    cr_assert_eq(j.max_attempts, 3);
+    cr_assert_gt(j.fence, 0);
+    cr_assert_str_eq(j.logic, "{\"name\": \"x\"}", "jsonb text");
+    cr_assert_null(j.grid);
+    cr_assert_eq(j.combo_index, -1);
+    cr_assert_null(j.bad);
+    q1s("SELECT status || ' ' || attempt || ' ' || worker FROM jobs WHERE id = $1", id, "running 1 w1");
+    char want[32];
+    snprintf(want, sizeof want, "%" PRId64, j.fence);
+    q1s("SELECT fence::text FROM jobs WHERE id = $1", id, want);
+    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", id),
+                 30);
+    sf_job_destroy(&j);
+
+    sf_job again[1];
+    size_t n = 9;
+    sf_err err = {0};
+    const char *ids[] = {id};
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w2", LEASE_MS, again, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 0, "a second claim of a running job returns nothing");
+    q1s("SELECT worker FROM jobs WHERE id = $1", id, "w1");
+    free(id);
+}
+
+Test(job, claim_skips_pending_and_cancel_requested_rows_in_a_batch)
+{
+    char *a = new_job("queued", 3), *b = new_job("pending", 3), *c = new_job("queued", 3);
+    q1("UPDATE jobs SET cancel_requested = true WHERE id = $1 RETURNING 1", c);
+    const char *ids[] = {a, b, c};
+    sf_job jobs[3];
+    size_t n = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_claim(g_db, ids, 3, "w", LEASE_MS, jobs, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(jobs[0].id, a);
+    sf_job_destroy(&jobs[0]);
+    free(a), free(b), free(c);
+}
+
+Test(job, a_late_worker_with_a_stale_fence_writes_nothing)
+{
+    char *id = new_job("queued", 3);
+    sf_job first = claim_one(id);
+    /* the first worker is presumed dead: its lease expires, the reaper requeues */
+    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", id);
+    sf_job_reap_stats rs;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_reap(g_db, 100, NULL, &rs, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rs.retried, 1);
+    q1("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
+    sf_job second = claim_one(id);
+    cr_assert_eq(second.attempt, 2);
+    cr_assert_gt(second.fence, first.fence);
+
+    cr_assert_eq(complete(id, first.fence, SF_JOB_SUCCEEDED, NULL, NULL), 0, "stale fence applied");
+    cr_assert_eq(complete(id, first.fence, SF_JOB_TRANSIENT, "late", NULL), 0);
+    q1s("SELECT status::text FROM jobs WHERE id = $1", id, "running");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", id), 0);
+
+    char st[SF_JOB_STATUS_MAX];
+    cr_assert_eq(complete(id, second.fence, SF_JOB_SUCCEEDED, NULL, st), 1);
+    cr_assert_str_eq(st, "succeeded");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", id), 1);
+    q1s("SELECT metrics->>'sharpe' FROM results WHERE job_id = $1", id, "1.5");
+    cr_assert_eq(complete(id, second.fence, SF_JOB_SUCCEEDED, NULL, NULL), 0, "a repeat is a no-op");
+    sf_job_destroy(&first);
+    sf_job_destroy(&second);
+    free(id);
+}
+
+/* Delay in ms between the retry's run_at and the statement's now(). */
+static long long retry_delay_ms(const char *id)
+{
+    return q1i("SELECT round(extract(epoch FROM run_at - updated_at) * 1000)::bigint FROM jobs WHERE id = $1",
+               id);
+}
+
+Test(job, transient_failures_back_off_with_equal_jitter_then_die_at_max_attempts)
+{
+    char *id = new_job("queued", 3);
+    long long lo[] = {500, 1000}, hi[] = {1000, 2000}; /* d/2 .. d for d = 1 s, 2 s */
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        sf_job j = claim_one(id);
+        cr_assert_eq(j.attempt, attempt);
+        char st[SF_JOB_STATUS_MAX];
+        cr_assert_eq(complete(id, j.fence, SF_JOB_TRANSIENT, "flaky", st), 1);
+        sf_job_destroy(&j);
+        if (attempt == 3) {
+            cr_assert_str_eq(st, "dead");
+            break;
+        }
+        cr_assert_str_eq(st, "pending");
+        long long d = retry_delay_ms(id);
+        cr_assert(d >= lo[attempt - 1] && d <= hi[attempt - 1], "attempt %d: delay %lld ms", attempt, d);
+        q1("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
+    }
+    q1s("SELECT status || ' ' || attempt || ' ' || error || ' ' || error_class || ' ' || "
+        "(finished_at IS NOT NULL) FROM jobs WHERE id = $1",
+        id, "dead 3 flaky transient true");
+    free(id);
+}
+
+Test(job, backoff_is_capped)
+{
+    char *id = new_job("queued", 50);
+    q1("UPDATE jobs SET attempt = 30 WHERE id = $1 RETURNING 1", id);
+    sf_job j = claim_one(id);
+    sf_job_done d = {.fence = j.fence, .outcome = SF_JOB_TRANSIENT, .error = "x"};
+    snprintf(d.id, sizeof d.id, "%s", id);
+    sf_job_retry r = {.base_ms = 1000, .cap_ms = 4000};
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, &d, 1, &r, &err), SF_OK, "%s", err.msg);
+    long long ms = retry_delay_ms(id);
+    cr_assert(ms >= 2000 && ms <= 4000, "delay %lld", ms);
+    sf_job_destroy(&j);
+    free(id);
+}
+
+Test(job, a_permanent_failure_fails_at_once)
+{
+    char *id = new_job("queued", 5);
+    sf_job j = claim_one(id);
+    char st[SF_JOB_STATUS_MAX];
+    cr_assert_eq(complete(id, j.fence, SF_JOB_FAILED, "indicators.fast.period: must be an integer >= 1", st), 1);
+    cr_assert_str_eq(st, "failed");
+    q1s("SELECT status || ' ' || attempt || ' ' || error_class || ' ' || error FROM jobs WHERE id = $1", id,
+        "failed 1 permanent indicators.fast.period: must be an integer >= 1");
+    sf_job_destroy(&j);
+    free(id);
+}
+
+Test(job, a_release_returns_the_job_without_spending_an_attempt)
+{
+    char *id = new_job("queued", 3);
+    sf_job j = claim_one(id);
+    char st[SF_JOB_STATUS_MAX];
+    cr_assert_eq(complete(id, j.fence, SF_JOB_RELEASED, NULL, st), 1);
+    cr_assert_str_eq(st, "pending");
+    q1s("SELECT status || ' ' || attempt || ' ' || (run_at <= now()) || ' ' || (lease_until IS NULL) "
+        "FROM jobs WHERE id = $1",
+        id, "pending 0 true true");
+    sf_job_destroy(&j);
+    free(id);
+}
+
+Test(job, one_completion_batch_mixes_outcomes_in_one_transaction)
+{
+    char *a = new_job("queued", 3), *b = new_job("queued", 3), *c = new_job("queued", 3);
+    sf_job ja = claim_one(a), jb = claim_one(b), jc = claim_one(c);
+    sf_job_done d[4];
+    memset(d, 0, sizeof d);
+    snprintf(d[0].id, sizeof d[0].id, "%s", a);
+    d[0].fence = ja.fence, d[0].outcome = SF_JOB_SUCCEEDED, d[0].metrics = "{\"a\": \"quote \\\" and \\\\ ok\"}";
+    snprintf(d[1].id, sizeof d[1].id, "%s", b);
+    d[1].fence = jb.fence, d[1].outcome = SF_JOB_FAILED, d[1].error = "bad \"logic\"";
+    snprintf(d[2].id, sizeof d[2].id, "%s", c);
+    d[2].fence = jc.fence, d[2].outcome = SF_JOB_CANCELLED;
+    snprintf(d[3].id, sizeof d[3].id, "%s", c);
+    d[3].fence = jc.fence + 1000, d[3].outcome = SF_JOB_SUCCEEDED; /* stale/wrong fence */
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, d, 4, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(d[0].applied, 1);
+    cr_assert_eq(d[1].applied, 1);
+    cr_assert_eq(d[2].applied, 1);
+    cr_assert_eq(d[3].applied, 0);
+    q1s("SELECT metrics->>'a' FROM results WHERE job_id = $1", a, "quote \" and \\ ok");
+    q1s("SELECT status || ' ' || error FROM jobs WHERE id = $1", b, "failed bad \"logic\"");
+    q1s("SELECT status::text FROM jobs WHERE id = $1", c, "cancelled");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", c), 0);
+    sf_job_destroy(&ja), sf_job_destroy(&jb), sf_job_destroy(&jc);
+    free(a), free(b), free(c);
+}
+
+Test(job, heartbeat_renews_only_matching_fences_and_reports_cancel_requests)
+{
+    char *a = new_job("queued", 3), *b = new_job("queued", 3);
+    sf_job ja = claim_one(a), jb = claim_one(b);
+    q1("UPDATE jobs SET lease_until = now() + interval '1 second' WHERE id = $1 RETURNING 1", a);
+    sf_job_cancel_result cr;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_cancel(g_db, b, NULL, &cr, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(cr, SF_JOB_CANCEL_REQUESTED);
+    sf_job_lease l[3];
+    memset(l, 0, sizeof l);
+    snprintf(l[0].id, sizeof l[0].id, "%s", a);
+    l[0].fence = ja.fence;
+    snprintf(l[1].id, sizeof l[1].id, "%s", b);
+    l[1].fence = jb.fence;
+    snprintf(l[2].id, sizeof l[2].id, "%s", a);
+    l[2].fence = ja.fence + 77;
+    cr_assert_eq(sf_job_heartbeat(g_db, l, 3, 60000, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(l[0].alive, 1);
+    cr_assert_eq(l[0].cancel_requested, 0);
+    cr_assert_eq(l[1].alive, 1);
+    cr_assert_eq(l[1].cancel_requested, 1);
+    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", a),
+                 60);
+    /* after the reaper took b, its heartbeat reports the lease lost */
+    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
+    sf_job_reap_stats rs;
+    cr_assert_eq(sf_job_reap(g_db, 10, NULL, &rs, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rs.cancelled, 1, "a reaped job whose cancel was requested ends cancelled");
+    cr_assert_eq(sf_job_heartbeat(g_db, l, 2, 60000, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(l[0].alive, 1);
+    cr_assert_eq(l[1].alive, 0);
+    sf_job_destroy(&ja), sf_job_destroy(&jb);
+    free(a), free(b);
+}
+
+Test(job, cancel_of_pending_queued_running_finished_and_missing_jobs)
+{
+    char *p = new_job("pending", 3), *q = new_job("queued", 3), *r = new_job("queued", 3);
+    sf_job jr = claim_one(r);
+    sf_job_cancel_result res;
+    sf_queue_entry e;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_cancel(g_db, p, g_user, &res, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(res, SF_JOB_CANCEL_DONE);
+    cr_assert_eq(sf_job_cancel(g_db, q, NULL, &res, &e, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(res, SF_JOB_CANCEL_DONE);
+    cr_assert_str_eq(e.id, q);
+    cr_assert_str_eq(e.tenant, g_user);
+    cr_assert_geq(e.score, 1e13, "normal priority band");
+    cr_assert_eq(sf_job_cancel(g_db, r, NULL, &res, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(res, SF_JOB_CANCEL_REQUESTED);
+    q1s("SELECT status || ' ' || cancel_requested FROM jobs WHERE id = $1", r, "running true");
+    char st[SF_JOB_STATUS_MAX];
+    cr_assert_eq(complete(r, jr.fence, SF_JOB_CANCELLED, NULL, st), 1);
+    cr_assert_str_eq(st, "cancelled");
+    cr_assert_eq(sf_job_cancel(g_db, r, NULL, &res, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(res, SF_JOB_CANCEL_FINAL);
+    cr_assert_eq(sf_job_cancel(g_db, "00000000-0000-0000-0000-000000000001", NULL, &res, NULL, &err), SF_OK);
+    cr_assert_eq(res, SF_JOB_CANCEL_NOT_FOUND);
+    cr_assert_eq(sf_job_cancel(g_db, q, "00000000-0000-0000-0000-000000000002", &res, NULL, &err), SF_OK);
+    cr_assert_eq(res, SF_JOB_CANCEL_NOT_FOUND, "another user's job is not found");
+    cr_assert_eq(sf_job_cancel(g_db, "nope", NULL, &res, NULL, &err), SF_ERR_INVALID);
+    /* a claim after the cancel finds nothing */
+    const char *ids[] = {q};
+    sf_job none[1];
+    size_t n = 9;
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w", LEASE_MS, none, &n, &err), SF_OK);
+    cr_assert_eq(n, 0);
+    sf_job_destroy(&jr);
+    free(p), free(q), free(r);
+}
+
+Test(job, reap_requeues_expired_running_rows_with_backoff_or_kills_them)
+{
+    char *a = new_job("queued", 3), *b = new_job("queued", 1), *c = new_job("queued", 3);
+    sf_job ja = claim_one(a), jb = claim_one(b), jc = claim_one(c);
+    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", a);
+    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
+    sf_job_reap_stats rs;
+    sf_err err = {0};
+    sf_job_retry r = {.base_ms = 2000, .cap_ms = 60000};
+    cr_assert_eq(sf_job_reap(g_db, 100, &r, &rs, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rs.retried, 1);
+    cr_assert_eq(rs.dead, 1);
+    cr_assert_eq(rs.cancelled, 0);
+    q1s("SELECT status || ' ' || error_class FROM jobs WHERE id = $1", a, "pending lease");
+    long long d = retry_delay_ms(a);
+    cr_assert(d >= 1000 && d <= 2000, "delay %lld", d);
+    q1s("SELECT status || ' ' || attempt FROM jobs WHERE id = $1", b, "dead 1");
+    q1s("SELECT status::text FROM jobs WHERE id = $1", c, "running");
+    cr_assert_eq(sf_job_reap(g_db, 100, &r, &rs, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rs.retried + rs.dead + rs.cancelled, 0, "nothing left to reap");
+    sf_job_destroy(&ja), sf_job_destroy(&jb), sf_job_destroy(&jc);
+    free(a), free(b), free(c);
+}
+
+Test(job, relay_selects_pending_fairly_and_marks_them_queued)
+{
+    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id",
+                     NULL);
+    for (int i = 0; i < 5; i++)
+        free(new_job("pending", 3));
+    q1("INSERT INTO jobs (user_id, logic, symbol, timeframe, priority) VALUES ($1, '{}', 'S', '1d', 0) "
+       "RETURNING 1",
+       other);
+    q1("INSERT INTO jobs (user_id, logic, symbol, timeframe, run_at) VALUES ($1, '{}', 'S', '1d', "
+       "now() + interval '1 hour') RETURNING 1",
+       other);
+    sf_queue_entry e[10];
+    size_t n = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_begin(g_db, &err), SF_OK);
+    cr_assert_eq(sf_job_select_pending(g_db, 2, 10, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 3, "two of a's, one of b's (the other is not due)");
+    int of_b = 0;
+    const char *ids[10];
+    for (size_t i = 0; i < n; i++) {
+        of_b += strcmp(e[i].tenant, other) == 0;
+        ids[i] = e[i].id;
+    }
+    cr_assert_eq(of_b, 1);
+    size_t marked = 0;
+    cr_assert_eq(sf_job_mark_queued(g_db, ids, n, &marked, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(marked, 3);
+    cr_assert_eq(sf_db_commit(g_db, &err), SF_OK);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'queued' AND queued_at IS NOT NULL", NULL), 3);
+
+    sf_queue_entry all[10];
+    cr_assert_eq(sf_job_list_queued(g_db, "", 2, all, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert(strcmp(all[0].id, all[1].id) < 0);
+    cr_assert_eq(sf_job_list_queued(g_db, all[1].id, 10, all + 2, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    const char *check[] = {all[0].id, all[2].id};
+    q1("UPDATE jobs SET status = 'running' WHERE id = $1 RETURNING 1", all[0].id);
+    cr_assert_eq(sf_job_queued_entries(g_db, check, 2, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(e[0].id, all[2].id);
+    free(other);
+}
+
+Test(job, a_sweep_member_claim_carries_the_batch_logic_grid_and_index)
+{
+    char *b = q1("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total) VALUES ($1, "
+                 "'{\"name\":\"s\"}', '{\"indicators.fast.period\":[5,10]}', 'SYM', '1d', 2) RETURNING id",
+                 g_user);
+    const char *p[] = {g_user, b};
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_query(g_db,
+                             "INSERT INTO jobs (user_id, batch_id, combo_index, symbol, timeframe, status) "
+                             "VALUES ($1, $2, 1, 'SYM', '1d', 'queued') RETURNING id",
+                             2, p, &res, &err),
+                 SF_OK, "%s", err.msg);
+    char id[64];
+    snprintf(id, sizeof id, "%s", sf_db_get(res, 0, 0));
+    sf_db_res_free(res);
+    sf_job j = claim_one(id);
+    cr_assert_str_eq(j.batch_id, b);
+    cr_assert_eq(j.combo_index, 1);
+    cr_assert_str_eq(j.logic, "{\"name\": \"s\"}");
+    cr_assert_not_null(j.grid);
+    cr_assert_str_eq(j.grid, "{\"indicators.fast.period\": [5, 10]}");
+    cr_assert_null(j.bad);
+    sf_job_destroy(&j);
+
+    int found = 0;
+    int64_t cancelled = -1, requested = -1;
+    cr_assert_eq(sf_job_cancel_batch(g_db, b, g_user, &found, &cancelled, &requested, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(cancelled, 0);
+    cr_assert_eq(requested, 1);
+    q1s("SELECT cancel_requested::text FROM batches WHERE id = $1", b, "true");
+    free(b);
+}
+
+Test(job, the_transitions_table_allows_only_the_lifecycle)
+{
+    cr_assert(sf_job_transition_allowed("pending", "queued"));
+    cr_assert(sf_job_transition_allowed("queued", "running"));
+    cr_assert(sf_job_transition_allowed("running", "succeeded"));
+    cr_assert(sf_job_transition_allowed("running", "pending"));
+    cr_assert(sf_job_transition_allowed("running", "dead"));
+    cr_assert(sf_job_transition_allowed("queued", "cancelled"));
+    cr_assert_not(sf_job_transition_allowed("succeeded", "running"));
+    cr_assert_not(sf_job_transition_allowed("pending", "running"));
+    cr_assert_not(sf_job_transition_allowed("dead", "pending"));
+    cr_assert_not(sf_job_transition_allowed("queued", "succeeded"));
+}
