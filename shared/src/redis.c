@@ -282,7 +282,8 @@ sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const c
 {
     if (script->sha[0]) {
         sf_status st = eval_with(r, "EVALSHA", script->sha, nkeys, keys, nargs, args, out, err);
-        if (st != SF_ERR_REDIS || strncmp(err ? err->msg : "", "redis: NOSCRIPT", 15) != 0)
+        const char *why = st == SF_ERR_REDIS && *out ? sf_redis_reply_str(*out, NULL) : NULL;
+        if (why == NULL || strncmp(why, "NOSCRIPT", 8) != 0) /* from the reply: err may be NULL */
             return st;
         sf_redis_reply_free(*out);
         *out = NULL;
