@@ -45,8 +45,17 @@ static PGconn *connect_once(const char *url, const sf_db_opts *o)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+/* Server NOTICEs ("relation ... already exists, skipping") are dropped:
+ * libpq's default processor prints them on stderr, and shared/ never prints. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static sf_status after_connect(sf_db *db, const sf_db_opts *o, sf_err *err)
 {
+    PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
     if (o->statement_timeout_ms <= 0)
         return SF_OK;
     char sql[64];
@@ -117,13 +126,16 @@ static sf_status fail(sf_db *db, PGresult *res, sf_err *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    state = db->sqlstate; /* res is cleared below */
+    /* The primary message alone ("relation \"x\" does not exist"), without
+     * libpq's "ERROR:  " prefix. */
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char why[384];
-    first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn), why, sizeof why);
+    first_line(primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn), why, sizeof why);
     if (why[0] == '\0')
         first_line(PQerrorMessage(db->conn), why, sizeof why);
     PQclear(res);
-    if (PQstatus(db->conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
-        (state && strcmp(state, "57P01") == 0))
+    if (PQstatus(db->conn) != CONNECTION_OK || strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0)
         return sf_err_set(err, SF_ERR_UNAVAILABLE, "lost connection to database: %s", why);
     return sf_err_set(err, SF_ERR_DB, "%s", why);
 }
