@@ -458,19 +458,20 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 /* ---- completion --------------------------------------------------------- */
 
 static const char COMPLETE_SOURCE[] =
-    "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, $7::float8 AS base_ms, "
+    "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
     "$8::float8 AS cap_ms, 'transient'::text AS error_class "
-    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-    "AS s(id, fence, error, metrics, trades, equity)";
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$9::text[]) AS s(id, fence, error, metrics, trades, equity, doc)";
 
 static const char SUCCEED_TAIL[] =
     ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
-    "SELECT v.id, coalesce(v.metrics, '{}')::jsonb, coalesce(v.trades, '[]')::jsonb, "
-    "coalesce(v.equity, '[]')::jsonb FROM v JOIN u ON u.id::uuid = v.id "
+    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), "
+    "coalesce(v.trades::jsonb, d.doc->'trades', '[]'), coalesce(v.equity::jsonb, d.doc->'equity', '[]') "
+    "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
     "equity = EXCLUDED.equity, created_at = now()) SELECT id, status FROM u";
 
-enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_COUNT };
+enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_DOC, A_COUNT };
 
 /* The array parameters of the rows of done[] with outcome o. */
 static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
@@ -500,6 +501,8 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
             st = arr_add(&a[A_TRADES], done[i].trades, SIZE_MAX, err);
         if (st == SF_OK && ok_rows)
             st = arr_add(&a[A_EQUITY], done[i].equity, SIZE_MAX, err);
+        if (st == SF_OK && ok_rows)
+            st = arr_add(&a[A_DOC], done[i].result, SIZE_MAX, err);
     }
     for (int k = 0; k < A_COUNT && st == SF_OK; k++)
         st = sf_buf_puts(&a[k], "}", err);
@@ -529,11 +532,12 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
     const char *params[] = {sf_buf_str(&a[A_IDS]), sf_buf_str(&a[A_FENCES]),
                             sf_buf_str(&a[A_ERRORS]), sf_buf_str(&a[A_METRICS]),
-                            sf_buf_str(&a[A_TRADES]), sf_buf_str(&a[A_EQUITY]), base, cap};
+                            sf_buf_str(&a[A_TRADES]), sf_buf_str(&a[A_EQUITY]), base, cap,
+                            sf_buf_str(&a[A_DOC])};
     sf_db_res *res = NULL;
     if (st == SF_OK)
         st = run_update(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE,
-                        o == SF_JOB_SUCCEEDED ? SUCCEED_TAIL : NULL, 8, params, &res, err);
+                        o == SF_JOB_SUCCEEDED ? SUCCEED_TAIL : NULL, 9, params, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);
     if (st == SF_OK)

@@ -486,3 +486,24 @@ Test(job, the_transitions_table_allows_only_the_lifecycle)
     cr_assert_not(sf_job_transition_allowed("dead", "pending"));
     cr_assert_not(sf_job_transition_allowed("queued", "succeeded"));
 }
+
+Test(job, a_whole_result_document_fills_the_results_columns)
+{
+    char *id = new_job("queued", 3);
+    sf_job j = claim_one(id);
+    sf_job_done d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%s", id);
+    d.fence = j.fence;
+    d.outcome = SF_JOB_SUCCEEDED;
+    d.result = "{\"metrics\": {\"trades\": 2}, \"trades\": [{\"pnl\": 1}, {\"pnl\": -1}], "
+               "\"equity\": [{\"equity\": 5}]}";
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, &d, 1, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(d.applied, 1);
+    q1s("SELECT (metrics->>'trades') || ' ' || jsonb_array_length(trades) || ' ' || (equity->0->>'equity') "
+        "FROM results WHERE job_id = $1",
+        id, "2 2 5");
+    sf_job_destroy(&j);
+    free(id);
+}

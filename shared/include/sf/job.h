@@ -117,6 +117,8 @@ typedef struct sf_job_done {
     const char *metrics;   /* borrowed JSON text; SF_JOB_SUCCEEDED only */
     const char *trades;
     const char *equity;
+    const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
+                            * (sf_result_to_json); fills whichever of the three is NULL */
     int applied;           /* out: 1 = the fenced write took effect */
     char status[SF_JOB_STATUS_MAX]; /* out: the job's new status when applied */
 } sf_job_done;
