@@ -1,0 +1,67 @@
+/*
+ * http: an HTTP(S) client over libcurl (the only module that includes curl.h).
+ *
+ * One sf_http wraps one CURL easy handle, reused across requests (keep-alive)
+ * by one thread at a time. Every request has a connect timeout and a total
+ * timeout, and a response body larger than max_body is cut off with
+ * SF_ERR_LIMIT. The HTTP status is a result, not an error: a 404 or 500 comes
+ * back as SF_OK with status set; only transport failures are errors.
+ *
+ * Errors: SF_ERR_TIMEOUT (a deadline passed), SF_ERR_UNAVAILABLE (could not
+ * resolve or connect), SF_ERR_LIMIT (body over max_body), SF_ERR_HTTP (any
+ * other transport failure: TLS, protocol, bad URL), SF_ERR_NOMEM.
+ *
+ * Thread safety: call sf_http_global_init once in main before threads start.
+ * An sf_http is used by one thread at a time; different handles are
+ * independent. Ownership: sf_http_new / sf_http_free; an sf_http_response is
+ * caller storage (_init/_destroy) whose body the caller owns.
+ */
+#ifndef SF_HTTP_H
+#define SF_HTTP_H
+
+#include <stddef.h>
+
+#include "sf/buf.h"
+#include "sf/err.h"
+
+#define SF_HTTP_MAX_BODY_DEFAULT ((size_t)64 << 20)
+#define SF_HTTP_MAX_HEADERS 16
+#define SF_HTTP_CONTENT_TYPE_MAX 128
+
+typedef struct sf_http sf_http;
+
+typedef struct sf_http_opts {
+    long connect_timeout_ms;  /* 0 = 5000 */
+    long timeout_ms;          /* whole request; 0 = 30000 */
+    size_t max_body;          /* response bytes; 0 = SF_HTTP_MAX_BODY_DEFAULT */
+    const char *user_agent;   /* NULL = "signal-factory" */
+    int follow_redirects;     /* follow up to 5 redirects (http/https only) */
+} sf_http_opts;
+
+typedef struct sf_http_response {
+    long status;                                   /* 200, 404, ...; 0 before a reply */
+    char content_type[SF_HTTP_CONTENT_TYPE_MAX];   /* "" when none */
+    sf_buf body;                                   /* NUL-terminated; len excludes it */
+} sf_http_response;
+
+/* curl_global_init; once, before threads. */
+sf_status sf_http_global_init(sf_err *err);
+void sf_http_global_cleanup(void);
+
+sf_status sf_http_new(const sf_http_opts *opts, sf_http **out, sf_err *err);
+void sf_http_free(sf_http *http);
+
+void sf_http_response_init(sf_http_response *resp);
+void sf_http_response_destroy(sf_http_response *resp);
+
+/*
+ * One request. method "GET", "POST", ...; headers NULL or up to
+ * SF_HTTP_MAX_HEADERS "Name: value" strings, NULL-terminated; body may be
+ * NULL (no body). resp is reset first; on SF_ERR_LIMIT it keeps the status and
+ * the first max_body bytes.
+ */
+sf_status sf_http_request(sf_http *http, const char *method, const char *url,
+                          const char *const *headers, const char *body, size_t body_len,
+                          sf_http_response *resp, sf_err *err);
+
+#endif

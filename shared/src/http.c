@@ -1,0 +1,184 @@
+/* http: libcurl client; see sf/http.h. */
+#include "sf/http.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sf_http {
+    CURL *curl;
+    sf_http_opts opts;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Per-request write state. */
+typedef struct sink {
+    sf_buf *body;
+    int over; /* the body went over its maximum */
+} sink;
+
+sf_status sf_http_global_init(sf_err *err)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not initialise libcurl");
+    return SF_OK;
+}
+
+void sf_http_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+sf_status sf_http_new(const sf_http_opts *opts, sf_http **out, sf_err *err)
+{
+    sf_http *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    h->opts = opts ? *opts : (sf_http_opts){0};
+    if (h->opts.connect_timeout_ms <= 0)
+        h->opts.connect_timeout_ms = 5000;
+    if (h->opts.timeout_ms <= 0)
+        h->opts.timeout_ms = 30000;
+    if (h->opts.max_body == 0)
+        h->opts.max_body = SF_HTTP_MAX_BODY_DEFAULT;
+    if (h->opts.user_agent == NULL)
+        h->opts.user_agent = "signal-factory";
+    h->curl = curl_easy_init();
+    if (h->curl == NULL) {
+        free(h);
+        return sf_err_set(err, SF_ERR_NOMEM, "could not create a curl handle");
+    }
+    *out = h;
+    return SF_OK;
+}
+
+void sf_http_free(sf_http *http)
+{
+    if (http == NULL)
+        return;
+    curl_easy_cleanup(http->curl);
+    free(http);
+}
+
+void sf_http_response_init(sf_http_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    sf_buf_init(&resp->body, 0);
+}
+
+void sf_http_response_destroy(sf_http_response *resp)
+{
+    if (resp)
+        sf_buf_destroy(&resp->body);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    sink *s = user;
+    size_t n = size * nmemb;
+    if (sf_buf_append(s->body, ptr, n, NULL) != SF_OK) {
+        s->over = 1;
+        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static sf_status set_common(sf_http *h, const char *method, const char *url, sink *s,
+                            struct curl_slist *hdrs, const char *body, size_t body_len)
+{
+    CURL *c = h->curl;
+    curl_easy_reset(c);
+    int ok = curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->opts.timeout_ms) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_USERAGENT, h->opts.user_agent) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, h->opts.follow_redirects ? 1L : 0L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opts.max_body) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_WRITEDATA, s) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
+    if (body != NULL) {
+        ok &= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) == CURLE_OK;
+        ok &= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) == CURLE_OK;
+    } else if (strcmp(method, "GET") == 0) {
+        ok &= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+    }
+    return ok ? SF_OK : SF_ERR_INTERNAL;
+}
+
+/* curl's result as an sf_status with a message naming the URL. */
+static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *url, sf_err *err)
+{
+    const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+    if (s->over || rc == CURLE_FILESIZE_EXCEEDED)
+        return sf_err_set(err, SF_ERR_LIMIT, "response from %s is larger than %zu bytes", url,
+                          h->opts.max_body);
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return sf_err_set(err, SF_ERR_TIMEOUT, "request to %s timed out: %s", url, why);
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to %s: %s", url, why);
+    default:
+        return sf_err_set(err, SF_ERR_HTTP, "request to %s failed: %s", url, why);
+    }
+}
+
+static sf_status build_headers(const char *const *headers, struct curl_slist **out, sf_err *err)
+{
+    *out = NULL;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        if (i >= SF_HTTP_MAX_HEADERS) {
+            curl_slist_free_all(*out);
+            *out = NULL;
+            return sf_err_set(err, SF_ERR_LIMIT, "more than %d request headers", SF_HTTP_MAX_HEADERS);
+        }
+        struct curl_slist *next = curl_slist_append(*out, headers[i]);
+        if (next == NULL) {
+            curl_slist_free_all(*out);
+            *out = NULL;
+            return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+        }
+        *out = next;
+    }
+    return SF_OK;
+}
+
+static void take_content_type(sf_http *h, sf_http_response *resp)
+{
+    char *ct = NULL;
+    if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+        snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+}
+
+sf_status sf_http_request(sf_http *http, const char *method, const char *url,
+                          const char *const *headers, const char *body, size_t body_len,
+                          sf_http_response *resp, sf_err *err)
+{
+    sf_buf_destroy(&resp->body);
+    sf_http_response_init(resp);
+    sf_buf_init(&resp->body, http->opts.max_body);
+    struct curl_slist *hdrs = NULL;
+    sf_status st = build_headers(headers, &hdrs, err);
+    if (st != SF_OK)
+        return st;
+    sink s = {&resp->body, 0};
+    http->errbuf[0] = '\0';
+    if (set_common(http, method, url, &s, hdrs, body, body_len) != SF_OK) {
+        curl_slist_free_all(hdrs);
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not set up a request to %s", url);
+    }
+    CURLcode rc = curl_easy_perform(http->curl);
+    curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    take_content_type(http, resp);
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
+    return rc == CURLE_OK ? SF_OK : map_result(http, rc, &s, url, err);
+}

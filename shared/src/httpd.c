@@ -1,0 +1,579 @@
+/*
+ * httpd: libmicrohttpd adapter; see sf/httpd.h.
+ *
+ * DESIGN. MHD calls the access handler several times per request: once when
+ * the headers are in (we set up an sf_httpd_req and may refuse an announced
+ * over-size body at once), once per chunk of body (accumulated into req->body,
+ * or discarded once over max_body), and once more with no data, when we route
+ * and run the handler. The handler's reply is stored in the request and queued
+ * by the adapter, so there is one place that builds MHD responses and adds
+ * the request id. MHD's "request completed" notification reports the request
+ * (on_done) and frees it, so durations include sending the response.
+ */
+#include "sf/httpd.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sf_httpd {
+    struct MHD_Daemon *mhd;
+    const sf_httpd_route *routes;
+    size_t n_routes;
+    sf_httpd_opts opts;
+    int port;
+    atomic_int_fast64_t in_flight;
+    int quiesced;
+};
+
+struct sf_httpd_req {
+    sf_httpd *d;
+    struct MHD_Connection *conn;
+    const char *method;                          /* borrowed from MHD for the request */
+    char *path;                                  /* copy of the path */
+    char *segbuf;                                /* path split into segments */
+    const sf_httpd_route *route;
+    int nparams;
+    const char *pname[SF_HTTPD_MAX_PARAMS];      /* into route->pattern */
+    size_t pname_len[SF_HTTPD_MAX_PARAMS];
+    const char *pval[SF_HTTPD_MAX_PARAMS];       /* into segbuf */
+    sf_buf body;
+    int over;                                    /* body went over max_body */
+    struct timespec t0;
+    char request_id[SF_HTTPD_REQUEST_ID_MAX];
+    /* the reply */
+    int status;                                  /* 0 = none yet */
+    sf_buf resp;
+    char content_type[64];
+    int nhdr;
+    char *hdr_name[SF_HTTPD_MAX_RESP_HEADERS];
+    char *hdr_val[SF_HTTPD_MAX_RESP_HEADERS];
+    int queued_status;                           /* what was sent; 0 = nothing */
+};
+
+/* ---- JSON helpers ------------------------------------------------------------ */
+
+sf_status sf_httpd_json_string(sf_buf *out, const char *s, sf_err *err)
+{
+    static const char HEX[] = "0123456789abcdef";
+    sf_status st = sf_buf_append(out, "\"", 1, err);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && st == SF_OK; p++) {
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            if (*p >= 0x20) {
+                st = sf_buf_append(out, p, 1, err);
+                continue;
+            }
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = HEX[*p >> 4];
+            esc[5] = HEX[*p & 15];
+            n = 6;
+        }
+        st = sf_buf_append(out, esc, n, err);
+    }
+    return st == SF_OK ? sf_buf_append(out, "\"", 1, err) : st;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+sf_status sf_httpd_set_header(sf_httpd_req *req, const char *name, const char *value, sf_err *err)
+{
+    if (req->nhdr >= SF_HTTPD_MAX_RESP_HEADERS)
+        return sf_err_set(err, SF_ERR_LIMIT, "more than %d response headers", SF_HTTPD_MAX_RESP_HEADERS);
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    req->hdr_name[req->nhdr] = n;
+    req->hdr_val[req->nhdr++] = v;
+    return SF_OK;
+}
+
+sf_status sf_httpd_reply(sf_httpd_req *req, int status, const char *content_type, const char *body,
+                         size_t len, sf_err *err)
+{
+    sf_buf_reset(&req->resp);
+    sf_status st = sf_buf_append(&req->resp, body ? body : "", body ? len : 0, err);
+    if (st != SF_OK)
+        return st;
+    req->status = status;
+    snprintf(req->content_type, sizeof req->content_type, "%s",
+             content_type ? content_type : "application/json");
+    return SF_OK;
+}
+
+sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_type, sf_buf *body,
+                             sf_err *err)
+{
+    (void)err;
+    sf_buf_destroy(&req->resp);
+    req->resp = *body;
+    req->resp.max = SIZE_MAX;
+    sf_buf_init(body, body->max);
+    req->status = status;
+    snprintf(req->content_type, sizeof req->content_type, "%s",
+             content_type ? content_type : "application/json");
+    return SF_OK;
+}
+
+sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, const char *message,
+                               const char *field)
+{
+    sf_buf b;
+    sf_buf_init(&b, 64 * 1024);
+    sf_status st = sf_buf_puts(&b, "{\"error\":{\"code\":", NULL);
+    if (st == SF_OK)
+        st = sf_httpd_json_string(&b, code, NULL);
+    if (st == SF_OK)
+        st = sf_buf_puts(&b, ",\"message\":", NULL);
+    if (st == SF_OK)
+        st = sf_httpd_json_string(&b, message, NULL);
+    if (st == SF_OK && field != NULL) {
+        st = sf_buf_puts(&b, ",\"field\":", NULL);
+        if (st == SF_OK)
+            st = sf_httpd_json_string(&b, field, NULL);
+    }
+    if (st == SF_OK)
+        st = sf_buf_puts(&b, "}}\n", NULL);
+    if (st != SF_OK) {
+        sf_buf_destroy(&b);
+        static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"error too long\"}}\n";
+        return sf_httpd_reply(req, status, "application/json", fallback, sizeof fallback - 1, NULL);
+    }
+    return sf_httpd_reply_buf(req, status, "application/json", &b, NULL);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+const char *sf_httpd_method(const sf_httpd_req *req) { return req->method; }
+const char *sf_httpd_path(const sf_httpd_req *req) { return req->path; }
+const char *sf_httpd_request_id(const sf_httpd_req *req) { return req->request_id; }
+
+const char *sf_httpd_route_pattern(const sf_httpd_req *req)
+{
+    return req->route ? req->route->pattern : "unmatched";
+}
+
+const char *sf_httpd_param(const sf_httpd_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->nparams; i++)
+        if (req->pname_len[i] == n && memcmp(req->pname[i], name, n) == 0)
+            return req->pval[i];
+    return NULL;
+}
+
+const char *sf_httpd_query(const sf_httpd_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *sf_httpd_header(const sf_httpd_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sf_httpd_body(const sf_httpd_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body.len;
+    return sf_buf_str(&req->body);
+}
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+/* Split req->path into segments (after the leading '/'). Returns the count, or
+ * -1 when there are too many. */
+static int split_path(sf_httpd_req *req, const char **segs)
+{
+    char *p = req->segbuf + 1;
+    int n = 0;
+    for (;;) {
+        if (n >= SF_HTTPD_MAX_SEGMENTS)
+            return -1;
+        segs[n++] = p;
+        char *slash = strchr(p, '/');
+        if (slash == NULL)
+            return n;
+        *slash = '\0';
+        p = slash + 1;
+    }
+}
+
+/* Does pattern match the segments? Fills the captures of req when it does. */
+static int match_pattern(sf_httpd_req *req, const char *pattern, const char *const *segs, int nseg)
+{
+    const char *p = pattern + 1;
+    int np = 0;
+    for (int i = 0; i < nseg; i++) {
+        if (p == NULL)
+            return 0;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
+            if (segs[i][0] == '\0' || np >= SF_HTTPD_MAX_PARAMS)
+                return 0;
+            req->pname[np] = p + 1;
+            req->pname_len[np] = len - 2;
+            req->pval[np++] = segs[i];
+        } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
+            return 0;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    if (p != NULL)
+        return 0;
+    req->nparams = np;
+    return 1;
+}
+
+/* Find the route; on no route, *allow lists the methods the path has. */
+static const sf_httpd_route *find_route(sf_httpd_req *req, sf_buf *allow)
+{
+    const char *segs[SF_HTTPD_MAX_SEGMENTS];
+    int nseg = split_path(req, segs);
+    if (nseg < 0)
+        return NULL;
+    for (size_t i = 0; i < req->d->n_routes; i++) {
+        const sf_httpd_route *r = &req->d->routes[i];
+        if (!match_pattern(req, r->pattern, segs, nseg))
+            continue;
+        if (strcmp(r->method, req->method) == 0)
+            return r;
+        if (allow->len > 0)
+            sf_buf_puts(allow, ", ", NULL);
+        sf_buf_puts(allow, r->method, NULL);
+    }
+    req->nparams = 0;
+    return NULL;
+}
+
+static void dispatch(sf_httpd_req *req)
+{
+    sf_buf allow;
+    sf_buf_init(&allow, 256);
+    req->route = find_route(req, &allow);
+    if (req->route != NULL) {
+        req->route->fn(req, req->d->opts.app);
+        if (req->status == 0)
+            sf_httpd_reply_error(req, 500, "internal", "the handler gave no response", NULL);
+    } else if (allow.len > 0) {
+        sf_httpd_set_header(req, "Allow", sf_buf_str(&allow), NULL);
+        char msg[384];
+        snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)", req->method,
+                 sf_buf_str(&allow));
+        sf_httpd_reply_error(req, 405, "method_not_allowed", msg, NULL);
+    } else {
+        sf_httpd_reply_error(req, 404, "not_found", "no such resource", NULL);
+    }
+    sf_buf_destroy(&allow);
+}
+
+/* ---- MHD glue ------------------------------------------------------------------------ */
+
+static int request_id_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= SF_HTTPD_REQUEST_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void set_request_id(sf_httpd_req *req)
+{
+    const char *given = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (request_id_ok(given)) {
+        snprintf(req->request_id, sizeof req->request_id, "%s", given);
+        return;
+    }
+    unsigned char r[8] = {0};
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        uint64_t t = (uint64_t)req->t0.tv_nsec ^ ((uint64_t)req->t0.tv_sec << 20) ^ (uint64_t)(uintptr_t)req;
+        memcpy(r, &t, sizeof r);
+    }
+    snprintf(req->request_id, sizeof req->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+static void req_free(sf_httpd_req *req)
+{
+    if (req == NULL)
+        return;
+    free(req->path);
+    free(req->segbuf);
+    sf_buf_destroy(&req->body);
+    sf_buf_destroy(&req->resp);
+    for (int i = 0; i < req->nhdr; i++) {
+        free(req->hdr_name[i]);
+        free(req->hdr_val[i]);
+    }
+    free(req);
+}
+
+static sf_httpd_req *req_new(sf_httpd *d, struct MHD_Connection *conn, const char *url,
+                             const char *method)
+{
+    sf_httpd_req *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &req->t0);
+    req->d = d;
+    req->conn = conn;
+    req->method = method;
+    req->path = strdup(url);
+    req->segbuf = strdup(url);
+    sf_buf_init(&req->body, d->opts.max_body);
+    sf_buf_init(&req->resp, SIZE_MAX);
+    if (req->path == NULL || req->segbuf == NULL || url[0] != '/') {
+        req_free(req);
+        return NULL;
+    }
+    set_request_id(req);
+    return req;
+}
+
+static enum MHD_Result queue_reply(sf_httpd_req *req)
+{
+    size_t len = 0;
+    char *data = sf_buf_steal(&req->resp, &len);
+    struct MHD_Response *r =
+        data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", req->content_type);
+    MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    for (int i = 0; i < req->nhdr; i++)
+        MHD_add_response_header(r, req->hdr_name[i], req->hdr_val[i]);
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned int)req->status, r);
+    MHD_destroy_response(r);
+    if (ret == MHD_YES)
+        req->queued_status = req->status;
+    return ret;
+}
+
+static void reply_too_large(sf_httpd_req *req)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "request body is larger than %zu bytes", req->d->opts.max_body);
+    sf_httpd_reply_error(req, 413, "body_too_large", msg, NULL);
+}
+
+/* First call: set up; refuse an announced over-size body at once. */
+static enum MHD_Result on_first(sf_httpd *d, struct MHD_Connection *conn, const char *url,
+                                const char *method, void **con_cls)
+{
+    sf_httpd_req *req = req_new(d, conn, url, method);
+    if (req == NULL)
+        return MHD_NO;
+    *con_cls = req;
+    atomic_fetch_add(&d->in_flight, 1);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL && strtoull(cl, NULL, 10) > d->opts.max_body) {
+        req->over = 1;
+        reply_too_large(req);
+        return queue_reply(req);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    sf_httpd *d = cls;
+    sf_httpd_req *req = *con_cls;
+    if (req == NULL)
+        return on_first(d, conn, url, method, con_cls);
+    if (*upload_data_size > 0) {
+        if (!req->over && sf_buf_append(&req->body, upload_data, *upload_data_size, NULL) != SF_OK)
+            req->over = 1;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->queued_status != 0)
+        return MHD_YES;
+    if (req->over)
+        reply_too_large(req);
+    else
+        dispatch(req);
+    return queue_reply(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    sf_httpd *d = cls;
+    sf_httpd_req *req = *con_cls;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    if (req->queued_status != 0 && d->opts.on_done != NULL) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        sf_httpd_done done = {
+            .method = req->method, .route = sf_httpd_route_pattern(req), .path = req->path,
+            .request_id = req->request_id, .status = req->queued_status,
+            .duration_s = (double)(t1.tv_sec - req->t0.tv_sec) + (double)(t1.tv_nsec - req->t0.tv_nsec) / 1e9,
+        };
+        d->opts.on_done(&done, d->opts.app);
+    }
+    req_free(req);
+    atomic_fetch_sub(&d->in_flight, 1);
+}
+
+/* ---- daemon ------------------------------------------------------------------------------ */
+
+static sf_status check_routes(const sf_httpd_route *routes, size_t n, sf_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const sf_httpd_route *r = &routes[i];
+        if (r->method == NULL || r->pattern == NULL || r->fn == NULL || r->pattern[0] != '/')
+            return sf_err_set(err, SF_ERR_INVALID, "route %zu: method, pattern (from /) and handler required", i);
+        int captures = 0;
+        for (const char *p = r->pattern; *p; p++)
+            captures += *p == '{';
+        if (captures > SF_HTTPD_MAX_PARAMS)
+            return sf_err_set(err, SF_ERR_INVALID, "route %s: more than %d captures", r->pattern,
+                              SF_HTTPD_MAX_PARAMS);
+    }
+    return SF_OK;
+}
+
+static void apply_defaults(sf_httpd_opts *o)
+{
+    if (o->bind_address == NULL)
+        o->bind_address = "0.0.0.0";
+    if (o->threads == 0)
+        o->threads = 4;
+    if (o->max_body == 0)
+        o->max_body = SF_HTTPD_MAX_BODY_DEFAULT;
+    if (o->connection_limit == 0)
+        o->connection_limit = 256;
+    if (o->timeout_s == 0)
+        o->timeout_s = 30;
+    if (o->connection_memory == 0)
+        o->connection_memory = 64 * 1024;
+}
+
+/* The bind address as a sockaddr; *v6 set for IPv6. */
+static sf_status make_addr(const sf_httpd_opts *o, struct sockaddr_storage *ss, int *v6, sf_err *err)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (o->port < 0 || o->port > 65535)
+        return sf_err_set(err, SF_ERR_INVALID, "port %d out of range", o->port);
+    *v6 = strchr(o->bind_address, ':') != NULL;
+    if (!*v6 && inet_pton(AF_INET, o->bind_address, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)o->port);
+        return SF_OK;
+    }
+    if (*v6 && inet_pton(AF_INET6, o->bind_address, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)o->port);
+        return SF_OK;
+    }
+    return sf_err_set(err, SF_ERR_INVALID, "bind address \"%s\" is not an IP address", o->bind_address);
+}
+
+sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf_httpd_opts *opts,
+                         sf_httpd **out, sf_err *err)
+{
+    sf_status st = check_routes(routes, n_routes, err);
+    if (st != SF_OK)
+        return st;
+    sf_httpd *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    d->routes = routes;
+    d->n_routes = n_routes;
+    d->opts = opts ? *opts : (sf_httpd_opts){0};
+    apply_defaults(&d->opts);
+    atomic_init(&d->in_flight, 0);
+    struct sockaddr_storage ss;
+    int v6 = 0;
+    if ((st = make_addr(&d->opts, &ss, &v6, err)) != SF_OK) {
+        free(d);
+        return st;
+    }
+    unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
+    d->mhd = MHD_start_daemon(
+        flags, (uint16_t)d->opts.port, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, d->opts.threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        d->opts.connection_memory, MHD_OPTION_CONNECTION_LIMIT, d->opts.connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, d->opts.timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
+    if (d->mhd == NULL) {
+        free(d);
+        return sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d", opts && opts->bind_address
+                          ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = info ? (int)info->port : d->opts.port;
+    *out = d;
+    return SF_OK;
+}
+
+int sf_httpd_port(const sf_httpd *httpd)
+{
+    return httpd->port;
+}
+
+void sf_httpd_quiesce(sf_httpd *httpd)
+{
+    if (httpd->quiesced)
+        return;
+    httpd->quiesced = 1;
+    MHD_socket s = MHD_quiesce_daemon(httpd->mhd);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+}
+
+int64_t sf_httpd_in_flight(const sf_httpd *httpd)
+{
+    return atomic_load(&httpd->in_flight);
+}
+
+void sf_httpd_stop(sf_httpd *httpd, int grace_ms)
+{
+    if (httpd == NULL)
+        return;
+    sf_httpd_quiesce(httpd);
+    for (int waited = 0; waited < grace_ms && sf_httpd_in_flight(httpd) > 0; waited += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(httpd->mhd);
+    free(httpd);
+}
