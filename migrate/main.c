@@ -182,8 +182,8 @@ static int finish(const command *cmd, const run_state *rs, sf_status st, const s
     if (cmd->kind == CMD_STATUS && rs->count == 0)
         printf("no migrations\n");
     if (rs->missing || rs->changed) {
-        fprintf(stderr, PROG ": %d applied migration(s) have no file, %d changed since applied\n", rs->missing,
-                rs->changed);
+        fprintf(stderr, PROG ": the database does not match the migration files: %d applied without a file, "
+                "%d changed since applied\n", rs->missing, rs->changed);
         return 1;
     }
     return 0;

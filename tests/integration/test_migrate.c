@@ -472,3 +472,28 @@ Test(migrate, cli_prints_plain_lines_and_exit_codes)
     cr_assert_eq(run_cli("", "--help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "DATABASE_URL") && strstr(out, "MIGRATIONS_DIR") && strstr(out, "LOG_LEVEL"), "%s", out);
 }
+
+Test(migrate, two_sf_migrate_processes_at_once_apply_each_migration_once)
+{
+    write_mig("0001_runs", "CREATE TABLE runs (v int PRIMARY KEY);\n", "DROP TABLE runs;\n");
+    write_mig("0002_slow", "SELECT pg_sleep(0.3);\nINSERT INTO runs VALUES (2);\n", "DELETE FROM runs;\n");
+    write_mig("0003_fast", "INSERT INTO runs VALUES (3);\n", "DELETE FROM runs WHERE v = 3;\n");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "env -i DATABASE_URL='%s' MIGRATIONS_DIR='%s' %s/sf-migrate up 2>&1", scratch_url, dir,
+             SF_BINARY_DIR);
+    FILE *a = popen(cmd, "r"), *b = popen(cmd, "r");
+    cr_assert(a && b);
+    char out_a[4096], out_b[4096];
+    out_a[fread(out_a, 1, sizeof out_a - 1, a)] = '\0';
+    out_b[fread(out_b, 1, sizeof out_b - 1, b)] = '\0';
+    cr_assert_eq(pclose(a), 0, "%s", out_a);
+    cr_assert_eq(pclose(b), 0, "%s", out_b);
+    int applied = 0;
+    for (const char *p = out_a; (p = strstr(p, "applied ")); p++)
+        applied++;
+    for (const char *p = out_b; (p = strstr(p, "applied ")); p++)
+        applied++;
+    cr_assert_eq(applied, 3, "%s---\n%s", out_a, out_b);
+    cr_assert_eq(applied_count(), 3);
+    cr_assert_eq(sf_testenv_query_int(db, "SELECT sum(v) FROM runs"), 5);
+}
