@@ -298,7 +298,8 @@ void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out)
 
 /* o[j] = EXPR over operands that are arrays (V: a[j]) or scalars (S: ka).
  * a and b already point at the element for the chunk's first defined bar;
- * crosses read a[j - 1], which the caller guarantees exists. */
+ * crosses read a[j - 1], which the caller guarantees exists. NaN compares
+ * false everywhere (the SSE2 predicates used are the ordered ones). */
 #define OPV_A(j) a[j]
 #define OPS_A(j) ka
 #define OPV_B(j) b[j]
@@ -306,7 +307,43 @@ void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out)
 #define E_GT(A, B, j) (A(j) > B(j))
 #define E_GTE(A, B, j) (A(j) >= B(j))
 #define E_XA(A, B, j) ((A(j) > B(j)) & (A((j) - 1) <= B((j) - 1)))
-#define DEF_KERNEL(name, EXPR, A, B)                                          \
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* gcc's -O2 does not vectorise double compares into bytes, so four at a time
+ * by hand: two 2-lane compares, a 4-bit mask, 4 bytes of 0/1 from a table
+ * (x86 is little-endian: byte k is element k). */
+static const uint32_t spread4[16] = {
+    0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001,
+    0x00010100, 0x00010101, 0x01000000, 0x01000001, 0x01000100, 0x01000101,
+    0x01010000, 0x01010001, 0x01010100, 0x01010101,
+};
+#define XV_A(j) _mm_loadu_pd(a + (j))
+#define XS_A(j) va
+#define XV_B(j) _mm_loadu_pd(b + (j))
+#define XS_B(j) vb
+#define X_GT(A, B, j) _mm_cmpgt_pd(A(j), B(j))
+#define X_GTE(A, B, j) _mm_cmpge_pd(A(j), B(j))
+#define X_XA(A, B, j) _mm_and_pd(_mm_cmpgt_pd(A(j), B(j)), _mm_cmple_pd(A((j) - 1), B((j) - 1)))
+#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                           \
+    static void name(const double *restrict a, const double *restrict b,     \
+                     double ka, double kb, uint8_t *restrict o, size_t n)     \
+    {                                                                          \
+        (void)a; (void)b;                                                      \
+        const __m128d va = _mm_set1_pd(ka), vb = _mm_set1_pd(kb);              \
+        (void)va; (void)vb;                                                    \
+        size_t j = 0;                                                          \
+        for (; j + 4 <= n; j += 4) {                                           \
+            int m = _mm_movemask_pd(XEXPR(XA, XB, j)) |                        \
+                    _mm_movemask_pd(XEXPR(XA, XB, j + 2)) << 2;                \
+            memcpy(o + j, &spread4[m], 4);                                     \
+        }                                                                      \
+        for (; j < n; j++)                                                     \
+            o[j] = (uint8_t)EXPR(A, B, j);                                     \
+    }
+#else
+#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                           \
     static void name(const double *restrict a, const double *restrict b,     \
                      double ka, double kb, uint8_t *restrict o, size_t n)     \
     {                                                                          \
@@ -314,16 +351,17 @@ void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out)
         for (size_t j = 0; j < n; j++)                                         \
             o[j] = (uint8_t)EXPR(A, B, j);                                     \
     }
+#endif
 
-DEF_KERNEL(k_gt_vv, E_GT, OPV_A, OPV_B)
-DEF_KERNEL(k_gt_vs, E_GT, OPV_A, OPS_B)
-DEF_KERNEL(k_gt_sv, E_GT, OPS_A, OPV_B)
-DEF_KERNEL(k_gte_vv, E_GTE, OPV_A, OPV_B)
-DEF_KERNEL(k_gte_vs, E_GTE, OPV_A, OPS_B)
-DEF_KERNEL(k_gte_sv, E_GTE, OPS_A, OPV_B)
-DEF_KERNEL(k_xa_vv, E_XA, OPV_A, OPV_B)
-DEF_KERNEL(k_xa_vs, E_XA, OPV_A, OPS_B)
-DEF_KERNEL(k_xa_sv, E_XA, OPS_A, OPV_B)
+DEF_KERNEL(k_gt_vv, E_GT, OPV_A, OPV_B, X_GT, XV_A, XV_B)
+DEF_KERNEL(k_gt_vs, E_GT, OPV_A, OPS_B, X_GT, XV_A, XS_B)
+DEF_KERNEL(k_gt_sv, E_GT, OPS_A, OPV_B, X_GT, XS_A, XV_B)
+DEF_KERNEL(k_gte_vv, E_GTE, OPV_A, OPV_B, X_GTE, XV_A, XV_B)
+DEF_KERNEL(k_gte_vs, E_GTE, OPV_A, OPS_B, X_GTE, XV_A, XS_B)
+DEF_KERNEL(k_gte_sv, E_GTE, OPS_A, OPV_B, X_GTE, XS_A, XV_B)
+DEF_KERNEL(k_xa_vv, E_XA, OPV_A, OPV_B, X_XA, XV_A, XV_B)
+DEF_KERNEL(k_xa_vs, E_XA, OPV_A, OPS_B, X_XA, XV_A, XS_B)
+DEF_KERNEL(k_xa_sv, E_XA, OPS_A, OPV_B, X_XA, XS_A, XV_B)
 
 typedef void (*kernel_fn)(const double *, const double *, double, double, uint8_t *, size_t);
 
@@ -750,21 +788,76 @@ static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int en
     return st;
 }
 
-/* The fast path of a bar: flat, nothing pending, no entry signal. */
+/* Quiet bars run on locals (so the stores to equity[] cannot alias the
+ * state) and leave the state as it was: flat with no entry signal, or
+ * holding with no exit signal, no stop or target touched and equity > 0.
+ * Both loops stop at the first bar that needs sim_bar. */
+static size_t run_flat(const uint8_t *restrict en, double *restrict eq, double cash,
+                       size_t j, size_t end)
+{
+    while (j < end && !en[j]) {
+        eq[j] = cash;
+        j++;
+    }
+    return j;
+}
+
+typedef struct hold {
+    const double *adverse, *favour, *close; /* low/high (mirrored for shorts), close */
+    double side, sq, cash, stop, target;    /* sq = side * qty */
+} hold;
+
+static size_t run_hold(const hold *h, const uint8_t *restrict ex, double *restrict eq,
+                       size_t j, size_t end)
+{
+    const double *restrict adv = h->adverse, *restrict fav = h->favour, *restrict cl = h->close;
+    while (j < end && !ex[j]) {
+        /* open lies within [low, high], so no touch means no gap either */
+        if (h->side * (adv[j] - h->stop) <= 0.0 || h->side * (fav[j] - h->target) >= 0.0)
+            break;
+        double e = h->cash + h->sq * cl[j];
+        if (!(e > 0.0))
+            break;
+        eq[j] = e;
+        j++;
+    }
+    return j;
+}
+
+static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
+{
+    sim *m = &r->m;
+    const sf_bars *b = r->b;
+    if (!m->in_pos)
+        return run_flat(r->entry_sig, m->equity + s, m->cash, j, end);
+    hold h = {
+        .adverse = (m->side > 0 ? b->low : b->high) + s,
+        .favour = (m->side > 0 ? b->high : b->low) + s,
+        .close = b->close + s, .side = m->side, .sq = m->side * m->qty,
+        .cash = m->cash, .stop = m->stop, .target = m->target,
+    };
+    size_t k = run_hold(&h, r->exit_sig, m->equity + s, j, end);
+    m->bars_in_pos += k - j;
+    return k;
+}
+
 static sf_status sim_chunk(run *r, size_t s, size_t len)
 {
     sim *m = &r->m;
     const sf_bars *b = r->b;
     size_t last = b->n - 1;
-    for (size_t j = 0; j < len; j++) {
-        size_t i = s + j;
-        if (!m->in_pos && !m->pending && !r->entry_sig[j] && i != last) {
-            m->equity[i] = m->cash;
-            continue;
+    size_t end = last - s < len ? last - s : len; /* quiet runs never take the last bar */
+    size_t j = 0;
+    while (j < len) {
+        if (m->pending == 0 && j < end) {
+            j = quiet_run(r, s, j, end);
+            if (j == len)
+                break;
         }
-        sf_status st = sim_bar(m, b, i, last, r->entry_sig[j], r->exit_sig[j]);
+        sf_status st = sim_bar(m, b, s + j, last, r->entry_sig[j], r->exit_sig[j]);
         if (st != SF_OK)
             return st;
+        j++;
     }
     return SF_OK;
 }
@@ -787,6 +880,31 @@ static void sim_init(sim *m, const sf_logic *lg)
     }
 }
 
+/* Fills on signal bars read open/ts/close sparsely, which the hardware
+ * prefetcher does not follow: before simulating a chunk, ask for the lines of
+ * every bar that has a signal and of the bar after it. Skips 8 quiet bars per
+ * word. */
+static void prefetch_events(const run *r, size_t s, size_t len)
+{
+    const sf_bars *b = r->b;
+    for (size_t j = 0; j < len; j += 8) {
+        uint64_t e = 0, x = 0;
+        size_t w = len - j < 8 ? len - j : 8;
+        memcpy(&e, r->entry_sig + j, w);
+        memcpy(&x, r->exit_sig + j, w);
+        if ((e | x) == 0)
+            continue;
+        for (size_t k = j; k < j + w; k++) {
+            if (!(r->entry_sig[k] | r->exit_sig[k]))
+                continue;
+            size_t i = s + k, nx = i + 1 < b->n ? i + 1 : i;
+            __builtin_prefetch(b->open + nx);
+            __builtin_prefetch(b->ts + nx);
+            __builtin_prefetch(b->close + i);
+        }
+    }
+}
+
 static sf_status phase_simulate(run *r, sf_err *err)
 {
     size_t n = r->b->n;
@@ -799,6 +917,7 @@ static sf_status phase_simulate(run *r, sf_err *err)
             eval_node(r, r->lg->exit, s, len, r->exit_sig, 0);
         else
             memset(r->exit_sig, 0, len);
+        prefetch_events(r, s, len);
         if (sim_chunk(r, s, len) != SF_OK)
             return sf_err_set(err, SF_ERR_NOMEM, "could not record trade");
         if (r->opts->progress != NULL)
@@ -899,6 +1018,36 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
         st = phase_simulate(r, err);
     if (st == SF_OK)
         st = build_result(r, out, err);
+    run_destroy(r);
+    free(r);
+    return st;
+}
+
+sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
+                            uint8_t *entry, uint8_t *exit_, sf_err *err)
+{
+    sf_run_opts opts;
+    sf_run_opts_init(&opts);
+    opts.cache = cache;
+    run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
+    r->lg = logic;
+    r->b = bars;
+    r->opts = &opts;
+    sf_status st = run_check(logic, bars, r->opts, err);
+    if (st == SF_OK)
+        st = phase_indicators(r, err);
+    if (st == SF_OK)
+        st = prepare_signals(r, err);
+    for (size_t s = 0; st == SF_OK && s < bars->n; s += SF_ENGINE_CHUNK) {
+        size_t len = bars->n - s < SF_ENGINE_CHUNK ? bars->n - s : SF_ENGINE_CHUNK;
+        eval_node(r, logic->entry, s, len, entry + s, 0);
+        if (logic->exit >= 0)
+            eval_node(r, logic->exit, s, len, exit_ + s, 0);
+        else
+            memset(exit_ + s, 0, len);
+    }
     run_destroy(r);
     free(r);
     return st;

@@ -868,3 +868,119 @@ Test(engine, empty_series_is_an_error_not_a_crash)
     sf_logic_free(lg);
     sf_bars_free(b);
 }
+
+/* ---- signal kernels against a plain evaluator ---- */
+
+typedef struct opd_case {
+    const char *json;   /* operand as logic JSON */
+    int ind;            /* -1: close, -2: number, else indicator index (0 f, 1 s) */
+    int offset;
+    double number;
+} opd_case;
+
+static const opd_case opds[] = {
+    {"\"f\"", 0, 0, 0}, {"\"s\"", 1, 0, 0}, {"{\"ref\": \"f\", \"offset\": 3}", 0, 3, 0},
+    {"\"close\"", -1, 0, 0}, {"100", -2, 0, 100},
+};
+static const char *const ops[] = {"gt", "gte", "lt", "lte", "crosses_above", "crosses_below"};
+
+static double opd_value(const opd_case *o, const sf_bars *b, double *const *ind, long i)
+{
+    if (o->ind == -2)
+        return o->number;
+    long k = i - o->offset;
+    if (k < 0)
+        return NAN;
+    return o->ind == -1 ? b->close[k] : ind[o->ind][k];
+}
+
+static int plain_cmp(int op, double x, double y)
+{
+    return op == 0 ? x > y : op == 1 ? x >= y : op == 2 ? x < y : x <= y;
+}
+
+/* What DESIGN.md says, written the slow way. */
+static int plain_eval(int op, const opd_case *a, const opd_case *bo, const sf_bars *b,
+                      double *const *ind, long i)
+{
+    double x = opd_value(a, b, ind, i), y = opd_value(bo, b, ind, i);
+    if (op < 4)
+        return plain_cmp(op, x, y);
+    if (i < 1)
+        return 0;
+    double px = opd_value(a, b, ind, i - 1), py = opd_value(bo, b, ind, i - 1);
+    if (isnan(x) || isnan(y) || isnan(px) || isnan(py))
+        return 0;
+    return op == 4 ? (x > y && px <= py) : (x < y && px >= py);
+}
+
+Test(engine, signal_kernels_match_a_plain_evaluation_for_every_op_and_operand)
+{
+    const size_t n = 2 * SF_ENGINE_CHUNK + 101; /* chunk edges and a ragged tail */
+    sf_bars *b = walk_bars(n, 77);
+    double *ind[2] = {malloc(n * sizeof(double)), malloc(n * sizeof(double))};
+    sf_ind_spec sp;
+    sf_ind_spec_default(SF_IND_SMA, &sp);
+    sp.param[SF_IP_PERIOD] = 3;
+    cr_assert_eq(sf_ind_compute(&sp, b, &ind[0], NULL), SF_OK);
+    sp.param[SF_IP_PERIOD] = 7;
+    cr_assert_eq(sf_ind_compute(&sp, b, &ind[1], NULL), SF_OK);
+    uint8_t *en = malloc(n), *ex = malloc(n);
+    size_t n_opd = sizeof opds / sizeof opds[0], checked = 0;
+    for (int op = 0; op < 6; op++)
+        for (size_t ia = 0; ia < n_opd; ia++)
+            for (size_t ib = 0; ib < n_opd; ib++) {
+                char json[1024];
+                /* exit: the negation, to test "not" as well */
+                snprintf(json, sizeof json,
+                         "{\"name\": \"k\", \"indicators\": {\"f\": {\"type\": \"sma\", \"period\": 3},"
+                         " \"s\": {\"type\": \"sma\", \"period\": 7}},"
+                         " \"entry\": {\"%s\": [%s, %s]}, \"exit\": {\"not\": {\"%s\": [%s, %s]}}}",
+                         ops[op], opds[ia].json, opds[ib].json, ops[op], opds[ia].json, opds[ib].json);
+                sf_logic *lg = NULL;
+                if (sf_logic_parse(json, strlen(json), &lg, NULL, NULL) != SF_OK)
+                    continue; /* e.g. two constants may be refused by the parser */
+                cr_assert_eq(sf_engine_signals(lg, b, NULL, en, ex, NULL), SF_OK);
+                for (size_t i = 0; i < n; i++) {
+                    int want = plain_eval(op, &opds[ia], &opds[ib], b, ind, (long)i);
+                    cr_assert_eq(en[i], want, "%s(%s, %s) at bar %zu: %d, want %d", ops[op],
+                                 opds[ia].json, opds[ib].json, i, en[i], want);
+                    cr_assert_eq(ex[i], !want, "not %s at bar %zu", ops[op], i);
+                }
+                checked++;
+                sf_logic_free(lg);
+            }
+    cr_assert_geq(checked, 6 * (n_opd * n_opd - 1), "only %zu combinations parsed", checked);
+    free(en);
+    free(ex);
+    free(ind[0]);
+    free(ind[1]);
+    sf_bars_free(b);
+}
+
+Test(engine, all_and_any_combine_their_children)
+{
+    const size_t n = SF_ENGINE_CHUNK + 33;
+    sf_bars *b = walk_bars(n, 5);
+    const char *json =
+        "{\"name\": \"k\", \"entry\": {\"all\": [{\"gt\": [\"close\", \"open\"]}, {\"gt\": [\"volume\", 1500]},"
+        " {\"any\": [{\"lt\": [\"close\", 100]}, {\"gt\": [\"high\", 101]}]}]},"
+        " \"exit\": {\"any\": [{\"lt\": [\"close\", \"open\"]}, {\"lt\": [\"volume\", 1100]}]}}";
+    sf_logic *lg = parse(json);
+    uint8_t *en = malloc(n), *ex = malloc(n);
+    cr_assert_eq(sf_engine_signals(lg, b, NULL, en, ex, NULL), SF_OK);
+    size_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int want_en = b->close[i] > b->open[i] && b->volume[i] > 1500 &&
+                      (b->close[i] < 100 || b->high[i] > 101);
+        int want_ex = b->close[i] < b->open[i] || b->volume[i] < 1100;
+        cr_assert_eq(en[i], want_en, "entry at %zu", i);
+        cr_assert_eq(ex[i], want_ex, "exit at %zu", i);
+        hits += (size_t)want_en;
+    }
+    cr_assert_gt(hits, 10);
+    free(en);
+    free(ex);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}

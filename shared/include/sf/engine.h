@@ -114,4 +114,13 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
 
 void sf_result_free(sf_result *result);
 
+/*
+ * Evaluate the logic's entry and exit conditions on every bar's close, with
+ * no position state: entry[i], exit[i] = 1 when the condition holds at bar i,
+ * else 0 (exit is all 0 without an exit condition). Each array has bars->n
+ * bytes. cache may be NULL. For live signals (logic executions) and tests.
+ */
+sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
+                            uint8_t *entry, uint8_t *exit_, sf_err *err);
+
 #endif
