@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "sf/log.h"
 
 struct sf_db {
     PGconn *conn;
@@ -63,16 +62,38 @@ static sf_status after_connect(sf_db *db, const sf_db_opts *o, sf_err *err)
     return sf_db_exec(db, sql, err);
 }
 
+/* "host:port/dbname" for messages, whatever the form of url (URI or
+ * key=value): never the password. libpq's own parse error is dropped, since
+ * it may quote the string, password included. */
+static sf_status describe_target(const char *url, char *buf, size_t size, sf_err *err)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &why);
+    PQfreemem(why);
+    if (opts == NULL)
+        return sf_err_set(err, SF_ERR_CONFIG, "could not parse the database url (not shown: it may hold a password)");
+    const char *part[3] = {"localhost", "5432", ""};
+    static const char *const keys[3] = {"host", "port", "dbname"};
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        for (int k = 0; k < 3; k++)
+            if (o->val && o->val[0] && strcmp(o->keyword, keys[k]) == 0)
+                part[k] = o->val;
+    snprintf(buf, size, "%s:%s/%s", part[0], part[1], part[2]);
+    PQconninfoFree(opts);
+    return SF_OK;
+}
+
 sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_err *err)
 {
     sf_db_opts o = opts ? *opts : (sf_db_opts){0};
     int attempts = o.connect_attempts > 0 ? o.connect_attempts : 1;
     int backoff = o.backoff_initial_ms > 0 ? o.backoff_initial_ms : 100;
+    char target[512], why[256] = "";
+    if (describe_target(url, target, sizeof target, err) != SF_OK)
+        return SF_ERR_CONFIG;
     sf_db *db = calloc(1, sizeof *db);
     if (db == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    char masked[512], why[256] = "";
-    sf_log_mask_url(url, masked, sizeof masked);
     for (int i = 0; i < attempts; i++) {
         if (i > 0) {
             sleep_ms(backoff);
@@ -94,7 +115,7 @@ sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_er
     }
     free(db);
     return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to database \"%s\" after %d attempt%s: %s",
-                      masked, attempts, attempts == 1 ? "" : "s", why);
+                      target, attempts, attempts == 1 ? "" : "s", why);
 }
 
 void sf_db_close(sf_db *db)

@@ -223,6 +223,24 @@ Test(db, a_closed_port_fails_fast_naming_the_host_but_not_the_password)
     cr_assert_null(strstr(err.msg, "Sup3rSecretPw"), "%s", err.msg);
 }
 
+Test(db, key_value_and_malformed_urls_never_show_the_password)
+{
+    int port = unused_port();
+    char kv[256], hostport[64];
+    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%d dbname=x user=u password=KvSecret1", port);
+    snprintf(hostport, sizeof hostport, "127.0.0.1:%d/x", port);
+    sf_db *x = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_open(kv, NULL, &x, &err), SF_ERR_UNAVAILABLE);
+    cr_assert(strstr(err.msg, hostport) != NULL, "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "KvSecret1"), "%s", err.msg);
+    /* One slash short of a URI: libpq reads it as key=value and would quote it back. */
+    cr_assert_eq(sf_db_open("postgresql:/u:Typo5ecret@h/x", NULL, &x, &err), SF_ERR_CONFIG);
+    cr_assert_null(x);
+    cr_assert_null(strstr(err.msg, "Typo5ecret"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "could not parse the database url") != NULL, "%s", err.msg);
+}
+
 Test(db, an_unroutable_host_fails_within_the_connect_timeout)
 {
     sf_db_opts opts = {.connect_timeout_s = 2, .connect_attempts = 1};
