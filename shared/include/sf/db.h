@@ -8,7 +8,9 @@
  *
  * Errors: a connection that cannot be made or is lost is SF_ERR_UNAVAILABLE;
  * a statement the server rejects is SF_ERR_DB, with the SQLSTATE available from
- * sf_db_sqlstate until the next call. Messages never contain the password.
+ * sf_db_sqlstate until the next call. A URL libpq cannot parse is
+ * SF_ERR_CONFIG (not retried). Messages never contain the password; libpq
+ * treats a connect_timeout below 2 s as 2 s.
  *
  * Ownership: sf_db_open returns a connection closed by sf_db_close; each
  * sf_db_res is freed by sf_db_res_free (both accept NULL). Strings returned by
