@@ -360,14 +360,11 @@ static sf_status verify(const mig_set *s, const applied_set *a, sf_err *err)
         if (strcmp(m->checksum, a->v[i].checksum) != 0)
             return changed_error(s, m, a->v[i].checksum, err);
     }
-    for (size_t i = 0; i < s->n && (int)i + 1 < newest; i++) {
-        int found = 0;
-        for (size_t j = 0; j < a->n && !found; j++)
-            found = a->v[j].version == s->v[i].version;
-        if (!found)
+    /* Applied versions are distinct and sorted: a hole shows as v[j] != j + 1. */
+    for (size_t j = 0; j < a->n; j++)
+        if (a->v[j].version != (int)j + 1)
             return sf_err_set(err, SF_ERR_CONFLICT, "%s is pending but the newer %04d is already applied",
-                              s->v[i].stem, newest);
-    }
+                              s->v[j].stem, newest);
     return SF_OK;
 }
 

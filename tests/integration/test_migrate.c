@@ -331,6 +331,30 @@ Test(migrate, missing_and_changed_files_are_reported)
     cr_assert(strstr(err.msg, "0003") != NULL && strstr(err.msg, "no file") != NULL, "%s", err.msg);
 }
 
+Test(migrate, a_pending_migration_older_than_the_newest_applied_is_refused)
+{
+    write_three();
+    sf_err err = {0};
+    cr_assert_eq(sf_migrate_up(db, dir, 0, NULL, NULL, &err), SF_OK, "%s", err.msg);
+    sf_testenv_exec(db, "DELETE FROM schema_migrations WHERE version = 2");
+    cr_assert_eq(sf_migrate_up(db, dir, 0, NULL, NULL, &err), SF_ERR_CONFLICT);
+    cr_assert(strstr(err.msg, "0002_paint_index is pending but the newer 0003 is already applied") != NULL, "%s",
+              err.msg);
+    cr_assert_eq(applied_count(), 2, "nothing applied");
+    cr_assert_eq(sf_migrate_up(db, dir, 9, NULL, NULL, &err), SF_ERR_CONFLICT);
+}
+
+Test(migrate, an_up_target_beyond_the_files_is_not_found)
+{
+    write_three();
+    sf_err err = {0};
+    cr_assert_eq(sf_migrate_up(db, dir, 4, NULL, NULL, &err), SF_ERR_NOTFOUND);
+    cr_assert(strstr(err.msg, "no migration 0004") != NULL, "%s", err.msg);
+    cr_assert_eq(applied_count(), 0);
+    cr_assert_eq(sf_migrate_up(db, dir, -1, NULL, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(sf_migrate_down(db, dir, 0, NULL, NULL, &err), SF_ERR_INVALID);
+}
+
 /* ---- directory validation ---- */
 
 Test(migrate, bad_file_names_are_rejected)
