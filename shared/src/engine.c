@@ -414,6 +414,7 @@ typedef struct sim {
     int64_t entry_time;
     size_t entry_bar, last_exit;
     int in_pos, pending, exited, ruined;
+    int has_stops;       /* a stop loss or a take profit is set */
     size_t bars_in_pos;
     /* outputs */
     double *equity;
@@ -772,7 +773,7 @@ static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int en
     else if (m->pending < 0 && m->in_pos)
         st = close_position(m, b->open[i], b->ts[i], i, SF_EXIT_SIGNAL);
     m->pending = 0;
-    if (m->in_pos && st == SF_OK)
+    if (m->in_pos && m->has_stops && st == SF_OK)
         st = check_stops(m, b, i);
     if (m->in_pos && i == last && st == SF_OK)
         st = close_position(m, b->close[i], b->ts[i], i, SF_EXIT_END_OF_DATA);
@@ -824,6 +825,21 @@ static size_t run_hold(const hold *h, const uint8_t *restrict ex, double *restri
     return j;
 }
 
+/* Holding with neither stop nor target: only the exit signal and ruin. */
+static size_t run_hold_free(const hold *h, const uint8_t *restrict ex, double *restrict eq,
+                            size_t j, size_t end)
+{
+    const double *restrict cl = h->close;
+    while (j < end && !ex[j]) {
+        double e = h->cash + h->sq * cl[j];
+        if (!(e > 0.0))
+            break;
+        eq[j] = e;
+        j++;
+    }
+    return j;
+}
+
 static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
 {
     sim *m = &r->m;
@@ -836,7 +852,8 @@ static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
         .close = b->close + s, .side = m->side, .sq = m->side * m->qty,
         .cash = m->cash, .stop = m->stop, .target = m->target,
     };
-    size_t k = run_hold(&h, r->exit_sig, m->equity + s, j, end);
+    size_t k = m->has_stops ? run_hold(&h, r->exit_sig, m->equity + s, j, end)
+                            : run_hold_free(&h, r->exit_sig, m->equity + s, j, end);
     m->bars_in_pos += k - j;
     return k;
 }
@@ -872,6 +889,7 @@ static void sim_init(sim *m, const sf_logic *lg)
     m->pct = lg->position_pct / 100.0;
     m->sl = lg->stop_loss_pct;
     m->tp = lg->take_profit_pct;
+    m->has_stops = !isnan(m->sl) || !isnan(m->tp);
     m->cash = lg->initial_capital;
     m->stop = m->target = NAN;
     if (!(m->cash > 0.0)) {
