@@ -1,0 +1,155 @@
+/*
+ * relay: PostgreSQL -> Redis.
+ *
+ * Relay (the order of /tmp/farm.md): in one transaction lock pending rows
+ * whose run_at has come, fairly across tenants (sf_job_select_pending, a
+ * per-tenant limit), add their ids to Redis (ZADD NX: idempotent), mark them
+ * queued, commit. If the commit fails the ids in Redis point at pending rows:
+ * a claim finds nothing and drops them, and the next pass adds them again.
+ * Redis holds at most RELAY_MAX_READY ready ids; the rest waits in
+ * PostgreSQL. Delayed retries need nothing else: they are pending rows whose
+ * run_at is in the future until it is not.
+ *
+ * Rebuild: the incarnation key tells whether Redis still holds what this
+ * leader put there. When it is missing (FLUSHALL, a restart without
+ * persistence) or different (a failover, another leader), a new incarnation
+ * is set FIRST and then every queued job is added again from PostgreSQL, in
+ * pages by id. Setting it first means a flush during the rebuild is noticed
+ * on the next tick; a rebuild cut short by an error is redone
+ * (rebuild_needed stays set).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "scheduler.h"
+#include "sf/time.h"
+
+/* Redis call failed: a broken connection marks Redis down. */
+static sf_status redis_failed(sched_duties *d, sf_status st, const sf_err *err)
+{
+    if (st == SF_ERR_UNAVAILABLE)
+        sched_duties_redis_down(d, err);
+    return st;
+}
+
+static void entry_ids(const sf_queue_entry *e, size_t n, const char **ids)
+{
+    for (size_t i = 0; i < n; i++)
+        ids[i] = e[i].id;
+}
+
+/* One relay transaction of up to limit jobs; *n gets how many. */
+static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t limit, size_t *n,
+                             sf_err *err)
+{
+    const char *ids[SF_JOB_BATCH_MAX];
+    size_t per_tenant = limit / 4 > 10 ? limit / 4 : (limit < 10 ? limit : 10);
+    size_t added = 0, marked = 0;
+    *n = 0;
+    sf_status st = sf_db_begin(d->db, err);
+    if (st != SF_OK)
+        return st;
+    st = sf_job_select_pending(d->db, per_tenant, limit, entries, n, err);
+    if (st != SF_OK || *n == 0) {
+        sf_db_rollback(d->db);
+        return st;
+    }
+    st = sf_queue_enqueue(d->queue, entries, *n, &added, err);
+    if (st != SF_OK) {
+        sf_db_rollback(d->db);
+        *n = 0;
+        return redis_failed(d, st, err);
+    }
+    entry_ids(entries, *n, ids);
+    st = sf_job_mark_queued(d->db, ids, *n, &marked, err);
+    if (st == SF_OK)
+        st = sf_db_commit(d->db, err);
+    if (st != SF_OK) {
+        sf_db_rollback(d->db);
+        *n = 0;
+    }
+    return st;
+}
+
+sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err)
+{
+    sf_queue_entry entries[SF_JOB_BATCH_MAX]; /* 136 KB: threads have 8 MB stacks */
+    *relayed = 0;
+    for (int b = 0; b < SCHED_RELAY_BATCHES; b++) {
+        if (d->queue == NULL || !sched_leader_active(d->leader, NULL))
+            return SF_OK;
+        sf_queue_depth depth;
+        sf_status st = sf_queue_get_depth(d->queue, &depth, err);
+        if (st != SF_OK)
+            return redis_failed(d, st, err);
+        int64_t room = d->cfg->relay_max_ready - depth.ready_total;
+        if (room <= 0)
+            return SF_OK;
+        size_t limit = room > SF_JOB_BATCH_MAX ? SF_JOB_BATCH_MAX : (size_t)room, n = 0;
+        if ((st = relay_batch(d, entries, limit, &n, err)) != SF_OK)
+            return st;
+        *relayed += (int64_t)n;
+        if (n == 0)
+            return SF_OK;
+    }
+    return SF_OK;
+}
+
+static void new_incarnation(sched_duties *d)
+{
+    unsigned char r[8] = {0};
+    int64_t term = 0;
+    sched_leader_active(d->leader, &term);
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        int64_t t = sf_time_now_ms();
+        memcpy(r, &t, sizeof r);
+    }
+    snprintf(d->incarnation, sizeof d->incarnation, "%.190s/%lld/%02x%02x%02x%02x%02x%02x%02x%02x",
+             d->leader->holder, (long long)term, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+/* Re-enqueue every queued job, by pages of ids. */
+static sf_status requeue_all(sched_duties *d, int64_t *requeued, sf_err *err)
+{
+    sf_queue_entry entries[SF_JOB_BATCH_MAX]; /* 136 KB: threads have 8 MB stacks */
+    char after[SF_QUEUE_ID_MAX] = "";
+    for (;;) {
+        if (!sched_leader_active(d->leader, NULL))
+            return sf_err_set(err, SF_ERR_CANCELLED, "rebuild stopped: no longer leader");
+        size_t n = 0, added = 0;
+        sf_status st = sf_job_list_queued(d->db, after, SF_JOB_BATCH_MAX, entries, &n, err);
+        if (st != SF_OK || n == 0)
+            return st;
+        if ((st = sf_queue_enqueue(d->queue, entries, n, &added, err)) != SF_OK)
+            return redis_failed(d, st, err);
+        *requeued += (int64_t)added;
+        snprintf(after, sizeof after, "%s", entries[n - 1].id);
+        if (n < SF_JOB_BATCH_MAX)
+            return SF_OK;
+    }
+}
+
+sf_status sched_rebuild_check(sched_duties *d, int64_t *requeued, int *rebuilt, sf_err *err)
+{
+    char current[SCHED_INCARNATION_MAX];
+    int found = 0;
+    *requeued = 0;
+    *rebuilt = 0;
+    if (d->queue == NULL)
+        return SF_OK;
+    sf_status st = sf_queue_incarnation_get(d->queue, current, sizeof current, &found, err);
+    if (st != SF_OK)
+        return redis_failed(d, st, err);
+    if (found && !d->rebuild_needed && strcmp(current, d->incarnation) == 0)
+        return SF_OK;
+    new_incarnation(d);
+    if ((st = sf_queue_incarnation_set(d->queue, d->incarnation, err)) != SF_OK)
+        return redis_failed(d, st, err);
+    d->rebuild_needed = 1;
+    if ((st = requeue_all(d, requeued, err)) != SF_OK)
+        return st;
+    d->rebuild_needed = 0;
+    *rebuilt = 1;
+    return SF_OK;
+}

@@ -1,0 +1,136 @@
+/*
+ * sched: sf-scheduler's private interfaces (not part of shared/).
+ *
+ * Two threads do the work, each with its own PostgreSQL connection:
+ *   leader  (leader.c)  holds the scheduler_leader lease row: acquire, renew
+ *                       every ttl/3, release on shutdown. It publishes "active
+ *                       until" as a monotonic deadline a safety margin before
+ *                       the lease's end, so a leader that cannot renew stops
+ *                       acting before another replica may take over.
+ *   duties  (duties.c)  while active: cron firings (cronfire.c), relay and
+ *                       rebuild (relay.c), reaper (reaper.c), retention
+ *                       (retention.c). It sleeps in LISTEN sf_jobs with a 1 s
+ *                       tick. Redis may be down: duties that need only
+ *                       PostgreSQL go on, the others retry with backoff.
+ * A third thread (main.c) waits for signals with sigwait.
+ *
+ * Thread safety: sched_leader's fields marked (atomic) are read by the duties
+ * thread; everything in sched_duties belongs to the duties thread alone.
+ */
+#ifndef SF_SCHEDULER_H
+#define SF_SCHEDULER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "sf/config.h"
+#include "sf/db.h"
+#include "sf/job.h"
+#include "sf/log.h"
+#include "sf/queue.h"
+#include "sf/redis.h"
+
+#define SCHED_HOLDER_MAX 192
+#define SCHED_INCARNATION_MAX 256
+#define SCHED_CRON_GRACE_S 30   /* a firing at most this late is on time, not "missed" */
+#define SCHED_CRON_BATCH 100    /* firings per schedule per tick ('all' catch-up) */
+#define SCHED_CRON_SCHEDULES 200 /* due schedules handled per tick */
+#define SCHED_RELAY_BATCHES 20  /* relay transactions per pass */
+#define SCHED_REAP_BATCH 500
+#define SCHED_REAP_BATCHES 20
+#define SCHED_RETENTION_BATCH 1000
+#define SCHED_RETENTION_BATCHES 50
+
+typedef struct sched_config {
+    sf_common_config common;
+    char *database_url;
+    char *redis_url;
+    char *name;            /* SCHEDULER_NAME; "" = hostname-pid */
+    char *queue;           /* QUEUE */
+    int64_t leader_ttl_s;
+    int64_t relay_max_ready;
+    int64_t reaper_interval_ms;
+    int64_t retention_days;
+    int64_t retention_interval_s;
+    int64_t retry_base_ms;
+    int64_t retry_cap_ms;
+} sched_config;
+
+/* The stop flag set by the signal thread, read by the others. */
+typedef struct sched_stop {
+    atomic_int requested;
+} sched_stop;
+
+typedef struct sched_leader {
+    const sched_config *cfg;
+    sf_log *log;
+    atomic_int quit;             /* set by sched_leader_stop */
+    char holder[SCHED_HOLDER_MAX];
+    atomic_llong active_until_ms; /* (atomic) monotonic ms; 0 = not leader */
+    atomic_llong term;            /* (atomic) term of the current lease */
+    pthread_t thread;
+    int started;
+} sched_leader;
+
+/* leader.c */
+sf_status sched_leader_start(sched_leader *l, const sched_config *cfg, sf_log *log,
+                             const char *holder, sf_err *err);
+/* 1 while this process may act as leader; *term (may be NULL) gets the term. */
+int sched_leader_active(sched_leader *l, int64_t *term);
+/* Stop renewing, give the lease up (NOTIFY sf_leader) and join. */
+void sched_leader_stop(sched_leader *l);
+
+/* State of the duties thread. */
+typedef struct sched_duties {
+    const sched_config *cfg;
+    sf_log *log;
+    sched_leader *leader;
+    const sched_stop *stop;
+    sf_db *db;
+    sf_redis *redis;
+    sf_queue *queue;
+    int64_t redis_retry_ms;    /* monotonic: next reconnect attempt */
+    int64_t redis_backoff_ms;
+    char incarnation[SCHED_INCARNATION_MAX]; /* what this leader set; "" = none yet */
+    int rebuild_needed;
+    int was_active;
+    int64_t next_tick_ms, next_reap_ms, next_retention_ms;
+    sf_job_retry retry;
+    pthread_t thread;
+    int started;
+} sched_duties;
+
+/* duties.c */
+sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log,
+                             sched_leader *leader, const sched_stop *stop, sf_err *err);
+void sched_duties_join(sched_duties *d);
+/* Redis failed with SF_ERR_UNAVAILABLE: drop the connection, retry later. */
+void sched_duties_redis_down(sched_duties *d, const sf_err *err);
+
+/* cronfire.c: fire due schedules; counts for the log line. */
+typedef struct sched_cron_stats {
+    int64_t schedules, fired, skipped, duplicates, disabled;
+} sched_cron_stats;
+sf_status sched_cron_pass(sched_duties *d, sched_cron_stats *stats, sf_err *err);
+
+/* relay.c */
+sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err);
+/* Rebuild Redis from PostgreSQL when the incarnation key is missing or not ours. */
+sf_status sched_rebuild_check(sched_duties *d, int64_t *requeued, int *rebuilt, sf_err *err);
+
+/* reaper.c */
+typedef struct sched_reap_stats {
+    sf_job_reap_stats pg;
+    int64_t redis_expired, redis_requeued, redis_dropped;
+} sched_reap_stats;
+sf_status sched_reap_pg(sched_duties *d, sched_reap_stats *stats, sf_err *err);
+sf_status sched_reap_redis(sched_duties *d, sched_reap_stats *stats, sf_err *err);
+
+/* retention.c */
+typedef struct sched_retention_stats {
+    int64_t jobs, batches, firings;
+} sched_retention_stats;
+sf_status sched_retention_pass(sched_duties *d, sched_retention_stats *stats, sf_err *err);
+
+#endif
