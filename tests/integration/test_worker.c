@@ -1,0 +1,179 @@
+/*
+ * Integration tests for sf-worker: the real binary (fork/exec from
+ * SF_BINARY_DIR) against a scratch database and a private Redis (farm.h).
+ * Jobs are inserted pending and relayed here (sf_job_select_pending +
+ * sf_queue_enqueue + sf_job_mark_queued, the scheduler's relay), so the test
+ * needs no scheduler.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../support/farm.h"
+#include "sf/job.h"
+#include "sf/queue.h"
+
+static void setup(void)
+{
+    farm_setup();
+}
+
+static void teardown(void)
+{
+    farm_teardown_ex(0);
+}
+
+TestSuite(worker, .init = setup, .fini = teardown, .timeout = 90);
+
+/* Relay every due pending job into Redis (queue "backtest"); the count. */
+static size_t relay_all(void)
+{
+    sf_redis *r = farm_redis_open();
+    cr_assert_not_null(r);
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_queue_new("backtest", r, &q, &err), SF_OK, "%s", err.msg);
+    static sf_queue_entry e[SF_JOB_BATCH_MAX];
+    const char *ids[SF_JOB_BATCH_MAX];
+    size_t n = 0, added = 0, marked = 0;
+    cr_assert_eq(sf_db_begin(F.db, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_select_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, e, &n, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = e[i].id;
+    cr_assert_eq(sf_job_mark_queued(F.db, ids, n, &marked, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_db_commit(F.db, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(marked, n);
+    sf_queue_free(q);
+    sf_redis_close(r);
+    return n;
+}
+
+static sf_proc *worker(const char *name, int threads, const char *drain)
+{
+    char t[48], w[96], d[48];
+    snprintf(t, sizeof t, "WORKER_THREADS=%d", threads);
+    snprintf(w, sizeof w, "WORKER_NAME=%s", name);
+    snprintf(d, sizeof d, "DRAIN_SECONDS=%s", drain);
+    const char *env[] = {t, w, d, "LEASE_SECONDS=2", "SF_CACHE_MB=64", NULL};
+    return farm_start(name, "sf-worker", env);
+}
+
+static void expect_clean_exit(sf_proc *p, int64_t within_ms)
+{
+    int64_t t0 = sf_proc_now_ms();
+    int exited = sf_proc_wait_exit(p, within_ms);
+    if (!exited) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "gdb -p %d -batch -ex 'thread apply all bt' >&2 2>/dev/null", (int)p->pid);
+        if (system(cmd) < 0)
+            cr_log_error("gdb failed");
+        sf_proc_dump_logs(3000);
+    }
+    cr_assert(exited, "%s did not exit within %lld ms", p->name, (long long)within_ms);
+    cr_assert_eq(sf_proc_exit_code(p), 0, "%s exit code %d", p->name, sf_proc_exit_code(p));
+    cr_log_info("%s exited in %lld ms", p->name, (long long)(sf_proc_now_ms() - t0));
+}
+
+Test(worker, queued_jobs_complete_with_one_result_each)
+{
+    farm_dataset("SYM", "1d", 3000, 7);
+    char *user = farm_user("alice");
+    farm_jobs_bulk(user, FARM_LOGIC_SMA, "SYM", "1d", 12);
+    char *bad = farm_job(user, "{\"name\":\"bad\"}", "SYM", "1d", 1, 3);     /* invalid logic */
+    char *nodata = farm_job(user, FARM_LOGIC_SMA, "NOPE", "1d", 1, 3);      /* missing data set */
+    cr_assert_eq(relay_all(), 14);
+    sf_proc *w = worker("w1", 2, "10");
+    int done = farm_wait_sql("SELECT count(*) = 14 FROM jobs WHERE status IN ('succeeded', 'failed')", NULL,
+                             30000);
+    if (!done)
+        sf_proc_dump_logs(4000);
+    cr_assert(done, "jobs did not finish");
+    cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status = 'succeeded' AND attempt = 1 AND worker = 'w1'"),
+                 12);
+    cr_assert_eq(farm_int("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id "
+                          "WHERE j.status = 'succeeded' AND r.metrics ? 'sharpe' "
+                          "AND jsonb_array_length(r.equity) = 3000"),
+                 12);
+    cr_assert_eq(farm_int("SELECT count(DISTINCT metrics::text) FROM results"), 1,
+                 "the same logic on the same data gives identical metrics");
+    char *st = farm_text1("SELECT status || ' ' || error_class FROM jobs WHERE id = $1", bad);
+    cr_assert_str_eq(st, "failed permanent");
+    free(st);
+    st = farm_text1("SELECT status || ' ' || error_class FROM jobs WHERE id = $1", nodata);
+    cr_assert_str_eq(st, "failed permanent");
+    free(st);
+    cr_assert(sf_proc_log_contains(w, "\"job_id\""), "one JSON line per job");
+    cr_assert(sf_proc_log_contains(w, "\"duration_ms\""));
+    sf_proc_signal(w, SIGTERM);
+    expect_clean_exit(w, 10000);
+    free(user), free(bad), free(nodata);
+}
+
+Test(worker, sigterm_during_work_exits_zero_within_the_drain_and_leaves_nothing_running)
+{
+    farm_dataset("BIG", "1d", 60000, 3);
+    char *user = farm_user("bob");
+    farm_jobs_bulk(user, FARM_LOGIC_SMA, "BIG", "1d", 40);
+    cr_assert_eq(relay_all(), 40);
+    sf_proc *w = worker("w-drain", 2, "0"); /* no grace: running jobs are released */
+    cr_assert(farm_wait_sql("SELECT count(*) >= 1 FROM jobs WHERE status = 'succeeded'", NULL, 30000),
+              "no job finished");
+    cr_assert(farm_wait_sql("SELECT count(*) >= 1 FROM jobs WHERE status = 'running'", NULL, 10000));
+    sf_proc_signal(w, SIGTERM);
+    expect_clean_exit(w, 10000);
+    cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status = 'running'"), 0);
+    cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'queued', 'pending')"), 0);
+    cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status = 'pending' AND attempt <> 0"), 0,
+                 "a released job has not spent an attempt");
+    cr_assert_eq(farm_int("SELECT count(*) FROM jobs j WHERE status = 'succeeded' AND "
+                          "NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = j.id)"),
+                 0);
+    cr_log_info("released %lld, succeeded %lld", farm_int("SELECT count(*) FROM jobs WHERE status = 'pending'"),
+                farm_int("SELECT count(*) FROM jobs WHERE status = 'succeeded'"));
+    free(user);
+}
+
+Test(worker, a_killed_workers_job_is_reaped_after_its_lease_and_finished_once_by_another)
+{
+    farm_dataset("BIG", "1d", 250000, 5);
+    char *user = farm_user("carol");
+    char *id = farm_job(user, FARM_LOGIC_SMA, "BIG", "1d", 1, 3);
+    cr_assert_eq(relay_all(), 1);
+    sf_proc *a = worker("w-a", 1, "10");
+    cr_assert(farm_wait_sql("SELECT status = 'running' FROM jobs WHERE id = $1", id, 20000));
+    sf_proc_signal(a, SIGSTOP); /* freeze it mid-job, then make sure it had not finished */
+    char *st = farm_text1("SELECT status::text FROM jobs WHERE id = $1", id);
+    cr_assert_str_eq(st, "running", "the job finished before the kill; make it slower");
+    free(st);
+    sf_proc_kill(a);
+
+    /* the reaper: nothing before the lease ends, then back to pending */
+    sf_job_reap_stats rs;
+    sf_err err = {0};
+    sf_job_retry fast = {.base_ms = 100, .cap_ms = 1000};
+    int64_t end = sf_proc_now_ms() + 8000;
+    do {
+        sf_proc_sleep_ms(100);
+        cr_assert_eq(sf_job_reap(F.db, 100, &fast, &rs, &err), SF_OK, "%s", err.msg);
+    } while (rs.retried == 0 && sf_proc_now_ms() < end);
+    cr_assert_eq(rs.retried, 1, "the reaper did not requeue the job");
+    cr_assert(farm_wait_sql("SELECT run_at <= now() FROM jobs WHERE id = $1", id, 3000));
+    cr_assert_eq(relay_all(), 1);
+
+    sf_proc *b = worker("w-b", 1, "10");
+    int ok = farm_wait_sql("SELECT status = 'succeeded' FROM jobs WHERE id = $1", id, 30000);
+    if (!ok)
+        sf_proc_dump_logs(4000);
+    cr_assert(ok, "the second worker did not finish the job");
+    st = farm_text1("SELECT attempt || ' ' || worker FROM jobs WHERE id = $1", id);
+    cr_assert_str_eq(st, "2 w-b");
+    free(st);
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", id), 1);
+    sf_proc_signal(b, SIGTERM);
+    expect_clean_exit(b, 10000);
+    free(user), free(id);
+}

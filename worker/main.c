@@ -1,0 +1,192 @@
+/*
+ * sf-worker: claims backtest jobs from Redis, runs them with the engine on
+ * WORKER_THREADS runner threads and records the results in PostgreSQL (see
+ * worker.h for the threads).
+ *
+ * main: parse the configuration (exit 2 with one line per bad variable),
+ * block signals before any thread starts, start the threads, and wait. One
+ * sigwait thread handles signals: the first SIGTERM/SIGINT drains (stop
+ * claiming, let running jobs finish within DRAIN_SECONDS, release the rest,
+ * flush outcomes) and the process exits 0; a second signal exits at once
+ * with status 1.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#define PROG "sf-worker"
+
+static const sf_config_var config_vars[] = {
+    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, database_url),
+     "PostgreSQL URL (required)"},
+    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, redis_url),
+     "Redis URL (required)"},
+    {"WORKER_THREADS", SF_CFG_INT, "2", 1, WRK_THREADS_MAX, NULL, 0, offsetof(wrk_config, threads),
+     "runner threads (jobs run at once)"},
+    {"WORKER_NAME", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(wrk_config, name),
+     "name recorded on claimed jobs; empty = hostname-pid"},
+    {"LEASE_SECONDS", SF_CFG_INT, "30", 1, 3600, NULL, 0, offsetof(wrk_config, lease_seconds),
+     "job lease; renewed every third of it"},
+    {"DRAIN_SECONDS", SF_CFG_INT, "25", 0, 3600, NULL, 0, offsetof(wrk_config, drain_seconds),
+     "on SIGTERM, how long running jobs may finish before they are released"},
+    {"SF_CACHE_MB", SF_CFG_INT, "128", 1, 1048576, NULL, 0, offsetof(wrk_config, cache_mb),
+     "memory for cached data sets (LRU)"},
+    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(wrk_config, queue),
+     "queue name: Redis keys are sf:{QUEUE}:..."},
+    SF_CONFIG_COMMON_VARS(wrk_config, common),
+};
+#define N_VARS (sizeof config_vars / sizeof config_vars[0])
+
+/* The stop request from the signal thread to main. */
+typedef struct stop_box {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int requested;     /* guarded by mu */
+    sigset_t sigs;
+    sf_log *log;
+} stop_box;
+
+static int print_help(void)
+{
+    static const char summary[] =
+        "Claims backtest jobs from Redis, runs them with the engine on WORKER_THREADS threads and\n"
+        "records results in PostgreSQL. SIGTERM drains: no new claims, running jobs get\n"
+        "DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
+    sf_buf b;
+    sf_buf_init(&b, 1 << 16);
+    sf_status st = sf_config_help(PROG, summary, config_vars, N_VARS, &b, NULL);
+    if (st == SF_OK)
+        fputs(sf_buf_str(&b), stdout);
+    sf_buf_destroy(&b);
+    return st == SF_OK ? 0 : 1;
+}
+
+/* -1 = go on; otherwise the exit code. */
+static int parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return print_help();
+        fprintf(stderr, PROG ": unknown argument \"%s\" (try " PROG " --help)\n", argv[i]);
+        return 2;
+    }
+    return -1;
+}
+
+static int load_config(wrk_config *cfg)
+{
+    sf_buf errors;
+    sf_buf_init(&errors, 1 << 16);
+    sf_status st = sf_config_load(config_vars, N_VARS, cfg, &errors);
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    if (cfg->queue && sf_queue_new(cfg->queue, NULL, &q, &err) != SF_OK) {
+        sf_buf_printf(&errors, NULL, "QUEUE: %s\n", err.msg);
+        st = SF_ERR_CONFIG;
+    }
+    sf_queue_free(q);
+    if (st != SF_OK)
+        fprintf(stderr, "%s", sf_buf_str(&errors));
+    sf_buf_destroy(&errors);
+    return st == SF_OK ? 0 : 2;
+}
+
+static void *signal_main(void *arg)
+{
+    stop_box *box = arg;
+    pthread_setname_np(pthread_self(), "sf-signals");
+    for (int count = 0;;) {
+        int sig = 0;
+        if (sigwait(&box->sigs, &sig) != 0)
+            continue;
+        if (++count >= 2) {
+            sf_log_warn(box->log, "second signal: exiting at once", SF_LF_INT("signal", sig));
+            _exit(1);
+        }
+        sf_log_info(box->log, "signal received: draining", SF_LF_INT("signal", sig));
+        pthread_mutex_lock(&box->mu);
+        box->requested = 1;
+        pthread_cond_signal(&box->cv);
+        pthread_mutex_unlock(&box->mu);
+    }
+    return NULL;
+}
+
+static void wait_for_stop(stop_box *box)
+{
+    pthread_mutex_lock(&box->mu);
+    while (!box->requested)
+        pthread_cond_wait(&box->cv, &box->mu);
+    pthread_mutex_unlock(&box->mu);
+}
+
+static int run(const wrk_config *cfg, sf_log *log)
+{
+    static wrk w; /* lives as long as the process: threads may outlive a failed start */
+    w.cfg = cfg;
+    w.log = log;
+    w.lease_ms = cfg->lease_seconds * 1000;
+    if (cfg->name[0])
+        snprintf(w.name, sizeof w.name, "%s", cfg->name);
+    else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(w.name, sizeof w.name, "%s-%d", host, (int)getpid());
+    }
+    sf_err err = {0};
+    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w.cache, &err) != SF_OK) {
+        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
+        return 1;
+    }
+    stop_box box = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .log = log};
+    sigemptyset(&box.sigs);
+    sigaddset(&box.sigs, SIGTERM);
+    sigaddset(&box.sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &box.sigs, NULL);
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_main, &box) != 0 || wrk_start(&w, &err) != 0) {
+        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
+        return 1;
+    }
+    sf_log_info(log, "worker started", SF_LF_STR("worker", w.name), SF_LF_INT("threads", cfg->threads),
+                SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_STR("queue", cfg->queue));
+    wait_for_stop(&box);
+    wrk_drain_and_stop(&w);
+    wrk_cache_stats cs;
+    wrk_cache_get_stats(w.cache, &cs);
+    sf_log_info(log, "worker stopped", SF_LF_STR("worker", w.name), SF_LF_INT("cache_hits", cs.hits),
+                SF_LF_INT("cache_misses", cs.misses));
+    wrk_cache_free(w.cache);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = parse_args(argc, argv);
+    if (rc >= 0)
+        return rc;
+    wrk_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if ((rc = load_config(&cfg)) != 0) {
+        sf_config_free(config_vars, N_VARS, &cfg);
+        return rc;
+    }
+    sf_log *log = NULL;
+    sf_err err = {0};
+    if (sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level, cfg.common.log_dir, 1,
+                    &log, &err) != SF_OK) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        sf_config_free(config_vars, N_VARS, &cfg);
+        return 2;
+    }
+    rc = run(&cfg, log);
+    sf_log_close(log);
+    sf_config_free(config_vars, N_VARS, &cfg);
+    return rc;
+}

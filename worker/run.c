@@ -1,0 +1,212 @@
+/*
+ * run: one attempt of one job on a runner thread, and the runner loop.
+ *
+ * The outcome is decided here: problems with the job itself (a row that
+ * cannot be run, invalid logic, a bad grid index, a missing data set, no bars
+ * in the range) fail it permanently; a cancel request ends it cancelled, or
+ * released when the drain asked; a database outage while loading bars
+ * retries the load (no attempt is spent); anything unexpected is transient.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf/dataset.h"
+#include "sf/engine.h"
+#include "sf/grid.h"
+#include "sf/logic.h"
+#include "sf/result.h"
+#include "sf/time.h"
+
+#include "worker.h"
+
+#define RESULT_MAX ((size_t)256 * 1024 * 1024)
+
+static void outcome(wrk_done *out, sf_job_outcome o, const char *error)
+{
+    out->d.outcome = o;
+    free(out->error);
+    out->error = error ? strdup(error) : NULL;
+    out->d.error = out->error;
+}
+
+/* The member's logic text for a sweep member, else a copy of the job's. */
+static sf_status logic_text(const sf_job *job, char **text, size_t *len, sf_err *err)
+{
+    if (job->batch_id[0] == '\0') {
+        *text = strndup(job->logic, job->logic_len);
+        *len = job->logic_len;
+        return *text ? SF_OK : sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    sf_grid *grid = NULL;
+    sf_status st = sf_grid_parse(job->grid, job->grid_len, 0, &grid, err);
+    if (st == SF_OK && (size_t)job->combo_index >= sf_grid_size(grid))
+        st = sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
+                        job->combo_index, sf_grid_size(grid));
+    if (st == SF_OK)
+        st = sf_grid_apply(grid, (size_t)job->combo_index, job->logic, job->logic_len, text, len, err);
+    sf_grid_free(grid);
+    return st;
+}
+
+static sf_status compile(const sf_job *job, sf_logic **logic, sf_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    sf_status st = logic_text(job, &text, &len, err);
+    sf_logic_errors *errs = st == SF_OK ? calloc(1, sizeof *errs) : NULL;
+    if (st == SF_OK && errs == NULL)
+        st = sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    if (st == SF_OK)
+        st = sf_logic_parse(text, len, logic, errs, err);
+    if (st != SF_OK && errs && errs->count > 0 && err) {
+        sf_err_clear(err);
+        err->code = st;
+        sf_logic_errors_format(errs, err->msg, sizeof err->msg);
+    }
+    free(errs);
+    free(text);
+    return st;
+}
+
+static int permanent(sf_status st)
+{
+    return st == SF_ERR_INVALID || st == SF_ERR_PARSE || st == SF_ERR_LIMIT || st == SF_ERR_NOTFOUND;
+}
+
+/* Bars through the cache; a database outage is waited out (no attempt spent). */
+static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_cache_entry **entry,
+                           sf_err *err)
+{
+    wrk *w = slot->w;
+    for (;;) {
+        sf_status st = db ? wrk_cache_get(w->cache, db, slot->job.symbol, slot->job.timeframe, bars,
+                                          entry, err)
+                          : sf_err_set(err, SF_ERR_UNAVAILABLE, "no database connection");
+        if (st != SF_ERR_UNAVAILABLE || atomic_load(&slot->cancel))
+            return st;
+        if (db == NULL || !wrk_db_recover(w, db, "runner", err, &slot->cancel))
+            return SF_ERR_UNAVAILABLE;
+    }
+}
+
+static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
+{
+    sf_run_opts opts;
+    sf_run_opts_init(&opts);
+    opts.cancel = &slot->cancel;
+    sf_result *res = NULL;
+    sf_err err = {0};
+    sf_status st = sf_engine_run(logic, bars, &opts, &res, &err);
+    sf_buf json;
+    sf_buf_init(&json, RESULT_MAX);
+    if (st == SF_OK)
+        st = sf_result_to_json(res, 1, 1, &json, &err);
+    sf_result_free(res);
+    if (st == SF_OK) {
+        outcome(out, SF_JOB_SUCCEEDED, NULL);
+        out->result = sf_buf_steal(&json, NULL);
+        out->d.result = out->result;
+    } else if (st == SF_ERR_CANCELLED) {
+        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
+    } else {
+        outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+    }
+    sf_buf_destroy(&json);
+}
+
+static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, wrk_done *out)
+{
+    const sf_job *job = &slot->job;
+    sf_bars view;
+    sf_dataset_slice(all, job->has_from ? job->from_ts : INT64_MIN, job->has_to ? job->to_ts : INT64_MAX,
+                     &view);
+    if (view.n == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "data set %s/%s has no bars in the requested range", job->symbol,
+                 job->timeframe);
+        outcome(out, SF_JOB_FAILED, msg);
+        return;
+    }
+    run_engine(slot, logic, &view, out);
+}
+
+void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
+{
+    const sf_job *job = &slot->job;
+    int64_t t0 = sf_time_mono_ms();
+    snprintf(out->d.id, sizeof out->d.id, "%s", job->id);
+    out->d.fence = job->fence;
+    out->attempt = job->attempt;
+    sf_logic *logic = NULL;
+    sf_err err = {0};
+    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(job, &logic, &err);
+    const sf_bars *bars = NULL;
+    wrk_cache_entry *entry = NULL;
+    if (st == SF_OK)
+        st = load_bars(slot, db, &bars, &entry, &err);
+    if (st == SF_OK)
+        run_on_bars(slot, logic, bars, out);
+    else if (st == SF_ERR_UNAVAILABLE || (st != SF_OK && atomic_load(&slot->cancel) && slot->release))
+        outcome(out, SF_JOB_RELEASED, err.msg);
+    else if (st == SF_ERR_NOTFOUND)
+        outcome(out, SF_JOB_FAILED, err.msg);
+    else
+        outcome(out, permanent(st) ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+    wrk_cache_release(w->cache, entry);
+    sf_logic_free(logic);
+    out->duration_ms = sf_time_mono_ms() - t0;
+}
+
+/* ---- the runner thread -------------------------------------------------- */
+
+static void finish(wrk *w, wrk_slot *slot, wrk_done *d)
+{
+    pthread_mutex_lock(&w->mu);
+    if (d && w->done_tail)
+        w->done_tail->next = d;
+    else if (d)
+        w->done_head = d;
+    if (d) {
+        w->done_tail = d;
+        w->done_count++;
+    }
+    sf_job_destroy(&slot->job);
+    memset(&slot->job, 0, sizeof slot->job);
+    slot->state = SLOT_IDLE;
+    slot->lost = slot->release = 0;
+    atomic_store(&slot->cancel, 0);
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_cond_broadcast(&w->idle_cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void *wrk_runner_main(void *arg)
+{
+    wrk_slot *slot = arg;
+    wrk *w = slot->w;
+    char tname[16];
+    snprintf(tname, sizeof tname, "sf-run-%d", slot->index % 100000);
+    pthread_setname_np(pthread_self(), tname);
+    sf_db *db = wrk_db_connect(w, "runner", &w->claim_stop);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (slot->state != SLOT_ASSIGNED && !w->stopping)
+            pthread_cond_wait(&w->work_cv, &w->mu);
+        if (slot->state != SLOT_ASSIGNED)
+            break;
+        slot->state = SLOT_RUNNING;
+        pthread_mutex_unlock(&w->mu);
+        if (db == NULL)
+            db = wrk_db_connect(w, "runner", &slot->cancel);
+        wrk_done *d = calloc(1, sizeof *d);
+        if (d != NULL) /* else the attempt is not recorded: its lease expires, the reaper retries */
+            wrk_run_job(w, slot, db, d);
+        finish(w, slot, d);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    sf_db_close(db);
+    return NULL;
+}

@@ -1,0 +1,131 @@
+/*
+ * worker: the sf-worker program's private modules.
+ *
+ * Threads (all named, each with its own PostgreSQL and Redis connections):
+ *   claimer    waits on the wake list, claims for every idle slot at once
+ *              (one Lua call + one PostgreSQL UPDATE), hands jobs to slots;
+ *   runner N   runs the job of slot N with the engine, queues the outcome;
+ *   completer  commits queued outcomes in batches (one fenced transaction),
+ *              then drops their Redis leases in one command, logs each job;
+ *   heartbeat  every lease/3 renews the leases of running and not yet
+ *              committed jobs (one statement + one script); marks lost leases
+ *              and cancel requests on the slots.
+ * main.c: config, signals (one sigwait thread), start, drain, stop.
+ *
+ * Shared state: struct wrk. Lock order: wrk.mu only (the cache has its own
+ * mutex and never calls back). Every condition wait sits in a while loop.
+ */
+#ifndef WRK_WORKER_H
+#define WRK_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "sf/config.h"
+#include "sf/db.h"
+#include "sf/job.h"
+#include "sf/log.h"
+#include "sf/queue.h"
+#include "sf/redis.h"
+
+#include "cache.h"
+
+#define WRK_THREADS_MAX 256
+#define WRK_NAME_MAX 128
+
+typedef struct wrk_config {
+    sf_common_config common;
+    char *database_url;
+    char *redis_url;
+    int64_t threads;
+    char *name;
+    int64_t lease_seconds;
+    int64_t drain_seconds;
+    int64_t cache_mb;
+    char *queue;
+} wrk_config;
+
+typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
+
+struct wrk;
+
+typedef struct wrk_slot {
+    struct wrk *w;
+    int index;
+    pthread_t thread;
+    /* guarded by wrk.mu */
+    wrk_slot_state state;
+    sf_job job;            /* valid unless SLOT_IDLE */
+    int lost;              /* heartbeat: lease lost, abandon the result */
+    int release;           /* drain: cancelled to be released, not cancelled */
+    /* read by the engine without the lock */
+    atomic_int cancel;
+} wrk_slot;
+
+/* A finished attempt waiting for the completer (owns its strings). */
+typedef struct wrk_done {
+    struct wrk_done *next;
+    sf_job_done d;
+    char *error;     /* d.error points here */
+    char *result;    /* d.result points here */
+    int attempt;
+    int64_t duration_ms;
+} wrk_done;
+
+typedef struct wrk {
+    const wrk_config *cfg;
+    char name[WRK_NAME_MAX];
+    sf_log *log;
+    wrk_cache *cache;
+    int64_t lease_ms;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;   /* a slot was assigned, or stopping changed */
+    pthread_cond_t idle_cv;   /* a slot became idle */
+    pthread_cond_t done_cv;   /* outcomes queued, or runners finished */
+    pthread_cond_t tick_cv;   /* heartbeat sleep; broadcast at shutdown */
+    /* guarded by mu */
+    int stopping;             /* SIGTERM: claim no more */
+    int runners_done;         /* every runner has returned */
+    int background_stop;      /* completer and heartbeat may end */
+    wrk_done *done_head, *done_tail;
+    size_t done_count;
+
+    atomic_int claim_stop;    /* set with stopping; read without the lock */
+
+    int n_slots;
+    wrk_slot *slots;
+    pthread_t claimer, completer, heartbeat;
+} wrk;
+
+/* worker.c: start every thread (after signals are blocked); stop them. */
+int wrk_start(wrk *w, sf_err *err);
+/* Drain: stop claiming, wait up to drain_seconds, release the rest, flush,
+ * join every thread. */
+void wrk_drain_and_stop(wrk *w);
+
+/* Threads. */
+void *wrk_claimer_main(void *arg);
+void *wrk_runner_main(void *arg);
+void *wrk_completer_main(void *arg);
+void *wrk_heartbeat_main(void *arg);
+
+/* Connections for a thread that must not give up while the program runs:
+ * retry with backoff until it works, or until give_up is set (NULL: until the
+ * background threads are told to stop); NULL / 0 then. An outage is logged
+ * once per episode. */
+sf_db *wrk_db_connect(wrk *w, const char *who, const atomic_int *give_up);
+sf_redis *wrk_redis_connect(wrk *w, const char *who, const atomic_int *give_up);
+/* After SF_ERR_UNAVAILABLE: reconnect with backoff; 1 when reconnected. */
+int wrk_db_recover(wrk *w, sf_db *db, const char *who, const sf_err *why, const atomic_int *give_up);
+int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why,
+                      const atomic_int *give_up);
+int wrk_is_stopping(wrk *w, const atomic_int *give_up);
+void wrk_sleep_ms(int64_t ms);
+void wrk_timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+
+/* run.c: run one claimed job; fills the outcome. */
+void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out);
+
+#endif
