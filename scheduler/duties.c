@@ -80,8 +80,13 @@ static int ensure_db(sched_duties *d, int64_t *backoff)
     sf_err_clear(&err);
     sf_db_opts opts = {.connect_timeout_s = 2, .connect_attempts = 1,
                        .statement_timeout_ms = 30000, .application_name = "sf-scheduler"};
+    /* A stalled process must not hold the leader row (FOR SHARE in the cron
+     * transaction) or job rows for long: the server ends such a session. */
+    char idle[96];
+    int64_t idle_ms = d->cfg->leader_ttl_s * 1000 > 2000 ? d->cfg->leader_ttl_s * 1000 : 2000;
+    snprintf(idle, sizeof idle, "SET idle_in_transaction_session_timeout = %lld", (long long)idle_ms);
     if (sf_db_open(d->cfg->database_url, &opts, &d->db, &err) == SF_OK &&
-        sf_db_exec(d->db, "LISTEN sf_jobs", &err) == SF_OK) {
+        sf_db_exec(d->db, idle, &err) == SF_OK && sf_db_exec(d->db, "LISTEN sf_jobs", &err) == SF_OK) {
         *backoff = 100;
         return 1;
     }
@@ -144,15 +149,16 @@ static void run_relay(sched_duties *d)
 
 static void run_rebuild(sched_duties *d)
 {
-    int64_t requeued = 0;
+    int64_t jobs = 0, requeued = 0;
     int rebuilt = 0;
     sf_err err;
     sf_err_clear(&err);
-    sf_status st = sched_rebuild_check(d, &requeued, &rebuilt, &err);
+    sf_status st = sched_rebuild_check(d, &jobs, &requeued, &rebuilt, &err);
     if (st != SF_OK && d->queue != NULL)
         log_pass_error(d, "rebuild failed", &err);
     if (rebuilt)
-        sf_log_info(d->log, "rebuilt redis from postgresql", SF_LF_INT("requeued", requeued),
+        sf_log_info(d->log, "rebuilt redis from postgresql", SF_LF_INT("queued_jobs", jobs),
+                    SF_LF_INT("requeued", requeued),
                     SF_LF_STR("incarnation", d->incarnation));
 }
 

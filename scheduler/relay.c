@@ -110,7 +110,7 @@ static void new_incarnation(sched_duties *d)
 }
 
 /* Re-enqueue every queued job, by pages of ids. */
-static sf_status requeue_all(sched_duties *d, int64_t *requeued, sf_err *err)
+static sf_status requeue_all(sched_duties *d, int64_t *jobs, int64_t *requeued, sf_err *err)
 {
     sf_queue_entry entries[SF_JOB_BATCH_MAX]; /* 136 KB: threads have 8 MB stacks */
     char after[SF_QUEUE_ID_MAX] = "";
@@ -124,17 +124,19 @@ static sf_status requeue_all(sched_duties *d, int64_t *requeued, sf_err *err)
         if ((st = sf_queue_enqueue(d->queue, entries, n, &added, err)) != SF_OK)
             return redis_failed(d, st, err);
         *requeued += (int64_t)added;
+        *jobs += (int64_t)n;
         snprintf(after, sizeof after, "%s", entries[n - 1].id);
         if (n < SF_JOB_BATCH_MAX)
             return SF_OK;
     }
 }
 
-sf_status sched_rebuild_check(sched_duties *d, int64_t *requeued, int *rebuilt, sf_err *err)
+sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt,
+                              sf_err *err)
 {
     char current[SCHED_INCARNATION_MAX];
     int found = 0;
-    *requeued = 0;
+    *jobs = *requeued = 0;
     *rebuilt = 0;
     if (d->queue == NULL)
         return SF_OK;
@@ -147,7 +149,7 @@ sf_status sched_rebuild_check(sched_duties *d, int64_t *requeued, int *rebuilt, 
     if ((st = sf_queue_incarnation_set(d->queue, d->incarnation, err)) != SF_OK)
         return redis_failed(d, st, err);
     d->rebuild_needed = 1;
-    if ((st = requeue_all(d, requeued, err)) != SF_OK)
+    if ((st = requeue_all(d, jobs, requeued, err)) != SF_OK)
         return st;
     d->rebuild_needed = 0;
     *rebuilt = 1;

@@ -116,8 +116,10 @@ sf_status sched_cron_pass(sched_duties *d, sched_cron_stats *stats, sf_err *err)
 
 /* relay.c */
 sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err);
-/* Rebuild Redis from PostgreSQL when the incarnation key is missing or not ours. */
-sf_status sched_rebuild_check(sched_duties *d, int64_t *requeued, int *rebuilt, sf_err *err);
+/* Rebuild Redis from PostgreSQL when the incarnation key is missing or not
+ * ours: *jobs = queued jobs seen, *requeued = ids that were missing from Redis. */
+sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt,
+                              sf_err *err);
 
 /* reaper.c */
 typedef struct sched_reap_stats {

@@ -237,6 +237,8 @@ static proc *by_name(const char *name)
 
 /* ---- leader election -------------------------------------------------- */
 
+static void add_pending(const char *user, int count, const char *run_at_sql);
+
 Test(scheduler, exactly_one_of_two_replicas_leads_and_a_survivor_takes_over_after_sigkill)
 {
     spawn(0, "A", NULL);
@@ -263,6 +265,33 @@ Test(scheduler, exactly_one_of_two_replicas_leads_and_a_survivor_takes_over_afte
     proc *survivor = by_name(next);
     cr_assert_eq(count_in_log(survivor, "\"became leader\""), 1);
     cr_log_info("takeover after SIGKILL: %lld ms (ttl %d s)", (long long)took, TTL_S);
+}
+
+/* A leader frozen past its lease (a stalled process) must not act when it
+ * wakes: its deadline passed, the other replica leads, it becomes a follower. */
+Test(scheduler, a_stalled_leader_fences_itself_and_becomes_a_follower)
+{
+    spawn(0, "A", NULL);
+    spawn(1, "B", NULL);
+    char leader[32], next[32];
+    cr_assert(wait_leader(leader, sizeof leader, "", 5000));
+    proc *old = by_name(leader);
+    kill(old->pid, SIGSTOP);
+    cr_assert(wait_leader(next, sizeof next, leader, (TTL_S + 2) * 1000), "no takeover");
+    long long term = qint("SELECT term FROM scheduler_leader");
+    /* while the old leader is frozen, work arrives for the new one */
+    add_pending(user_a, 5, "now()");
+    kill(old->pid, SIGCONT);
+    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'queued'", 5, 3000), 5);
+    int64_t end = sf_time_mono_ms() + 3000;
+    while (count_in_log(old, "\"lost leadership\"") == 0 && sf_time_mono_ms() < end)
+        sleep_ms(50);
+    cr_assert_eq(count_in_log(old, "\"lost leadership\""), 1);
+    sleep_ms(TTL_S * 1000); /* a whole lease later: still the new leader, same term */
+    current_leader(leader, sizeof leader);
+    cr_assert_str_eq(leader, next);
+    cr_assert_eq(qint("SELECT term FROM scheduler_leader"), term);
+    cr_assert_eq(count_in_log(old, "\"became leader\""), 1);
 }
 
 Test(scheduler, sigterm_makes_the_leader_hand_over_at_once_and_exit_0)
