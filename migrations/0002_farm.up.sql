@@ -61,7 +61,7 @@ CREATE TABLE batches (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     logic       jsonb NOT NULL,
-    grid        jsonb NOT NULL,
+    grid        json NOT NULL,                  -- json, not jsonb: combination indices follow the key order as submitted
     symbol      text NOT NULL,
     timeframe   text NOT NULL,
     total       integer NOT NULL,
