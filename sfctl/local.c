@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,13 +347,21 @@ typedef struct sweep_args {
     int json;
 } sweep_args;
 
+/* Called from the sweep's worker threads: print only counts above the last
+ * one printed, so the line never goes backwards. */
 static void on_progress(void *user, uint64_t done, uint64_t total)
 {
-    (void)user;
+    atomic_ullong *shown = user;
     uint64_t step = total / 100 ? total / 100 : 1;
-    if (done % step == 0 || done == total)
-        fprintf(stderr, "\rsweep: %llu/%llu%s", (unsigned long long)done,
-                (unsigned long long)total, done == total ? "\n" : "");
+    if (done % step != 0 && done != total)
+        return;
+    unsigned long long prev = atomic_load(shown);
+    do {
+        if (done <= prev)
+            return;
+    } while (!atomic_compare_exchange_weak(shown, &prev, done));
+    fprintf(stderr, "\rsweep: %llu/%llu%s", (unsigned long long)done,
+            (unsigned long long)total, done == total ? "\n" : "");
 }
 
 static void print_leaderboard(const sf_sweep_result *s)
@@ -456,8 +465,12 @@ int ctl_sweep(int argc, char **argv)
     o.threads = (int)threads;
     o.top_k = (size_t)top;
     o.rank_by = a.by;
-    if (isatty(STDERR_FILENO))
+    atomic_ullong shown;
+    atomic_init(&shown, 0);
+    if (isatty(STDERR_FILENO)) {
         o.progress = on_progress;
+        o.progress_user = &shown;
+    }
     return sweep_exec(&a, &o);
 }
 
