@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin.h"
+#include "data.h"
 #include "local.h"
+#include "remote.h"
 
 typedef int (*ctl_cmd_fn)(int argc, char **argv);
 
@@ -17,8 +20,16 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"backtest", ctl_backtest, "run a logic over a local CSV file and print its metrics"},
-    {"sweep", ctl_sweep, "run a parameter grid over a local CSV file and print the leaderboard"},
+    {"sweep", ctl_sweep_any, "run a parameter grid: on the farm, or over a local CSV file with --data"},
     {"indicator", ctl_indicator, "print an indicator's values over a local CSV file as CSV"},
+    {"submit", ctl_submit, "submit a backtest to the farm (--wait for its metrics)"},
+    {"status", ctl_status, "show a job's status"},
+    {"result", ctl_result, "show a finished job's metrics"},
+    {"batch", ctl_batch, "show a sweep's progress and leaderboard"},
+    {"watch", ctl_watch, "follow a sweep's progress until it finishes"},
+    {"cancel", ctl_cancel, "cancel a job or a whole sweep"},
+    {"data", ctl_data, "import, fetch and list market data sets"},
+    {"admin", ctl_admin, "create users and API keys"},
     {"help", cmd_help, "show this help, or a command's help (sfctl help <command>)"},
 };
 

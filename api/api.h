@@ -1,0 +1,136 @@
+/*
+ * sf-api internals: the application state shared by every handler, the
+ * per-thread connections, and the helpers handlers use to authenticate and
+ * answer.
+ *
+ * Threads: handlers run on the httpd pool threads. Each pool thread gets its
+ * own PostgreSQL connection and (when first needed) Redis connection and
+ * queue, created lazily and kept in thread-local storage (a pthread key whose
+ * destructor closes them when the pool thread exits at shutdown). api_app is
+ * immutable after start except the metrics registry, which has its own mutex.
+ *
+ * Answers: every 4xx/5xx has a JSON body {"error": {"code", "message",
+ * "field"?}}. A database or Redis outage is 503; any other unexpected failure
+ * is 500 and is logged once here (handlers do not log).
+ */
+#ifndef API_H
+#define API_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf/auth.h"
+#include "sf/config.h"
+#include "sf/db.h"
+#include "sf/err.h"
+#include "sf/httpd.h"
+#include "sf/log.h"
+#include "sf/logic.h"
+#include "sf/metrics.h"
+#include "sf/queue.h"
+#include "sf/redis.h"
+
+typedef struct api_config {
+    sf_common_config common;
+    char *database_url;
+    char *redis_url;
+    int64_t port;
+    char *bind_address;
+    int64_t threads;
+    int64_t max_body;
+    int64_t sweep_max;
+    char *queue;
+    int64_t db_statement_timeout_ms;
+    int64_t drain_s;
+} api_config;
+
+enum { API_METRIC_HTTP_DURATION, API_METRIC_COUNT };
+
+typedef struct api_app {
+    const api_config *cfg;
+    sf_log *log;
+    sf_metrics *metrics;
+    double start_time;       /* Unix seconds */
+    pthread_key_t conn_key;  /* -> api_conn of the calling thread */
+} api_app;
+
+/* One pool thread's connections. */
+typedef struct api_conn {
+    sf_db *db;
+    sf_redis *redis;
+    sf_queue *queue;
+} api_conn;
+
+sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err *err);
+void api_app_destroy(api_app *app);
+
+/* The calling thread's database connection (opened or reset as needed). */
+sf_status api_db(api_app *app, sf_db **out, sf_err *err);
+/* The calling thread's queue (and Redis connection). */
+sf_status api_queue(api_app *app, sf_queue **out, sf_redis **redis, sf_err *err);
+
+/* Check "Authorization: Bearer <key>". Returns 1 with user filled, or 0 after
+ * answering 401 (or 503 / 500). */
+int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user);
+
+/* Answer a failed sf_status: 503 for SF_ERR_UNAVAILABLE / SF_ERR_TIMEOUT,
+ * 500 otherwise (logged with the request id). */
+void api_fail(api_app *app, sf_httpd_req *req, sf_status st, const sf_err *err);
+
+/* Answer with json (stolen: the reference is released). */
+void api_reply_json(api_app *app, sf_httpd_req *req, int status, json_t *json);
+/* Answer with JSON text already built (e.g. by PostgreSQL). */
+void api_reply_text(api_app *app, sf_httpd_req *req, int status, const char *json);
+
+/* Parse the request body as a JSON object (duplicate keys rejected); answers
+ * 400 itself and returns NULL when it is not one. */
+json_t *api_body_object(sf_httpd_req *req);
+
+/* 1 when s is a canonical lower- or upper-case UUID text. */
+int api_is_uuid(const char *s);
+
+/* The routes (handlers in jobs.c, sweeps.c, ops.c). */
+extern const sf_httpd_route api_routes[];
+extern const size_t api_n_routes;
+
+/* handlers */
+void api_health(sf_httpd_req *req, void *app);
+void api_ready(sf_httpd_req *req, void *app);
+void api_metrics(sf_httpd_req *req, void *app);
+void api_datasets(sf_httpd_req *req, void *app);
+void api_backtest_submit(sf_httpd_req *req, void *app);
+void api_job_get(sf_httpd_req *req, void *app);
+void api_job_result(sf_httpd_req *req, void *app);
+void api_job_cancel(sf_httpd_req *req, void *app);
+void api_sweep_submit(sf_httpd_req *req, void *app);
+void api_batch_get(sf_httpd_req *req, void *app);
+void api_batch_cancel(sf_httpd_req *req, void *app);
+
+/* Shared by the submit handlers (submit.c). */
+typedef struct api_submit_common {
+    const char *symbol, *timeframe;
+    const char *from, *to;    /* Unix seconds as text, or NULL when absent */
+    int priority;             /* 0 high, 1 normal, 2 low */
+    int max_attempts;
+    const char *idempotency_key; /* NULL when none */
+    char from_buf[24], to_buf[24]; /* storage for from / to (Unix seconds as text) */
+} api_submit_common;
+
+/* Validate symbol, timeframe, from, to, priority and max_attempts of body,
+ * and that the data set exists; answers 4xx/5xx itself and returns 0 on
+ * failure. Strings in c are borrowed from body and req. */
+int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body,
+                            api_submit_common *c);
+
+/* Reject keys of body not in allowed (NULL-terminated): answers 400 naming
+ * the first unknown key; returns 0 then. */
+int api_only_keys(sf_httpd_req *req, json_t *body, const char *const *allowed);
+
+/* Answer 400 invalid_logic listing every error of errs, fields prefixed with
+ * prefix ("logic" -> "logic.indicators.fast.period"). */
+void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix,
+                            const sf_logic_errors *errs);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * sf-api: POST /v1/backtests, and the validation both submit routes share.
+ *
+ * A submission is one transaction: INSERT the job (pending) and NOTIFY
+ * sf_jobs, which wakes the scheduler's relay. With an Idempotency-Key header
+ * the insert is ON CONFLICT (user_id, idempotency_key) DO NOTHING; a retried
+ * request with the same body finds the existing job and gets it back (200),
+ * the same key with a different body is 409.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf/dataset.h"
+#include "sf/logic.h"
+#include "sf/time.h"
+
+#define IDEMPOTENCY_KEY_MAX 200
+
+static const char *const PRIORITIES[] = {"high", "normal", "low"};
+
+static int bad_field(sf_httpd_req *req, const char *field, const char *message)
+{
+    char msg[SF_ERR_MSG_MAX + 64];
+    snprintf(msg, sizeof msg, "%s: %s", field, message);
+    sf_httpd_reply_error(req, 400, "invalid_request", msg, field);
+    return 0;
+}
+
+/* An optional ISO-8601 time field into *secs; *has = 0 when absent. */
+static int parse_time_field(sf_httpd_req *req, json_t *body, const char *field, int *has, int64_t *secs)
+{
+    json_t *v = json_object_get(body, field);
+    *has = 0;
+    if (v == NULL || json_is_null(v))
+        return 1;
+    if (!json_is_string(v))
+        return bad_field(req, field, "must be an ISO-8601 UTC time such as \"2024-01-01T00:00:00Z\"");
+    sf_err err = {0};
+    if (sf_time_parse_iso8601(json_string_value(v), json_string_length(v), secs, &err) != SF_OK)
+        return bad_field(req, field, err.msg);
+    *has = 1;
+    return 1;
+}
+
+static int parse_name(sf_httpd_req *req, json_t *body, const char *field, const char **out)
+{
+    json_t *v = json_object_get(body, field);
+    if (!json_is_string(v))
+        return bad_field(req, field, "required (a string)");
+    sf_err err = {0};
+    sf_status st = strcmp(field, "symbol") == 0 ? sf_dataset_validate_symbol(json_string_value(v), &err)
+                                                : sf_dataset_validate_timeframe(json_string_value(v), &err);
+    if (st != SF_OK) {
+        sf_httpd_reply_error(req, 400, "invalid_request", err.msg, field);
+        return 0;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+static int parse_priority(sf_httpd_req *req, json_t *body, int *out)
+{
+    json_t *v = json_object_get(body, "priority");
+    *out = 1;
+    if (v == NULL)
+        return 1;
+    for (int i = 0; json_is_string(v) && i < 3; i++)
+        if (strcmp(json_string_value(v), PRIORITIES[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    return bad_field(req, "priority", "must be \"high\", \"normal\" or \"low\"");
+}
+
+static int parse_attempts(sf_httpd_req *req, json_t *body, int *out)
+{
+    json_t *v = json_object_get(body, "max_attempts");
+    *out = 3;
+    if (v == NULL)
+        return 1;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100)
+        return bad_field(req, "max_attempts", "must be an integer from 1 to 100");
+    *out = (int)json_integer_value(v);
+    return 1;
+}
+
+static int parse_idempotency_key(sf_httpd_req *req, const char **out)
+{
+    const char *k = sf_httpd_header(req, "Idempotency-Key");
+    *out = NULL;
+    if (k == NULL)
+        return 1;
+    size_t n = strlen(k);
+    int ok = n >= 1 && n <= IDEMPOTENCY_KEY_MAX;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = k[i] > 0x20 && k[i] < 0x7f;
+    if (!ok) {
+        sf_httpd_reply_error(req, 400, "invalid_request",
+                             "Idempotency-Key: must be 1 to 200 printable ASCII characters", "Idempotency-Key");
+        return 0;
+    }
+    *out = k;
+    return 1;
+}
+
+static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, const api_submit_common *c)
+{
+    int64_t version = 0;
+    sf_err err = {0};
+    sf_status st = sf_dataset_version(db, c->symbol, c->timeframe, &version, &err);
+    if (st == SF_ERR_NOTFOUND) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "symbol: no data set %s %s (import it with sfctl data import)",
+                 c->symbol, c->timeframe);
+        sf_httpd_reply_error(req, 404, "dataset_not_found", msg, "symbol");
+        return 0;
+    }
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return 0;
+    }
+    return 1;
+}
+
+/* Text of an optional time for SQL (to_timestamp($n::bigint)); NULL when absent. */
+static const char *time_param(int has, int64_t secs, char *buf, size_t size)
+{
+    if (!has)
+        return NULL;
+    snprintf(buf, size, "%lld", (long long)secs);
+    return buf;
+}
+
+int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body, api_submit_common *c)
+{
+    int has_from = 0, has_to = 0;
+    int64_t from = 0, to = 0;
+    memset(c, 0, sizeof *c);
+    if (!parse_name(req, body, "symbol", &c->symbol) || !parse_name(req, body, "timeframe", &c->timeframe) ||
+        !parse_time_field(req, body, "from", &has_from, &from) ||
+        !parse_time_field(req, body, "to", &has_to, &to) || !parse_priority(req, body, &c->priority) ||
+        !parse_attempts(req, body, &c->max_attempts) || !parse_idempotency_key(req, &c->idempotency_key))
+        return 0;
+    if (has_from && has_to && from > to)
+        return bad_field(req, "to", "must not be before from");
+    c->from = time_param(has_from, from, c->from_buf, sizeof c->from_buf);
+    c->to = time_param(has_to, to, c->to_buf, sizeof c->to_buf);
+    return check_dataset(app, req, db, c);
+}
+
+/* ---- POST /v1/backtests ------------------------------------------------------ */
+
+static const char *const BACKTEST_KEYS[] = {"logic", "logic_id", "symbol", "timeframe", "from",
+                                            "to", "priority", "max_attempts", NULL};
+
+/* The logic text from "logic" (an object) or "logic_id" (a stored logic of
+ * this user). Returns a malloc'd string, or NULL after answering. */
+static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body, const sf_auth_user *user)
+{
+    json_t *logic = json_object_get(body, "logic");
+    json_t *id = json_object_get(body, "logic_id");
+    if ((logic == NULL) == (id == NULL)) {
+        bad_field(req, "logic", "give exactly one of logic (an object) and logic_id");
+        return NULL;
+    }
+    if (logic != NULL) {
+        if (!json_is_object(logic)) {
+            bad_field(req, "logic", "must be a JSON object");
+            return NULL;
+        }
+        char *t = json_dumps(logic, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (t == NULL)
+            api_fail(app, req, SF_ERR_NOMEM, NULL);
+        return t;
+    }
+    if (!json_is_string(id) || !api_is_uuid(json_string_value(id))) {
+        bad_field(req, "logic_id", "must be a logic id (a UUID)");
+        return NULL;
+    }
+    const char *params[] = {json_string_value(id), user->id};
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    sf_status st = sf_db_query(db, "SELECT body::text FROM logics WHERE id = $1::uuid AND user_id = $2::uuid",
+                               2, params, &res, &err);
+    char *t = NULL;
+    if (st != SF_OK)
+        api_fail(app, req, st, &err);
+    else if (sf_db_nrows(res) == 0)
+        sf_httpd_reply_error(req, 404, "logic_not_found", "logic_id: no such logic", "logic_id");
+    else if ((t = strdup(sf_db_get(res, 0, 0))) == NULL)
+        api_fail(app, req, SF_ERR_NOMEM, NULL);
+    sf_db_res_free(res);
+    return t;
+}
+
+/* Validate with the real parser; answers 400 listing every error. */
+static int logic_valid(api_app *app, sf_httpd_req *req, const char *text)
+{
+    sf_logic *logic = NULL;
+    sf_logic_errors *errs = calloc(1, sizeof *errs);
+    sf_err err = {0};
+    if (errs == NULL) {
+        api_fail(app, req, SF_ERR_NOMEM, NULL);
+        return 0;
+    }
+    sf_status st = sf_logic_parse(text, strlen(text), &logic, errs, &err);
+    sf_logic_free(logic);
+    if (st == SF_ERR_NOMEM)
+        api_fail(app, req, st, &err);
+    else if (st != SF_OK && errs->count == 0)
+        sf_httpd_reply_error(req, 400, "invalid_logic", err.msg, "logic");
+    else if (st != SF_OK)
+        api_reply_logic_errors(app, req, "logic", errs);
+    free(errs);
+    return st == SF_OK;
+}
+
+typedef struct submitted {
+    char id[SF_AUTH_ID_MAX];
+    char status[16];
+    int replay;     /* the idempotency key matched an earlier identical request */
+    int conflict;   /* the key matched a different request */
+} submitted;
+
+static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                            const char *logic, submitted *out, sf_err *err)
+{
+    char prio[4], attempts[8];
+    snprintf(prio, sizeof prio, "%d", c->priority);
+    snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
+    const char *p[] = {user->id, prio, logic, c->symbol, c->timeframe, c->from, c->to, attempts,
+                       c->idempotency_key};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(
+        db,
+        "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
+        "idempotency_key) VALUES ($1::uuid, $2::smallint, $3::jsonb, $4, $5, to_timestamp($6::bigint), "
+        "to_timestamp($7::bigint), $8::integer, $9) ON CONFLICT (user_id, idempotency_key) DO NOTHING "
+        "RETURNING id, status",
+        9, p, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) == 0) {
+        sf_db_res_free(res);
+        st = sf_db_query(
+            db,
+            "SELECT id, status, (logic = $3::jsonb AND symbol = $4 AND timeframe = $5 AND "
+            "from_ts IS NOT DISTINCT FROM to_timestamp($6::bigint) AND "
+            "to_ts IS NOT DISTINCT FROM to_timestamp($7::bigint) AND priority = $2::smallint AND "
+            "max_attempts = $8::integer) FROM jobs WHERE user_id = $1::uuid AND idempotency_key = $9",
+            9, p, &res, err);
+        if (st == SF_OK && sf_db_nrows(res) == 1) {
+            out->replay = strcmp(sf_db_get(res, 0, 2), "t") == 0;
+            out->conflict = !out->replay;
+        }
+    }
+    if (st == SF_OK && sf_db_nrows(res) == 1) {
+        snprintf(out->id, sizeof out->id, "%s", sf_db_get(res, 0, 0));
+        snprintf(out->status, sizeof out->status, "%s", sf_db_get(res, 0, 1));
+    } else if (st == SF_OK) {
+        st = sf_err_set(err, SF_ERR_INTERNAL, "job insert returned no row");
+    }
+    sf_db_res_free(res);
+    return st;
+}
+
+/* One transaction: insert + NOTIFY. */
+static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                            const char *logic, submitted *out, sf_err *err)
+{
+    sf_status st = sf_db_begin(db, err);
+    if (st != SF_OK)
+        return st;
+    st = insert_job(db, user, c, logic, out, err);
+    if (st == SF_OK && !out->replay && !out->conflict)
+        st = sf_db_exec(db, "NOTIFY sf_jobs", err);
+    if (st == SF_OK)
+        st = sf_db_commit(db, err);
+    if (st != SF_OK)
+        sf_db_rollback(db);
+    return st;
+}
+
+static void reply_submitted(api_app *app, sf_httpd_req *req, const submitted *s)
+{
+    if (s->conflict) {
+        sf_httpd_reply_error(req, 409, "idempotency_conflict",
+                             "Idempotency-Key: already used for a different request", "Idempotency-Key");
+        return;
+    }
+    char self[96], result[112];
+    snprintf(self, sizeof self, "/v1/jobs/%s", s->id);
+    snprintf(result, sizeof result, "/v1/jobs/%s/result", s->id);
+    sf_httpd_set_header(req, "Location", self, NULL);
+    api_reply_json(app, req, s->replay ? 200 : 202,
+                   json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->id, "status", s->status, "links", "self",
+                             self, "result", result));
+}
+
+void api_backtest_submit(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    if (!api_authenticate(app, req, &user))
+        return;
+    json_t *body = api_body_object(req);
+    if (body == NULL || !api_only_keys(req, body, BACKTEST_KEYS)) {
+        json_decref(body);
+        return;
+    }
+    sf_db *db = NULL;
+    sf_err err = {0};
+    sf_status st = api_db(app, &db, &err);
+    char *logic = st == SF_OK ? logic_text(app, req, db, body, &user) : NULL;
+    api_submit_common c;
+    submitted s = {0};
+    if (st != SF_OK)
+        api_fail(app, req, st, &err);
+    else if (logic != NULL && logic_valid(app, req, logic) && api_submit_common_parse(app, req, db, body, &c)) {
+        st = submit_job(db, &user, &c, logic, &s, &err);
+        if (st == SF_OK)
+            reply_submitted(app, req, &s);
+        else
+            api_fail(app, req, st, &err);
+    }
+    free(logic);
+    json_decref(body);
+}

@@ -1,0 +1,417 @@
+/*
+ * sf-api: POST /v1/sweeps, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel.
+ *
+ * A sweep is validated whole before anything is stored: the logic, the grid,
+ * its size against SWEEP_MAX_COMBINATIONS and every combination's logic
+ * (sf_grid_validate). Then one transaction inserts the batch, its N member
+ * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
+ * generate_series, and NOTIFY sf_jobs. Members index the grid as stored in
+ * batches.grid, which is what workers and the leaderboard read.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf/grid.h"
+#include "sf/job.h"
+
+#define TOP_MAX 100
+#define CANCEL_PUBLISH_MAX 1000
+
+/* Metrics a batch may be ranked by; 1 = lower is better. */
+static const struct {
+    const char *name;
+    int ascending;
+} RANKABLE[] = {
+    {"sharpe", 0},   {"sortino", 0}, {"total_return", 0},  {"cagr", 0},       {"final_equity", 0},
+    {"win_rate", 0}, {"profit_factor", 0}, {"exposure", 0}, {"trades", 0},     {"max_drawdown", 1},
+};
+
+static int rank_index(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof RANKABLE / sizeof RANKABLE[0]; i++)
+        if (strcmp(RANKABLE[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *const SWEEP_KEYS[] = {"logic", "grid", "symbol", "timeframe", "from", "to",
+                                         "rank_by", "priority", "max_attempts", NULL};
+
+typedef struct sweep_req {
+    char *logic;      /* compact JSON text */
+    char *grid_text;
+    sf_grid *grid;
+    const char *rank_by;
+} sweep_req;
+
+static void sweep_req_free(sweep_req *s)
+{
+    free(s->logic);
+    free(s->grid_text);
+    sf_grid_free(s->grid);
+}
+
+static int bad(sf_httpd_req *req, const char *code, const char *field, const char *msg)
+{
+    sf_httpd_reply_error(req, 400, code, msg, field);
+    return 0;
+}
+
+static void reply_grid_errors(api_app *app, sf_httpd_req *req, size_t bad_index, const sf_logic_errors *errs,
+                              const sf_err *err)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < errs->count; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s}", "field", errs->path[i], "message", errs->message[i]));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "code", "invalid_grid", "message", err->msg, "field", "grid",
+                          "errors", list);
+    if (bad_index != (size_t)-1)
+        json_object_set_new(e, "combination", json_integer((json_int_t)bad_index));
+    api_reply_json(app, req, 400, json_pack("{s:o}", "error", e));
+}
+
+/* Logic, grid (with its size limit) and every combination; answers on failure. */
+static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *s)
+{
+    json_t *logic = json_object_get(body, "logic"), *grid = json_object_get(body, "grid");
+    json_t *rank = json_object_get(body, "rank_by");
+    if (!json_is_object(logic))
+        return bad(req, "invalid_request", "logic", "logic: required (a JSON object)");
+    if (!json_is_object(grid))
+        return bad(req, "invalid_request", "grid", "grid: required (a JSON object of path: values)");
+    s->rank_by = rank ? json_string_value(rank) : "sharpe";
+    if (rank_index(s->rank_by) < 0)
+        return bad(req, "invalid_request", "rank_by",
+                   "rank_by: must be a metric: sharpe, sortino, total_return, cagr, final_equity, "
+                   "win_rate, profit_factor, exposure, trades or max_drawdown");
+    s->logic = json_dumps(logic, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    s->grid_text = json_dumps(grid, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sf_err err = {0};
+    if (s->logic == NULL || s->grid_text == NULL) {
+        api_fail(app, req, SF_ERR_NOMEM, NULL);
+        return 0;
+    }
+    sf_status st = sf_grid_parse(s->grid_text, strlen(s->grid_text), (size_t)app->cfg->sweep_max, &s->grid, &err);
+    if (st == SF_ERR_LIMIT)
+        return bad(req, "sweep_too_large", "grid", err.msg);
+    if (st != SF_OK) {
+        char msg[SF_ERR_MSG_MAX + 8];
+        snprintf(msg, sizeof msg, "grid: %s", err.msg);
+        return bad(req, "invalid_grid", "grid", msg);
+    }
+    sf_logic_errors *errs = calloc(1, sizeof *errs);
+    if (errs == NULL) {
+        api_fail(app, req, SF_ERR_NOMEM, NULL);
+        return 0;
+    }
+    size_t bad_index = 0;
+    sf_logic *parsed = NULL;
+    st = sf_logic_parse(s->logic, strlen(s->logic), &parsed, errs, &err);
+    sf_logic_free(parsed);
+    if (st != SF_OK && errs->count > 0)
+        api_reply_logic_errors(app, req, "logic", errs);
+    else if (st != SF_OK)
+        bad(req, "invalid_logic", "logic", err.msg);
+    else if ((st = sf_grid_validate(s->grid, s->logic, strlen(s->logic), &bad_index, errs, &err)) != SF_OK)
+        reply_grid_errors(app, req, bad_index, errs, &err);
+    free(errs);
+    return st == SF_OK;
+}
+
+typedef struct batch_out {
+    char id[SF_AUTH_ID_MAX];
+    long long total;
+    int replay, conflict;
+} batch_out;
+
+static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                              const sweep_req *s, batch_out *out, sf_err *err)
+{
+    char total[24];
+    snprintf(total, sizeof total, "%zu", sf_grid_size(s->grid));
+    const char *p[] = {user->id, s->logic, s->grid_text, c->symbol, c->timeframe, total, s->rank_by,
+                       c->idempotency_key};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db,
+                               "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
+                               "idempotency_key) VALUES ($1::uuid, $2::jsonb, $3::jsonb, $4, $5, $6::integer, $7, "
+                               "$8) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
+                               8, p, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) == 0) {
+        sf_db_res_free(res);
+        st = sf_db_query(db,
+                         "SELECT id, total, (logic = $2::jsonb AND grid = $3::jsonb AND symbol = $4 AND "
+                         "timeframe = $5 AND total = $6::integer AND rank_by = $7) FROM batches "
+                         "WHERE user_id = $1::uuid AND idempotency_key = $8",
+                         8, p, &res, err);
+        if (st == SF_OK && sf_db_nrows(res) == 1) {
+            out->replay = strcmp(sf_db_get(res, 0, 2), "t") == 0;
+            out->conflict = !out->replay;
+        }
+    }
+    if (st == SF_OK && sf_db_nrows(res) != 1)
+        st = sf_err_set(err, SF_ERR_INTERNAL, "batch insert returned no row");
+    if (st == SF_OK) {
+        snprintf(out->id, sizeof out->id, "%s", sf_db_get(res, 0, 0));
+        out->total = strtoll(sf_db_get(res, 0, 1), NULL, 10);
+    }
+    sf_db_res_free(res);
+    return st;
+}
+
+static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                                const batch_out *b, sf_err *err)
+{
+    char prio[4], attempts[8], total[24];
+    snprintf(prio, sizeof prio, "%d", c->priority);
+    snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
+    snprintf(total, sizeof total, "%lld", b->total);
+    const char *p[] = {user->id, prio, b->id, c->symbol, c->timeframe, c->from, c->to, attempts, total};
+    return sf_db_query(db,
+                       "INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, from_ts, "
+                       "to_ts, max_attempts) SELECT $1::uuid, $2::smallint, $3::uuid, g, $4, $5, "
+                       "to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer "
+                       "FROM generate_series(0, $9::integer - 1) AS g",
+                       9, p, NULL, err);
+}
+
+static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                              const sweep_req *s, batch_out *out, sf_err *err)
+{
+    sf_status st = sf_db_begin(db, err);
+    if (st != SF_OK)
+        return st;
+    st = insert_batch(db, user, c, s, out, err);
+    if (st == SF_OK && !out->replay && !out->conflict) {
+        st = insert_members(db, user, c, out, err);
+        if (st == SF_OK)
+            st = sf_db_exec(db, "NOTIFY sf_jobs", err);
+    }
+    if (st == SF_OK)
+        st = sf_db_commit(db, err);
+    if (st != SF_OK)
+        sf_db_rollback(db);
+    return st;
+}
+
+void api_sweep_submit(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    if (!api_authenticate(app, req, &user))
+        return;
+    json_t *body = api_body_object(req);
+    if (body == NULL || !api_only_keys(req, body, SWEEP_KEYS)) {
+        json_decref(body);
+        return;
+    }
+    sweep_req s = {0};
+    sf_db *db = NULL;
+    sf_err err = {0};
+    api_submit_common c;
+    batch_out b = {0};
+    sf_status st = SF_OK;
+    if (sweep_validate(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
+        api_submit_common_parse(app, req, db, body, &c)) {
+        st = submit_sweep(db, &user, &c, &s, &b, &err);
+        char self[96];
+        snprintf(self, sizeof self, "/v1/batches/%s", b.id);
+        if (st == SF_OK && b.conflict)
+            sf_httpd_reply_error(req, 409, "idempotency_conflict",
+                                 "Idempotency-Key: already used for a different request", "Idempotency-Key");
+        else if (st == SF_OK)
+            api_reply_json(app, req, b.replay ? 200 : 202,
+                           json_pack("{s:s, s:I, s:s, s:{s:s}}", "id", b.id, "total", (json_int_t)b.total,
+                                     "status", "pending", "links", "self", self));
+    }
+    if (st != SF_OK)
+        api_fail(app, req, st, &err);
+    sweep_req_free(&s);
+    json_decref(body);
+}
+
+/* ---- GET /v1/batches/{id} -------------------------------------------------------- */
+
+static const char *batch_id(sf_httpd_req *req)
+{
+    const char *id = sf_httpd_param(req, "id");
+    if (!api_is_uuid(id)) {
+        sf_httpd_reply_error(req, 404, "not_found", "no such batch", NULL);
+        return NULL;
+    }
+    return id;
+}
+
+static const char BATCH_SQL[] =
+    "SELECT b.id, b.symbol, b.timeframe, b.total, b.rank_by, b.cancel_requested, "
+    "to_json(b.created_at)#>>'{}', b.grid::text, "
+    "count(*) FILTER (WHERE j.status = 'pending'), count(*) FILTER (WHERE j.status = 'queued'), "
+    "count(*) FILTER (WHERE j.status = 'running'), count(*) FILTER (WHERE j.status = 'succeeded'), "
+    "count(*) FILTER (WHERE j.status = 'failed'), count(*) FILTER (WHERE j.status = 'dead'), "
+    "count(*) FILTER (WHERE j.status = 'cancelled') "
+    "FROM batches b LEFT JOIN jobs j ON j.batch_id = b.id "
+    "WHERE b.id = $1::uuid AND b.user_id = $2::uuid GROUP BY b.id";
+
+static const char *const STATUSES[] = {"pending", "queued", "running", "succeeded", "failed", "dead", "cancelled"};
+
+static json_t *batch_summary(const sf_db_res *res)
+{
+    json_t *counts = json_object();
+    long long done = 0, total = strtoll(sf_db_get(res, 0, 3), NULL, 10);
+    for (int i = 0; i < 7; i++) {
+        long long n = strtoll(sf_db_get(res, 0, 8 + i), NULL, 10);
+        json_object_set_new(counts, STATUSES[i], json_integer(n));
+        done += i >= 3 ? n : 0;
+    }
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:s, s:o, s:I, s:f, s:s}", "id", sf_db_get(res, 0, 0),
+                     "symbol", sf_db_get(res, 0, 1), "timeframe", sf_db_get(res, 0, 2), "total", (json_int_t)total,
+                     "rank_by", sf_db_get(res, 0, 4), "cancel_requested", strcmp(sf_db_get(res, 0, 5), "t") == 0,
+                     "created_at", sf_db_get(res, 0, 6), "counts", counts, "done", (json_int_t)done, "progress",
+                     total > 0 ? (double)done / (double)total : 1.0, "status",
+                     done >= total ? "finished" : "in_progress");
+}
+
+static const char TOP_DESC_SQL[] =
+    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "
+    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' AND jsonb_typeof(r.metrics -> $2) = 'number' "
+    "ORDER BY (r.metrics ->> $2)::float8 DESC, j.combo_index LIMIT $3::integer";
+static const char TOP_ASC_SQL[] =
+    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "
+    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' AND jsonb_typeof(r.metrics -> $2) = 'number' "
+    "ORDER BY (r.metrics ->> $2)::float8 ASC, j.combo_index LIMIT $3::integer";
+
+/* One leaderboard member: rank, job id, index, params (from the grid), metrics. */
+static json_t *member_json(const sf_db_res *res, int row, const sf_grid *grid)
+{
+    long long index = strtoll(sf_db_get(res, row, 1), NULL, 10);
+    json_t *params = NULL, *metrics = json_loads(sf_db_get(res, row, 2), 0, NULL);
+    sf_buf pb;
+    sf_buf_init(&pb, 64 * 1024);
+    if (grid && index >= 0 && sf_grid_params_json(grid, (size_t)index, &pb, NULL) == SF_OK)
+        params = json_loads(sf_buf_str(&pb), 0, NULL);
+    sf_buf_destroy(&pb);
+    return json_pack("{s:i, s:s, s:I, s:o, s:o}", "rank", row + 1, "job_id", sf_db_get(res, row, 0), "index",
+                     (json_int_t)index, "params", params ? params : json_null(), "metrics",
+                     metrics ? metrics : json_null());
+}
+
+/* ?by= and ?top=; answers 400 and returns 0 when bad. */
+static int leaderboard_args(sf_httpd_req *req, const char *dflt, const char **by, char *top, size_t size)
+{
+    *by = sf_httpd_query(req, "by") ? sf_httpd_query(req, "by") : dflt;
+    if (rank_index(*by) < 0)
+        return bad(req, "invalid_request", "by", "by: not a metric that can rank (e.g. sharpe)");
+    const char *t = sf_httpd_query(req, "top");
+    int64_t n = 10;
+    if (t != NULL && sf_config_parse_int(t, 1, TOP_MAX, &n, NULL) != SF_OK)
+        return bad(req, "invalid_request", "top", "top: must be an integer from 1 to 100");
+    snprintf(top, size, "%lld", (long long)n);
+    return 1;
+}
+
+static sf_status add_leaderboard(sf_db *db, const char *id, const char *by, const char *top, const char *grid_text,
+                                 json_t *out, sf_err *err)
+{
+    const char *p[] = {id, by, top};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db, RANKABLE[rank_index(by)].ascending ? TOP_ASC_SQL : TOP_DESC_SQL, 3, p, &res, err);
+    if (st != SF_OK)
+        return st;
+    sf_grid *grid = NULL;
+    sf_grid_parse(grid_text, strlen(grid_text), 0, &grid, NULL);
+    json_t *best = json_array();
+    for (int r = 0; r < sf_db_nrows(res); r++)
+        json_array_append_new(best, member_json(res, r, grid));
+    sf_grid_free(grid);
+    sf_db_res_free(res);
+    json_object_set_new(out, "by", json_string(by));
+    json_object_set_new(out, "best", best);
+    return SF_OK;
+}
+
+void api_batch_get(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    const char *id, *by;
+    if (!api_authenticate(app, req, &user) || (id = batch_id(req)) == NULL)
+        return;
+    sf_db *db = NULL;
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    const char *p[] = {id, user.id};
+    char top[16];
+    sf_status st = api_db(app, &db, &err);
+    if (st == SF_OK)
+        st = sf_db_query(db, BATCH_SQL, 2, p, &res, &err);
+    if (st == SF_OK && sf_db_nrows(res) == 0)
+        sf_httpd_reply_error(req, 404, "not_found", "no such batch", NULL);
+    else if (st == SF_OK && leaderboard_args(req, sf_db_get(res, 0, 4), &by, top, sizeof top)) {
+        json_t *out = batch_summary(res);
+        st = add_leaderboard(db, id, by, top, sf_db_get(res, 0, 7), out, &err);
+        if (st == SF_OK)
+            api_reply_json(app, req, 200, out);
+        else
+            json_decref(out);
+    }
+    if (st != SF_OK)
+        api_fail(app, req, st, &err);
+    sf_db_res_free(res);
+}
+
+/* ---- POST /v1/batches/{id}/cancel -------------------------------------------------- */
+
+/* Tell running members' workers at once (they would learn it by heartbeat anyway). */
+static void publish_running(api_app *app, sf_db *db, const char *id)
+{
+    const char *p[] = {id};
+    sf_db_res *res = NULL;
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    sf_status st = sf_db_query(db,
+                               "SELECT id FROM jobs WHERE batch_id = $1::uuid AND status = 'running' "
+                               "AND cancel_requested LIMIT 1000",
+                               1, p, &res, &err);
+    int n = st == SF_OK ? sf_db_nrows(res) : 0;
+    const char *ids[CANCEL_PUBLISH_MAX];
+    for (int i = 0; i < n && i < CANCEL_PUBLISH_MAX; i++)
+        ids[i] = sf_db_get(res, i, 0);
+    if (n > 0 && (st = api_queue(app, &q, NULL, &err)) == SF_OK)
+        st = sf_queue_publish_cancel(q, ids, (size_t)n, &err);
+    if (st != SF_OK) {
+        sf_log_field f[] = {SF_LF_STR("batch_id", id), SF_LF_STR("error", err.msg), {SF_LF_END_, NULL, {0}}};
+        sf_log_emit(app->log, SF_LOG_WARN, "batch cancel: not published (workers learn it by heartbeat)", f);
+    }
+    sf_db_res_free(res);
+}
+
+void api_batch_cancel(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    const char *id;
+    if (!api_authenticate(app, req, &user) || (id = batch_id(req)) == NULL)
+        return;
+    sf_db *db = NULL;
+    sf_err err = {0};
+    int found = 0;
+    int64_t cancelled = 0, requested = 0;
+    sf_status st = api_db(app, &db, &err);
+    if (st == SF_OK)
+        st = sf_job_cancel_batch(db, id, user.id, &found, &cancelled, &requested, &err);
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return;
+    }
+    if (!found) {
+        sf_httpd_reply_error(req, 404, "not_found", "no such batch", NULL);
+        return;
+    }
+    if (requested > 0)
+        publish_running(app, db, id);
+    api_reply_json(app, req, 200, json_pack("{s:s, s:I, s:I}", "id", id, "cancelled", (json_int_t)cancelled,
+                                            "cancel_requested", (json_int_t)requested));
+}

@@ -1,0 +1,79 @@
+/*
+ * cli: helpers shared by the sfctl commands that talk to servers (admin.c,
+ * data.c, remote.c): option tables over getopt_long, configuration through
+ * sf_config tables (never getenv), errors as one "sfctl: <message>" line.
+ *
+ * Exit status (CTL_EXIT_* from local.h): 0 ok, 1 the server or the network
+ * failed, 2 bad usage or input (including an API answer 4xx, whose message
+ * is shown).
+ *
+ * Thread safety: single-threaded CLI code.
+ */
+#ifndef SFCTL_CLI_H
+#define SFCTL_CLI_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "local.h"
+#include "sf/db.h"
+#include "sf/err.h"
+#include "sf/http.h"
+
+/* One option: --name VALUE (has_arg 1, stored in *value) or --name (flag). */
+typedef struct cli_opt {
+    const char *name;
+    int has_arg;
+    const char **value;
+    int *flag;
+} cli_opt;
+
+/*
+ * Parse argv[first..] with the table; positional arguments are collected in
+ * pos (at most max_pos; *n_pos gets the count). --help prints usage on stdout.
+ * Returns -1 to go on, else the exit status (0 after --help, 2 on a bad option).
+ */
+int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage,
+              const char **pos, size_t max_pos, size_t *n_pos);
+
+/* Print "sfctl: <fmt...>" on stderr and return code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Exit status for a failed sf_status: 2 for bad input, 1 for the rest. */
+int cli_status_exit(sf_status st);
+
+/* Require an option: prints "sfctl: <cmd>: --<name> is required" and returns 0 when missing. */
+int cli_need(const char *cmd, const char *value, const char *name);
+
+/* Open the database named by DATABASE_URL; returns -1 with *db set, else an exit status. */
+int cli_db_open(sf_db **db);
+
+/* The API client: SF_API_URL and SF_API_KEY. */
+typedef struct cli_api {
+    sf_http *http;
+    char *url;       /* no trailing slash */
+    char *key;
+    long timeout_ms;
+} cli_api;
+
+/* Returns -1 when ready, else an exit status (2 for bad configuration). */
+int cli_api_open(cli_api *api);
+void cli_api_close(cli_api *api);
+
+/*
+ * One API call; body may be NULL; idempotency_key may be NULL. On a 2xx
+ * answer returns -1 with *out the parsed JSON (the caller decrefs; may be
+ * NULL for an empty body) and *status the HTTP status. Otherwise prints the
+ * API's error message and returns 2 for 4xx, 1 for 5xx and network failures
+ * (*out NULL); a 404 is printed unless quiet_404.
+ */
+int cli_api_call(cli_api *api, const char *method, const char *path, const char *body,
+                 const char *idempotency_key, int quiet_404, long *status, json_t **out);
+
+/* Read a JSON file (an object); prints the error and returns NULL on failure. */
+json_t *cli_read_json_file(const char *path, const char *what);
+
+/* Format a double for tables: "%.4g" with "-" for null/NaN. */
+void cli_fmt_number(json_t *v, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,501 @@
+/* sfctl: commands over the API; see remote.h. */
+#include "remote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sf/config.h"
+
+#define POLL_JOB_MS 500
+#define POLL_BATCH_MS 1000
+#define BAR_WIDTH 30
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A random Idempotency-Key, so a retried request cannot submit twice. */
+static void new_idempotency_key(char *buf, size_t size)
+{
+    unsigned char r[12] = {0};
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        snprintf(buf, size, "sfctl-%ld-%ld", (long)getpid(), (long)time(NULL));
+    else
+        snprintf(buf, size, "sfctl-%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+                 r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]);
+}
+
+/* POST with one retry after a network or server failure (same idempotency key). */
+static int post_once_or_twice(cli_api *api, const char *path, json_t *body, json_t **out)
+{
+    char key[64];
+    new_idempotency_key(key, sizeof key);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text == NULL)
+        return cli_fail(CTL_EXIT_FAIL, "out of memory");
+    long status = 0;
+    int rc = cli_api_call(api, "POST", path, text, key, 0, &status, out);
+    if (rc == CTL_EXIT_FAIL) {
+        fprintf(stderr, "sfctl: retrying once\n");
+        sleep_ms(1000);
+        rc = cli_api_call(api, "POST", path, text, key, 0, &status, out);
+    }
+    free(text);
+    return rc;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+static int is_terminal(const char *status)
+{
+    static const char *const T[] = {"succeeded", "failed", "dead", "cancelled"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(status, T[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- printing -------------------------------------------------------------------- */
+
+static void print_job(json_t *j)
+{
+    printf("id           %s\nstatus       %s\nsymbol       %s %s\nattempt      %lld of %lld\n", str(j, "id"),
+           str(j, "status"), str(j, "symbol"), str(j, "timeframe"),
+           (long long)json_integer_value(json_object_get(j, "attempt")),
+           (long long)json_integer_value(json_object_get(j, "max_attempts")));
+    static const char *const FIELDS[] = {"priority", "batch_id", "worker", "created_at", "started_at",
+                                         "finished_at", "error"};
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++)
+        if (json_is_string(json_object_get(j, FIELDS[i])))
+            printf("%-12s %s\n", FIELDS[i], str(j, FIELDS[i]));
+}
+
+static void print_metrics(json_t *metrics)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(metrics, key, v) {
+        char num[32];
+        if (json_is_string(v))
+            printf("%-26s %s\n", key, json_string_value(v));
+        else {
+            cli_fmt_number(v, num, sizeof num);
+            printf("%-26s %s\n", key, num);
+        }
+    }
+}
+
+static void print_leaderboard(json_t *b)
+{
+    json_t *best = json_object_get(b, "best");
+    printf("%-5s %-8s %-12s  %s\n", "RANK", "INDEX", str(b, "by"), "PARAMS");
+    for (size_t i = 0; i < json_array_size(best); i++) {
+        json_t *m = json_array_get(best, i);
+        char num[32];
+        cli_fmt_number(json_object_get(json_object_get(m, "metrics"), str(b, "by")), num, sizeof num);
+        char *params = json_dumps(json_object_get(m, "params"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%-5lld %-8lld %-12s  %s\n", (long long)json_integer_value(json_object_get(m, "rank")),
+               (long long)json_integer_value(json_object_get(m, "index")), num, params ? params : "-");
+        free(params);
+    }
+}
+
+static void print_batch(json_t *b)
+{
+    json_t *c = json_object_get(b, "counts");
+    printf("batch %s  %s %s  %lld/%lld done (%.1f%%)  %s\n", str(b, "id"), str(b, "symbol"), str(b, "timeframe"),
+           (long long)json_integer_value(json_object_get(b, "done")),
+           (long long)json_integer_value(json_object_get(b, "total")),
+           100.0 * json_number_value(json_object_get(b, "progress")), str(b, "status"));
+    const char *key;
+    json_t *v;
+    json_object_foreach(c, key, v) {
+        if (json_integer_value(v) > 0)
+            printf("  %-10s %lld\n", key, (long long)json_integer_value(v));
+    }
+    print_leaderboard(b);
+}
+
+/* ---- submit ---------------------------------------------------------------------- */
+
+static const char submit_usage[] =
+    "usage: sfctl submit --logic L.json --symbol S --timeframe TF [--priority high|normal|low]\n"
+    "                    [--from T] [--to T] [--max-attempts N] [--wait] [--json]\n"
+    "\n"
+    "Submit a backtest to the farm (SF_API_URL, SF_API_KEY) and print its id; with\n"
+    "--wait, wait until it finishes and print its metrics.\n";
+
+static int wait_job(cli_api *api, const char *id, int json_out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    for (;;) {
+        json_t *j = NULL;
+        long status = 0;
+        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &j);
+        if (rc >= 0)
+            return rc;
+        char st[16];
+        snprintf(st, sizeof st, "%s", str(j, "status"));
+        if (is_terminal(st) && strcmp(st, "succeeded") != 0) {
+            print_job(j);
+            json_decref(j);
+            return CTL_EXIT_FAIL;
+        }
+        json_decref(j);
+        if (strcmp(st, "succeeded") == 0)
+            break;
+        sleep_ms(POLL_JOB_MS);
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    json_t *r = NULL;
+    long status = 0;
+    int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &r);
+    if (rc >= 0)
+        return rc;
+    if (json_out)
+        json_dumpf(json_object_get(r, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    else
+        print_metrics(json_object_get(r, "metrics"));
+    if (json_out)
+        putchar('\n');
+    json_decref(r);
+    return CTL_EXIT_OK;
+}
+
+/* Common body fields; returns -1 or an exit status. */
+static int add_common(json_t *body, const char *symbol, const char *timeframe, const char *priority,
+                      const char *from, const char *to, const char *attempts)
+{
+    int64_t n = 0;
+    sf_err err = {0};
+    json_object_set_new(body, "symbol", json_string(symbol));
+    json_object_set_new(body, "timeframe", json_string(timeframe));
+    if (priority)
+        json_object_set_new(body, "priority", json_string(priority));
+    if (from)
+        json_object_set_new(body, "from", json_string(from));
+    if (to)
+        json_object_set_new(body, "to", json_string(to));
+    if (attempts && sf_config_parse_int(attempts, 1, 100, &n, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--max-attempts: %s", err.msg);
+    if (attempts)
+        json_object_set_new(body, "max_attempts", json_integer((json_int_t)n));
+    return -1;
+}
+
+int ctl_submit(int argc, char **argv)
+{
+    const char *logic = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
+               *attempts = NULL, *pos[1];
+    int wait = 0, json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"logic", 1, &logic, NULL},   {"symbol", 1, &symbol, NULL}, {"timeframe", 1, &tf, NULL},
+                            {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},     {"to", 1, &to, NULL},
+                            {"max-attempts", 1, &attempts, NULL}, {"wait", 0, NULL, &wait},
+                            {"json", 0, NULL, &json_out}};
+    int rc = cli_parse(argc, argv, 1, opts, 9, submit_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    if (!cli_need("submit", logic, "logic") || !cli_need("submit", symbol, "symbol") ||
+        !cli_need("submit", tf, "timeframe"))
+        return CTL_EXIT_USAGE;
+    json_t *lj = cli_read_json_file(logic, "--logic");
+    if (lj == NULL)
+        return CTL_EXIT_USAGE;
+    json_t *body = json_pack("{s:o}", "logic", lj), *out = NULL;
+    cli_api api;
+    if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
+        rc = post_once_or_twice(&api, "/v1/backtests", body, &out);
+        if (rc < 0) {
+            printf("%s\n", str(out, "id"));
+            fflush(stdout);
+            rc = wait ? wait_job(&api, str(out, "id"), json_out) : CTL_EXIT_OK;
+        }
+        json_decref(out);
+        cli_api_close(&api);
+    }
+    json_decref(body);
+    return rc;
+}
+
+/* ---- watch ------------------------------------------------------------------------ */
+
+static void draw_bar(json_t *b)
+{
+    double p = json_number_value(json_object_get(b, "progress"));
+    int fill = (int)(p * BAR_WIDTH + 0.5);
+    char bar[BAR_WIDTH + 1];
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    json_t *c = json_object_get(b, "counts");
+    fprintf(stderr, "\r[%s] %5.1f%% %lld/%lld  running %lld  failed %lld  dead %lld  cancelled %lld ", bar,
+            100.0 * p, (long long)json_integer_value(json_object_get(b, "done")),
+            (long long)json_integer_value(json_object_get(b, "total")),
+            (long long)json_integer_value(json_object_get(c, "running")),
+            (long long)json_integer_value(json_object_get(c, "failed")),
+            (long long)json_integer_value(json_object_get(c, "dead")),
+            (long long)json_integer_value(json_object_get(c, "cancelled")));
+}
+
+static int watch_batch(cli_api *api, const char *id, const char *query, double timeout_s, int json_out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/batches/%s%s", id, query);
+    double t0 = now_s();
+    for (;;) {
+        json_t *b = NULL;
+        long status = 0;
+        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &b);
+        if (rc >= 0)
+            return rc;
+        draw_bar(b);
+        if (strcmp(str(b, "status"), "finished") == 0) {
+            fputc('\n', stderr);
+            if (json_out)
+                json_dumpf(b, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            else
+                print_batch(b);
+            json_decref(b);
+            return CTL_EXIT_OK;
+        }
+        json_decref(b);
+        if (timeout_s > 0 && now_s() - t0 > timeout_s) {
+            fputc('\n', stderr);
+            return cli_fail(CTL_EXIT_FAIL, "watch: batch %s not finished after %.0f s", id, timeout_s);
+        }
+        sleep_ms(POLL_BATCH_MS);
+    }
+}
+
+/* "?top=K&by=M" from the options (validated); returns -1 or an exit status. */
+static int leaderboard_query(const char *top, const char *by, char *buf, size_t size)
+{
+    int64_t k = 10;
+    sf_err err = {0};
+    if (top && sf_config_parse_int(top, 1, 100, &k, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--top: %s", err.msg);
+    for (const char *p = by; p && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+            return cli_fail(CTL_EXIT_USAGE, "--by: not a metric name (e.g. sharpe)");
+    snprintf(buf, size, "?top=%lld%s%s", (long long)k, by ? "&by=" : "", by ? by : "");
+    return -1;
+}
+
+static const char watch_usage[] =
+    "usage: sfctl watch BATCH_ID [--top K] [--by METRIC] [--timeout S] [--json]\n"
+    "\n"
+    "Show a sweep's progress on stderr until every member has finished, then print\n"
+    "its leaderboard.\n";
+
+int ctl_watch(int argc, char **argv)
+{
+    const char *top = NULL, *by = NULL, *timeout = NULL, *pos[1];
+    int json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"top", 1, &top, NULL}, {"by", 1, &by, NULL}, {"timeout", 1, &timeout, NULL},
+                            {"json", 0, NULL, &json_out}};
+    int rc = cli_parse(argc, argv, 1, opts, 4, watch_usage, pos, 1, &npos);
+    if (rc >= 0)
+        return rc;
+    char query[128];
+    int64_t t = 0;
+    sf_err err = {0};
+    if (npos != 1)
+        return cli_fail(CTL_EXIT_USAGE, "watch: give the batch id (see --help)");
+    if (timeout && sf_config_parse_int(timeout, 1, 604800, &t, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--timeout: %s", err.msg);
+    if ((rc = leaderboard_query(top, by, query, sizeof query)) >= 0)
+        return rc;
+    cli_api api;
+    if ((rc = cli_api_open(&api)) >= 0)
+        return rc;
+    rc = watch_batch(&api, pos[0], query, (double)t, json_out);
+    cli_api_close(&api);
+    return rc;
+}
+
+/* ---- sweep ------------------------------------------------------------------------ */
+
+static const char sweep_usage[] =
+    "usage: sfctl sweep --logic L.json --grid G.json --symbol S --timeframe TF\n"
+    "                   [--rank-by METRIC] [--priority p] [--from T] [--to T] [--watch]\n"
+    "       (with --data FILE.csv instead: the local sweep, see below)\n"
+    "\n"
+    "Submit a parameter sweep to the farm and print the batch id; with --watch,\n"
+    "follow its progress and print the leaderboard.\n\n";
+
+static int remote_sweep(int argc, char **argv)
+{
+    const char *logic = NULL, *grid = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
+               *rank = NULL, *attempts = NULL, *pos[1];
+    int watch = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"logic", 1, &logic, NULL}, {"grid", 1, &grid, NULL},   {"symbol", 1, &symbol, NULL},
+                            {"timeframe", 1, &tf, NULL}, {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},
+                            {"to", 1, &to, NULL},       {"rank-by", 1, &rank, NULL}, {"max-attempts", 1, &attempts, NULL},
+                            {"watch", 0, NULL, &watch}};
+    int rc = cli_parse(argc, argv, 1, opts, 10, sweep_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    if (!cli_need("sweep", logic, "logic") || !cli_need("sweep", grid, "grid") ||
+        !cli_need("sweep", symbol, "symbol") || !cli_need("sweep", tf, "timeframe"))
+        return CTL_EXIT_USAGE;
+    json_t *lj = cli_read_json_file(logic, "--logic"), *gj = lj ? cli_read_json_file(grid, "--grid") : NULL;
+    if (gj == NULL) {
+        json_decref(lj);
+        return CTL_EXIT_USAGE;
+    }
+    json_t *body = json_pack("{s:o, s:o}", "logic", lj, "grid", gj), *out = NULL;
+    if (rank)
+        json_object_set_new(body, "rank_by", json_string(rank));
+    cli_api api;
+    if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
+        rc = post_once_or_twice(&api, "/v1/sweeps", body, &out);
+        if (rc < 0) {
+            printf("%s\n", str(out, "id"));
+            fprintf(stderr, "sfctl: sweep of %lld combinations submitted\n",
+                    (long long)json_integer_value(json_object_get(out, "total")));
+            fflush(stdout);
+            rc = watch ? watch_batch(&api, str(out, "id"), "", 0, 0) : CTL_EXIT_OK;
+        }
+        json_decref(out);
+        cli_api_close(&api);
+    }
+    json_decref(body);
+    return rc;
+}
+
+int ctl_sweep_any(int argc, char **argv)
+{
+    int help = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 || strncmp(argv[i], "--data=", 7) == 0)
+            return ctl_sweep(argc, argv);
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    }
+    if (!help)
+        return remote_sweep(argc, argv);
+    fputs(sweep_usage, stdout);
+    fflush(stdout);
+    return ctl_sweep(argc, argv);
+}
+
+/* ---- status, result, batch, cancel ------------------------------------------------- */
+
+static const char status_usage[] = "usage: sfctl status JOB_ID [--json]\n\nShow a job's status.\n";
+static const char result_usage[] =
+    "usage: sfctl result JOB_ID [--json]\n\nShow a finished job's metrics (--json: metrics, trades, equity).\n";
+static const char batch_usage[] =
+    "usage: sfctl batch BATCH_ID [--top K] [--by METRIC] [--json]\n\nShow a sweep's progress and leaderboard.\n";
+static const char cancel_usage[] =
+    "usage: sfctl cancel ID\n\nCancel a job, or every unfinished member of a sweep (a batch id).\n";
+
+/* GET path and print it with fn (or as JSON). */
+static int get_and_print(int argc, char **argv, const char *usage, const char *fmt, void (*fn)(json_t *),
+                         int with_board)
+{
+    const char *top = NULL, *by = NULL, *pos[1];
+    int json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out}, {"top", 1, &top, NULL}, {"by", 1, &by, NULL}};
+    int rc = cli_parse(argc, argv, 1, opts, with_board ? 3 : 1, usage, pos, 1, &npos);
+    if (rc >= 0)
+        return rc;
+    if (npos != 1)
+        return cli_fail(CTL_EXIT_USAGE, "%s: give the id (see --help)", argv[0]);
+    char query[128] = "", path[384];
+    if (with_board && (rc = leaderboard_query(top, by, query, sizeof query)) >= 0)
+        return rc;
+    snprintf(path, sizeof path, fmt, pos[0], query);
+    cli_api api;
+    if ((rc = cli_api_open(&api)) >= 0)
+        return rc;
+    json_t *j = NULL;
+    long status = 0;
+    rc = cli_api_call(&api, "GET", path, NULL, NULL, 0, &status, &j);
+    if (rc < 0 && json_out) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else if (rc < 0) {
+        fn(j);
+    }
+    json_decref(j);
+    cli_api_close(&api);
+    return rc < 0 ? CTL_EXIT_OK : rc;
+}
+
+static void print_result(json_t *r)
+{
+    print_metrics(json_object_get(r, "metrics"));
+    printf("%-26s %zu\n", "trades listed", json_array_size(json_object_get(r, "trades")));
+}
+
+int ctl_status(int argc, char **argv)
+{
+    return get_and_print(argc, argv, status_usage, "/v1/jobs/%s%s", print_job, 0);
+}
+
+int ctl_result(int argc, char **argv)
+{
+    return get_and_print(argc, argv, result_usage, "/v1/jobs/%s/result%s", print_result, 0);
+}
+
+int ctl_batch(int argc, char **argv)
+{
+    return get_and_print(argc, argv, batch_usage, "/v1/batches/%s%s", print_batch, 1);
+}
+
+int ctl_cancel(int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos = 0;
+    int rc = cli_parse(argc, argv, 1, NULL, 0, cancel_usage, pos, 1, &npos);
+    if (rc >= 0)
+        return rc;
+    if (npos != 1)
+        return cli_fail(CTL_EXIT_USAGE, "cancel: give the job or batch id (see --help)");
+    cli_api api;
+    if ((rc = cli_api_open(&api)) >= 0)
+        return rc;
+    char path[256];
+    json_t *j = NULL;
+    long status = 0;
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", pos[0]);
+    rc = cli_api_call(&api, "POST", path, "{}", NULL, 1, &status, &j);
+    if (rc >= 0 && status == 404) {
+        snprintf(path, sizeof path, "/v1/batches/%s/cancel", pos[0]);
+        rc = cli_api_call(&api, "POST", path, "{}", NULL, 1, &status, &j);
+        if (rc >= 0 && status == 404)
+            rc = cli_fail(CTL_EXIT_USAGE, "cancel: no job or batch %s", pos[0]);
+    }
+    if (rc < 0 && json_object_get(j, "cancelled") != NULL)
+        printf("batch %s: %lld cancelled, %lld running members asked to stop\n", pos[0],
+               (long long)json_integer_value(json_object_get(j, "cancelled")),
+               (long long)json_integer_value(json_object_get(j, "cancel_requested")));
+    else if (rc < 0)
+        printf("job %s: %s\n", pos[0],
+               strcmp(str(j, "status"), "cancelled") == 0 ? "cancelled" : "running; asked to stop");
+    json_decref(j);
+    cli_api_close(&api);
+    return rc < 0 ? CTL_EXIT_OK : rc;
+}
