@@ -556,19 +556,95 @@ Test(scheduler, a_new_leader_rebuilds_redis_after_failover)
     cr_assert(ready_matches_queued(user_a));
 }
 
-Test(scheduler, redis_down_does_not_stop_cron_and_the_postgresql_reaper)
+/* A private redis-server for the test that stops and restarts Redis. */
+static void start_private_redis(int port)
 {
-    const char *env[] = {"REDIS_URL=redis://127.0.0.1:1/0", NULL};
+    proc *p = &procs[2];
+    snprintf(p->name, sizeof p->name, "redis");
+    snprintf(p->log, sizeof p->log, "%s/redis.log", dir);
+    char portbuf[16];
+    snprintf(portbuf, sizeof portbuf, "%d", port);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+        _exit(127);
+    }
+    p->pid = pid;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+    sf_redis_opts opts = {.connect_attempts = 30, .backoff_initial_ms = 50};
+    sf_redis *r = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_redis_open(url, &opts, &r, &err), SF_OK, "private redis: %s", err.msg);
+    sf_redis_close(r);
+}
+
+/* Ready ids in the private Redis (a fresh connection each time: it restarts). */
+static long long private_ready(const char *url)
+{
+    sf_redis *r = NULL;
+    sf_queue *q = NULL;
+    sf_queue_depth depth = {0};
+    sf_err err = {0};
+    if (sf_redis_open(url, NULL, &r, &err) == SF_OK && sf_queue_new(queue_name, r, &q, &err) == SF_OK)
+        sf_queue_get_depth(q, &depth, &err);
+    sf_queue_free(q);
+    sf_redis_close(r);
+    return depth.ready_total;
+}
+
+static long long wait_private_ready(const char *url, long long want, int timeout_ms)
+{
+    int64_t end = sf_time_mono_ms() + timeout_ms;
+    long long v = private_ready(url);
+    while (v != want && sf_time_mono_ms() < end) {
+        sleep_ms(100);
+        v = private_ready(url);
+    }
+    return v;
+}
+
+/* Redis dies: cron and the PostgreSQL reaper go on. It comes back empty (no
+ * persistence): every queued job is back in Redis, and what piled up in
+ * PostgreSQL meanwhile is relayed. */
+Test(scheduler, redis_restart_without_persistence_loses_nothing, .timeout = 120)
+{
+    int port = 30000 + (int)(getpid() % 20000);
+    char url[64], env_url[96];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+    snprintf(env_url, sizeof env_url, "REDIS_URL=%s", url);
+    const char *env[] = {env_url, NULL};
+    start_private_redis(port);
+    add_pending(user_a, 10, "now()");
+    proc *p = spawn(0, "A", env);
+    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'queued'", 10, 5000), 10);
+    cr_assert_eq(wait_private_ready(url, 10, 3000), 10);
+
+    kill(procs[2].pid, SIGKILL);
+    waitpid(procs[2].pid, NULL, 0);
+    procs[2].pid = 0;
     add_schedule("m", "* * * * *", "latest", "now() - interval '10 minutes'");
     exec_sql("INSERT INTO jobs (user_id, logic, symbol, timeframe, status, attempt, fence, "
              "lease_until, started_at) VALUES ((SELECT id FROM users LIMIT 1), '{}', 'X', '1d', "
              "'running', 1, 1, now() - interval '1 second', now())");
-    proc *p = spawn(0, "A", env);
-    cr_assert_eq(wait_int("SELECT count(*) FROM schedule_firings", 1, 5000), 1);
-    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'running'", 0, 5000), 0);
-    cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE status = 'queued'"), 0);
+    cr_assert_eq(wait_int("SELECT count(*) FROM schedule_firings", 1, 5000), 1, "cron stopped");
+    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'running'", 0, 5000), 0,
+                 "reaper stopped");
+    cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE status = 'pending'"), 2);
     cr_assert_eq(wait_exit(p, 100), -1, "the scheduler exited");
     cr_assert_geq(count_in_log(p, "\"redis unavailable\""), 1);
+
+    start_private_redis(port); /* empty */
+    cr_assert_eq(wait_private_ready(url, 12, 10000), 12, "not rebuilt and relayed");
+    cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE status = 'queued'"), 12);
 }
 
 /* ---- reaper, retention ------------------------------------------------ */
