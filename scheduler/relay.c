@@ -1,11 +1,15 @@
 /*
  * relay: PostgreSQL -> Redis.
  *
- * Relay (the order of /tmp/farm.md): in one transaction lock pending rows
- * whose run_at has come, fairly across tenants (sf_job_select_pending, a
- * per-tenant limit), add their ids to Redis (ZADD NX: idempotent), mark them
- * queued, commit. If the commit fails the ids in Redis point at pending rows:
- * a claim finds nothing and drops them, and the next pass adds them again.
+ * Relay: in one transaction lock pending rows whose run_at has come, fairly
+ * across tenants (sf_job_select_pending, a per-tenant limit), mark them
+ * queued, commit; THEN add their ids to Redis (ZADD NX: idempotent). The
+ * commit comes first because a worker woken by the enqueue claims at once:
+ * its claim (status = 'queued') does not see a row whose change to queued is
+ * not committed yet, finds nothing, drops the id, and the job would stay
+ * queued in PostgreSQL with no id in Redis. If the enqueue fails after the
+ * commit, the rows are queued but not in Redis: rebuild_needed makes the
+ * next tick add every queued job again (as after a flush).
  * Redis holds at most RELAY_MAX_READY ready ids; the rest waits in
  * PostgreSQL. Delayed retries need nothing else: they are pending rows whose
  * run_at is in the future until it is not.
@@ -55,12 +59,6 @@ static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t li
         sf_db_rollback(d->db);
         return st;
     }
-    st = sf_queue_enqueue(d->queue, entries, *n, &added, err);
-    if (st != SF_OK) {
-        sf_db_rollback(d->db);
-        *n = 0;
-        return redis_failed(d, st, err);
-    }
     entry_ids(entries, *n, ids);
     st = sf_job_mark_queued(d->db, ids, *n, &marked, err);
     if (st == SF_OK)
@@ -68,8 +66,14 @@ static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t li
     if (st != SF_OK) {
         sf_db_rollback(d->db);
         *n = 0;
+        return st;
     }
-    return st;
+    st = sf_queue_enqueue(d->queue, entries, *n, &added, err);
+    if (st != SF_OK) {
+        d->rebuild_needed = 1; /* queued in PostgreSQL, maybe not in Redis */
+        return redis_failed(d, st, err);
+    }
+    return SF_OK;
 }
 
 sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err)
