@@ -1080,3 +1080,119 @@ void sf_result_free(sf_result *result)
     free(result->equity);
     free(result);
 }
+
+/* ====================================================================== */
+/* the live decision                                                       */
+/* ====================================================================== */
+
+/* DESIGN: the same state machine (sim_bar) over every bar, with no end of
+ * data (last = SIZE_MAX, so nothing closes at the final close and bar n-2
+ * still decides); the final bar runs steps 1, 2 and 4 with its signals
+ * withheld, and the decision that step 5 would take on its close is read
+ * off the state instead of being taken. */
+
+static const char *const signal_names[SF_SIGNAL__COUNT] = {
+    [SF_SIGNAL_FLAT] = "flat", [SF_SIGNAL_ENTER] = "enter",
+    [SF_SIGNAL_EXIT] = "exit", [SF_SIGNAL_HOLD] = "hold",
+};
+
+const char *sf_signal_name(sf_signal signal)
+{
+    return (unsigned)signal < SF_SIGNAL__COUNT ? signal_names[signal] : "unknown";
+}
+
+/* Step 5 on the last bar's close, as a report. trades_before: trades closed
+ * before that bar began. */
+static void live_decision(const sim *m, size_t trades_before, size_t i, int entry, int exit_,
+                          sf_decision *out)
+{
+    out->exit_reason = SF_EXIT_SIGNAL;
+    if (m->n_trades > trades_before && m->trades[m->n_trades - 1].exit_reason != SF_EXIT_SIGNAL) {
+        out->signal = SF_SIGNAL_EXIT; /* a stop, target or ruin inside the bar */
+        out->side = m->side;
+        out->exit_reason = m->trades[m->n_trades - 1].exit_reason;
+    } else if (m->in_pos) {
+        out->signal = exit_ ? SF_SIGNAL_EXIT : SF_SIGNAL_HOLD;
+        out->side = m->side;
+    } else if (!m->ruined && entry && !(m->exited && i <= m->last_exit)) {
+        out->signal = SF_SIGNAL_ENTER;
+        out->side = m->side;
+    } else {
+        out->signal = SF_SIGNAL_FLAT;
+        out->side = 0;
+    }
+}
+
+static sf_status live_chunk(run *r, size_t s, size_t len, sf_decision *out)
+{
+    sim *m = &r->m;
+    size_t last = r->b->n - 1;
+    for (size_t j = 0; j < len; j++) {
+        size_t i = s + j;
+        int final = i == last;
+        size_t before = m->n_trades;
+        sf_status st = sim_bar(m, r->b, i, SIZE_MAX, final ? 0 : r->entry_sig[j],
+                               final ? 0 : r->exit_sig[j]);
+        if (st != SF_OK)
+            return st;
+        if (final)
+            live_decision(m, before, i, r->entry_sig[j], r->exit_sig[j], out);
+    }
+    return SF_OK;
+}
+
+static sf_status live_simulate(run *r, sf_decision *out, sf_err *err)
+{
+    const sf_bars *b = r->b;
+    for (size_t s = 0; s < b->n; s += SF_ENGINE_CHUNK) {
+        if (cancelled(r->opts))
+            return sf_err_set(err, SF_ERR_CANCELLED, "logic execution cancelled");
+        size_t len = b->n - s < SF_ENGINE_CHUNK ? b->n - s : SF_ENGINE_CHUNK;
+        eval_node(r, r->lg->entry, s, len, r->entry_sig, 0);
+        if (r->lg->exit >= 0)
+            eval_node(r, r->lg->exit, s, len, r->exit_sig, 0);
+        else
+            memset(r->exit_sig, 0, len);
+        if (live_chunk(r, s, len, out) != SF_OK)
+            return sf_err_set(err, SF_ERR_NOMEM, "could not record trade");
+    }
+    out->bar = b->n - 1;
+    out->bar_time = b->ts[b->n - 1];
+    out->close = b->close[b->n - 1];
+    return SF_OK;
+}
+
+sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts,
+                           sf_decision *out, sf_err *err)
+{
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.keep_equity = o.keep_trades = 0;
+    if (opts != NULL) {
+        o.cancel = opts->cancel;
+        o.cache = opts->cache;
+    }
+    memset(out, 0, sizeof *out);
+    run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
+    r->lg = logic;
+    r->b = bars;
+    r->opts = &o;
+    sf_status st = run_check(logic, bars, r->opts, err);
+    if (st == SF_OK)
+        st = phase_indicators(r, err);
+    if (st == SF_OK)
+        st = prepare_signals(r, err);
+    if (st == SF_OK) {
+        sim_init(&r->m, logic);
+        r->m.equity = malloc(bars->n * sizeof *r->m.equity);
+        if (r->m.equity == NULL)
+            st = sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+    }
+    if (st == SF_OK)
+        st = live_simulate(r, out, err);
+    run_destroy(r);
+    free(r);
+    return st;
+}

@@ -984,3 +984,167 @@ Test(engine, all_and_any_combine_their_children)
     sf_logic_free(lg);
     sf_bars_free(b);
 }
+
+/* ---- the live decision (sf_engine_decide) ---- */
+
+static sf_decision decide(const sf_logic *lg, const sf_bars *b)
+{
+    sf_decision d;
+    sf_err err;
+    sf_status st = sf_engine_decide(lg, b, NULL, &d, &err);
+    cr_assert_eq(st, SF_OK, "decide failed: %s", err.msg);
+    return d;
+}
+
+static void check_decision(const ohlcv *rows, size_t n, const char *extra, sf_signal want,
+                           int side, sf_exit_reason why)
+{
+    sf_bars *b = make_bars(rows, n);
+    sf_logic *lg = vol_logic(extra);
+    sf_decision d = decide(lg, b);
+    cr_assert_eq(d.signal, want, "signal %s, want %s", sf_signal_name(d.signal), sf_signal_name(want));
+    cr_assert_eq(d.side, side, "side %d, want %d", d.side, side);
+    cr_assert_eq(d.bar, n - 1);
+    cr_assert_eq(d.bar_time, T0 + (int64_t)(n - 1) * DAY);
+    cr_assert_eq(d.close, rows[n - 1].c);
+    if (want == SF_SIGNAL_EXIT)
+        cr_assert_eq(d.exit_reason, why, "exit reason %d, want %d", (int)d.exit_reason, (int)why);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, decide_reports_enter_for_an_entry_signal_on_the_last_bar_that_a_backtest_ignores)
+{
+    ohlcv rows[3] = {{100, 100, 100, 100, 1}, {100, 100, 100, 100, 1}, {100, 100, 100, 101, 2}};
+    check_decision(rows, 3, "", SF_SIGNAL_ENTER, 1, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "\"side\": \"short\"", SF_SIGNAL_ENTER, -1, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "\"execution\": {\"fill\": \"close\"}", SF_SIGNAL_ENTER, 1, SF_EXIT_SIGNAL);
+}
+
+Test(engine, decide_reports_flat_without_a_position_or_an_entry)
+{
+    ohlcv rows[3] = {{100, 100, 100, 100, 1}, {100, 100, 100, 100, 3}, {100, 100, 100, 100, 1}};
+    check_decision(rows, 3, "", SF_SIGNAL_FLAT, 0, SF_EXIT_SIGNAL);
+    ohlcv one[1] = {{100, 100, 100, 100, 1}};
+    check_decision(one, 1, "", SF_SIGNAL_FLAT, 0, SF_EXIT_SIGNAL);
+}
+
+Test(engine, decide_reports_hold_for_an_open_position_without_an_exit)
+{
+    /* the entry from bar 0 fills at bar 1's open; an entry signal while
+     * holding changes nothing */
+    ohlcv rows[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {100, 101, 99, 100, 2}};
+    check_decision(rows, 3, "", SF_SIGNAL_HOLD, 1, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "\"side\": \"short\"", SF_SIGNAL_HOLD, -1, SF_EXIT_SIGNAL);
+    /* a signal on the second-to-last bar fills on the last bar's open */
+    ohlcv late[3] = {{100, 100, 100, 100, 1}, {100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}};
+    check_decision(late, 3, "", SF_SIGNAL_HOLD, 1, SF_EXIT_SIGNAL);
+    /* with fill: close, the entry at bar 1's close is held at bar 2 */
+    check_decision(late, 3, "\"execution\": {\"fill\": \"close\"}", SF_SIGNAL_HOLD, 1, SF_EXIT_SIGNAL);
+}
+
+Test(engine, decide_reports_exit_for_the_exit_condition_at_the_last_close)
+{
+    ohlcv rows[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {100, 101, 99, 100, 3}};
+    check_decision(rows, 3, "", SF_SIGNAL_EXIT, 1, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "\"side\": \"short\"", SF_SIGNAL_EXIT, -1, SF_EXIT_SIGNAL);
+}
+
+Test(engine, decide_reports_exit_when_the_last_bar_hits_the_stop_or_the_target)
+{
+    ohlcv stop[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {99, 99, 94, 96, 1}};
+    check_decision(stop, 3, RISK, SF_SIGNAL_EXIT, 1, SF_EXIT_STOP_LOSS);
+    ohlcv target[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {101, 111, 100, 105, 1}};
+    check_decision(target, 3, RISK, SF_SIGNAL_EXIT, 1, SF_EXIT_TAKE_PROFIT);
+    /* no touch: hold */
+    ohlcv quiet[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {100, 109, 96, 105, 1}};
+    check_decision(quiet, 3, RISK, SF_SIGNAL_HOLD, 1, SF_EXIT_SIGNAL);
+}
+
+Test(engine, decide_refuses_an_entry_on_the_bar_of_an_exit_as_a_backtest_does)
+{
+    /* exit signal at bar 1 fills at bar 2's open; the entry signal at bar 2's
+     * close is ignored (a new entry needs a later signal) */
+    ohlcv rows[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 3}, {100, 101, 99, 100, 2}};
+    check_decision(rows, 3, "", SF_SIGNAL_FLAT, 0, SF_EXIT_SIGNAL);
+}
+
+/* The decision at bar k of prefix 0..k, read off the full backtest's trades. */
+static sf_signal expected_at(const sf_result *r, const sf_bars *b, size_t k, int fill_close,
+                             sf_exit_reason *why)
+{
+    int64_t tk = b->ts[k], tn = b->ts[k + 1];
+    for (size_t t = 0; t < r->n_trades; t++) {
+        const sf_trade *tr = &r->trades[t];
+        *why = tr->exit_reason;
+        if (tr->exit_time == tk && (fill_close || tr->exit_reason != SF_EXIT_SIGNAL))
+            return SF_SIGNAL_EXIT; /* stop/target in bar k, or a fill at its close */
+        if (!fill_close && tr->exit_time == tn && tr->exit_reason == SF_EXIT_SIGNAL &&
+            tr->entry_time <= tk)
+            return SF_SIGNAL_EXIT; /* ordered at k's close, filled at k+1's open */
+        if (tr->entry_time == (fill_close ? tk : tn))
+            return SF_SIGNAL_ENTER;
+        if (tr->entry_time <= tk && tr->exit_time > tk)
+            return SF_SIGNAL_HOLD;
+    }
+    return SF_SIGNAL_FLAT;
+}
+
+static void check_decide_matches_backtest(const char *fill, const char *side)
+{
+    const size_t n = 300;
+    sf_bars *b = walk_bars(n, 77);
+    sf_logic *lg = parse(busy_logic(fill, side));
+    sf_result *r = run(lg, b);
+    cr_assert_gt(r->n_trades, 5);
+    int fill_close = strcmp(fill, "close") == 0;
+    size_t seen[SF_SIGNAL__COUNT] = {0};
+    for (size_t k = 1; k + 2 < n; k++) {
+        sf_bars view = *b;
+        view.n = k + 1;
+        sf_decision d = decide(lg, &view);
+        sf_exit_reason why = SF_EXIT_SIGNAL;
+        sf_signal want = expected_at(r, b, k, fill_close, &why);
+        cr_assert_eq(d.signal, want, "%s/%s bar %zu: %s, backtest says %s", fill, side, k,
+                     sf_signal_name(d.signal), sf_signal_name(want));
+        if (want == SF_SIGNAL_EXIT)
+            cr_assert_eq(d.exit_reason, why, "%s/%s bar %zu: exit reason", fill, side, k);
+        cr_assert_eq(d.side, want == SF_SIGNAL_FLAT ? 0 : (side[0] == 's' ? -1 : 1));
+        seen[want]++;
+    }
+    for (int s = 0; s < SF_SIGNAL__COUNT; s++)
+        cr_assert_gt(seen[s], 0, "%s/%s: no %s decision in the series", fill, side,
+                     sf_signal_name((sf_signal)s));
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, decide_at_every_bar_agrees_with_the_backtests_trades)
+{
+    check_decide_matches_backtest("next_open", "long");
+    check_decide_matches_backtest("next_open", "short");
+    check_decide_matches_backtest("close", "long");
+    check_decide_matches_backtest("close", "short");
+}
+
+Test(engine, decide_checks_its_inputs_and_the_cancel_flag)
+{
+    ohlcv rows[2] = {{100, 100, 100, 100, 1}, {100, 100, 100, 100, 2}};
+    sf_bars *b = make_bars(rows, 2);
+    sf_logic *lg = vol_logic("");
+    sf_decision d;
+    sf_err err;
+    atomic_int flag = 1;
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.cancel = &flag;
+    cr_assert_eq(sf_engine_decide(lg, b, &o, &d, &err), SF_ERR_CANCELLED);
+    sf_bars empty = *b;
+    empty.n = 0;
+    cr_assert_eq(sf_engine_decide(lg, &empty, NULL, &d, &err), SF_ERR_INVALID);
+    cr_assert_str_eq(sf_signal_name(SF_SIGNAL_HOLD), "hold");
+    cr_assert_str_eq(sf_signal_name((sf_signal)99), "unknown");
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}

@@ -123,4 +123,41 @@ void sf_result_free(sf_result *result);
 sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
                             uint8_t *entry, uint8_t *exit_, sf_err *err);
 
+/* ---- the live decision (logic executions) ------------------------------ */
+
+typedef enum sf_signal {
+    SF_SIGNAL_FLAT,   /* flat, and no entry at the last close */
+    SF_SIGNAL_ENTER,  /* flat, and the entry condition holds at the last close */
+    SF_SIGNAL_EXIT,   /* in a position: the exit condition holds at the last close,
+                       * or a stop / target was hit during the last bar */
+    SF_SIGNAL_HOLD,   /* in a position, no exit */
+    SF_SIGNAL__COUNT
+} sf_signal;
+
+typedef struct sf_decision {
+    sf_signal signal;
+    int side;                   /* +1 long, -1 short: the position entered, exited or
+                                 * held; 0 for SF_SIGNAL_FLAT */
+    size_t bar;                 /* index of the last bar (bars->n - 1) */
+    int64_t bar_time;           /* its time */
+    double close;               /* its close */
+    sf_exit_reason exit_reason; /* SF_SIGNAL_EXIT: signal, stop_loss or take_profit
+                                 * (end_of_data when a ruined account closed it) */
+} sf_decision;
+
+/* "flat", "enter", "exit", "hold"; "unknown" out of range. */
+const char *sf_signal_name(sf_signal signal);
+
+/*
+ * The decision at the LAST bar as a live system acts on it: the run of
+ * sf_engine_run over bars (the same fills, stops, costs and ruin) except that
+ * the last bar is not the end of the data: nothing is closed at its close,
+ * and the conditions evaluated on its close decide. Entry needs a flat
+ * position and, as in a backtest, is refused on the bar of an exit. bars->n
+ * >= 1. opts may be NULL (only cancel and cache are used). Errors as
+ * sf_engine_run.
+ */
+sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts,
+                           sf_decision *out, sf_err *err);
+
 #endif
