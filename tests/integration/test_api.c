@@ -1,0 +1,599 @@
+/*
+ * Integration tests for sf-api: each test starts the built sf-api (fork/exec
+ * from SF_BINARY_DIR, PORT=0, its port read from the "listening" log line)
+ * against a scratch database with the migrations applied and a queue name of
+ * its own, with two users whose keys are made through sf/auth.h, and talks
+ * to it over HTTP with sf/http.h.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/testenv.h"
+#include "sf/auth.h"
+#include "sf/dataset.h"
+#include "sf/http.h"
+#include "sf/migrate.h"
+
+#define MAX_BODY 8192
+#define SWEEP_MAX 50
+
+static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
+static sf_db *g_db;
+static pid_t g_pid = -1;
+static int g_port;
+static sf_http *g_http;
+static sf_auth_key g_key1, g_key2;
+static char g_user1[SF_AUTH_ID_MAX], g_user2[SF_AUTH_ID_MAX];
+
+static const char LOGIC[] =
+    "{\"name\":\"sma-cross\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"
+    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}";
+
+/* ---- the server --------------------------------------------------------------------- */
+
+static void import_dataset(void)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_bars_new(50, &b, &err), SF_OK);
+    for (size_t i = 0; i < 50; i++) {
+        double p = 100.0 + (double)(i % 7);
+        b->ts[i] = 1704067200 + (int64_t)i * 86400;
+        b->open[i] = b->close[i] = p;
+        b->high[i] = p + 1;
+        b->low[i] = p - 1;
+        b->volume[i] = 10;
+    }
+    cr_assert_eq(sf_dataset_import(g_db, "BTC-USD", "1d", b, NULL, &err), SF_OK, "%s", err.msg);
+    sf_bars_free(b);
+}
+
+/* Read the child's stdout until its "listening" line; returns the port. */
+static int read_port(int fd)
+{
+    char buf[8192];
+    size_t len = 0;
+    for (int waited = 0; waited < 10000;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        const char *l = strstr(buf, "\"listening\"");
+        const char *pp = l ? strstr(l, "\"port\":") : NULL;
+        if (pp && strchr(pp, '\n'))
+            return atoi(pp + 7); /* test code: the log line was just produced by sf-api */
+    }
+    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
+    return 0;
+}
+
+static void start_api(void)
+{
+    char env[12][1200];
+    snprintf(env[0], sizeof env[0], "DATABASE_URL=%s", g_url);
+    snprintf(env[1], sizeof env[1], "REDIS_URL=%s", g_redis);
+    snprintf(env[2], sizeof env[2], "QUEUE=%s", g_queue);
+    snprintf(env[3], sizeof env[3], "PORT=0");
+    snprintf(env[4], sizeof env[4], "BIND_ADDRESS=127.0.0.1");
+    snprintf(env[5], sizeof env[5], "API_THREADS=2");
+    snprintf(env[6], sizeof env[6], "MAX_BODY_BYTES=%d", MAX_BODY);
+    snprintf(env[7], sizeof env[7], "SWEEP_MAX_COMBINATIONS=%d", SWEEP_MAX);
+    snprintf(env[8], sizeof env[8], "LOG_LEVEL=info");
+    char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    g_pid = fork();
+    cr_assert_geq(g_pid, 0);
+    if (g_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        char *argv[] = {(char *)(uintptr_t) "sf-api", NULL};
+        execve(SF_BINARY_DIR "/sf-api", argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    g_port = read_port(fds[0]);
+    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
+}
+
+static int stop_api(void)
+{
+    int status = -1;
+    if (g_pid <= 0)
+        return -1;
+    kill(g_pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
+            g_pid = -1;
+            return status;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, &status, 0);
+    g_pid = -1;
+    return -1;
+}
+
+static void setup(void)
+{
+    char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
+    snprintf(g_base_url, sizeof g_base_url, "%s", base);
+    snprintf(g_redis, sizeof g_redis, "%s", redis);
+    free(base);
+    free(redis);
+    sf_testenv_random_name("t_api_", g_queue, sizeof g_queue);
+    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
+    g_db = sf_testenv_db_open(g_url);
+    sf_err err = {0};
+    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
+        cr_assert_fail("migrations: %s", err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s",
+                 err.msg);
+    import_dataset();
+    start_api();
+    sf_http_opts o = {.timeout_ms = 20000};
+    cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+}
+
+static void teardown(void)
+{
+    stop_api();
+    sf_http_free(g_http);
+    sf_db_close(g_db);
+    g_db = NULL;
+    sf_testenv_scratch_drop(g_base_url, g_name);
+}
+
+TestSuite(api, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- HTTP helpers ----------------------------------------------------------------------- */
+
+typedef struct reply {
+    long status;
+    json_t *json;   /* parsed body, or NULL */
+    char text[16384];
+} reply;
+
+static void call(reply *r, const char *method, const char *path, const sf_auth_key *key, const char *body,
+                 const char *idem)
+{
+    char url[256], auth[128], idem_h[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key->text : "");
+    snprintf(idem_h, sizeof idem_h, "Idempotency-Key: %s", idem ? idem : "");
+    const char *h[4] = {NULL, NULL, NULL, NULL};
+    int n = 0;
+    if (key)
+        h[n++] = auth;
+    if (idem)
+        h[n++] = idem_h;
+    sf_http_response resp;
+    sf_http_response_init(&resp);
+    sf_err err = {0};
+    sf_status st = sf_http_request(g_http, method, url, h, body, body ? strlen(body) : 0, &resp, &err);
+    cr_assert_eq(st, SF_OK, "%s %s: %s", method, path, err.msg);
+    r->status = resp.status;
+    snprintf(r->text, sizeof r->text, "%s", sf_buf_str(&resp.body));
+    r->json = json_loads(r->text, 0, NULL);
+    sf_http_response_destroy(&resp);
+}
+
+static const char *error_code(const reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static const char *error_field(const reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* POST a backtest of LOGIC on BTC-USD 1d; returns the id (static storage per call site). */
+static void submit_ok(const sf_auth_key *key, char *id, size_t size)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}", LOGIC);
+    reply r;
+    call(&r, "POST", "/v1/backtests", key, body, NULL);
+    cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
+    snprintf(id, size, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+}
+
+static long long count(const char *sql_fmt, const char *arg)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, sql_fmt, arg);
+    return sf_testenv_query_int(g_db, sql);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+Test(api, requests_without_a_valid_key_are_401_with_a_json_error)
+{
+    reply r;
+    call(&r, "GET", "/v1/datasets", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(error_code(&r), "unauthorized");
+    json_decref(r.json);
+
+    sf_auth_key bad;
+    sf_auth_key_generate(&bad, NULL); /* well formed, never stored */
+    call(&r, "POST", "/v1/backtests", &bad, "{}", NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+                     "invalid API key");
+    json_decref(r.json);
+
+    sf_err err = {0};
+    cr_assert_eq(sf_auth_key_revoke(g_db, g_key2.id, NULL, &err), SF_OK, "%s", err.msg);
+    call(&r, "GET", "/v1/datasets", &g_key2, NULL, NULL);
+    cr_assert_eq(r.status, 401, "a revoked key still works");
+    json_decref(r.json);
+    call(&r, "GET", "/v1/datasets", &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    json_t *ds = json_array_get(json_object_get(r.json, "datasets"), 0);
+    cr_assert_str_eq(jstr(ds, "symbol"), "BTC-USD");
+    cr_assert_eq(json_integer_value(json_object_get(ds, "bars")), 50);
+    json_decref(r.json);
+}
+
+Test(api, invalid_logic_is_400_naming_every_json_path)
+{
+    const char *body = "{\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"logic\":{\"name\":\"x\","
+                       "\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":0}},"
+                       "\"entry\":{\"gt\":[\"fast\",\"nope\"]},\"exit\":{\"lt\":[\"fast\",1]}}}";
+    reply r;
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.text);
+    cr_assert_str_eq(error_code(&r), "invalid_logic");
+    json_t *errors = json_object_get(json_object_get(r.json, "error"), "errors");
+    cr_assert_geq(json_array_size(errors), 2, "%s", r.text);
+    int saw_period = 0;
+    for (size_t i = 0; i < json_array_size(errors); i++)
+        saw_period |= strcmp(jstr(json_array_get(errors, i), "field"), "logic.indicators.fast.period") == 0;
+    cr_assert(saw_period, "%s", r.text);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 0);
+}
+
+Test(api, accepted_backtest_is_pending_and_notified_in_its_transaction)
+{
+    sf_db *listener = sf_testenv_db_open(g_url);
+    sf_testenv_exec(listener, "LISTEN sf_jobs");
+    char id[64];
+    submit_ok(&g_key1, id, sizeof id);
+    int got = 0;
+    char ch[64], pl[64];
+    sf_err err = {0};
+    cr_assert_eq(sf_db_wait_notify(listener, 5000, &got, ch, sizeof ch, pl, sizeof pl, &err), SF_OK);
+    cr_assert_eq(got, 1, "no NOTIFY sf_jobs");
+    cr_assert_str_eq(ch, "sf_jobs");
+    sf_db_close(listener);
+
+    reply r;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_str_eq(jstr(r.json, "status"), "pending");
+    cr_assert_str_eq(jstr(r.json, "priority"), "normal");
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "attempt")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "max_attempts")), 3);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'pending' AND logic IS NOT NULL", id), 1);
+
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert(strstr(r.text, "job is pending") != NULL, "%s", r.text);
+    json_decref(r.json);
+}
+
+Test(api, idempotency_key_returns_the_same_job_and_rejects_a_different_body)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"priority\":\"high\"}",
+             LOGIC);
+    reply a, b, c;
+    call(&a, "POST", "/v1/backtests", &g_key1, body, "retry-me-1");
+    call(&b, "POST", "/v1/backtests", &g_key1, body, "retry-me-1");
+    cr_assert_eq(a.status, 202, "%s", a.text);
+    cr_assert_eq(b.status, 200, "%s", b.text);
+    cr_assert_str_eq(jstr(a.json, "id"), jstr(b.json, "id"));
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE idempotency_key = '%s'", "retry-me-1"), 1);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"priority\":\"low\"}",
+             LOGIC);
+    call(&c, "POST", "/v1/backtests", &g_key1, body, "retry-me-1");
+    cr_assert_eq(c.status, 409, "%s", c.text);
+    cr_assert_str_eq(error_field(&c), "Idempotency-Key");
+    /* the same key is another user's own */
+    reply d;
+    call(&d, "POST", "/v1/backtests", &g_key2, body, "retry-me-1");
+    cr_assert_eq(d.status, 202, "%s", d.text);
+    json_decref(a.json);
+    json_decref(b.json);
+    json_decref(c.json);
+    json_decref(d.json);
+}
+
+Test(api, another_users_job_is_404)
+{
+    char id[64], path[128];
+    submit_ok(&g_key1, id, sizeof id);
+    reply r;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    call(&r, "GET", path, &g_key2, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(error_code(&r), "not_found");
+    json_decref(r.json);
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    call(&r, "POST", path, &g_key2, "{}", NULL);
+    cr_assert_eq(r.status, 404);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'pending'", id), 1);
+    call(&r, "GET", "/v1/jobs/not-a-uuid", &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    json_decref(r.json);
+}
+
+Test(api, cancel_of_a_pending_job_makes_it_cancelled)
+{
+    char id[64], path[128];
+    submit_ok(&g_key1, id, sizeof id);
+    reply r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    call(&r, "POST", path, &g_key1, "{}", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_str_eq(jstr(r.json, "status"), "cancelled");
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'cancelled'", id), 1);
+    call(&r, "POST", path, &g_key1, "{}", NULL);
+    cr_assert_eq(r.status, 409, "%s", r.text);
+    json_decref(r.json);
+}
+
+Test(api, sweep_over_the_limit_is_400_with_the_count)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"logic\":%s,\"grid\":{\"indicators.fast.period\":{\"from\":1,\"to\":6,\"step\":1},"
+             "\"indicators.slow.period\":{\"from\":10,\"to\":19,\"step\":1}},\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}",
+             LOGIC);
+    reply r;
+    call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.text);
+    cr_assert_str_eq(error_code(&r), "sweep_too_large");
+    cr_assert(strstr(r.text, "60") != NULL, "%s", r.text);
+    cr_assert(strstr(r.text, "50") != NULL, "%s", r.text);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM batches%s", ""), 0);
+}
+
+Test(api, sweep_with_an_invalid_combination_is_400)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"logic\":%s,\"grid\":{\"indicators.fast.period\":[2,0]},\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}",
+             LOGIC);
+    reply r;
+    call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.text);
+    cr_assert_str_eq(error_code(&r), "invalid_grid");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "error"), "combination")), 1, "%s",
+                 r.text);
+    json_decref(r.json);
+}
+
+/* Submit the 3 x 4 sweep; returns the batch id. */
+static void sweep_3x4(char *id, size_t size)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"logic\":%s,\"grid\":{\"indicators.fast.period\":[2,3,4],\"indicators.slow.period\":[10,20,30,40]},"
+             "\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"priority\":\"low\"}",
+             LOGIC);
+    reply r;
+    call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "total")), 12);
+    snprintf(id, size, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+}
+
+Test(api, sweep_creates_one_pending_child_per_combination)
+{
+    char id[64], path[128];
+    sweep_3x4(id, sizeof id);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE batch_id = '%s' AND logic IS NULL AND status = 'pending' "
+                       "AND priority = 2",
+                       id),
+                 12);
+    cr_assert_eq(count("SELECT count(DISTINCT combo_index) FROM jobs WHERE batch_id = '%s' AND combo_index "
+                       "BETWEEN 0 AND 11",
+                       id),
+                 12);
+    reply r;
+    snprintf(path, sizeof path, "/v1/batches/%s", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "counts"), "pending")), 12);
+    cr_assert_eq(json_real_value(json_object_get(r.json, "progress")), 0.0);
+    cr_assert_str_eq(jstr(r.json, "status"), "in_progress");
+    json_decref(r.json);
+    call(&r, "GET", path, &g_key2, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    json_decref(r.json);
+}
+
+Test(api, batch_leaderboard_ranks_members_with_their_grid_params)
+{
+    char id[64], path[160], sql[512];
+    sweep_3x4(id, sizeof id);
+    /* Members 5 and 9 finish with sharpe 2.5 and 1.5; member 0 fails. Index 5
+     * = fast 3 (second value), slow 20; index 9 = fast 4, slow 20. */
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE batch_id = '%s' AND combo_index IN (5, 9)",
+             id);
+    sf_testenv_exec(g_db, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO results (job_id, metrics, trades, equity) SELECT id, jsonb_build_object('sharpe', "
+             "CASE combo_index WHEN 5 THEN 2.5 ELSE 1.5 END, 'max_drawdown', 0.1), '[]', '[]' FROM jobs "
+             "WHERE batch_id = '%s' AND combo_index IN (5, 9)",
+             id);
+    sf_testenv_exec(g_db, sql);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET status = 'failed' WHERE batch_id = '%s' AND combo_index = 0", id);
+    sf_testenv_exec(g_db, sql);
+
+    reply r;
+    snprintf(path, sizeof path, "/v1/batches/%s?by=sharpe&top=1", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "done")), 3);
+    cr_assert_float_eq(json_real_value(json_object_get(r.json, "progress")), 0.25, 1e-12);
+    json_t *best = json_object_get(r.json, "best");
+    cr_assert_eq(json_array_size(best), 1, "%s", r.text);
+    json_t *m = json_array_get(best, 0);
+    cr_assert_eq(json_integer_value(json_object_get(m, "index")), 5);
+    json_t *params = json_object_get(m, "params");
+    cr_assert_eq(json_integer_value(json_object_get(params, "indicators.fast.period")), 3, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(params, "indicators.slow.period")), 20, "%s", r.text);
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "metrics"), "sharpe")), 2.5, 1e-12);
+    json_decref(r.json);
+
+    snprintf(path, sizeof path, "/v1/batches/%s?by=bogus", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(error_field(&r), "by");
+    json_decref(r.json);
+}
+
+Test(api, batch_cancel_cancels_every_pending_member)
+{
+    char id[64], path[160];
+    sweep_3x4(id, sizeof id);
+    reply r;
+    snprintf(path, sizeof path, "/v1/batches/%s/cancel", id);
+    call(&r, "POST", path, &g_key1, "{}", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(r.json, "cancelled")), 12, "%s", r.text);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE batch_id = '%s' AND status = 'cancelled'", id), 12);
+}
+
+Test(api, body_over_the_maximum_is_413)
+{
+    char *big = malloc(MAX_BODY + 100);
+    memset(big, ' ', MAX_BODY + 99);
+    big[0] = '{';
+    big[MAX_BODY + 98] = '}';
+    big[MAX_BODY + 99] = '\0';
+    reply r;
+    call(&r, "POST", "/v1/backtests", &g_key1, big, NULL);
+    free(big);
+    cr_assert_eq(r.status, 413, "%s", r.text);
+    cr_assert_str_eq(error_code(&r), "body_too_large");
+    json_decref(r.json);
+}
+
+Test(api, malformed_or_incomplete_requests_are_400_naming_the_field)
+{
+    reply r;
+    call(&r, "POST", "/v1/backtests", &g_key1, "{\"logic\": {", NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(error_code(&r), "invalid_json");
+    json_decref(r.json);
+    char body[2048];
+    snprintf(body, sizeof body, "{\"logic\":%s,\"timeframe\":\"1d\"}", LOGIC);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(error_field(&r), "symbol");
+    json_decref(r.json);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"ETH\",\"timeframe\":\"1d\"}", LOGIC);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(error_code(&r), "dataset_not_found");
+    cr_assert_str_eq(error_field(&r), "symbol");
+    json_decref(r.json);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"colour\":1}", LOGIC);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(error_field(&r), "colour");
+    json_decref(r.json);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"priority\":\"urgent\"}",
+             LOGIC);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(error_field(&r), "priority");
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 0);
+}
+
+Test(api, unknown_routes_are_404_and_wrong_methods_405_in_json)
+{
+    reply r;
+    call(&r, "GET", "/v2/nothing", &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(error_code(&r), "not_found");
+    json_decref(r.json);
+    call(&r, "DELETE", "/v1/backtests", &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(error_code(&r), "method_not_allowed");
+    json_decref(r.json);
+}
+
+Test(api, health_ready_and_metrics_answer)
+{
+    reply r;
+    call(&r, "GET", "/health", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    json_decref(r.json);
+    call(&r, "GET", "/ready", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_str_eq(jstr(r.json, "redis"), "ok");
+    json_decref(r.json);
+    call(&r, "GET", "/v1/datasets", NULL, NULL, NULL); /* a 401 to count */
+    json_decref(r.json);
+    call(&r, "GET", "/metrics", NULL, NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.text, "# TYPE http_request_duration_seconds histogram") != NULL, "%s", r.text);
+    cr_assert(strstr(r.text, "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n") != NULL,
+              "%s", r.text);
+    cr_assert(strstr(r.text, "http_request_duration_seconds_count{method=\"GET\",route=\"/v1/datasets\",status_code=\"401\"} 1\n") != NULL,
+              "%s", r.text);
+    cr_assert(strstr(r.text, "process_cpu_seconds_total ") != NULL);
+    cr_assert(strstr(r.text, "process_open_fds ") != NULL);
+}
+
+Test(api, sigterm_stops_the_server_with_status_0)
+{
+    int status = stop_api();
+    cr_assert(WIFEXITED(status), "status %d", status);
+    cr_assert_eq(WEXITSTATUS(status), 0);
+}
