@@ -34,13 +34,14 @@ typedef struct ksum {
     double s, c;
 } ksum;
 
-static void ksum_add(ksum *k, double x)
+/* Branch-free Neumaier step: the compiler turns the selects into blends. */
+static inline void ksum_add(ksum *k, double x)
 {
     double t = k->s + x;
-    if (fabs(k->s) >= fabs(x))
-        k->c += (k->s - t) + x;
-    else
-        k->c += (x - t) + k->s;
+    int s_big = fabs(k->s) >= fabs(x);
+    double big = s_big ? k->s : x;
+    double small = s_big ? x : k->s;
+    k->c += (big - t) + small;
     k->s = t;
 }
 
@@ -49,77 +50,104 @@ static double ksum_get(const ksum *k)
     return k->s + k->c;
 }
 
-/* ---- returns ---------------------------------------------------------------------------- */
+/* ---- the curve, in blocks ---------------------------------------------------------------- */
 
-/* Number of usable returns: r_i for i = 1.. while equity[i-1] > 0. */
-static size_t n_returns(const double *equity, size_t n)
+/*
+ * DESIGN: returns are computed a block at a time into a small stack array
+ * (independent divisions, so they pipeline and vectorise), then summed in
+ * four interleaved lanes (sum r, sum r^2, sum min(r,0)^2); each block's
+ * partial sums go into Neumaier accumulators. That is blocked (pairwise-like)
+ * summation: the rounding error grows with the block length, not the curve
+ * length, and the order is fixed, so results are bit-identical on every run.
+ * Flat bars give r = 0 exactly and add nothing. Sharpe's variance is
+ * (S2 - S1^2/m) / (m-1); for per-bar returns |mean| is far below the
+ * deviation, so the cancellation is harmless. The drawdown scan compares by
+ * multiplication and divides only when a deeper trough is found.
+ */
+#define PERF_BLOCK 512
+#define PERF_LANES 4
+
+typedef struct curve_pass {
+    size_t m;             /* usable returns: i = 1.. while equity[i-1] > 0 */
+    ksum s1, s2, down;    /* sum r, sum r^2, sum min(r,0)^2 */
+    size_t best_peak, best_trough;
+    double worst;         /* deepest drawdown fraction */
+} curve_pass;
+
+/* Returns r_i for i in [from, from + len), summed into the pass. */
+static void sum_block(const double *equity, size_t from, size_t len, curve_pass *p)
 {
-    size_t m = 0;
-    while (m + 1 < n && equity[m] > 0)
-        m++;
-    return m;
+    double r[PERF_BLOCK];
+    for (size_t j = 0; j < len; j++)
+        r[j] = equity[from + j] / equity[from + j - 1] - 1.0;
+    for (size_t j = len; j % PERF_LANES; j++)
+        r[j] = 0.0;
+    double a1[PERF_LANES] = {0}, a2[PERF_LANES] = {0}, a3[PERF_LANES] = {0};
+    for (size_t j = 0; j < len; j += PERF_LANES) {
+        for (size_t k = 0; k < PERF_LANES; k++) {
+            double x = r[j + k], sq = x * x;
+            a1[k] += x;
+            a2[k] += sq;
+            a3[k] += x < 0 ? sq : 0.0;
+        }
+    }
+    ksum_add(&p->s1, (a1[0] + a1[1]) + (a1[2] + a1[3]));
+    ksum_add(&p->s2, (a2[0] + a2[1]) + (a2[2] + a2[3]));
+    ksum_add(&p->down, (a3[0] + a3[1]) + (a3[2] + a3[3]));
 }
 
-static double ret(const double *equity, size_t i)
+static void scan_drawdown(const double *equity, size_t n, curve_pass *p)
 {
-    return equity[i] / equity[i - 1] - 1.0;
+    size_t peak = 0;
+    double peak_v = equity[0];
+    double floor_ratio = 1.0; /* 1 - worst: below floor_ratio * peak is deeper */
+    for (size_t i = 1; i < n; i++) {
+        double cur = equity[i];
+        if (cur > peak_v) {
+            peak_v = cur;
+            peak = i;
+        } else if (cur < floor_ratio * peak_v && peak_v > 0) {
+            double dd = (peak_v - cur) / peak_v;
+            if (dd > p->worst) {
+                p->worst = dd;
+                floor_ratio = 1.0 - dd;
+                p->best_peak = peak;
+                p->best_trough = i;
+            }
+        }
+    }
 }
 
-static void risk_ratios(const double *equity, size_t n, double ppy, sf_perf *out)
+static void scan_curve(const double *equity, size_t n, curve_pass *p)
 {
-    size_t m = n_returns(equity, n);
+    *p = (curve_pass){0};
+    while (p->m + 1 < n && equity[p->m] > 0)
+        p->m++;
+    for (size_t i = 1; i <= p->m; i += PERF_BLOCK) {
+        size_t len = p->m + 1 - i < PERF_BLOCK ? p->m + 1 - i : PERF_BLOCK;
+        sum_block(equity, i, len, p);
+    }
+    scan_drawdown(equity, n, p);
+}
+
+static void risk_ratios(const curve_pass *p, double ppy, sf_perf *out)
+{
     out->sharpe = NAN;
     out->sortino = NAN;
-    if (m == 0 || !(ppy > 0))
+    if (p->m == 0 || !(ppy > 0))
         return;
-    ksum sum = {0, 0}, down = {0, 0};
-    for (size_t i = 1; i <= m; i++) {
-        double r = ret(equity, i);
-        ksum_add(&sum, r);
-        if (r < 0)
-            ksum_add(&down, r * r);
-    }
-    double mean = ksum_get(&sum) / (double)m;
-    double dd = ksum_get(&down) / (double)m;
+    double m = (double)p->m;
+    double s1 = ksum_get(&p->s1);
+    double mean = s1 / m;
+    double dd = ksum_get(&p->down) / m;
     if (dd > 0)
         out->sortino = mean / sqrt(dd) * sqrt(ppy);
-    if (m < 2)
+    if (p->m < 2)
         return;
-    ksum var = {0, 0};
-    for (size_t i = 1; i <= m; i++) {
-        double d = ret(equity, i) - mean;
-        ksum_add(&var, d * d);
-    }
-    double sd = sqrt(ksum_get(&var) / (double)(m - 1));
+    double ss = ksum_get(&p->s2) - s1 * mean;
+    double sd = ss > 0 ? sqrt(ss / (m - 1)) : 0;
     if (sd > 0)
         out->sharpe = mean / sd * sqrt(ppy);
-}
-
-/* ---- drawdown ----------------------------------------------------------------------------- */
-
-/* Deepest fall from a running peak; the first one wins ties. Peak and trough
- * times are ts[0] when the curve never falls. */
-static void drawdown(const int64_t *ts, const double *equity, size_t n, sf_perf *out)
-{
-    size_t peak = 0, best_peak = 0, best_trough = 0;
-    double worst = 0;
-    for (size_t i = 1; i < n; i++) {
-        if (equity[i] > equity[peak]) {
-            peak = i;
-            continue;
-        }
-        if (!(equity[peak] > 0))
-            continue;
-        double dd = (equity[peak] - equity[i]) / equity[peak];
-        if (dd > worst) {
-            worst = dd;
-            best_peak = peak;
-            best_trough = i;
-        }
-    }
-    out->max_drawdown = worst;
-    out->drawdown_peak_time = ts[best_peak];
-    out->drawdown_trough_time = ts[best_trough];
 }
 
 /* ---- trades --------------------------------------------------------------------------------- */
@@ -176,7 +204,11 @@ void sf_perf_compute(const int64_t *ts, const double *equity, size_t n,
     out->final_equity = equity[n - 1];
     out->total_return = initial > 0 ? out->final_equity / initial - 1.0 : NAN;
     out->cagr = cagr(ts, n, initial, out->final_equity);
-    risk_ratios(equity, n, periods_per_year, out);
-    drawdown(ts, equity, n, out);
+    curve_pass pass;
+    scan_curve(equity, n, &pass);
+    risk_ratios(&pass, periods_per_year, out);
+    out->max_drawdown = pass.worst;
+    out->drawdown_peak_time = ts[pass.best_peak];
+    out->drawdown_trough_time = ts[pass.best_trough];
     out->exposure = (double)bars_in_position / (double)n;
 }
