@@ -67,7 +67,7 @@ static api_conn *thread_conn(api_app *app, sf_err *err)
 
 static sf_status open_db(api_app *app, api_conn *c, sf_err *err)
 {
-    sf_db_opts o = {.connect_timeout_s = 5, .connect_attempts = 1,
+    sf_db_opts o = {.connect_timeout_s = 2, .connect_attempts = 1,
                     .statement_timeout_ms = (int)app->cfg->db_statement_timeout_ms,
                     .application_name = "sf-api"};
     sf_status st = sf_db_open(app->cfg->database_url, &o, &c->db, err);

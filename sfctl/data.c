@@ -92,7 +92,7 @@ static int fetch_url(const char *url, int64_t max_bytes, int64_t timeout_ms, sf_
         st = sf_http_request(http, "GET", url, NULL, NULL, 0, resp, &err);
     sf_http_free(http);
     if (st != SF_OK)
-        return cli_fail(CTL_EXIT_FAIL, "data fetch: %s", err.msg);
+        return cli_fail(st == SF_ERR_INVALID ? CTL_EXIT_USAGE : CTL_EXIT_FAIL, "data fetch: %s", err.msg);
     if (resp->status != 200)
         return cli_fail(CTL_EXIT_FAIL, "data fetch: GET %s: HTTP %ld", url, resp->status);
     return -1;

@@ -122,6 +122,9 @@ static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         return sf_err_set(err, SF_ERR_TIMEOUT, "request to %s timed out: %s", url, why);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return sf_err_set(err, SF_ERR_INVALID, "bad URL %s: %s", url, why);
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:

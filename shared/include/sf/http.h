@@ -8,8 +8,9 @@
  * back as SF_OK with status set; only transport failures are errors.
  *
  * Errors: SF_ERR_TIMEOUT (a deadline passed), SF_ERR_UNAVAILABLE (could not
- * resolve or connect), SF_ERR_LIMIT (body over max_body), SF_ERR_HTTP (any
- * other transport failure: TLS, protocol, bad URL), SF_ERR_NOMEM.
+ * resolve or connect), SF_ERR_LIMIT (body over max_body), SF_ERR_INVALID (a
+ * malformed URL or a scheme other than http/https), SF_ERR_HTTP (any other
+ * transport failure: TLS, protocol), SF_ERR_NOMEM.
  *
  * Thread safety: call sf_http_global_init once in main before threads start.
  * An sf_http is used by one thread at a time; different handles are
