@@ -460,8 +460,8 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 static const char COMPLETE_SOURCE[] =
     "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
     "$8::float8 AS cap_ms, 'transient'::text AS error_class "
-    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$9::text[]) AS s(id, fence, error, metrics, trades, equity, doc)";
+    ", s.sig FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$9::text[], $10::text[]) AS s(id, fence, error, metrics, trades, equity, doc, sig)";
 
 static const char SUCCEED_TAIL[] =
     ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
@@ -471,7 +471,46 @@ static const char SUCCEED_TAIL[] =
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
     "equity = EXCLUDED.equity, created_at = now()) SELECT id, status FROM u";
 
-enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_DOC, A_COUNT };
+/* Succeeded rows when some carry a signal: a results row for the others, a
+ * signals row (the webhook outbox entry when the schedule has a URL) for them. */
+static const char SIGNAL_TAIL[] =
+    ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
+    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), "
+    "coalesce(v.trades::jsonb, d.doc->'trades', '[]'), coalesce(v.equity::jsonb, d.doc->'equity', '[]') "
+    "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
+    "WHERE v.sig IS NULL "
+    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
+    "equity = EXCLUDED.equity, created_at = now()), "
+    "g AS (INSERT INTO signals (job_id, schedule_id, symbol, bar_time, signal, side, webhook_status, "
+    "webhook_due_at) SELECT v.id, sj.schedule_id, sj.symbol, to_timestamp((x.s->>'bar_time')::bigint), "
+    "x.s->>'signal', x.s->>'side', CASE WHEN sc.webhook_url IS NOT NULL THEN 'pending' END, "
+    "CASE WHEN sc.webhook_url IS NOT NULL THEN now() END "
+    "FROM v JOIN u ON u.id::uuid = v.id JOIN jobs sj ON sj.id = v.id "
+    "CROSS JOIN LATERAL (SELECT v.sig::jsonb AS s) x LEFT JOIN schedules sc ON sc.id = sj.schedule_id "
+    "WHERE v.sig IS NOT NULL ON CONFLICT (job_id) DO NOTHING) SELECT id, status FROM u";
+
+enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_DOC, A_SIG, A_COUNT };
+
+static const char *const SIGNAL_NAMES[] = {"enter", "exit", "hold", "flat"};
+
+/* The signal as the JSON text SIGNAL_TAIL reads; NULL = none. */
+static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, const char **out,
+                             sf_err *err)
+{
+    *out = NULL;
+    if (sig == NULL)
+        return SF_OK;
+    int known = 0;
+    for (size_t i = 0; i < sizeof SIGNAL_NAMES / sizeof SIGNAL_NAMES[0]; i++)
+        known |= sig->signal != NULL && strcmp(sig->signal, SIGNAL_NAMES[i]) == 0;
+    if (!known)
+        return sf_err_set(err, SF_ERR_INVALID, "signal \"%.16s\": not enter, exit, hold or flat",
+                          sig->signal ? sig->signal : "");
+    snprintf(buf, size, "{\"bar_time\":%" PRId64 ",\"signal\":\"%s\",\"side\":%s}", sig->bar_time,
+             sig->signal, sig->side > 0 ? "\"long\"" : sig->side < 0 ? "\"short\"" : "null");
+    *out = buf;
+    return SF_OK;
+}
 
 /* The array parameters of the rows of done[] with outcome o. */
 static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
@@ -503,6 +542,12 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
             st = arr_add(&a[A_EQUITY], done[i].equity, SIZE_MAX, err);
         if (st == SF_OK && ok_rows)
             st = arr_add(&a[A_DOC], done[i].result, SIZE_MAX, err);
+        char sig_buf[128];
+        const char *sig = NULL;
+        if (st == SF_OK && ok_rows)
+            st = signal_json(done[i].signal, sig_buf, sizeof sig_buf, &sig, err);
+        if (st == SF_OK && ok_rows)
+            st = arr_add(&a[A_SIG], sig, SIZE_MAX, err);
     }
     for (int k = 0; k < A_COUNT && st == SF_OK; k++)
         st = sf_buf_puts(&a[k], "}", err);
@@ -533,11 +578,15 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     const char *params[] = {sf_buf_str(&a[A_IDS]), sf_buf_str(&a[A_FENCES]),
                             sf_buf_str(&a[A_ERRORS]), sf_buf_str(&a[A_METRICS]),
                             sf_buf_str(&a[A_TRADES]), sf_buf_str(&a[A_EQUITY]), base, cap,
-                            sf_buf_str(&a[A_DOC])};
+                            sf_buf_str(&a[A_DOC]), sf_buf_str(&a[A_SIG])};
+    const char *tail = NULL;
+    for (size_t i = 0; o == SF_JOB_SUCCEEDED && i < n; i++)
+        tail = done[i].outcome == o && done[i].signal ? SIGNAL_TAIL : tail;
+    if (o == SF_JOB_SUCCEEDED && tail == NULL)
+        tail = SUCCEED_TAIL;
     sf_db_res *res = NULL;
     if (st == SF_OK)
-        st = run_update(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE,
-                        o == SF_JOB_SUCCEEDED ? SUCCEED_TAIL : NULL, 9, params, &res, err);
+        st = run_update(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE, tail, 10, params, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);
     if (st == SF_OK)

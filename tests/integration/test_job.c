@@ -458,7 +458,7 @@ Test(job, a_sweep_member_claim_carries_the_batch_logic_grid_and_index)
     cr_assert_eq(j.combo_index, 1);
     cr_assert_str_eq(j.logic, "{\"name\": \"s\"}");
     cr_assert_not_null(j.grid);
-    cr_assert_str_eq(j.grid, "{\"indicators.fast.period\": [5, 10]}");
+    cr_assert_str_eq(j.grid, "{\"indicators.fast.period\":[5,10]}"); /* json: the text as stored */
     cr_assert_null(j.bad);
     sf_job_destroy(&j);
 
@@ -506,4 +506,72 @@ Test(job, a_whole_result_document_fills_the_results_columns)
         id, "2 2 5");
     sf_job_destroy(&j);
     free(id);
+}
+
+/* A logic execution of a schedule (webhook set or not), claimed. */
+static char *signal_job(const char *webhook, sf_job *j)
+{
+    const char *p[] = {g_user, webhook};
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_query(g_db,
+                             "WITH s AS (INSERT INTO schedules (user_id, name, cron, logic, symbol, timeframe, "
+                             "webhook_url) VALUES ($1, 'live', '* * * * *', '" LOGIC "', 'SYM', '1d', $2) "
+                             "RETURNING id) INSERT INTO jobs (user_id, kind, logic, symbol, timeframe, status, "
+                             "schedule_id) SELECT $1, 'logic_execution', '" LOGIC "', 'SYM', '1d', 'queued', "
+                             "s.id FROM s RETURNING id",
+                             2, p, &res, &err),
+                 SF_OK, "%s", err.msg);
+    char *id = strdup(sf_db_get(res, 0, 0));
+    sf_db_res_free(res);
+    *j = claim_one(id);
+    return id;
+}
+
+Test(job, a_signal_is_recorded_with_the_completion_instead_of_a_result)
+{
+    sf_job ja, jb, jc;
+    char *a = signal_job("http://127.0.0.1:9/hook", &ja), *b = signal_job(NULL, &jb);
+    char *c = new_job("queued", 3);
+    jc = claim_one(c);
+    sf_job_signal sa = {.bar_time = 1704067200, .signal = "enter", .side = -1};
+    sf_job_signal sb = {.bar_time = 1704067260, .signal = "flat", .side = 0};
+    sf_job_done d[3];
+    memset(d, 0, sizeof d);
+    snprintf(d[0].id, sizeof d[0].id, "%s", a);
+    d[0].fence = ja.fence, d[0].outcome = SF_JOB_SUCCEEDED, d[0].signal = &sa;
+    snprintf(d[1].id, sizeof d[1].id, "%s", b);
+    d[1].fence = jb.fence, d[1].outcome = SF_JOB_SUCCEEDED, d[1].signal = &sb;
+    snprintf(d[2].id, sizeof d[2].id, "%s", c);
+    d[2].fence = jc.fence, d[2].outcome = SF_JOB_SUCCEEDED, d[2].metrics = "{\"sharpe\": 2}";
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, d, 3, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert(d[0].applied && d[1].applied && d[2].applied);
+    q1s("SELECT g.signal || ' ' || g.side || ' ' || extract(epoch FROM g.bar_time)::bigint || ' ' || g.symbol "
+        "|| ' ' || (g.schedule_id = j.schedule_id) || ' ' || g.webhook_status || ' ' || "
+        "(g.webhook_due_at <= now()) FROM signals g JOIN jobs j ON j.id = g.job_id WHERE g.job_id = $1",
+        a, "enter short 1704067200 SYM true pending true");
+    q1s("SELECT signal || ' ' || coalesce(side, '-') || ' ' || coalesce(webhook_status, 'none') FROM signals "
+        "WHERE job_id = $1", b, "flat - none");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id IN ($1::uuid)", a), 0);
+    q1s("SELECT metrics->>'sharpe' FROM results WHERE job_id = $1", c, "2");
+    q1s("SELECT status::text FROM jobs WHERE id = $1", a, "succeeded");
+    /* a late completion with a stale fence records nothing */
+    sf_job_done late = d[0];
+    late.fence += 1000;
+    cr_assert_eq(sf_job_complete(g_db, &late, 1, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(late.applied, 0);
+    cr_assert_eq(q1i("SELECT count(*) FROM signals WHERE job_id = $1", a), 1);
+    /* an unknown signal name is refused before anything is written */
+    sf_job ju;
+    char *u = signal_job(NULL, &ju);
+    sf_job_signal bad = {.bar_time = 1, .signal = "buy", .side = 1};
+    sf_job_done du;
+    memset(&du, 0, sizeof du);
+    snprintf(du.id, sizeof du.id, "%s", u);
+    du.fence = ju.fence, du.outcome = SF_JOB_SUCCEEDED, du.signal = &bad;
+    cr_assert_eq(sf_job_complete(g_db, &du, 1, NULL, &err), SF_ERR_INVALID);
+    q1s("SELECT status::text FROM jobs WHERE id = $1", u, "running");
+    sf_job_destroy(&ja), sf_job_destroy(&jb), sf_job_destroy(&jc), sf_job_destroy(&ju);
+    free(a), free(b), free(c), free(u);
 }

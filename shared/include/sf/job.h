@@ -108,6 +108,13 @@ typedef enum sf_job_outcome {
     SF_JOB_OUTCOMES
 } sf_job_outcome;
 
+/* The live signal of a succeeded logic execution (see sf_job_done.signal). */
+typedef struct sf_job_signal {
+    int64_t bar_time;      /* Unix seconds of the bar the decision was taken on */
+    const char *signal;    /* borrowed: "enter", "exit", "hold" or "flat" */
+    int side;              /* +1 long, -1 short, 0 none */
+} sf_job_signal;
+
 /* One finished attempt. */
 typedef struct sf_job_done {
     char id[SF_JOB_ID_MAX];
@@ -121,12 +128,18 @@ typedef struct sf_job_done {
                             * (sf_result_to_json); fills whichever of the three is NULL */
     int applied;           /* out: 1 = the fenced write took effect */
     char status[SF_JOB_STATUS_MAX]; /* out: the job's new status when applied */
+    const sf_job_signal *signal; /* borrowed; SF_JOB_SUCCEEDED only: record a signals row
+                                  * (schedule_id and symbol from the job) instead of a
+                                  * results row, in the same transaction; its webhook is
+                                  * marked pending (webhook_due_at = now()) when the
+                                  * job's schedule has a webhook_url. NULL = none */
 } sf_job_done;
 
 /*
  * Record finished attempts in ONE transaction (a single statement when all
  * share one outcome), each fenced on its fence and status 'running'; a
- * succeeded job gets its results row in the same transaction. Rows that do not
+ * succeeded job gets its results row (or, with a signal, its signals row) in the
+ * same transaction. Rows that do not
  * match (a stale fence: the late worker) change nothing and have applied = 0.
  */
 sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
