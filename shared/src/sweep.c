@@ -277,7 +277,7 @@ static sf_status sweep_setup(sweep *s, sf_err *err)
         s->cache = s->opts->cache;
         return SF_OK;
     }
-    size_t bytes = s->opts->cache_bytes ? s->opts->cache_bytes : SF_INDCACHE_MAX_DEFAULT;
+    size_t bytes = s->opts->cache_bytes ? s->opts->cache_bytes : SF_SWEEP_CACHE_DEFAULT;
     return sf_indcache_new(s->bars, bytes, &s->cache, err);
 }
 

@@ -35,12 +35,17 @@
 
 #define SF_SWEEP_MAX_THREADS 256
 #define SF_SWEEP_METRIC_MAX 32
+/* Default indicator-cache bound of a sweep. Members run in grid order (the
+ * last path fastest), so LRU keeps the specs of one row of the grid hot;
+ * 128 MiB holds 16 outputs of a million bars, and keeps a 100-member sweep
+ * over a million bars under 200 MB in all. */
+#define SF_SWEEP_CACHE_DEFAULT ((size_t)128 * 1024 * 1024)
 
 typedef struct sf_sweep_opts {
     int threads;                /* 1 .. SF_SWEEP_MAX_THREADS; 0 means 1 */
     const char *rank_by;        /* a metric name (sf_sweep_metric_*); NULL = "sharpe" */
     size_t top_k;               /* members kept in the result; 0 = all */
-    size_t cache_bytes;         /* indicator cache bound; 0 = SF_INDCACHE_MAX_DEFAULT */
+    size_t cache_bytes;         /* indicator cache bound; 0 = SF_SWEEP_CACHE_DEFAULT */
     sf_indcache *cache;         /* use this cache (for these bars) instead of a new one */
     const atomic_int *cancel;   /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
     sf_progress_fn progress;    /* members finished so far, of the grid size; may be NULL */
