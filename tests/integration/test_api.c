@@ -76,8 +76,13 @@ static int read_port(int fd)
         buf[len] = '\0';
         const char *l = strstr(buf, "\"listening\"");
         const char *pp = l ? strstr(l, "\"port\":") : NULL;
-        if (pp && strchr(pp, '\n'))
-            return atoi(pp + 7); /* test code: the log line was just produced by sf-api */
+        int64_t port = 0;
+        if (pp && strchr(pp, '\n')) {
+            char digits[8] = "";
+            sscanf(pp + 7, "%7[0-9]", digits);
+            cr_assert_eq(sf_config_parse_int(digits, 1, 65535, &port, NULL), SF_OK, "port in %s", pp);
+            return (int)port;
+        }
     }
     cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
     return 0;
