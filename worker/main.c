@@ -6,7 +6,7 @@
  * main: parse the configuration (exit 2 with one line per bad variable),
  * block signals before any thread starts, start the threads, and wait. One
  * sigwait thread handles signals: the first SIGTERM/SIGINT drains (stop
- * claiming, let running jobs finish within DRAIN_SECONDS, release the rest,
+ * claiming, let running jobs finish within SF_DRAIN_SECONDS, release the rest,
  * flush outcomes) and the process exits 0; a second signal exits at once
  * with status 1.
  */
@@ -18,27 +18,42 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sf/equity.h"
+#include "sf/http.h"
+#include "sf/webhook.h"
+
 #include "worker.h"
 
 #define PROG "sf-worker"
+#define DRAIN_DEFAULT_S 25
 
 static const sf_config_var config_vars[] = {
     {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, database_url),
      "PostgreSQL URL (required)"},
     {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, redis_url),
      "Redis URL (required)"},
-    {"WORKER_THREADS", SF_CFG_INT, "2", 1, WRK_THREADS_MAX, NULL, 0, offsetof(wrk_config, threads),
-     "runner threads (jobs run at once)"},
+    {"WORKER_THREADS", SF_CFG_INT, "0", 0, WRK_THREADS_MAX, NULL, 0, offsetof(wrk_config, threads),
+     "runner threads (jobs run at once); 0 = one per online CPU"},
     {"WORKER_NAME", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(wrk_config, name),
      "name recorded on claimed jobs; empty = hostname-pid"},
     {"LEASE_SECONDS", SF_CFG_INT, "30", 1, 3600, NULL, 0, offsetof(wrk_config, lease_seconds),
      "job lease; renewed every third of it"},
-    {"DRAIN_SECONDS", SF_CFG_INT, "25", 0, 3600, NULL, 0, offsetof(wrk_config, drain_seconds),
-     "on SIGTERM, how long running jobs may finish before they are released"},
+    {"SF_DRAIN_SECONDS", SF_CFG_INT, "-1", -1, 3600, NULL, 0, offsetof(wrk_config, drain_seconds),
+     "on SIGTERM, how long running jobs may finish before they are released; -1 = DRAIN_SECONDS, else 25"},
+    {"DRAIN_SECONDS", SF_CFG_INT, "-1", -1, 3600, NULL, 0, offsetof(wrk_config, drain_seconds_old),
+     "old name of SF_DRAIN_SECONDS, used when that is -1; -1 = unset"},
     {"SF_CACHE_MB", SF_CFG_INT, "128", 1, 1048576, NULL, 0, offsetof(wrk_config, cache_mb),
      "memory for cached data sets (LRU)"},
     {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(wrk_config, queue),
      "queue name: Redis keys are sf:{QUEUE}:..."},
+    {"SF_EQUITY_POINTS", SF_CFG_INT, "1000", 0, 100000000, NULL, 0, offsetof(wrk_config, equity_points),
+     "most equity points stored per backtest (first, last, drawdown peak and trough kept); 0 = all"},
+    {"SF_WEBHOOK_TIMEOUT_MS", SF_CFG_INT, "5000", 100, 120000, NULL, 0,
+     offsetof(wrk_config, webhook_timeout_ms), "one webhook POST, connect included"},
+    {"SF_WEBHOOK_ATTEMPTS", SF_CFG_INT, "3", 1, SF_WEBHOOK_ATTEMPTS_MAX, NULL, 0,
+     offsetof(wrk_config, webhook_attempts), "webhook attempts before the delivery is recorded failed"},
+    {"SF_WEBHOOK_BACKOFF_MS", SF_CFG_INT, "500", 1, 60000, NULL, 0, offsetof(wrk_config, webhook_backoff_ms),
+     "pause before the second webhook attempt; doubles after each"},
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -55,9 +70,10 @@ typedef struct stop_box {
 static int print_help(void)
 {
     static const char summary[] =
-        "Claims backtest jobs from Redis, runs them with the engine on WORKER_THREADS threads and\n"
-        "records results in PostgreSQL. SIGTERM drains: no new claims, running jobs get\n"
-        "DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
+        "Claims jobs from Redis, runs backtests and logic executions with the engine on\n"
+        "WORKER_THREADS threads, records results and signals in PostgreSQL and POSTs the\n"
+        "signals of schedules with a webhook. SIGTERM drains: no new claims, running jobs get\n"
+        "SF_DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
     sf_buf b;
     sf_buf_init(&b, 1 << 16);
     sf_status st = sf_config_help(PROG, summary, config_vars, N_VARS, &b, NULL);
@@ -79,6 +95,17 @@ static int parse_args(int argc, char **argv)
     return -1;
 }
 
+/* WORKER_THREADS 0 = online CPUs; SF_DRAIN_SECONDS -1 = DRAIN_SECONDS or 25. */
+static void resolve_defaults(wrk_config *cfg)
+{
+    if (cfg->threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = cpus < 1 ? 1 : cpus > WRK_THREADS_MAX ? WRK_THREADS_MAX : cpus;
+    }
+    if (cfg->drain_seconds < 0)
+        cfg->drain_seconds = cfg->drain_seconds_old >= 0 ? cfg->drain_seconds_old : DRAIN_DEFAULT_S;
+}
+
 static int load_config(wrk_config *cfg)
 {
     sf_buf errors;
@@ -91,6 +118,12 @@ static int load_config(wrk_config *cfg)
         st = SF_ERR_CONFIG;
     }
     sf_queue_free(q);
+    if (cfg->equity_points > 0 && cfg->equity_points < SF_EQUITY_POINTS_MIN) {
+        sf_buf_printf(&errors, NULL, "SF_EQUITY_POINTS: must be 0 (keep all) or at least %d, got %lld\n",
+                      SF_EQUITY_POINTS_MIN, (long long)cfg->equity_points);
+        st = SF_ERR_CONFIG;
+    }
+    resolve_defaults(cfg);
     if (st != SF_OK)
         fprintf(stderr, "%s", sf_buf_str(&errors));
     sf_buf_destroy(&errors);
@@ -155,7 +188,8 @@ static int run(const wrk_config *cfg, sf_log *log)
         return 1;
     }
     sf_log_info(log, "worker started", SF_LF_STR("worker", w.name), SF_LF_INT("threads", cfg->threads),
-                SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_STR("queue", cfg->queue));
+                SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_INT("drain_seconds", cfg->drain_seconds),
+                SF_LF_STR("queue", cfg->queue));
     wait_for_stop(&box);
     wrk_drain_and_stop(&w);
     wrk_cache_stats cs;
@@ -179,14 +213,21 @@ int main(int argc, char **argv)
     }
     sf_log *log = NULL;
     sf_err err = {0};
+    if (sf_http_global_init(&err) != SF_OK) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        sf_config_free(config_vars, N_VARS, &cfg);
+        return 1;
+    }
     if (sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level, cfg.common.log_dir, 1,
                     &log, &err) != SF_OK) {
         fprintf(stderr, PROG ": %s\n", err.msg);
+        sf_http_global_cleanup();
         sf_config_free(config_vars, N_VARS, &cfg);
         return 2;
     }
     rc = run(&cfg, log);
     sf_log_close(log);
+    sf_http_global_cleanup();
     sf_config_free(config_vars, N_VARS, &cfg);
     return rc;
 }

@@ -6,6 +6,12 @@
  * in the range) fail it permanently; a cancel request ends it cancelled, or
  * released when the drain asked; a database outage while loading bars
  * retries the load (no attempt is spent); anything unexpected is transient.
+ *
+ * A backtest stores its result with the equity curve downsampled to
+ * SF_EQUITY_POINTS (metrics come from the full curve). A logic execution
+ * (kind "logic_execution") takes the engine's live decision at the newest bar
+ * and hands it to the completer as the job's signal: the signals row is
+ * written in the completion's transaction, the webhook is sent after it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +20,7 @@
 
 #include "sf/dataset.h"
 #include "sf/engine.h"
+#include "sf/equity.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
 #include "sf/result.h"
@@ -99,6 +106,9 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     sf_result *res = NULL;
     sf_err err = {0};
     sf_status st = sf_engine_run(logic, bars, &opts, &res, &err);
+    if (st == SF_OK)
+        res->n_equity = sf_equity_downsample(res->ts, res->equity, res->n_equity,
+                                             (size_t)slot->w->cfg->equity_points);
     sf_buf json;
     sf_buf_init(&json, RESULT_MAX);
     if (st == SF_OK)
@@ -116,6 +126,27 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     sf_buf_destroy(&json);
 }
 
+static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
+{
+    sf_run_opts opts;
+    sf_run_opts_init(&opts);
+    opts.cancel = &slot->cancel;
+    sf_decision dec;
+    sf_err err = {0};
+    sf_status st = sf_engine_decide(logic, bars, &opts, &dec, &err);
+    if (st == SF_OK) {
+        outcome(out, SF_JOB_SUCCEEDED, NULL);
+        out->sig.bar_time = dec.bar_time;
+        out->sig.signal = sf_signal_name(dec.signal); /* a static string */
+        out->sig.side = dec.side;
+        out->d.signal = &out->sig;
+    } else if (st == SF_ERR_CANCELLED) {
+        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
+    } else {
+        outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+    }
+}
+
 static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, wrk_done *out)
 {
     const sf_job *job = &slot->job;
@@ -129,7 +160,10 @@ static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *al
         outcome(out, SF_JOB_FAILED, msg);
         return;
     }
-    run_engine(slot, logic, &view, out);
+    if (strcmp(job->kind, "logic_execution") == 0)
+        run_decide(slot, logic, &view, out);
+    else
+        run_engine(slot, logic, &view, out);
 }
 
 void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)

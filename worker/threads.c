@@ -234,10 +234,35 @@ static void ack_batch(completer *c, size_t n)
         sf_log_warn(c->w->log, "could not drop leases", SF_LF_STR("error", err.msg));
 }
 
+/* Wake the webhook thread when signals were committed (it finds out which
+ * have a webhook due: the signals table is the outbox). */
+static void hint_webhooks(completer *c, size_t n)
+{
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= c->done[i].applied && c->done[i].signal && c->done[i].outcome == SF_JOB_SUCCEEDED;
+    if (!any)
+        return;
+    pthread_mutex_lock(&c->w->mu);
+    c->w->hook_hint = 1;
+    pthread_cond_signal(&c->w->hook_cv);
+    pthread_mutex_unlock(&c->w->mu);
+}
+
+static void log_signal(completer *c, const sf_job_done *d)
+{
+    if (!d->applied || d->signal == NULL || d->outcome != SF_JOB_SUCCEEDED)
+        return;
+    sf_log_info(c->w->log, "signal recorded", SF_LF_STR("job_id", d->id),
+                SF_LF_STR("signal", d->signal->signal), SF_LF_INT("side", d->signal->side),
+                SF_LF_INT("bar_time", d->signal->bar_time));
+}
+
 static void log_batch(completer *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const sf_job_done *d = &c->done[i];
+        log_signal(c, d);
         const char *status = d->applied ? d->status : "lease_lost";
         sf_log_info(c->w->log, "job finished", SF_LF_STR("job_id", d->id),
                     SF_LF_INT("attempt", c->items[i]->attempt), SF_LF_STR("worker", c->w->name),
@@ -272,6 +297,7 @@ void *wrk_completer_main(void *arg)
     for (size_t n; (n = take_batch(c)) > 0;) {
         if (c->db)
             commit_batch(c, n);
+        hint_webhooks(c, n);
         if (c->q)
             ack_batch(c, n);
         log_batch(c, n);

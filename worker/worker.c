@@ -122,6 +122,7 @@ int wrk_start(wrk *w, sf_err *err)
     pthread_cond_init(&w->idle_cv, NULL);
     pthread_cond_init(&w->done_cv, NULL);
     pthread_cond_init(&w->tick_cv, NULL);
+    pthread_cond_init(&w->hook_cv, NULL);
     w->n_slots = (int)w->cfg->threads;
     w->slots = calloc((size_t)w->n_slots, sizeof *w->slots);
     if (w->slots == NULL)
@@ -135,6 +136,7 @@ int wrk_start(wrk *w, sf_err *err)
     }
     if (pthread_create(&w->completer, NULL, wrk_completer_main, w) != 0 ||
         pthread_create(&w->heartbeat, NULL, wrk_heartbeat_main, w) != 0 ||
+        pthread_create(&w->webhook, NULL, wrk_webhook_main, w) != 0 ||
         pthread_create(&w->claimer, NULL, wrk_claimer_main, w) != 0)
         return sf_err_sys(err, SF_ERR_INTERNAL, errno, "could not start a thread"), -1;
     return 0;
@@ -202,6 +204,11 @@ void wrk_drain_and_stop(wrk *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->completer, NULL);
     pthread_join(w->heartbeat, NULL);
+    pthread_mutex_lock(&w->mu); /* every signal is committed: one last webhook pass */
+    w->hook_stop = 1;
+    pthread_cond_broadcast(&w->hook_cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->webhook, NULL);
     free(w->slots);
     w->slots = NULL;
 }

@@ -9,7 +9,10 @@
  *              then drops their Redis leases in one command, logs each job;
  *   heartbeat  every lease/3 renews the leases of running and not yet
  *              committed jobs (one statement + one script); marks lost leases
- *              and cancel requests on the slots.
+ *              and cancel requests on the slots;
+ *   webhook    after commits of signals (and every few seconds) claims due
+ *              webhook deliveries from the signals table, POSTs them signed,
+ *              records the outcome.
  * main.c: config, signals (one sigwait thread), start, drain, stop.
  *
  * Shared state: struct wrk. Lock order: wrk.mu only (the cache has its own
@@ -41,9 +44,14 @@ typedef struct wrk_config {
     int64_t threads;
     char *name;
     int64_t lease_seconds;
-    int64_t drain_seconds;
+    int64_t drain_seconds;       /* SF_DRAIN_SECONDS, or the old name DRAIN_SECONDS */
+    int64_t drain_seconds_old;   /* DRAIN_SECONDS; -1 = not set */
     int64_t cache_mb;
     char *queue;
+    int64_t equity_points;       /* SF_EQUITY_POINTS: stored equity points; 0 = all */
+    int64_t webhook_timeout_ms;  /* per attempt */
+    int64_t webhook_attempts;
+    int64_t webhook_backoff_ms;  /* before the 2nd attempt, doubling */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
@@ -69,6 +77,7 @@ typedef struct wrk_done {
     sf_job_done d;
     char *error;     /* d.error points here */
     char *result;    /* d.result points here */
+    sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;
 } wrk_done;
@@ -85,18 +94,21 @@ typedef struct wrk {
     pthread_cond_t idle_cv;   /* a slot became idle */
     pthread_cond_t done_cv;   /* outcomes queued, or runners finished */
     pthread_cond_t tick_cv;   /* heartbeat sleep; broadcast at shutdown */
+    pthread_cond_t hook_cv;   /* signals with a webhook were committed, or hook_stop */
     /* guarded by mu */
     int stopping;             /* SIGTERM: claim no more */
     int runners_done;         /* every runner has returned */
     int background_stop;      /* completer and heartbeat may end */
     wrk_done *done_head, *done_tail;
     size_t done_count;
+    int hook_hint;            /* the completer committed signals: look for due webhooks */
+    int hook_stop;            /* the webhook thread: one last pass, then return */
 
     atomic_int claim_stop;    /* set with stopping; read without the lock */
 
     int n_slots;
     wrk_slot *slots;
-    pthread_t claimer, completer, heartbeat;
+    pthread_t claimer, completer, heartbeat, webhook;
 } wrk;
 
 /* worker.c: start every thread (after signals are blocked); stop them. */
@@ -110,6 +122,9 @@ void *wrk_claimer_main(void *arg);
 void *wrk_runner_main(void *arg);
 void *wrk_completer_main(void *arg);
 void *wrk_heartbeat_main(void *arg);
+/* webhook.c: delivers the webhooks of committed signals (the signals table is
+ * the outbox: any worker delivers due rows, at least once). */
+void *wrk_webhook_main(void *arg);
 
 /* Connections for a thread that must not give up while the program runs:
  * retry with backoff until it works, or until give_up is set (NULL: until the

@@ -1,0 +1,297 @@
+/*
+ * Integration tests for logic executions in sf-worker: the real binary
+ * (fork/exec from SF_BINARY_DIR) against a scratch database and a private
+ * Redis (farm.h). A logic_execution job of a schedule is inserted pending and
+ * relayed here (as the scheduler's relay does); the worker records the
+ * signal in the job's completion and POSTs the schedule's webhook to a
+ * receiver this test runs on 127.0.0.1 (hookrecv.h), whose signature the
+ * test verifies with its own HMAC-SHA256. Also: a backtest's stored equity
+ * curve is downsampled to SF_EQUITY_POINTS.
+ */
+#include <criterion/criterion.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../support/farm.h"
+#include "../support/hookrecv.h"
+#include "sf/job.h"
+#include "sf/queue.h"
+#include "sf/time.h"
+
+#define T0 1704067200 /* 2024-01-01T00:00:00Z */
+#define DAY 86400
+#define LIVE_LOGIC \
+    "{\"name\":\"live-x\",\"entry\":{\"gt\":[\"close\",100]},\"exit\":{\"lt\":[\"close\",90]}}"
+
+static void setup(void)
+{
+    farm_setup();
+}
+
+static void teardown(void)
+{
+    farm_teardown_ex(0);
+}
+
+TestSuite(logic_exec, .init = setup, .fini = teardown, .timeout = 90);
+
+/* Relay every due pending job into Redis (queue "backtest"); the count. */
+static size_t relay_all(void)
+{
+    sf_redis *r = farm_redis_open();
+    cr_assert_not_null(r);
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_queue_new("backtest", r, &q, &err), SF_OK, "%s", err.msg);
+    static sf_queue_entry e[SF_JOB_BATCH_MAX];
+    const char *ids[SF_JOB_BATCH_MAX];
+    size_t n = 0, added = 0, marked = 0;
+    cr_assert_eq(sf_db_begin(F.db, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_select_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, e, &n, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = e[i].id;
+    cr_assert_eq(sf_job_mark_queued(F.db, ids, n, &marked, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_db_commit(F.db, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(marked, n);
+    sf_queue_free(q);
+    sf_redis_close(r);
+    return n;
+}
+
+/* n daily flat bars at 95, except the last `high` bars at 105. */
+static void import_steps(const char *symbol, size_t n, size_t high)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_bars_new(n, &b, &err), SF_OK, "%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        double px = i + high >= n ? 105.0 : 95.0;
+        b->ts[i] = T0 + (int64_t)i * DAY;
+        b->open[i] = b->high[i] = b->low[i] = b->close[i] = px;
+        b->volume[i] = 1000;
+    }
+    sf_status st = sf_dataset_import(F.db, symbol, "1d", b, NULL, &err);
+    sf_bars_free(b);
+    cr_assert_eq(st, SF_OK, "%s", err.msg);
+}
+
+/* A schedule (webhook_url / secret may be NULL); its id. free() it. */
+static char *schedule(const char *user, const char *symbol, const char *url, const char *secret)
+{
+    const char *p[] = {user, symbol, url, secret};
+    return farm_query1("INSERT INTO schedules (user_id, name, cron, logic, symbol, timeframe, webhook_url, "
+                       "webhook_secret) VALUES ($1, 'live', '0 0 * * *', '" LIVE_LOGIC "', $2, '1d', $3, $4) "
+                       "RETURNING id",
+                       4, p);
+}
+
+/* The job a firing of the schedule inserts (pending logic_execution). */
+static char *execution(const char *sched)
+{
+    const char *p[] = {sched};
+    return farm_query1("INSERT INTO jobs (user_id, kind, logic, symbol, timeframe, schedule_id) "
+                       "SELECT user_id, 'logic_execution', logic, symbol, timeframe, id FROM schedules "
+                       "WHERE id = $1::bigint RETURNING id",
+                       1, p);
+}
+
+static sf_proc *worker(const char *name)
+{
+    char w[96];
+    snprintf(w, sizeof w, "WORKER_NAME=%s", name);
+    const char *env[] = {w, "WORKER_THREADS=2", "LEASE_SECONDS=5", "SF_WEBHOOK_TIMEOUT_MS=2000",
+                         "SF_WEBHOOK_ATTEMPTS=3", "SF_WEBHOOK_BACKOFF_MS=100", "SF_EQUITY_POINTS=500",
+                         "SF_DRAIN_SECONDS=5", NULL};
+    return farm_start(name, "sf-worker", env);
+}
+
+static void stop_worker(sf_proc *w)
+{
+    sf_proc_signal(w, SIGTERM);
+    FARM_ASSERT(sf_proc_wait_exit(w, 15000), "worker did not exit after SIGTERM");
+    cr_assert_eq(sf_proc_exit_code(w), 0);
+}
+
+static void expect_text(const char *sql, const char *param, const char *want)
+{
+    char *got = farm_text1(sql, param);
+    FARM_ASSERT(strcmp(got, want) == 0, "%s: got \"%s\", want \"%s\"", sql, got, want);
+    free(got);
+}
+
+/* hex HMAC-SHA256(key, msg), computed here with OpenSSL's one-shot HMAC(). */
+static void hmac_hex(const char *key, const char *msg, char out[65])
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, strlen(msg), mac, &len);
+    cr_assert_eq(len, 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+static int received_(void *ctx)
+{
+    hookrecv *r = ((void **)ctx)[0];
+    int want = *(int *)((void **)ctx)[1];
+    return hookrecv_count(r) >= want;
+}
+
+static int wait_received(hookrecv *r, int want, int64_t timeout_ms)
+{
+    void *ctx[2] = {r, &want};
+    return sf_proc_wait_until(received_, ctx, timeout_ms, 20);
+}
+
+Test(logic_exec, the_signal_is_recorded_and_posted_signed_to_the_schedules_webhook)
+{
+    import_steps("ENT", 40, 1);  /* flat until the last close: enter */
+    import_steps("HLD", 40, 3);  /* entered two bars ago, no exit: hold */
+    hookrecv rcv;
+    hookrecv_start(&rcv, 200);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/signals", rcv.port);
+    char *user = farm_user("trader");
+    char *s_ent = schedule(user, "ENT", url, "top-secret"), *s_hld = schedule(user, "HLD", NULL, NULL);
+    char *j_ent = execution(s_ent), *j_hld = execution(s_hld);
+    cr_assert_eq(relay_all(), 2);
+    sf_proc *w = worker("w-live");
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'succeeded'", NULL, 20000),
+                "logic executions did not succeed");
+    char want[256];
+    snprintf(want, sizeof want, "enter long %lld ENT %s", (long long)T0 + 39LL * DAY, s_ent);
+    expect_text("SELECT signal || ' ' || side || ' ' || extract(epoch FROM bar_time)::bigint || ' ' || symbol "
+                "|| ' ' || schedule_id FROM signals WHERE job_id = $1",
+                j_ent, want);
+    expect_text("SELECT signal || ' ' || side || ' ' || coalesce(webhook_status, 'none') FROM signals "
+                "WHERE job_id = $1",
+                j_hld, "hold long none");
+    cr_assert_eq(farm_int("SELECT count(*) FROM results"), 0, "a logic execution stores a signal, not a result");
+    FARM_ASSERT(farm_wait_sql("SELECT webhook_status = 'delivered' FROM signals WHERE job_id = $1", j_ent, 10000),
+                "webhook not recorded as delivered");
+    expect_text("SELECT webhook_attempts || ' ' || webhook_http_status || ' ' || coalesce(webhook_error, '-') "
+                "FROM signals WHERE job_id = $1",
+                j_ent, "1 200 -");
+    cr_assert_eq(hookrecv_count(&rcv), 1, "one POST for the one signal with a webhook");
+    char *head, *body, ts[32], sig[128], mac[65], msg[4096], expect_sig[96];
+    hookrecv_get(&rcv, 0, &head, &body);
+    cr_assert(strncmp(head, "POST /signals ", 14) == 0, "%s", head);
+    hookrecv_header(head, "X-SF-Timestamp", ts, sizeof ts);
+    hookrecv_header(head, "X-SF-Signature", sig, sizeof sig);
+    snprintf(msg, sizeof msg, "%s.%s", ts, body);
+    hmac_hex("top-secret", msg, mac);
+    snprintf(expect_sig, sizeof expect_sig, "sha256=%s", mac);
+    cr_assert_str_eq(sig, expect_sig, "signature does not verify");
+    long long age = sf_time_now_ms() / 1000 - strtoll(ts, NULL, 10);
+    cr_assert(age >= 0 && age < 60, "timestamp %s is not now", ts);
+    char want_body[512];
+    snprintf(want_body, sizeof want_body,
+             "{\"schedule_id\":%s,\"job_id\":\"%s\",\"symbol\":\"ENT\",\"timeframe\":\"1d\","
+             "\"bar_time\":\"2024-02-09T00:00:00Z\",\"signal\":\"enter\",\"side\":\"long\",\"logic\":\"live-x\"}",
+             s_ent, j_ent);
+    cr_assert_str_eq(body, want_body);
+    stop_worker(w);
+    hookrecv_stop(&rcv);
+    free(head), free(body), free(user), free(s_ent), free(s_hld), free(j_ent), free(j_hld);
+}
+
+Test(logic_exec, a_failing_receiver_gets_the_retries_then_the_failure_is_recorded)
+{
+    import_steps("ENT", 40, 1);
+    hookrecv rcv;
+    hookrecv_start(&rcv, 500);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rcv.port);
+    char *user = farm_user("trader");
+    char *s = schedule(user, "ENT", url, "k");
+    char *j = execution(s);
+    cr_assert_eq(relay_all(), 1);
+    sf_proc *w = worker("w-fail");
+    FARM_ASSERT(farm_wait_sql("SELECT EXISTS (SELECT 1 FROM signals WHERE job_id = $1 AND webhook_status = 'failed')", j,
+                              20000),
+                "the failed delivery was not recorded");
+    expect_text("SELECT webhook_attempts || ' ' || webhook_http_status || ' ' || webhook_error FROM signals "
+                "WHERE job_id = $1",
+                j, "3 500 receiver answered HTTP 500");
+    expect_text("SELECT status::text || ' ' || attempt FROM jobs WHERE id = $1", j, "succeeded 1");
+    expect_text("SELECT signal FROM signals WHERE job_id = $1", j, "enter");
+    cr_assert_eq(hookrecv_count(&rcv), 3);
+    /* every attempt carries its own valid signature */
+    for (int i = 0; i < 3; i++) {
+        char *head, *body, ts[32], sig[128], mac[65], msg[4096], want[96];
+        hookrecv_get(&rcv, i, &head, &body);
+        hookrecv_header(head, "X-SF-Timestamp", ts, sizeof ts);
+        hookrecv_header(head, "X-SF-Signature", sig, sizeof sig);
+        snprintf(msg, sizeof msg, "%s.%s", ts, body);
+        hmac_hex("k", msg, mac);
+        snprintf(want, sizeof want, "sha256=%s", mac);
+        cr_assert_str_eq(sig, want, "attempt %d", i + 1);
+        free(head), free(body);
+    }
+    FARM_ASSERT(sf_proc_log_contains(w, "webhook delivery failed"), "the failure is logged");
+    stop_worker(w);
+    hookrecv_stop(&rcv);
+    free(user), free(s), free(j);
+}
+
+Test(logic_exec, a_pending_delivery_left_by_a_dead_worker_is_delivered_by_another)
+{
+    import_steps("ENT", 40, 1);
+    hookrecv rcv;
+    hookrecv_start(&rcv, 200);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", rcv.port);
+    char *user = farm_user("trader");
+    char *s = schedule(user, "ENT", url, "k");
+    char *j = execution(s);
+    /* as if a worker committed the signal and died before the POST */
+    const char *p[] = {j};
+    char *ok = farm_query1("WITH u AS (UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = $1 "
+                           "RETURNING id, schedule_id, symbol) INSERT INTO signals (job_id, schedule_id, symbol, "
+                           "bar_time, signal, side, webhook_status, webhook_due_at) SELECT id, schedule_id, "
+                           "symbol, to_timestamp(1704067200), 'exit', 'long', 'pending', now() FROM u "
+                           "RETURNING 'ok'",
+                           1, p);
+    free(ok);
+    sf_proc *w = worker("w-outbox");
+    FARM_ASSERT(wait_received(&rcv, 1, 15000), "the pending webhook was not delivered");
+    FARM_ASSERT(farm_wait_sql("SELECT webhook_status = 'delivered' FROM signals WHERE job_id = $1", j, 10000),
+                "not recorded");
+    char *head, *body;
+    hookrecv_get(&rcv, 0, &head, &body);
+    cr_assert_not_null(strstr(body, "\"signal\":\"exit\""), "%s", body);
+    free(head), free(body);
+    stop_worker(w);
+    hookrecv_stop(&rcv);
+    free(user), free(s), free(j);
+}
+
+Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_and_last_point)
+{
+    farm_dataset("LONG", "1d", 5000, 11);
+    char *user = farm_user("quant");
+    char *id = farm_job(user, FARM_LOGIC_SMA, "LONG", "1d", 1, 3);
+    cr_assert_eq(relay_all(), 1);
+    sf_proc *w = worker("w-eq");
+    FARM_ASSERT(farm_wait_sql("SELECT status = 'succeeded' FROM jobs WHERE id = $1", id, 20000), "no result");
+    long long n = farm_int1("SELECT jsonb_array_length(equity) FROM results WHERE job_id = $1", id);
+    /* flat stretches (no position) give a bucket one point instead of two */
+    cr_assert(n >= 250 && n <= 500, "stored %lld points, want at most SF_EQUITY_POINTS=500", n);
+    expect_text("SELECT (equity->0->>'time') || ' ' || (equity->-1->>'time') FROM results WHERE job_id = $1", id,
+                "2000-01-01T00:00:00Z 2000-01-04T11:19:00Z");
+    /* the stored curve keeps the drawdown landmarks metrics report, and the
+     * last point equals final_equity */
+    expect_text("SELECT (SELECT count(*) FROM jsonb_array_elements(equity) e WHERE e->>'time' IN "
+                "(metrics->>'max_drawdown_peak_time', metrics->>'max_drawdown_trough_time'))::text || ' ' || "
+                "((equity->-1->>'equity')::float8 = (metrics->>'final_equity')::float8) FROM results "
+                "WHERE job_id = $1",
+                id, "2 true");
+    stop_worker(w);
+    free(user), free(id);
+}
