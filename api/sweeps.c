@@ -5,8 +5,9 @@
  * its size against SWEEP_MAX_COMBINATIONS and every combination's logic
  * (sf_grid_validate). Then one transaction inserts the batch, its N member
  * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
- * generate_series, and NOTIFY sf_jobs. Members index the grid as stored in
- * batches.grid, which is what workers and the leaderboard read.
+ * generate_series, and NOTIFY sf_jobs. batches.grid is json (not jsonb), so
+ * the grid keeps its key order and members are numbered as the submitter's
+ * grid text says (the same numbering as the local sfctl sweep).
  */
 #include "api.h"
 
@@ -137,13 +138,13 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
-                               "idempotency_key) VALUES ($1::uuid, $2::jsonb, $3::jsonb, $4, $5, $6::integer, $7, "
+                               "idempotency_key) VALUES ($1::uuid, $2::jsonb, $3::json, $4, $5, $6::integer, $7, "
                                "$8) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
                                8, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
-                         "SELECT id, total, (logic = $2::jsonb AND grid = $3::jsonb AND symbol = $4 AND "
+                         "SELECT id, total, (logic = $2::jsonb AND grid::text = $3 AND symbol = $4 AND "
                          "timeframe = $5 AND total = $6::integer AND rank_by = $7) FROM batches "
                          "WHERE user_id = $1::uuid AND idempotency_key = $8",
                          8, p, &res, err);

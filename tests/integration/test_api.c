@@ -602,3 +602,37 @@ Test(api, sigterm_stops_the_server_with_status_0)
     cr_assert(WIFEXITED(status), "status %d", status);
     cr_assert_eq(WEXITSTATUS(status), 0);
 }
+
+Test(api, sweep_keeps_the_grid_key_order_and_replays_by_idempotency_key)
+{
+    char body[2048], sql[512], path[160];
+    snprintf(body, sizeof body,
+             "{\"logic\":%s,\"grid\":{\"indicators.slow.period\":[10,20],\"indicators.fast.period\":[2,3]},"
+             "\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}",
+             LOGIC);
+    reply a, b;
+    call(&a, "POST", "/v1/sweeps", &g_key1, body, "sweep-key");
+    call(&b, "POST", "/v1/sweeps", &g_key1, body, "sweep-key");
+    cr_assert_eq(a.status, 202, "%s", a.text);
+    cr_assert_eq(b.status, 200, "%s", b.text);
+    const char *id = jstr(a.json, "id");
+    cr_assert_str_eq(id, jstr(b.json, "id"));
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE batch_id = '%s'", id), 4, "members inserted twice");
+    /* Member 1 = slow 10 (first key, slower-varying), fast 3. */
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET status = 'succeeded' WHERE batch_id = '%s' AND combo_index = 1; "
+             "INSERT INTO results (job_id, metrics, trades, equity) SELECT id, '{\"sharpe\": 1}', '[]', '[]' "
+             "FROM jobs WHERE batch_id = '%s' AND combo_index = 1",
+             id, id);
+    sf_testenv_exec(g_db, sql);
+    reply r;
+    snprintf(path, sizeof path, "/v1/batches/%s", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    json_t *params = json_object_get(json_array_get(json_object_get(r.json, "best"), 0), "params");
+    cr_assert_eq(json_integer_value(json_object_get(params, "indicators.slow.period")), 10, "%s", r.text);
+    cr_assert_eq(json_integer_value(json_object_get(params, "indicators.fast.period")), 3, "%s", r.text);
+    json_decref(r.json);
+    json_decref(a.json);
+    json_decref(b.json);
+}
