@@ -792,12 +792,17 @@ sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_q
     snprintf(lim, sizeof lim, "%zu", limit);
     const char *params[] = {per, lim};
     return entries_query(db,
-        "SELECT " ENTRY_COLS " FROM (SELECT user_id, min(priority) AS p, min(created_at) AS c "
+        /* Round robin: every tenant's first job, then every tenant's second,
+         * ...; ordering by tenant first would give a small limit (the room
+         * left in Redis) to the oldest tenant alone, pass after pass. */
+        "SELECT " ENTRY_COLS " FROM (SELECT j.*, t.p, t.c, row_number() OVER "
+        "(PARTITION BY j.user_id ORDER BY j.priority, j.created_at) AS rn "
+        "FROM (SELECT user_id, min(priority) AS p, min(created_at) AS c "
         "FROM jobs WHERE status = 'pending' AND run_at <= now() GROUP BY user_id) t "
         "CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at FROM jobs "
         "WHERE user_id = t.user_id AND status = 'pending' AND run_at <= now() "
-        "ORDER BY priority, created_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED) j "
-        "ORDER BY t.p, t.c, j.priority, j.created_at LIMIT $2::bigint",
+        "ORDER BY priority, created_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED) j) j "
+        "ORDER BY j.rn, j.p, j.c LIMIT $2::bigint",
         2, params, limit, out, n, err);
 }
 
