@@ -1,0 +1,131 @@
+/*
+ * Cross-process tests of at-least-once delivery with exactly-once effect
+ * (DESIGN.md invariants 2, 3, 7): a worker killed with SIGKILL in the middle
+ * of a long backtest, and a "zombie" worker paused past its lease whose late
+ * completion must be fenced out. Real sf-scheduler and sf-worker processes, a
+ * private Redis and a scratch database (tests/support/farm.h).
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+
+#include "../support/farm.h"
+#include "sf/job.h"
+
+/* Long enough that a worker is still inside the job when the test acts. */
+#define BIG_BARS 400000
+
+static void setup(void)
+{
+    farm_setup();
+}
+
+static void teardown(void)
+{
+    farm_teardown();
+}
+
+TestSuite(farm_crash, .init = setup, .fini = teardown, .timeout = 150);
+
+static const char *const WAIT_RUNNING = "SELECT status = 'running' FROM jobs WHERE id = $1";
+static const char *const WAIT_FINAL =
+    "SELECT status IN ('succeeded', 'failed', 'dead', 'cancelled') FROM jobs WHERE id = $1";
+
+Test(farm_crash, a_worker_killed_mid_backtest_is_replaced_and_the_job_succeeds_once_on_attempt_2)
+{
+    farm_dataset("BIG", "1m", BIG_BARS, 11);
+    char *user = farm_user("crash");
+    farm_scheduler("sched", NULL);
+    sf_proc *w1 = farm_worker("w1", 1, 2, NULL);
+    char *job = farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
+
+    FARM_ASSERT(farm_wait_sql(WAIT_RUNNING, job, 20000), "job never ran: %s", farm_job_state(job));
+    char *who = farm_text1("SELECT worker FROM jobs WHERE id = $1", job);
+    cr_expect_str_eq(who, "w1");
+    sf_proc_kill(w1);
+    FARM_ASSERT(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job) == 0,
+                "the job finished before the kill: make BIG_BARS larger");
+    cr_assert_eq(farm_int1("SELECT attempt FROM jobs WHERE id = $1", job), 1);
+
+    farm_worker("w2", 1, 2, NULL);
+    FARM_ASSERT(farm_wait_sql(WAIT_FINAL, job, 90000), "job not finished: %s", farm_job_state(job));
+
+    char *state = farm_job_state(job);
+    cr_assert_str_eq(state, "succeeded attempt=2 worker=w2 class=- error=-", "%s", state);
+    cr_log_info("attempt 2 ran %lld ms", farm_int1("SELECT extract(epoch FROM finished_at - started_at) * 1000"
+                                                   " FROM jobs WHERE id = $1", job));
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 1);
+    /* The fence moved on with the second claim. */
+    cr_assert(farm_int1("SELECT fence FROM jobs WHERE id = $1", job) >= 2);
+    double want = farm_expected_final_equity(FARM_LOGIC_HEAVY, "BIG", "1m");
+    double got = farm_result_final_equity(job);
+    cr_assert(memcmp(&want, &got, sizeof want) == 0, "final_equity %.17g, the engine here says %.17g", got, want);
+    free(state);
+    free(who);
+    free(job);
+    free(user);
+}
+
+Test(farm_crash, a_paused_worker_past_its_lease_is_fenced_out_and_the_second_attempt_result_stays)
+{
+    farm_dataset("BIG", "1m", BIG_BARS, 12);
+    char *user = farm_user("zombie");
+    farm_scheduler("sched", NULL);
+    sf_proc *w1 = farm_worker("w1", 1, 2, NULL);
+    char *job = farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
+
+    FARM_ASSERT(farm_wait_sql(WAIT_RUNNING, job, 20000), "job never ran: %s", farm_job_state(job));
+    sf_proc_signal(w1, SIGSTOP);
+    long long fence1 = farm_int1("SELECT fence FROM jobs WHERE id = $1", job);
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 0,
+                 "the job finished before SIGSTOP: make BIG_BARS larger");
+
+    /* The lease (2 s) expires, the reaper requeues, w2 runs attempt 2. */
+    farm_worker("w2", 1, 2, NULL);
+    FARM_ASSERT(farm_wait_sql(WAIT_FINAL, job, 90000), "job not finished: %s", farm_job_state(job));
+    char *state = farm_job_state(job);
+    cr_assert_str_eq(state, "succeeded attempt=2 worker=w2 class=- error=-", "%s", state);
+    long long fence2 = farm_int1("SELECT fence FROM jobs WHERE id = $1", job);
+    cr_assert_gt(fence2, fence1);
+    char *before = farm_text1("SELECT xmin::text || ' ' || created_at::text FROM results WHERE job_id = $1", job);
+
+    /* The zombie wakes up, finishes (or notices the lost lease) and drains. */
+    sf_proc_signal(w1, SIGCONT);
+    sf_proc_sleep_ms(3000);
+    cr_assert(sf_proc_stop(w1, SIGTERM, 20000), "w1 did not drain within 20 s");
+
+    /* The late write itself, as the zombie's completer would send it with its
+     * stale fence (if its heartbeat did not notice the lost lease first). */
+    sf_job_done late;
+    memset(&late, 0, sizeof late);
+    snprintf(late.id, sizeof late.id, "%s", job);
+    late.fence = fence1;
+    late.outcome = SF_JOB_SUCCEEDED;
+    late.metrics = "{\"final_equity\": 1}";
+    late.trades = "[]";
+    late.equity = "[]";
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(F.db, &late, 1, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(late.applied, 0, "a completion with the stale fence %lld was applied", fence1);
+
+    char *zlog = sf_proc_log_read(w1, 1 << 20);
+    cr_log_info("zombie w1 log after resuming:\n%s", zlog);
+    free(zlog);
+    char *after = farm_text1("SELECT xmin::text || ' ' || created_at::text FROM results WHERE job_id = $1", job);
+    cr_assert_str_eq(after, before, "the stored result was rewritten by the zombie");
+    char *state2 = farm_job_state(job);
+    cr_assert_str_eq(state2, state, "the zombie changed the job: %s", state2);
+    cr_assert_eq(farm_int1("SELECT fence FROM jobs WHERE id = $1", job), fence2);
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 1);
+    double want = farm_expected_final_equity(FARM_LOGIC_HEAVY, "BIG", "1m");
+    double got = farm_result_final_equity(job);
+    cr_assert(memcmp(&want, &got, sizeof want) == 0, "final_equity %.17g, the engine here says %.17g", got, want);
+    free(state2);
+    free(after);
+    free(before);
+    free(state);
+    free(job);
+    free(user);
+}
