@@ -35,6 +35,12 @@ static char *q1(const char *sql, const char *p1)
     return copy;
 }
 
+/* Run a one-row statement for its effect. */
+static void q1x(const char *sql, const char *p1)
+{
+    free(q1(sql, p1));
+}
+
 static long long q1i(const char *sql, const char *p1)
 {
     char *s = q1(sql, p1);
@@ -149,7 +155,7 @@ Test(job, claim_sets_running_with_a_fresh_fence_and_the_next_attempt)
 Test(job, claim_skips_pending_and_cancel_requested_rows_in_a_batch)
 {
     char *a = new_job("queued", 3), *b = new_job("pending", 3), *c = new_job("queued", 3);
-    q1("UPDATE jobs SET cancel_requested = true WHERE id = $1 RETURNING 1", c);
+    q1x("UPDATE jobs SET cancel_requested = true WHERE id = $1 RETURNING 1", c);
     const char *ids[] = {a, b, c};
     sf_job jobs[3];
     size_t n = 0;
@@ -166,12 +172,12 @@ Test(job, a_late_worker_with_a_stale_fence_writes_nothing)
     char *id = new_job("queued", 3);
     sf_job first = claim_one(id);
     /* the first worker is presumed dead: its lease expires, the reaper requeues */
-    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", id);
+    q1x("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", id);
     sf_job_reap_stats rs;
     sf_err err = {0};
     cr_assert_eq(sf_job_reap(g_db, 100, NULL, &rs, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(rs.retried, 1);
-    q1("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
+    q1x("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
     sf_job second = claim_one(id);
     cr_assert_eq(second.attempt, 2);
     cr_assert_gt(second.fence, first.fence);
@@ -216,7 +222,7 @@ Test(job, transient_failures_back_off_with_equal_jitter_then_die_at_max_attempts
         cr_assert_str_eq(st, "pending");
         long long d = retry_delay_ms(id);
         cr_assert(d >= lo[attempt - 1] && d <= hi[attempt - 1], "attempt %d: delay %lld ms", attempt, d);
-        q1("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
+        q1x("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING 1", id);
     }
     q1s("SELECT status || ' ' || attempt || ' ' || error || ' ' || error_class || ' ' || "
         "(finished_at IS NOT NULL) FROM jobs WHERE id = $1",
@@ -227,7 +233,7 @@ Test(job, transient_failures_back_off_with_equal_jitter_then_die_at_max_attempts
 Test(job, backoff_is_capped)
 {
     char *id = new_job("queued", 50);
-    q1("UPDATE jobs SET attempt = 30 WHERE id = $1 RETURNING 1", id);
+    q1x("UPDATE jobs SET attempt = 30 WHERE id = $1 RETURNING 1", id);
     sf_job j = claim_one(id);
     sf_job_done d = {.fence = j.fence, .outcome = SF_JOB_TRANSIENT, .error = "x"};
     snprintf(d.id, sizeof d.id, "%s", id);
@@ -299,7 +305,7 @@ Test(job, heartbeat_renews_only_matching_fences_and_reports_cancel_requests)
 {
     char *a = new_job("queued", 3), *b = new_job("queued", 3);
     sf_job ja = claim_one(a), jb = claim_one(b);
-    q1("UPDATE jobs SET lease_until = now() + interval '1 second' WHERE id = $1 RETURNING 1", a);
+    q1x("UPDATE jobs SET lease_until = now() + interval '1 second' WHERE id = $1 RETURNING 1", a);
     sf_job_cancel_result cr;
     sf_err err = {0};
     cr_assert_eq(sf_job_cancel(g_db, b, NULL, &cr, NULL, &err), SF_OK, "%s", err.msg);
@@ -320,7 +326,7 @@ Test(job, heartbeat_renews_only_matching_fences_and_reports_cancel_requests)
     cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", a),
                  60);
     /* after the reaper took b, its heartbeat reports the lease lost */
-    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
+    q1x("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
     sf_job_reap_stats rs;
     cr_assert_eq(sf_job_reap(g_db, 10, NULL, &rs, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(rs.cancelled, 1, "a reaped job whose cancel was requested ends cancelled");
@@ -372,8 +378,8 @@ Test(job, reap_requeues_expired_running_rows_with_backoff_or_kills_them)
 {
     char *a = new_job("queued", 3), *b = new_job("queued", 1), *c = new_job("queued", 3);
     sf_job ja = claim_one(a), jb = claim_one(b), jc = claim_one(c);
-    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", a);
-    q1("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
+    q1x("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", a);
+    q1x("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
     sf_job_reap_stats rs;
     sf_err err = {0};
     sf_job_retry r = {.base_ms = 2000, .cap_ms = 60000};
@@ -398,10 +404,10 @@ Test(job, relay_selects_pending_fairly_and_marks_them_queued)
                      NULL);
     for (int i = 0; i < 5; i++)
         free(new_job("pending", 3));
-    q1("INSERT INTO jobs (user_id, logic, symbol, timeframe, priority) VALUES ($1, '{}', 'S', '1d', 0) "
+    q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe, priority) VALUES ($1, '{}', 'S', '1d', 0) "
        "RETURNING 1",
        other);
-    q1("INSERT INTO jobs (user_id, logic, symbol, timeframe, run_at) VALUES ($1, '{}', 'S', '1d', "
+    q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe, run_at) VALUES ($1, '{}', 'S', '1d', "
        "now() + interval '1 hour') RETURNING 1",
        other);
     sf_queue_entry e[10];
@@ -430,7 +436,7 @@ Test(job, relay_selects_pending_fairly_and_marks_them_queued)
     cr_assert_eq(sf_job_list_queued(g_db, all[1].id, 10, all + 2, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
     const char *check[] = {all[0].id, all[2].id};
-    q1("UPDATE jobs SET status = 'running' WHERE id = $1 RETURNING 1", all[0].id);
+    q1x("UPDATE jobs SET status = 'running' WHERE id = $1 RETURNING 1", all[0].id);
     cr_assert_eq(sf_job_queued_entries(g_db, check, 2, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(e[0].id, all[2].id);
