@@ -370,11 +370,13 @@ static void beat(heartbeat *h, size_t n)
     wrk *w = h->w;
     sf_err err = {0};
     sf_status st = sf_job_heartbeat(h->db, h->leases, n, w->lease_ms, &err);
+    /* An outage does not abandon jobs; renew at once after reconnecting (the
+     * leases may be close to expiry after the outage and the reconnect backoff). */
+    if (st == SF_ERR_UNAVAILABLE && wrk_db_recover(w, h->db, "heartbeat", &err, NULL))
+        st = sf_job_heartbeat(h->db, h->leases, n, w->lease_ms, &err);
     if (st == SF_OK)
         apply(h, n);
-    else if (st == SF_ERR_UNAVAILABLE)
-        wrk_db_recover(w, h->db, "heartbeat", &err, NULL); /* an outage does not abandon jobs */
-    else
+    else if (st != SF_ERR_UNAVAILABLE)
         sf_log_error(w->log, "heartbeat failed", SF_LF_STR("error", err.msg));
     for (size_t i = 0; i < n; i++)
         h->ids[i] = h->leases[i].id;
