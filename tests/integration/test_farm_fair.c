@@ -51,10 +51,13 @@ static void one_sweep_does_not_hold_back_another_tenant(const char *const *sched
     char *ahead = farm_query1("SELECT count(*) FROM jobs a, jobs b WHERE b.id = $1 AND a.batch_id = $2"
                               " AND a.started_at > b.created_at AND a.started_at < b.started_at",
                               2, p);
-    char *lat = farm_text1("SELECT round(extract(epoch FROM started_at - created_at) * 1000) FROM jobs WHERE id = $1",
+    char *lat = farm_text1("SELECT round(extract(epoch FROM started_at - created_at) * 1000) || ' ms (relay '"
+                           " || round(extract(epoch FROM queued_at - created_at) * 1000) || ' ms, then claim '"
+                           " || round(extract(epoch FROM started_at - queued_at) * 1000) || ' ms)'"
+                           " FROM jobs WHERE id = $1",
                            job);
     long long started = farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND started_at IS NOT NULL", batch);
-    cr_log_info("B started %s ms after submission; A jobs started in between: %s (A started so far: %lld)", lat, ahead,
+    cr_log_info("B started %s after submission; A jobs started in between: %s (A started so far: %lld)", lat, ahead,
                 started);
     cr_assert_lt(started, SWEEP, "the whole sweep ran before B: the test proves nothing");
     cr_assert(strtoll(ahead, NULL, 10) <= WORKERS * THREADS, "%s of A's jobs started before B's (limit %d)", ahead,
