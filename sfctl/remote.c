@@ -338,24 +338,29 @@ int ctl_watch(int argc, char **argv)
 
 static const char sweep_usage[] =
     "usage: sfctl sweep --logic L.json --grid G.json --symbol S --timeframe TF\n"
-    "                   [--rank-by METRIC] [--priority p] [--from T] [--to T] [--watch]\n"
+    "                   [--rank-by METRIC] [--priority p] [--from T] [--to T]\n"
+    "                   [--watch [--top K] [--by METRIC]]\n"
     "       (with --data FILE.csv instead: the local sweep, see below)\n"
     "\n"
     "Submit a parameter sweep to the farm and print the batch id; with --watch,\n"
-    "follow its progress and print the leaderboard.\n\n";
+    "follow its progress and print the leaderboard (the best K, 10 by default,\n"
+    "ranked by --by, else by the sweep's --rank-by).\n\n";
 
 static int remote_sweep(int argc, char **argv)
 {
     const char *logic = NULL, *grid = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
-               *rank = NULL, *attempts = NULL, *pos[1];
+               *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *pos[1];
     int watch = 0;
     size_t npos = 0;
     const cli_opt opts[] = {{"logic", 1, &logic, NULL}, {"grid", 1, &grid, NULL},   {"symbol", 1, &symbol, NULL},
                             {"timeframe", 1, &tf, NULL}, {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},
                             {"to", 1, &to, NULL},       {"rank-by", 1, &rank, NULL}, {"max-attempts", 1, &attempts, NULL},
-                            {"watch", 0, NULL, &watch}};
-    int rc = cli_parse(argc, argv, 1, opts, 10, sweep_usage, pos, 0, &npos);
+                            {"watch", 0, NULL, &watch},  {"top", 1, &top, NULL},     {"by", 1, &by, NULL}};
+    int rc = cli_parse(argc, argv, 1, opts, 12, sweep_usage, pos, 0, &npos);
     if (rc >= 0)
+        return rc;
+    char query[128];
+    if ((rc = leaderboard_query(top, by ? by : rank, query, sizeof query)) >= 0)
         return rc;
     if (!cli_need("sweep", logic, "logic") || !cli_need("sweep", grid, "grid") ||
         !cli_need("sweep", symbol, "symbol") || !cli_need("sweep", tf, "timeframe"))
@@ -376,7 +381,7 @@ static int remote_sweep(int argc, char **argv)
             fprintf(stderr, "sfctl: sweep of %lld combinations submitted\n",
                     (long long)json_integer_value(json_object_get(out, "total")));
             fflush(stdout);
-            rc = watch ? watch_batch(&api, str(out, "id"), "", 0, 0) : CTL_EXIT_OK;
+            rc = watch ? watch_batch(&api, str(out, "id"), query, 0, 0) : CTL_EXIT_OK;
         }
         json_decref(out);
         cli_api_close(&api);
