@@ -173,7 +173,8 @@ static int run(const wrk_config *cfg, sf_log *log)
         snprintf(w.name, sizeof w.name, "%s-%d", host, (int)getpid());
     }
     sf_err err = {0};
-    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w.cache, &err) != SF_OK) {
+    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w.cache, &err) != SF_OK ||
+        wrk_gridcache_new(&w.grids, &err) != SF_OK) {
         sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
         return 1;
     }
@@ -197,6 +198,7 @@ static int run(const wrk_config *cfg, sf_log *log)
     sf_log_info(log, "worker stopped", SF_LF_STR("worker", w.name), SF_LF_INT("cache_hits", cs.hits),
                 SF_LF_INT("cache_misses", cs.misses));
     wrk_cache_free(w.cache);
+    wrk_gridcache_free(w.grids);
     return 0;
 }
 

@@ -38,30 +38,32 @@ static void outcome(wrk_done *out, sf_job_outcome o, const char *error)
     out->d.error = out->error;
 }
 
-/* The member's logic text for a sweep member, else a copy of the job's. */
-static sf_status logic_text(const sf_job *job, char **text, size_t *len, sf_err *err)
+/* The member's logic text for a sweep member (the batch's grid parsed once,
+ * through the worker's grid cache), else a copy of the job's. */
+static sf_status logic_text(wrk *w, const sf_job *job, char **text, size_t *len, sf_err *err)
 {
     if (job->batch_id[0] == '\0') {
         *text = strndup(job->logic, job->logic_len);
         *len = job->logic_len;
         return *text ? SF_OK : sf_err_set(err, SF_ERR_NOMEM, "out of memory");
     }
-    sf_grid *grid = NULL;
-    sf_status st = sf_grid_parse(job->grid, job->grid_len, 0, &grid, err);
+    const sf_grid *grid = NULL;
+    wrk_grid_ref *ref = NULL;
+    sf_status st = wrk_gridcache_get(w->grids, job->batch_id, job->grid, job->grid_len, &grid, &ref, err);
     if (st == SF_OK && (size_t)job->combo_index >= sf_grid_size(grid))
         st = sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
                         job->combo_index, sf_grid_size(grid));
     if (st == SF_OK)
         st = sf_grid_apply(grid, (size_t)job->combo_index, job->logic, job->logic_len, text, len, err);
-    sf_grid_free(grid);
+    wrk_gridcache_release(w->grids, ref);
     return st;
 }
 
-static sf_status compile(const sf_job *job, sf_logic **logic, sf_err *err)
+static sf_status compile(wrk *w, const sf_job *job, sf_logic **logic, sf_err *err)
 {
     char *text = NULL;
     size_t len = 0;
-    sf_status st = logic_text(job, &text, &len, err);
+    sf_status st = logic_text(w, job, &text, &len, err);
     sf_logic_errors *errs = st == SF_OK ? calloc(1, sizeof *errs) : NULL;
     if (st == SF_OK && errs == NULL)
         st = sf_err_set(err, SF_ERR_NOMEM, "out of memory");
@@ -175,7 +177,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
     out->attempt = job->attempt;
     sf_logic *logic = NULL;
     sf_err err = {0};
-    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(job, &logic, &err);
+    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(w, job, &logic, &err);
     const sf_bars *bars = NULL;
     wrk_cache_entry *entry = NULL;
     if (st == SF_OK)

@@ -33,6 +33,7 @@
 #include "sf/redis.h"
 
 #include "cache.h"
+#include "gridcache.h"
 
 #define WRK_THREADS_MAX 256
 #define WRK_NAME_MAX 128
@@ -87,6 +88,7 @@ typedef struct wrk {
     char name[WRK_NAME_MAX];
     sf_log *log;
     wrk_cache *cache;
+    wrk_gridcache *grids;     /* parsed sweep grids by batch id */
     int64_t lease_ms;
 
     pthread_mutex_t mu;
