@@ -48,7 +48,7 @@ static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t li
                              sf_err *err)
 {
     const char *ids[SF_JOB_BATCH_MAX];
-    size_t per_tenant = limit / 4 > 10 ? limit / 4 : (limit < 10 ? limit : 10);
+    size_t per_tenant = limit < SCHED_RELAY_PER_TENANT ? limit : SCHED_RELAY_PER_TENANT;
     size_t added = 0, marked = 0;
     *n = 0;
     sf_status st = sf_db_begin(d->db, err);
@@ -90,7 +90,7 @@ sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err)
         int64_t room = d->cfg->relay_max_ready - depth.ready_total;
         if (room <= 0)
             return SF_OK;
-        size_t limit = room > SF_JOB_BATCH_MAX ? SF_JOB_BATCH_MAX : (size_t)room, n = 0;
+        size_t limit = room > SCHED_RELAY_BATCH ? SCHED_RELAY_BATCH : (size_t)room, n = 0;
         if ((st = relay_batch(d, entries, limit, &n, err)) != SF_OK)
             return st;
         *relayed += (int64_t)n;
