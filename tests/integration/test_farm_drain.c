@@ -94,8 +94,8 @@ Test(farm_drain, sigterm_during_long_work_lets_it_finish_and_exits_0_within_the_
     farm_scheduler("sched", NULL);
     const char *env[] = {"DRAIN_SECONDS=15", NULL};
     sf_proc *w1 = farm_worker("w1", 2, 3, env);
-    farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
-    farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
+    free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
+    free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
                 "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
@@ -120,8 +120,8 @@ Test(farm_drain, the_drain_time_bounds_the_exit_even_with_big_results_in_flight)
     farm_scheduler("sched", NULL);
     const char *env[] = {"DRAIN_SECONDS=1", NULL};
     sf_proc *w1 = farm_worker("w1", 2, 3, env);
-    farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
-    farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
+    free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
+    free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
                 "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
