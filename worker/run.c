@@ -8,15 +8,21 @@
  * retries the load (no attempt is spent); anything unexpected is transient.
  *
  * A backtest stores its result with the equity curve downsampled to
- * SF_EQUITY_POINTS (metrics come from the full curve). A logic execution
+ * SF_EQUITY_POINTS (metrics come from the full curve), as three parts sent
+ * once each: metrics, trades, and the curve in columns ({"t": [...], "v":
+ * [...]}, half the text of [{"time", "equity"}]). A logic execution
  * (kind "logic_execution") takes the engine's live decision at the newest bar
  * and hands it to the completer as the job's signal: the signals row is
  * written in the completion's transaction, the webhook is sent after it.
  */
 #include <inttypes.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "sf/dataset.h"
 #include "sf/engine.h"
@@ -100,6 +106,25 @@ static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_
     }
 }
 
+/* The stored parts of a result in one allocation: metrics, trades and the
+ * equity columns (sf_result_equity_columns_json), each NUL-terminated;
+ * offs[] are the starts of trades and equity. */
+static sf_status result_parts(const sf_result *res, sf_buf *b, size_t offs[2], sf_err *err)
+{
+    sf_status st = sf_perf_to_json(&res->perf, b, err);
+    if (st == SF_OK)
+        st = sf_buf_append(b, "", 1, err);
+    offs[0] = b->len;
+    if (st == SF_OK)
+        st = sf_result_trades_json(res, b, err);
+    if (st == SF_OK)
+        st = sf_buf_append(b, "", 1, err);
+    offs[1] = b->len;
+    if (st == SF_OK)
+        st = sf_result_equity_columns_json(res, b, err);
+    return st;
+}
+
 static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
 {
     sf_run_opts opts;
@@ -111,21 +136,24 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     if (st == SF_OK)
         res->n_equity = sf_equity_downsample(res->ts, res->equity, res->n_equity,
                                              (size_t)slot->w->cfg->equity_points);
-    sf_buf json;
-    sf_buf_init(&json, RESULT_MAX);
+    sf_buf parts;
+    sf_buf_init(&parts, RESULT_MAX);
+    size_t offs[2] = {0, 0};
     if (st == SF_OK)
-        st = sf_result_to_json(res, 1, 1, &json, &err);
+        st = result_parts(res, &parts, offs, &err);
     sf_result_free(res);
     if (st == SF_OK) {
         outcome(out, SF_JOB_SUCCEEDED, NULL);
-        out->result = sf_buf_steal(&json, NULL);
-        out->d.result = out->result;
+        out->result = sf_buf_steal(&parts, NULL);
+        out->d.metrics = out->result;
+        out->d.trades = out->result + offs[0];
+        out->d.equity = out->result + offs[1];
     } else if (st == SF_ERR_CANCELLED) {
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else {
         outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
     }
-    sf_buf_destroy(&json);
+    sf_buf_destroy(&parts);
 }
 
 static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
@@ -225,6 +253,11 @@ void *wrk_runner_main(void *arg)
     char tname[16];
     snprintf(tname, sizeof tname, "sf-run-%d", slot->index % 100000);
     pthread_setname_np(pthread_self(), tname);
+    /* Linux niceness is per thread: only the job CPU yields, so the claimer,
+     * completer and heartbeat threads, and the scheduler and the databases on
+     * the same machine, keep their latency under full load. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)w->cfg->runner_nice) != 0)
+        sf_log_warn(w->log, "could not lower the runner thread's priority", SF_LF_STR("error", strerror(errno)));
     sf_db *db = wrk_db_connect(w, "runner", &w->claim_stop);
     pthread_mutex_lock(&w->mu);
     for (;;) {

@@ -49,6 +49,7 @@ typedef struct wrk_config {
     int64_t drain_seconds_old;   /* DRAIN_SECONDS; -1 = not set */
     int64_t cache_mb;
     char *queue;
+    int64_t runner_nice;         /* SF_RUNNER_NICE: niceness of the runner threads */
     int64_t equity_points;       /* SF_EQUITY_POINTS: stored equity points; 0 = all */
     int64_t webhook_timeout_ms;  /* per attempt */
     int64_t webhook_attempts;
@@ -77,7 +78,7 @@ typedef struct wrk_done {
     struct wrk_done *next;
     sf_job_done d;
     char *error;     /* d.error points here */
-    char *result;    /* d.result points here */
+    char *result;    /* d.metrics, d.trades and d.equity point into it */
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;

@@ -463,24 +463,26 @@ static const char COMPLETE_SOURCE[] =
     ", s.sig FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$9::text[], $10::text[]) AS s(id, fence, error, metrics, trades, equity, doc, sig)";
 
-static const char SUCCEED_TAIL[] =
-    ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
-    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), "
-    "coalesce(v.trades::jsonb, d.doc->'trades', '[]'), coalesce(v.equity::jsonb, d.doc->'equity', '[]') "
+/* The results row of each updated succeeded job. metrics is jsonb (the
+ * leaderboard orders by metrics->>'sharpe'); trades and equity are json
+ * (stored as validated text: no jsonb tree to build, see migration 0004).
+ * The whole-document parameter is parsed only for rows that send it. */
+#define RESULTS_INSERT \
+    "r AS (INSERT INTO results (job_id, metrics, trades, equity) " \
+    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), " \
+    "coalesce(v.trades::json, (d.doc->'trades')::json, '[]'), " \
+    "coalesce(v.equity::json, (d.doc->'equity')::json, '[]') " \
     "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
-    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
-    "equity = EXCLUDED.equity, created_at = now()) SELECT id, status FROM u";
+#define RESULTS_UPSERT \
+    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
+    "equity = EXCLUDED.equity, created_at = now())"
+
+static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT id, status FROM u";
 
 /* Succeeded rows when some carry a signal: a results row for the others, a
  * signals row (the webhook outbox entry when the schedule has a URL) for them. */
 static const char SIGNAL_TAIL[] =
-    ", r AS (INSERT INTO results (job_id, metrics, trades, equity) "
-    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), "
-    "coalesce(v.trades::jsonb, d.doc->'trades', '[]'), coalesce(v.equity::jsonb, d.doc->'equity', '[]') "
-    "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
-    "WHERE v.sig IS NULL "
-    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "
-    "equity = EXCLUDED.equity, created_at = now()), "
+    ", " RESULTS_INSERT "WHERE v.sig IS NULL " RESULTS_UPSERT ", "
     "g AS (INSERT INTO signals (job_id, schedule_id, symbol, bar_time, signal, side, webhook_status, "
     "webhook_due_at) SELECT v.id, sj.schedule_id, sj.symbol, to_timestamp((x.s->>'bar_time')::bigint), "
     "x.s->>'signal', x.s->>'side', CASE WHEN sc.webhook_url IS NOT NULL THEN 'pending' END, "

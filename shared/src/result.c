@@ -103,9 +103,9 @@ static sf_status put_trade(sf_buf *out, const sf_trade *t, sf_err *err)
     return st;
 }
 
-static sf_status put_trades(sf_buf *out, const sf_result *r, int with, sf_err *err)
+static sf_status put_trades_array(sf_buf *out, const sf_result *r, int with, sf_err *err)
 {
-    sf_status st = sf_buf_puts(out, "\"trades\": [", err);
+    sf_status st = sf_buf_puts(out, "[", err);
     size_t n = with && r->trades != NULL ? r->n_trades : 0;
     for (size_t i = 0; i < n && st == SF_OK; i++) {
         st = i ? sf_buf_puts(out, ", ", err) : SF_OK;
@@ -113,6 +113,12 @@ static sf_status put_trades(sf_buf *out, const sf_result *r, int with, sf_err *e
             st = put_trade(out, &r->trades[i], err);
     }
     return st != SF_OK ? st : sf_buf_puts(out, "]", err);
+}
+
+static sf_status put_trades(sf_buf *out, const sf_result *r, int with, sf_err *err)
+{
+    sf_status st = sf_buf_puts(out, "\"trades\": ", err);
+    return st != SF_OK ? st : put_trades_array(out, r, with, err);
 }
 
 static sf_status put_equity(sf_buf *out, const sf_result *r, int with, sf_err *err)
@@ -148,6 +154,27 @@ sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_e
     if (st == SF_OK)
         st = put_equity(out, result, with_equity, err);
     return st != SF_OK ? st : sf_buf_puts(out, "}", err);
+}
+
+sf_status sf_result_trades_json(const sf_result *result, sf_buf *out, sf_err *err)
+{
+    return put_trades_array(out, result, 1, err);
+}
+
+sf_status sf_result_equity_columns_json(const sf_result *result, sf_buf *out, sf_err *err)
+{
+    size_t n = result->equity != NULL ? result->n_equity : 0;
+    sf_status st = sf_buf_puts(out, "{\"t\": [", err);
+    for (size_t i = 0; i < n && st == SF_OK; i++)
+        st = sf_buf_printf(out, err, i ? ",%lld" : "%lld", (long long)result->ts[i]);
+    if (st == SF_OK)
+        st = sf_buf_puts(out, "], \"v\": [", err);
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        st = i ? sf_buf_puts(out, ",", err) : SF_OK;
+        if (st == SF_OK)
+            st = put_double(out, result->equity[i], err);
+    }
+    return st != SF_OK ? st : sf_buf_puts(out, "]}", err);
 }
 
 static sf_status put_member(sf_buf *out, const sf_sweep_member *m, sf_err *err)

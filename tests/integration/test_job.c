@@ -507,7 +507,7 @@ Test(job, a_whole_result_document_fills_the_results_columns)
     sf_err err = {0};
     cr_assert_eq(sf_job_complete(g_db, &d, 1, NULL, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(d.applied, 1);
-    q1s("SELECT (metrics->>'trades') || ' ' || jsonb_array_length(trades) || ' ' || (equity->0->>'equity') "
+    q1s("SELECT (metrics->>'trades') || ' ' || json_array_length(trades) || ' ' || (equity->0->>'equity') "
         "FROM results WHERE job_id = $1",
         id, "2 2 5");
     sf_job_destroy(&j);

@@ -272,6 +272,10 @@ Test(logic_exec, a_pending_delivery_left_by_a_dead_worker_is_delivered_by_anothe
     free(user), free(s), free(j);
 }
 
+/* results with the stored equity (columns, migration 0004) as the documented
+ * [{"time", "equity"}] points, as jsonb. */
+#define RESULT_POINTS "(SELECT job_id, metrics, sf_equity_points(equity)::jsonb AS equity FROM results) r"
+
 Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_and_last_point)
 {
     farm_dataset("LONG", "1d", 5000, 11);
@@ -280,16 +284,16 @@ Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_
     cr_assert_eq(relay_all(), 1);
     sf_proc *w = worker("w-eq");
     FARM_ASSERT(farm_wait_sql("SELECT status = 'succeeded' FROM jobs WHERE id = $1", id, 20000), "no result");
-    long long n = farm_int1("SELECT jsonb_array_length(equity) FROM results WHERE job_id = $1", id);
+    long long n = farm_int1("SELECT jsonb_array_length(equity) FROM " RESULT_POINTS " WHERE job_id = $1", id);
     /* flat stretches (no position) give a bucket one point instead of two */
     cr_assert(n >= 250 && n <= 500, "stored %lld points, want at most SF_EQUITY_POINTS=500", n);
-    expect_text("SELECT (equity->0->>'time') || ' ' || (equity->-1->>'time') FROM results WHERE job_id = $1", id,
+    expect_text("SELECT (equity->0->>'time') || ' ' || (equity->-1->>'time') FROM " RESULT_POINTS " WHERE job_id = $1", id,
                 "2000-01-01T00:00:00Z 2000-01-04T11:19:00Z");
     /* the stored curve keeps the drawdown landmarks metrics report, and the
      * last point equals final_equity */
     expect_text("SELECT (SELECT count(*) FROM jsonb_array_elements(equity) e WHERE e->>'time' IN "
                 "(metrics->>'max_drawdown_peak_time', metrics->>'max_drawdown_trough_time'))::text || ' ' || "
-                "((equity->-1->>'equity')::float8 = (metrics->>'final_equity')::float8) FROM results "
+                "((equity->-1->>'equity')::float8 = (metrics->>'final_equity')::float8) FROM " RESULT_POINTS " "
                 "WHERE job_id = $1",
                 id, "2 true");
     stop_worker(w);

@@ -122,8 +122,10 @@ typedef struct sf_job_done {
     sf_job_outcome outcome;
     const char *error;     /* borrowed; NULL = none (cut to SF_JOB_ERROR_MAX) */
     const char *metrics;   /* borrowed JSON text; SF_JOB_SUCCEEDED only */
-    const char *trades;
-    const char *equity;
+    const char *trades;    /* stored as json (text), metrics as jsonb */
+    const char *equity;    /* [{"time", "equity"}] or the column form
+                            * {"t": [...], "v": [...]} (sf_result_equity_columns_json);
+                            * read back through sf_equity_points() (migration 0004) */
     const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
                             * (sf_result_to_json); fills whichever of the three is NULL */
     int applied;           /* out: 1 = the fenced write took effect */
