@@ -24,6 +24,7 @@
 
 #define TICK_MS 1000
 #define DRAIN_NOTIFIES 1000
+#define RELAY_AGAIN_MS 20
 
 static void sleep_ms(int64_t ms)
 {
@@ -227,6 +228,12 @@ static int64_t next_timer(const sched_duties *d)
     int64_t t = d->next_tick_ms;
     if (d->next_reap_ms < t)
         t = d->next_reap_ms;
+    /* A relay pass that left work (Redis at RELAY_MAX_READY, or the pass's
+     * batch cap) comes back soon rather than at the next tick: workers drain
+     * a full Redis in under a second at farm rates. */
+    int64_t again = sf_time_mono_ms() + RELAY_AGAIN_MS;
+    if (d->relay_more && again < t)
+        t = again;
     return t;
 }
 

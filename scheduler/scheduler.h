@@ -99,6 +99,7 @@ typedef struct sched_duties {
     int64_t redis_backoff_ms;
     char incarnation[SCHED_INCARNATION_MAX]; /* what this leader set; "" = none yet */
     int rebuild_needed;
+    int relay_more;            /* the last relay pass left work (Redis full, or its batch cap) */
     int was_active;
     int64_t next_tick_ms, next_reap_ms, next_retention_ms;
     sf_job_retry retry;

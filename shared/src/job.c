@@ -38,7 +38,7 @@
 
 typedef enum event {
     EV_CLAIM, EV_HEARTBEAT, EV_SUCCEED, EV_FAIL, EV_RETRY, EV_CANCELLED, EV_RELEASE,
-    EV_CANCEL, EV_REQUEST_CANCEL, EV_MARK_QUEUED, EV_REAP, EV_COUNT
+    EV_CANCEL, EV_REQUEST_CANCEL, EV_MARK_QUEUED, EV_RELAY, EV_REAP, EV_COUNT
 } event;
 
 typedef struct transition {
@@ -94,6 +94,10 @@ static const transition TRANSITIONS[EV_COUNT] = {
         "cancel_requested = true", ""},
     [EV_MARK_QUEUED] = {"mark_queued", "pending", "queued", 0, "",
         "status = 'queued', queued_at = now()", ""},
+    [EV_RELAY] = {"relay", "pending", "queued", 0, "",
+        "status = 'queued', queued_at = now()",
+        ", j.user_id::text AS user_id, j.priority AS priority, "
+        "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
     [EV_REAP] = {"reap", "running", "pending,dead,cancelled", 0, " AND j.lease_until < now()",
         "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
         "THEN 'dead' ELSE 'pending' END)::job_status, "
@@ -806,6 +810,49 @@ sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_q
         "ORDER BY priority, created_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED) j) j "
         "ORDER BY j.rn, j.p, j.c LIMIT $2::bigint",
         2, params, limit, out, n, err);
+}
+
+/* The relay's fair selection as an update source. Tenants with pending work
+ * by a loose index scan of jobs_pending (one index descent per tenant instead
+ * of reading every pending row); each tenant's oldest due rows in priority
+ * order, at most max($1, $2 / tenants) each (one tenant alone fills the
+ * batch), locked SKIP LOCKED; round robin across tenants (every tenant's
+ * first row, then every tenant's second, ...), tenants by their best priority
+ * then age; at most $2 rows. */
+static const char RELAY_SOURCE[] =
+    "WITH RECURSIVE t(user_id) AS ("
+    "(SELECT user_id FROM jobs WHERE status = 'pending' ORDER BY user_id LIMIT 1) UNION ALL "
+    "SELECT (SELECT user_id FROM jobs WHERE status = 'pending' AND user_id > t.user_id "
+    "ORDER BY user_id LIMIT 1) FROM t WHERE t.user_id IS NOT NULL), "
+    "tt AS (SELECT user_id FROM t WHERE user_id IS NOT NULL), "
+    "s AS (SELECT j.id, row_number() OVER w AS rn, min(j.priority) OVER w AS p, "
+    "min(j.created_at) OVER w AS c FROM tt CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at "
+    "FROM jobs WHERE user_id = tt.user_id AND status = 'pending' AND run_at <= now() "
+    "ORDER BY priority, created_at LIMIT (SELECT greatest($1::bigint, $2::bigint / greatest(count(*), 1)) "
+    "FROM tt) FOR UPDATE SKIP LOCKED) j "
+    "WINDOW w AS (PARTITION BY j.user_id ORDER BY j.priority, j.created_at "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) "
+    "SELECT id FROM s ORDER BY rn, p, c LIMIT $2::bigint";
+
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
+                               size_t *n, sf_err *err)
+{
+    *n = 0;
+    if (limit == 0 || per_tenant == 0)
+        return SF_OK;
+    if (limit > SF_JOB_BATCH_MAX)
+        limit = SF_JOB_BATCH_MAX;
+    char per[24], lim[24];
+    snprintf(per, sizeof per, "%zu", per_tenant);
+    snprintf(lim, sizeof lim, "%zu", limit);
+    const char *params[] = {per, lim};
+    sf_db_res *res = NULL;
+    sf_status st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u",
+                              2, params, &res, err);
+    for (int r = 0; st == SF_OK && r < sf_db_nrows(res) && *n < limit; r++)
+        fill_entry(&out[(*n)++], res, r, 0, 1, 2, 3);
+    sf_db_res_free(res);
+    return st;
 }
 
 sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t *marked,

@@ -180,6 +180,17 @@ sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_q
 sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t *marked,
                              sf_err *err);
 
+/*
+ * Relay in ONE statement (its own transaction): pending rows with run_at <=
+ * now(), selected fairly (round robin across tenants: every tenant's first
+ * job, then every tenant's second, ...; priority then age within a tenant;
+ * at most max(per_tenant, limit / tenants) per tenant, FOR UPDATE SKIP
+ * LOCKED), become queued; up to limit (<= SF_JOB_BATCH_MAX) of them are
+ * returned as queue entries for sf_queue_enqueue. out must hold limit.
+ */
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
+                               size_t *n, sf_err *err);
+
 /* Rebuild: queued jobs with id > after_id ("" = from the start), by id, up to
  * limit, as queue entries. Page with the last id returned. */
 sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out,
