@@ -262,7 +262,7 @@ void *wrk_runner_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (slot->state != SLOT_ASSIGNED && !w->stopping)
-            pthread_cond_wait(&w->work_cv, &w->mu);
+            pthread_cond_wait(&slot->cv, &w->mu);
         if (slot->state != SLOT_ASSIGNED)
             break;
         slot->state = SLOT_RUNNING;

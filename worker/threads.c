@@ -55,8 +55,8 @@ static void assign(wrk *w, sf_job *jobs, size_t n)
             continue;
         w->slots[i].job = jobs[k++];
         w->slots[i].state = SLOT_ASSIGNED;
+        pthread_cond_signal(&w->slots[i].cv); /* that runner alone: no herd of idle runners */
     }
-    pthread_cond_broadcast(&w->work_cv);
     pthread_mutex_unlock(&w->mu);
     for (; k < n; k++) /* cannot happen: only this thread fills idle slots */
         sf_job_destroy(&jobs[k]);

@@ -118,7 +118,6 @@ int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why,
 int wrk_start(wrk *w, sf_err *err)
 {
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->work_cv, NULL);
     pthread_cond_init(&w->idle_cv, NULL);
     pthread_cond_init(&w->done_cv, NULL);
     pthread_cond_init(&w->tick_cv, NULL);
@@ -130,6 +129,7 @@ int wrk_start(wrk *w, sf_err *err)
     for (int i = 0; i < w->n_slots; i++) {
         w->slots[i].w = w;
         w->slots[i].index = i;
+        pthread_cond_init(&w->slots[i].cv, NULL);
         atomic_init(&w->slots[i].cancel, 0);
         if (pthread_create(&w->slots[i].thread, NULL, wrk_runner_main, &w->slots[i]) != 0)
             return sf_err_sys(err, SF_ERR_INTERNAL, errno, "could not start a runner thread"), -1;
@@ -189,7 +189,8 @@ void wrk_drain_and_stop(wrk *w)
     atomic_store(&w->claim_stop, 1);
     pthread_mutex_lock(&w->mu);
     w->stopping = 1;
-    pthread_cond_broadcast(&w->work_cv);
+    for (int i = 0; i < w->n_slots; i++)
+        pthread_cond_signal(&w->slots[i].cv);
     pthread_cond_broadcast(&w->idle_cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->claimer, NULL);
@@ -209,6 +210,8 @@ void wrk_drain_and_stop(wrk *w)
     pthread_cond_broadcast(&w->hook_cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->webhook, NULL);
+    for (int i = 0; i < w->n_slots; i++)
+        pthread_cond_destroy(&w->slots[i].cv);
     free(w->slots);
     w->slots = NULL;
 }

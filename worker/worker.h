@@ -64,6 +64,7 @@ typedef struct wrk_slot {
     struct wrk *w;
     int index;
     pthread_t thread;
+    pthread_cond_t cv;     /* with wrk.mu: this slot was assigned, or stopping changed */
     /* guarded by wrk.mu */
     wrk_slot_state state;
     sf_job job;            /* valid unless SLOT_IDLE */
@@ -93,7 +94,6 @@ typedef struct wrk {
     int64_t lease_ms;
 
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;   /* a slot was assigned, or stopping changed */
     pthread_cond_t idle_cv;   /* a slot became idle */
     pthread_cond_t done_cv;   /* outcomes queued, or runners finished */
     pthread_cond_t tick_cv;   /* heartbeat sleep; broadcast at shutdown */
