@@ -278,8 +278,17 @@ static int64_t get_i64(const sf_db_res *res, int row, int col, int64_t dflt)
 
 /* ---- claim -------------------------------------------------------------- */
 
+/* Claims and heartbeats commit with synchronous_commit off (this transaction
+ * only, set inside the statement: one round trip, safe behind transaction
+ * pooling). Losing one in a crash is harmless: a lost claim leaves the row
+ * queued (the Redis lease expires and the reaper returns the id to ready; the
+ * worker's completion, fenced on the lost fence, writes nothing), a lost
+ * renewal only shortens a lease. A later durable commit (a completion)
+ * flushes the WAL before it, so no completion outlives its claim. */
+#define ASYNC_COMMIT "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+
 static const char CLAIM_SOURCE[] =
-    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker";
+    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker FROM " ASYNC_COMMIT;
 
 static const char CLAIM_TAIL[] =
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
@@ -387,7 +396,7 @@ sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *
 
 static const char HEARTBEAT_SOURCE[] =
     "SELECT s.id, s.fence, $3::bigint AS lease_ms "
-    "FROM unnest($1::uuid[], $2::bigint[]) AS s(id, fence)";
+    "FROM unnest($1::uuid[], $2::bigint[]) AS s(id, fence), " ASYNC_COMMIT;
 
 static sf_status fence_array(sf_buf *b, const int64_t *fences, size_t stride, size_t n,
                              sf_err *err)
