@@ -46,6 +46,8 @@ static const sf_config_var config_vars[] = {
      "memory for cached data sets (LRU)"},
     {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(wrk_config, queue),
      "queue name: Redis keys are sf:{QUEUE}:..."},
+    {"SF_RUNNER_NICE", SF_CFG_INT, "10", 0, 19, NULL, 0, offsetof(wrk_config, runner_nice),
+     "niceness of the threads that run jobs, so job CPU never starves heartbeats, claims or the control plane"},
     {"SF_EQUITY_POINTS", SF_CFG_INT, "1000", 0, 100000000, NULL, 0, offsetof(wrk_config, equity_points),
      "most equity points stored per backtest (first, last, drawdown peak and trough kept); 0 = all"},
     {"SF_WEBHOOK_TIMEOUT_MS", SF_CFG_INT, "5000", 100, 120000, NULL, 0,
