@@ -10,9 +10,13 @@
 #include <time.h>
 
 
+#define PREPARED_MAX 32 /* named statements per connection (sf_db_query_prepared) */
+
 struct sf_db {
     PGconn *conn;
     char sqlstate[6];
+    char *prepared[PREPARED_MAX]; /* texts prepared as "sf_p<i>" on this session */
+    int n_prepared;
 };
 
 struct sf_db_res {
@@ -118,16 +122,26 @@ sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_er
                       target, attempts, attempts == 1 ? "" : "s", why);
 }
 
+/* Forget the named statements (a new session has none). */
+static void forget_prepared(sf_db *db)
+{
+    for (int i = 0; i < db->n_prepared; i++)
+        free(db->prepared[i]);
+    db->n_prepared = 0;
+}
+
 void sf_db_close(sf_db *db)
 {
     if (db == NULL)
         return;
     PQfinish(db->conn);
+    forget_prepared(db);
     free(db);
 }
 
 sf_status sf_db_reset(sf_db *db, sf_err *err)
 {
+    forget_prepared(db);
     PQreset(db->conn);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         char why[256];
@@ -198,6 +212,76 @@ sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const
     r->res = res;
     *out = r;
     return SF_OK;
+}
+
+static sf_status wrap_result(PGresult *res, sf_db_res **out, sf_err *err)
+{
+    if (out == NULL) {
+        PQclear(res);
+        return SF_OK;
+    }
+    sf_db_res *r = malloc(sizeof *r);
+    if (r == NULL) {
+        PQclear(res);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    r->res = res;
+    *out = r;
+    return SF_OK;
+}
+
+/* The index of sql among the named statements, preparing it when new; -1
+ * when the cache is full (the caller runs it unnamed). */
+static int prepared_index(sf_db *db, const char *sql, int nparams, PGresult **bad)
+{
+    *bad = NULL;
+    for (int i = 0; i < db->n_prepared; i++)
+        if (strcmp(db->prepared[i], sql) == 0)
+            return i;
+    if (db->n_prepared >= PREPARED_MAX)
+        return -1;
+    char *copy = strdup(sql);
+    if (copy == NULL)
+        return -1;
+    char name[16];
+    snprintf(name, sizeof name, "sf_p%d", db->n_prepared);
+    PGresult *res = PQprepare(db->conn, name, sql, nparams, NULL);
+    if (res == NULL || !result_ok(res)) {
+        free(copy);
+        *bad = res ? res : PQmakeEmptyPGresult(db->conn, PGRES_FATAL_ERROR);
+        return -1;
+    }
+    PQclear(res);
+    db->prepared[db->n_prepared] = copy;
+    return db->n_prepared++;
+}
+
+sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
+                               sf_db_res **out, sf_err *err)
+{
+    db->sqlstate[0] = '\0';
+    if (out)
+        *out = NULL;
+    PGresult *bad = NULL;
+    int i = prepared_index(db, sql, nparams, &bad);
+    if (bad != NULL)
+        return fail(db, bad, err);
+    if (i < 0)
+        return sf_db_query(db, sql, nparams, params, out, err);
+    char name[16];
+    snprintf(name, sizeof name, "sf_p%d", i);
+    PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state != NULL && strcmp(state, "26000") == 0) {
+        /* The session lost it (a pooler handed us another server session):
+         * start the cache again and run this one unnamed. */
+        PQclear(res);
+        forget_prepared(db);
+        return sf_db_query(db, sql, nparams, params, out, err);
+    }
+    if (res == NULL || !result_ok(res))
+        return fail(db, res, err);
+    return wrap_result(res, out, err);
 }
 
 sf_status sf_db_begin(sf_db *db, sf_err *err)

@@ -50,6 +50,16 @@ sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err);
 /* Run one statement with text parameters; rows (if any) in *out when out != NULL. */
 sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
                       sf_db_res **out, sf_err *err);
+/* sf_db_query for a statement run again and again (a fixed text): the first
+ * call prepares it as a named statement of this session (parse, analysis
+ * and, after a few runs, planning are done once); later calls only bind and
+ * execute. At most 32 texts per connection (then unnamed, as sf_db_query);
+ * forgotten on sf_db_reset. A session that lost them (a transaction-pooling
+ * proxy without prepared-statement support) is answered by running the text
+ * unnamed and starting over; inside an explicit transaction that error
+ * aborts the transaction (SF_ERR_DB) like any other. */
+sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
+                               sf_db_res **out, sf_err *err);
 /* Like sf_db_query with a printf-formatted parameter list is deliberately absent:
  * values travel as parameters, never spliced into SQL. */
 
