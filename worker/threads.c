@@ -46,11 +46,13 @@ static int wait_idle(wrk *w)
     return n;
 }
 
-static void assign(wrk *w, sf_job *jobs, size_t n)
+/* Hand claimed jobs to idle runners; once the worker is stopping, runners may
+ * already have exited, so nothing is assigned. Returns how many were. */
+static size_t assign(wrk *w, sf_job *jobs, size_t n)
 {
     pthread_mutex_lock(&w->mu);
     size_t k = 0;
-    for (int i = 0; i < w->n_slots && k < n; i++) {
+    for (int i = 0; i < w->n_slots && k < n && !w->stopping; i++) {
         if (w->slots[i].state != SLOT_IDLE)
             continue;
         w->slots[i].job = jobs[k++];
@@ -58,8 +60,31 @@ static void assign(wrk *w, sf_job *jobs, size_t n)
         pthread_cond_signal(&w->slots[i].cv); /* that runner alone: no herd of idle runners */
     }
     pthread_mutex_unlock(&w->mu);
-    for (; k < n; k++) /* cannot happen: only this thread fills idle slots */
-        sf_job_destroy(&jobs[k]);
+    return k;
+}
+
+/* Jobs claimed in PostgreSQL that no runner will take (the worker began to
+ * stop during the claim): give them back at once, fenced, without spending
+ * the attempt, rather than leave them `running` until their lease expires. */
+static void release_unassigned(claimer *c, sf_job *jobs, size_t n)
+{
+    sf_job_done done[WRK_THREADS_MAX];
+    const char *ids[WRK_THREADS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        memset(&done[i], 0, sizeof done[i]);
+        snprintf(done[i].id, sizeof done[i].id, "%s", jobs[i].id);
+        done[i].fence = jobs[i].fence;
+        done[i].outcome = SF_JOB_RELEASED;
+        ids[i] = done[i].id;
+    }
+    sf_err err = {0};
+    if (sf_job_complete(c->db, done, n, NULL, &err) != SF_OK)
+        sf_log_warn(c->w->log, "could not release jobs claimed while stopping; their leases expire",
+                    SF_LF_STR("error", err.msg));
+    else if (sf_queue_ack(c->q, ids, n, &err) != SF_OK)
+        sf_log_warn(c->w->log, "could not drop released leases", SF_LF_STR("error", err.msg));
+    for (size_t i = 0; i < n; i++)
+        sf_job_destroy(&jobs[i]);
 }
 
 /* Drop the Redis leases of ids PostgreSQL did not give us. */
@@ -126,7 +151,9 @@ static void claim_round(claimer *c, int k)
         return;
     size_t m = claim_pg(c, n);
     drop_unclaimed(c, n, m);
-    assign(w, c->jobs, m);
+    size_t given = assign(w, c->jobs, m);
+    if (given < m)
+        release_unassigned(c, c->jobs + given, m - given);
 }
 
 void *wrk_claimer_main(void *arg)
