@@ -50,7 +50,7 @@ static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t li
 {
     size_t added = 0;
     *n = 0;
-    sf_status st = sf_job_relay_pending(d->db, SCHED_RELAY_PER_TENANT, limit, entries, n, err);
+    sf_status st = sf_job_relay_pending(d->db, SCHED_RELAY_PER_TENANT, limit, d->relay_turn++, entries, n, err);
     if (st != SF_OK || *n == 0)
         return st;
     st = sf_queue_enqueue(d->queue, entries, *n, &added, err);

@@ -100,6 +100,7 @@ typedef struct sched_duties {
     char incarnation[SCHED_INCARNATION_MAX]; /* what this leader set; "" = none yet */
     int rebuild_needed;
     int relay_more;            /* the last relay pass left work (Redis full, or its batch cap) */
+    uint64_t relay_turn;       /* rotation of the tenants' order, one step per relay batch */
     int was_active;
     int64_t next_tick_ms, next_reap_ms, next_retention_ms;
     sf_job_retry retry;

@@ -828,38 +828,42 @@ sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_q
  * of reading every pending row); each tenant's oldest due rows in priority
  * order, at most max($1, $2 / tenants) each (one tenant alone fills the
  * batch), locked SKIP LOCKED; round robin across tenants (every tenant's
- * first row, then every tenant's second, ...), tenants by their best priority
- * then age; at most $2 rows. */
+ * first row, then every tenant's second, ...), the tenants' order within a
+ * round rotated by $3, so that when the room in Redis is smaller than the
+ * number of tenants (one free slot at a time) successive batches start with
+ * successive tenants instead of always the same one; at most $2 rows. */
 static const char RELAY_SOURCE[] =
     "WITH RECURSIVE t(user_id) AS ("
     "(SELECT user_id FROM jobs WHERE status = 'pending' ORDER BY user_id LIMIT 1) UNION ALL "
     "SELECT (SELECT user_id FROM jobs WHERE status = 'pending' AND user_id > t.user_id "
     "ORDER BY user_id LIMIT 1) FROM t WHERE t.user_id IS NOT NULL), "
-    "tt AS (SELECT user_id FROM t WHERE user_id IS NOT NULL), "
-    "s AS (SELECT j.id, row_number() OVER w AS rn, min(j.priority) OVER w AS p, "
-    "min(j.created_at) OVER w AS c FROM tt CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at "
+    "tt AS (SELECT user_id, row_number() OVER (ORDER BY user_id) AS ord, count(*) OVER () AS nt "
+    "FROM t WHERE user_id IS NOT NULL), "
+    "s AS (SELECT j.id, row_number() OVER w AS rn, (tt.ord + $3::bigint) % tt.nt AS turn "
+    "FROM tt CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at "
     "FROM jobs WHERE user_id = tt.user_id AND status = 'pending' AND run_at <= now() "
     "ORDER BY priority, created_at LIMIT (SELECT greatest($1::bigint, $2::bigint / greatest(count(*), 1)) "
     "FROM tt) FOR UPDATE SKIP LOCKED) j "
     "WINDOW w AS (PARTITION BY j.user_id ORDER BY j.priority, j.created_at "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) "
-    "SELECT id FROM s ORDER BY rn, p, c LIMIT $2::bigint";
+    "SELECT id FROM s ORDER BY rn, turn LIMIT $2::bigint";
 
-sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
-                               size_t *n, sf_err *err)
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation,
+                               sf_queue_entry *out, size_t *n, sf_err *err)
 {
     *n = 0;
     if (limit == 0 || per_tenant == 0)
         return SF_OK;
     if (limit > SF_JOB_BATCH_MAX)
         limit = SF_JOB_BATCH_MAX;
-    char per[24], lim[24];
+    char per[24], lim[24], rot[24];
     snprintf(per, sizeof per, "%zu", per_tenant);
     snprintf(lim, sizeof lim, "%zu", limit);
-    const char *params[] = {per, lim};
+    snprintf(rot, sizeof rot, "%" PRIu64, rotation % (UINT64_C(1) << 62));
+    const char *params[] = {per, lim, rot};
     sf_db_res *res = NULL;
     sf_status st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u",
-                              2, params, &res, err);
+                              3, params, &res, err);
     for (int r = 0; st == SF_OK && r < sf_db_nrows(res) && *n < limit; r++)
         fill_entry(&out[(*n)++], res, r, 0, 1, 2, 3);
     sf_db_res_free(res);

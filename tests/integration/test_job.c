@@ -412,19 +412,43 @@ Test(job, relay_in_one_statement_takes_every_tenants_first_job_before_anyones_se
     size_t n = 0;
     sf_err err = {0};
     /* limit 2 of 6 due jobs: one of each tenant (round robin), not two of a's */
-    cr_assert_eq(sf_job_relay_pending(g_db, 1, 2, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_relay_pending(g_db, 1, 2, 0, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 2);
     cr_assert_neq(strcmp(e[0].tenant, e[1].tenant), 0, "one job of each tenant");
     cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'queued' AND queued_at IS NOT NULL", NULL), 2);
     /* the rest: a alone has due work; its share grows to the limit (4 of 4),
      * b's job with a future run_at stays pending */
-    cr_assert_eq(sf_job_relay_pending(g_db, 1, 10, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_relay_pending(g_db, 1, 10, 1, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 4);
     for (size_t i = 0; i < n; i++)
         cr_assert_neq(strcmp(e[i].tenant, other), 0);
     cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'pending'", NULL), 1);
-    cr_assert_eq(sf_job_relay_pending(g_db, 1, 10, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_relay_pending(g_db, 1, 10, 1, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 0);
+    free(other);
+}
+
+/* One free slot in Redis at a time: successive relays must serve the
+ * tenants in turn, not the same (oldest) tenant every time. */
+Test(job, relay_with_room_for_one_job_serves_the_tenants_in_turn)
+{
+    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id",
+                     NULL);
+    for (int i = 0; i < 4; i++)
+        free(new_job("pending", 3));
+    for (int i = 0; i < 4; i++)
+        q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe) VALUES ($1, '{}', 'S', '1d') RETURNING 1", other);
+    sf_queue_entry e[1];
+    char seen[4][sizeof e[0].tenant];
+    for (uint64_t turn = 0; turn < 4; turn++) {
+        size_t n = 0;
+        sf_err err = {0};
+        cr_assert_eq(sf_job_relay_pending(g_db, 1, 1, turn, e, &n, &err), SF_OK, "%s", err.msg);
+        cr_assert_eq(n, 1);
+        snprintf(seen[turn], sizeof seen[turn], "%s", e[0].tenant);
+    }
+    for (int i = 1; i < 4; i++)
+        cr_assert_neq(strcmp(seen[i], seen[i - 1]), 0, "relay %d served the same tenant again", i);
     free(other);
 }
 

@@ -187,9 +187,11 @@ sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t
  * at most max(per_tenant, limit / tenants) per tenant, FOR UPDATE SKIP
  * LOCKED), become queued; up to limit (<= SF_JOB_BATCH_MAX) of them are
  * returned as queue entries for sf_queue_enqueue. out must hold limit.
+ * rotation turns the tenants' order within a round: pass a counter that
+ * grows by one each call, so a small limit serves every tenant in turn.
  */
-sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
-                               size_t *n, sf_err *err);
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation,
+                               sf_queue_entry *out, size_t *n, sf_err *err);
 
 /* Rebuild: queued jobs with id > after_id ("" = from the start), by id, up to
  * limit, as queue entries. Page with the last id returned. */
