@@ -37,7 +37,7 @@ static const sf_config_var config_vars[] = {
      offsetof(sched_config, relay_max_ready), "most job ids kept ready in Redis"},
     {"REAPER_INTERVAL_MS", SF_CFG_INT, "1000", 10, 3600000, NULL, 0,
      offsetof(sched_config, reaper_interval_ms), "how often expired leases are reaped"},
-    {"RETENTION_DAYS", SF_CFG_INT, "30", 1, 36500, NULL, 0, offsetof(sched_config, retention_days),
+    {"SF_RETENTION_DAYS", SF_CFG_INT, "30", 1, 36500, NULL, 0, offsetof(sched_config, retention_days),
      "finished jobs, empty batches and cron firings older than this are deleted"},
     {"RETENTION_INTERVAL_SECONDS", SF_CFG_INT, "300", 1, 86400, NULL, 0,
      offsetof(sched_config, retention_interval_s), "how often retention runs"},

@@ -1,5 +1,5 @@
 /*
- * retention: delete what is older than RETENTION_DAYS, in batches so no
+ * retention: delete what is older than SF_RETENTION_DAYS, in batches so no
  * statement holds many locks or runs long:
  *   jobs in a final state (succeeded, failed, dead, cancelled) whose
  *     finished_at is older (results and signals go with them: ON DELETE
