@@ -50,22 +50,22 @@ static double ksum_get(const ksum *k)
     return k->s + k->c;
 }
 
-/* ---- the curve, in blocks ---------------------------------------------------------------- */
+/* ---- the curve, in one pass ---------------------------------------------------------------- */
 
 /*
- * DESIGN: returns are computed a block at a time into a small stack array
- * (independent divisions, so they pipeline and vectorise), then summed in
- * four interleaved lanes (sum r, sum r^2, sum min(r,0)^2); each block's
- * partial sums go into Neumaier accumulators. That is blocked (pairwise-like)
- * summation: the rounding error grows with the block length, not the curve
- * length, and the order is fixed, so results are bit-identical on every run.
- * Flat bars give r = 0 exactly and add nothing. Sharpe's variance is
- * (S2 - S1^2/m) / (m-1); for per-bar returns |mean| is far below the
- * deviation, so the cancellation is harmless. The drawdown scan compares by
+ * DESIGN: the curve is read once. A flat bar (equity unchanged: most bars of
+ * most strategies, which sit out of the market part of the time) has r = 0
+ * and cannot move the drawdown, so it costs one comparison: no division,
+ * nothing summed. Moved bars add r, r^2 and min(r,0)^2 to plain partial sums
+ * that are folded into Neumaier accumulators every PERF_BLOCK bars: blocked
+ * summation, whose rounding error grows with the block, not the curve; the
+ * order is fixed, so results are bit-identical on every run. Sharpe's
+ * variance is (S2 - S1^2/m) / (m-1); for per-bar returns |mean| is far below
+ * the deviation, so the cancellation is harmless. Returns stop at the first
+ * bar whose previous equity is <= 0 (ruin); the drawdown compares by
  * multiplication and divides only when a deeper trough is found.
  */
 #define PERF_BLOCK 512
-#define PERF_LANES 4
 
 typedef struct curve_pass {
     size_t m;             /* usable returns: i = 1.. while equity[i-1] > 0 */
@@ -74,35 +74,42 @@ typedef struct curve_pass {
     double worst;         /* deepest drawdown fraction */
 } curve_pass;
 
-/* Returns r_i for i in [from, from + len), summed into the pass. */
-static void sum_block(const double *equity, size_t from, size_t len, curve_pass *p)
+typedef struct partial {
+    double r, sq, down;
+} partial;
+
+static void fold(curve_pass *p, partial *b)
 {
-    double r[PERF_BLOCK];
-    for (size_t j = 0; j < len; j++)
-        r[j] = equity[from + j] / equity[from + j - 1] - 1.0;
-    for (size_t j = len; j % PERF_LANES; j++)
-        r[j] = 0.0;
-    double a1[PERF_LANES] = {0}, a2[PERF_LANES] = {0}, a3[PERF_LANES] = {0};
-    for (size_t j = 0; j < len; j += PERF_LANES) {
-        for (size_t k = 0; k < PERF_LANES; k++) {
-            double x = r[j + k], sq = x * x;
-            a1[k] += x;
-            a2[k] += sq;
-            a3[k] += x < 0 ? sq : 0.0;
-        }
-    }
-    ksum_add(&p->s1, (a1[0] + a1[1]) + (a1[2] + a1[3]));
-    ksum_add(&p->s2, (a2[0] + a2[1]) + (a2[2] + a2[3]));
-    ksum_add(&p->down, (a3[0] + a3[1]) + (a3[2] + a3[3]));
+    ksum_add(&p->s1, b->r);
+    ksum_add(&p->s2, b->sq);
+    ksum_add(&p->down, b->down);
+    *b = (partial){0, 0, 0};
 }
 
-static void scan_drawdown(const double *equity, size_t n, curve_pass *p)
+static void scan_curve(const double *equity, size_t n, curve_pass *p)
 {
-    size_t peak = 0;
+    *p = (curve_pass){0};
+    size_t m = n > 1 && equity[0] > 0 ? n - 1 : 0;
+    size_t peak = 0, fold_at = PERF_BLOCK;
     double peak_v = equity[0];
     double floor_ratio = 1.0; /* 1 - worst: below floor_ratio * peak is deeper */
+    partial b = {0, 0, 0};
     for (size_t i = 1; i < n; i++) {
-        double cur = equity[i];
+        if (i >= fold_at) {
+            fold(p, &b);
+            fold_at += PERF_BLOCK;
+        }
+        double prev = equity[i - 1], cur = equity[i];
+        if (cur == prev)
+            continue;
+        if (i <= m) {
+            double r = cur / prev - 1.0, sq = r * r;
+            b.r += r;
+            b.sq += sq;
+            b.down += r < 0 ? sq : 0.0;
+        }
+        if (!(cur > 0) && m > i)
+            m = i; /* ruin: no return after this bar */
         if (cur > peak_v) {
             peak_v = cur;
             peak = i;
@@ -116,18 +123,8 @@ static void scan_drawdown(const double *equity, size_t n, curve_pass *p)
             }
         }
     }
-}
-
-static void scan_curve(const double *equity, size_t n, curve_pass *p)
-{
-    *p = (curve_pass){0};
-    while (p->m + 1 < n && equity[p->m] > 0)
-        p->m++;
-    for (size_t i = 1; i <= p->m; i += PERF_BLOCK) {
-        size_t len = p->m + 1 - i < PERF_BLOCK ? p->m + 1 - i : PERF_BLOCK;
-        sum_block(equity, i, len, p);
-    }
-    scan_drawdown(equity, n, p);
+    fold(p, &b);
+    p->m = m;
 }
 
 static void risk_ratios(const curve_pass *p, double ppy, sf_perf *out)
