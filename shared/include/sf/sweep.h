@@ -37,9 +37,9 @@
 #define SF_SWEEP_METRIC_MAX 32
 /* Default indicator-cache bound of a sweep. Members run in grid order (the
  * last path fastest), so LRU keeps the specs of one row of the grid hot;
- * 128 MiB holds 16 outputs of a million bars, and keeps a 100-member sweep
+ * 96 MiB holds 12 outputs of a million bars, and keeps a 100-member sweep
  * over a million bars under 200 MB in all. */
-#define SF_SWEEP_CACHE_DEFAULT ((size_t)128 * 1024 * 1024)
+#define SF_SWEEP_CACHE_DEFAULT ((size_t)96 * 1024 * 1024)
 
 typedef struct sf_sweep_opts {
     int threads;                /* 1 .. SF_SWEEP_MAX_THREADS; 0 means 1 */
