@@ -11,9 +11,10 @@
 #include <string.h>
 
 #include "sf/dataset.h"
+#include "sf/list.h"
 
 struct wrk_cache_entry {
-    wrk_cache_entry *prev, *next;
+    sf_list_node link; /* first member: a node pointer is an entry pointer */
     char symbol[64];
     char timeframe[32];
     int64_t version;
@@ -25,7 +26,7 @@ struct wrk_cache_entry {
 struct wrk_cache {
     pthread_mutex_t mu;
     /* guarded by mu */
-    wrk_cache_entry *head, *tail;
+    sf_list lru;            /* most recently used first */
     size_t bytes, entries, max_bytes;
     uint64_t hits, misses, evictions;
 };
@@ -41,33 +42,9 @@ sf_status wrk_cache_new(size_t max_bytes, wrk_cache **out, sf_err *err)
     return SF_OK;
 }
 
-static void unlink_entry(wrk_cache *c, wrk_cache_entry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void push_head(wrk_cache *c, wrk_cache_entry *e)
-{
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 static void drop_entry(wrk_cache *c, wrk_cache_entry *e)
 {
-    unlink_entry(c, e);
+    sf_list_unlink(&c->lru, &e->link);
     c->bytes -= e->bytes;
     c->entries--;
     c->evictions++;
@@ -79,8 +56,8 @@ void wrk_cache_free(wrk_cache *c)
 {
     if (c == NULL)
         return;
-    while (c->head)
-        drop_entry(c, c->head);
+    while (c->lru.head)
+        drop_entry(c, (wrk_cache_entry *)c->lru.head);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -88,9 +65,9 @@ void wrk_cache_free(wrk_cache *c)
 /* Drop unreferenced entries, oldest first, while over budget. Locked. */
 static void evict(wrk_cache *c)
 {
-    wrk_cache_entry *e = c->tail;
+    wrk_cache_entry *e = (wrk_cache_entry *)c->lru.tail;
     while (e && (c->bytes > c->max_bytes || c->entries > WRK_CACHE_ENTRIES_MAX)) {
-        wrk_cache_entry *prev = e->prev;
+        wrk_cache_entry *prev = (wrk_cache_entry *)e->link.prev;
         if (e->refs == 0)
             drop_entry(c, e);
         e = prev;
@@ -100,7 +77,7 @@ static void evict(wrk_cache *c)
 /* Locked. */
 static wrk_cache_entry *find(wrk_cache *c, const char *symbol, const char *timeframe, int64_t version)
 {
-    for (wrk_cache_entry *e = c->head; e; e = e->next)
+    for (wrk_cache_entry *e = (wrk_cache_entry *)c->lru.head; e; e = (wrk_cache_entry *)e->link.next)
         if (e->version == version && strcmp(e->symbol, symbol) == 0 &&
             strcmp(e->timeframe, timeframe) == 0)
             return e;
@@ -110,8 +87,7 @@ static wrk_cache_entry *find(wrk_cache *c, const char *symbol, const char *timef
 static wrk_cache_entry *take(wrk_cache *c, wrk_cache_entry *e)
 {
     e->refs++;
-    unlink_entry(c, e);
-    push_head(c, e);
+    sf_list_move_to_head(&c->lru, &e->link);
     return e;
 }
 
@@ -128,7 +104,7 @@ static wrk_cache_entry *insert(wrk_cache *c, wrk_cache_entry *fresh)
         return e;
     }
     fresh->refs = 1;
-    push_head(c, fresh);
+    sf_list_push_head(&c->lru, &fresh->link);
     c->bytes += fresh->bytes;
     c->entries++;
     evict(c);

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf/list.h"
+
 #define BATCH_ID_MAX 40
 
 struct wrk_grid_ref {
-    wrk_grid_ref *prev, *next;
+    sf_list_node link; /* first member: a node pointer is an entry pointer */
     char batch_id[BATCH_ID_MAX];
     size_t len;
     uint64_t hash;
@@ -24,7 +26,7 @@ struct wrk_grid_ref {
 struct wrk_gridcache {
     pthread_mutex_t mu;
     /* guarded by mu */
-    wrk_grid_ref *head, *tail;
+    sf_list lru;            /* most recently used first */
     size_t entries;
 };
 
@@ -47,33 +49,9 @@ sf_status wrk_gridcache_new(wrk_gridcache **out, sf_err *err)
     return SF_OK;
 }
 
-static void unlink_ref(wrk_gridcache *c, wrk_grid_ref *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void push_head(wrk_gridcache *c, wrk_grid_ref *e)
-{
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 static void drop_ref(wrk_gridcache *c, wrk_grid_ref *e)
 {
-    unlink_ref(c, e);
+    sf_list_unlink(&c->lru, &e->link);
     c->entries--;
     sf_grid_free(e->grid);
     free(e);
@@ -83,8 +61,8 @@ void wrk_gridcache_free(wrk_gridcache *c)
 {
     if (c == NULL)
         return;
-    while (c->head)
-        drop_ref(c, c->head);
+    while (c->lru.head)
+        drop_ref(c, (wrk_grid_ref *)c->lru.head);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -92,9 +70,9 @@ void wrk_gridcache_free(wrk_gridcache *c)
 /* Drop unreferenced entries, oldest first, while over the bound. Locked. */
 static void evict(wrk_gridcache *c)
 {
-    wrk_grid_ref *e = c->tail;
+    wrk_grid_ref *e = (wrk_grid_ref *)c->lru.tail;
     while (e && c->entries > WRK_GRIDCACHE_ENTRIES) {
-        wrk_grid_ref *prev = e->prev;
+        wrk_grid_ref *prev = (wrk_grid_ref *)e->link.prev;
         if (e->refs == 0)
             drop_ref(c, e);
         e = prev;
@@ -104,12 +82,11 @@ static void evict(wrk_gridcache *c)
 /* Locked: the entry for the key, taken (refs + 1, moved to the head). */
 static wrk_grid_ref *find_take(wrk_gridcache *c, const char *batch_id, size_t len, uint64_t hash)
 {
-    for (wrk_grid_ref *e = c->head; e; e = e->next) {
+    for (wrk_grid_ref *e = (wrk_grid_ref *)c->lru.head; e; e = (wrk_grid_ref *)e->link.next) {
         if (e->len != len || e->hash != hash || strcmp(e->batch_id, batch_id) != 0)
             continue;
         e->refs++;
-        unlink_ref(c, e);
-        push_head(c, e);
+        sf_list_move_to_head(&c->lru, &e->link);
         return e;
     }
     return NULL;
@@ -122,7 +99,7 @@ static wrk_grid_ref *insert(wrk_gridcache *c, wrk_grid_ref *fresh)
     wrk_grid_ref *e = find_take(c, fresh->batch_id, fresh->len, fresh->hash);
     if (e == NULL) {
         fresh->refs = 1;
-        push_head(c, fresh);
+        sf_list_push_head(&c->lru, &fresh->link);
         c->entries++;
         evict(c);
     }
