@@ -49,15 +49,15 @@ static const char summary[] =
     "The backtest farm's HTTP/JSON API: submissions, status, results, cancel, data sets,\n"
     "/health, /ready and /metrics. Configured by environment variables (NAME or NAME_FILE).";
 
-static int print_help(void)
+
+/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
+static void print_config_errors(const sf_buf *errors)
 {
-    sf_buf b;
-    sf_buf_init(&b, 1 << 16);
-    sf_status st = sf_config_help(PROG, summary, config_vars, N_VARS, &b, NULL);
-    if (st == SF_OK)
-        fputs(sf_buf_str(&b), stdout);
-    sf_buf_destroy(&b);
-    return st == SF_OK ? 0 : 1;
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    sf_config_errors_format(PROG, errors, &out, NULL);
+    fputs(sf_buf_str(&out), stderr);
+    sf_buf_destroy(&out);
 }
 
 static int load_config(api_config *cfg)
@@ -65,16 +65,8 @@ static int load_config(api_config *cfg)
     sf_buf errors;
     sf_buf_init(&errors, 1 << 16);
     sf_status st = sf_config_load(config_vars, N_VARS, cfg, &errors);
-    if (st != SF_OK) {
-        const char *p = sf_buf_str(&errors);
-        while (*p) {
-            const char *nl = strchr(p, '\n');
-            size_t n = nl ? (size_t)(nl - p) : strlen(p);
-            if (n > 0)
-                fprintf(stderr, PROG ": %.*s\n", (int)n, p);
-            p += n + (nl != NULL);
-        }
-    }
+    if (st != SF_OK)
+        print_config_errors(&errors);
     sf_buf_destroy(&errors);
     return st == SF_OK;
 }
@@ -150,14 +142,13 @@ static int serve(api_app *app, sig_state *sigs)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return print_help();
-    if (argc > 1) {
-        fprintf(stderr, PROG ": unexpected argument \"%.64s\" (configuration is by environment; see --help)\n",
-                argv[1]);
-        return 2;
-    }
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
+    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
+    sf_buf_destroy(&out);
+    if (rc >= 0)
+        return rc;
     api_config cfg = {0};
     if (!load_config(&cfg)) {
         sf_config_free(config_vars, N_VARS, &cfg);
@@ -181,7 +172,7 @@ int main(int argc, char **argv)
     }
     sigs.log = log;
     api_app app;
-    int rc = 1;
+    rc = 1;
     pthread_t sig_tid;
     if (api_app_init(&app, &cfg, log, &err) != SF_OK) {
         sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));

@@ -49,31 +49,30 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-static int print_help(void)
-{
-    static const char summary[] =
+static const char summary[] =
         "Relays submitted jobs from PostgreSQL to Redis, fires cron schedules, reaps expired\n"
         "leases, rebuilds Redis after a flush and prunes old jobs. Several replicas may run;\n"
         "one leader (a lease row in PostgreSQL) acts. SIGTERM gives the lease up and exits.";
-    sf_buf b;
-    sf_buf_init(&b, 1 << 16);
-    sf_status st = sf_config_help(PROG, summary, config_vars, N_VARS, &b, NULL);
-    if (st == SF_OK)
-        fputs(sf_buf_str(&b), stdout);
-    sf_buf_destroy(&b);
-    return st == SF_OK ? 0 : 1;
-}
 
-/* -1 = go on; otherwise the exit code. */
+/* -1 = go on; otherwise the exit code (after --help or a bad argument). */
 static int parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return print_help();
-        fprintf(stderr, PROG ": unknown argument \"%s\" (try " PROG " --help)\n", argv[i]);
-        return 2;
-    }
-    return -1;
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
+    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
+    sf_buf_destroy(&out);
+    return rc;
+}
+
+/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
+static void print_config_errors(const sf_buf *errors)
+{
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    sf_config_errors_format(PROG, errors, &out, NULL);
+    fputs(sf_buf_str(&out), stderr);
+    sf_buf_destroy(&out);
 }
 
 static int load_config(sched_config *cfg)
@@ -85,13 +84,8 @@ static int load_config(sched_config *cfg)
         sf_buf_puts(&errors, "RETRY_CAP_MS: must be at least RETRY_BASE_MS\n", NULL);
         st = SF_ERR_CONFIG;
     }
-    if (st != SF_OK) {
-        for (const char *p = sf_buf_str(&errors); *p;) {
-            size_t n = strcspn(p, "\n");
-            fprintf(stderr, PROG ": %.*s\n", (int)n, p);
-            p += n + (p[n] == '\n');
-        }
-    }
+    if (st != SF_OK)
+        print_config_errors(&errors);
     sf_buf_destroy(&errors);
     return st == SF_OK;
 }

@@ -69,32 +69,21 @@ typedef struct stop_box {
     sf_log *log;
 } stop_box;
 
-static int print_help(void)
-{
-    static const char summary[] =
+static const char summary[] =
         "Claims jobs from Redis, runs backtests and logic executions with the engine on\n"
         "WORKER_THREADS threads, records results and signals in PostgreSQL and POSTs the\n"
         "signals of schedules with a webhook. SIGTERM drains: no new claims, running jobs get\n"
         "SF_DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
-    sf_buf b;
-    sf_buf_init(&b, 1 << 16);
-    sf_status st = sf_config_help(PROG, summary, config_vars, N_VARS, &b, NULL);
-    if (st == SF_OK)
-        fputs(sf_buf_str(&b), stdout);
-    sf_buf_destroy(&b);
-    return st == SF_OK ? 0 : 1;
-}
 
-/* -1 = go on; otherwise the exit code. */
+/* -1 = go on; otherwise the exit code (after --help or a bad argument). */
 static int parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return print_help();
-        fprintf(stderr, PROG ": unknown argument \"%s\" (try " PROG " --help)\n", argv[i]);
-        return 2;
-    }
-    return -1;
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
+    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
+    sf_buf_destroy(&out);
+    return rc;
 }
 
 /* WORKER_THREADS 0 = online CPUs; SF_DRAIN_SECONDS -1 = DRAIN_SECONDS or 25. */
@@ -106,6 +95,16 @@ static void resolve_defaults(wrk_config *cfg)
     }
     if (cfg->drain_seconds < 0)
         cfg->drain_seconds = cfg->drain_seconds_old >= 0 ? cfg->drain_seconds_old : DRAIN_DEFAULT_S;
+}
+
+/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
+static void print_config_errors(const sf_buf *errors)
+{
+    sf_buf out;
+    sf_buf_init(&out, 1 << 16);
+    sf_config_errors_format(PROG, errors, &out, NULL);
+    fputs(sf_buf_str(&out), stderr);
+    sf_buf_destroy(&out);
 }
 
 static int load_config(wrk_config *cfg)
@@ -127,7 +126,7 @@ static int load_config(wrk_config *cfg)
     }
     resolve_defaults(cfg);
     if (st != SF_OK)
-        fprintf(stderr, "%s", sf_buf_str(&errors));
+        print_config_errors(&errors);
     sf_buf_destroy(&errors);
     return st == SF_OK ? 0 : 2;
 }

@@ -242,3 +242,28 @@ sf_status sf_config_help(const char *prog, const char *summary,
     }
     return st;
 }
+
+int sf_config_args(const char *prog, const char *summary, const sf_config_var *vars, size_t n,
+                   int argc, char *const *argv, sf_buf *out)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return sf_config_help(prog, summary, vars, n, out, NULL) == SF_OK ? 0 : 2;
+        sf_buf_printf(out, NULL, "%s: unknown argument \"%.64s\" (configuration is by environment; see %s --help)\n",
+                      prog, argv[i], prog);
+        return 2;
+    }
+    return -1;
+}
+
+sf_status sf_config_errors_format(const char *prog, const sf_buf *errors, sf_buf *out, sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (const char *p = sf_buf_str(errors); *p && st == SF_OK;) {
+        size_t len = strcspn(p, "\n");
+        if (len > 0)
+            st = sf_buf_printf(out, err, "%s: %.*s\n", prog, (int)len, p);
+        p += len + (p[len] == '\n');
+    }
+    return st;
+}
