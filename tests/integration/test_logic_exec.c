@@ -39,30 +39,6 @@ static void teardown(void)
 
 TestSuite(logic_exec, .init = setup, .fini = teardown, .timeout = 90);
 
-/* Relay every due pending job into Redis (queue "backtest"); the count. */
-static size_t relay_all(void)
-{
-    sf_redis *r = farm_redis_open();
-    cr_assert_not_null(r);
-    sf_queue *q = NULL;
-    sf_err err = {0};
-    cr_assert_eq(sf_queue_new("backtest", r, &q, &err), SF_OK, "%s", err.msg);
-    static sf_queue_entry e[SF_JOB_BATCH_MAX];
-    const char *ids[SF_JOB_BATCH_MAX];
-    size_t n = 0, added = 0, marked = 0;
-    cr_assert_eq(sf_db_begin(F.db, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(sf_job_select_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, e, &n, &err), SF_OK, "%s",
-                 err.msg);
-    cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    cr_assert_eq(sf_job_mark_queued(F.db, ids, n, &marked, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(sf_db_commit(F.db, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(marked, n);
-    sf_queue_free(q);
-    sf_redis_close(r);
-    return n;
-}
 
 /* n daily flat bars at 95, except the last `high` bars at 105. */
 static void import_steps(const char *symbol, size_t n, size_t high)
@@ -160,7 +136,7 @@ Test(logic_exec, the_signal_is_recorded_and_posted_signed_to_the_schedules_webho
     char *user = farm_user("trader");
     char *s_ent = schedule(user, "ENT", url, "top-secret"), *s_hld = schedule(user, "HLD", NULL, NULL);
     char *j_ent = execution(s_ent), *j_hld = execution(s_hld);
-    cr_assert_eq(relay_all(), 2);
+    cr_assert_eq(farm_relay_all(), 2);
     sf_proc *w = worker("w-live");
     FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'succeeded'", NULL, 20000),
                 "logic executions did not succeed");
@@ -211,7 +187,7 @@ Test(logic_exec, a_failing_receiver_gets_the_retries_then_the_failure_is_recorde
     char *user = farm_user("trader");
     char *s = schedule(user, "ENT", url, "k");
     char *j = execution(s);
-    cr_assert_eq(relay_all(), 1);
+    cr_assert_eq(farm_relay_all(), 1);
     sf_proc *w = worker("w-fail");
     FARM_ASSERT(farm_wait_sql("SELECT EXISTS (SELECT 1 FROM signals WHERE job_id = $1 AND webhook_status = 'failed')", j,
                               20000),
@@ -281,7 +257,7 @@ Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_
     farm_dataset("LONG", "1d", 5000, 11);
     char *user = farm_user("quant");
     char *id = farm_job(user, FARM_LOGIC_SMA, "LONG", "1d", 1, 3);
-    cr_assert_eq(relay_all(), 1);
+    cr_assert_eq(farm_relay_all(), 1);
     sf_proc *w = worker("w-eq");
     FARM_ASSERT(farm_wait_sql("SELECT status = 'succeeded' FROM jobs WHERE id = $1", id, 20000), "no result");
     long long n = farm_int1("SELECT jsonb_array_length(equity) FROM " RESULT_POINTS " WHERE job_id = $1", id);

@@ -27,30 +27,6 @@ static void teardown(void)
 
 TestSuite(worker, .init = setup, .fini = teardown, .timeout = 90);
 
-/* Relay every due pending job into Redis (queue "backtest"); the count. */
-static size_t relay_all(void)
-{
-    sf_redis *r = farm_redis_open();
-    cr_assert_not_null(r);
-    sf_queue *q = NULL;
-    sf_err err = {0};
-    cr_assert_eq(sf_queue_new("backtest", r, &q, &err), SF_OK, "%s", err.msg);
-    static sf_queue_entry e[SF_JOB_BATCH_MAX];
-    const char *ids[SF_JOB_BATCH_MAX];
-    size_t n = 0, added = 0, marked = 0;
-    cr_assert_eq(sf_db_begin(F.db, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(sf_job_select_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, e, &n, &err), SF_OK, "%s",
-                 err.msg);
-    cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    cr_assert_eq(sf_job_mark_queued(F.db, ids, n, &marked, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(sf_db_commit(F.db, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(marked, n);
-    sf_queue_free(q);
-    sf_redis_close(r);
-    return n;
-}
 
 static sf_proc *worker(const char *name, int threads, const char *drain)
 {
@@ -85,7 +61,7 @@ Test(worker, queued_jobs_complete_with_one_result_each)
     farm_jobs_bulk(user, FARM_LOGIC_SMA, "SYM", "1d", 12);
     char *bad = farm_job(user, "{\"name\":\"bad\"}", "SYM", "1d", 1, 3);     /* invalid logic */
     char *nodata = farm_job(user, FARM_LOGIC_SMA, "NOPE", "1d", 1, 3);      /* missing data set */
-    cr_assert_eq(relay_all(), 14);
+    cr_assert_eq(farm_relay_all(), 14);
     sf_proc *w = worker("w1", 2, "10");
     int done = farm_wait_sql("SELECT count(*) = 14 FROM jobs WHERE status IN ('succeeded', 'failed')", NULL,
                              30000);
@@ -118,7 +94,7 @@ Test(worker, sigterm_during_work_exits_zero_within_the_drain_and_leaves_nothing_
     farm_dataset("BIG", "1d", 60000, 3);
     char *user = farm_user("bob");
     farm_jobs_bulk(user, FARM_LOGIC_SMA, "BIG", "1d", 40);
-    cr_assert_eq(relay_all(), 40);
+    cr_assert_eq(farm_relay_all(), 40);
     sf_proc *w = worker("w-drain", 2, "0"); /* no grace: running jobs are released */
     cr_assert(farm_wait_sql("SELECT count(*) >= 1 FROM jobs WHERE status = 'succeeded'", NULL, 30000),
               "no job finished");
@@ -142,7 +118,7 @@ Test(worker, a_killed_workers_job_is_reaped_after_its_lease_and_finished_once_by
     farm_dataset("BIG", "1d", 250000, 5);
     char *user = farm_user("carol");
     char *id = farm_job(user, FARM_LOGIC_SMA, "BIG", "1d", 1, 3);
-    cr_assert_eq(relay_all(), 1);
+    cr_assert_eq(farm_relay_all(), 1);
     sf_proc *a = worker("w-a", 1, "10");
     cr_assert(farm_wait_sql("SELECT status = 'running' FROM jobs WHERE id = $1", id, 20000));
     sf_proc_signal(a, SIGSTOP); /* freeze it mid-job, then make sure it had not finished */
@@ -162,7 +138,7 @@ Test(worker, a_killed_workers_job_is_reaped_after_its_lease_and_finished_once_by
     } while (rs.retried == 0 && sf_proc_now_ms() < end);
     cr_assert_eq(rs.retried, 1, "the reaper did not requeue the job");
     cr_assert(farm_wait_sql("SELECT run_at <= now() FROM jobs WHERE id = $1", id, 3000));
-    cr_assert_eq(relay_all(), 1);
+    cr_assert_eq(farm_relay_all(), 1);
 
     sf_proc *b = worker("w-b", 1, "10");
     int ok = farm_wait_sql("SELECT status = 'succeeded' FROM jobs WHERE id = $1", id, 30000);

@@ -31,9 +31,11 @@
 #include "sf/bars.h"
 #include "sf/dataset.h"
 #include "sf/engine.h"
+#include "sf/job.h"
 #include "sf/logic.h"
 #include "sf/db.h"
 #include "sf/migrate.h"
+#include "sf/queue.h"
 #include "sf/redis.h"
 
 #define FARM_ENV_MAX 32
@@ -293,6 +295,30 @@ static inline char *farm_user(const char *name)
     snprintf(email, sizeof email, "%s@farm.test", name);
     const char *p[] = {email, name};
     return farm_query1("INSERT INTO users (email, name, password_hash) VALUES ($1, $2, 'x') RETURNING id", 2, p);
+}
+
+/* Relay every due pending job into Redis (queue "backtest") the way the
+ * scheduler does: mark queued and commit (sf_job_relay_pending), then
+ * enqueue. For tests that run workers without a scheduler. The count. */
+static inline size_t farm_relay_all(void)
+{
+    sf_redis *r = farm_redis_open();
+    cr_assert_not_null(r);
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_queue_new("backtest", r, &q, &err), SF_OK, "%s", err.msg);
+    static sf_queue_entry e[SF_JOB_BATCH_MAX];
+    size_t total = 0, n = 0;
+    do {
+        size_t added = 0;
+        cr_assert_eq(sf_job_relay_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, total, e, &n, &err), SF_OK,
+                     "%s", err.msg);
+        cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
+        total += n;
+    } while (n == SF_JOB_BATCH_MAX);
+    sf_queue_free(q);
+    sf_redis_close(r);
+    return total;
 }
 
 /* n daily bars of a seeded random walk (deterministic), imported as symbol/tf. */
