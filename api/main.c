@@ -21,10 +21,8 @@
 #define PROG "sf-api"
 
 static const sf_config_var config_vars[] = {
-    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(api_config, database_url),
-     "PostgreSQL URL, postgresql://user:password@host:port/db"},
-    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(api_config, redis_url),
-     "Redis URL, redis://[:password@]host:port[/db]"},
+    SF_CONFIG_DATABASE_URL_VAR(api_config, database_url),
+    SF_CONFIG_REDIS_URL_VAR(api_config, redis_url),
     {"PORT", SF_CFG_INT, "8080", 0, 65535, NULL, 0, offsetof(api_config, port),
      "TCP port to listen on (0 = any free port, logged at start)"},
     {"BIND_ADDRESS", SF_CFG_STRING, "0.0.0.0", 0, 0, NULL, 0, offsetof(api_config, bind_address),
@@ -35,8 +33,7 @@ static const sf_config_var config_vars[] = {
      "largest request body accepted (413 above)"},
     {"SWEEP_MAX_COMBINATIONS", SF_CFG_INT, "100000", 1, 10000000, NULL, 0, offsetof(api_config, sweep_max),
      "most combinations in one sweep (400 above)"},
-    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(api_config, queue),
-     "dispatch queue name (Redis keys sf:{QUEUE}:...)"},
+    SF_CONFIG_QUEUE_VAR(api_config, queue),
     {"DB_STATEMENT_TIMEOUT_MS", SF_CFG_INT, "30000", 0, 3600000, NULL, 0,
      offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},
     {"DRAIN_SECONDS", SF_CFG_INT, "10", 0, 3600, NULL, 0, offsetof(api_config, drain_s),

@@ -34,8 +34,7 @@ typedef struct migrate_config {
 } migrate_config;
 
 static const sf_config_var config_vars[] = {
-    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(migrate_config, database_url),
-     "PostgreSQL URL, postgresql://user:password@host:port/db"},
+    SF_CONFIG_DATABASE_URL_VAR(migrate_config, database_url),
     {"MIGRATIONS_DIR", SF_CFG_STRING, SF_MIGRATIONS_DIR, 0, 0, NULL, 0,
      offsetof(migrate_config, migrations_dir), "directory of NNNN_name.up.sql / .down.sql files"},
     {"DB_CONNECT_ATTEMPTS", SF_CFG_INT, "5", 1, 100, NULL, 0, offsetof(migrate_config, connect_attempts),

@@ -23,14 +23,11 @@
 #define PROG "sf-scheduler"
 
 static const sf_config_var config_vars[] = {
-    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(sched_config, database_url),
-     "PostgreSQL URL (required)"},
-    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(sched_config, redis_url),
-     "Redis URL (required)"},
+    SF_CONFIG_DATABASE_URL_VAR(sched_config, database_url),
+    SF_CONFIG_REDIS_URL_VAR(sched_config, redis_url),
     {"SCHEDULER_NAME", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(sched_config, name),
      "name of this replica in the leader row; empty = hostname-pid"},
-    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(sched_config, queue),
-     "queue name: Redis keys are sf:{QUEUE}:..."},
+    SF_CONFIG_QUEUE_VAR(sched_config, queue),
     {"LEADER_TTL_SECONDS", SF_CFG_INT, "10", 2, 3600, NULL, 0, offsetof(sched_config, leader_ttl_s),
      "leader lease length; renewed every third of it"},
     {"RELAY_MAX_READY", SF_CFG_INT, "10000", 1, 10000000, NULL, 0,

@@ -112,8 +112,7 @@ static int load_config(const sf_config_var *vars, size_t n, void *out)
 int cli_db_open(sf_db **db)
 {
     static const sf_config_var vars[] = {
-        {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(db_cfg, database_url),
-         "PostgreSQL URL"},
+        SF_CONFIG_DATABASE_URL_VAR(db_cfg, database_url),
     };
     db_cfg cfg = {NULL};
     if (!load_config(vars, 1, &cfg)) {

@@ -28,10 +28,8 @@
 #define DRAIN_DEFAULT_S 25
 
 static const sf_config_var config_vars[] = {
-    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, database_url),
-     "PostgreSQL URL (required)"},
-    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(wrk_config, redis_url),
-     "Redis URL (required)"},
+    SF_CONFIG_DATABASE_URL_VAR(wrk_config, database_url),
+    SF_CONFIG_REDIS_URL_VAR(wrk_config, redis_url),
     {"WORKER_THREADS", SF_CFG_INT, "0", 0, WRK_THREADS_MAX, NULL, 0, offsetof(wrk_config, threads),
      "runner threads (jobs run at once); 0 = one per online CPU"},
     {"WORKER_NAME", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(wrk_config, name),
@@ -44,8 +42,7 @@ static const sf_config_var config_vars[] = {
      "old name of SF_DRAIN_SECONDS, used when that is -1; -1 = unset"},
     {"SF_CACHE_MB", SF_CFG_INT, "128", 1, 1048576, NULL, 0, offsetof(wrk_config, cache_mb),
      "memory for cached data sets (LRU)"},
-    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(wrk_config, queue),
-     "queue name: Redis keys are sf:{QUEUE}:..."},
+    SF_CONFIG_QUEUE_VAR(wrk_config, queue),
     {"SF_RUNNER_NICE", SF_CFG_INT, "10", 0, 19, NULL, 0, offsetof(wrk_config, runner_nice),
      "niceness of the threads that run jobs, so job CPU never starves heartbeats, claims or the control plane"},
     {"SF_EQUITY_POINTS", SF_CFG_INT, "1000", 0, 100000000, NULL, 0, offsetof(wrk_config, equity_points),

@@ -59,6 +59,18 @@ extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error
     {"LOG_DIR", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(type, member.log_dir),      \
      "if set, also write combined.log and error.log here"}
 
+/* The rows every connected program shares, so their names, types and help
+ * read the same everywhere. */
+#define SF_CONFIG_DATABASE_URL_VAR(type, field)                                         \
+    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),          \
+     "PostgreSQL URL, postgresql://user:password@host:port/db"}
+#define SF_CONFIG_REDIS_URL_VAR(type, field)                                            \
+    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),             \
+     "Redis URL, redis://[:password@]host[:port][/db]"}
+#define SF_CONFIG_QUEUE_VAR(type, field)                                                \
+    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(type, field),           \
+     "dispatch queue name: Redis keys are sf:{QUEUE}:..."}
+
 /*
  * Fill out (a program struct laid out as the table's offsets say) from the
  * environment. On failure returns SF_ERR_CONFIG and appends one line per bad
