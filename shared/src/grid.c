@@ -149,7 +149,7 @@ static sf_status range_count(json_t *r, const char *path, size_t *count, sf_err 
             return sf_err_set(err, SF_ERR_INVALID,
                               "\"%s\".%s: unknown key (expected from, to, step)", path, key);
     }
-    double from, to, step;
+    double from = 0, to = 0, step = 0; /* set by range_field; zeroed for -O3 flow analysis */
     sf_status st;
     if ((st = range_field(r, path, "from", &from, err)) != SF_OK ||
         (st = range_field(r, path, "to", &to, err)) != SF_OK ||
