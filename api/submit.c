@@ -238,7 +238,8 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
         db,
         "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
         "idempotency_key) VALUES ($1::uuid, $2::smallint, $3::jsonb, $4, $5, to_timestamp($6::bigint), "
-        "to_timestamp($7::bigint), $8::integer, $9) ON CONFLICT (user_id, idempotency_key) DO NOTHING "
+        "to_timestamp($7::bigint), $8::integer, $9) "
+        "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
         "RETURNING id, status",
         9, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {

@@ -131,15 +131,15 @@ static sf_status load(wrk_cache *c, sf_db *db, const char *symbol, const char *t
 }
 
 sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe,
-                        const sf_bars **bars, wrk_cache_entry **entry, sf_err *err)
+                        int64_t version, const sf_bars **bars, wrk_cache_entry **entry,
+                        sf_err *err)
 {
     *bars = NULL;
     *entry = NULL;
     if (strlen(symbol) >= 64 || strlen(timeframe) >= 32)
         return sf_err_set(err, SF_ERR_NOTFOUND, "data set %.64s/%.32s: name too long", symbol, timeframe);
-    int64_t version = 0;
-    sf_status st = sf_dataset_version(db, symbol, timeframe, &version, err);
-    if (st != SF_OK)
+    sf_status st = SF_OK;
+    if (version <= 0 && (st = sf_dataset_version(db, symbol, timeframe, &version, err)) != SF_OK)
         return st;
     pthread_mutex_lock(&c->mu);
     wrk_cache_entry *e = find(c, symbol, timeframe, version);

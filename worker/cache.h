@@ -2,8 +2,9 @@
  * cache: the worker's bounded LRU of loaded data sets, keyed by (symbol,
  * timeframe, version), shared by the runner threads.
  *
- * wrk_cache_get asks PostgreSQL for the data set's current version (one
- * indexed row), returns the cached bars of that version or loads them
+ * wrk_cache_get takes the data set's version as the claim read it (or,
+ * given 0, asks PostgreSQL: one indexed row), returns the cached bars of that
+ * version or loads them
  * (sf_dataset_load, outside the lock). Entries are reference counted: an
  * entry in use is never freed; when the cache is over its byte budget,
  * unreferenced entries are dropped least recently used first (an entry alone
@@ -36,10 +37,12 @@ typedef struct wrk_cache_stats {
 sf_status wrk_cache_new(size_t max_bytes, wrk_cache **out, sf_err *err);
 void wrk_cache_free(wrk_cache *c); /* every entry must be released */
 
-/* SF_ERR_NOTFOUND when the data set does not exist; SF_ERR_UNAVAILABLE /
+/* version: the version wanted (the claim returns it), or 0 for the current
+ * one. SF_ERR_NOTFOUND when the data set does not exist; SF_ERR_UNAVAILABLE /
  * SF_ERR_DB from the database. */
 sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe,
-                        const sf_bars **bars, wrk_cache_entry **entry, sf_err *err);
+                        int64_t version, const sf_bars **bars, wrk_cache_entry **entry,
+                        sf_err *err);
 void wrk_cache_release(wrk_cache *c, wrk_cache_entry *entry);
 
 void wrk_cache_get_stats(wrk_cache *c, wrk_cache_stats *out);

@@ -96,8 +96,8 @@ static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_
 {
     wrk *w = slot->w;
     for (;;) {
-        sf_status st = db ? wrk_cache_get(w->cache, db, slot->job.symbol, slot->job.timeframe, bars,
-                                          entry, err)
+        sf_status st = db ? wrk_cache_get(w->cache, db, slot->job.symbol, slot->job.timeframe,
+                                          slot->job.dataset_version, bars, entry, err)
                           : sf_err_set(err, SF_ERR_UNAVAILABLE, "no database connection");
         if (st != SF_ERR_UNAVAILABLE || atomic_load(&slot->cancel))
             return st;

@@ -295,10 +295,12 @@ static const char CLAIM_SOURCE[] =
 static const char CLAIM_TAIL[] =
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
     "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
-    "coalesce(u.logic, b.logic::text), b.grid::text FROM u LEFT JOIN batches b ON b.id = u.batch_id";
+    "coalesce(u.logic, b.logic::text), b.grid::text, d.version "
+    "FROM u LEFT JOIN batches b ON b.id = u.batch_id "
+    "LEFT JOIN datasets d ON d.symbol = u.symbol AND d.timeframe = u.timeframe";
 
 enum { C_ID, C_USER, C_KIND, C_ATTEMPT, C_MAX, C_FENCE, C_SYMBOL, C_TF, C_BATCH, C_COMBO,
-       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID };
+       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID, C_DSVER };
 
 static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
 {
@@ -345,6 +347,7 @@ static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *er
     job->has_to = !sf_db_is_null(res, row, C_TO);
     job->from_ts = get_i64(res, row, C_FROM, INT64_MIN);
     job->to_ts = get_i64(res, row, C_TO, INT64_MAX);
+    job->dataset_version = get_i64(res, row, C_DSVER, 0);
     job->logic = dup_col(res, row, C_LOGIC, &job->logic_len);
     job->grid = dup_col(res, row, C_GRID, &job->grid_len);
     if ((job->logic == NULL && !sf_db_is_null(res, row, C_LOGIC)) ||

@@ -69,6 +69,7 @@ typedef struct sf_job {
     int64_t schedule_id;              /* 0 when none */
     int has_from, has_to;
     int64_t from_ts, to_ts;           /* Unix seconds, inclusive, when has_* */
+    int64_t dataset_version;          /* the data set's version at the claim; 0 if it had none */
     char *logic;                      /* the job's logic, or the batch's for a sweep member */
     size_t logic_len;
     char *grid;                       /* the batch's grid; NULL unless a sweep member */
