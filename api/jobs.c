@@ -4,8 +4,8 @@
  * A user sees only their own jobs: every query is filtered on user_id, so
  * another user's job is 404 exactly like a missing one. PostgreSQL builds the
  * JSON of the read routes (timestamps ISO-8601 in UTC: the connection's time
- * zone is UTC; a result's equity is stored in columns and rendered as the
- * documented [{"time", "equity"}] by sf_equity_points, migration 0004). State
+ * zone is UTC; a result's equity is stored as two arrays and rendered as the
+ * documented [{"time", "equity"}] by sf_equity_points, migration 0006). State
  * changes go through sf/job.h.
  */
 #include "api.h"
@@ -78,7 +78,7 @@ void api_job_get(sf_httpd_req *req, void *appv)
 
 static const char RESULT_SQL[] =
     "SELECT j.status::text, j.error, json_build_object('job_id', j.id, 'metrics', r.metrics, "
-    "'trades', r.trades, 'equity', sf_equity_points(r.equity))::text, r.job_id IS NOT NULL "
+    "'trades', r.trades, 'equity', sf_equity_points(r.equity, r.equity_t, r.equity_v))::text, r.job_id IS NOT NULL "
     "FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = $1::uuid AND j.user_id = $2::uuid";
 
 void api_job_result(sf_httpd_req *req, void *appv)

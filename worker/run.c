@@ -106,23 +106,32 @@ static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_
     }
 }
 
-/* The stored parts of a result in one allocation: metrics, trades and the
- * equity columns (sf_result_equity_columns_json), each NUL-terminated;
- * offs[] are the starts of trades and equity. */
-static sf_status result_parts(const sf_result *res, sf_buf *b, size_t offs[2], sf_err *err)
+/* The stored text parts of a result in one allocation: metrics and trades,
+ * each NUL-terminated; *trades_off is where trades start. The equity curve
+ * travels as arrays (sf_job_done.equity_t/_v). */
+static sf_status result_parts(const sf_result *res, sf_buf *b, size_t *trades_off, sf_err *err)
 {
     sf_status st = sf_perf_to_json(&res->perf, b, err);
     if (st == SF_OK)
         st = sf_buf_append(b, "", 1, err);
-    offs[0] = b->len;
+    *trades_off = b->len;
     if (st == SF_OK)
         st = sf_result_trades_json(res, b, err);
-    if (st == SF_OK)
-        st = sf_buf_append(b, "", 1, err);
-    offs[1] = b->len;
-    if (st == SF_OK)
-        st = sf_result_equity_columns_json(res, b, err);
     return st;
+}
+
+/* Downsampled in place: give the bars-sized arrays' tail back before the
+ * result waits for its completion (a 1M-bar run holds 16 MB otherwise). */
+static void shrink_equity(sf_result *res)
+{
+    if (res->n_equity == 0)
+        return;
+    int64_t *ts = realloc(res->ts, res->n_equity * sizeof *ts);
+    if (ts)
+        res->ts = ts;
+    double *eq = realloc(res->equity, res->n_equity * sizeof *eq);
+    if (eq)
+        res->equity = eq;
 }
 
 static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
@@ -138,16 +147,24 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
                                              (size_t)slot->w->cfg->equity_points);
     sf_buf parts;
     sf_buf_init(&parts, RESULT_MAX);
-    size_t offs[2] = {0, 0};
+    size_t trades_off = 0;
     if (st == SF_OK)
-        st = result_parts(res, &parts, offs, &err);
-    sf_result_free(res);
+        st = result_parts(res, &parts, &trades_off, &err);
     if (st == SF_OK) {
+        shrink_equity(res);
         outcome(out, SF_JOB_SUCCEEDED, NULL);
         out->result = sf_buf_steal(&parts, NULL);
         out->d.metrics = out->result;
-        out->d.trades = out->result + offs[0];
-        out->d.equity = out->result + offs[1];
+        out->d.trades = out->result + trades_off;
+        out->engine = res;
+        out->d.equity_t = res->ts;
+        out->d.equity_v = res->equity;
+        out->d.equity_n = res->n_equity;
+        res = NULL;
+    }
+    sf_result_free(res);
+    if (st == SF_OK) {
+        /* recorded above */
     } else if (st == SF_ERR_CANCELLED) {
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else {

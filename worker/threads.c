@@ -227,6 +227,9 @@ static void commit_singly(completer *c, size_t n)
         c->done[i].outcome = SF_JOB_TRANSIENT;
         c->done[i].error = "could not record the result";
         c->done[i].result = c->done[i].metrics = c->done[i].trades = c->done[i].equity = NULL;
+        c->done[i].equity_t = NULL;
+        c->done[i].equity_v = NULL;
+        c->done[i].equity_n = 0;
         if (sf_job_complete(c->db, &c->done[i], 1, NULL, &err) != SF_OK)
             c->done[i].error = NULL;
     }
@@ -304,6 +307,7 @@ static void free_batch(completer *c, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(c->items[i]->error);
         free(c->items[i]->result);
+        sf_result_free(c->items[i]->engine);
         free(c->items[i]);
     }
 }

@@ -27,6 +27,7 @@
 
 #include "sf/config.h"
 #include "sf/db.h"
+#include "sf/engine.h"
 #include "sf/job.h"
 #include "sf/log.h"
 #include "sf/queue.h"
@@ -79,7 +80,8 @@ typedef struct wrk_done {
     struct wrk_done *next;
     sf_job_done d;
     char *error;     /* d.error points here */
-    char *result;    /* d.metrics, d.trades and d.equity point into it */
+    char *result;    /* d.metrics and d.trades point into it */
+    sf_result *engine; /* the engine's result: d.equity_t and d.equity_v point into it */
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;

@@ -191,27 +191,24 @@ sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err)
     return SF_OK;
 }
 
-sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
-                      sf_db_res **out, sf_err *err)
+static sf_status wrap_result(PGresult *res, sf_db_res **out, sf_err *err);
+
+static sf_status query_unnamed(sf_db *db, const char *sql, int nparams, const char *const *params,
+                               const int *lengths, const int *formats, sf_db_res **out, sf_err *err)
 {
     db->sqlstate[0] = '\0';
     if (out)
         *out = NULL;
-    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths, formats, 0);
     if (res == NULL || !result_ok(res))
         return fail(db, res, err);
-    if (out == NULL) {
-        PQclear(res);
-        return SF_OK;
-    }
-    sf_db_res *r = malloc(sizeof *r);
-    if (r == NULL) {
-        PQclear(res);
-        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    }
-    r->res = res;
-    *out = r;
-    return SF_OK;
+    return wrap_result(res, out, err);
+}
+
+sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
+                      sf_db_res **out, sf_err *err)
+{
+    return query_unnamed(db, sql, nparams, params, NULL, NULL, out, err);
 }
 
 static sf_status wrap_result(PGresult *res, sf_db_res **out, sf_err *err)
@@ -259,6 +256,13 @@ static int prepared_index(sf_db *db, const char *sql, int nparams, PGresult **ba
 sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
                                sf_db_res **out, sf_err *err)
 {
+    return sf_db_query_prepared_bin(db, sql, nparams, params, NULL, NULL, out, err);
+}
+
+sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams,
+                                   const char *const *params, const int *lengths,
+                                   const int *formats, sf_db_res **out, sf_err *err)
+{
     db->sqlstate[0] = '\0';
     if (out)
         *out = NULL;
@@ -267,21 +271,142 @@ sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const ch
     if (bad != NULL)
         return fail(db, bad, err);
     if (i < 0)
-        return sf_db_query(db, sql, nparams, params, out, err);
+        return query_unnamed(db, sql, nparams, params, lengths, formats, out, err);
     char name[16];
     snprintf(name, sizeof name, "sf_p%d", i);
-    PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(db->conn, name, nparams, params, lengths, formats, 0);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (state != NULL && strcmp(state, "26000") == 0) {
         /* The session lost it (a pooler handed us another server session):
          * start the cache again and run this one unnamed. */
         PQclear(res);
         forget_prepared(db);
-        return sf_db_query(db, sql, nparams, params, out, err);
+        return query_unnamed(db, sql, nparams, params, lengths, formats, out, err);
     }
     if (res == NULL || !result_ok(res))
         return fail(db, res, err);
     return wrap_result(res, out, err);
+}
+
+/* ---- binary arrays ------------------------------------------------------ */
+
+#define BIN_ARRAY_HEADER 20 /* ndim, flags, element type, length, lower bound */
+#define BIN_ELEM 12         /* a 4-byte length and an 8-byte value */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+sf_status sf_db_bin_array_init(sf_buf *b, sf_db_elem elem, size_t max, sf_err *err)
+{
+    unsigned char h[BIN_ARRAY_HEADER];
+    put_be32(h, 1);
+    put_be32(h + 4, 0);
+    put_be32(h + 8, elem == SF_DB_FLOAT8 ? 701 : elem == SF_DB_INT8 ? 20 : 25);
+    put_be32(h + 12, 0);
+    put_be32(h + 16, 1);
+    sf_buf_init(b, max);
+    return sf_buf_append(b, h, sizeof h, err);
+}
+
+static sf_status bin_add(sf_buf *b, const uint64_t *bits, size_t n, sf_err *err)
+{
+    unsigned char e[BIN_ELEM * 64];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < 64 && i < n; k++, i++) {
+            put_be32(e + k * BIN_ELEM, 8);
+            put_be64(e + k * BIN_ELEM + 4, bits[i]);
+        }
+        sf_status st = sf_buf_append(b, e, k * BIN_ELEM, err);
+        if (st != SF_OK)
+            return st;
+        put_be32((unsigned char *)b->data + 12, get_be32((unsigned char *)b->data + 12) + (uint32_t)k);
+    }
+    return SF_OK;
+}
+
+sf_status sf_db_bin_array_add_f8(sf_buf *b, const double *v, size_t n, sf_err *err)
+{
+    _Static_assert(sizeof(double) == sizeof(uint64_t), "IEEE-754 binary64 doubles");
+    uint64_t bits[64];
+    for (size_t i = 0; i < n; i += 64) {
+        size_t k = n - i < 64 ? n - i : 64;
+        memcpy(bits, v + i, k * sizeof *bits);
+        sf_status st = bin_add(b, bits, k, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+sf_status sf_db_bin_array_add_i8(sf_buf *b, const int64_t *v, size_t n, sf_err *err)
+{
+    uint64_t bits[64];
+    for (size_t i = 0; i < n; i += 64) {
+        size_t k = n - i < 64 ? n - i : 64;
+        for (size_t j = 0; j < k; j++)
+            bits[j] = (uint64_t)v[i + j];
+        sf_status st = bin_add(b, bits, k, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+sf_status sf_db_bin_array_add_text(sf_buf *b, const char *s, size_t len, sf_err *err)
+{
+    unsigned char l[4];
+    if (s == NULL) {
+        put_be32(l, UINT32_MAX); /* -1: NULL */
+        put_be32((unsigned char *)b->data + 4, 1); /* the array has NULLs */
+    } else {
+        if (len > INT32_MAX)
+            return sf_err_set(err, SF_ERR_LIMIT, "binary array: an element over %d bytes", INT32_MAX);
+        put_be32(l, (uint32_t)len);
+    }
+    sf_status st = sf_buf_append(b, l, sizeof l, err);
+    if (st == SF_OK && s != NULL)
+        st = sf_buf_append(b, s, len, err);
+    if (st == SF_OK)
+        put_be32((unsigned char *)b->data + 12, get_be32((unsigned char *)b->data + 12) + 1);
+    return st;
+}
+
+size_t sf_db_bin_array_count(const sf_buf *b)
+{
+    return b->len < BIN_ARRAY_HEADER ? 0 : get_be32((const unsigned char *)b->data + 12);
+}
+
+sf_status sf_db_bin_array_finish(sf_buf *b, sf_err *err)
+{
+    if (b->len < BIN_ARRAY_HEADER)
+        return sf_err_set(err, SF_ERR_INVALID, "binary array: not started");
+    if (sf_db_bin_array_count(b) > INT32_MAX)
+        return sf_err_set(err, SF_ERR_LIMIT, "binary array: more than %d elements", INT32_MAX);
+    if (sf_db_bin_array_count(b) == 0) { /* the empty array has no dimensions */
+        unsigned char *h = (unsigned char *)b->data;
+        put_be32(h, 0);
+        put_be32(h + 4, 0);
+        b->len = 12;
+        b->data[b->len] = '\0';
+    }
+    return SF_OK;
 }
 
 sf_status sf_db_begin(sf_db *db, sf_err *err)

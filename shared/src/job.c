@@ -181,10 +181,11 @@ static sf_status build_update(sf_buf *sql, event ev, const char *source, const c
     return st;
 }
 
-/* Build and run one transition. */
-static sf_status run_update(sf_db *db, event ev, const char *source, const char *tail,
-                            int nparams, const char *const *params, sf_db_res **res,
-                            sf_err *err)
+/* Build and run one transition; lengths and formats as sf_db_query_prepared_bin
+ * (NULL: all parameters text). */
+static sf_status run_update_bin(sf_db *db, event ev, const char *source, const char *tail,
+                                int nparams, const char *const *params, const int *lengths,
+                                const int *formats, sf_db_res **res, sf_err *err)
 {
     sf_buf sql;
     sf_status st = build_update(&sql, ev, source, tail, err);
@@ -192,9 +193,17 @@ static sf_status run_update(sf_db *db, event ev, const char *source, const char 
         return st;
     /* Named statement: the texts are fixed per transition, and parsing and
      * planning these CTEs cost more than running them for a few rows. */
-    st = sf_db_query_prepared(db, sf_buf_str(&sql), nparams, params, res, err);
+    st = sf_db_query_prepared_bin(db, sf_buf_str(&sql), nparams, params, lengths, formats, res,
+                                  err);
     sf_buf_destroy(&sql);
     return st;
+}
+
+static sf_status run_update(sf_db *db, event ev, const char *source, const char *tail,
+                            int nparams, const char *const *params, sf_db_res **res,
+                            sf_err *err)
+{
+    return run_update_bin(db, ev, source, tail, nparams, params, NULL, NULL, res, err);
 }
 
 /* ---- array literals ----------------------------------------------------- */
@@ -295,8 +304,10 @@ static const char CLAIM_SOURCE[] =
 static const char CLAIM_TAIL[] =
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
     "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
-    "coalesce(u.logic, b.logic::text), b.grid::text, d.version "
-    "FROM u LEFT JOIN batches b ON b.id = u.batch_id "
+    "CASE WHEN u.first THEN coalesce(u.logic, b.logic::text) END, "
+    "CASE WHEN u.first THEN b.grid::text END, d.version "
+    "FROM (SELECT u.*, u.batch_id IS NULL OR row_number() OVER (PARTITION BY u.batch_id) = 1 "
+    "AS first FROM u) u LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
     "LEFT JOIN datasets d ON d.symbol = u.symbol AND d.timeframe = u.timeframe";
 
 enum { C_ID, C_USER, C_KIND, C_ATTEMPT, C_MAX, C_FENCE, C_SYMBOL, C_TF, C_BATCH, C_COMBO,
@@ -355,7 +366,34 @@ static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *er
         sf_job_destroy(job);
         return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
     }
-    job->bad = row_problem(res, row, job);
+    return SF_OK;
+}
+
+/* The claim sends a batch's logic and grid with its first member only; the
+ * other members of that batch in the same claim get copies. */
+static sf_status share_batch_texts(sf_job *jobs, size_t n, sf_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        sf_job *j = &jobs[i];
+        if (j->batch_id[0] == '\0' || j->logic != NULL)
+            continue;
+        const sf_job *from = NULL;
+        for (size_t k = 0; k < n && from == NULL; k++)
+            if (jobs[k].logic != NULL && strcmp(jobs[k].batch_id, j->batch_id) == 0)
+                from = &jobs[k];
+        if (from == NULL)
+            continue; /* row_problem reports it */
+        j->logic = malloc(from->logic_len + 1);
+        j->grid = from->grid ? malloc(from->grid_len + 1) : NULL;
+        if (j->logic == NULL || (from->grid && j->grid == NULL))
+            return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+        memcpy(j->logic, from->logic, from->logic_len + 1);
+        j->logic_len = from->logic_len;
+        if (from->grid) {
+            memcpy(j->grid, from->grid, from->grid_len + 1);
+            j->grid_len = from->grid_len;
+        }
+    }
     return SF_OK;
 }
 
@@ -391,9 +429,18 @@ sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *
         if (st == SF_OK)
             (*n_out)++;
     }
+    if (st == SF_OK)
+        st = share_batch_texts(out, *n_out, err);
+    for (size_t i = 0; i < *n_out && st == SF_OK; i++)
+        out[i].bad = row_problem(res, (int)i, &out[i]);
     sf_db_res_free(res);
     /* On a failure here the rows stay running under this worker: the heartbeat
      * never renews them, so the reaper puts them back after the lease. */
+    if (st != SF_OK) {
+        for (size_t i = 0; i < *n_out; i++)
+            sf_job_destroy(&out[i]);
+        *n_out = 0;
+    }
     return st;
 }
 
@@ -475,25 +522,34 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 
 /* ---- completion --------------------------------------------------------- */
 
+/* $11/$12: each row's slice (offset, length; NULL = none) of the equity
+ * curves of the whole batch, $13 (times, bigint[]) and $14 (values, float8[]),
+ * both sent in binary. */
 static const char COMPLETE_SOURCE[] =
     "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
-    "$8::float8 AS cap_ms, 'transient'::text AS error_class "
-    ", s.sig FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$9::text[], $10::text[]) AS s(id, fence, error, metrics, trades, equity, doc, sig)";
+    "$8::float8 AS cap_ms, 'transient'::text AS error_class, s.sig, s.eq_off, s.eq_len "
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$9::text[], $10::text[], $11::int[], $12::int[]) "
+    "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len)";
 
 /* The results row of each updated succeeded job. metrics is jsonb (the
- * leaderboard orders by metrics->>'sharpe'); trades and equity are json
- * (stored as validated text: no jsonb tree to build, see migration 0004).
- * The whole-document parameter is parsed only for rows that send it. */
+ * leaderboard orders by metrics->>'sharpe'); trades are json (validated
+ * text: no jsonb tree to build, see migration 0004); the equity curve is two
+ * arrays, times and values (migration 0006: no number is printed or parsed),
+ * or, from a caller that sends JSON text, the json column. The
+ * whole-document parameter is parsed only for rows that send it. */
 #define RESULTS_INSERT \
-    "r AS (INSERT INTO results (job_id, metrics, trades, equity) " \
+    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v) " \
     "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), " \
     "coalesce(v.trades::json, (d.doc->'trades')::json, '[]'), " \
-    "coalesce(v.equity::json, (d.doc->'equity')::json, '[]') " \
+    "CASE WHEN v.eq_len IS NULL THEN coalesce(v.equity::json, (d.doc->'equity')::json, '[]') END, " \
+    "CASE WHEN v.eq_len IS NOT NULL THEN ($13::bigint[])[v.eq_off + 1 : v.eq_off + v.eq_len] END, " \
+    "CASE WHEN v.eq_len IS NOT NULL THEN ($14::float8[])[v.eq_off + 1 : v.eq_off + v.eq_len] END " \
     "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
 #define RESULTS_UPSERT \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
-    "equity = EXCLUDED.equity, created_at = now())"
+    "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, " \
+    "created_at = now())"
 
 static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT id, status FROM u";
 
@@ -509,7 +565,11 @@ static const char SIGNAL_TAIL[] =
     "CROSS JOIN LATERAL (SELECT v.sig::jsonb AS s) x LEFT JOIN schedules sc ON sc.id = sj.schedule_id "
     "WHERE v.sig IS NOT NULL ON CONFLICT (job_id) DO NOTHING) SELECT id, status FROM u";
 
-enum { A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, A_DOC, A_SIG, A_COUNT };
+/* Completion parameters: small ones as text array literals, then the big
+ * ones (JSON documents, equity curves) as binary arrays: nothing escaped,
+ * unescaped, printed or parsed on the way. */
+enum { A_IDS, A_FENCES, A_ERRORS, A_SIG, A_EQ_OFF, A_EQ_LEN, A_TEXT_COUNT,
+       A_METRICS = A_TEXT_COUNT, A_TRADES, A_EQUITY, A_DOC, A_EQ_T, A_EQ_V, A_COUNT };
 
 static const char *const SIGNAL_NAMES[] = {"enter", "exit", "hold", "flat"};
 
@@ -532,45 +592,89 @@ static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, c
     return SF_OK;
 }
 
+/* A JSON document as a binary text[] element (NULL stays NULL). */
+static sf_status doc_add(sf_buf *b, const char *s, sf_err *err)
+{
+    return sf_db_bin_array_add_text(b, s, s ? strlen(s) : 0, err);
+}
+
+/* One row's equity slice: its offset and length into the batch's arrays, or
+ * NULL and NULL (the row sends JSON text or nothing). */
+static sf_status equity_slice(sf_buf a[A_COUNT], const sf_job_done *d, sf_err *err)
+{
+    if (d->equity_v == NULL || d->equity_t == NULL) {
+        sf_status st = arr_add(&a[A_EQ_OFF], NULL, SIZE_MAX, err);
+        return st == SF_OK ? arr_add(&a[A_EQ_LEN], NULL, SIZE_MAX, err) : st;
+    }
+    size_t off = sf_db_bin_array_count(&a[A_EQ_V]);
+    if (off + d->equity_n > INT32_MAX)
+        return sf_err_set(err, SF_ERR_LIMIT, "completion batch: more than %d equity points", INT32_MAX);
+    char o[24], l[24];
+    snprintf(o, sizeof o, "%zu", off);
+    snprintf(l, sizeof l, "%zu", d->equity_n);
+    sf_status st = arr_add(&a[A_EQ_OFF], o, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = arr_add(&a[A_EQ_LEN], l, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = sf_db_bin_array_add_i8(&a[A_EQ_T], d->equity_t, d->equity_n, err);
+    if (st == SF_OK)
+        st = sf_db_bin_array_add_f8(&a[A_EQ_V], d->equity_v, d->equity_n, err);
+    return st;
+}
+
+/* One row of done[] into the arrays. */
+static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_row, sf_err *err)
+{
+    if (!uuid_ok(d->id))
+        return sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid", d->id);
+    char fence[24];
+    snprintf(fence, sizeof fence, "%" PRId64, d->fence);
+    sf_status st = arr_add(&a[A_IDS], d->id, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = arr_add(&a[A_FENCES], fence, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = arr_add(&a[A_ERRORS], d->error, SF_JOB_ERROR_MAX, err);
+    if (st != SF_OK || !ok_row)
+        return st;
+    char sig_buf[128];
+    const char *sig = NULL;
+    if ((st = signal_json(d->signal, sig_buf, sizeof sig_buf, &sig, err)) == SF_OK)
+        st = arr_add(&a[A_SIG], sig, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = doc_add(&a[A_METRICS], d->metrics, err);
+    if (st == SF_OK)
+        st = doc_add(&a[A_TRADES], d->trades, err);
+    if (st == SF_OK)
+        st = doc_add(&a[A_EQUITY], d->equity, err);
+    if (st == SF_OK)
+        st = doc_add(&a[A_DOC], d->result, err);
+    if (st == SF_OK)
+        st = equity_slice(a, d, err);
+    return st;
+}
+
 /* The array parameters of the rows of done[] with outcome o. */
 static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
                                    sf_job_outcome o, sf_err *err)
 {
+    static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {
+        SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_INT8, SF_DB_FLOAT8};
     sf_status st = SF_OK;
-    for (int k = 0; k < A_COUNT; k++)
+    for (int k = 0; k < A_TEXT_COUNT; k++)
         sf_buf_init(&a[k], PARAM_MAX);
-    for (int k = 0; k < A_COUNT && st == SF_OK; k++)
-        st = sf_buf_puts(&a[k], "{", err);
-    int ok_rows = o == SF_JOB_SUCCEEDED;
-    for (size_t i = 0; i < n && st == SF_OK; i++) {
-        if (done[i].outcome != o)
-            continue;
-        if (!uuid_ok(done[i].id))
-            return sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid", done[i].id);
-        char fence[24];
-        snprintf(fence, sizeof fence, "%" PRId64, done[i].fence);
-        st = arr_add(&a[A_IDS], done[i].id, SIZE_MAX, err);
-        if (st == SF_OK)
-            st = arr_add(&a[A_FENCES], fence, SIZE_MAX, err);
-        if (st == SF_OK)
-            st = arr_add(&a[A_ERRORS], done[i].error, SF_JOB_ERROR_MAX, err);
-        if (st == SF_OK && ok_rows)
-            st = arr_add(&a[A_METRICS], done[i].metrics, SIZE_MAX, err);
-        if (st == SF_OK && ok_rows)
-            st = arr_add(&a[A_TRADES], done[i].trades, SIZE_MAX, err);
-        if (st == SF_OK && ok_rows)
-            st = arr_add(&a[A_EQUITY], done[i].equity, SIZE_MAX, err);
-        if (st == SF_OK && ok_rows)
-            st = arr_add(&a[A_DOC], done[i].result, SIZE_MAX, err);
-        char sig_buf[128];
-        const char *sig = NULL;
-        if (st == SF_OK && ok_rows)
-            st = signal_json(done[i].signal, sig_buf, sizeof sig_buf, &sig, err);
-        if (st == SF_OK && ok_rows)
-            st = arr_add(&a[A_SIG], sig, SIZE_MAX, err);
+    for (int k = A_TEXT_COUNT; k < A_COUNT; k++) {
+        sf_status s2 = sf_db_bin_array_init(&a[k], bin_type[k - A_TEXT_COUNT], PARAM_MAX, err);
+        st = st == SF_OK ? s2 : st;
     }
-    for (int k = 0; k < A_COUNT && st == SF_OK; k++)
+    for (int k = 0; k < A_TEXT_COUNT && st == SF_OK; k++)
+        st = sf_buf_puts(&a[k], "{", err);
+    for (size_t i = 0; i < n && st == SF_OK; i++)
+        if (done[i].outcome == o)
+            st = completion_row(a, &done[i], o == SF_JOB_SUCCEEDED, err);
+    for (int k = 0; k < A_TEXT_COUNT && st == SF_OK; k++)
         st = sf_buf_puts(&a[k], "}", err);
+    for (int k = A_TEXT_COUNT; k < A_COUNT && st == SF_OK; k++)
+        st = sf_db_bin_array_finish(&a[k], err);
     return st;
 }
 
@@ -595,10 +699,17 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     char base[32], cap[32];
     snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
-    const char *params[] = {sf_buf_str(&a[A_IDS]), sf_buf_str(&a[A_FENCES]),
-                            sf_buf_str(&a[A_ERRORS]), sf_buf_str(&a[A_METRICS]),
-                            sf_buf_str(&a[A_TRADES]), sf_buf_str(&a[A_EQUITY]), base, cap,
-                            sf_buf_str(&a[A_DOC]), sf_buf_str(&a[A_SIG])};
+    /* $1..$14 as COMPLETE_SOURCE numbers them */
+    const int order[14] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
+                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_EQ_T, A_EQ_V};
+    const char *params[14];
+    int lengths[14], formats[14];
+    for (int k = 0; k < 14; k++) {
+        int i = order[k];
+        params[k] = i < 0 ? (k == 6 ? base : cap) : i < A_TEXT_COUNT ? sf_buf_str(&a[i]) : a[i].data;
+        lengths[k] = i < A_TEXT_COUNT ? 0 : (int)a[i].len;
+        formats[k] = i >= A_TEXT_COUNT;
+    }
     const char *tail = NULL;
     for (size_t i = 0; o == SF_JOB_SUCCEEDED && i < n; i++)
         tail = done[i].outcome == o && done[i].signal ? SIGNAL_TAIL : tail;
@@ -606,7 +717,9 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
         tail = SUCCEED_TAIL;
     sf_db_res *res = NULL;
     if (st == SF_OK)
-        st = run_update(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE, tail, 10, params, &res, err);
+        st = run_update_bin(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE, tail,
+                            o == SF_JOB_SUCCEEDED ? 14 : 12, /* only results use $13, $14 */
+                            params, lengths, formats, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);
     if (st == SF_OK)

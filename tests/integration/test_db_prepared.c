@@ -3,7 +3,9 @@
  * names) and a session that lost its named statements (DEALLOCATE ALL, as
  * behind a transaction-pooling proxy), and reports errors like sf_db_query. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../support/testenv.h"
 #include "sf/db.h"
@@ -81,4 +83,86 @@ Test(db_prepared, errors_are_reported_like_sf_db_query)
     cr_assert_null(res);
     cr_assert_eq(sf_db_query_prepared(db, "SELECT FROM nowhere_at_all", 0, NULL, &res, &err), SF_ERR_DB);
     cr_assert_str_eq(sf_db_sqlstate(db), "42P01", "a text that does not prepare");
+}
+
+/* ---- binary array parameters -------------------------------------------- */
+
+/* Run sql with one binary array parameter; the first column of row 0. */
+static char *bin_query(const char *sql, const sf_buf *arr)
+{
+    const char *p[] = {arr->data};
+    const int len[] = {(int)arr->len}, fmt[] = {1};
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_query_prepared_bin(db, sql, 1, p, len, fmt, &res, &err), SF_OK, "%s", err.msg);
+    const char *v = sf_db_get(res, 0, 0);
+    char *out = strdup(v ? v : "(null)");
+    sf_db_res_free(res);
+    return out;
+}
+
+Test(db_prepared, binary_float8_and_bigint_arrays_arrive_bit_for_bit)
+{
+    const double v[] = {0.1, -0.0, 1.0 / 3.0, 1e300, -2.2250738585072014e-308, 4.9e-324, 10234.567890123457};
+    const int64_t t[] = {0, -1, INT64_MAX, INT64_MIN, 1700000000};
+    sf_buf a, b;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_bin_array_init(&a, SF_DB_FLOAT8, 1 << 20, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_add_f8(&a, v, 3, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_add_f8(&a, v + 3, 4, &err), SF_OK); /* appends */
+    cr_assert_eq(sf_db_bin_array_finish(&a, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_count(&a), 7);
+    /* float8send of each element, compared as the server sees the bits */
+    char *got = bin_query("SELECT string_agg(float8send(x)::text, ',' ORDER BY i) "
+                          "FROM unnest($1::float8[]) WITH ORDINALITY AS u(x, i)", &a);
+    char want[1024] = "";
+    for (size_t i = 0; i < 7; i++) {
+        uint64_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s\\x%016llx", i ? "," : "",
+                 (unsigned long long)bits);
+    }
+    cr_assert_str_eq(got, want);
+    free(got);
+    cr_assert_eq(sf_db_bin_array_init(&b, SF_DB_INT8, 1 << 20, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_add_i8(&b, t, 5, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_finish(&b, &err), SF_OK);
+    got = bin_query("SELECT $1::bigint[]::text", &b);
+    cr_assert_str_eq(got, "{0,-1,9223372036854775807,-9223372036854775808,1700000000}");
+    free(got);
+    sf_buf_destroy(&a);
+    sf_buf_destroy(&b);
+}
+
+Test(db_prepared, binary_text_arrays_keep_quotes_backslashes_and_nulls_and_empty_arrays_work)
+{
+    sf_buf a;
+    sf_err err = {0};
+    const char *s[] = {"{\"a\": \"b\\\"c\"}", NULL, "", "\\\\ {,} 'x'"};
+    cr_assert_eq(sf_db_bin_array_init(&a, SF_DB_TEXT, 1 << 20, &err), SF_OK);
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(sf_db_bin_array_add_text(&a, s[i], s[i] ? strlen(s[i]) : 0, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_finish(&a, &err), SF_OK);
+    char *got = bin_query("SELECT string_agg(coalesce(x, '<NULL>'), '|' ORDER BY i) "
+                          "FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i)", &a);
+    cr_assert_str_eq(got, "{\"a\": \"b\\\"c\"}|<NULL>||\\\\ {,} 'x'");
+    free(got);
+    sf_buf_destroy(&a);
+    /* no elements: the empty array, of every type */
+    cr_assert_eq(sf_db_bin_array_init(&a, SF_DB_FLOAT8, 1 << 20, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_finish(&a, &err), SF_OK);
+    got = bin_query("SELECT cardinality($1::float8[])::text || ' ' || ($1::float8[])[1:0]::text", &a);
+    cr_assert_str_eq(got, "0 {}");
+    free(got);
+    sf_buf_destroy(&a);
+}
+
+Test(db_prepared, a_buffer_at_its_maximum_fails_with_a_limit_error)
+{
+    sf_buf a;
+    sf_err err = {0};
+    double v[64] = {0};
+    cr_assert_eq(sf_db_bin_array_init(&a, SF_DB_FLOAT8, 100, &err), SF_OK);
+    cr_assert_eq(sf_db_bin_array_add_f8(&a, v, 64, &err), SF_ERR_LIMIT);
+    sf_buf_destroy(&a);
 }

@@ -248,9 +248,9 @@ Test(logic_exec, a_pending_delivery_left_by_a_dead_worker_is_delivered_by_anothe
     free(user), free(s), free(j);
 }
 
-/* results with the stored equity (columns, migration 0004) as the documented
+/* results with the stored equity (arrays, migration 0006) as the documented
  * [{"time", "equity"}] points, as jsonb. */
-#define RESULT_POINTS "(SELECT job_id, metrics, sf_equity_points(equity)::jsonb AS equity FROM results) r"
+#define RESULT_POINTS "(SELECT job_id, metrics, sf_equity_points(equity, equity_t, equity_v)::jsonb AS equity FROM results) r"
 
 Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_and_last_point)
 {

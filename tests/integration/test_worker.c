@@ -72,7 +72,7 @@ Test(worker, queued_jobs_complete_with_one_result_each)
                  12);
     cr_assert_eq(farm_int("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id "
                           "WHERE j.status = 'succeeded' AND r.metrics ? 'sharpe' "
-                          "AND json_array_length(sf_equity_points(r.equity)) BETWEEN 500 AND 1000"),
+                          "AND json_array_length(sf_equity_points(r.equity, r.equity_t, r.equity_v)) BETWEEN 500 AND 1000"),
                  12, "3000 bars stored as at most SF_EQUITY_POINTS (default 1000) points");
     cr_assert_eq(farm_int("SELECT count(DISTINCT metrics::text) FROM results"), 1,
                  "the same logic on the same data gives identical metrics");

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sf/buf.h"
 #include "sf/err.h"
 
 typedef struct sf_db sf_db;
@@ -60,6 +61,28 @@ sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const
  * aborts the transaction (SF_ERR_DB) like any other. */
 sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
                                sf_db_res **out, sf_err *err);
+/* sf_db_query_prepared with some parameters in binary format: lengths[i] and
+ * formats[i] (0 text, 1 binary) as libpq's PQexecPrepared; NULL arrays mean
+ * all text. */
+sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams,
+                                   const char *const *params, const int *lengths,
+                                   const int *formats, sf_db_res **out, sf_err *err);
+
+/* A one-dimensional float8[], bigint[] or text[] in PostgreSQL's binary
+ * format, to pass as a binary parameter: no number is printed or parsed on
+ * either side, no text escaped and unescaped. init starts it in b (an sf_buf
+ * with maximum max), the add functions of its type append values (any number
+ * of calls; text s == NULL is SQL NULL; len bytes of s, which must be valid
+ * UTF-8: the server checks), finish completes it; then b->data and b->len are
+ * the parameter. Destroy b with sf_buf_destroy. */
+typedef enum sf_db_elem { SF_DB_FLOAT8, SF_DB_INT8, SF_DB_TEXT } sf_db_elem;
+sf_status sf_db_bin_array_init(sf_buf *b, sf_db_elem elem, size_t max, sf_err *err);
+sf_status sf_db_bin_array_add_f8(sf_buf *b, const double *v, size_t n, sf_err *err);
+sf_status sf_db_bin_array_add_i8(sf_buf *b, const int64_t *v, size_t n, sf_err *err);
+sf_status sf_db_bin_array_add_text(sf_buf *b, const char *s, size_t len, sf_err *err);
+sf_status sf_db_bin_array_finish(sf_buf *b, sf_err *err);
+size_t sf_db_bin_array_count(const sf_buf *b); /* values added so far */
+
 /* Like sf_db_query with a printf-formatted parameter list is deliberately absent:
  * values travel as parameters, never spliced into SQL. */
 

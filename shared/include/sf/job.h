@@ -129,6 +129,12 @@ typedef struct sf_job_done {
                             * read back through sf_equity_points() (migration 0004) */
     const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
                             * (sf_result_to_json); fills whichever of the three is NULL */
+    const int64_t *equity_t; /* borrowed: the equity curve as arrays, the farm's storage form
+                              * (results.equity_t and equity_v, migration 0006): Unix
+                              * seconds and values, equity_n of each; when set, equity and
+                              * result's equity are ignored. Sent in binary. */
+    const double *equity_v;
+    size_t equity_n;
     int applied;           /* out: 1 = the fenced write took effect */
     char status[SF_JOB_STATUS_MAX]; /* out: the job's new status when applied */
     const sf_job_signal *signal; /* borrowed; SF_JOB_SUCCEEDED only: record a signals row
