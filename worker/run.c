@@ -70,17 +70,15 @@ static sf_status compile(wrk *w, const sf_job *job, sf_logic **logic, sf_err *er
     char *text = NULL;
     size_t len = 0;
     sf_status st = logic_text(w, job, &text, &len, err);
-    sf_logic_errors *errs = st == SF_OK ? calloc(1, sizeof *errs) : NULL;
-    if (st == SF_OK && errs == NULL)
-        st = sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    sf_logic_errors errs; /* 16 KB: runner threads have 8 MB stacks; the parse resets it */
+    errs.count = 0;
     if (st == SF_OK)
-        st = sf_logic_parse(text, len, logic, errs, err);
-    if (st != SF_OK && errs && errs->count > 0 && err) {
+        st = sf_logic_parse(text, len, logic, &errs, err);
+    if (st != SF_OK && errs.count > 0 && err) {
         sf_err_clear(err);
         err->code = st;
-        sf_logic_errors_format(errs, err->msg, sizeof err->msg);
+        sf_logic_errors_format(&errs, err->msg, sizeof err->msg);
     }
-    free(errs);
     free(text);
     return st;
 }

@@ -7,7 +7,7 @@
  * sees all errors at once; the compiled program is discarded when any error
  * was recorded. Indicators are compiled first, in name order, so conditions
  * can resolve operand names to indices. Condition trees are compiled
- * pre-order into fixed-size scratch arrays (SF_LOGIC_MAX_NODES); the children
+ * pre-order into arrays grown on demand up to SF_LOGIC_MAX_NODES; the children
  * of all/any/not get a contiguous slot range reserved before the recursion
  * fills it. Recursion is bounded by SF_LOGIC_MAX_DEPTH, the JSON text by
  * SF_LOGIC_MAX_INPUT, and jansson bounds its own parser depth.
@@ -45,6 +45,7 @@ typedef struct ctx {
     int n_slots;
     ind_slot slots[SF_LOGIC_MAX_INDICATORS];
     int n_children;
+    int cap_conds, cap_children; /* allocated; grown by doubling up to SF_LOGIC_MAX_NODES */
     int nodes_full;          /* the node limit was hit and reported */
 } ctx;
 
@@ -365,6 +366,13 @@ static void do_indicators(ctx *c, json_t *obj)
         c->slots[c->n_slots++] = (ind_slot){.name = key, .spec = v, .info = NULL};
     }
     qsort(c->slots, (size_t)c->n_slots, sizeof c->slots[0], slot_cmp);
+    free(c->lg->indicators);
+    c->lg->indicators = calloc((size_t)(c->n_slots > 0 ? c->n_slots : 1), sizeof *c->lg->indicators);
+    if (c->lg->indicators == NULL) {
+        c->n_slots = 0;
+        limit(c, "out of memory for %zu indicators", json_object_size(obj));
+        return;
+    }
     for (int i = 0; i < c->n_slots; i++) {
         sf_logic_indicator *out = &c->lg->indicators[i];
         size_t old = push_key(c, c->slots[i].name);
@@ -528,15 +536,51 @@ static const struct {
 
 static int compile_cond(ctx *c, json_t *v, int depth);
 
-/* A new node, or -1 (reported once) when the node limit is reached. */
+/* Grow *arr (of elem-byte items, *cap of them) to hold need, doubling up to
+ * SF_LOGIC_MAX_NODES; 0 when out of memory. */
+static int grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 1;
+    int n = *cap > 0 ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    if (n > SF_LOGIC_MAX_NODES)
+        n = SF_LOGIC_MAX_NODES;
+    void *p = realloc(*arr, (size_t)n * elem);
+    if (p == NULL)
+        return 0;
+    *arr = p;
+    *cap = n;
+    return 1;
+}
+
+/* The node limit was reached (or memory ran out): reported once. */
+static void nodes_full(ctx *c, int oom)
+{
+    if (!c->nodes_full) {
+        if (oom)
+            limit(c, "out of memory for condition nodes");
+        else
+            limit(c, "more than %d condition nodes", SF_LOGIC_MAX_NODES);
+    }
+    c->nodes_full = 1;
+}
+
+/* A new node, or -1 (reported once) when the node limit is reached. The
+ * array may move: callers hold indices, not pointers, across new_node. */
 static int new_node(ctx *c, sf_cond_op op)
 {
     if (c->lg->n_conds >= SF_LOGIC_MAX_NODES) {
-        if (!c->nodes_full)
-            limit(c, "more than %d condition nodes", SF_LOGIC_MAX_NODES);
-        c->nodes_full = 1;
+        nodes_full(c, 0);
         return -1;
     }
+    void *arr = c->lg->conds;
+    if (!grow(&arr, &c->cap_conds, c->lg->n_conds + 1, sizeof *c->lg->conds)) {
+        nodes_full(c, 1);
+        return -1;
+    }
+    c->lg->conds = arr;
     int idx = c->lg->n_conds++;
     memset(&c->lg->conds[idx], 0, sizeof c->lg->conds[idx]);
     c->lg->conds[idx].op = op;
@@ -548,11 +592,15 @@ static int new_node(ctx *c, sf_cond_op op)
 static int reserve_children(ctx *c, size_t n)
 {
     if (n > (size_t)(SF_LOGIC_MAX_NODES - c->n_children)) {
-        if (!c->nodes_full)
-            limit(c, "more than %d condition nodes", SF_LOGIC_MAX_NODES);
-        c->nodes_full = 1;
+        nodes_full(c, 0);
         return -1;
     }
+    void *arr = c->lg->children;
+    if (!grow(&arr, &c->cap_children, c->n_children + (int)n, sizeof *c->lg->children)) {
+        nodes_full(c, 1);
+        return -1;
+    }
+    c->lg->children = arr;
     int first = c->n_children;
     c->n_children += (int)n;
     return first;
@@ -571,7 +619,8 @@ static void compile_list(ctx *c, int node, json_t *arr, int depth)
     c->lg->conds[node].n_children = (int)json_array_size(arr);
     for (size_t i = 0; i < json_array_size(arr) && !c->nodes_full; i++) {
         size_t old = push_index(c, i);
-        c->lg->children[first + (int)i] = compile_cond(c, json_array_get(arr, i), depth + 1);
+        int child = compile_cond(c, json_array_get(arr, i), depth + 1); /* may move children */
+        c->lg->children[first + (int)i] = child;
         pop(c, old);
     }
 }
@@ -583,7 +632,8 @@ static void compile_not(ctx *c, int node, json_t *v, int depth)
         return;
     c->lg->conds[node].first_child = first;
     c->lg->conds[node].n_children = 1;
-    c->lg->children[first] = compile_cond(c, v, depth + 1);
+    int child = compile_cond(c, v, depth + 1); /* may move children */
+    c->lg->children[first] = child;
 }
 
 static void compile_cmp(ctx *c, int node, json_t *arr)
@@ -789,19 +839,13 @@ static void check_root(ctx *c, json_t *root)
 
 /* ---- building the program ----------------------------------------------- */
 
+/* The arrays start empty and grow as the parse fills them (a typical logic
+ * has a handful of nodes, and sweeps parse one logic per member). */
 static sf_logic *logic_alloc(void)
 {
     sf_logic *lg = calloc(1, sizeof *lg);
     if (lg == NULL)
         return NULL;
-    lg->indicators = calloc(SF_LOGIC_MAX_INDICATORS, sizeof *lg->indicators);
-    /* not zeroed: new_node and reserve_children initialise what they hand out */
-    lg->conds = malloc(SF_LOGIC_MAX_NODES * sizeof *lg->conds);
-    lg->children = malloc(SF_LOGIC_MAX_NODES * sizeof *lg->children);
-    if (lg->indicators == NULL || lg->conds == NULL || lg->children == NULL) {
-        sf_logic_free(lg);
-        return NULL;
-    }
     lg->side = 1;
     lg->entry = -1;
     lg->exit = -1;
@@ -812,19 +856,6 @@ static sf_logic *logic_alloc(void)
     lg->position_pct = 100;
     lg->periods_per_year = 252;
     return lg;
-}
-
-/* Give the scratch arrays back down to their used size (best effort). */
-static void logic_shrink(sf_logic *lg, int n_children)
-{
-    void *p;
-    if (lg->n_indicators > 0 &&
-        (p = realloc(lg->indicators, (size_t)lg->n_indicators * sizeof *lg->indicators)))
-        lg->indicators = p;
-    if (lg->n_conds > 0 && (p = realloc(lg->conds, (size_t)lg->n_conds * sizeof *lg->conds)))
-        lg->conds = p;
-    if (n_children > 0 && (p = realloc(lg->children, (size_t)n_children * sizeof *lg->children)))
-        lg->children = p;
 }
 
 void sf_logic_free(sf_logic *logic)
@@ -870,13 +901,22 @@ static sf_status parse_json(const char *json, size_t len, json_t **root, ctx *c)
     return SF_ERR_PARSE;
 }
 
+/* Only the counts: entries are written before count covers them (the
+ * struct is 16 KB, and sweeps parse one logic per member). */
+static void errors_reset(sf_logic_errors *e)
+{
+    e->count = e->dropped = 0;
+    e->path[0][0] = e->message[0][0] = '\0';
+}
+
 sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
                          sf_logic_errors *errs, sf_err *err)
 {
-    sf_logic_errors local = {0};
+    sf_logic_errors local;
+    errors_reset(&local);
     *out = NULL;
     if (errs != NULL)
-        memset(errs, 0, sizeof *errs);
+        errors_reset(errs);
     ctx *c = calloc(1, sizeof *c);
     if (c == NULL || (c->lg = logic_alloc()) == NULL) {
         free(c);
@@ -893,7 +933,6 @@ sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
         summarize(c->errs, st, err);
         sf_logic_free(c->lg);
     } else {
-        logic_shrink(c->lg, c->n_children);
         *out = c->lg;
     }
     free(c);
