@@ -53,7 +53,7 @@ typedef struct transition {
 
 static const transition TRANSITIONS[EV_COUNT] = {
     [EV_CLAIM] = {"claim", "queued", "running", 0, " AND NOT j.cancel_requested",
-        "status = 'running', attempt = j.attempt + 1, fence = nextval('job_fence_seq'), "
+        "status = 'running', attempt = j.attempt + 1, fence = (SELECT nextval('job_fence_seq')), "
         "lease_until = now() + v.lease_ms * interval '1 millisecond', worker = v.worker, "
         "started_at = now(), finished_at = NULL",
         ", j.user_id::text AS user_id, j.kind::text AS kind, j.attempt AS attempt, "
@@ -678,16 +678,42 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
     return st;
 }
 
+static int cmp_done_id(const void *a, const void *b)
+{
+    return strcasecmp((*(sf_job_done *const *)a)->id, (*(sf_job_done *const *)b)->id);
+}
+
+static void mark_one(sf_job_done *d, const char *status)
+{
+    d->applied = 1;
+    copy_text(d->status, sizeof d->status, status);
+}
+
+/* Mark the rows the statement changed: done[] sorted by id once, then one
+ * binary search per returned row (n <= SF_JOB_BATCH_MAX: checked by the
+ * caller). A batch that names one id twice gets both marked. */
 static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, const sf_db_res *res)
 {
+    sf_job_done *by_id[SF_JOB_BATCH_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < SF_JOB_BATCH_MAX; i++)
+        if (done[i].outcome == o)
+            by_id[m++] = &done[i];
+    qsort(by_id, m, sizeof *by_id, cmp_done_id);
     for (int r = 0; r < sf_db_nrows(res); r++) {
-        const char *id = sf_db_get(res, r, 0);
-        for (size_t i = 0; i < n; i++) {
-            if (done[i].outcome != o || strcasecmp(done[i].id, id) != 0)
-                continue;
-            done[i].applied = 1;
-            copy_text(done[i].status, sizeof done[i].status, sf_db_get(res, r, 1));
-        }
+        sf_job_done key;
+        copy_text(key.id, sizeof key.id, sf_db_get(res, r, 0));
+        const sf_job_done *kp = &key;
+        sf_job_done **hit = bsearch(&kp, by_id, m, sizeof *by_id, cmp_done_id);
+        if (hit == NULL)
+            continue;
+        size_t lo = (size_t)(hit - by_id), hi = lo;
+        while (lo > 0 && strcasecmp(by_id[lo - 1]->id, key.id) == 0)
+            lo--;
+        while (hi + 1 < m && strcasecmp(by_id[hi + 1]->id, key.id) == 0)
+            hi++;
+        for (size_t k = lo; k <= hi; k++)
+            mark_one(by_id[k], sf_db_get(res, r, 1));
     }
 }
 

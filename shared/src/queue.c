@@ -19,12 +19,28 @@
 #define KEY_MAX (SF_QUEUE_NAME_MAX + 32)
 #define SCORE_TEXT 32
 
+/* Ids are grouped by tenant: one ZADD per tenant (chunks of 500 pairs stay
+ * well inside Lua's unpack limit), one SADD per tenant, one ZREM for the
+ * requeue flag. Tenants new to the rotation join it in the order they first
+ * appear. */
 static const char ENQUEUE_LUA[] =
-    "local added = 0\n"
+    "local order, groups, ids = {}, {}, {}\n"
     "for i = 4, #ARGV, 3 do\n"
-    "  local id, tenant = ARGV[i], ARGV[i + 1]\n"
-    "  if ARGV[3] == '1' then redis.call('ZREM', KEYS[4], id) end\n"
-    "  added = added + redis.call('ZADD', ARGV[1] .. tenant, 'NX', ARGV[i + 2], id)\n"
+    "  local tenant = ARGV[i + 1]\n"
+    "  local g = groups[tenant]\n"
+    "  if not g then g = {}; groups[tenant] = g; order[#order + 1] = tenant end\n"
+    "  g[#g + 1] = ARGV[i + 2]; g[#g + 1] = ARGV[i]\n"
+    "  ids[#ids + 1] = ARGV[i]\n"
+    "end\n"
+    "if ARGV[3] == '1' then\n"
+    "  for s = 1, #ids, 500 do redis.call('ZREM', KEYS[4], unpack(ids, s, math.min(s + 499, #ids))) end\n"
+    "end\n"
+    "local added = 0\n"
+    "for _, tenant in ipairs(order) do\n"
+    "  local g = groups[tenant]\n"
+    "  for s = 1, #g, 1000 do\n"
+    "    added = added + redis.call('ZADD', ARGV[1] .. tenant, 'NX', unpack(g, s, math.min(s + 999, #g)))\n"
+    "  end\n"
     "  if redis.call('SADD', KEYS[2], tenant) == 1 then redis.call('RPUSH', KEYS[1], tenant) end\n"
     "end\n"
     "local push = math.min(added, tonumber(ARGV[2]) - redis.call('LLEN', KEYS[3]))\n"
@@ -37,25 +53,33 @@ static const char ENQUEUE_LUA[] =
     "end\n"
     "return added\n";
 
+/* One id per tenant per turn, round robin; a tenant alone in the rotation
+ * (nobody else has ready work: the script is atomic) gives everything still
+ * wanted in one ZPOPMIN. The leases are added in one ZADD. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local deadline = string.format('%.0f', now + tonumber(ARGV[3]))\n"
     "local max = tonumber(ARGV[2])\n"
-    "local ids = {}\n"
+    "local ids, lease = {}, {}\n"
     "local guard = redis.call('LLEN', KEYS[1]) + max\n"
     "while #ids < max and guard > 0 do\n"
     "  guard = guard - 1\n"
     "  local tenant = redis.call('LPOP', KEYS[1])\n"
     "  if not tenant then break end\n"
     "  local key = ARGV[1] .. tenant\n"
-    "  local got = redis.call('ZPOPMIN', key)\n"
-    "  if got[1] then\n"
-    "    redis.call('ZADD', KEYS[3], deadline, got[1])\n"
-    "    ids[#ids + 1] = got[1]\n"
+    "  local want = 1\n"
+    "  if redis.call('LLEN', KEYS[1]) == 0 then want = max - #ids end\n"
+    "  local got = redis.call('ZPOPMIN', key, want)\n"
+    "  for k = 1, #got, 2 do\n"
+    "    ids[#ids + 1] = got[k]\n"
+    "    lease[#lease + 1] = deadline; lease[#lease + 1] = got[k]\n"
     "  end\n"
     "  if redis.call('ZCARD', key) > 0 then redis.call('RPUSH', KEYS[1], tenant)\n"
     "  else redis.call('SREM', KEYS[2], tenant) end\n"
+    "end\n"
+    "for s = 1, #lease, 1000 do\n"
+    "  redis.call('ZADD', KEYS[3], unpack(lease, s, math.min(s + 999, #lease)))\n"
     "end\n"
     "if #ids > 0 then redis.call('LTRIM', KEYS[4], #ids, -1) end\n"
     "return ids\n";

@@ -59,18 +59,22 @@ static char *in_queue_after(const char *job, const char *user)
 
 static void one_sweep_does_not_hold_back_another_tenant(const char *const *sched_env)
 {
-    /* 100,000 bars: a member takes about 50-100 ms, longer than the time from
-     * submission to claimable (the relay's latency, measured by bench-farm),
-     * as for real backtests; with members much shorter than that latency, any
-     * queue keeps serving the work it already has while a newcomer is relayed. */
+    /* 100,000 bars and the heavy logic: a member takes several milliseconds,
+     * longer than the time from submission to claimable (the relay's latency,
+     * measured by bench-farm), as for real backtests; with members much
+     * shorter than that latency, any queue keeps serving the work it already
+     * has while a newcomer is relayed. It also keeps the count honest: A jobs
+     * that start between the test's last look and B's arrival count against
+     * the farm, and with 1 ms members (the SMA logic) a few milliseconds of
+     * polling were already four of them. */
     farm_dataset("MED", "1m", 100000, 51);
     char *a = farm_user("tenant-a");
     char *b = farm_user("tenant-b");
     farm_scheduler("sched", sched_env);
     farm_worker("w1", THREADS, 2, NULL);
     farm_worker("w2", THREADS, 2, NULL);
-    const char *grid = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 2001, \"step\": 1}}";
-    char *batch = farm_sweep(a, FARM_LOGIC_SMA, grid, "MED", "1m", SWEEP);
+    const char *grid = "{\"indicators.a.period\": {\"from\": 2, \"to\": 2001, \"step\": 1}}";
+    char *batch = farm_sweep(a, FARM_LOGIC_HEAVY, grid, "MED", "1m", SWEEP);
     FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 20 FROM jobs WHERE batch_id = $1 AND started_at IS NOT NULL", batch,
                               30000),
                 "the sweep does not run");

@@ -44,8 +44,10 @@ static void wait_done(long long n, int64_t timeout_ms)
 
 Test(farm_redis, flushall_and_a_restart_without_persistence_lose_no_job_and_run_none_twice)
 {
-    /* 2,000 bars a job. */
-    farm_dataset("MED", "1m", 2000, 21);
+    /* 20,000 bars a job: long enough that the flush and the restart land in
+     * the middle of the run (at 2,000 the farm ran the 1,000 jobs in the time
+     * the test took to poll twice). */
+    farm_dataset("MED", "1m", 20000, 21);
     char *user = farm_user("flush");
     /* A small relay window: most jobs wait in PostgreSQL, not in Redis. */
     const char *senv[] = {"RELAY_MAX_READY=100", NULL};

@@ -1,0 +1,1 @@
+CREATE INDEX results_created ON results (created_at);
