@@ -18,6 +18,8 @@
  */
 #include "sf/logic.h"
 
+#include <stddef.h>
+
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -39,14 +41,16 @@ typedef struct ind_slot {
 typedef struct ctx {
     sf_logic_errors *errs;
     sf_status status;        /* worst so far: SF_OK, SF_ERR_INVALID or SF_ERR_LIMIT */
-    char path[PATH_CAP];
     size_t plen;
-    sf_logic *lg;            /* being built; scratch arrays at their maximum */
+    sf_logic *lg;            /* being built */
     int n_slots;
-    ind_slot slots[SF_LOGIC_MAX_INDICATORS];
     int n_children;
     int cap_conds, cap_children; /* allocated; grown by doubling up to SF_LOGIC_MAX_NODES */
     int nodes_full;          /* the node limit was hit and reported */
+    /* Last, and not zeroed (3.5 KB): path is a string of plen bytes, slots
+     * are filled before n_slots covers them. */
+    char path[PATH_CAP];
+    ind_slot slots[SF_LOGIC_MAX_INDICATORS];
 } ctx;
 
 /* ---- errors and paths --------------------------------------------------- */
@@ -107,9 +111,15 @@ static void limit(ctx *c, const char *fmt, ...)
 /* Push ".key" (or "key" at the root); returns the length to pop back to. */
 static size_t push_key(ctx *c, const char *key)
 {
-    size_t old = c->plen;
-    int n = snprintf(c->path + old, PATH_CAP - old, "%s%s", old ? "." : "", key);
-    c->plen = n < 0 ? old : (old + (size_t)n >= PATH_CAP ? PATH_CAP - 1 : old + (size_t)n);
+    size_t old = c->plen, room = PATH_CAP - 1 - old, n = 0; /* room: bytes before the NUL */
+    if (old > 0 && room > 0)
+        c->path[old + n++] = '.';
+    size_t len = strlen(key);
+    if (len > room - n)
+        len = room - n;
+    memcpy(c->path + old + n, key, len);
+    c->plen = old + n + len;
+    c->path[c->plen] = '\0';
     return old;
 }
 
@@ -917,7 +927,11 @@ sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
     *out = NULL;
     if (errs != NULL)
         errors_reset(errs);
-    ctx *c = calloc(1, sizeof *c);
+    ctx *c = malloc(sizeof *c);
+    if (c != NULL) {
+        memset(c, 0, offsetof(ctx, path));
+        c->path[0] = '\0';
+    }
     if (c == NULL || (c->lg = logic_alloc()) == NULL) {
         free(c);
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate a logic: out of memory");
