@@ -15,6 +15,7 @@
 #include "sf/engine.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,10 +433,21 @@ typedef struct run {
     leaf *leaves;                 /* one per condition node */
     uint8_t *tmp;                 /* depth_max temp chunks */
     int depth_max;
+    sim m;
+    /* Last, and not zeroed by run_new (8 KB): each chunk's signals are
+     * written for its len bars before anything reads them. */
     uint8_t entry_sig[SF_ENGINE_CHUNK];
     uint8_t exit_sig[SF_ENGINE_CHUNK];
-    sim m;
 } run;
+
+/* A run with every field before the signal buffers zeroed. */
+static run *run_new(void)
+{
+    run *r = malloc(sizeof *r);
+    if (r != NULL)
+        memset(r, 0, offsetof(run, entry_sig));
+    return r;
+}
 
 static int cancelled(const sf_run_opts *o)
 {
@@ -1015,7 +1027,7 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
     sf_run_opts defaults;
     sf_run_opts_init(&defaults);
     *out = NULL;
-    run *r = calloc(1, sizeof *r);
+    run *r = run_new();
     if (r == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
     r->lg = logic;
@@ -1047,7 +1059,7 @@ sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indca
     sf_run_opts opts;
     sf_run_opts_init(&opts);
     opts.cache = cache;
-    run *r = calloc(1, sizeof *r);
+    run *r = run_new();
     if (r == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
     r->lg = logic;
@@ -1173,7 +1185,7 @@ sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_
         o.cache = opts->cache;
     }
     memset(out, 0, sizeof *out);
-    run *r = calloc(1, sizeof *r);
+    run *r = run_new();
     if (r == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate run state");
     r->lg = logic;

@@ -1,6 +1,7 @@
 /* Tests for sf_time: clocks, strict ISO-8601 parsing, formatting. */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -199,4 +200,35 @@ Test(time, clocks_move_forward)
     int64_t b = sf_time_mono_ns();
     cr_assert_geq(b - a, 2000000);
     cr_assert_geq(sf_time_mono_ms(), am + 2);
+}
+
+/* The hand-written digits against snprintf's, over years -50..12000 (the
+ * outside of 0..9999 takes snprintf itself) and every truncating size. */
+Test(time, format_matches_snprintf_everywhere_and_truncates_like_it)
+{
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t secs = (int64_t)(x % (UINT64_C(380000000000))) - INT64_C(63800000000); /* ~ year -50 .. 12000 */
+        int64_t y;
+        int mo, d, h, mi, s;
+        char got[SF_TIME_ISO_MAX], want[64];
+        sf_time_format_iso8601(secs, got, sizeof got);
+        /* independent of split(): gmtime_r */
+        time_t tt = (time_t)secs;
+        struct tm tm;
+        cr_assert_not_null(gmtime_r(&tt, &tm));
+        y = (int64_t)tm.tm_year + 1900, mo = tm.tm_mon + 1, d = tm.tm_mday, h = tm.tm_hour, mi = tm.tm_min,
+        s = tm.tm_sec;
+        snprintf(want, sizeof want, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, mo, d, h, mi, s);
+        cr_assert_str_eq(got, want, "secs %lld", (long long)secs);
+    }
+    for (size_t size = 1; size <= 22; size++) {
+        char got[32], want[32];
+        memset(got, 'x', sizeof got);
+        sf_time_format_iso8601(1704164645, got, size);
+        snprintf(want, size, "%s", "2024-01-02T03:04:05Z");
+        cr_assert_str_eq(got, want, "size %zu", size);
+        cr_assert_eq(got[size], 'x', "size %zu: wrote past the buffer", size);
+    }
 }
