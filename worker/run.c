@@ -14,6 +14,10 @@
  * (kind "logic_execution") takes the engine's live decision at the newest bar
  * and hands it to the completer as the job's signal: the signals row is
  * written in the completion's transaction, the webhook is sent after it.
+ *
+ * Sweep members: each runner keeps a cursor (sf_grid_cursor) for the batch
+ * it ran last, so a member of the same batch costs a few changed values and
+ * a compile of the tree, not a parse, a write and a parse of the text.
  */
 #include <inttypes.h>
 #include <errno.h>
@@ -44,42 +48,101 @@ static void outcome(wrk_done *out, sf_job_outcome o, const char *error)
     out->d.error = out->error;
 }
 
-/* The member's logic text for a sweep member (the batch's grid parsed once,
- * through the worker's grid cache), else a copy of the job's. */
-static sf_status logic_text(wrk *w, const sf_job *job, char **text, size_t *len, sf_err *err)
+/* ---- sweep members ------------------------------------------------------ */
+
+/* A runner's cursor over one batch: the base logic parsed once, moved from
+ * member to member (sf_grid_cursor). It is used again only for a job whose
+ * batch id, logic text and grid text all equal the ones it was built from
+ * (copies kept here and compared in full: typically a few hundred bytes). */
+struct wrk_sweep {
+    char batch_id[SF_JOB_ID_MAX];
+    char *logic;                /* logic_len bytes, then grid_len bytes of grid text */
+    size_t logic_len, grid_len;
+    wrk_grid_ref *ref;          /* keeps grid alive */
+    const sf_grid *grid;
+    sf_grid_cursor *cursor;     /* NULL until the logic parsed */
+};
+
+static void sweep_free(wrk *w, struct wrk_sweep *s)
 {
-    if (job->batch_id[0] == '\0') {
-        *text = strndup(job->logic, job->logic_len);
-        *len = job->logic_len;
-        return *text ? SF_OK : sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    }
-    const sf_grid *grid = NULL;
-    wrk_grid_ref *ref = NULL;
-    sf_status st = wrk_gridcache_get(w->grids, job->batch_id, job->grid, job->grid_len, &grid, &ref, err);
-    if (st == SF_OK && (size_t)job->combo_index >= sf_grid_size(grid))
-        st = sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
-                        job->combo_index, sf_grid_size(grid));
-    if (st == SF_OK)
-        st = sf_grid_apply(grid, (size_t)job->combo_index, job->logic, job->logic_len, text, len, err);
-    wrk_gridcache_release(w->grids, ref);
-    return st;
+    if (s == NULL)
+        return;
+    sf_grid_cursor_free(s->cursor);
+    wrk_gridcache_release(w->grids, s->ref);
+    free(s->logic);
+    free(s);
 }
 
-static sf_status compile(wrk *w, const sf_job *job, sf_logic **logic, sf_err *err)
+static int sweep_is_for(const struct wrk_sweep *s, const sf_job *job)
 {
-    char *text = NULL;
-    size_t len = 0;
-    sf_status st = logic_text(w, job, &text, &len, err);
+    return s != NULL && strcmp(s->batch_id, job->batch_id) == 0 &&
+           s->logic_len == job->logic_len && s->grid_len == job->grid_len &&
+           memcmp(s->logic, job->logic, job->logic_len) == 0 &&
+           memcmp(s->logic + s->logic_len, job->grid, job->grid_len) == 0;
+}
+
+/* The batch's grid (parsed once per worker, through the grid cache) and the
+ * texts; the cursor is built by member_logic. */
+static sf_status sweep_new(wrk *w, const sf_job *job, struct wrk_sweep **out, sf_err *err)
+{
+    struct wrk_sweep *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->logic = malloc(job->logic_len + job->grid_len + 1)) == NULL) {
+        free(s);
+        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    }
+    sf_status st = wrk_gridcache_get(w->grids, job->batch_id, job->grid, job->grid_len, &s->grid,
+                                     &s->ref, err);
+    if (st != SF_OK) {
+        sweep_free(w, s);
+        return st;
+    }
+    snprintf(s->batch_id, sizeof s->batch_id, "%s", job->batch_id);
+    memcpy(s->logic, job->logic, job->logic_len);
+    memcpy(s->logic + job->logic_len, job->grid, job->grid_len);
+    s->logic_len = job->logic_len;
+    s->grid_len = job->grid_len;
+    *out = s;
+    return SF_OK;
+}
+
+/* A sweep member's program through the runner's cursor. Errors, in the order
+ * the members' text route gave them: the grid, the index, the logic text,
+ * then the member (sf_grid_cursor_logic). */
+static sf_status member_logic(wrk_slot *slot, const sf_job *job, sf_logic **logic,
+                              sf_logic_errors *errs, sf_err *err)
+{
+    if (!sweep_is_for(slot->sweep, job)) {
+        sweep_free(slot->w, slot->sweep);
+        slot->sweep = NULL;
+        sf_status st = sweep_new(slot->w, job, &slot->sweep, err);
+        if (st != SF_OK)
+            return st;
+    }
+    struct wrk_sweep *s = slot->sweep;
+    if ((size_t)job->combo_index >= sf_grid_size(s->grid))
+        return sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
+                          job->combo_index, sf_grid_size(s->grid));
+    if (s->cursor == NULL) {
+        sf_status st = sf_grid_cursor_new(s->grid, job->logic, job->logic_len, &s->cursor, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return sf_grid_cursor_logic(s->cursor, (size_t)job->combo_index, logic, errs, err);
+}
+
+/* The job's program: its own logic, or its batch's with its combination set. */
+static sf_status compile(wrk_slot *slot, const sf_job *job, sf_logic **logic, sf_err *err)
+{
     sf_logic_errors errs; /* 16 KB: runner threads have 8 MB stacks; the parse resets it */
     errs.count = 0;
-    if (st == SF_OK)
-        st = sf_logic_parse(text, len, logic, &errs, err);
+    sf_status st = job->batch_id[0] == '\0'
+                       ? sf_logic_parse(job->logic, job->logic_len, logic, &errs, err)
+                       : member_logic(slot, job, logic, &errs, err);
     if (st != SF_OK && errs.count > 0 && err) {
         sf_err_clear(err);
         err->code = st;
         sf_logic_errors_format(&errs, err->msg, sizeof err->msg);
     }
-    free(text);
     return st;
 }
 
@@ -220,7 +283,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
     out->attempt = job->attempt;
     sf_logic *logic = NULL;
     sf_err err = {0};
-    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(w, job, &logic, &err);
+    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(slot, job, &logic, &err);
     const sf_bars *bars = NULL;
     wrk_cache_entry *entry = NULL;
     if (st == SF_OK)
@@ -291,6 +354,8 @@ void *wrk_runner_main(void *arg)
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
+    sweep_free(w, slot->sweep);
+    slot->sweep = NULL;
     sf_db_close(db);
     return NULL;
 }

@@ -73,6 +73,10 @@ typedef struct wrk_slot {
     int release;           /* drain: cancelled to be released, not cancelled */
     /* read by the engine without the lock */
     atomic_int cancel;
+    /* runner thread only (no lock): the sweep cursor of the batch this runner
+     * ran last, reused by that batch's next member; freed when the runner
+     * returns (run.c) */
+    struct wrk_sweep *sweep;
 } wrk_slot;
 
 /* A finished attempt waiting for the completer (owns its strings). */

@@ -8,9 +8,21 @@
  * (last path fastest). Applying walks each parsed path in a parsed logic tree
  * and sets a copy of the value; the tree is written back with a small writer
  * of our own, because jansson prints 0.1 as 0.10000000000000001 (ours prints
- * the shortest text that reads back as the same double). Validation parses
- * the logic once, then for each combination changes only the values that
- * moved, writes the tree and runs sf_logic_parse on the text.
+ * the shortest text that reads back as the same double).
+ *
+ * A cursor parses the logic once and moves its tree from combination to
+ * combination by setting only the values that moved, then compiles the tree
+ * itself (sf_logic_from_json): no text is written or parsed per member.
+ * Validation walks every combination with one cursor. A cursor gives what
+ * sf_logic_parse gives on sf_grid_apply's text, because that text parses back
+ * to an equal tree: same keys in the same order (jansson replaces an existing
+ * key's value in place, and every member sets the same paths), and numbers
+ * and strings that read back as the same values. The text's two limits are
+ * kept without writing it per member: its length is the length of the parts
+ * that never change (measured once, by writing the first member) plus the
+ * written length of each path's current value, checked against
+ * SF_LOGIC_MAX_INPUT; its depth is the first member's (values are scalars at
+ * fixed paths). A member over either limit is written, for the writer's error.
  *
  * Failure behaviour: every error names the grid path; a failed parse leaves
  * nothing allocated.
@@ -362,6 +374,12 @@ static void decode(const sf_grid *g, size_t index, size_t *which)
     }
 }
 
+static sf_status no_combo(const sf_grid *g, size_t index, sf_err *err)
+{
+    return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
+                      index, g->size);
+}
+
 /* ---- writing JSON ------------------------------------------------------- */
 
 /* The shortest %g text that reads back as x, always with '.' or 'e'. */
@@ -450,8 +468,7 @@ static sf_status write_value(sf_buf *b, json_t *v, int pretty, int depth, sf_err
     case JSON_OBJECT: return write_object(b, v, pretty, depth, err);
     case JSON_ARRAY: return write_array(b, v, pretty, depth, err);
     case JSON_STRING: return write_string(b, json_string_value(v), json_string_length(v), err);
-    case JSON_INTEGER:
-        return sf_buf_printf(b, err, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_INTEGER: return sf_buf_put_i64(b, (int64_t)json_integer_value(v), err);
     case JSON_REAL: return write_real(b, json_real_value(v), err);
     case JSON_TRUE: return sf_buf_puts(b, "true", err);
     case JSON_FALSE: return sf_buf_puts(b, "false", err);
@@ -462,8 +479,7 @@ static sf_status write_value(sf_buf *b, json_t *v, int pretty, int depth, sf_err
 sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out, sf_err *err)
 {
     if (index >= grid->size)
-        return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
-                          index, grid->size);
+        return no_combo(grid, index, err);
     size_t which[SF_GRID_MAX_PARAMS];
     decode(grid, index, which);
     sf_status st = sf_buf_append(out, "{", 1, err);
@@ -553,8 +569,7 @@ sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_jso
 {
     *out_json = NULL;
     if (index >= grid->size)
-        return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
-                          index, grid->size);
+        return no_combo(grid, index, err);
     json_t *root;
     sf_status st = load_logic(logic_json, len, &root, err);
     if (st != SF_OK)
@@ -577,6 +592,156 @@ sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_jso
     return SF_OK;
 }
 
+/* ---- the cursor --------------------------------------------------------- */
+
+struct sf_grid_cursor {
+    const sf_grid *grid;                /* borrowed */
+    json_t *root;                       /* the base logic with the values of which[] */
+    int placed;                         /* which[] holds root's values; else set every path */
+    size_t which[SF_GRID_MAX_PARAMS];
+    int measured;                       /* fixed_len and val_len are known */
+    size_t fixed_len;                   /* written length of root without the path values */
+    size_t val_len[SF_GRID_MAX_PARAMS]; /* written length of each path's current value */
+    sf_buf text;                        /* scratch for writing */
+};
+
+sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len,
+                             sf_grid_cursor **out, sf_err *err)
+{
+    *out = NULL;
+    json_t *root;
+    sf_status st = load_logic(logic_json, len, &root, err);
+    if (st != SF_OK)
+        return st;
+    sf_grid_cursor *c = malloc(sizeof *c);
+    if (c == NULL) {
+        json_decref(root);
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate a grid cursor: out of memory");
+    }
+    c->grid = grid;
+    c->root = root;
+    c->placed = c->measured = 0;
+    sf_buf_init(&c->text, SF_LOGIC_MAX_INPUT);
+    *out = c;
+    return SF_OK;
+}
+
+void sf_grid_cursor_free(sf_grid_cursor *c)
+{
+    if (c == NULL)
+        return;
+    json_decref(c->root);
+    sf_buf_destroy(&c->text);
+    free(c);
+}
+
+_Static_assert(SF_GRID_MAX_PARAMS <= 64, "a uint64_t holds one bit per path");
+
+/* Set combination index's values in c->root, only those that moved (bits of
+ * *moved). SF_ERR_INVALID when a path does not fit the logic, the same for
+ * every index (paths never overlap, so no value set changes another path's
+ * way); root is then partly set, and the next move sets every path. */
+static sf_status cursor_move(sf_grid_cursor *c, size_t index, uint64_t *moved, sf_err *err)
+{
+    size_t which[SF_GRID_MAX_PARAMS];
+    sf_status st = set_combo(c->grid, c->root, index, c->placed ? c->which : NULL, which, err);
+    if (st != SF_OK) {
+        c->placed = c->measured = 0;
+        return st;
+    }
+    *moved = 0;
+    for (size_t i = 0; i < c->grid->n; i++)
+        if (!c->placed || c->which[i] != which[i])
+            *moved |= (uint64_t)1 << i;
+    memcpy(c->which, which, c->grid->n * sizeof which[0]);
+    c->placed = 1;
+    return SF_OK;
+}
+
+/* Written length of path i's current value, into c->val_len[i]. */
+static sf_status measure_value(sf_grid_cursor *c, size_t i, sf_err *err)
+{
+    sf_buf_reset(&c->text);
+    sf_status st = write_value(&c->text, json_array_get(c->grid->params[i].values, c->which[i]),
+                               0, 0, err);
+    c->val_len[i] = c->text.len;
+    return st;
+}
+
+/* Write the whole member once: its length less its values is fixed_len. */
+static sf_status measure_all(sf_grid_cursor *c, sf_err *err)
+{
+    sf_buf b;
+    sf_buf_init(&b, SIZE_MAX); /* bounded: the tree was read from <= SF_LOGIC_MAX_INPUT bytes */
+    sf_status st = write_value(&b, c->root, 0, 0, err);
+    size_t total = b.len, values = 0;
+    sf_buf_destroy(&b);
+    for (size_t i = 0; i < c->grid->n && st == SF_OK; i++) {
+        st = measure_value(c, i, err);
+        values += c->val_len[i];
+    }
+    c->fixed_len = total - values;
+    c->measured = st == SF_OK;
+    return st;
+}
+
+static sf_status measure_moved(sf_grid_cursor *c, uint64_t moved, sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (size_t i = 0; i < c->grid->n && st == SF_OK; i++)
+        if (moved >> i & 1)
+            st = measure_value(c, i, err);
+    c->measured = st == SF_OK;
+    return st;
+}
+
+static size_t member_len(const sf_grid_cursor *c)
+{
+    size_t len = c->fixed_len;
+    for (size_t i = 0; i < c->grid->n; i++)
+        len += c->val_len[i];
+    return len;
+}
+
+/* SF_OK when the member's text, as sf_grid_apply writes it, fits in
+ * SF_LOGIC_MAX_INPUT and nests no deeper than the writer allows (a depth
+ * error is found by measure_all, and every member has the depth of the
+ * first: values are scalars at fixed paths); else the error writing it
+ * gives. moved: the paths set by the last move. */
+static sf_status cursor_fits(sf_grid_cursor *c, uint64_t moved, sf_err *err)
+{
+    sf_status st = c->measured ? measure_moved(c, moved, err) : measure_all(c, err);
+    if (st == SF_OK && member_len(c) <= SF_LOGIC_MAX_INPUT)
+        return SF_OK;
+    /* Too long, too deep (or out of memory): write it as sf_grid_apply does,
+     * which fails with the error that gave (the first met in writing order). */
+    sf_buf_reset(&c->text);
+    return write_value(&c->text, c->root, 0, 0, err);
+}
+
+/* Compile the member c->root holds (moved: the paths the last move set). */
+static sf_status cursor_compile(sf_grid_cursor *c, uint64_t moved, sf_logic **out,
+                                sf_logic_errors *errs, sf_err *err)
+{
+    sf_status st = cursor_fits(c, moved, err);
+    return st != SF_OK ? st : sf_logic_from_json(c->root, out, errs, err);
+}
+
+sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out,
+                               sf_logic_errors *errs, sf_err *err)
+{
+    *out = NULL;
+    if (errs != NULL) {
+        errs->count = errs->dropped = 0;
+        errs->path[0][0] = errs->message[0][0] = '\0';
+    }
+    if (index >= c->grid->size)
+        return no_combo(c->grid, index, err);
+    uint64_t moved = 0;
+    sf_status st = cursor_move(c, index, &moved, err);
+    return st != SF_OK ? st : cursor_compile(c, moved, out, errs, err);
+}
+
 /* err for combination index: "combination 17 {...}: <first logic error>". */
 static sf_status combo_error(const sf_grid *g, size_t index, sf_status st, sf_err *err)
 {
@@ -593,30 +758,23 @@ static sf_status combo_error(const sf_grid *g, size_t index, sf_status st, sf_er
     return st;
 }
 
-static sf_status validate_all(const sf_grid *g, json_t *root, size_t *bad_index,
-                              sf_logic_errors *errs, sf_err *err)
+static sf_status validate_all(sf_grid_cursor *c, size_t *bad_index, sf_logic_errors *errs,
+                              sf_err *err)
 {
-    size_t which[SF_GRID_MAX_PARAMS], prev[SF_GRID_MAX_PARAMS];
-    sf_buf b;
-    sf_buf_init(&b, SF_LOGIC_MAX_INPUT);
     sf_status st = SF_OK;
-    for (size_t k = 0; k < g->size && st == SF_OK; k++) {
-        st = set_combo(g, root, k, k ? prev : NULL, which, err);
+    for (size_t k = 0; k < c->grid->size && st == SF_OK; k++) {
+        uint64_t moved = 0;
+        st = cursor_move(c, k, &moved, err);
         if (st != SF_OK) /* the paths do not fit the logic: same for every k */
             break;
-        memcpy(prev, which, sizeof which);
-        sf_buf_reset(&b);
-        st = write_value(&b, root, 0, 0, err);
         sf_logic *lg = NULL;
-        if (st == SF_OK)
-            st = sf_logic_parse(b.data, b.len, &lg, errs, err);
+        st = cursor_compile(c, moved, &lg, errs, err);
         sf_logic_free(lg);
         if (st != SF_OK) {
             *bad_index = k;
-            combo_error(g, k, st, err);
+            combo_error(c->grid, k, st, err);
         }
     }
-    sf_buf_destroy(&b);
     return st;
 }
 
@@ -628,11 +786,11 @@ sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t l
     *bad = SIZE_MAX;
     if (errs != NULL)
         memset(errs, 0, sizeof *errs);
-    json_t *root;
-    sf_status st = load_logic(logic_json, len, &root, err);
+    sf_grid_cursor *c;
+    sf_status st = sf_grid_cursor_new(grid, logic_json, len, &c, err);
     if (st != SF_OK)
         return st;
-    st = validate_all(grid, root, bad, errs, err);
-    json_decref(root);
+    st = validate_all(c, bad, errs, err);
+    sf_grid_cursor_free(c);
     return st;
 }

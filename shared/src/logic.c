@@ -889,28 +889,6 @@ static void summarize(const sf_logic_errors *e, sf_status code, sf_err *err)
         sf_err_set(err, code, "invalid logic: %s%s%s", e->path[0], sep, e->message[0]);
 }
 
-static sf_status parse_json(const char *json, size_t len, json_t **root, ctx *c)
-{
-    if (len > SF_LOGIC_MAX_INPUT) {
-        limit(c, "logic is %zu bytes; the limit is %zu", len, (size_t)SF_LOGIC_MAX_INPUT);
-        return SF_ERR_LIMIT;
-    }
-    json_error_t je;
-    *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
-    if (*root != NULL)
-        return SF_OK;
-    sf_logic_errors *e = c->errs;
-    e->count = 1;
-    e->dropped = 0;
-    e->path[0][0] = '\0';
-    char msg[SF_LOGIC_ERROR_MAX];
-    snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.column,
-             je.text);
-    copy_clean(e->message[0], sizeof e->message[0], msg);
-    c->status = SF_ERR_PARSE;
-    return SF_ERR_PARSE;
-}
-
 /* Only the counts: entries are written before count covers them (the
  * struct is 16 KB, and sweeps parse one logic per member). */
 static void errors_reset(sf_logic_errors *e)
@@ -919,8 +897,37 @@ static void errors_reset(sf_logic_errors *e)
     e->path[0][0] = e->message[0][0] = '\0';
 }
 
-sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
-                         sf_logic_errors *errs, sf_err *err)
+/* The one error of text that cannot be parsed: no path, status code. */
+static sf_status text_error(sf_logic_errors *e, sf_status code, const char *msg, sf_err *err)
+{
+    e->count = 1;
+    e->dropped = 0;
+    e->path[0][0] = '\0';
+    copy_clean(e->message[0], sizeof e->message[0], msg);
+    summarize(e, code, err);
+    return code;
+}
+
+static sf_status parse_json(const char *json, size_t len, json_t **root, sf_logic_errors *e,
+                            sf_err *err)
+{
+    char msg[SF_LOGIC_ERROR_MAX];
+    if (len > SF_LOGIC_MAX_INPUT) {
+        snprintf(msg, sizeof msg, "logic is %zu bytes; the limit is %zu", len,
+                 (size_t)SF_LOGIC_MAX_INPUT);
+        return text_error(e, SF_ERR_LIMIT, msg, err);
+    }
+    json_error_t je;
+    *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (*root != NULL)
+        return SF_OK;
+    snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.column,
+             je.text);
+    return text_error(e, SF_ERR_PARSE, msg, err);
+}
+
+sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs,
+                             sf_err *err)
 {
     sf_logic_errors local;
     errors_reset(&local);
@@ -937,11 +944,9 @@ sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate a logic: out of memory");
     }
     c->errs = errs ? errs : &local;
-    json_t *root = NULL;
-    if (parse_json(json, len, &root, c) == SF_OK) {
-        check_root(c, root);
-        json_decref(root);
-    }
+    /* The checkers only read the tree; jansson's getters and iterators take
+     * non-const pointers. */
+    check_root(c, (json_t *)(uintptr_t)root);
     sf_status st = c->status;
     if (st != SF_OK) {
         summarize(c->errs, st, err);
@@ -950,6 +955,20 @@ sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
         *out = c->lg;
     }
     free(c);
+    return st;
+}
+
+sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
+                         sf_logic_errors *errs, sf_err *err)
+{
+    sf_logic_errors local;
+    *out = NULL;
+    json_t *root = NULL;
+    sf_status st = parse_json(json, len, &root, errs ? errs : &local, err);
+    if (st != SF_OK)
+        return st;
+    st = sf_logic_from_json(root, out, errs, err);
+    json_decref(root);
     return st;
 }
 

@@ -1,11 +1,15 @@
-/* Tests for sf_grid: sizes, ranges, order, limits, apply and validate. */
+/* Tests for sf_grid: sizes, ranges, order, limits, apply, validate, and the
+ * cursor (every member equal to sf_logic_parse of sf_grid_apply's text). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf/bars.h"
 #include "sf/buf.h"
+#include "sf/engine.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
 
@@ -331,5 +335,338 @@ Test(grid, apply_is_deterministic_and_matches_validate_order)
     cr_assert(strstr(a, "\"stop_loss_pct\":1.5") != NULL, "%s", a);
     free(a);
     free(b);
+    sf_grid_free(g);
+}
+
+/* ---- the cursor against the text route ----------------------------------- */
+
+/* One member's outcome: status, err, errors and program. */
+typedef struct member {
+    sf_status st;
+    sf_err err;
+    sf_logic_errors errs;
+    sf_logic *lg;
+} member;
+
+/* The route the worker took per member: sf_grid_apply, then sf_logic_parse. */
+static void text_member(const sf_grid *g, const char *logic, size_t len, size_t i, member *m)
+{
+    memset(m, 0, sizeof *m);
+    char *text = NULL;
+    size_t tlen = 0;
+    m->st = sf_grid_apply(g, i, logic, len, &text, &tlen, &m->err);
+    if (m->st == SF_OK)
+        m->st = sf_logic_parse(text, tlen, &m->lg, &m->errs, &m->err);
+    free(text);
+}
+
+static void cursor_member(sf_grid_cursor *c, size_t i, member *m)
+{
+    memset(m, 0, sizeof *m);
+    m->errs.count = 99; /* the cursor must reset it */
+    m->st = sf_grid_cursor_logic(c, i, &m->lg, &m->errs, &m->err);
+}
+
+/* 300 daily bars around 50 (the test logic exits below 50), swinging so
+ * that moving averages of 3 to 30 bars cross many times. */
+static sf_bars *wave_bars(void)
+{
+    sf_bars *b = NULL;
+    cr_assert_eq(sf_bars_new(300, &b, NULL), SF_OK);
+    double prev = 50;
+    for (size_t i = 0; i < b->n; i++) {
+        double c = 50 + 8 * sin((double)i / 9.0) + 3 * sin((double)i / 2.3) + (double)(i % 7) * 0.1;
+        b->ts[i] = 1704067200 + (int64_t)i * 86400;
+        b->open[i] = prev;
+        b->close[i] = c;
+        b->high[i] = fmax(prev, c) + 0.5;
+        b->low[i] = fmin(prev, c) - 0.5;
+        b->volume[i] = 1000 + (double)i;
+        prev = c;
+    }
+    cr_assert_eq(sf_bars_validate(b, NULL), SF_OK);
+    return b;
+}
+
+/* Doubles compared as bits: NaN equals NaN, -0 differs from 0. */
+#define SAME_BITS(a, b) (memcmp(&(a), &(b), sizeof(a)) == 0)
+
+static void assert_same_run(const sf_logic *a, const sf_logic *b, const sf_bars *bars, size_t i)
+{
+    sf_result *ra = NULL, *rb = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_engine_run(a, bars, NULL, &ra, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_engine_run(b, bars, NULL, &rb, &err), SF_OK, "%s", err.msg);
+    cr_assert(memcmp(&ra->perf, &rb->perf, sizeof ra->perf) == 0, "combination %zu: metrics", i);
+    cr_assert_eq(ra->n_trades, rb->n_trades, "combination %zu", i);
+    for (size_t k = 0; k < ra->n_trades; k++) {
+        const sf_trade *x = &ra->trades[k], *y = &rb->trades[k];
+        cr_assert(x->side == y->side && x->entry_time == y->entry_time &&
+                  x->exit_time == y->exit_time && x->exit_reason == y->exit_reason &&
+                  SAME_BITS(x->entry_price, y->entry_price) &&
+                  SAME_BITS(x->exit_price, y->exit_price) && SAME_BITS(x->qty, y->qty) &&
+                  SAME_BITS(x->pnl, y->pnl) && SAME_BITS(x->fees, y->fees),
+                  "combination %zu: trade %zu", i, k);
+    }
+    cr_assert_eq(ra->n_equity, rb->n_equity);
+    cr_assert(memcmp(ra->equity, rb->equity, ra->n_equity * sizeof *ra->equity) == 0,
+              "combination %zu: equity", i);
+    sf_result_free(ra);
+    sf_result_free(rb);
+}
+
+/* Same status, messages and errors; for a valid member the same backtest
+ * (bars NULL: compare the status and errors only). */
+static void assert_same_member(member *want, member *got, const sf_bars *bars, size_t i)
+{
+    cr_assert_eq(got->st, want->st, "combination %zu: want %s (%s), got %s (%s)", i,
+                 sf_status_name(want->st), want->err.msg, sf_status_name(got->st), got->err.msg);
+    cr_assert_eq(got->err.code, want->err.code, "combination %zu", i);
+    cr_assert_str_eq(got->err.msg, want->err.msg, "combination %zu", i);
+    static char fw[16384], fg[16384];
+    sf_logic_errors_format(&want->errs, fw, sizeof fw);
+    sf_logic_errors_format(&got->errs, fg, sizeof fg);
+    cr_assert_str_eq(fg, fw, "combination %zu", i);
+    cr_assert_eq(got->errs.count, want->errs.count, "combination %zu", i);
+    cr_assert_eq(got->errs.dropped, want->errs.dropped, "combination %zu", i);
+    if (want->st != SF_OK) {
+        cr_assert_null(got->lg, "combination %zu", i);
+    } else {
+        cr_assert_not_null(got->lg);
+        if (bars != NULL)
+            assert_same_run(want->lg, got->lg, bars, i);
+    }
+    sf_logic_free(want->lg);
+    sf_logic_free(got->lg);
+    want->lg = got->lg = NULL;
+}
+
+/* A permutation of 0..n-1 from a fixed seed (xorshift, Fisher-Yates). */
+static void shuffle(size_t *order, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        size_t j = (size_t)(seed % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+}
+
+typedef struct tally {
+    size_t ok, failed;
+} tally;
+
+/* Every index in order, then twice in shuffled orders, each with an index
+ * past the end now and then (which must not move the cursor), each member
+ * compared with the text route. */
+static tally cursor_matches_text(const char *grid_json, const char *logic, size_t len,
+                                 const sf_bars *bars)
+{
+    sf_grid *g = grid_ok(grid_json, 0);
+    size_t n = sf_grid_size(g);
+    sf_grid_cursor *c = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_cursor_new(g, logic, len, &c, &err), SF_OK, "%s", err.msg);
+    size_t *order = malloc(3 * n * sizeof *order);
+    cr_assert_not_null(order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    shuffle(order + n, n, 0x9e3779b97f4a7c15ULL);
+    shuffle(order + 2 * n, n, 12345);
+    static member want, got;
+    tally t = {0, 0};
+    for (size_t k = 0; k < 3 * n; k++) {
+        size_t i = order[k];
+        text_member(g, logic, len, i, &want);
+        cursor_member(c, i, &got);
+        t.ok += want.st == SF_OK;
+        t.failed += want.st != SF_OK;
+        assert_same_member(&want, &got, bars, i);
+        if (k % 5 == 4) {
+            text_member(g, logic, len, n + k, &want);
+            cursor_member(c, n + k, &got);
+            cr_assert_eq(got.st, SF_ERR_INVALID);
+            assert_same_member(&want, &got, bars, n + k);
+        }
+    }
+    free(order);
+    sf_grid_cursor_free(c);
+    sf_grid_free(g);
+    return t;
+}
+
+Test(grid, cursor_members_equal_the_text_route_in_any_order)
+{
+    sf_bars *bars = wave_bars();
+    /* 36 members: fast 0 is invalid, take_profit_pct is added to risk and -1
+     * is invalid (both at once: two errors). */
+    tally t = cursor_matches_text("{\"indicators.fast.period\": [0, 3, 5, 8],"
+                                  " \"indicators.slow.period\":"
+                                  " {\"from\": 10, \"to\": 30, \"step\": 10},"
+                                  " \"risk.take_profit_pct\": [3, 7.25, -1]}",
+                                  LOGIC, strlen(LOGIC), bars);
+    cr_assert_eq(t.ok + t.failed, 3 * 36);
+    cr_assert_eq(t.ok, 3 * 3 * 3 * 2);
+    /* strings, an array element, reals; "bogus" and "both" are invalid */
+    t = cursor_matches_text("{\"execution.fill\": [\"close\", \"bogus\", \"next_open\"],"
+                            " \"side\": [\"long\", \"short\", \"both\"],"
+                            " \"exit.all[1].lt[1]\": [45, 50.5, 55]}",
+                            LOGIC, strlen(LOGIC), bars);
+    cr_assert_eq(t.ok, 3 * 2 * 2 * 3);
+    cr_assert_eq(t.failed, 3 * 27 - t.ok);
+    sf_bars_free(bars);
+}
+
+Test(grid, cursor_gives_the_text_routes_errors_for_paths_that_do_not_fit)
+{
+    tally t = cursor_matches_text("{\"indicators.fast.period\": [5, 6],"
+                                  " \"indicators.fsat.period\": [1, 2, 3]}",
+                                  LOGIC, strlen(LOGIC), NULL);
+    cr_assert_eq(t.ok, 0);
+    t = cursor_matches_text("{\"exit.all[2]\": [1, 2]}", LOGIC, strlen(LOGIC), NULL);
+    cr_assert_eq(t.ok, 0);
+    t = cursor_matches_text("{\"indicators.fast.period\": [5, 6]}", "[1]", 3, NULL);
+    cr_assert_eq(t.ok, 0);
+}
+
+Test(grid, cursor_refuses_the_logic_text_as_apply_does)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 6]}", 0);
+    sf_grid_cursor *c = (sf_grid_cursor *)(void *)1;
+    char *text = NULL;
+    sf_err want = {0}, got = {0};
+    cr_assert_eq(sf_grid_apply(g, 0, "{\"a\": ", 6, &text, NULL, &want), SF_ERR_PARSE);
+    cr_assert_eq(sf_grid_cursor_new(g, "{\"a\": ", 6, &c, &got), SF_ERR_PARSE);
+    cr_assert_null(c);
+    cr_assert_str_eq(got.msg, want.msg);
+    size_t big = SF_LOGIC_MAX_INPUT + 1;
+    cr_assert_eq(sf_grid_apply(g, 0, LOGIC, big, &text, NULL, &want), SF_ERR_LIMIT);
+    cr_assert_eq(sf_grid_cursor_new(g, LOGIC, big, &c, &got), SF_ERR_LIMIT);
+    cr_assert_str_eq(got.msg, want.msg);
+    cr_assert_str_eq(got.msg, "logic is 1048577 bytes; the limit is 1048576");
+    sf_grid_cursor_free(NULL);
+    sf_grid_free(g);
+}
+
+/* A compact logic padded by pad bytes of description after extra. */
+static char *pad_logic(size_t pad, const char *extra, size_t *len)
+{
+    sf_buf b;
+    sf_buf_init(&b, SIZE_MAX);
+    sf_buf_puts(&b, "{\"name\":\"big\",\"description\":\"", NULL);
+    sf_buf_puts(&b, extra, NULL);
+    for (size_t i = 0; i < pad; i++)
+        sf_buf_append(&b, "x", 1, NULL);
+    sf_buf_puts(&b, "\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":10},"
+                    "\"slow\":{\"type\":\"sma\",\"period\":30}},"
+                    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},"
+                    "\"risk\":{\"stop_loss_pct\":0.1}}", NULL);
+    return sf_buf_steal(&b, len);
+}
+
+/* A logic whose member 0 sf_grid_apply writes in exactly target bytes. */
+static char *padded_logic(const sf_grid *g, size_t target, const char *extra, size_t *len)
+{
+    char *logic = pad_logic(64, extra, len), *text = NULL;
+    size_t written = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_apply(g, 0, logic, *len, &text, &written, &err), SF_OK, "%s", err.msg);
+    free(text);
+    free(logic);
+    logic = pad_logic(64 + target - written, extra, len);
+    sf_status st = sf_grid_apply(g, 0, logic, *len, &text, &written, &err);
+    if (target <= SF_LOGIC_MAX_INPUT) {
+        cr_assert_eq(st, SF_OK, "%s", err.msg);
+        cr_assert_eq(written, target);
+    } else {
+        cr_assert_eq(st, SF_ERR_LIMIT);
+    }
+    free(text);
+    return logic;
+}
+
+Test(grid, cursor_keeps_the_member_text_limit_exactly)
+{
+    /* Written lengths: period "5" / "123456789012" / "7", stop "1" / "2.125".
+     * (5, 1) is written in MAX - 4 bytes, so (5, 2.125) takes exactly MAX:
+     * still accepted; a 12-digit period is over by 7 or 11 bytes. */
+    const char *grid = "{\"indicators.fast.period\": [5, 123456789012, 7],"
+                       " \"risk.stop_loss_pct\": [1, 2.125]}";
+    sf_grid *g = grid_ok(grid, 0);
+    size_t len = 0;
+    char *logic = padded_logic(g, SF_LOGIC_MAX_INPUT - 4, "", &len);
+    cr_assert_leq(len, SF_LOGIC_MAX_INPUT);
+    tally t = cursor_matches_text(grid, logic, len, NULL);
+    cr_assert_eq(t.ok, 3 * 4);
+    cr_assert_eq(t.failed, 3 * 2);
+    member m;
+    sf_grid_cursor *c = NULL;
+    cr_assert_eq(sf_grid_cursor_new(g, logic, len, &c, NULL), SF_OK);
+    cursor_member(c, 2, &m);
+    cr_assert_eq(m.st, SF_ERR_LIMIT);
+    cr_assert_str_eq(m.err.msg, "buffer would exceed its maximum of 1048576 bytes");
+    cursor_member(c, 1, &m); /* exactly at the limit */
+    cr_assert_eq(m.st, SF_OK, "%s", m.err.msg);
+    sf_logic_free(m.lg);
+    sf_grid_cursor_free(c);
+    free(logic);
+
+    /* Escapes written longer than they were read ("\n" becomes "\u000a"):
+     * the text fits, every member's written text does not. */
+    logic = padded_logic(g, SF_LOGIC_MAX_INPUT + 20, "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n", &len);
+    cr_assert_leq(len, SF_LOGIC_MAX_INPUT);
+    t = cursor_matches_text(grid, logic, len, NULL);
+    cr_assert_eq(t.ok, 0);
+    free(logic);
+    sf_grid_free(g);
+}
+
+Test(grid, cursor_handles_a_logic_nested_deeper_than_the_writer_allows)
+{
+    sf_buf b;
+    sf_buf_init(&b, SIZE_MAX);
+    sf_buf_puts(&b, "{\"name\": \"deep\", \"description\": ", NULL);
+    for (int i = 0; i < 300; i++)
+        sf_buf_append(&b, "[", 1, NULL);
+    for (int i = 0; i < 300; i++)
+        sf_buf_append(&b, "]", 1, NULL);
+    sf_buf_puts(&b, ", \"indicators\": {\"fast\": {\"type\": \"sma\", \"period\": 10}},"
+                    " \"entry\": {\"gt\": [\"fast\", \"close\"]}}", NULL);
+    /* every member: "logic JSON nests deeper than 256 levels" */
+    tally t = cursor_matches_text("{\"indicators.fast.period\": [5, 0]}", b.data, b.len, NULL);
+    cr_assert_eq(t.ok, 0);
+    /* the deep part replaced: members compile, or not */
+    sf_bars *bars = wave_bars();
+    t = cursor_matches_text("{\"description\": [\"x\", 5], \"indicators.fast.period\": [5, 0]}",
+                            b.data, b.len, bars);
+    cr_assert_eq(t.ok, 3);
+    sf_bars_free(bars);
+    sf_buf_destroy(&b);
+}
+
+Test(grid, validate_through_the_cursor_matches_each_member)
+{
+    /* The first failing member is the first the text route fails. */
+    const char *grid = "{\"indicators.fast.period\": [3, 5, 8],"
+                       " \"risk.take_profit_pct\": [3, 7.25, -1]}";
+    sf_grid *g = grid_ok(grid, 0);
+    size_t bad = 0;
+    static sf_logic_errors e;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, &e, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 2);
+    cr_assert_str_eq(err.msg, "combination 2 {\"indicators.fast.period\": 3, "
+                              "\"risk.take_profit_pct\": -1}: risk.take_profit_pct: "
+                              "must be a number > 0");
+    static member want;
+    text_member(g, LOGIC, strlen(LOGIC), 2, &want);
+    static char fw[4096], fe[4096];
+    sf_logic_errors_format(&want.errs, fw, sizeof fw);
+    sf_logic_errors_format(&e, fe, sizeof fe);
+    cr_assert_str_eq(fe, fw);
     sf_grid_free(g);
 }

@@ -564,3 +564,136 @@ Test(logic, errors_are_reset_on_success)
     sf_logic_free(lg);
     sf_logic_free(NULL);
 }
+
+/* ---- sf_logic_from_json --------------------------------------------------- */
+
+#define SAME_BITS(a, b) (memcmp(&(a), &(b), sizeof(a)) == 0)
+
+static int same_operand(const sf_operand *a, const sf_operand *b)
+{
+    return a->kind == b->kind && SAME_BITS(a->number, b->number) && a->field == b->field &&
+           a->indicator == b->indicator && a->output == b->output && a->offset == b->offset;
+}
+
+/* Two programs, field by field (doubles as bits, so NaN equals NaN). */
+static void assert_same_program(const sf_logic *a, const sf_logic *b, const char *what)
+{
+    cr_assert_str_eq(a->name, b->name, "%s", what);
+    cr_assert(a->side == b->side && a->entry == b->entry && a->exit == b->exit &&
+              a->fill == b->fill && a->max_offset == b->max_offset, "%s", what);
+    cr_assert(SAME_BITS(a->stop_loss_pct, b->stop_loss_pct) &&
+              SAME_BITS(a->take_profit_pct, b->take_profit_pct) &&
+              SAME_BITS(a->fee_bps, b->fee_bps) && SAME_BITS(a->slippage_bps, b->slippage_bps) &&
+              SAME_BITS(a->initial_capital, b->initial_capital) &&
+              SAME_BITS(a->position_pct, b->position_pct) &&
+              SAME_BITS(a->periods_per_year, b->periods_per_year), "%s", what);
+    cr_assert_eq(a->n_indicators, b->n_indicators, "%s", what);
+    for (int i = 0; i < a->n_indicators; i++) {
+        cr_assert_str_eq(a->indicators[i].name, b->indicators[i].name, "%s", what);
+        cr_assert(memcmp(&a->indicators[i].spec, &b->indicators[i].spec,
+                         sizeof a->indicators[i].spec) == 0, "%s: indicator %d", what, i);
+    }
+    cr_assert_eq(a->n_conds, b->n_conds, "%s", what);
+    for (int i = 0; i < a->n_conds; i++) {
+        const sf_cond *x = &a->conds[i], *y = &b->conds[i];
+        cr_assert(x->op == y->op && x->first_child == y->first_child &&
+                  x->n_children == y->n_children && same_operand(&x->a, &y->a) &&
+                  same_operand(&x->b, &y->b), "%s: node %d", what, i);
+        for (int k = 0; k < x->n_children; k++)
+            cr_assert_eq(a->children[x->first_child + k], b->children[y->first_child + k],
+                         "%s: node %d", what, i);
+    }
+}
+
+/* text through sf_logic_parse and through json_loadb + sf_logic_from_json
+ * (twice, on the same tree, which must not change): the same everything.
+ * 0 when the text is not JSON (nothing to compare). */
+static int from_json_matches_parse(const char *text, size_t len, const char *what)
+{
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return 0;
+    char *before = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+    static sf_logic_errors ep, et;
+    sf_logic *lp = NULL, *lt = NULL;
+    sf_err errp = {0}, errt = {0};
+    sf_status sp = sf_logic_parse(text, len, &lp, &ep, &errp);
+    for (int round = 0; round < 2; round++) {
+        memset(&et, 0x7f, sizeof et);
+        memset(&errt, 0, sizeof errt);
+        sf_status st = sf_logic_from_json(root, &lt, &et, &errt);
+        cr_assert_eq(st, sp, "%s: %s / %s", what, errp.msg, errt.msg);
+        cr_assert_eq(errt.code, errp.code, "%s", what);
+        cr_assert_str_eq(errt.msg, errp.msg, "%s", what);
+        static char fp[16384], ft[16384];
+        sf_logic_errors_format(&ep, fp, sizeof fp);
+        sf_logic_errors_format(&et, ft, sizeof ft);
+        cr_assert_str_eq(ft, fp, "%s", what);
+        cr_assert(et.count == ep.count && et.dropped == ep.dropped, "%s", what);
+        if (sp == SF_OK)
+            assert_same_program(lp, lt, what);
+        else
+            cr_assert_null(lt, "%s", what);
+        sf_logic_free(lt);
+        lt = NULL;
+    }
+    char *after = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+    cr_assert_str_eq(after, before, "%s: the tree changed", what);
+    free(before);
+    free(after);
+    sf_logic_free(lp);
+    json_decref(root);
+    return 1;
+}
+
+static int fixtures_match(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 6 || strcmp(de->d_name + nl - 5, ".json") != 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *text = read_file(path, &len);
+        n += from_json_matches_parse(text, len, de->d_name);
+        free(text);
+    }
+    closedir(d);
+    return n;
+}
+
+Test(logic, from_json_gives_what_parse_gives_for_every_fixture)
+{
+    cr_assert_geq(fixtures_match(DATA "/valid"), 4);
+    cr_assert_geq(fixtures_match(DATA "/invalid"), 25);
+    const char *inline_cases[] = {
+        "[1, 2]", "{}",
+        "{\"name\":\"x\",\"entry\":{\"gt\":[1,2]}}",
+        "{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"extra\":1,\"side\":\"up\"}",
+    };
+    for (size_t i = 0; i < sizeof inline_cases / sizeof inline_cases[0]; i++) {
+        const char *t = inline_cases[i];
+        cr_assert(from_json_matches_parse(t, strlen(t), t));
+    }
+}
+
+Test(logic, from_json_accepts_null_errs)
+{
+    json_t *root = json_loads("{\"name\":\"x\",\"entry\":{\"gt\":[1,2]}}", 0, NULL);
+    cr_assert_not_null(root);
+    sf_logic *lg = (sf_logic *)(void *)1;
+    sf_err err = {0};
+    cr_assert_eq(sf_logic_from_json(root, &lg, NULL, &err), SF_ERR_INVALID);
+    cr_assert_null(lg);
+    cr_assert_str_eq(err.msg, "invalid logic: entry.gt: compares two constants");
+    json_decref(root);
+    root = json_integer(5); /* text never parses to a scalar; a tree may be one */
+    cr_assert_eq(sf_logic_from_json(root, &lg, NULL, &err), SF_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "invalid logic: logic must be a JSON object");
+    json_decref(root);
+}

@@ -27,9 +27,13 @@
  * value counts; over max_combos it is SF_ERR_LIMIT.
  *
  * Thread safety: a parsed sf_grid is immutable; every function here may be
- * called on the same grid from any number of threads.
+ * called on the same grid from any number of threads. A cursor is not
+ * thread-safe: one per thread (many cursors may share one grid).
  * Ownership: sf_grid_parse returns a new grid freed by sf_grid_free (accepts
  * NULL). sf_grid_apply returns malloc'd text the caller frees with free().
+ * sf_grid_cursor_new returns a new cursor freed by sf_grid_cursor_free
+ * (accepts NULL); it borrows the grid, which must outlive it, and copies
+ * nothing from logic_json after the call.
  */
 #ifndef SF_GRID_H
 #define SF_GRID_H
@@ -80,12 +84,44 @@ sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out,
 sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json,
                         size_t len, char **out_json, size_t *out_len, sf_err *err);
 
+/*
+ * A cursor compiles member after member of one grid over one logic: it parses
+ * the logic once, and moving to a combination sets only the paths whose value
+ * differs from the previous one's, then compiles the tree in place (no text
+ * is written or parsed per member). Visiting members in any order gives the
+ * same results.
+ *
+ * sf_grid_cursor_new: errors as sf_grid_apply's for the logic text:
+ * SF_ERR_LIMIT over SF_LOGIC_MAX_INPUT bytes (checked here on the base
+ * logic's text; each member's text, which differs from it only in the values
+ * set, is held to the same limit by sf_grid_cursor_logic), SF_ERR_PARSE (not
+ * JSON), SF_ERR_NOMEM.
+ *
+ * sf_grid_cursor_logic: the compiled member index, as sf_logic_parse of
+ * sf_grid_apply's text would give it, with the same statuses and messages
+ * (err, and errs if not NULL): SF_ERR_INVALID "combination N does not exist:
+ * the grid has M"; SF_ERR_INVALID when a path does not fit the logic ("sweep
+ * path ...", errs->count 0), SF_ERR_LIMIT when the member's text as
+ * sf_grid_apply writes it would exceed SF_LOGIC_MAX_INPUT (its length is
+ * computed, the text not written) or nest too deep, and sf_logic_parse's
+ * errors for an invalid member. On SF_OK *out is a new program the caller
+ * frees with sf_logic_free. A failed member leaves the cursor usable.
+ */
+typedef struct sf_grid_cursor sf_grid_cursor;
+
+sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len,
+                             sf_grid_cursor **out, sf_err *err);
+sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out,
+                               sf_logic_errors *errs, sf_err *err);
+void sf_grid_cursor_free(sf_grid_cursor *c);
+
 /* Check that every combination gives a logic that sf_logic_parse accepts,
- * parsing logic_json once. On failure err names the first failing combination
- * and its values ("combination 17 {\"indicators.fast.period\": 0}:
- * indicators.fast.period: must be an integer >= 1"), *bad_index (if not NULL)
- * is its index (or SIZE_MAX when the paths do not fit the logic at all) and
- * errs (if not NULL) holds all of that combination's errors. */
+ * through one cursor (logic_json parsed once). On failure err names the
+ * first failing combination and its values ("combination 17
+ * {\"indicators.fast.period\": 0}: indicators.fast.period: must be an
+ * integer >= 1"), *bad_index (if not NULL) is its index (or SIZE_MAX when
+ * the paths do not fit the logic at all) and errs (if not NULL) holds all of
+ * that combination's errors. */
 sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
                            size_t *bad_index, sf_logic_errors *errs, sf_err *err);
 
