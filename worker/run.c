@@ -108,17 +108,17 @@ static sf_status sweep_new(wrk *w, const sf_job *job, struct wrk_sweep **out, sf
 /* A sweep member's program through the runner's cursor. Errors, in the order
  * the members' text route gave them: the grid, the index, the logic text,
  * then the member (sf_grid_cursor_logic). */
-static sf_status member_logic(wrk_slot *slot, const sf_job *job, sf_logic **logic,
-                              sf_logic_errors *errs, sf_err *err)
+static sf_status member_logic(wrk *w, struct wrk_sweep **sweep, const sf_job *job,
+                              sf_logic **logic, sf_logic_errors *errs, sf_err *err)
 {
-    if (!sweep_is_for(slot->sweep, job)) {
-        sweep_free(slot->w, slot->sweep);
-        slot->sweep = NULL;
-        sf_status st = sweep_new(slot->w, job, &slot->sweep, err);
+    if (!sweep_is_for(*sweep, job)) {
+        sweep_free(w, *sweep);
+        *sweep = NULL;
+        sf_status st = sweep_new(w, job, sweep, err);
         if (st != SF_OK)
             return st;
     }
-    struct wrk_sweep *s = slot->sweep;
+    struct wrk_sweep *s = *sweep;
     if ((size_t)job->combo_index >= sf_grid_size(s->grid))
         return sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
                           job->combo_index, sf_grid_size(s->grid));
@@ -131,13 +131,14 @@ static sf_status member_logic(wrk_slot *slot, const sf_job *job, sf_logic **logi
 }
 
 /* The job's program: its own logic, or its batch's with its combination set. */
-static sf_status compile(wrk_slot *slot, const sf_job *job, sf_logic **logic, sf_err *err)
+static sf_status compile(wrk *w, struct wrk_sweep **sweep, const sf_job *job, sf_logic **logic,
+                         sf_err *err)
 {
     sf_logic_errors errs; /* 16 KB: runner threads have 8 MB stacks; the parse resets it */
     errs.count = 0;
     sf_status st = job->batch_id[0] == '\0'
                        ? sf_logic_parse(job->logic, job->logic_len, logic, &errs, err)
-                       : member_logic(slot, job, logic, &errs, err);
+                       : member_logic(w, sweep, job, logic, &errs, err);
     if (st != SF_OK && errs.count > 0 && err) {
         sf_err_clear(err);
         err->code = st;
@@ -274,7 +275,7 @@ static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *al
         run_engine(slot, logic, &view, out);
 }
 
-void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
+void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wrk_done *out)
 {
     const sf_job *job = &slot->job;
     int64_t t0 = sf_time_mono_ms();
@@ -283,7 +284,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
     out->attempt = job->attempt;
     sf_logic *logic = NULL;
     sf_err err = {0};
-    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(slot, job, &logic, &err);
+    sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(w, sweep, job, &logic, &err);
     const sf_bars *bars = NULL;
     wrk_cache_entry *entry = NULL;
     if (st == SF_OK)
@@ -303,7 +304,23 @@ void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out)
 
 /* ---- the runner thread -------------------------------------------------- */
 
-static void finish(wrk *w, wrk_slot *slot, wrk_done *d)
+/* Locked. The job of this thread's own slot if it was assigned one, else
+ * any other assigned job nobody has started: assign() wakes only some
+ * runners when jobs are tiny, and each runner drains what is assigned before
+ * it sleeps (see threads.c). NULL when there is nothing to start. */
+static wrk_slot *pick(wrk *w, wrk_slot *home)
+{
+    if (home->state == SLOT_ASSIGNED)
+        return home;
+    for (int k = 1; k < w->n_slots; k++) {
+        wrk_slot *s = &w->slots[(home->index + k) % w->n_slots];
+        if (s->state == SLOT_ASSIGNED)
+            return s;
+    }
+    return NULL;
+}
+
+static void finish(wrk *w, wrk_slot *slot, wrk_done *d, int64_t run_ns)
 {
     pthread_mutex_lock(&w->mu);
     if (d && w->done_tail)
@@ -314,6 +331,7 @@ static void finish(wrk *w, wrk_slot *slot, wrk_done *d)
         w->done_tail = d;
         w->done_count++;
     }
+    w->run_ns_avg += (run_ns - w->run_ns_avg) / 8;
     sf_job_destroy(&slot->job);
     memset(&slot->job, 0, sizeof slot->job);
     slot->state = SLOT_IDLE;
@@ -326,10 +344,10 @@ static void finish(wrk *w, wrk_slot *slot, wrk_done *d)
 
 void *wrk_runner_main(void *arg)
 {
-    wrk_slot *slot = arg;
-    wrk *w = slot->w;
+    wrk_slot *home = arg;
+    wrk *w = home->w;
     char tname[16];
-    snprintf(tname, sizeof tname, "sf-run-%d", slot->index % 100000);
+    snprintf(tname, sizeof tname, "sf-run-%d", home->index % 100000);
     pthread_setname_np(pthread_self(), tname);
     /* Linux niceness is per thread: only the job CPU yields, so the claimer,
      * completer and heartbeat threads, and the scheduler and the databases on
@@ -337,25 +355,29 @@ void *wrk_runner_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)w->cfg->runner_nice) != 0)
         sf_log_warn(w->log, "could not lower the runner thread's priority", SF_LF_STR("error", strerror(errno)));
     sf_db *db = wrk_db_connect(w, "runner", &w->claim_stop);
+    struct wrk_sweep *sweep = NULL; /* this thread's cursor, whichever slot's job it runs */
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (slot->state != SLOT_ASSIGNED && !w->stopping)
-            pthread_cond_wait(&slot->cv, &w->mu);
-        if (slot->state != SLOT_ASSIGNED)
-            break;
+        wrk_slot *slot = pick(w, home);
+        if (slot == NULL) {
+            if (w->stopping)
+                break;
+            pthread_cond_wait(&home->cv, &w->mu);
+            continue;
+        }
         slot->state = SLOT_RUNNING;
         pthread_mutex_unlock(&w->mu);
         if (db == NULL)
             db = wrk_db_connect(w, "runner", &slot->cancel);
+        int64_t t0 = sf_time_mono_ns();
         wrk_done *d = calloc(1, sizeof *d);
         if (d != NULL) /* else the attempt is not recorded: its lease expires, the reaper retries */
-            wrk_run_job(w, slot, db, d);
-        finish(w, slot, d);
+            wrk_run_job(w, slot, &sweep, db, d);
+        finish(w, slot, d, sf_time_mono_ns() - t0);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
-    sweep_free(w, slot->sweep);
-    slot->sweep = NULL;
+    sweep_free(w, sweep);
     sf_db_close(db);
     return NULL;
 }

@@ -46,18 +46,35 @@ static int wait_idle(wrk *w)
     return n;
 }
 
-/* Hand claimed jobs to idle runners; once the worker is stopping, runners may
- * already have exited, so nothing is assigned. Returns how many were. */
+/* Sweep members shorter than this on average are run several per woken
+ * runner: waking a thread costs a few microseconds of the waker's and the
+ * kernel's time (an inter-processor interrupt in a VM), as much as a 100-bar
+ * member itself. */
+#define TINY_JOB_NS 200000
+#define TINY_PER_WAKE 8
+
+/* Hand claimed jobs to idle slots (one job per slot: claims never exceed the
+ * idle slots, so in-flight jobs never exceed the threads) and wake their
+ * runners. When members are tiny, only every TINY_PER_WAKE-th member's runner
+ * is woken; a runner drains every assigned job nobody has started before it
+ * sleeps (run.c: pick), so at least one woken runner sees each of them.
+ * Backtests that are not sweep members always get their own runner at once.
+ * Once the worker is stopping, runners may already have exited, so nothing is
+ * assigned. Returns how many were. */
 static size_t assign(wrk *w, sf_job *jobs, size_t n)
 {
     pthread_mutex_lock(&w->mu);
-    size_t k = 0;
+    int tiny = w->run_ns_avg < TINY_JOB_NS;
+    size_t k = 0, members = 0;
     for (int i = 0; i < w->n_slots && k < n && !w->stopping; i++) {
         if (w->slots[i].state != SLOT_IDLE)
             continue;
-        w->slots[i].job = jobs[k++];
+        const sf_job *j = &jobs[k++];
+        int member = j->batch_id[0] != '\0';
+        w->slots[i].job = *j;
         w->slots[i].state = SLOT_ASSIGNED;
-        pthread_cond_signal(&w->slots[i].cv); /* that runner alone: no herd of idle runners */
+        if (!tiny || !member || members++ % TINY_PER_WAKE == 0)
+            pthread_cond_signal(&w->slots[i].cv); /* that runner alone: no herd of idle runners */
     }
     pthread_mutex_unlock(&w->mu);
     return k;

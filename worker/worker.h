@@ -65,7 +65,9 @@ typedef struct wrk_slot {
     struct wrk *w;
     int index;
     pthread_t thread;
-    pthread_cond_t cv;     /* with wrk.mu: this slot was assigned, or stopping changed */
+    pthread_cond_t cv;     /* with wrk.mu: wakes this slot's runner thread to start the
+                            * assigned jobs (its own first, then others nobody started:
+                            * a thread may run another slot's job), or stopping changed */
     /* guarded by wrk.mu */
     wrk_slot_state state;
     sf_job job;            /* valid unless SLOT_IDLE */
@@ -73,10 +75,6 @@ typedef struct wrk_slot {
     int release;           /* drain: cancelled to be released, not cancelled */
     /* read by the engine without the lock */
     atomic_int cancel;
-    /* runner thread only (no lock): the sweep cursor of the batch this runner
-     * ran last, reused by that batch's next member; freed when the runner
-     * returns (run.c) */
-    struct wrk_sweep *sweep;
 } wrk_slot;
 
 /* A finished attempt waiting for the completer (owns its strings). */
@@ -110,6 +108,7 @@ typedef struct wrk {
     int background_stop;      /* completer and heartbeat may end */
     wrk_done *done_head, *done_tail;
     size_t done_count;
+    int64_t run_ns_avg;       /* moving average of a job's run time (assign() wakes fewer runners for tiny jobs) */
     int hook_hint;            /* the completer committed signals: look for due webhooks */
     int hook_stop;            /* the webhook thread: one last pass, then return */
 
@@ -150,6 +149,10 @@ void wrk_sleep_ms(int64_t ms);
 void wrk_timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 /* run.c: run one claimed job; fills the outcome. */
-void wrk_run_job(wrk *w, wrk_slot *slot, sf_db *db, wrk_done *out);
+/* Run slot's job; sweep is the calling thread's cursor of the batch it ran
+ * last (reused by that batch's next member, replaced for another batch;
+ * the thread frees it with the cursor's owner, run.c). */
+struct wrk_sweep;
+void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wrk_done *out);
 
 #endif
