@@ -44,9 +44,10 @@ static void wait_done(long long n, int64_t timeout_ms)
 
 Test(farm_redis, flushall_and_a_restart_without_persistence_lose_no_job_and_run_none_twice)
 {
-    /* 20,000 bars a job: long enough that the flush and the restart land in
-     * the middle of the run (at 2,000 the farm ran the 1,000 jobs in the time
-     * the test took to poll twice). */
+    /* 20,000 bars and the heavy logic: jobs long enough that the flush and the
+     * restart land in the middle of the run (with 2,000-bar SMA jobs the farm
+     * ran the 1,000 jobs in the time the test took to poll twice, and one
+     * completion batch can record hundreds at once). */
     farm_dataset("MED", "1m", 20000, 21);
     char *user = farm_user("flush");
     /* A small relay window: most jobs wait in PostgreSQL, not in Redis. */
@@ -54,7 +55,7 @@ Test(farm_redis, flushall_and_a_restart_without_persistence_lose_no_job_and_run_
     farm_scheduler("sched", senv);
     farm_worker("w1", 2, 2, NULL);
     farm_worker("w2", 2, 2, NULL);
-    farm_jobs_bulk(user, FARM_LOGIC_SMA, "MED", "1m", JOBS);
+    farm_jobs_bulk(user, FARM_LOGIC_HEAVY, "MED", "1m", JOBS);
     int64_t t0 = sf_proc_now_ms();
 
     wait_done(JOBS / 4, 60000);
@@ -82,7 +83,7 @@ Test(farm_redis, flushall_and_a_restart_without_persistence_lose_no_job_and_run_
     cr_assert_eq(reruns, 0, "%lld jobs ran more than once", reruns);
     /* Every result is the same computation: one distinct final equity, the engine's. */
     cr_assert_eq(farm_int("SELECT count(DISTINCT metrics->>'final_equity') FROM results"), 1);
-    double want = farm_expected_final_equity(FARM_LOGIC_SMA, "MED", "1m");
+    double want = farm_expected_final_equity(FARM_LOGIC_HEAVY, "MED", "1m");
     char *any = farm_text1("SELECT id::text FROM jobs WHERE $1 <> '' LIMIT 1", "x");
     double got = farm_result_final_equity(any);
     cr_assert(memcmp(&want, &got, sizeof want) == 0, "final_equity %.17g, want %.17g", got, want);
