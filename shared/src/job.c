@@ -9,9 +9,22 @@
  *
  *   WITH v AS (<source>),
  *        u AS (UPDATE jobs j SET <set>, updated_at = now() FROM v
- *              WHERE j.id = v.id [AND j.fence = v.fence] AND j.status IN (<from>)
+ *              WHERE j.id = v.id [AND j.fence = v.fence] AND j.status::text IN (<from>)
  *              RETURNING j.id::text AS id, j.status::text AS status <returning>)
  *   <tail>
+ *
+ * The state guard compares status as text on purpose: written as a plain
+ * status IN (...), it matches the predicates of the partial indexes
+ * (jobs_running, jobs_queued), and with statistics taken while few jobs were
+ * running, the planner read all running jobs by that index and rescanned the
+ * batch's ids for each (1.5 s for a 500-row completion, seen in bench-farm).
+ * Every transition is driven by ids: the primary key is the only access path.
+ * The worker's and the scheduler's sessions also plan every execution
+ * (sf_db_opts.custom_plans): a generic plan made while jobs was nearly empty
+ * (in bench-farm: while the latency singles ran) scanned jobs sequentially for
+ * each id and was kept once the table held 20,000 rows (0.5 s a relay). A
+ * custom plan sees the table's current size and the batch's length; planning
+ * costs about 0.2 ms a statement.
  *
  * so the guard on the current state is never forgotten and no other code in
  * the project writes jobs.status. Batches of ids travel as PostgreSQL array
@@ -66,7 +79,11 @@ static const transition TRANSITIONS[EV_COUNT] = {
         ", j.cancel_requested AS cancel_requested"},
     [EV_SUCCEED] = {"succeeded", "running", "succeeded", 1, "",
         "status = 'succeeded', finished_at = now(), lease_until = NULL, error = NULL, "
-        "error_class = NULL", ""},
+        "error_class = NULL",
+        /* what the results and signals inserts need, so that they read u alone */
+        ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, "
+        "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, "
+        "v.eq_len AS eq_len"},
     [EV_FAIL] = {"failed", "running", "failed", 1, "",
         "status = 'failed', finished_at = now(), lease_until = NULL, error = v.error, "
         "error_class = 'permanent'", ""},
@@ -167,7 +184,7 @@ static sf_status build_update(sf_buf *sql, event ev, const char *source, const c
     sf_buf_init(sql, SQL_MAX);
     sf_status st = sf_buf_printf(sql, err,
                                  "WITH v AS (%s), u AS (UPDATE jobs j SET %s, updated_at = now() "
-                                 "FROM v WHERE j.id = v.id%s%s AND j.status IN (",
+                                 "FROM v WHERE j.id = v.id%s%s AND j.status::text IN (",
                                  source, t->set, t->fenced ? " AND j.fence = v.fence" : "",
                                  t->where);
     if (st == SF_OK)
@@ -537,15 +554,18 @@ static const char COMPLETE_SOURCE[] =
  * text: no jsonb tree to build, see migration 0004); the equity curve is two
  * arrays, times and values (migration 0006: no number is printed or parsed),
  * or, from a caller that sends JSON text, the json column. The
- * whole-document parameter is parsed only for rows that send it. */
+ * whole-document parameter is parsed only for rows that send it. The inserts
+ * read u alone (the UPDATE returns the parameters' columns it needs): a join
+ * of u to v was planned, in a generic plan made while batches were single
+ * rows, as a nested loop over both, quadratic in the batch (1.7 s for 700). */
 #define RESULTS_INSERT \
     "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v) " \
-    "SELECT v.id, coalesce(v.metrics::jsonb, d.doc->'metrics', '{}'), " \
-    "coalesce(v.trades::json, (d.doc->'trades')::json, '[]'), " \
-    "CASE WHEN v.eq_len IS NULL THEN coalesce(v.equity::json, (d.doc->'equity')::json, '[]') END, " \
-    "CASE WHEN v.eq_len IS NOT NULL THEN ($13::bigint[])[v.eq_off + 1 : v.eq_off + v.eq_len] END, " \
-    "CASE WHEN v.eq_len IS NOT NULL THEN ($14::float8[])[v.eq_off + 1 : v.eq_off + v.eq_len] END " \
-    "FROM v JOIN u ON u.id::uuid = v.id CROSS JOIN LATERAL (SELECT v.doc::jsonb AS doc) d "
+    "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), " \
+    "coalesce(u.trades::json, (d.doc->'trades')::json, '[]'), " \
+    "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, '[]') END, " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($13::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($14::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END " \
+    "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d "
 #define RESULTS_UPSERT \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
     "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, " \
@@ -556,14 +576,13 @@ static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT i
 /* Succeeded rows when some carry a signal: a results row for the others, a
  * signals row (the webhook outbox entry when the schedule has a URL) for them. */
 static const char SIGNAL_TAIL[] =
-    ", " RESULTS_INSERT "WHERE v.sig IS NULL " RESULTS_UPSERT ", "
+    ", " RESULTS_INSERT "WHERE u.sig IS NULL " RESULTS_UPSERT ", "
     "g AS (INSERT INTO signals (job_id, schedule_id, symbol, bar_time, signal, side, webhook_status, "
-    "webhook_due_at) SELECT v.id, sj.schedule_id, sj.symbol, to_timestamp((x.s->>'bar_time')::bigint), "
+    "webhook_due_at) SELECT u.uid, u.schedule_id, u.symbol, to_timestamp((x.s->>'bar_time')::bigint), "
     "x.s->>'signal', x.s->>'side', CASE WHEN sc.webhook_url IS NOT NULL THEN 'pending' END, "
     "CASE WHEN sc.webhook_url IS NOT NULL THEN now() END "
-    "FROM v JOIN u ON u.id::uuid = v.id JOIN jobs sj ON sj.id = v.id "
-    "CROSS JOIN LATERAL (SELECT v.sig::jsonb AS s) x LEFT JOIN schedules sc ON sc.id = sj.schedule_id "
-    "WHERE v.sig IS NOT NULL ON CONFLICT (job_id) DO NOTHING) SELECT id, status FROM u";
+    "FROM u CROSS JOIN LATERAL (SELECT u.sig::jsonb AS s) x LEFT JOIN schedules sc ON sc.id = u.schedule_id "
+    "WHERE u.sig IS NOT NULL ON CONFLICT (job_id) DO NOTHING) SELECT id, status FROM u";
 
 /* Completion parameters: small ones as text array literals, then the big
  * ones (JSON documents, equity curves) as binary arrays: nothing escaped,
@@ -973,8 +992,20 @@ sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_q
  * first row, then every tenant's second, ...), the tenants' order within a
  * round rotated by $3, so that when the room in Redis is smaller than the
  * number of tenants (one free slot at a time) successive batches start with
- * successive tenants instead of always the same one; at most $2 rows. */
-static const char RELAY_SOURCE[] =
+ * successive tenants instead of always the same one; at most $2 rows.
+ *
+ * The selection is its own statement, in the transaction of the UPDATE that
+ * takes its ids as an array: as one statement (the selection as the UPDATE's
+ * source), the planner saw a thousand rows coming and, with statistics from
+ * before a sweep ran, joined them to jobs by a hash over a sequential scan:
+ * 30-60 ms a relay, and 60 ms for a single job's relay after a sweep, where
+ * the primary key takes under one.
+ *
+ * Committed with synchronous_commit off (ASYNC_COMMIT): it is on the path of
+ * every job's start, and a relay lost in a crash is harmless: the rows are
+ * pending again with their ids in Redis; a claim finds them not queued and
+ * drops the ids, and the next relay adds them again. */
+static const char RELAY_SELECT[] =
     "WITH RECURSIVE t(user_id) AS ("
     "(SELECT user_id FROM jobs WHERE status = 'pending' ORDER BY user_id LIMIT 1) UNION ALL "
     "SELECT (SELECT user_id FROM jobs WHERE status = 'pending' AND user_id > t.user_id "
@@ -988,7 +1019,9 @@ static const char RELAY_SOURCE[] =
     "FROM tt) FOR UPDATE SKIP LOCKED) j "
     "WINDOW w AS (PARTITION BY j.user_id ORDER BY j.priority, j.created_at "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) "
-    "SELECT id FROM s ORDER BY rn, turn LIMIT $2::bigint";
+    "SELECT id::text FROM s ORDER BY rn, turn LIMIT $2::bigint";
+
+static const char RELAY_SOURCE[] = "SELECT unnest($1::uuid[]) AS id FROM " ASYNC_COMMIT;
 
 sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation,
                                sf_queue_entry *out, size_t *n, sf_err *err)
@@ -1003,11 +1036,30 @@ sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint6
     snprintf(lim, sizeof lim, "%zu", limit);
     snprintf(rot, sizeof rot, "%" PRIu64, rotation % (UINT64_C(1) << 62));
     const char *params[] = {per, lim, rot};
-    sf_db_res *res = NULL;
-    sf_status st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u",
-                              3, params, &res, err);
-    for (int r = 0; st == SF_OK && r < sf_db_nrows(res) && *n < limit; r++)
+    sf_db_res *sel = NULL, *res = NULL;
+    sf_status st = sf_db_begin(db, err);
+    if (st == SF_OK)
+        st = sf_db_query_prepared(db, RELAY_SELECT, 3, params, &sel, err);
+    int rows = st == SF_OK ? sf_db_nrows(sel) : 0;
+    if (st == SF_OK && rows > 0) {
+        const char *ids[SF_JOB_BATCH_MAX];
+        for (int r = 0; r < rows && (size_t)r < limit; r++)
+            ids[r] = sf_db_get(sel, r, 0);
+        sf_buf arr;
+        st = uuid_array(&arr, ids, (size_t)rows < limit ? (size_t)rows : limit, err);
+        const char *p[] = {sf_buf_str(&arr)};
+        if (st == SF_OK)
+            st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u",
+                            1, p, &res, err);
+        sf_buf_destroy(&arr);
+    }
+    if (st == SF_OK)
+        st = sf_db_commit(db, err);
+    else
+        sf_db_rollback(db);
+    for (int r = 0; st == SF_OK && res && r < sf_db_nrows(res) && *n < limit; r++)
         fill_entry(&out[(*n)++], res, r, 0, 1, 2, 3);
+    sf_db_res_free(sel);
     sf_db_res_free(res);
     return st;
 }

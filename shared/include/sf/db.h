@@ -34,6 +34,12 @@ typedef struct sf_db_opts {
     int backoff_initial_ms;  /* first wait between attempts; 0 = 100, doubles, max 5 s */
     int statement_timeout_ms;/* 0 = server default */
     const char *application_name; /* NULL = "signal-factory" */
+    int custom_plans;        /* 1: the session plans every execution of a prepared
+                              * statement with its parameters (plan_cache_mode =
+                              * force_custom_plan, sent at connection start): for
+                              * sessions whose statements touch tables that grow from
+                              * empty, where a generic plan made while the table was
+                              * small (sequential scans) is kept as it grows */
 } sf_db_opts;
 
 #define SF_DB_SQLSTATE_UNIQUE "23505"
