@@ -187,25 +187,6 @@ sf_status sf_result_trades_json(const sf_result *result, sf_buf *out, sf_err *er
     return put_trades_array(out, result, 1, err);
 }
 
-sf_status sf_result_equity_columns_json(const sf_result *result, sf_buf *out, sf_err *err)
-{
-    size_t n = result->equity != NULL ? result->n_equity : 0;
-    sf_status st = sf_buf_puts(out, "{\"t\": [", err);
-    for (size_t i = 0; i < n && st == SF_OK; i++) {
-        st = i ? sf_buf_puts(out, ",", err) : SF_OK;
-        if (st == SF_OK)
-            st = sf_buf_put_i64(out, result->ts[i], err);
-    }
-    if (st == SF_OK)
-        st = sf_buf_puts(out, "], \"v\": [", err);
-    for (size_t i = 0; i < n && st == SF_OK; i++) {
-        st = i ? sf_buf_puts(out, ",", err) : SF_OK;
-        if (st == SF_OK)
-            st = put_double(out, result->equity[i], err);
-    }
-    return st != SF_OK ? st : sf_buf_puts(out, "]}", err);
-}
-
 static sf_status put_member(sf_buf *out, const sf_sweep_member *m, sf_err *err)
 {
     sf_status st = sf_buf_puts(out, "{\"rank\": ", err);

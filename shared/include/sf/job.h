@@ -124,9 +124,10 @@ typedef struct sf_job_done {
     const char *error;     /* borrowed; NULL = none (cut to SF_JOB_ERROR_MAX) */
     const char *metrics;   /* borrowed JSON text; SF_JOB_SUCCEEDED only */
     const char *trades;    /* stored as json (text), metrics as jsonb */
-    const char *equity;    /* [{"time", "equity"}] or the column form
-                            * {"t": [...], "v": [...]} (sf_result_equity_columns_json);
-                            * read back through sf_equity_points() (migration 0004) */
+    const char *equity;    /* [{"time", "equity"}] or the column form {"t": [...], "v": [...]}
+                            * as JSON text, stored in results.equity; read back through
+                            * sf_equity_points() (migrations 0004, 0006). The worker sends
+                            * equity_t/equity_v instead */
     const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
                             * (sf_result_to_json); fills whichever of the three is NULL */
     const int64_t *equity_t; /* borrowed: the equity curve as arrays, the farm's storage form

@@ -42,12 +42,6 @@ sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_e
  * object. */
 sf_status sf_result_trades_json(const sf_result *result, sf_buf *out, sf_err *err);
 
-/* Append the equity curve in columns, the farm's storage form (about half the
- * text of [{"time", "equity"}] and two keys to validate instead of 2n):
- *   {"t": [Unix seconds...], "v": [equity values...]}
- * same doubles (%.17g, null when not finite), t[i] is the time of v[i]. */
-sf_status sf_result_equity_columns_json(const sf_result *result, sf_buf *out, sf_err *err);
-
 /* Append the sweep leaderboard object. */
 sf_status sf_sweep_to_json(const sf_sweep_result *sweep, sf_buf *out, sf_err *err);
 
