@@ -13,7 +13,6 @@
 
 #include "../support/testenv.h"
 #include "sf/dataset.h"
-#include "sf/migrate.h"
 
 static char g_base_url[1024];
 static char g_name[64];
@@ -22,14 +21,8 @@ static sf_db *g_db;
 
 static void setup(void)
 {
-    char *base = sf_testenv_require("DATABASE_URL");
-    snprintf(g_base_url, sizeof g_base_url, "%s", base);
-    free(base);
-    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
-    g_db = sf_testenv_db_open(g_url);
-    sf_err err = {0};
-    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
+    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url,
+                                       sizeof g_url);
 }
 
 static void teardown(void)

@@ -23,6 +23,7 @@
 #include "sf/buf.h"
 #include "sf/config.h"
 #include "sf/db.h"
+#include "sf/migrate.h"
 
 #define SF_TESTENV_HINT \
     "start the local stack first: SF_PG_DURABLE=0 scripts/stack up --services-only && eval \"$(scripts/stack env)\""
@@ -113,6 +114,23 @@ static inline void sf_testenv_scratch_drop(const char *base_url, const char *nam
     sf_db *db = sf_testenv_db_open(base_url);
     sf_testenv_exec(db, sql);
     sf_db_close(db);
+}
+
+/* A scratch database on DATABASE_URL's server with every migration applied:
+ * base_url, name and url are filled as sf_testenv_scratch_create's; returns
+ * its connection. Drop it with sf_testenv_scratch_drop(base_url, name). */
+static inline sf_db *sf_testenv_scratch_migrated(char *base_url, size_t bsize, char *name, size_t nsize,
+                                                 char *url, size_t usize)
+{
+    char *base = sf_testenv_require("DATABASE_URL");
+    snprintf(base_url, bsize, "%s", base);
+    free(base);
+    sf_testenv_scratch_create(base_url, name, nsize, url, usize);
+    sf_db *db = sf_testenv_db_open(url);
+    sf_err err = {0};
+    if (sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
+        cr_assert_fail("migrations: %s", err.msg);
+    return db;
 }
 
 /* One text value from a query with no parameters; "" for NULL. Free with free(). */
