@@ -81,7 +81,7 @@ static int ensure_db(sched_duties *d, int64_t *backoff)
     sf_err_clear(&err);
     sf_db_opts opts = {.connect_timeout_s = 2, .connect_attempts = 1,
                        .statement_timeout_ms = 30000, .application_name = "sf-scheduler",
-                       .custom_plans = 1 /* jobs grows from empty: see job.c */};
+                       .index_plans = 1 /* jobs grows from empty: see job.c */};
     /* A stalled process must not hold the leader row (FOR SHARE in the cron
      * transaction) or job rows for long: the server ends such a session. */
     char idle[96];

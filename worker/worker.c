@@ -43,8 +43,8 @@ sf_db *wrk_db_connect(wrk *w, const char *who, const atomic_int *give_up)
     /* "sf-worker/claimer": pg_stat_activity tells the threads apart */
     char app[64];
     snprintf(app, sizeof app, "sf-worker/%s", who);
-    /* custom plans: jobs and results grow from empty (see job.c) */
-    sf_db_opts o = {.connect_timeout_s = 5, .connect_attempts = 1, .application_name = app, .custom_plans = 1};
+    /* index plans: jobs and results grow from empty (see job.c) */
+    sf_db_opts o = {.connect_timeout_s = 5, .connect_attempts = 1, .application_name = app, .index_plans = 1};
     int64_t backoff = BACKOFF_MIN_MS;
     for (int logged = 0;; logged = 1) {
         sf_db *db = NULL;

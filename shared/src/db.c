@@ -45,8 +45,11 @@ static PGconn *connect_once(const char *url, const sf_db_opts *o)
     snprintf(timeout, sizeof timeout, "%d", o->connect_timeout_s > 0 ? o->connect_timeout_s : 5);
     const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
     const char *vals[] = {url, timeout, o->application_name ? o->application_name : "signal-factory",
-                          o->custom_plans ? "-c plan_cache_mode=force_custom_plan" : NULL, NULL};
-    if (!o->custom_plans)
+                          o->index_plans ? "-c enable_seqscan=off -c enable_hashjoin=off "
+                                           "-c enable_mergejoin=off -c jit=off"
+                                         : NULL,
+                          NULL};
+    if (!o->index_plans)
         keys[3] = NULL; /* the list ends there: the URL's own options stay */
     return PQconnectdbParams(keys, vals, 1);
 }

@@ -19,17 +19,21 @@
  * running, the planner read all running jobs by that index and rescanned the
  * batch's ids for each (1.5 s for a 500-row completion, seen in bench-farm).
  * Every transition is driven by ids: the primary key is the only access path.
- * The worker's and the scheduler's sessions also plan every execution
- * (sf_db_opts.custom_plans): a generic plan made while jobs was nearly empty
- * (in bench-farm: while the latency singles ran) scanned jobs sequentially for
- * each id and was kept once the table held 20,000 rows (0.5 s a relay). A
- * custom plan sees the table's current size and the batch's length; planning
- * costs about 0.2 ms a statement.
+ * The worker's and the scheduler's sessions keep the planner to it
+ * (sf_db_opts.index_plans: no sequential scans, hash or merge joins). Left to
+ * its costs, the planner joined a completion's 400 ids or a relay's 1,000 to
+ * a sequential scan of jobs while the table held fewer than some 40,000 rows
+ * (6 ms a statement at 20,000, a third of a completion), and a generic plan
+ * made while jobs was nearly empty (in bench-farm: while the latency singles
+ * ran) scanned it for each id once it held 20,000 (0.5 s a relay). With the
+ * index path the only one, generic plans are safe to keep, so the claim is
+ * not planned again for each batch (about 0.2 ms a statement).
  *
- * so the guard on the current state is never forgotten and no other code in
- * the project writes jobs.status. Batches of ids travel as PostgreSQL array
- * literals in one parameter each (values are never spliced into SQL). Times
- * are PostgreSQL's now(); the backoff's jitter is PostgreSQL's random().
+ * One builder makes every such statement, so the guard on the current state
+ * is never forgotten and no other code in the project writes jobs.status.
+ * Batches of ids travel as PostgreSQL array literals in one parameter each
+ * (values are never spliced into SQL). Times are PostgreSQL's now(); the
+ * backoff's jitter is PostgreSQL's random().
  */
 #include "sf/job.h"
 

@@ -34,12 +34,17 @@ typedef struct sf_db_opts {
     int backoff_initial_ms;  /* first wait between attempts; 0 = 100, doubles, max 5 s */
     int statement_timeout_ms;/* 0 = server default */
     const char *application_name; /* NULL = "signal-factory" */
-    int custom_plans;        /* 1: the session plans every execution of a prepared
-                              * statement with its parameters (plan_cache_mode =
-                              * force_custom_plan, sent at connection start): for
-                              * sessions whose statements touch tables that grow from
-                              * empty, where a generic plan made while the table was
-                              * small (sequential scans) is kept as it grows */
+    int index_plans;         /* 1: the session's plans reach rows through indexes:
+                              * sequential scans, hash joins and merge joins are off
+                              * (enable_seqscan, enable_hashjoin, enable_mergejoin,
+                              * sent at connection start; the planner still uses one
+                              * when nothing else can run a statement), and so is JIT
+                              * (a disabled plan's cost passed jit_above_cost, and
+                              * compiling took 50 ms a statement). For sessions
+                              * whose statements touch a few rows by key in tables that
+                              * grow from empty (the farm's queue): cost estimates made
+                              * on a small or freshly changed table chose a sequential
+                              * scan of jobs for every batch of ids (see job.c) */
 } sf_db_opts;
 
 #define SF_DB_SQLSTATE_UNIQUE "23505"
