@@ -540,6 +540,65 @@ Test(job, the_transitions_table_allows_only_the_lifecycle)
     cr_assert_not(sf_job_transition_allowed("queued", "succeeded"));
 }
 
+/* A statement that must fail with sqlstate, its message containing want. */
+static void fails_with(const char *sql, const char *p1, const char *sqlstate, const char *want)
+{
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    const char *params[] = {p1};
+    cr_assert_neq(sf_db_query(g_db, sql, p1 ? 1 : 0, p1 ? params : NULL, &res, &err), SF_OK, "%s",
+                  sql);
+    cr_assert_str_eq(sf_db_sqlstate(g_db), sqlstate, "%s: %s", sql, err.msg);
+    cr_assert(strstr(err.msg, want) != NULL, "%s: %s", sql, err.msg);
+    sf_db_res_free(res);
+}
+
+/* Migration 0009: the parents of jobs are checked once per statement, not by
+ * a foreign key per row; what the keys guaranteed must still hold. */
+Test(job, a_jobs_parents_are_checked_per_statement_and_their_deletes_cascade)
+{
+    fails_with("INSERT INTO jobs (user_id, logic, symbol, timeframe) "
+               "VALUES ('00000000-0000-0000-0000-000000000001', '{}', 'S', '1d')",
+               NULL, "23503", "user 00000000-0000-0000-0000-000000000001 does not exist");
+    fails_with("INSERT INTO jobs (user_id, batch_id, combo_index, symbol, timeframe) "
+               "SELECT $1::uuid, '00000000-0000-0000-0000-000000000002', g, 'S', '1d' "
+               "FROM generate_series(0, 2) g",
+               g_user, "23503", "batch 00000000-0000-0000-0000-000000000002 does not exist");
+    /* one bad row among good ones fails the whole statement */
+    fails_with("INSERT INTO jobs (user_id, logic, symbol, timeframe) VALUES ($1::uuid, '{}', 'S', '1d'), "
+               "('00000000-0000-0000-0000-000000000003', '{}', 'S', '1d')",
+               g_user, "23503", "user 00000000-0000-0000-0000-000000000003 does not exist");
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs", NULL), 0);
+
+    char *batch = q1("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total) "
+                     "VALUES ($1, '{}', '{}', 'S', '1d', 3) RETURNING id",
+                     g_user);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH i AS (INSERT INTO jobs (user_id, batch_id, combo_index, symbol, timeframe) "
+             "SELECT $1::uuid, '%s', g, 'S', '1d' FROM generate_series(0, 2) g RETURNING 1) "
+             "SELECT count(*) FROM i",
+             batch);
+    cr_assert_eq(q1i(sql, g_user), 3);
+    char *single = new_job("pending", 3);
+    fails_with("UPDATE jobs SET user_id = gen_random_uuid() WHERE id = $1", single, "23503",
+               "user_id and batch_id do not change");
+    /* a result row goes with its job, through the batch's cascade */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO results (job_id, metrics, trades, equity) SELECT id, '{}', '[]', '[]' "
+             "FROM jobs WHERE batch_id = '%s' AND combo_index = 0 RETURNING job_id",
+             batch);
+    free(q1(sql, NULL));
+    q1x("WITH d AS (DELETE FROM batches WHERE id = $1 RETURNING 1) SELECT count(*) FROM d", batch);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE batch_id IS NOT NULL", NULL), 0);
+    cr_assert_eq(q1i("SELECT count(*) FROM results", NULL), 0);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs", NULL), 1);
+    q1x("WITH d AS (DELETE FROM users WHERE id = $1 RETURNING 1) SELECT count(*) FROM d", g_user);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs", NULL), 0);
+    free(single);
+    free(batch);
+}
+
 Test(job, a_whole_result_document_fills_the_results_columns)
 {
     char *id = new_job("queued", 3);
