@@ -8,8 +8,10 @@
  *
  * Redis pass: leases whose deadline is before Redis TIME. An id still
  * `queued` in PostgreSQL was claimed in Redis by a worker that died before
- * its PostgreSQL claim: back to ready. Every other expired lease (the job
- * ran, finished or was reaped above) is just removed.
+ * its PostgreSQL claim, or read optimistically by one that died before its
+ * completion (a sweep member then spends an attempt: sf_job_lease_expired):
+ * back to ready. Every other expired lease (the job ran, finished or was
+ * reaped above) is just removed.
  */
 #include <string.h>
 
@@ -53,7 +55,7 @@ static sf_status reap_redis_batch(sched_duties *d, sched_reap_stats *stats, size
         return st;
     for (size_t i = 0; i < *n; i++)
         ptrs[i] = ids[i].id;
-    if ((st = sf_job_queued_entries(d->db, ptrs, *n, entries, &m, err)) != SF_OK)
+    if ((st = sf_job_lease_expired(d->db, ptrs, *n, entries, &m, err)) != SF_OK)
         return st;
     if (m > 0 && (st = sf_queue_requeue(d->queue, entries, m, &requeued, err)) != SF_OK)
         return st;

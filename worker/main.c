@@ -45,6 +45,9 @@ static const sf_config_var config_vars[] = {
     SF_CONFIG_QUEUE_VAR(wrk_config, queue),
     {"SF_RUNNER_NICE", SF_CFG_INT, "10", 0, 19, NULL, 0, offsetof(wrk_config, runner_nice),
      "niceness of the threads that run jobs, so job CPU never starves heartbeats, claims or the control plane"},
+    {"SF_OPTIMISTIC_US", SF_CFG_INT, "200", 0, 3600000000LL, NULL, 0, offsetof(wrk_config, optimistic_us),
+     "sweep members that run here faster than this on average are read and committed with one "
+     "compare-and-set instead of claimed first (they cost less than a claim); 0 = always claim"},
     {"SF_EQUITY_POINTS", SF_CFG_INT, "1000", 0, 100000000, NULL, 0, offsetof(wrk_config, equity_points),
      "most equity points stored per backtest (first, last, drawdown peak and trough kept); 0 = all"},
     {"SF_WEBHOOK_TIMEOUT_MS", SF_CFG_INT, "5000", 100, 120000, NULL, 0,

@@ -281,6 +281,9 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
     int64_t t0 = sf_time_mono_ms();
     snprintf(out->d.id, sizeof out->d.id, "%s", job->id);
     out->d.fence = job->fence;
+    out->d.optimistic = job->optimistic;
+    out->d.started_us = job->started_us;
+    out->d.worker = w->name;
     out->attempt = job->attempt;
     sf_logic *logic = NULL;
     sf_err err = {0};
@@ -320,6 +323,31 @@ static wrk_slot *pick(wrk *w, wrk_slot *home)
     return NULL;
 }
 
+/* Locked. A sweep member's run time into its batch's moving average; the
+ * least recently updated batch makes room for a new one. */
+static void batch_stat(wrk *w, const char *batch_id, int64_t run_ns)
+{
+    if (batch_id[0] == '\0')
+        return;
+    wrk_batch_stat *b = NULL, *oldest = &w->batch_stats[0];
+    for (int i = 0; i < WRK_BATCH_STATS && b == NULL; i++) {
+        wrk_batch_stat *s = &w->batch_stats[i];
+        if (strcmp(s->id, batch_id) == 0)
+            b = s;
+        else if (s->used < oldest->used)
+            oldest = s;
+    }
+    if (b == NULL) {
+        b = oldest;
+        snprintf(b->id, sizeof b->id, "%s", batch_id);
+        b->runs = 0;
+        b->run_ns_avg = run_ns;
+    }
+    b->run_ns_avg += (run_ns - b->run_ns_avg) / 8;
+    b->runs++;
+    b->used = ++w->batch_clock;
+}
+
 static void finish(wrk *w, wrk_slot *slot, wrk_done *d, int64_t run_ns)
 {
     pthread_mutex_lock(&w->mu);
@@ -332,6 +360,7 @@ static void finish(wrk *w, wrk_slot *slot, wrk_done *d, int64_t run_ns)
         w->done_count++;
     }
     w->run_ns_avg += (run_ns - w->run_ns_avg) / 8;
+    batch_stat(w, slot->job.batch_id, run_ns);
     sf_job_destroy(&slot->job);
     memset(&slot->job, 0, sizeof slot->job);
     slot->state = SLOT_IDLE;

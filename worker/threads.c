@@ -2,9 +2,20 @@
  * threads: the claimer, the completer and the heartbeat (see worker.h).
  *
  * Per job in the steady state: the claimer spends one Lua call and one
- * UPDATE for all the ids it claims at once; the completer one fenced
+ * statement for all the ids it claims at once; the completer one fenced
  * statement (or transaction) and one ZREM for every batch of outcomes; the
  * heartbeat one UPDATE and one script per lease/3 for all live jobs.
+ *
+ * Members of sweeps whose members run here in less than SF_OPTIMISTIC_US on
+ * average (after TINY_MIN_RUNS of them) are read optimistically instead of
+ * claimed (sf_job_claim): for a 100-bar member the claim's row write cost
+ * more than the run. Nothing is written until the completion, which commits
+ * only if the row is still queued at attempt 0 (compare and set); a duplicate
+ * run or a cancel in between writes nothing, as a stale fence does. The
+ * heartbeat renews such jobs' Redis leases only: PostgreSQL has no lease for
+ * them. A worker that dies leaves their Redis leases to expire; the reaper
+ * then spends an attempt on each (sf_job_lease_expired) and requeues it, and
+ * the next claim of it is a real one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +35,8 @@ typedef struct claimer {
     sf_queue *q;
     sf_queue_id ids[WRK_THREADS_MAX];
     sf_job jobs[WRK_THREADS_MAX];
+    char tiny[WRK_BATCH_STATS][SF_JOB_ID_MAX];
+    const char *tiny_ptrs[WRK_BATCH_STATS];
 } claimer;
 
 /* Locked. */
@@ -52,6 +65,7 @@ static int wait_idle(wrk *w)
  * member itself. */
 #define TINY_JOB_NS 200000
 #define TINY_PER_WAKE 8
+#define TINY_MIN_RUNS 8
 
 /* Hand claimed jobs to idle slots (one job per slot: claims never exceed the
  * idle slots, so in-flight jobs never exceed the threads) and wake their
@@ -92,6 +106,8 @@ static void release_unassigned(claimer *c, sf_job *jobs, size_t n)
         snprintf(done[i].id, sizeof done[i].id, "%s", jobs[i].id);
         done[i].fence = jobs[i].fence;
         done[i].outcome = SF_JOB_RELEASED;
+        done[i].optimistic = jobs[i].optimistic;
+        done[i].worker = c->w->name;
         ids[i] = done[i].id;
     }
     sf_err err = {0};
@@ -121,6 +137,25 @@ static void drop_unclaimed(claimer *c, size_t n, size_t m)
         sf_log_warn(c->w->log, "could not drop unclaimed leases", SF_LF_STR("error", err.msg));
 }
 
+/* The sweeps whose members run here in less than SF_OPTIMISTIC_US on
+ * average: copied into c->tiny; how many. */
+static size_t tiny_batches(claimer *c)
+{
+    wrk *w = c->w;
+    size_t n = 0;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < WRK_BATCH_STATS; i++) {
+        const wrk_batch_stat *b = &w->batch_stats[i];
+        if (b->id[0] && b->runs >= TINY_MIN_RUNS && b->run_ns_avg < w->cfg->optimistic_us * 1000) {
+            snprintf(c->tiny[n], sizeof c->tiny[n], "%s", b->id);
+            c->tiny_ptrs[n] = c->tiny[n];
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 /* The PostgreSQL claim of ids already leased in Redis; waits out an outage. */
 static size_t claim_pg(claimer *c, size_t n)
 {
@@ -128,10 +163,12 @@ static size_t claim_pg(claimer *c, size_t n)
     const char *ptrs[WRK_THREADS_MAX];
     for (size_t i = 0; i < n; i++)
         ptrs[i] = c->ids[i].id;
+    size_t n_tiny = tiny_batches(c);
     for (;;) {
         size_t m = 0;
         sf_err err = {0};
-        sf_status st = sf_job_claim(c->db, ptrs, n, w->name, w->lease_ms, c->jobs, &m, &err);
+        sf_status st = sf_job_claim(c->db, ptrs, n, w->name, w->lease_ms, c->tiny_ptrs, n_tiny,
+                                    c->jobs, &m, &err);
         if (st == SF_OK)
             return m;
         if (st != SF_ERR_UNAVAILABLE) {
@@ -366,6 +403,8 @@ typedef struct heartbeat {
     sf_redis *r;
     sf_queue *q;
     sf_job_lease leases[SF_JOB_BATCH_MAX];
+    int optimistic[SF_JOB_BATCH_MAX]; /* leases[i] has no PostgreSQL lease: Redis only */
+    sf_job_lease pg[SF_JOB_BATCH_MAX]; /* the others, for sf_job_heartbeat */
     const char *ids[SF_JOB_BATCH_MAX];
 } heartbeat;
 
@@ -383,23 +422,26 @@ static size_t collect(heartbeat *h, int *stop)
         if (s->state == SLOT_IDLE)
             continue;
         snprintf(h->leases[n].id, sizeof h->leases[n].id, "%s", s->job.id);
+        h->optimistic[n] = s->job.optimistic;
         h->leases[n++].fence = s->job.fence;
     }
     for (const wrk_done *d = w->done_head; d && n < SF_JOB_BATCH_MAX; d = d->next) {
         snprintf(h->leases[n].id, sizeof h->leases[n].id, "%s", d->d.id);
+        h->optimistic[n] = d->d.optimistic;
         h->leases[n++].fence = d->d.fence;
     }
     pthread_mutex_unlock(&w->mu);
     return n;
 }
 
-/* Mark lost leases and cancel requests on the slots still running them. */
+/* Mark lost leases and cancel requests on the slots still running them
+ * (h->pg: the n jobs with a PostgreSQL lease). */
 static void apply(heartbeat *h, size_t n)
 {
     wrk *w = h->w;
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < n; i++) {
-        const sf_job_lease *l = &h->leases[i];
+        const sf_job_lease *l = &h->pg[i];
         for (int k = 0; k < w->n_slots; k++) {
             wrk_slot *s = &w->slots[k];
             if (s->state == SLOT_IDLE || s->job.fence != l->fence || strcmp(s->job.id, l->id) != 0)
@@ -417,13 +459,17 @@ static void beat(heartbeat *h, size_t n)
 {
     wrk *w = h->w;
     sf_err err = {0};
-    sf_status st = sf_job_heartbeat(h->db, h->leases, n, w->lease_ms, &err);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!h->optimistic[i])
+            h->pg[m++] = h->leases[i];
+    sf_status st = sf_job_heartbeat(h->db, h->pg, m, w->lease_ms, &err);
     /* An outage does not abandon jobs; renew at once after reconnecting (the
      * leases may be close to expiry after the outage and the reconnect backoff). */
     if (st == SF_ERR_UNAVAILABLE && wrk_db_recover(w, h->db, "heartbeat", &err, NULL))
-        st = sf_job_heartbeat(h->db, h->leases, n, w->lease_ms, &err);
+        st = sf_job_heartbeat(h->db, h->pg, m, w->lease_ms, &err);
     if (st == SF_OK)
-        apply(h, n);
+        apply(h, m);
     else if (st != SF_ERR_UNAVAILABLE)
         sf_log_error(w->log, "heartbeat failed", SF_LF_STR("error", err.msg));
     for (size_t i = 0; i < n; i++)

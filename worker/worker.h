@@ -52,6 +52,7 @@ typedef struct wrk_config {
     char *queue;
     int64_t runner_nice;         /* SF_RUNNER_NICE: niceness of the runner threads */
     int64_t equity_points;       /* SF_EQUITY_POINTS: stored equity points; 0 = all */
+    int64_t optimistic_us;       /* SF_OPTIMISTIC_US: tiny sweep members are read optimistically */
     int64_t webhook_timeout_ms;  /* per attempt */
     int64_t webhook_attempts;
     int64_t webhook_backoff_ms;  /* before the 2nd attempt, doubling */
@@ -76,6 +77,16 @@ typedef struct wrk_slot {
     /* read by the engine without the lock */
     atomic_int cancel;
 } wrk_slot;
+
+/* Run time of one sweep's members on this worker: the claimer reads the
+ * members of tiny sweeps optimistically (sf_job_claim, threads.c). */
+#define WRK_BATCH_STATS 8
+typedef struct wrk_batch_stat {
+    char id[SF_JOB_ID_MAX];   /* "" = unused */
+    int64_t run_ns_avg;       /* moving average of a member's run time */
+    int64_t runs;             /* members finished here */
+    uint64_t used;            /* wrk.batch_clock at the last update (least recent is replaced) */
+} wrk_batch_stat;
 
 /* A finished attempt waiting for the completer (owns its strings). */
 typedef struct wrk_done {
@@ -109,6 +120,8 @@ typedef struct wrk {
     wrk_done *done_head, *done_tail;
     size_t done_count;
     int64_t run_ns_avg;       /* moving average of a job's run time (assign() wakes fewer runners for tiny jobs) */
+    wrk_batch_stat batch_stats[WRK_BATCH_STATS]; /* the sweeps run most recently */
+    uint64_t batch_clock;
     int hook_hint;            /* the completer committed signals: look for due webhooks */
     int hook_stop;            /* the webhook thread: one last pass, then return */
 

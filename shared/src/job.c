@@ -55,8 +55,21 @@
 
 typedef enum event {
     EV_CLAIM, EV_HEARTBEAT, EV_SUCCEED, EV_FAIL, EV_RETRY, EV_CANCELLED, EV_RELEASE,
+    EV_SUCCEED_OPT, EV_FAIL_OPT, EV_RETRY_OPT, EV_RELEASE_OPT, EV_LEASE_LOST,
     EV_CANCEL, EV_REQUEST_CANCEL, EV_MARK_QUEUED, EV_RELAY, EV_REAP, EV_COUNT
 } event;
+
+/* An optimistic attempt (sf_job_claim's tiny sweep members) commits only
+ * while nothing happened to its row since the read: still queued, at attempt
+ * 0, no cancel. It then writes what the claim would have: attempt 1, a fresh
+ * fence, the worker and the start time of the read. */
+#define OPT_WHERE " AND j.attempt = 0 AND NOT j.cancel_requested"
+#define OPT_RAN "attempt = 1, fence = (SELECT nextval('job_fence_seq')), worker = v.worker, " \
+    "started_at = coalesce(to_timestamp(v.started_us / 1e6::float8), now()), lease_until = NULL, "
+#define SUCCEED_RETURNING \
+    ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, " \
+    "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, " \
+    "v.eq_len AS eq_len"
 
 typedef struct transition {
     const char *name;
@@ -69,7 +82,8 @@ typedef struct transition {
 } transition;
 
 static const transition TRANSITIONS[EV_COUNT] = {
-    [EV_CLAIM] = {"claim", "queued", "running", 0, " AND NOT j.cancel_requested",
+    [EV_CLAIM] = {"claim", "queued", "running", 0,
+        " AND NOT j.cancel_requested AND NOT coalesce(j.attempt = 0 AND j.batch_id = ANY(v.tiny), false)",
         "status = 'running', attempt = j.attempt + 1, fence = (SELECT nextval('job_fence_seq')), "
         "lease_until = now() + v.lease_ms * interval '1 millisecond', worker = v.worker, "
         "started_at = now(), finished_at = NULL",
@@ -77,7 +91,8 @@ static const transition TRANSITIONS[EV_COUNT] = {
         "j.max_attempts AS max_attempts, j.fence AS fence, j.symbol AS symbol, "
         "j.timeframe AS timeframe, j.batch_id AS batch_id, j.combo_index AS combo_index, "
         "j.schedule_id AS schedule_id, floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
-        "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic"},
+        "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
+        "false AS optimistic, NULL::bigint AS started_us"},
     [EV_HEARTBEAT] = {"heartbeat", "running", "running", 1, "",
         "lease_until = now() + v.lease_ms * interval '1 millisecond'",
         ", j.cancel_requested AS cancel_requested"},
@@ -85,9 +100,7 @@ static const transition TRANSITIONS[EV_COUNT] = {
         "status = 'succeeded', finished_at = now(), lease_until = NULL, error = NULL, "
         "error_class = NULL",
         /* what the results and signals inserts need, so that they read u alone */
-        ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, "
-        "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, "
-        "v.eq_len AS eq_len"},
+        SUCCEED_RETURNING},
     [EV_FAIL] = {"failed", "running", "failed", 1, "",
         "status = 'failed', finished_at = now(), lease_until = NULL, error = v.error, "
         "error_class = 'permanent'", ""},
@@ -106,6 +119,27 @@ static const transition TRANSITIONS[EV_COUNT] = {
         "run_at = now(), lease_until = NULL, "
         "finished_at = CASE WHEN j.cancel_requested THEN now() END, "
         "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE j.error_class END", ""},
+    [EV_SUCCEED_OPT] = {"succeeded", "queued", "succeeded", 0, OPT_WHERE,
+        "status = 'succeeded', " OPT_RAN "finished_at = now(), error = NULL, error_class = NULL",
+        SUCCEED_RETURNING},
+    [EV_FAIL_OPT] = {"failed", "queued", "failed", 0, OPT_WHERE,
+        "status = 'failed', " OPT_RAN "finished_at = now(), error = v.error, error_class = 'permanent'",
+        ""},
+    /* attempt 1 ended: d = min(cap, base) */
+    [EV_RETRY_OPT] = {"transient", "queued", "pending,dead", 0, OPT_WHERE,
+        "status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'pending' END)::job_status, " OPT_RAN
+        "run_at = now() + (least(v.cap_ms, v.base_ms) / 2 + random() * least(v.cap_ms, v.base_ms) / 2) "
+        "* interval '1 millisecond', finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
+        "error = v.error, error_class = v.error_class", ""},
+    [EV_RELEASE_OPT] = {"released", "queued", "pending", 0, OPT_WHERE,
+        "status = 'pending', run_at = now()", ""},
+    /* sf_job_lease_expired: an expired Redis lease of a member never claimed */
+    [EV_LEASE_LOST] = {"lease_lost", "queued", "queued,dead", 0,
+        " AND j.attempt = 0 AND j.batch_id IS NOT NULL",
+        "attempt = 1, status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'queued' END)::job_status, "
+        "finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
+        "error = 'lease expired before the job finished (worker stopped or lost)', error_class = 'lease'",
+        ""},
     [EV_CANCEL] = {"cancel", "pending,queued", "cancelled", 0, "",
         "status = 'cancelled', cancel_requested = true, finished_at = now(), "
         "error = 'cancelled on request', error_class = 'cancelled'",
@@ -133,9 +167,13 @@ static const char *const OUTCOME_NAMES[SF_JOB_OUTCOMES] = {
     [SF_JOB_CANCELLED] = "cancelled", [SF_JOB_RELEASED] = "released",
 };
 
-static const event OUTCOME_EVENTS[SF_JOB_OUTCOMES] = {
-    [SF_JOB_SUCCEEDED] = EV_SUCCEED, [SF_JOB_FAILED] = EV_FAIL, [SF_JOB_TRANSIENT] = EV_RETRY,
-    [SF_JOB_CANCELLED] = EV_CANCELLED, [SF_JOB_RELEASED] = EV_RELEASE,
+static const event OUTCOME_EVENTS[2][SF_JOB_OUTCOMES] = {
+    {[SF_JOB_SUCCEEDED] = EV_SUCCEED, [SF_JOB_FAILED] = EV_FAIL, [SF_JOB_TRANSIENT] = EV_RETRY,
+     [SF_JOB_CANCELLED] = EV_CANCELLED, [SF_JOB_RELEASED] = EV_RELEASE},
+    /* optimistic: a stop on request or a release gives the row back unspent */
+    {[SF_JOB_SUCCEEDED] = EV_SUCCEED_OPT, [SF_JOB_FAILED] = EV_FAIL_OPT,
+     [SF_JOB_TRANSIENT] = EV_RETRY_OPT, [SF_JOB_CANCELLED] = EV_RELEASE_OPT,
+     [SF_JOB_RELEASED] = EV_RELEASE_OPT},
 };
 
 const char *sf_job_outcome_name(sf_job_outcome outcome)
@@ -320,19 +358,37 @@ static int64_t get_i64(const sf_db_res *res, int row, int col, int64_t dflt)
 #define ASYNC_COMMIT "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
 
 static const char CLAIM_SOURCE[] =
-    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker FROM " ASYNC_COMMIT;
+    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker, "
+    "$4::uuid[] AS tiny FROM " ASYNC_COMMIT;
 
+/* u: the claimed rows; o: the optimistic reads (tiny batches' members on
+ * their first attempt), which the UPDATE leaves alone. Both see the
+ * statement's snapshot: a row is in one or the other, never both. o reads
+ * each id by the primary key (OFFSET 0 keeps the subquery a probe per id):
+ * joined plainly, the planner scanned jobs_batch for the tiny batches' every
+ * member, 20,000 rows a claim. */
 static const char CLAIM_TAIL[] =
+    ", o AS (SELECT j.id::text AS id, j.status::text AS status, j.user_id::text AS user_id, "
+    "j.kind::text AS kind, 1 AS attempt, j.max_attempts AS max_attempts, NULL::bigint AS fence, "
+    "j.symbol AS symbol, j.timeframe AS timeframe, j.batch_id AS batch_id, "
+    "j.combo_index AS combo_index, j.schedule_id AS schedule_id, "
+    "floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
+    "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
+    "true AS optimistic, floor(extract(epoch FROM now()) * 1000000)::bigint AS started_us "
+    "FROM v CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = v.id OFFSET 0) j "
+    "WHERE j.status::text = 'queued' AND NOT j.cancel_requested "
+    "AND j.attempt = 0 AND j.batch_id = ANY(v.tiny)) "
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
     "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
     "CASE WHEN u.first THEN coalesce(u.logic, b.logic::text) END, "
-    "CASE WHEN u.first THEN b.grid::text END, d.version "
+    "CASE WHEN u.first THEN b.grid::text END, d.version, u.optimistic, u.started_us "
     "FROM (SELECT u.*, u.batch_id IS NULL OR row_number() OVER (PARTITION BY u.batch_id) = 1 "
-    "AS first FROM u) u LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
+    "AS first FROM (SELECT * FROM u UNION ALL SELECT * FROM o) u) u "
+    "LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
     "LEFT JOIN datasets d ON d.symbol = u.symbol AND d.timeframe = u.timeframe";
 
 enum { C_ID, C_USER, C_KIND, C_ATTEMPT, C_MAX, C_FENCE, C_SYMBOL, C_TF, C_BATCH, C_COMBO,
-       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID, C_DSVER };
+       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID, C_DSVER, C_OPT, C_STARTED };
 
 static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
 {
@@ -380,6 +436,9 @@ static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *er
     job->from_ts = get_i64(res, row, C_FROM, INT64_MIN);
     job->to_ts = get_i64(res, row, C_TO, INT64_MAX);
     job->dataset_version = get_i64(res, row, C_DSVER, 0);
+    const char *opt = sf_db_get(res, row, C_OPT);
+    job->optimistic = opt != NULL && opt[0] == 't';
+    job->started_us = get_i64(res, row, C_STARTED, 0);
     job->logic = dup_col(res, row, C_LOGIC, &job->logic_len);
     job->grid = dup_col(res, row, C_GRID, &job->grid_len);
     if ((job->logic == NULL && !sf_db_is_null(res, row, C_LOGIC)) ||
@@ -429,21 +488,27 @@ void sf_job_destroy(sf_job *job)
 }
 
 sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker,
-                       int64_t lease_ms, sf_job *out, size_t *n_out, sf_err *err)
+                       int64_t lease_ms, const char *const *tiny_batches, size_t n_tiny,
+                       sf_job *out, size_t *n_out, sf_err *err)
 {
     *n_out = 0;
     sf_status st = check_batch(n, err);
+    if (st == SF_OK)
+        st = check_batch(n_tiny, err);
     if (st != SF_OK || n == 0)
         return st;
-    sf_buf arr;
+    sf_buf arr, tiny;
     st = uuid_array(&arr, ids, n, err);
+    sf_status st2 = uuid_array(&tiny, tiny_batches, n_tiny, err);
+    st = st == SF_OK ? st2 : st;
     char lease[24];
     snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
-    const char *params[] = {sf_buf_str(&arr), lease, worker};
+    const char *params[] = {sf_buf_str(&arr), lease, worker, sf_buf_str(&tiny)};
     sf_db_res *res = NULL;
     if (st == SF_OK)
-        st = run_update(db, EV_CLAIM, CLAIM_SOURCE, CLAIM_TAIL, 3, params, &res, err);
+        st = run_update(db, EV_CLAIM, CLAIM_SOURCE, CLAIM_TAIL, 4, params, &res, err);
     sf_buf_destroy(&arr);
+    sf_buf_destroy(&tiny);
     int rows = st == SF_OK ? sf_db_nrows(res) : 0;
     for (int i = 0; i < rows && (size_t)i < n && st == SF_OK; i++) {
         st = fill_job(res, i, &out[*n_out], err);
@@ -544,14 +609,16 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 /* ---- completion --------------------------------------------------------- */
 
 /* $11/$12: each row's slice (offset, length; NULL = none) of the equity
- * curves of the whole batch, $13 (times, bigint[]) and $14 (values, float8[]),
- * both sent in binary. */
+ * curves of the whole batch, $15 (times, bigint[]) and $16 (values, float8[]),
+ * both sent in binary. $13/$14: an optimistic row's worker and start time
+ * (NULL for the others). */
 static const char COMPLETE_SOURCE[] =
     "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
-    "$8::float8 AS cap_ms, 'transient'::text AS error_class, s.sig, s.eq_off, s.eq_len "
+    "$8::float8 AS cap_ms, 'transient'::text AS error_class, s.sig, s.eq_off, s.eq_len, "
+    "s.worker, s.started_us "
     "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$9::text[], $10::text[], $11::int[], $12::int[]) "
-    "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len)";
+    "$9::text[], $10::text[], $11::int[], $12::int[], $13::text[], $14::bigint[]) "
+    "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len, worker, started_us)";
 
 /* The results row of each updated succeeded job. metrics is jsonb (the
  * leaderboard orders by metrics->>'sharpe'); trades are json (validated
@@ -567,8 +634,8 @@ static const char COMPLETE_SOURCE[] =
     "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), " \
     "coalesce(u.trades::json, (d.doc->'trades')::json, '[]'), " \
     "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, '[]') END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($13::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($14::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($15::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END " \
     "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d "
 #define RESULTS_UPSERT \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
@@ -591,7 +658,7 @@ static const char SIGNAL_TAIL[] =
 /* Completion parameters: small ones as text array literals, then the big
  * ones (JSON documents, equity curves) as binary arrays: nothing escaped,
  * unescaped, printed or parsed on the way. */
-enum { A_IDS, A_FENCES, A_ERRORS, A_SIG, A_EQ_OFF, A_EQ_LEN, A_TEXT_COUNT,
+enum { A_IDS, A_FENCES, A_ERRORS, A_WORKER, A_STARTED, A_SIG, A_EQ_OFF, A_EQ_LEN, A_TEXT_COUNT,
        A_METRICS = A_TEXT_COUNT, A_TRADES, A_EQUITY, A_DOC, A_EQ_T, A_EQ_V, A_COUNT };
 
 static const char *const SIGNAL_NAMES[] = {"enter", "exit", "hold", "flat"};
@@ -657,6 +724,12 @@ static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_
         st = arr_add(&a[A_FENCES], fence, SIZE_MAX, err);
     if (st == SF_OK)
         st = arr_add(&a[A_ERRORS], d->error, SF_JOB_ERROR_MAX, err);
+    char started[24];
+    snprintf(started, sizeof started, "%" PRId64, d->started_us);
+    if (st == SF_OK)
+        st = arr_add(&a[A_WORKER], d->optimistic ? (d->worker ? d->worker : "") : NULL, SIZE_MAX, err);
+    if (st == SF_OK)
+        st = arr_add(&a[A_STARTED], d->optimistic && d->started_us > 0 ? started : NULL, SIZE_MAX, err);
     if (st != SF_OK || !ok_row)
         return st;
     char sig_buf[128];
@@ -676,9 +749,15 @@ static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_
     return st;
 }
 
-/* The array parameters of the rows of done[] with outcome o. */
+/* 1 when done's row belongs to the group of outcome o and kind opt. */
+static int in_group(const sf_job_done *d, sf_job_outcome o, int opt)
+{
+    return d->outcome == o && (d->optimistic != 0) == opt;
+}
+
+/* The array parameters of the rows of done[] in group (o, opt). */
 static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
-                                   sf_job_outcome o, sf_err *err)
+                                   sf_job_outcome o, int opt, sf_err *err)
 {
     static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {
         SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_INT8, SF_DB_FLOAT8};
@@ -692,7 +771,7 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
     for (int k = 0; k < A_TEXT_COUNT && st == SF_OK; k++)
         st = sf_buf_puts(&a[k], "{", err);
     for (size_t i = 0; i < n && st == SF_OK; i++)
-        if (done[i].outcome == o)
+        if (in_group(&done[i], o, opt))
             st = completion_row(a, &done[i], o == SF_JOB_SUCCEEDED, err);
     for (int k = 0; k < A_TEXT_COUNT && st == SF_OK; k++)
         st = sf_buf_puts(&a[k], "}", err);
@@ -715,12 +794,13 @@ static void mark_one(sf_job_done *d, const char *status)
 /* Mark the rows the statement changed: done[] sorted by id once, then one
  * binary search per returned row (n <= SF_JOB_BATCH_MAX: checked by the
  * caller). A batch that names one id twice gets both marked. */
-static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, const sf_db_res *res)
+static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, int opt,
+                      const sf_db_res *res)
 {
     sf_job_done *by_id[SF_JOB_BATCH_MAX];
     size_t m = 0;
     for (size_t i = 0; i < n && m < SF_JOB_BATCH_MAX; i++)
-        if (done[i].outcome == o)
+        if (in_group(&done[i], o, opt))
             by_id[m++] = &done[i];
     qsort(by_id, m, sizeof *by_id, cmp_done_id);
     for (int r = 0; r < sf_db_nrows(res); r++) {
@@ -741,19 +821,19 @@ static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, const sf_db
 }
 
 static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
-                                 const sf_job_retry *retry, sf_err *err)
+                                 int opt, const sf_job_retry *retry, sf_err *err)
 {
     sf_buf a[A_COUNT];
-    sf_status st = completion_arrays(a, done, n, o, err);
+    sf_status st = completion_arrays(a, done, n, o, opt, err);
     char base[32], cap[32];
     snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
-    /* $1..$14 as COMPLETE_SOURCE numbers them */
-    const int order[14] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
-                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_EQ_T, A_EQ_V};
-    const char *params[14];
-    int lengths[14], formats[14];
-    for (int k = 0; k < 14; k++) {
+    /* $1..$16 as COMPLETE_SOURCE numbers them */
+    const int order[16] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
+                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER, A_STARTED, A_EQ_T, A_EQ_V};
+    const char *params[16];
+    int lengths[16], formats[16];
+    for (int k = 0; k < 16; k++) {
         int i = order[k];
         params[k] = i < 0 ? (k == 6 ? base : cap) : i < A_TEXT_COUNT ? sf_buf_str(&a[i]) : a[i].data;
         lengths[k] = i < A_TEXT_COUNT ? 0 : (int)a[i].len;
@@ -761,33 +841,35 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     }
     const char *tail = NULL;
     for (size_t i = 0; o == SF_JOB_SUCCEEDED && i < n; i++)
-        tail = done[i].outcome == o && done[i].signal ? SIGNAL_TAIL : tail;
+        tail = in_group(&done[i], o, opt) && done[i].signal ? SIGNAL_TAIL : tail;
     if (o == SF_JOB_SUCCEEDED && tail == NULL)
         tail = SUCCEED_TAIL;
     sf_db_res *res = NULL;
     if (st == SF_OK)
-        st = run_update_bin(db, OUTCOME_EVENTS[o], COMPLETE_SOURCE, tail,
-                            o == SF_JOB_SUCCEEDED ? 14 : 12, /* only results use $13, $14 */
+        st = run_update_bin(db, OUTCOME_EVENTS[opt][o], COMPLETE_SOURCE, tail,
+                            o == SF_JOB_SUCCEEDED ? 16 : 14, /* only results use $15, $16 */
                             params, lengths, formats, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);
     if (st == SF_OK)
-        mark_done(done, n, o, res);
+        mark_done(done, n, o, opt, res);
     sf_db_res_free(res);
     return st;
 }
 
-static sf_status check_done(const sf_job_done *done, size_t n, int *present, int *groups,
+/* present[o][opt]: rows of outcome o, optimistic or claimed; *groups: how many
+ * (outcome, kind) groups, one statement each. */
+static sf_status check_done(const sf_job_done *done, size_t n, int present[][2], int *groups,
                             sf_err *err)
 {
     *groups = 0;
     for (int o = 0; o < SF_JOB_OUTCOMES; o++)
-        present[o] = 0;
+        present[o][0] = present[o][1] = 0;
     for (size_t i = 0; i < n; i++) {
         if ((int)done[i].outcome < 0 || done[i].outcome >= SF_JOB_OUTCOMES)
             return sf_err_set(err, SF_ERR_INVALID, "job %.40s: unknown outcome %d", done[i].id,
                               (int)done[i].outcome);
-        if (!present[done[i].outcome]++)
+        if (!present[done[i].outcome][done[i].optimistic != 0]++)
             (*groups)++;
     }
     return SF_OK;
@@ -797,7 +879,7 @@ sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_r
                           sf_err *err)
 {
     static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
-    int present[SF_JOB_OUTCOMES], groups;
+    int present[SF_JOB_OUTCOMES][2], groups;
     sf_status st = check_batch(n, err);
     if (st == SF_OK)
         st = check_done(done, n, present, &groups, err);
@@ -810,8 +892,10 @@ sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_r
     if (groups > 1 && (st = sf_db_begin(db, err)) != SF_OK)
         return st;
     for (int o = 0; o < SF_JOB_OUTCOMES && st == SF_OK; o++)
-        if (present[o])
-            st = complete_group(db, done, n, (sf_job_outcome)o, retry ? retry : &dflt, err);
+        for (int opt = 0; opt < 2 && st == SF_OK; opt++)
+            if (present[o][opt])
+                st = complete_group(db, done, n, (sf_job_outcome)o, opt, retry ? retry : &dflt,
+                                    err);
     if (groups > 1 && st == SF_OK)
         st = sf_db_commit(db, err);
     if (st != SF_OK) {
@@ -1112,8 +1196,8 @@ sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_q
                          2, params, limit, out, n, err);
 }
 
-sf_status sf_job_queued_entries(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
-                                size_t *n_out, sf_err *err)
+sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
+                               size_t *n_out, sf_err *err)
 {
     *n_out = 0;
     sf_status st = check_batch(n, err);
@@ -1121,6 +1205,9 @@ sf_status sf_job_queued_entries(sf_db *db, const char *const *ids, size_t n, sf_
         return st;
     sf_buf arr;
     st = uuid_array(&arr, ids, n, err);
+    if (st == SF_OK)
+        st = count_update(db, EV_LEASE_LOST, "SELECT unnest($1::uuid[]) AS id", sf_buf_str(&arr),
+                          NULL, err);
     const char *params[] = {sf_buf_str(&arr)};
     if (st == SF_OK)
         st = entries_query(db,

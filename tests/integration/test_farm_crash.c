@@ -129,3 +129,59 @@ Test(farm_crash, a_paused_worker_past_its_lease_is_fenced_out_and_the_second_att
     free(job);
     free(user);
 }
+
+/* Tiny sweep members (100 bars) are read optimistically once a worker has
+ * timed a few of them (SF_OPTIMISTIC_US, set high here so that sanitizer
+ * builds qualify too): no claim UPDATE, one compare-and-set when they finish.
+ * A worker killed mid-sweep leaves only Redis leases behind; the reaper spends
+ * an attempt on each and requeues it, and every member still ends succeeded
+ * with exactly one result. */
+Test(farm_crash, tiny_sweep_members_run_optimistically_and_survive_a_killed_worker)
+{
+    enum { MEMBERS = 3000 };
+    farm_dataset("TINY", "1d", 100, 13);
+    char *user = farm_user("tiny");
+    sf_proc *sched = farm_scheduler("sched", NULL);
+    const char *opt[] = {"SF_OPTIMISTIC_US=1000000", NULL};
+    sf_proc *w1 = farm_worker("w1", 2, 2, opt);
+    const char *grid = "{\"indicators.fast.period\": {\"from\": 1, \"to\": 3000, \"step\": 1}}";
+    char *batch = farm_sweep(user, FARM_LOGIC_SMA, grid, "TINY", "1d", MEMBERS);
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 500 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'",
+                              batch, 60000),
+                "the sweep does not run");
+    sf_proc_kill(w1);
+    cr_log_info("w1 killed after %lld members",
+                farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch));
+
+    sf_proc *w2 = farm_worker("w2", 2, 2, opt);
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 3000 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'",
+                              batch, 120000),
+                "members not finished: %s",
+                farm_text1("SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n "
+                           "FROM jobs WHERE batch_id = $1 GROUP BY status) s",
+                           batch));
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1",
+                           batch),
+                 MEMBERS);
+    cr_assert_eq(farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND (attempt NOT IN (1, 2) "
+                           "OR fence IS NULL OR worker NOT IN ('w1', 'w2') OR started_at > finished_at)",
+                           batch),
+                 0);
+    cr_log_info("%lld members ran twice (in flight when w1 was killed)",
+                farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND attempt = 2", batch));
+
+    /* Row writes: a relay and a completion per member, plus a claim for each
+     * member run the pessimistic way (the first ones each worker timed, and
+     * those requeued after the kill). Claiming every member would be 3 each.
+     * Stopped processes' backends have flushed their table statistics. */
+    cr_assert(sf_proc_stop(w2, SIGTERM, 20000));
+    cr_assert(sf_proc_stop(sched, SIGTERM, 20000));
+    farm_wait_sql("SELECT n_tup_upd >= 2 * 3000 FROM pg_stat_user_tables WHERE relname = 'jobs' AND $1 <> ''",
+                  "x", 15000);
+    long long upd = farm_int1("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'jobs' AND $1 <> ''", "x");
+    cr_log_info("%lld updates of jobs rows for %d members", upd, MEMBERS);
+    cr_assert_geq(upd, 2 * MEMBERS);
+    cr_assert_lt(upd, 2 * MEMBERS + MEMBERS / 4, "%lld row updates: the members were claimed, not read", upd);
+    free(batch);
+    free(user);
+}

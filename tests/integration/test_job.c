@@ -51,7 +51,7 @@ static long long q1i(const char *sql, const char *p1)
 static void q1s(const char *sql, const char *p1, const char *want)
 {
     char *s = q1(sql, p1);
-    cr_assert_str_eq(s, want, "%s", sql);
+    cr_assert_str_eq(s, want, "%s: got \"%s\"", sql, s);
     free(s);
 }
 
@@ -91,7 +91,7 @@ static sf_job claim_one(const char *id)
     size_t n = 9;
     sf_err err = {0};
     const char *ids[] = {id};
-    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w1", LEASE_MS, jobs, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w1", LEASE_MS, NULL, 0, jobs, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1, "claimed %zu", n);
     return jobs[0];
 }
@@ -139,7 +139,7 @@ Test(job, claim_sets_running_with_a_fresh_fence_and_the_next_attempt)
     size_t n = 9;
     sf_err err = {0};
     const char *ids[] = {id};
-    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w2", LEASE_MS, again, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w2", LEASE_MS, NULL, 0, again, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 0, "a second claim of a running job returns nothing");
     q1s("SELECT worker FROM jobs WHERE id = $1", id, "w1");
     free(id);
@@ -153,7 +153,7 @@ Test(job, claim_skips_pending_and_cancel_requested_rows_in_a_batch)
     sf_job jobs[3];
     size_t n = 0;
     sf_err err = {0};
-    cr_assert_eq(sf_job_claim(g_db, ids, 3, "w", LEASE_MS, jobs, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_claim(g_db, ids, 3, "w", LEASE_MS, NULL, 0, jobs, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(jobs[0].id, a);
     sf_job_destroy(&jobs[0]);
@@ -361,7 +361,7 @@ Test(job, cancel_of_pending_queued_running_finished_and_missing_jobs)
     const char *ids[] = {q};
     sf_job none[1];
     size_t n = 9;
-    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w", LEASE_MS, none, &n, &err), SF_OK);
+    cr_assert_eq(sf_job_claim(g_db, ids, 1, "w", LEASE_MS, NULL, 0, none, &n, &err), SF_OK);
     cr_assert_eq(n, 0);
     sf_job_destroy(&jr);
     free(p), free(q), free(r);
@@ -484,7 +484,7 @@ Test(job, relay_selects_pending_fairly_and_marks_them_queued)
     cr_assert_eq(n, 1);
     const char *check[] = {all[0].id, all[2].id};
     q1x("UPDATE jobs SET status = 'running' WHERE id = $1 RETURNING 1", all[0].id);
-    cr_assert_eq(sf_job_queued_entries(g_db, check, 2, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_job_lease_expired(g_db, check, 2, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(e[0].id, all[2].id);
     free(other);
@@ -526,6 +526,228 @@ Test(job, a_sweep_member_claim_carries_the_batch_logic_grid_and_index)
     free(b);
 }
 
+/* ---- optimistic attempts (tiny sweep members) ---------------------------- */
+
+/* A batch of g_user with members 0..n-1 queued at attempt 0; its id (caller
+ * frees); member ids in ids[] (each caller-freed). */
+static char *new_sweep(int n, int max_attempts, char **ids)
+{
+    char *b = q1("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total) VALUES ($1, "
+                 "'{\"name\":\"s\"}', '{\"indicators.fast.period\":[5,10,15,20]}', 'SYM', '1d', 4) "
+                 "RETURNING id",
+                 g_user);
+    for (int i = 0; i < n; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO jobs (user_id, batch_id, combo_index, symbol, timeframe, status, "
+                 "max_attempts) VALUES ($1, '%s', %d, 'SYM', '1d', 'queued', %d) RETURNING id",
+                 b, i, max_attempts);
+        ids[i] = q1(sql, g_user);
+    }
+    return b;
+}
+
+/* Claim ids with batch among the tiny ones; out[i] is ids[i]'s job (the claim
+ * returns rows in any order). */
+static size_t claim_tiny(const char *const *ids, size_t n, const char *batch, const char *worker,
+                         sf_job *out)
+{
+    const char *tiny[] = {batch};
+    sf_job got_jobs[8];
+    size_t got = 99;
+    sf_err err = {0};
+    cr_assert_leq(n, 8);
+    cr_assert_eq(sf_job_claim(g_db, ids, n, worker, LEASE_MS, tiny, 1, got_jobs, &got, &err), SF_OK,
+                 "%s", err.msg);
+    cr_assert_eq(got, n, "claimed %zu of %zu", got, n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < got; k++)
+            if (strcmp(got_jobs[k].id, ids[i]) == 0)
+                out[i] = got_jobs[k];
+    return got;
+}
+
+static sf_job_done opt_done(const sf_job *j, sf_job_outcome o, const char *worker)
+{
+    sf_job_done d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%s", j->id);
+    d.fence = j->fence;
+    d.outcome = o;
+    d.optimistic = j->optimistic;
+    d.started_us = j->started_us;
+    d.worker = worker;
+    d.metrics = "{\"sharpe\": 2.5}";
+    d.trades = "[]";
+    d.equity = "[]";
+    d.error = o == SF_JOB_SUCCEEDED ? NULL : "boom";
+    return d;
+}
+
+static int complete_done(sf_job_done *d, size_t n)
+{
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, d, n, NULL, &err), SF_OK, "%s", err.msg);
+    int applied = 0;
+    for (size_t i = 0; i < n; i++)
+        applied += d[i].applied;
+    return applied;
+}
+
+Test(job, a_tiny_sweeps_first_attempts_are_read_then_committed_by_compare_and_set)
+{
+    char *ids[3];
+    char *b = new_sweep(3, 3, ids);
+    sf_job jobs[3];
+    cr_assert_eq(claim_tiny((const char *const *)ids, 3, b, "w-opt", jobs), 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert(jobs[i].optimistic, "member %d not optimistic", i);
+        cr_assert_eq(jobs[i].attempt, 1);
+        cr_assert_eq(jobs[i].fence, 0);
+        cr_assert_gt(jobs[i].started_us, 1700000000LL * 1000000);
+        cr_assert_str_eq(jobs[i].batch_id, b);
+    }
+    /* nothing was written: still queued at attempt 0, no worker */
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'queued' AND attempt = 0 AND worker IS NULL "
+                     "AND fence IS NULL AND batch_id = $1",
+                     b),
+                 3);
+
+    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-opt"),
+                        opt_done(&jobs[1], SF_JOB_FAILED, "w-opt"),
+                        opt_done(&jobs[2], SF_JOB_TRANSIENT, "w-opt")};
+    cr_assert_eq(complete_done(d, 3), 3);
+    cr_assert_str_eq(d[0].status, "succeeded");
+    cr_assert_str_eq(d[1].status, "failed");
+    cr_assert_str_eq(d[2].status, "pending");
+    /* the completion wrote what the claim would have */
+    q1s("SELECT concat_ws(' ', status, attempt, worker, fence IS NOT NULL, started_at <= finished_at, "
+        "started_at > now() - interval '1 minute') FROM jobs WHERE id = $1",
+        ids[0], "succeeded 1 w-opt t t t");
+    q1s("SELECT metrics->>'sharpe' FROM results WHERE job_id = $1", ids[0], "2.5");
+    q1s("SELECT concat_ws(' ', status, attempt, error_class, error) FROM jobs WHERE id = $1", ids[1],
+        "failed 1 permanent boom");
+    q1s("SELECT concat_ws(' ', status, attempt, error_class, run_at > now()) FROM jobs WHERE id = $1",
+        ids[2], "pending 1 transient t");
+
+    /* the same completion again (a duplicate run) writes nothing */
+    sf_job_done again = opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-dup");
+    cr_assert_eq(complete_done(&again, 1), 0);
+    q1s("SELECT worker FROM jobs WHERE id = $1", ids[0], "w-opt");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", ids[0]), 1);
+
+    /* a member past its first attempt is claimed for real */
+    q1x("UPDATE jobs SET status = 'queued' WHERE id = $1 RETURNING id", ids[2]);
+    sf_job real[1];
+    cr_assert_eq(claim_tiny((const char *const *)&ids[2], 1, b, "w-opt", real), 1);
+    cr_assert_not(real[0].optimistic);
+    cr_assert_eq(real[0].attempt, 2);
+    cr_assert_gt(real[0].fence, 0);
+    q1s("SELECT status FROM jobs WHERE id = $1", ids[2], "running");
+    sf_job_destroy(&real[0]);
+    for (int i = 0; i < 3; i++) {
+        sf_job_destroy(&jobs[i]);
+        free(ids[i]);
+    }
+    free(b);
+}
+
+Test(job, an_optimistic_completion_loses_to_a_cancel_a_claim_in_between_or_another_run)
+{
+    char *ids[3];
+    char *b = new_sweep(3, 3, ids);
+    sf_job jobs[3];
+    cr_assert_eq(claim_tiny((const char *const *)ids, 3, b, "w-a", jobs), 3);
+    /* member 0 cancelled while it runs */
+    sf_job_cancel_result r;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_cancel(g_db, ids[0], g_user, &r, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(r, SF_JOB_CANCEL_DONE);
+    /* member 1 claimed for real by another worker (its id was leased twice) */
+    sf_job other = claim_one(ids[1]);
+    cr_assert_not(other.optimistic);
+    /* member 2 read by another worker too, which finishes first */
+    sf_job twin[1];
+    cr_assert_eq(claim_tiny((const char *const *)&ids[2], 1, b, "w-b", twin), 1);
+    sf_job_done first = opt_done(&twin[0], SF_JOB_SUCCEEDED, "w-b");
+    cr_assert_eq(complete_done(&first, 1), 1);
+
+    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-a"),
+                        opt_done(&jobs[1], SF_JOB_SUCCEEDED, "w-a"),
+                        opt_done(&jobs[2], SF_JOB_SUCCEEDED, "w-a")};
+    cr_assert_eq(complete_done(d, 3), 0);
+    q1s("SELECT status FROM jobs WHERE id = $1", ids[0], "cancelled");
+    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[1],
+        "running 1 w1");
+    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[2],
+        "succeeded 1 w-b");
+    cr_assert_eq(q1i("SELECT count(*) FROM results", NULL), 1);
+    sf_job_destroy(&other);
+    sf_job_destroy(&twin[0]);
+    for (int i = 0; i < 3; i++) {
+        sf_job_destroy(&jobs[i]);
+        free(ids[i]);
+    }
+    free(b);
+}
+
+Test(job, a_released_optimistic_member_is_pending_again_with_its_attempt_unspent)
+{
+    char *ids[2];
+    char *b = new_sweep(2, 3, ids);
+    sf_job jobs[2];
+    cr_assert_eq(claim_tiny((const char *const *)ids, 2, b, "w", jobs), 2);
+    sf_job_done d[2] = {opt_done(&jobs[0], SF_JOB_RELEASED, "w"),
+                        opt_done(&jobs[1], SF_JOB_CANCELLED, "w")};
+    cr_assert_eq(complete_done(d, 2), 2);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'pending' AND attempt = 0 AND batch_id = $1",
+                     b),
+                 2);
+    for (int i = 0; i < 2; i++) {
+        sf_job_destroy(&jobs[i]);
+        free(ids[i]);
+    }
+    free(b);
+}
+
+/* A member that kills its worker on an optimistic run leaves only an expired
+ * Redis lease: the reaper's call spends an attempt, so such a member ends
+ * dead after max_attempts instead of killing workers forever. */
+Test(job, an_expired_lease_spends_a_members_first_attempt)
+{
+    char *ids[2];
+    char *b = new_sweep(2, 1, ids); /* max_attempts 1: one lost run is all it gets */
+    char *single = new_job("queued", 1);
+    const char *check[] = {ids[0], single};
+    sf_queue_entry e[2];
+    size_t n = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_job_lease_expired(g_db, check, 2, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1); /* the member is dead; the single backtest is requeued unspent */
+    cr_assert_str_eq(e[0].id, single);
+    q1s("SELECT concat_ws(' ', status, attempt, error_class, finished_at IS NOT NULL) FROM jobs "
+        "WHERE id = $1",
+        ids[0], "dead 1 lease t");
+    q1s("SELECT concat_ws(' ', status, attempt) FROM jobs WHERE id = $1", single, "queued 0");
+
+    q1x("UPDATE jobs SET max_attempts = 3 WHERE id = $1 RETURNING id", ids[1]);
+    const char *one[] = {ids[1]};
+    cr_assert_eq(sf_job_lease_expired(g_db, one, 1, e, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    q1s("SELECT concat_ws(' ', status, attempt, error_class) FROM jobs WHERE id = $1", ids[1],
+        "queued 1 lease");
+    /* its next claim is a real one */
+    sf_job j[1];
+    cr_assert_eq(claim_tiny(one, 1, b, "w", j), 1);
+    cr_assert_not(j[0].optimistic);
+    cr_assert_eq(j[0].attempt, 2);
+    sf_job_destroy(&j[0]);
+    free(single);
+    for (int i = 0; i < 2; i++)
+        free(ids[i]);
+    free(b);
+}
+
 Test(job, the_transitions_table_allows_only_the_lifecycle)
 {
     cr_assert(sf_job_transition_allowed("pending", "queued"));
@@ -537,7 +759,9 @@ Test(job, the_transitions_table_allows_only_the_lifecycle)
     cr_assert_not(sf_job_transition_allowed("succeeded", "running"));
     cr_assert_not(sf_job_transition_allowed("pending", "running"));
     cr_assert_not(sf_job_transition_allowed("dead", "pending"));
-    cr_assert_not(sf_job_transition_allowed("queued", "succeeded"));
+    cr_assert(sf_job_transition_allowed("queued", "succeeded")); /* an optimistic attempt */
+    cr_assert_not(sf_job_transition_allowed("pending", "succeeded"));
+    cr_assert_not(sf_job_transition_allowed("cancelled", "queued"));
 }
 
 /* A statement that must fail with sqlstate, its message containing want. */

@@ -75,18 +75,34 @@ typedef struct sf_job {
     char *grid;                       /* the batch's grid; NULL unless a sweep member */
     size_t grid_len;
     const char *bad;                  /* non-NULL: the row cannot be run (e.g. "symbol too long"); fail it permanently */
+    int optimistic;                   /* 1: read, not claimed (a tiny sweep member's first
+                                       * attempt, see sf_job_claim): the row is still queued,
+                                       * fence is 0, attempt is 1; complete it with
+                                       * sf_job_done.optimistic and started_us */
+    int64_t started_us;               /* optimistic: PostgreSQL's now() at the read, Unix us */
 } sf_job;
 
 void sf_job_destroy(sf_job *job); /* frees logic and grid; accepts NULL */
 
 /*
- * Claim ids (status queued, cancel not requested) for worker: one UPDATE for
- * all of them. out must hold n jobs; *n_out receives how many were claimed, in
- * any order. Ids not claimed (duplicates, cancelled, already taken) are
- * simply absent: drop their Redis leases.
+ * Claim ids (status queued, cancel not requested) for worker: one statement
+ * for all of them. out must hold n jobs; *n_out receives how many were
+ * claimed, in any order. Ids not claimed (duplicates, cancelled, already
+ * taken) are simply absent: drop their Redis leases.
+ *
+ * Members of tiny_batches (n_tiny batch ids: sweeps whose members this
+ * worker has seen run in less time than a claim costs) on their first
+ * attempt are read, not claimed (out[i].optimistic): no row is written until
+ * the completion, which commits only while the row is still queued at
+ * attempt 0 and not cancelled, and sets running's columns (attempt 1, a
+ * fresh fence, worker, started_at) with the outcome's. A second reader of the
+ * same id (a duplicate Redis entry), a cancel or a claim in between makes
+ * that completion write nothing, as a stale fence does. Every other row is
+ * claimed: status running, attempt + 1, a fresh fence, the lease.
  */
 sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker,
-                       int64_t lease_ms, sf_job *out, size_t *n_out, sf_err *err);
+                       int64_t lease_ms, const char *const *tiny_batches, size_t n_tiny,
+                       sf_job *out, size_t *n_out, sf_err *err);
 
 /* One lease to renew. alive / cancel_requested are filled by the call. */
 typedef struct sf_job_lease {
@@ -143,14 +159,21 @@ typedef struct sf_job_done {
                                   * results row, in the same transaction; its webhook is
                                   * marked pending (webhook_due_at = now()) when the
                                   * job's schedule has a webhook_url. NULL = none */
+    int optimistic;        /* the job was read optimistically (sf_job.optimistic): the
+                            * write commits only while the row is queued at attempt 0;
+                            * fence is ignored. SF_JOB_RELEASED and SF_JOB_CANCELLED
+                            * put the row back to pending with the attempt unspent */
+    int64_t started_us;    /* optimistic: sf_job.started_us, stored as started_at */
+    const char *worker;    /* optimistic: the worker's name, stored as worker (borrowed) */
 } sf_job_done;
 
 /*
  * Record finished attempts in ONE transaction (a single statement when all
- * share one outcome), each fenced on its fence and status 'running'; a
- * succeeded job gets its results row (or, with a signal, its signals row) in the
- * same transaction. Rows that do not
- * match (a stale fence: the late worker) change nothing and have applied = 0.
+ * share one outcome and are all optimistic or all claimed), each fenced on
+ * its fence and status 'running' (optimistic ones: status 'queued' at attempt
+ * 0, not cancelled); a succeeded job gets its results row (or, with a signal,
+ * its signals row) in the same transaction. Rows that do not match (a stale
+ * fence: the late worker) change nothing and have applied = 0.
  */
 sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
                           sf_err *err);
@@ -206,10 +229,15 @@ sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint6
 sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out,
                              size_t *n, sf_err *err);
 
-/* Of ids, those still queued (expired Redis leases whose PG claim never
- * happened), as queue entries for sf_queue_requeue. out must hold n. */
-sf_status sf_job_queued_entries(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
-                                size_t *n_out, sf_err *err);
+/* Expired Redis leases of ids: those still queued (a worker leased them in
+ * Redis and stopped before its PostgreSQL claim, or read them optimistically
+ * and stopped before completing) as queue entries for sf_queue_requeue; out
+ * must hold n. A sweep member still at attempt 0 spends one attempt first
+ * (error_class lease), since an optimistic run leaves no other trace: a
+ * member that kills its worker goes dead after max_attempts like any other
+ * job, and its next claim is a real one (attempt > 0). */
+sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
+                               size_t *n_out, sf_err *err);
 
 typedef struct sf_job_reap_stats {
     int64_t retried;   /* -> pending with backoff */
