@@ -234,7 +234,8 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
     const char *p[] = {user->id, prio, logic, c->symbol, c->timeframe, c->from, c->to, attempts,
                        c->idempotency_key};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(
+    /* on every submission's path to a worker: prepared once per connection */
+    sf_status st = sf_db_query_prepared(
         db,
         "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
         "idempotency_key) VALUES ($1::uuid, $2::smallint, $3::jsonb, $4, $5, to_timestamp($6::bigint), "

@@ -177,11 +177,12 @@ sf_status sf_auth_lookup(sf_db *db, const char *text, size_t len, sf_auth_user *
     hex_encode(want, sizeof want, hex);
     const char *params[] = {hex};
     sf_db_res *res = NULL;
-    st = sf_db_query(db,
-                     "SELECT encode(k.key_hash, 'hex'), u.id, u.email, u.tier, k.id "
-                     "FROM api_keys k JOIN users u ON u.id = k.user_id "
-                     "WHERE k.key_hash = decode($1, 'hex') AND k.revoked_at IS NULL",
-                     1, params, &res, err);
+    /* every request: prepared once per connection (parse and plan were most of it) */
+    st = sf_db_query_prepared(db,
+                              "SELECT encode(k.key_hash, 'hex'), u.id, u.email, u.tier, k.id "
+                              "FROM api_keys k JOIN users u ON u.id = k.user_id "
+                              "WHERE k.key_hash = decode($1, 'hex') AND k.revoked_at IS NULL",
+                              1, params, &res, err);
     if (st == SF_OK)
         st = sf_db_nrows(res) == 1 ? user_from_row(res, want, user, err) : invalid_key(err);
     sf_db_res_free(res);

@@ -320,8 +320,8 @@ sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timefram
         return st;
     const char *params[] = {symbol, timeframe};
     sf_db_res *res = NULL;
-    st = sf_db_query(db, "SELECT version FROM datasets WHERE symbol = $1 AND timeframe = $2", 2,
-                     params, &res, err);
+    st = sf_db_query_prepared(db, "SELECT version FROM datasets WHERE symbol = $1 AND timeframe = $2",
+                              2, params, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0)
         st = sf_err_set(err, SF_ERR_NOTFOUND, "no data set %s %s", symbol, timeframe);
     if (st == SF_OK && !parse_i64(sf_db_get(res, 0, 0), version))

@@ -46,7 +46,8 @@ static PGconn *connect_once(const char *url, const sf_db_opts *o)
     const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
     const char *vals[] = {url, timeout, o->application_name ? o->application_name : "signal-factory",
                           o->index_plans ? "-c enable_seqscan=off -c enable_hashjoin=off "
-                                           "-c enable_mergejoin=off -c jit=off"
+                                           "-c enable_mergejoin=off -c jit=off "
+                                           "-c plan_cache_mode=force_generic_plan"
                                          : NULL,
                           NULL};
     if (!o->index_plans)
