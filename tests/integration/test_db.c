@@ -271,3 +271,73 @@ Test(db, a_killed_session_is_unavailable_and_reset_recovers)
     cr_assert_str_neq(pid2, pid);
     free(pid), free(pid2);
 }
+
+/* The plan of sql (EXPLAIN, one line per row, joined by newlines). */
+static char *plan_of(sf_db *d, const char *sql, const char *p1)
+{
+    char explain[2048];
+    snprintf(explain, sizeof explain, "EXPLAIN %s", sql);
+    const char *params[] = {p1};
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_db_query(d, explain, 1, params, &res, &err), SF_OK, "%s", err.msg);
+    size_t cap = 1, len = 0;
+    for (int r = 0; r < sf_db_nrows(res); r++)
+        cap += strlen(sf_db_get(res, r, 0)) + 1;
+    char *out = calloc(1, cap);
+    for (int r = 0; r < sf_db_nrows(res); r++)
+        len += (size_t)snprintf(out + len, cap - len, "%s\n", sf_db_get(res, r, 0));
+    sf_db_res_free(res);
+    return out;
+}
+
+/* index_plans (the farm's worker and scheduler sessions): a batch of ids
+ * joined to a table reaches its rows through the primary key, where a default
+ * session scans the whole (small) table; and the session keeps generic plans
+ * and never compiles with JIT. */
+Test(db, an_index_plans_session_joins_a_batch_of_ids_through_the_primary_key)
+{
+    sf_err err = {0};
+    cr_assert_eq(sf_db_exec(db, "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
+                                "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
+                            &err),
+                 SF_OK, "%s", err.msg);
+    const char *sql = "SELECT ip.id FROM unnest($1::int[]) AS s(id) JOIN ip ON ip.id = s.id "
+                      "WHERE CASE WHEN ip.v = 'x' THEN true ELSE false END";
+    char ids[4096] = "{";
+    for (int i = 0; i < 400; i++)
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d", i ? "," : "", 1 + i * 50);
+    strcat(ids, "}");
+    char *plain = plan_of(db, sql, ids);
+    cr_log_info("default session:\n%s", plain);
+
+    sf_db_opts o = {.connect_timeout_s = 5, .index_plans = 1};
+    sf_db *ip = NULL;
+    cr_assert_eq(sf_db_open(url, &o, &ip, &err), SF_OK, "%s", err.msg);
+    sf_db_res *res = NULL;
+    cr_assert_eq(sf_db_query(ip, "SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin'), "
+                                 "current_setting('enable_mergejoin'), current_setting('jit'), "
+                                 "current_setting('plan_cache_mode')",
+                             0, NULL, &res, &err),
+                 SF_OK, "%s", err.msg);
+    cr_assert_str_eq(sf_db_get(res, 0, 0), "off");
+    cr_assert_str_eq(sf_db_get(res, 0, 1), "off");
+    cr_assert_str_eq(sf_db_get(res, 0, 2), "off");
+    cr_assert_str_eq(sf_db_get(res, 0, 3), "off");
+    cr_assert_str_eq(sf_db_get(res, 0, 4), "force_generic_plan");
+    sf_db_res_free(res);
+    /* the temporary table is this session's own: make it here too */
+    cr_assert_eq(sf_db_exec(ip, "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
+                                "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
+                            &err),
+                 SF_OK, "%s", err.msg);
+    char *indexed = plan_of(ip, sql, ids);
+    cr_assert(strstr(indexed, "Index") != NULL && strstr(indexed, "Seq Scan") == NULL &&
+                  strstr(indexed, "Hash") == NULL,
+              "index_plans session:\n%s", indexed);
+    /* the batch is the outer side: ip is probed once per id, not rescanned */
+    cr_assert(strstr(indexed, "Nested Loop") != NULL, "%s", indexed);
+    free(indexed);
+    free(plain);
+    sf_db_close(ip);
+}
