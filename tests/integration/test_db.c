@@ -304,10 +304,12 @@ Test(db, an_index_plans_session_joins_a_batch_of_ids_through_the_primary_key)
                  SF_OK, "%s", err.msg);
     const char *sql = "SELECT ip.id FROM unnest($1::int[]) AS s(id) JOIN ip ON ip.id = s.id "
                       "WHERE CASE WHEN ip.v = 'x' THEN true ELSE false END";
-    char ids[4096] = "{";
+    char ids[4096];
+    size_t len = (size_t)snprintf(ids, sizeof ids, "{");
     for (int i = 0; i < 400; i++)
-        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d", i ? "," : "", 1 + i * 50);
-    strcat(ids, "}");
+        len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%d", i ? "," : "", 1 + i * 50);
+    snprintf(ids + len, sizeof ids - len, "}");
+    cr_assert_lt(len + 1, sizeof ids);
     char *plain = plan_of(db, sql, ids);
     cr_log_info("default session:\n%s", plain);
 
