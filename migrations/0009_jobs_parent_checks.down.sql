@@ -2,8 +2,7 @@ DROP TRIGGER IF EXISTS batches_delete_jobs ON batches;
 DROP TRIGGER IF EXISTS users_delete_jobs ON users;
 DROP TRIGGER IF EXISTS jobs_parents_fixed ON jobs;
 DROP TRIGGER IF EXISTS jobs_parents_check ON jobs;
-DROP FUNCTION IF EXISTS sf_jobs_cascade_batches();
-DROP FUNCTION IF EXISTS sf_jobs_cascade_users();
+DROP FUNCTION IF EXISTS sf_jobs_cascade();
 DROP FUNCTION IF EXISTS sf_jobs_parents_fixed();
 DROP FUNCTION IF EXISTS sf_jobs_parents_check();
 DELETE FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = j.user_id)

@@ -49,20 +49,15 @@ CREATE TRIGGER jobs_parents_fixed BEFORE UPDATE OF user_id, batch_id ON jobs FOR
     WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.batch_id IS DISTINCT FROM NEW.batch_id)
     EXECUTE FUNCTION sf_jobs_parents_fixed();
 
-CREATE FUNCTION sf_jobs_cascade_users() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for both cascades: TG_ARGV[0] names the jobs column that
+-- points at the deleted rows.
+CREATE FUNCTION sf_jobs_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM jobs j USING gone g WHERE j.user_id = g.id;
+    EXECUTE format('DELETE FROM jobs j USING gone g WHERE j.%I = g.id', TG_ARGV[0]);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER users_delete_jobs AFTER DELETE ON users
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sf_jobs_cascade_users();
-
-CREATE FUNCTION sf_jobs_cascade_batches() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM jobs j USING gone g WHERE j.batch_id = g.id;
-    RETURN NULL;
-END
-$$;
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sf_jobs_cascade('user_id');
 CREATE TRIGGER batches_delete_jobs AFTER DELETE ON batches
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sf_jobs_cascade_batches();
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sf_jobs_cascade('batch_id');

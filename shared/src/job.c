@@ -732,12 +732,13 @@ static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_
         st = arr_add(&a[A_FENCES], fence, SIZE_MAX, err);
     if (st == SF_OK)
         st = arr_add(&a[A_ERRORS], d->error, SF_JOB_ERROR_MAX, err);
-    char started[24];
-    snprintf(started, sizeof started, "%" PRId64, d->started_us);
+    char started[24] = "";
+    if (d->optimistic && d->started_us > 0)
+        snprintf(started, sizeof started, "%" PRId64, d->started_us);
     if (st == SF_OK)
         st = arr_add(&a[A_WORKER], d->optimistic ? (d->worker ? d->worker : "") : NULL, SIZE_MAX, err);
     if (st == SF_OK)
-        st = arr_add(&a[A_STARTED], d->optimistic && d->started_us > 0 ? started : NULL, SIZE_MAX, err);
+        st = arr_add(&a[A_STARTED], started[0] ? started : NULL, SIZE_MAX, err);
     if (st != SF_OK || !ok_row)
         return st;
     char sig_buf[128];

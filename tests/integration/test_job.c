@@ -547,6 +547,18 @@ static char *new_sweep(int n, int max_attempts, char **ids)
     return b;
 }
 
+/* Free what new_sweep and claim_tiny gave: the batch id, n member ids and,
+ * when jobs is not NULL, their n claimed jobs. */
+static void free_sweep(char *batch, char **ids, sf_job *jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (jobs)
+            sf_job_destroy(&jobs[i]);
+        free(ids[i]);
+    }
+    free(batch);
+}
+
 /* Claim ids with batch among the tiny ones; out[i] is ids[i]'s job (the claim
  * returns rows in any order). */
 static size_t claim_tiny(const char *const *ids, size_t n, const char *batch, const char *worker,
@@ -645,11 +657,7 @@ Test(job, a_tiny_sweeps_first_attempts_are_read_then_committed_by_compare_and_se
     cr_assert_gt(real[0].fence, 0);
     q1s("SELECT status FROM jobs WHERE id = $1", ids[2], "running");
     sf_job_destroy(&real[0]);
-    for (int i = 0; i < 3; i++) {
-        sf_job_destroy(&jobs[i]);
-        free(ids[i]);
-    }
-    free(b);
+    free_sweep(b, ids, jobs, 3);
 }
 
 Test(job, an_optimistic_completion_loses_to_a_cancel_a_claim_in_between_or_another_run)
@@ -684,11 +692,7 @@ Test(job, an_optimistic_completion_loses_to_a_cancel_a_claim_in_between_or_anoth
     cr_assert_eq(q1i("SELECT count(*) FROM results", NULL), 1);
     sf_job_destroy(&other);
     sf_job_destroy(&twin[0]);
-    for (int i = 0; i < 3; i++) {
-        sf_job_destroy(&jobs[i]);
-        free(ids[i]);
-    }
-    free(b);
+    free_sweep(b, ids, jobs, 3);
 }
 
 Test(job, a_released_optimistic_member_is_pending_again_with_its_attempt_unspent)
@@ -703,11 +707,7 @@ Test(job, a_released_optimistic_member_is_pending_again_with_its_attempt_unspent
     cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'pending' AND attempt = 0 AND batch_id = $1",
                      b),
                  2);
-    for (int i = 0; i < 2; i++) {
-        sf_job_destroy(&jobs[i]);
-        free(ids[i]);
-    }
-    free(b);
+    free_sweep(b, ids, jobs, 2);
 }
 
 /* A member that kills its worker on an optimistic run leaves only an expired
@@ -743,9 +743,7 @@ Test(job, an_expired_lease_spends_a_members_first_attempt)
     cr_assert_eq(j[0].attempt, 2);
     sf_job_destroy(&j[0]);
     free(single);
-    for (int i = 0; i < 2; i++)
-        free(ids[i]);
-    free(b);
+    free_sweep(b, ids, NULL, 2);
 }
 
 Test(job, the_transitions_table_allows_only_the_lifecycle)
