@@ -1,5 +1,5 @@
 /* bench_fmt: the cost of formatting result numbers, printf against sf_buf's
- * printf-free sf_buf_put_g17 / sf_buf_put_i64 (shared/src/buf.c).
+ * printf-free sf_buf_put_g17 / sf_buf_put_i64 (shared/base/src/buf.c).
  *
  * Values are what sf_result_to_json writes: an equity curve around 10,000,
  * prices on a cent grid, returns and ratios from 1e-6 to 1e9 of both signs,

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../support/testenv.h"
+#include "../support/files.h"
+#include "sf/buf.h"
 #include "sf/log.h"
 #include "sf/time.h"
 

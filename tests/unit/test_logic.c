@@ -2,6 +2,7 @@
  * ones give every error with its exact path and message. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "sf/buf.h"
 #include "sf/logic.h"
+#include "logic_json.h" /* the engine-private tree entry point */
 
 #define DATA SF_SOURCE_DIR "/tests/data/logic"
 

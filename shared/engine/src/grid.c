@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logic_json.h"
+
 #define MAX_SEGS 64
 #define MAX_WRITE_DEPTH 256
 #define INT_EXACT 9007199254740992.0 /* 2^53 */

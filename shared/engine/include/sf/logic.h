@@ -8,18 +8,16 @@
  * count are bounded.
  *
  * Thread safety: a compiled sf_logic is immutable; share it freely.
- * Ownership: sf_logic_parse and sf_logic_from_json return a new object freed
- * by sf_logic_free (accepts NULL). sf_logic_errors is caller storage.
- * sf_logic_from_json only reads the tree it is given (borrowed for the call);
- * the compiled program keeps no pointer into it.
+ * Ownership: sf_logic_parse returns a new object freed by sf_logic_free
+ * (accepts NULL). sf_logic_errors is caller storage. The compiled program
+ * keeps no pointer into the text. (The engine's private logic_json.h compiles
+ * an already parsed jansson tree; jansson stays out of this header.)
  */
 #ifndef SF_LOGIC_H
 #define SF_LOGIC_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 #include "sf/err.h"
 #include "sf/indicator.h"
@@ -106,15 +104,6 @@ typedef struct sf_logic {
 sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
                          sf_logic_errors *errs, sf_err *err);
 
-/*
- * Validate and compile an already parsed logic tree: exactly what
- * sf_logic_parse does once the text is parsed (sf_logic_parse is json_loadb
- * plus this), with the same results, errors and messages. No SF_ERR_PARSE,
- * and no SF_LOGIC_MAX_INPUT check: there is no text (a caller that builds
- * trees from text checks the text).
- */
-sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs,
-                             sf_err *err);
 void sf_logic_free(sf_logic *logic);
 
 /* One "path: message" line per error, joined by "\n", into buf. */

@@ -17,6 +17,7 @@
  * gives SF_ERR_PARSE with one error carrying jansson's line and column.
  */
 #include "sf/logic.h"
+#include "logic_json.h"
 
 #include <stddef.h>
 
