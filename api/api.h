@@ -119,7 +119,8 @@ typedef struct api_submit_common {
 } api_submit_common;
 
 /* Validate symbol, timeframe, from, to, priority and max_attempts of body,
- * and that the data set exists; answers 4xx/5xx itself and returns 0 on
+ * that the data set exists (404) and that from..to holds at least one of
+ * its bars (400 no_bars_in_range); answers 4xx/5xx itself and returns 0 on
  * failure. Strings in c are borrowed from body and req. */
 int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body,
                             api_submit_common *c);

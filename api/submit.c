@@ -9,6 +9,7 @@
  */
 #include "api.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,36 @@ static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, const api_s
     return 1;
 }
 
+/* 400 when the requested range holds no bar of the data set (the worker
+ * would fail the job with "no bars in the requested range"). */
+static int check_range(api_app *app, sf_httpd_req *req, sf_db *db, const api_submit_common *c,
+                       int64_t from, int64_t to)
+{
+    int has = 0;
+    sf_err err = {0};
+    sf_status st = sf_dataset_has_bars(db, c->symbol, c->timeframe, from, to, &has, &err);
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return 0;
+    }
+    if (has)
+        return 1;
+    sf_dataset_info info;
+    char f[32] = "the start", t[32] = "the end", first[32] = "?", last[32] = "?", msg[320];
+    if (from != INT64_MIN)
+        sf_time_format_iso8601(from, f, sizeof f);
+    if (to != INT64_MAX)
+        sf_time_format_iso8601(to, t, sizeof t);
+    if (sf_dataset_get(db, c->symbol, c->timeframe, &info, &err) == SF_OK) {
+        sf_time_format_iso8601(info.first_ts, first, sizeof first);
+        sf_time_format_iso8601(info.last_ts, last, sizeof last);
+    }
+    snprintf(msg, sizeof msg, "%s: data set %s %s has no bars from %s to %s (its bars span %s to %s)",
+             from != INT64_MIN ? "from" : "to", c->symbol, c->timeframe, f, t, first, last);
+    sf_httpd_reply_error(req, 400, "no_bars_in_range", msg, from != INT64_MIN ? "from" : "to");
+    return 0;
+}
+
 /* Text of an optional time for SQL (to_timestamp($n::bigint)); NULL when absent. */
 static const char *time_param(int has, int64_t secs, char *buf, size_t size)
 {
@@ -148,7 +179,11 @@ int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *
         return bad_field(req, "to", "must not be before from");
     c->from = time_param(has_from, from, c->from_buf, sizeof c->from_buf);
     c->to = time_param(has_to, to, c->to_buf, sizeof c->to_buf);
-    return check_dataset(app, req, db, c);
+    if (!check_dataset(app, req, db, c))
+        return 0;
+    /* without a range the whole data set is asked for: an import has at least one bar */
+    return (!has_from && !has_to) ||
+           check_range(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX);
 }
 
 /* ---- POST /v1/backtests ------------------------------------------------------ */

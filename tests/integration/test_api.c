@@ -560,6 +560,49 @@ Test(api, malformed_or_incomplete_requests_are_400_naming_the_field)
     cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 0);
 }
 
+/* POST path with LOGIC on BTC-USD 1d and the given "from"/"to" members
+ * (a JSON fragment such as "\"from\":\"...\""); the reply in r. */
+static void submit_range(reply *r, const char *path, const char *range)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"logic\":%s,%s\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",%s}", LOGIC,
+             strcmp(path, "/v1/sweeps") == 0 ? "\"grid\":{\"indicators.fast.period\":[2,3]}," : "", range);
+    call(r, "POST", path, &g_key1, body, NULL);
+}
+
+static void expect_no_bars(const char *path, const char *range, const char *field)
+{
+    reply r;
+    submit_range(&r, path, range);
+    cr_assert_eq(r.status, 400, "%s %s: %ld %s", path, range, r.status, r.text);
+    cr_assert_str_eq(error_code(&r), "no_bars_in_range", "%s", r.text);
+    cr_assert_str_eq(error_field(&r), field, "%s", r.text);
+    cr_assert(strstr(r.text, "2024-01-01T00:00:00Z to 2024-02-19T00:00:00Z") != NULL, "the span: %s", r.text);
+    json_decref(r.json);
+}
+
+/* The data set has daily bars at midnight from 2024-01-01 to 2024-02-19. */
+Test(api, a_range_without_bars_is_400_at_submission)
+{
+    expect_no_bars("/v1/backtests", "\"from\":\"2030-01-01T00:00:00Z\",\"to\":\"2030-02-01T00:00:00Z\"", "from");
+    expect_no_bars("/v1/sweeps", "\"from\":\"2030-01-01T00:00:00Z\"", "from");
+    expect_no_bars("/v1/backtests", "\"to\":\"2023-12-31T23:59:59Z\"", "to");
+    /* inside the data set's span, between two bars */
+    expect_no_bars("/v1/backtests", "\"from\":\"2024-01-02T00:00:01Z\",\"to\":\"2024-01-02T23:59:59Z\"",
+                   "from");
+    cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 0);
+    cr_assert_eq(count("SELECT count(*) FROM batches%s", ""), 0);
+    /* one bar is enough, both ends included */
+    reply r;
+    submit_range(&r, "/v1/backtests", "\"from\":\"2024-02-19T00:00:00Z\",\"to\":\"2024-02-19T00:00:00Z\"");
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    json_decref(r.json);
+    submit_range(&r, "/v1/sweeps", "\"to\":\"2024-01-01T00:00:00Z\"");
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 3);
+}
+
 Test(api, unknown_routes_are_404_and_wrong_methods_405_in_json)
 {
     reply r;

@@ -330,6 +330,34 @@ sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timefram
     return st;
 }
 
+static int64_t clamp_ts(int64_t t)
+{
+    return t < TS_MIN ? TS_MIN : t > TS_MAX ? TS_MAX : t;
+}
+
+sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from,
+                              int64_t to, int *has, sf_err *err)
+{
+    *has = 0;
+    sf_status st = validate_names(symbol, timeframe, err);
+    if (st != SF_OK)
+        return st;
+    char from_s[24], to_s[24];
+    snprintf(from_s, sizeof from_s, "%" PRId64, clamp_ts(from));
+    snprintf(to_s, sizeof to_s, "%" PRId64, clamp_ts(to));
+    const char *params[] = {symbol, timeframe, from_s, to_s};
+    sf_db_res *res = NULL;
+    /* one probe of the primary key (symbol, timeframe, ts) */
+    st = sf_db_query_prepared(db,
+                              "SELECT EXISTS (SELECT 1 FROM bars WHERE symbol = $1 AND timeframe = $2 "
+                              "AND ts >= to_timestamp($3::bigint) AND ts <= to_timestamp($4::bigint))",
+                              4, params, &res, err);
+    if (st == SF_OK)
+        *has = strcmp(sf_db_get(res, 0, 0), "t") == 0;
+    sf_db_res_free(res);
+    return st;
+}
+
 sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n, int *more,
                           sf_err *err)
 {

@@ -70,6 +70,15 @@ sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timefram
                              int64_t *version, sf_err *err);
 
 /*
+ * *has = 1 when (symbol, timeframe) has a bar with from <= ts <= to (Unix
+ * seconds; INT64_MIN / INT64_MAX for an open end), else 0 (also when the
+ * data set does not exist). One index probe of the bars' primary key: cheap
+ * enough for every submission that names a range.
+ */
+sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from,
+                              int64_t to, int *has, sf_err *err);
+
+/*
  * Every data set, ordered by symbol then timeframe, into out[0 .. max); *n
  * gets how many were written. More than max is not an error: the rest is
  * left out and *more is set to 1 (more may be NULL).
