@@ -22,13 +22,13 @@
 #include "sf/grid.h"
 #include "sf/indicator.h"
 #include "sf/logic.h"
+#include "sf/rank.h"
 #include "sf/result.h"
 #include "sf/sweep.h"
 #include "sf/time.h"
 
 #define CTL_MAX_OPTS 16
 #define CTL_SPEC_MAX 4096
-#define CTL_TOP_DEFAULT 10
 #define CTL_JSON_MAX ((size_t)1 << 34) /* 16 GiB: bigger than any equity curve we load */
 
 /* ---- messages and options ---- */
@@ -335,10 +335,10 @@ static const char sweep_usage[] =
     "  --grid FILE    sweep grid JSON: {\"indicators.fast.period\": [5, 10],\n"
     "                 \"indicators.slow.period\": {\"from\": 20, \"to\": 100, \"step\": 10}}\n"
     "  --threads N    worker threads, 1-256 (default 1)\n"
-    "  --top K        members to print, 0 = all (default 10)\n"
-    "  --by METRIC    rank by sharpe (default), sortino, total_return, cagr,\n"
-    "                 final_equity, max_drawdown (lowest first), win_rate,\n"
-    "                 profit_factor, trades, exposure, fees (lowest first)\n"
+    "  --top K        members to print, 1 to 1000 (default 10), as on the farm\n"
+    "  --by METRIC    rank by one of: " SF_RANK_LIST "\n"
+    "                 (default sharpe; lowest first: " SF_RANK_LOWER_LIST ";\n"
+    "                 values that are not numbers last)\n"
     "  --json         print the leaderboard as one JSON object\n"
     "  --help         show this help\n";
 
@@ -452,18 +452,20 @@ int ctl_sweep(int argc, char **argv)
         rc = need(argv[0], req[i][0], req[i][1]);
     sf_sweep_opts o;
     sf_sweep_opts_init(&o);
-    long threads = 1, top = CTL_TOP_DEFAULT;
+    long threads = 1;
+    size_t top = SF_RANK_TOP_DEFAULT;
+    sf_err err;
+    sf_err_clear(&err);
     if (rc < 0 && a.threads)
         rc = parse_count(argv[0], "threads", a.threads, 1, SF_SWEEP_MAX_THREADS, &threads);
-    if (rc < 0 && a.top)
-        rc = parse_count(argv[0], "top", a.top, 0, (long)SF_GRID_MAX_COMBOS_DEFAULT, &top);
-    if (rc < 0 && a.by && !sf_sweep_metric_known(a.by))
-        rc = fail(CTL_EXIT_USAGE, "%s: --by: unknown metric \"%.40s\" (one of %s)", argv[0], a.by,
-                  sf_sweep_metric_list());
+    if (rc < 0 && sf_rank_top_parse(a.top, &top, &err) != SF_OK)
+        rc = fail(CTL_EXIT_USAGE, "%s: --%s", argv[0], err.msg);
+    if (rc < 0 && a.by && sf_rank_find(a.by) == NULL)
+        rc = fail(CTL_EXIT_USAGE, "%s: --by: unknown metric \"%.40s\" (one of %s)", argv[0], a.by, SF_RANK_LIST);
     if (rc >= 0)
         return rc;
     o.threads = (int)threads;
-    o.top_k = (size_t)top;
+    o.top_k = top;
     o.rank_by = a.by;
     atomic_ullong shown;
     atomic_init(&shown, 0);

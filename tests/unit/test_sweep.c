@@ -12,6 +12,7 @@
 #include "sf/engine.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
+#include "sf/rank.h"
 #include "sf/sweep.h"
 
 #define DATA SF_SOURCE_DIR "/tests/data/engine/"
@@ -132,32 +133,34 @@ Test(sweep, results_are_bit_identical_with_1_and_8_threads)
     fixture_free(&fx);
 }
 
-Test(sweep, ranking_puts_the_best_first_nan_last_and_ties_by_index)
+/* The order of sf/rank.h for every rankable metric: better first (fees and
+ * max_drawdown lowest first), non-finite values (an infinite profit factor
+ * too: null on the farm) after every number, ties by index. */
+Test(sweep, ranking_puts_the_best_first_non_finite_last_and_ties_by_index)
 {
     fixture fx;
     fixture_load(&fx, DATA "grid.json");
-    const char *metrics[] = {"sharpe", "max_drawdown", "profit_factor", "trades"};
-    for (size_t q = 0; q < 4; q++) {
+    for (size_t q = 0; q < sf_rank_count(); q++) {
+        const sf_rank_metric *metric = sf_rank_at(q);
         sf_sweep_opts o;
         sf_sweep_opts_init(&o);
         o.threads = 2;
-        o.rank_by = metrics[q];
+        o.rank_by = metric->name;
         sf_sweep_result *r = sweep(&fx, &o);
-        cr_assert_str_eq(r->rank_by, metrics[q]);
-        double sign = strcmp(metrics[q], "max_drawdown") == 0 ? -1 : 1;
+        cr_assert_str_eq(r->rank_by, metric->name);
+        cr_assert_eq(r->n_members, r->n_combos);
         for (size_t m = 0; m + 1 < r->n_members; m++) {
-            const sf_perf *p = &r->members[m].perf, *n = &r->members[m + 1].perf;
-            double x = q == 0 ? p->sharpe : q == 1 ? p->max_drawdown : q == 2 ? p->profit_factor : (double)p->trades;
-            double y = q == 0 ? n->sharpe : q == 1 ? n->max_drawdown : q == 2 ? n->profit_factor : (double)n->trades;
+            double x = metric->get(&r->members[m].perf), y = metric->get(&r->members[m + 1].perf);
             cr_assert_eq(r->members[m].rank, m + 1);
-            if (isnan(x)) {
-                cr_assert(isnan(y), "%s: a number after NaN at rank %zu", metrics[q], m + 2);
+            if (!isfinite(x)) {
+                cr_assert(!isfinite(y), "%s: a number after %g at rank %zu", metric->name, x, m + 2);
+                cr_assert_lt(r->members[m].index, r->members[m + 1].index, "non-finite by index");
                 continue;
             }
-            if (isnan(y))
+            if (!isfinite(y))
                 continue;
-            cr_assert(sign * x >= sign * y, "%s: rank %zu (%g) worse than rank %zu (%g)",
-                      metrics[q], m + 1, x, m + 2, y);
+            cr_assert(metric->dir * x >= metric->dir * y, "%s: rank %zu (%g) worse than rank %zu (%g)",
+                      metric->name, m + 1, x, m + 2, y);
             if (x == y)
                 cr_assert_lt(r->members[m].index, r->members[m + 1].index, "tie by index");
         }

@@ -7,9 +7,12 @@
  * into its own slot of one array (no lock on the hot path); only failures
  * take the mutex, and the failure with the lowest index is the one reported,
  * so the error does not depend on scheduling either. Ranking happens after
- * every thread is joined, on (key, index) pairs, with NaN last.
+ * every thread is joined, on (key, index) pairs ordered by sf/rank.h (the
+ * farm's leaderboard orders the same way).
  */
 #include "sf/sweep.h"
+
+#include "sf/rank.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -18,59 +21,6 @@
 #include <string.h>
 
 #define PARAMS_JSON_MAX ((size_t)64 * 1024)
-
-/* ---- metrics a sweep can rank by ---- */
-
-static double m_sharpe(const sf_perf *p) { return p->sharpe; }
-static double m_sortino(const sf_perf *p) { return p->sortino; }
-static double m_total_return(const sf_perf *p) { return p->total_return; }
-static double m_cagr(const sf_perf *p) { return p->cagr; }
-static double m_final_equity(const sf_perf *p) { return p->final_equity; }
-static double m_max_drawdown(const sf_perf *p) { return p->max_drawdown; }
-static double m_win_rate(const sf_perf *p) { return p->win_rate; }
-static double m_profit_factor(const sf_perf *p) { return p->profit_factor; }
-static double m_trades(const sf_perf *p) { return (double)p->trades; }
-static double m_exposure(const sf_perf *p) { return p->exposure; }
-static double m_fees(const sf_perf *p) { return p->fees; }
-
-static const struct {
-    const char *name;
-    double (*get)(const sf_perf *);
-    double sign; /* +1: higher is better; -1: lower is better */
-} metric_table[] = {
-    {"sharpe", m_sharpe, 1},
-    {"sortino", m_sortino, 1},
-    {"total_return", m_total_return, 1},
-    {"cagr", m_cagr, 1},
-    {"final_equity", m_final_equity, 1},
-    {"max_drawdown", m_max_drawdown, -1},
-    {"win_rate", m_win_rate, 1},
-    {"profit_factor", m_profit_factor, 1},
-    {"trades", m_trades, 1},
-    {"exposure", m_exposure, 1},
-    {"fees", m_fees, -1},
-};
-
-#define N_METRICS (sizeof metric_table / sizeof metric_table[0])
-
-static int metric_find(const char *name)
-{
-    for (size_t i = 0; name != NULL && i < N_METRICS; i++)
-        if (strcmp(metric_table[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
-int sf_sweep_metric_known(const char *name)
-{
-    return metric_find(name) >= 0;
-}
-
-const char *sf_sweep_metric_list(void)
-{
-    return "sharpe, sortino, total_return, cagr, final_equity, max_drawdown, "
-           "win_rate, profit_factor, trades, exposure, fees";
-}
 
 void sf_sweep_opts_init(sf_sweep_opts *opts)
 {
@@ -188,19 +138,14 @@ static sf_status run_threads(sweep *s, int nthreads, sf_err *err)
 /* ---- ranking ---- */
 
 typedef struct ranked {
-    double key;   /* sign * metric: larger is better */
+    double key;   /* sf_rank_key: larger is better, NaN last */
     size_t index;
 } ranked;
 
 static int ranked_cmp(const void *pa, const void *pb)
 {
     const ranked *a = pa, *b = pb;
-    int na = isnan(a->key), nb = isnan(b->key);
-    if (na != nb)
-        return na - nb;
-    if (!na && a->key != b->key)
-        return a->key > b->key ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
+    return sf_rank_cmp(a->key, a->index, b->key, b->index);
 }
 
 static sf_status member_fill(const sweep *s, const ranked *rk, size_t rank,
@@ -225,13 +170,14 @@ static sf_status member_fill(const sweep *s, const ranked *rk, size_t rank,
     return SF_OK;
 }
 
-static sf_status rank_members(const sweep *s, int metric, sf_sweep_result *res, sf_err *err)
+static sf_status rank_members(const sweep *s, const sf_rank_metric *metric, sf_sweep_result *res,
+                              sf_err *err)
 {
     ranked *rk = malloc(s->n * sizeof *rk);
     if (rk == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate the ranking");
     for (size_t i = 0; i < s->n; i++) {
-        rk[i].key = metric_table[metric].sign * metric_table[metric].get(&s->perfs[i]);
+        rk[i].key = sf_rank_key(metric, &s->perfs[i]);
         rk[i].index = i;
     }
     qsort(rk, s->n, sizeof *rk, ranked_cmp);
@@ -248,15 +194,15 @@ static sf_status rank_members(const sweep *s, int metric, sf_sweep_result *res, 
 
 /* ---- entry point ---- */
 
-static sf_status check_opts(const sf_sweep_opts *o, int *metric, sf_err *err)
+static sf_status check_opts(const sf_sweep_opts *o, const sf_rank_metric **metric, sf_err *err)
 {
     if (o->threads < 0 || o->threads > SF_SWEEP_MAX_THREADS)
         return sf_err_set(err, SF_ERR_INVALID, "threads: must be between 1 and %d",
                           SF_SWEEP_MAX_THREADS);
-    *metric = metric_find(o->rank_by ? o->rank_by : "sharpe");
-    if (*metric < 0)
+    *metric = sf_rank_find(o->rank_by ? o->rank_by : SF_RANK_DEFAULT);
+    if (*metric == NULL)
         return sf_err_set(err, SF_ERR_INVALID, "rank by \"%.40s\": unknown metric (one of %s)",
-                          o->rank_by, sf_sweep_metric_list());
+                          o->rank_by, SF_RANK_LIST);
     return SF_OK;
 }
 
@@ -281,7 +227,8 @@ static sf_status sweep_setup(sweep *s, sf_err *err)
     return sf_indcache_new(s->bars, bytes, &s->cache, err);
 }
 
-static sf_status sweep_execute(sweep *s, int metric, sf_sweep_result **out, sf_err *err)
+static sf_status sweep_execute(sweep *s, const sf_rank_metric *metric, sf_sweep_result **out,
+                               sf_err *err)
 {
     int nthreads = s->opts->threads > 0 ? s->opts->threads : 1;
     if ((size_t)nthreads > s->n)
@@ -293,7 +240,7 @@ static sf_status sweep_execute(sweep *s, int metric, sf_sweep_result **out, sf_e
         if (err != NULL)
             *err = s->fail_err;
         if (s->fail_err.code != SF_ERR_CANCELLED)
-            sf_err_prefix(err, "combination %zu: ", s->fail_index);
+            sf_err_prefix(err, "combination %zu", s->fail_index);
         return s->fail_err.code != SF_OK ? s->fail_err.code : SF_ERR_INTERNAL;
     }
     if (atomic_load(&s->done) < s->n)
@@ -302,7 +249,7 @@ static sf_status sweep_execute(sweep *s, int metric, sf_sweep_result **out, sf_e
     if (res == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate sweep result");
     res->n_combos = s->n;
-    snprintf(res->rank_by, sizeof res->rank_by, "%s", metric_table[metric].name);
+    snprintf(res->rank_by, sizeof res->rank_by, "%s", metric->name);
     sf_indcache_get_stats(s->cache, &res->cache);
     st = rank_members(s, metric, res, err);
     if (st != SF_OK) {
@@ -322,7 +269,7 @@ sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len,
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
-    int metric;
+    const sf_rank_metric *metric = NULL;
     sf_status st = check_opts(opts, &metric, err);
     if (st != SF_OK)
         return st;

@@ -9,9 +9,9 @@
  * is computed once per sweep. Only the metrics of a member are kept (no
  * equity, no trades), so memory is bounded by the combination count.
  *
- * Ranking: by the chosen metric in its better direction (higher Sharpe,
- * lower max drawdown, ...), NaN last, ties by combination index. Results are
- * bit-identical whatever the thread count.
+ * Ranking: by the chosen metric of sf/rank.h in its better direction (higher
+ * Sharpe, lower max drawdown, ...), non-finite values last, ties by
+ * combination index. Results are bit-identical whatever the thread count.
  *
  * Thread safety: sf_sweep_run may be called from several threads at once; the
  * progress callback is called from the worker threads (concurrently) and
@@ -32,9 +32,10 @@
 #include "sf/grid.h"
 #include "sf/logic.h"
 #include "sf/perf.h"
+#include "sf/rank.h"
 
 #define SF_SWEEP_MAX_THREADS 256
-#define SF_SWEEP_METRIC_MAX 32
+#define SF_SWEEP_METRIC_MAX SF_RANK_NAME_MAX
 /* Default indicator-cache bound of a sweep. Members run in grid order (the
  * last path fastest), so LRU keeps the specs of one row of the grid hot;
  * 96 MiB holds 12 outputs of a million bars, and keeps a 100-member sweep
@@ -43,8 +44,9 @@
 
 typedef struct sf_sweep_opts {
     int threads;                /* 1 .. SF_SWEEP_MAX_THREADS; 0 means 1 */
-    const char *rank_by;        /* a metric name (sf_sweep_metric_*); NULL = "sharpe" */
-    size_t top_k;               /* members kept in the result; 0 = all */
+    const char *rank_by;        /* a metric name (sf/rank.h); NULL = SF_RANK_DEFAULT */
+    size_t top_k;               /* members kept in the result; 0 = all (for programs:
+                                   a user's K goes through sf_rank_top_parse) */
     size_t cache_bytes;         /* indicator cache bound; 0 = SF_SWEEP_CACHE_DEFAULT */
     sf_indcache *cache;         /* use this cache (for these bars) instead of a new one */
     const atomic_int *cancel;   /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
@@ -69,10 +71,6 @@ typedef struct sf_sweep_result {
 
 /* Defaults: 1 thread, sharpe, every member, default cache bound. */
 void sf_sweep_opts_init(sf_sweep_opts *opts);
-
-/* Whether name is a metric the sweep can rank by; the list for messages. */
-int sf_sweep_metric_known(const char *name);
-const char *sf_sweep_metric_list(void); /* "sharpe, sortino, ..." */
 
 /*
  * Validate, run and rank. errs (if not NULL) receives the failing
