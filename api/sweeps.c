@@ -17,26 +17,9 @@
 
 #include "sf/grid.h"
 #include "sf/job.h"
+#include "sf/rank.h"
 
-#define TOP_MAX 100
 #define CANCEL_PUBLISH_MAX 1000
-
-/* Metrics a batch may be ranked by; 1 = lower is better. */
-static const struct {
-    const char *name;
-    int ascending;
-} RANKABLE[] = {
-    {"sharpe", 0},   {"sortino", 0}, {"total_return", 0},  {"cagr", 0},       {"final_equity", 0},
-    {"win_rate", 0}, {"profit_factor", 0}, {"exposure", 0}, {"trades", 0},     {"max_drawdown", 1},
-};
-
-static int rank_index(const char *name)
-{
-    for (size_t i = 0; name && i < sizeof RANKABLE / sizeof RANKABLE[0]; i++)
-        if (strcmp(RANKABLE[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
 
 static const char *const SWEEP_KEYS[] = {"logic", "grid", "symbol", "timeframe", "from", "to",
                                          "rank_by", "priority", "max_attempts", NULL};
@@ -83,11 +66,9 @@ static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_r
         return bad(req, "invalid_request", "logic", "logic: required (a JSON object)");
     if (!json_is_object(grid))
         return bad(req, "invalid_request", "grid", "grid: required (a JSON object of path: values)");
-    s->rank_by = rank ? json_string_value(rank) : "sharpe";
-    if (rank_index(s->rank_by) < 0)
-        return bad(req, "invalid_request", "rank_by",
-                   "rank_by: must be a metric: sharpe, sortino, total_return, cagr, final_equity, "
-                   "win_rate, profit_factor, exposure, trades or max_drawdown");
+    s->rank_by = rank ? json_string_value(rank) : SF_RANK_DEFAULT;
+    if (sf_rank_find(s->rank_by) == NULL)
+        return bad(req, "invalid_request", "rank_by", "rank_by: must be a metric: " SF_RANK_LIST);
     s->logic = json_dumps(logic, JSON_COMPACT | JSON_PRESERVE_ORDER);
     s->grid_text = json_dumps(grid, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sf_err err = {0};
@@ -275,14 +256,15 @@ static json_t *batch_summary(const sf_db_res *res)
                      done >= total ? "finished" : "in_progress");
 }
 
-static const char TOP_DESC_SQL[] =
-    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "
-    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' AND jsonb_typeof(r.metrics -> $2) = 'number' "
-    "ORDER BY (r.metrics ->> $2)::float8 DESC, j.combo_index LIMIT $3::integer";
-static const char TOP_ASC_SQL[] =
-    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "
-    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' AND jsonb_typeof(r.metrics -> $2) = 'number' "
-    "ORDER BY (r.metrics ->> $2)::float8 ASC, j.combo_index LIMIT $3::integer";
+/* The best members by metrics->$2 in the metric's direction (sf/rank.h),
+ * null (a non-finite value) last, ties by index: the local sweep's order. */
+#define TOP_SQL(dir)                                                                                 \
+    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "    \
+    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' "                                       \
+    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> $2) = 'number' THEN (r.metrics ->> $2)::float8 END " \
+    dir " NULLS LAST, j.combo_index LIMIT $3::integer"
+static const char TOP_DESC_SQL[] = TOP_SQL("DESC");
+static const char TOP_ASC_SQL[] = TOP_SQL("ASC");
 
 /* One leaderboard member: rank, job id, index, params (from the grid), metrics. */
 static json_t *member_json(const sf_db_res *res, int row, const sf_grid *grid)
@@ -299,26 +281,27 @@ static json_t *member_json(const sf_db_res *res, int row, const sf_grid *grid)
                      metrics ? metrics : json_null());
 }
 
-/* ?by= and ?top=; answers 400 and returns 0 when bad. */
-static int leaderboard_args(sf_httpd_req *req, const char *dflt, const char **by, char *top, size_t size)
+/* ?by= and ?top= (sf/rank.h); answers 400 and returns 0 when bad. */
+static int leaderboard_args(sf_httpd_req *req, const char *dflt, const sf_rank_metric **by, char *top,
+                            size_t size)
 {
-    *by = sf_httpd_query(req, "by") ? sf_httpd_query(req, "by") : dflt;
-    if (rank_index(*by) < 0)
-        return bad(req, "invalid_request", "by", "by: not a metric that can rank (e.g. sharpe)");
-    const char *t = sf_httpd_query(req, "top");
-    int64_t n = 10;
-    if (t != NULL && sf_config_parse_int(t, 1, TOP_MAX, &n, NULL) != SF_OK)
-        return bad(req, "invalid_request", "top", "top: must be an integer from 1 to 100");
-    snprintf(top, size, "%lld", (long long)n);
+    *by = sf_rank_find(sf_httpd_query(req, "by") ? sf_httpd_query(req, "by") : dflt);
+    if (*by == NULL)
+        return bad(req, "invalid_request", "by", "by: not a metric that can rank (one of " SF_RANK_LIST ")");
+    size_t k = 0;
+    sf_err err = {0};
+    if (sf_rank_top_parse(sf_httpd_query(req, "top"), &k, &err) != SF_OK)
+        return bad(req, "invalid_request", "top", err.msg);
+    snprintf(top, size, "%zu", k);
     return 1;
 }
 
-static sf_status add_leaderboard(sf_db *db, const char *id, const char *by, const char *top, const char *grid_text,
-                                 json_t *out, sf_err *err)
+static sf_status add_leaderboard(sf_db *db, const char *id, const sf_rank_metric *by, const char *top,
+                                 const char *grid_text, json_t *out, sf_err *err)
 {
-    const char *p[] = {id, by, top};
+    const char *p[] = {id, by->name, top};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(db, RANKABLE[rank_index(by)].ascending ? TOP_ASC_SQL : TOP_DESC_SQL, 3, p, &res, err);
+    sf_status st = sf_db_query(db, by->dir == SF_RANK_LOWER ? TOP_ASC_SQL : TOP_DESC_SQL, 3, p, &res, err);
     if (st != SF_OK)
         return st;
     sf_grid *grid = NULL;
@@ -328,7 +311,7 @@ static sf_status add_leaderboard(sf_db *db, const char *id, const char *by, cons
         json_array_append_new(best, member_json(res, r, grid));
     sf_grid_free(grid);
     sf_db_res_free(res);
-    json_object_set_new(out, "by", json_string(by));
+    json_object_set_new(out, "by", json_string(by->name));
     json_object_set_new(out, "best", best);
     return SF_OK;
 }
@@ -337,7 +320,8 @@ void api_batch_get(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
     sf_auth_user user;
-    const char *id, *by;
+    const char *id;
+    const sf_rank_metric *by = NULL;
     if (!api_authenticate(app, req, &user) || (id = batch_id(req)) == NULL)
         return;
     sf_db *db = NULL;

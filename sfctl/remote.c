@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "sf/config.h"
+#include "sf/rank.h"
 
 #define POLL_JOB_MS 500
 #define POLL_BATCH_MS 1000
@@ -287,17 +288,17 @@ static int watch_batch(cli_api *api, const char *id, const char *query, double t
     }
 }
 
-/* "?top=K&by=M" from the options (validated); returns -1 or an exit status. */
+/* "?top=K&by=M" from the options, checked with sf/rank.h as the API checks
+ * them; returns -1 or an exit status. */
 static int leaderboard_query(const char *top, const char *by, char *buf, size_t size)
 {
-    int64_t k = 10;
+    size_t k = 0;
     sf_err err = {0};
-    if (top && sf_config_parse_int(top, 1, 100, &k, &err) != SF_OK)
-        return cli_fail(CTL_EXIT_USAGE, "--top: %s", err.msg);
-    for (const char *p = by; p && *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
-            return cli_fail(CTL_EXIT_USAGE, "--by: not a metric name (e.g. sharpe)");
-    snprintf(buf, size, "?top=%lld%s%s", (long long)k, by ? "&by=" : "", by ? by : "");
+    if (sf_rank_top_parse(top, &k, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--%s", err.msg);
+    if (by && sf_rank_find(by) == NULL)
+        return cli_fail(CTL_EXIT_USAGE, "--by: unknown metric \"%.40s\" (one of %s)", by, SF_RANK_LIST);
+    snprintf(buf, size, "?top=%zu%s%s", k, by ? "&by=" : "", by ? by : "");
     return -1;
 }
 

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,9 @@
 #include "sf/dataset.h"
 #include "sf/http.h"
 #include "sf/migrate.h"
+#include "sf/rank.h"
+#include "sf/result.h"
+#include "sf/sweep.h"
 
 #define MAX_BODY 8192
 #define SWEEP_MAX 50
@@ -496,6 +500,133 @@ Test(api, batch_leaderboard_ranks_members_with_their_grid_params)
     call(&r, "GET", path, &g_key1, NULL, NULL);
     cr_assert_eq(r.status, 400);
     cr_assert_str_eq(error_field(&r), "by");
+    json_decref(r.json);
+}
+
+/* A logic with fees and a target, and a grid whose slow period 60 (the data
+ * set has 50 bars) never trades: sharpe, win_rate and profit_factor null. */
+static const char LOGIC_FEES[] =
+    "{\"name\":\"sma-fees\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"
+    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]},"
+    "\"risk\":{\"take_profit_pct\":3},\"execution\":{\"fee_bps\":10}}";
+static const char GRID_FEES[] = "{\"indicators.fast.period\":[2,3,4],\"indicators.slow.period\":[10,20,30,60]}";
+
+/* The local sweep (sf_sweep_run) of LOGIC_FEES x GRID_FEES over the stored bars, every member. */
+static sf_sweep_result *local_sweep(const sf_bars *bars, const char *by)
+{
+    sf_grid *grid = NULL;
+    sf_sweep_result *res = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_parse(GRID_FEES, strlen(GRID_FEES), 0, &grid, &err), SF_OK, "%s", err.msg);
+    sf_sweep_opts o;
+    sf_sweep_opts_init(&o);
+    o.rank_by = by;
+    cr_assert_eq(sf_sweep_run(grid, LOGIC_FEES, strlen(LOGIC_FEES), bars, &o, &res, NULL, &err), SF_OK, "%s",
+                 err.msg);
+    sf_grid_free(grid);
+    cr_assert_eq(res->n_members, 12);
+    return res;
+}
+
+/* Store each member's metrics as a worker does (sf_perf_to_json) and mark it succeeded. */
+static void store_members(const char *batch, const sf_sweep_result *res)
+{
+    for (size_t i = 0; i < res->n_members; i++) {
+        sf_buf b;
+        sf_buf_init(&b, 1 << 16);
+        char idx[24];
+        snprintf(idx, sizeof idx, "%zu", res->members[i].index);
+        sf_err err = {0};
+        cr_assert_eq(sf_perf_to_json(&res->members[i].perf, &b, &err), SF_OK, "%s", err.msg);
+        const char *p[] = {batch, idx, sf_buf_str(&b)};
+        cr_assert_eq(sf_db_query(g_db,
+                                 "WITH j AS (UPDATE jobs SET status = 'succeeded', finished_at = now() "
+                                 "WHERE batch_id = $1::uuid AND combo_index = $2::integer RETURNING id) "
+                                 "INSERT INTO results (job_id, metrics, trades, equity) "
+                                 "SELECT id, $3::jsonb, '[]', '[]' FROM j",
+                                 3, p, NULL, &err),
+                     SF_OK, "%s", err.msg);
+        sf_buf_destroy(&b);
+    }
+}
+
+/* The farm's leaderboard by `by` lists the members in the local sweep's order. */
+static void expect_same_order(const char *batch, const char *by, const sf_bars *bars)
+{
+    sf_sweep_result *local = local_sweep(bars, by);
+    char path[192];
+    snprintf(path, sizeof path, "/v1/batches/%s?by=%s&top=12", batch, by);
+    reply r;
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_str_eq(jstr(r.json, "by"), by);
+    json_t *best = json_object_get(r.json, "best");
+    cr_assert_eq(json_array_size(best), local->n_members, "%s", r.text);
+    for (size_t i = 0; i < local->n_members; i++) {
+        json_t *m = json_array_get(best, i);
+        cr_assert_eq(json_integer_value(json_object_get(m, "index")), (json_int_t)local->members[i].index,
+                     "by %s, rank %zu: the farm has member %lld, the local sweep %zu", by, i + 1,
+                     (long long)json_integer_value(json_object_get(m, "index")), local->members[i].index);
+        cr_assert_eq(json_integer_value(json_object_get(m, "rank")), (json_int_t)i + 1);
+    }
+    json_decref(r.json);
+    sf_sweep_result_free(local);
+}
+
+Test(api, a_sweep_ranks_on_the_farm_as_the_local_sweep_does_by_every_metric_fees_too)
+{
+    char body[4096], id[64], path[192];
+    snprintf(body, sizeof body,
+             "{\"logic\":%s,\"grid\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"rank_by\":\"fees\"}",
+             LOGIC_FEES, GRID_FEES);
+    reply r;
+    call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 202, "rank_by fees refused: %s", r.text);
+    snprintf(id, sizeof id, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+
+    sf_bars *bars = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_dataset_load(g_db, "BTC-USD", "1d", 0, &bars, NULL, &err), SF_OK, "%s", err.msg);
+    sf_sweep_result *all = local_sweep(bars, "fees");
+    store_members(id, all);
+    /* the data make ties (fees 0) and nulls (no trade), or the test proves less */
+    cr_assert_eq(all->members[0].perf.fees, 0.0);
+    cr_assert(isnan(all->members[0].perf.sharpe));
+    sf_sweep_result_free(all);
+
+    snprintf(path, sizeof path, "/v1/batches/%s", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    cr_assert_str_eq(jstr(r.json, "rank_by"), "fees");
+    cr_assert_str_eq(jstr(r.json, "by"), "fees", "the batch's rank_by is the default ?by=");
+    cr_assert_eq(json_array_size(json_object_get(r.json, "best")), SF_RANK_TOP_DEFAULT);
+    json_decref(r.json);
+    for (size_t i = 0; i < sf_rank_count(); i++)
+        expect_same_order(id, sf_rank_at(i)->name, bars);
+    sf_bars_free(bars);
+}
+
+/* top is 1 to 1000 here as in sfctl's local sweep: 0 is not "all". */
+Test(api, batch_top_is_from_1_to_1000_and_0_is_refused)
+{
+    char id[64], path[192];
+    sweep_3x4(id, sizeof id);
+    const char *bad[] = {"0", "1001", "-1", "x"};
+    for (size_t i = 0; i < 4; i++) {
+        reply r;
+        snprintf(path, sizeof path, "/v1/batches/%s?top=%s", id, bad[i]);
+        call(&r, "GET", path, &g_key1, NULL, NULL);
+        cr_assert_eq(r.status, 400, "top=%s: %s", bad[i], r.text);
+        cr_assert_str_eq(error_field(&r), "top");
+        cr_assert(strstr(r.text, "top: must be an integer from 1 to 1000") != NULL, "%s", r.text);
+        json_decref(r.json);
+    }
+    reply r;
+    snprintf(path, sizeof path, "/v1/batches/%s?top=1000", id);
+    call(&r, "GET", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
     json_decref(r.json);
 }
 
