@@ -378,27 +378,53 @@ static inline void farm_jobs_bulk(const char *user, const char *logic, const cha
     farm_exec("NOTIFY sf_jobs");
 }
 
-/* A sweep (batch) of total members over grid; returns the batch id. */
-static inline char *farm_sweep(const char *user, const char *logic, const char *grid, const char *symbol,
-                               const char *tf, int total)
+/*
+ * A sweep (batch) of total members over grid whose members from held_from on
+ * are held back (run_at infinity: the relay does not see them) until
+ * farm_release_held; returns the batch id. A fault test holds work back this
+ * way so that work remains at the fault whatever the machine's speed.
+ */
+static inline char *farm_sweep_held(const char *user, const char *logic, const char *grid, const char *symbol,
+                                    const char *tf, int total, int held_from)
 {
-    char nn[16];
+    char nn[16], hh[16];
     snprintf(nn, sizeof nn, "%d", total);
+    snprintf(hh, sizeof hh, "%d", held_from);
     const char *p[] = {user, logic, grid, symbol, tf, nn};
     char *id = farm_query1("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total)"
                            " VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::int) RETURNING id",
                            6, p);
-    const char *q[] = {id};
+    const char *q[] = {id, hh};
     sf_err err = {0};
     cr_assert_eq(sf_db_query(F.db,
-                             "INSERT INTO jobs (user_id, kind, batch_id, combo_index, symbol, timeframe, created_at)"
+                             "INSERT INTO jobs (user_id, kind, batch_id, combo_index, symbol, timeframe, created_at,"
+                             "  run_at)"
                              " SELECT b.user_id, 'backtest', b.id, g, b.symbol, b.timeframe,"
-                             "  now() + g * interval '1 microsecond'"
+                             "  now() + g * interval '1 microsecond',"
+                             "  CASE WHEN g >= $2::int THEN 'infinity'::timestamptz ELSE now() END"
                              " FROM batches b, generate_series(0, b.total - 1) g WHERE b.id = $1",
-                             1, q, NULL, &err),
+                             2, q, NULL, &err),
                  SF_OK, "%s", err.msg);
     farm_exec("NOTIFY sf_jobs");
     return id;
+}
+
+/* A sweep (batch) of total members over grid; returns the batch id. */
+static inline char *farm_sweep(const char *user, const char *logic, const char *grid, const char *symbol,
+                               const char *tf, int total)
+{
+    return farm_sweep_held(user, logic, grid, symbol, tf, total, total);
+}
+
+/* Let the held-back members of batch run (see farm_sweep_held). */
+static inline void farm_release_held(const char *batch)
+{
+    const char *q[] = {batch};
+    sf_err err = {0};
+    cr_assert_eq(sf_db_query(F.db, "UPDATE jobs SET run_at = now() WHERE batch_id = $1 AND run_at = 'infinity'", 1, q,
+                             NULL, &err),
+                 SF_OK, "%s", err.msg);
+    farm_exec("NOTIFY sf_jobs");
 }
 
 /* Fail the test with every program's log tail on stderr. */

@@ -1,6 +1,6 @@
 /*
- * Cancellation across processes (DESIGN.md "Cancellation", invariant 4): a
- * queued job is cancelled in PostgreSQL and never runs; a running long
+ * Cancellation across processes (docs/architecture.md, "Cancellation" and
+ * invariant 4): a queued job is cancelled in PostgreSQL and never runs; a running long
  * backtest gets cancel_requested plus a message on the cancel channel and
  * ends `cancelled` with no result; a batch cancel stops a sweep: no member
  * starts after it and every member ends in exactly one terminal state. The
@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <string.h>
 
 #include "../support/farm.h"
@@ -148,7 +149,7 @@ Test(farm_cancel, a_batch_cancel_stops_the_sweep_and_every_member_ends_once)
     farm_dataset("MED", "1m", 50000, 33);
     char *user = farm_user("cb");
     farm_scheduler("sched", NULL);
-    farm_worker("w1", 1, 2, NULL);
+    sf_proc *w1 = farm_worker("w1", 1, 2, NULL);
     const char *grid = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 201, \"step\": 1}}";
     char *batch = farm_sweep(user, FARM_LOGIC_SMA, grid, "MED", "1m", 200);
     FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch,
@@ -158,7 +159,11 @@ Test(farm_cancel, a_batch_cancel_stops_the_sweep_and_every_member_ends_once)
     int found = 0;
     int64_t cancelled = 0, requested = 0;
     sf_err err = {0};
+    /* The cancel lands at a known point: the worker is frozen with what it
+     * holds, so members remain to be cancelled whatever the machine's speed. */
+    sf_proc_signal(w1, SIGSTOP);
     cr_assert_eq(sf_job_cancel_batch(F.db, batch, NULL, &found, &cancelled, &requested, &err), SF_OK, "%s", err.msg);
+    sf_proc_signal(w1, SIGCONT);
     cr_assert_eq(found, 1);
     char *t_cancel = farm_text1("SELECT now()::text WHERE $1 <> ''", "x");
     cr_log_info("batch cancel: %lld cancelled at once, %lld running asked to stop", (long long)cancelled,

@@ -96,12 +96,18 @@ Test(farm_drain, sigterm_during_long_work_lets_it_finish_and_exits_0_within_the_
     farm_scheduler("sched", NULL);
     const char *env[] = {"DRAIN_SECONDS=15", NULL};
     sf_proc *w1 = farm_worker("w1", 2, 3, env);
+    /* Both jobs are in flight at SIGTERM by construction: they wait for
+     * their data set behind the test's lock until the signal is sent. */
+    sf_db *locker = sf_testenv_db_open(F.db_url);
+    sf_testenv_exec(locker, "BEGIN; LOCK TABLE bars IN ACCESS EXCLUSIVE MODE");
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
                 "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
     sf_proc_signal(w1, SIGTERM);
+    sf_testenv_exec(locker, "ROLLBACK");
+    sf_db_close(locker);
     FARM_ASSERT(sf_proc_wait_exit(w1, 15000), "w1 still running 15 s after SIGTERM: %s", states());
     cr_log_info("w1 exited %lld ms after SIGTERM", (long long)(sf_proc_now_ms() - t0));
     cr_assert_eq(sf_proc_exit_code(w1), 0);
@@ -157,6 +163,10 @@ Test(farm_drain, an_idle_worker_exits_0_at_once_and_a_second_sigterm_exits_at_on
     char *user = farm_user("drain2");
     const char *env[] = {"DRAIN_SECONDS=60", NULL};
     sf_proc *w2 = farm_worker("w2", 1, 3, env);
+    /* The job stays in flight (waiting for its data set behind the test's
+     * lock) until the worker has exited. */
+    sf_db *locker = sf_testenv_db_open(F.db_url);
+    sf_testenv_exec(locker, "BEGIN; LOCK TABLE bars IN ACCESS EXCLUSIVE MODE");
     char *j = farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3);
     FARM_ASSERT(farm_wait_sql("SELECT status = 'running' FROM jobs WHERE id = $1", j, 20000), "never ran: %s",
                 farm_job_state(j));
@@ -164,7 +174,10 @@ Test(farm_drain, an_idle_worker_exits_0_at_once_and_a_second_sigterm_exits_at_on
     sf_proc_sleep_ms(50);
     t0 = sf_proc_now_ms();
     sf_proc_signal(w2, SIGTERM);
-    FARM_ASSERT(sf_proc_wait_exit(w2, 3000), "a second SIGTERM did not end the worker within 3 s");
+    int exited = sf_proc_wait_exit(w2, 3000);
+    sf_testenv_exec(locker, "ROLLBACK");
+    sf_db_close(locker);
+    FARM_ASSERT(exited, "a second SIGTERM did not end the worker within 3 s");
     cr_log_info("second SIGTERM: exited %lld ms later, status %d", (long long)(sf_proc_now_ms() - t0), w2->status);
     free(j);
     free(user);
