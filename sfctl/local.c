@@ -19,6 +19,7 @@
 #include "sf/bars.h"
 #include "sf/buf.h"
 #include "sf/engine.h"
+#include "sf/err.h"
 #include "sf/grid.h"
 #include "sf/indicator.h"
 #include "sf/logic.h"
@@ -119,7 +120,7 @@ static int read_text(const char *path, size_t max, char **out, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (f == NULL)
-        return fail(CTL_EXIT_USAGE, "could not open \"%s\": %s", path, strerror(errno));
+        return fail(CTL_EXIT_USAGE, "could not open \"%s\": %s", path, sf_err_errno_text(errno).text);
     char *buf = malloc(max + 1);
     if (buf == NULL) {
         if (f != stdin)
@@ -187,7 +188,7 @@ static int load_bars(const char *path, sf_bars **bars)
 static int write_out(const sf_buf *b)
 {
     if (fwrite(sf_buf_str(b), 1, b->len, stdout) != b->len || fflush(stdout) != 0)
-        return fail(CTL_EXIT_FAIL, "could not write the output: %s", strerror(errno));
+        return fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
     return CTL_EXIT_OK;
 }
 
@@ -285,7 +286,7 @@ static int backtest_run(const sf_logic *lg, const sf_bars *bars, int json, int t
         if (trades)
             print_trades(r);
         if (fflush(stdout) != 0)
-            rc = fail(CTL_EXIT_FAIL, "could not write the output: %s", strerror(errno));
+            rc = fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
     }
     sf_result_free(r);
     return rc;
@@ -386,7 +387,7 @@ static int sweep_print(const sf_sweep_result *s, int json)
     if (!json) {
         print_leaderboard(s);
         return fflush(stdout) == 0 ? CTL_EXIT_OK
-                                   : fail(CTL_EXIT_FAIL, "could not write the output: %s", strerror(errno));
+                                   : fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
     }
     sf_buf b;
     sf_buf_init(&b, CTL_JSON_MAX);
@@ -553,7 +554,7 @@ static int indicator_print(const sf_logic *lg, const sf_bars *bars)
     }
     free(block);
     return fflush(stdout) == 0 ? CTL_EXIT_OK
-                               : fail(CTL_EXIT_FAIL, "could not write the output: %s", strerror(errno));
+                               : fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
 }
 
 int ctl_indicator(int argc, char **argv)

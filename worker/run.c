@@ -382,7 +382,7 @@ void *wrk_runner_main(void *arg)
      * completer and heartbeat threads, and the scheduler and the databases on
      * the same machine, keep their latency under full load. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)w->cfg->runner_nice) != 0)
-        sf_log_warn(w->log, "could not lower the runner thread's priority", SF_LF_STR("error", strerror(errno)));
+        sf_log_warn(w->log, "could not lower the runner thread's priority", SF_LF_STR("error", sf_err_errno_text(errno).text));
     sf_db *db = wrk_db_connect(w, "runner", &w->claim_stop);
     struct wrk_sweep *sweep = NULL; /* this thread's cursor, whichever slot's job it runs */
     pthread_mutex_lock(&w->mu);

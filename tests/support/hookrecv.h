@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sf/err.h"
+
 #define HOOKRECV_MAX 64          /* requests recorded */
 #define HOOKRECV_REQ_MAX 65536   /* bytes of one request */
 
@@ -132,10 +134,10 @@ static inline void hookrecv_start(hookrecv *h, int status)
     atomic_init(&h->stop, 0);
     atomic_init(&h->status, status);
     h->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(h->fd >= 0, "socket: %s", strerror(errno));
+    cr_assert(h->fd >= 0, "socket: %s", sf_err_errno_text(errno).text);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
-    cr_assert(bind(h->fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
+    cr_assert(bind(h->fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", sf_err_errno_text(errno).text);
     cr_assert(listen(h->fd, 16) == 0);
     cr_assert(getsockname(h->fd, (struct sockaddr *)&a, &alen) == 0);
     h->port = ntohs(a.sin_port);

@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sf/err.h"
+
 #define SF_PROC_MAX 64          /* processes one test may start */
 #define SF_PROC_ENV_MAX 256     /* environment entries passed to a child */
 #define SF_PROC_ARGV_MAX 32
@@ -79,11 +81,11 @@ static inline void sf_proc_sleep_ms(int64_t ms)
 static inline int sf_proc_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    cr_assert(fd >= 0, "socket: %s", sf_err_errno_text(errno).text);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
     socklen_t len = sizeof a;
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s", strerror(errno));
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", sf_err_errno_text(errno).text);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s", sf_err_errno_text(errno).text);
     close(fd);
     return ntohs(a.sin_port);
 }
@@ -154,7 +156,7 @@ static inline void sf_proc_child_(const char *path, const char *const *argv, con
         e[i] = sf_proc_unconst_(envp[i]);
     e[i] = NULL;
     execve(path, a, e);
-    dprintf(2, "exec %s: %s\n", path, strerror(errno));
+    dprintf(2, "exec %s: %s\n", path, sf_err_errno_text(errno).text);
     _exit(127);
 }
 
@@ -180,7 +182,7 @@ static inline sf_proc *sf_proc_start_as(const char *name, const char *path, cons
     args[na] = NULL;
     fflush(NULL);
     pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    cr_assert(pid >= 0, "fork: %s", sf_err_errno_text(errno).text);
     if (pid == 0)
         sf_proc_child_(path, args, envp, p->log, uid, gid);
     p->pid = pid;

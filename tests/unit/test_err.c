@@ -1,6 +1,9 @@
-/* Unit tests of sf_err: the status table, setting and prefixing messages. */
+/* Unit tests of sf_err: the status table, setting and prefixing messages,
+ * the system's text for errno values. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sf/err.h"
@@ -42,9 +45,53 @@ Test(err, set_fills_code_errno_message_and_place)
     cr_assert_str_eq(err.msg, "bad token at 7");
     cr_assert(strstr(err.file, "test_err.c") != NULL);
     cr_assert_eq(err.line, line);
-    cr_assert_eq(sf_err_sys(&err, SF_ERR_IO, ENOENT, "could not open \"%s\": %s", "x", strerror(ENOENT)), SF_ERR_IO);
+    cr_assert_eq(sf_err_sys(&err, SF_ERR_IO, ENOENT, "could not open \"%s\": %s", "x", sf_err_errno_text(ENOENT).text), SF_ERR_IO);
     cr_assert_eq(err.sys_errno, ENOENT);
     cr_assert_str_eq(err.msg, "could not open \"x\": No such file or directory");
+}
+
+Test(err, errno_text_is_the_systems_text_and_leaves_errno_alone)
+{
+    errno = EINTR;
+    cr_assert_str_eq(sf_err_errno_text(ENOENT).text, "No such file or directory");
+    cr_assert_eq(errno, EINTR);
+    cr_assert_str_eq(sf_err_errno_text(123456).text, "Unknown error 123456");
+    cr_assert_eq(errno, EINTR);
+    /* Each call's text lives to the end of the full expression: two in one call. */
+    char both[2 * SF_ERRNO_TEXT_MAX + 4];
+    snprintf(both, sizeof both, "%s | %s", sf_err_errno_text(ENOENT).text, sf_err_errno_text(EACCES).text);
+    cr_assert_str_eq(both, "No such file or directory | Permission denied");
+}
+
+#define TEXT_THREADS 8
+#define TEXT_CALLS 20000
+
+/* Unknown values are the ones strerror formats into a buffer it may share
+ * between threads; each thread asks for its own and checks every answer. */
+static void *errno_text_loop(void *arg)
+{
+    int value = *(const int *)arg;
+    char want[64];
+    snprintf(want, sizeof want, "Unknown error %d", value);
+    for (int i = 0; i < TEXT_CALLS; i++)
+        if (strcmp(sf_err_errno_text(value).text, want) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+Test(err, errno_text_is_right_in_every_thread_at_once)
+{
+    pthread_t t[TEXT_THREADS];
+    int values[TEXT_THREADS];
+    for (int i = 0; i < TEXT_THREADS; i++) {
+        values[i] = 100000 + i * 1111;
+        cr_assert_eq(pthread_create(&t[i], NULL, errno_text_loop, &values[i]), 0);
+    }
+    for (int i = 0; i < TEXT_THREADS; i++) {
+        void *bad = NULL;
+        pthread_join(t[i], &bad);
+        cr_assert_null(bad, "thread %d read another thread's text", i);
+    }
 }
 
 Test(err, null_err_is_allowed_and_still_returns_the_code)

@@ -77,7 +77,7 @@ static sf_status read_value_file(const char *path, char **out, sf_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, strerror(errno));
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, sf_err_errno_text(errno).text);
     char *buf = malloc(VALUE_FILE_MAX + 1);
     if (buf == NULL) {
         close(fd);
@@ -92,7 +92,7 @@ static sf_status read_value_file(const char *path, char **out, sf_err *err)
             int e = errno;
             free(buf);
             close(fd);
-            return sf_err_sys(err, SF_ERR_IO, e, "could not read \"%s\": %s", path, strerror(e));
+            return sf_err_sys(err, SF_ERR_IO, e, "could not read \"%s\": %s", path, sf_err_errno_text(e).text);
         }
         if (r == 0)
             break;

@@ -1,6 +1,7 @@
 /* err: status names and strings from one table; see sf/err.h. */
 #include "sf/err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +69,19 @@ sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno,
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
     return code;
+}
+
+/* The one use of the thread-safe strerror in the project. The build defines
+ * _GNU_SOURCE, so this is the GNU strerror_r: it returns the text, either a
+ * static string or one written into the buffer it is given. */
+sf_errno_text sf_err_errno_text(int errnum)
+{
+    int saved = errno;
+    char tmp[SF_ERRNO_TEXT_MAX];
+    sf_errno_text t;
+    snprintf(t.text, sizeof t.text, "%s", strerror_r(errnum, tmp, sizeof tmp));
+    errno = saved;
+    return t;
 }
 
 void sf_err_prefix(sf_err *err, const char *fmt, ...)

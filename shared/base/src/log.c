@@ -36,7 +36,7 @@ static int open_log_file(const char *dir, const char *name, sf_err *err)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
-        sf_err_sys(err, SF_ERR_IO, errno, "could not open log file \"%s\": %s", path, strerror(errno));
+        sf_err_sys(err, SF_ERR_IO, errno, "could not open log file \"%s\": %s", path, sf_err_errno_text(errno).text);
     return fd;
 }
 

@@ -480,13 +480,11 @@ sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars, sf_ba
 
 /* ---- files ------------------------------------------------------------------------- */
 
-/* "could not <verb> \"path\": <strerror(errno)>", with the thread-safe strerror_r. */
+/* "could not <verb> \"path\": <the system's text for errno>". */
 static sf_status sys_error(sf_err *err, sf_status code, const char *what, const char *path)
 {
     int e = errno;
-    char tmp[128];
-    const char *why = strerror_r(e, tmp, sizeof tmp); /* GNU variant (_GNU_SOURCE) */
-    return sf_err_sys(err, code, e, "%s \"%s\": %s", what, path, why);
+    return sf_err_sys(err, code, e, "%s \"%s\": %s", what, path, sf_err_errno_text(e).text);
 }
 
 static sf_status read_all(int fd, const char *path, sf_buf *buf, sf_err *err)

@@ -50,7 +50,7 @@ static sf_status random_bytes(unsigned char *buf, size_t n, sf_err *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return sf_err_sys(err, SF_ERR_IO, errno, "could not read random bytes: %s", strerror(errno));
+            return sf_err_sys(err, SF_ERR_IO, errno, "could not read random bytes: %s", sf_err_errno_text(errno).text);
         got += (size_t)r;
     }
     return SF_OK;

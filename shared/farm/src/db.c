@@ -490,7 +490,7 @@ sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, 
         return sf_err_set(err, SF_ERR_UNAVAILABLE, "lost connection to database: no socket");
     int r = poll(&pfd, 1, timeout_ms);
     if (r < 0 && errno != EINTR)
-        return sf_err_sys(err, SF_ERR_IO, errno, "could not wait for notifications: %s", strerror(errno));
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not wait for notifications: %s", sf_err_errno_text(errno).text);
     if (r <= 0)
         return SF_OK;
     if (PQconsumeInput(db->conn) == 0)

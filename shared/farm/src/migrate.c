@@ -60,7 +60,7 @@ static sf_status read_file(const char *path, sf_buf *out, sf_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, strerror(errno));
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, sf_err_errno_text(errno).text);
     char chunk[8192];
     size_t n;
     sf_status st = SF_OK;
@@ -240,7 +240,7 @@ static sf_status scan(const char *dir, mig_set *s, sf_err *err)
     DIR *d = opendir(dir);
     if (d == NULL)
         return sf_err_sys(err, SF_ERR_IO, errno, "could not open migrations directory \"%s\": %s", dir,
-                          strerror(errno));
+                          sf_err_errno_text(errno).text);
     sf_status st = SF_OK;
     struct dirent *e;
     while (st == SF_OK && (e = readdir(d)) != NULL)

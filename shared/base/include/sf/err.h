@@ -61,6 +61,20 @@ sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno,
 #define sf_err_sys(err, code, errnum, ...) \
     sf_err_set_at((err), (code), (errnum), __FILE__, __LINE__, __VA_ARGS__)
 
+/* The C library's text for an errno value: "No such file or directory" for
+ * ENOENT, "Unknown error N" for a value it does not know. Thread-safe (it
+ * uses strerror_r; strerror may share one buffer between threads, and
+ * scripts/check-source bans it) and errno is left as it was. Returned by
+ * value, so a call can stand where strerror(e) stood:
+ * sf_err_errno_text(e).text lives until the end of the full expression that
+ * contains the call (C11 temporary lifetime), long enough for a printf-style
+ * argument; copy the struct to keep it longer. */
+#define SF_ERRNO_TEXT_MAX 128
+typedef struct sf_errno_text {
+    char text[SF_ERRNO_TEXT_MAX];
+} sf_errno_text;
+sf_errno_text sf_err_errno_text(int errnum);
+
 /* Put context in front of an existing message: "loading x: <old message>". */
 void sf_err_prefix(sf_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
