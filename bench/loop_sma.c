@@ -1,8 +1,9 @@
 /* loop_sma: the hand-written baseline of the engine benchmark. One pass over
  * the bars: rolling SMA(fast) and SMA(slow), crossover detection, next-open
- * fills with a fee, the "new signal after an exit" rule, the last-bar close
- * and an equity value per bar: the same trading rules the engine applies to
- * the SMA-cross logic, with nothing general about it. */
+ * fills with a fee (an exit at bar i's open leaves bar i's close free to
+ * enter again, as in the engine), the last-bar close and an equity value per
+ * bar: the same trading rules the engine applies to the SMA-cross logic, with
+ * nothing general about it. */
 #include "loop_sma.h"
 
 #include <math.h>
@@ -24,7 +25,7 @@ void loop_sma_cross(const double *open, const double *close, size_t n, size_t fa
     double sf = 0, ss = 0, pf = NAN, ps = NAN;
     double cash = initial, qty = 0;
     int in = 0, pending = 0;
-    size_t trades = 0, last_exit = 0, exited = 0;
+    size_t trades = 0;
     for (size_t i = 0; i < n; i++) {
         if (pending > 0) {
             qty = cash / (open[i] * (1 + fee));
@@ -32,7 +33,7 @@ void loop_sma_cross(const double *open, const double *close, size_t n, size_t fa
             in = 1;
         } else if (pending < 0) {
             cash += qty * open[i] - qty * open[i] * fee;
-            qty = 0, in = 0, trades++, exited = 1, last_exit = i;
+            qty = 0, in = 0, trades++;
         }
         pending = 0;
         if (in && i == n - 1) {
@@ -42,7 +43,7 @@ void loop_sma_cross(const double *open, const double *close, size_t n, size_t fa
         double f = sma_step(&sf, close, i, fast), s = sma_step(&ss, close, i, slow);
         equity[i] = cash + qty * close[i];
         if (i != n - 1) {
-            if (!in && f > s && pf <= ps && !(exited && i <= last_exit))
+            if (!in && f > s && pf <= ps)
                 pending = 1;
             else if (in && f < s && pf >= ps)
                 pending = -1;

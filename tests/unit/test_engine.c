@@ -379,15 +379,113 @@ Test(engine, a_signal_on_the_last_bar_does_nothing)
     sf_bars_free(b);
 }
 
-Test(engine, re_entry_after_an_exit_needs_a_signal_on_a_later_bar)
+/* ---- entry after an exit: the decision at bar i's close sees the position
+ * after bar i's fills and exits ---- */
+
+/* o, h, l, c with the high and low half a point outside the body. */
+#define BAR(o, c) {(o), ((o) > (c) ? (o) : (c)) + 0.5, ((o) < (c) ? (o) : (c)) - 0.5, (c), 1}
+
+/* close crossing 100: a cross down at bar 3, the exit at bar 4's open, a
+ * fresh cross up at bar 4's close, the entry at bar 5's open */
+static const ohlcv whipsaw[7] = {
+    BAR(99, 99),
+    BAR(99, 101),  /* cross up */
+    BAR(102, 101), /* entry 1 at 102 */
+    BAR(101, 99),  /* cross down */
+    BAR(98, 103),  /* exit at 98; cross up at this close */
+    BAR(104, 105), /* entry 2 at 104 */
+    BAR(106, 107), /* end of data at 107 */
+};
+
+#define CROSS_LOGIC                                                                 \
+    "{\"name\": \"t\", \"entry\": {\"crosses_above\": [\"close\", 100]},"           \
+    " \"exit\": {\"crosses_below\": [\"close\", 100]}%s}"
+
+static sf_logic *cross_logic(const char *extra)
 {
-    /* entry "close > 50" holds on every bar; the stop exits on bar 2 */
+    char json[1024];
+    snprintf(json, sizeof json, CROSS_LOGIC, extra);
+    return parse(json);
+}
+
+Test(engine, whipsaw_exit_at_the_open_and_a_cross_up_at_that_close_enters_at_the_next_open)
+{
+    sf_bars *b = make_bars(whipsaw, 7);
+    sf_logic *lg = cross_logic("");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 2, 102, 4, 98, SF_EXIT_SIGNAL);
+    assert_trade(r, 1, 5, 104, 6, 107, SF_EXIT_END_OF_DATA);
+    double q1 = 10000.0 / 102, cash = q1 * 98, q2 = cash / 104;
+    double want_eq[7] = {10000, 10000, q1 * 101, q1 * 99, cash, q2 * 105, q2 * 107};
+    for (int i = 0; i < 7; i++)
+        assert_close(r->equity[i], want_eq[i], "equity");
+    assert_close(r->perf.exposure, 3.0 / 7.0, "held at the closes of bars 2, 3 and 5");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, whipsaw_short_mirrors_the_long)
+{
+    ohlcv rows[7];
+    for (int i = 0; i < 7; i++) /* mirror around 100: cross down, up, down */
+        rows[i] = (ohlcv){200 - whipsaw[i].o, 200 - whipsaw[i].l, 200 - whipsaw[i].h,
+                          200 - whipsaw[i].c, 1};
+    sf_bars *b = make_bars(rows, 7);
+    sf_logic *lg = parse("{\"name\": \"t\", \"side\": \"short\","
+                         " \"entry\": {\"crosses_below\": [\"close\", 100]},"
+                         " \"exit\": {\"crosses_above\": [\"close\", 100]}}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 2, 98, 4, 102, SF_EXIT_SIGNAL);
+    assert_trade(r, 1, 5, 96, 6, 93, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* Long, stop 95 and target 110 on the entry at 100; bar 2 closes the trade
+ * inside the bar and carries an entry signal at its close. */
+static void check_exit_then_entry(ohlcv bar2, double exit_px, sf_exit_reason why)
+{
+    ohlcv rows[5] = {
+        {100, 100, 100, 100, 2}, /* entry signal */
+        {100, 101, 99, 100, 1},  /* entry 1 at 100 */
+        bar2,                    /* stop or target inside; entry signal at the close */
+        {97, 98, 96, 97, 1},     /* entry 2 at 97 */
+        {98, 98, 98, 98, 1},     /* end of data */
+    };
+    sf_bars *b = make_bars(rows, 5);
+    sf_logic *lg = vol_logic(RISK);
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 1, 100, 2, exit_px, why);
+    assert_trade(r, 1, 3, 97, 4, 98, SF_EXIT_END_OF_DATA);
+    double cash = 100 * exit_px;
+    assert_close(r->equity[2], cash, "flat at the close of the exit bar");
+    assert_close(r->perf.final_equity, cash / 97 * 98, "final");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, a_stop_or_target_inside_a_bar_leaves_its_close_free_to_enter)
+{
+    check_exit_then_entry((ohlcv){99, 99, 94, 96, 2}, 95, SF_EXIT_STOP_LOSS);
+    check_exit_then_entry((ohlcv){94, 96, 90, 92, 2}, 94, SF_EXIT_STOP_LOSS); /* gap */
+    check_exit_then_entry((ohlcv){101, 111, 100, 105, 2}, 110, SF_EXIT_TAKE_PROFIT);
+}
+
+Test(engine, a_level_entry_that_stays_true_decides_again_at_the_stops_close)
+{
+    /* entry "close > 50" holds on every bar; the stop exits inside bar 2 */
     ohlcv rows[6] = {
         {100, 100, 100, 100, 1},
-        {100, 101, 99, 100, 1},  /* entry 1 at 100 */
-        {96, 97, 94, 95, 1},     /* stop 95 touched; the signal at this close is ignored */
-        {95, 96, 94, 95, 1},     /* signal */
-        {97, 98, 96, 97, 1},     /* entry 2 at 97 */
+        {100, 101, 99, 100, 1},  /* entry 1 at 100, stop 95 */
+        {96, 97, 94, 95, 1},     /* stop 95 touched; the signal at this close enters */
+        {95, 96, 94, 95, 1},     /* entry 2 at 95, stop 90.25 */
+        {97, 98, 96, 97, 1},
         {98, 98, 98, 98, 1},
     };
     sf_bars *b = make_bars(rows, 6);
@@ -396,7 +494,52 @@ Test(engine, re_entry_after_an_exit_needs_a_signal_on_a_later_bar)
     sf_result *r = run(lg, b);
     cr_assert_eq(r->n_trades, 2);
     assert_trade(r, 0, 1, 100, 2, 95, SF_EXIT_STOP_LOSS);
-    assert_trade(r, 1, 4, 97, 5, 98, SF_EXIT_END_OF_DATA);
+    assert_trade(r, 1, 3, 95, 5, 98, SF_EXIT_END_OF_DATA);
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, fill_close_does_not_reopen_at_the_close_of_a_signal_exit)
+{
+    /* entry "close > 50" holds everywhere; volume 3 is the exit */
+    ohlcv rows[5] = {
+        {100, 100, 100, 100, 1}, /* entry 1 at the close 100 */
+        {101, 101, 101, 101, 1},
+        {102, 102, 102, 102, 3}, /* exit at the close 102; the entry there does not count */
+        {103, 103, 103, 103, 1}, /* entry 2 at the close 103 */
+        {104, 104, 104, 104, 1}, /* end of data */
+    };
+    sf_bars *b = make_bars(rows, 5);
+    sf_logic *lg = parse("{\"name\": \"t\", \"entry\": {\"gt\": [\"close\", 50]},"
+                         " \"exit\": " VOL_EXIT ", \"execution\": {\"fill\": \"close\"}}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 0, 100, 2, 102, SF_EXIT_SIGNAL);
+    assert_trade(r, 1, 3, 103, 4, 104, SF_EXIT_END_OF_DATA);
+    assert_close(r->equity[2], 10200, "flat at the close of the exit");
+    assert_close(r->perf.exposure, 3.0 / 5.0, "held at the closes of bars 0, 1 and 3, not 2");
+    sf_result_free(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+Test(engine, fill_close_enters_at_the_close_of_a_bar_whose_stop_was_hit_inside_it)
+{
+    ohlcv rows[4] = {
+        {100, 100, 100, 100, 2}, /* entry 1 at the close 100: stop 95 */
+        {100, 101, 94, 96, 2},   /* stop 95 inside; entry 2 at the close 96 */
+        {97, 98, 96, 97, 1},     /* stop 91.2 untouched */
+        {98, 98, 98, 98, 1},     /* end of data */
+    };
+    sf_bars *b = make_bars(rows, 4);
+    sf_logic *lg = vol_logic(RISK ", \"execution\": {\"fill\": \"close\"}");
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->n_trades, 2);
+    assert_trade(r, 0, 0, 100, 1, 95, SF_EXIT_STOP_LOSS);
+    assert_trade(r, 1, 1, 96, 3, 98, SF_EXIT_END_OF_DATA);
+    assert_close(r->equity[1], 9500, "entered at the close it is marked at");
+    assert_close(r->perf.final_equity, 9500.0 / 96 * 98, "final");
     sf_result_free(r);
     sf_logic_free(lg);
     sf_bars_free(b);
@@ -996,21 +1139,27 @@ static sf_decision decide(const sf_logic *lg, const sf_bars *b)
     return d;
 }
 
-static void check_decision(const ohlcv *rows, size_t n, const char *extra, sf_signal want,
-                           int side, sf_exit_reason why)
+static void check_decision_of(const sf_logic *lg, const ohlcv *rows, size_t n, sf_signal want,
+                              int side, sf_exit_reason why)
 {
     sf_bars *b = make_bars(rows, n);
-    sf_logic *lg = vol_logic(extra);
     sf_decision d = decide(lg, b);
     cr_assert_eq(d.signal, want, "signal %s, want %s", sf_signal_name(d.signal), sf_signal_name(want));
     cr_assert_eq(d.side, side, "side %d, want %d", d.side, side);
     cr_assert_eq(d.bar, n - 1);
     cr_assert_eq(d.bar_time, T0 + (int64_t)(n - 1) * DAY);
     cr_assert_eq(d.close, rows[n - 1].c);
-    if (want == SF_SIGNAL_EXIT)
+    if (want == SF_SIGNAL_EXIT || want == SF_SIGNAL_ENTER)
         cr_assert_eq(d.exit_reason, why, "exit reason %d, want %d", (int)d.exit_reason, (int)why);
-    sf_logic_free(lg);
     sf_bars_free(b);
+}
+
+static void check_decision(const ohlcv *rows, size_t n, const char *extra, sf_signal want,
+                           int side, sf_exit_reason why)
+{
+    sf_logic *lg = vol_logic(extra);
+    check_decision_of(lg, rows, n, want, side, why);
+    sf_logic_free(lg);
 }
 
 Test(engine, decide_reports_enter_for_an_entry_signal_on_the_last_bar_that_a_backtest_ignores)
@@ -1061,36 +1210,85 @@ Test(engine, decide_reports_exit_when_the_last_bar_hits_the_stop_or_the_target)
     check_decision(quiet, 3, RISK, SF_SIGNAL_HOLD, 1, SF_EXIT_SIGNAL);
 }
 
-Test(engine, decide_refuses_an_entry_on_the_bar_of_an_exit_as_a_backtest_does)
+Test(engine, decide_reports_enter_after_an_exit_filled_at_the_last_open)
 {
-    /* exit signal at bar 1 fills at bar 2's open; the entry signal at bar 2's
-     * close is ignored (a new entry needs a later signal) */
+    /* exit signal at bar 1 fills at bar 2's open; flat at bar 2's close, its
+     * entry signal enters (a backtest would enter at bar 3's open) */
     ohlcv rows[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 3}, {100, 101, 99, 100, 2}};
-    check_decision(rows, 3, "", SF_SIGNAL_FLAT, 0, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "", SF_SIGNAL_ENTER, 1, SF_EXIT_SIGNAL);
+    check_decision(rows, 3, "\"side\": \"short\"", SF_SIGNAL_ENTER, -1, SF_EXIT_SIGNAL);
+    /* the whipsaw: exit at bar 4's open, a cross up at its close */
+    sf_logic *lg = cross_logic("");
+    check_decision_of(lg, whipsaw, 5, SF_SIGNAL_ENTER, 1, SF_EXIT_SIGNAL);
+    check_decision_of(lg, whipsaw, 4, SF_SIGNAL_EXIT, 1, SF_EXIT_SIGNAL); /* the cross down */
+    sf_logic_free(lg);
 }
 
-/* The decision at bar k of prefix 0..k, read off the full backtest's trades. */
+Test(engine, decide_reports_enter_when_the_entry_holds_after_a_stop_inside_the_last_bar)
+{
+    ohlcv stop[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {99, 99, 94, 96, 2}};
+    check_decision(stop, 3, RISK, SF_SIGNAL_ENTER, 1, SF_EXIT_STOP_LOSS);
+    ohlcv target[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {101, 111, 100, 105, 2}};
+    check_decision(target, 3, RISK, SF_SIGNAL_ENTER, 1, SF_EXIT_TAKE_PROFIT);
+    /* fill: close: entered at bar 0's close, stopped inside bar 2, enters at its close */
+    check_decision(stop, 3, RISK ", \"execution\": {\"fill\": \"close\"}", SF_SIGNAL_ENTER, 1,
+                   SF_EXIT_STOP_LOSS);
+}
+
+Test(engine, decide_with_fill_close_reports_the_exit_not_a_reentry_at_the_same_close)
+{
+    /* in a position at the last close, both conditions hold: the exit */
+    ohlcv rows[3] = {{100, 100, 100, 100, 1}, {101, 101, 101, 101, 1}, {102, 102, 102, 102, 3}};
+    sf_logic *lg = parse("{\"name\": \"t\", \"entry\": {\"gt\": [\"close\", 50]},"
+                         " \"exit\": " VOL_EXIT ", \"execution\": {\"fill\": \"close\"}}");
+    check_decision_of(lg, rows, 3, SF_SIGNAL_EXIT, 1, SF_EXIT_SIGNAL);
+    sf_logic_free(lg);
+}
+
+/* The decision at bar k of prefix 0..k, read off the full backtest's trades:
+ * an entry decided at k's close (filled at k+1's open, or at k's close with
+ * fill: close) wins; else an exit inside bar k (stop or target, or a signal
+ * at its close with fill: close); else an exit ordered at k's close; else
+ * holding or flat. *why: the reason of an exit inside bar k, else signal. */
 static sf_signal expected_at(const sf_result *r, const sf_bars *b, size_t k, int fill_close,
                              sf_exit_reason *why)
 {
     int64_t tk = b->ts[k], tn = b->ts[k + 1];
+    int exited = 0;
+    *why = SF_EXIT_SIGNAL;
     for (size_t t = 0; t < r->n_trades; t++) {
         const sf_trade *tr = &r->trades[t];
-        *why = tr->exit_reason;
-        if (tr->exit_time == tk && (fill_close || tr->exit_reason != SF_EXIT_SIGNAL))
-            return SF_SIGNAL_EXIT; /* stop/target in bar k, or a fill at its close */
+        if (tr->exit_time == tk && (fill_close || tr->exit_reason != SF_EXIT_SIGNAL)) {
+            exited = 1;
+            *why = tr->exit_reason;
+        }
+    }
+    for (size_t t = 0; t < r->n_trades; t++)
+        if (r->trades[t].entry_time == (fill_close ? tk : tn))
+            return SF_SIGNAL_ENTER;
+    if (exited)
+        return SF_SIGNAL_EXIT;
+    for (size_t t = 0; t < r->n_trades; t++) {
+        const sf_trade *tr = &r->trades[t];
         if (!fill_close && tr->exit_time == tn && tr->exit_reason == SF_EXIT_SIGNAL &&
             tr->entry_time <= tk)
             return SF_SIGNAL_EXIT; /* ordered at k's close, filled at k+1's open */
-        if (tr->entry_time == (fill_close ? tk : tn))
-            return SF_SIGNAL_ENTER;
         if (tr->entry_time <= tk && tr->exit_time > tk)
             return SF_SIGNAL_HOLD;
     }
     return SF_SIGNAL_FLAT;
 }
 
-static void check_decide_matches_backtest(const char *fill, const char *side)
+static int exit_at(const sf_result *r, int64_t t)
+{
+    for (size_t k = 0; k < r->n_trades; k++)
+        if (r->trades[k].exit_time == t)
+            return 1;
+    return 0;
+}
+
+/* Returns how many entries were decided on the bar of an exit. */
+static size_t check_decide_matches_backtest(const char *fill, const char *side)
 {
     const size_t n = 300;
     sf_bars *b = walk_bars(n, 77);
@@ -1098,7 +1296,7 @@ static void check_decide_matches_backtest(const char *fill, const char *side)
     sf_result *r = run(lg, b);
     cr_assert_gt(r->n_trades, 5);
     int fill_close = strcmp(fill, "close") == 0;
-    size_t seen[SF_SIGNAL__COUNT] = {0};
+    size_t seen[SF_SIGNAL__COUNT] = {0}, reentries = 0;
     for (size_t k = 1; k + 2 < n; k++) {
         sf_bars view = *b;
         view.n = k + 1;
@@ -1107,8 +1305,9 @@ static void check_decide_matches_backtest(const char *fill, const char *side)
         sf_signal want = expected_at(r, b, k, fill_close, &why);
         cr_assert_eq(d.signal, want, "%s/%s bar %zu: %s, backtest says %s", fill, side, k,
                      sf_signal_name(d.signal), sf_signal_name(want));
-        if (want == SF_SIGNAL_EXIT)
+        if (want == SF_SIGNAL_EXIT || want == SF_SIGNAL_ENTER)
             cr_assert_eq(d.exit_reason, why, "%s/%s bar %zu: exit reason", fill, side, k);
+        reentries += want == SF_SIGNAL_ENTER && exit_at(r, b->ts[k]);
         cr_assert_eq(d.side, want == SF_SIGNAL_FLAT ? 0 : (side[0] == 's' ? -1 : 1));
         seen[want]++;
     }
@@ -1118,14 +1317,18 @@ static void check_decide_matches_backtest(const char *fill, const char *side)
     sf_result_free(r);
     sf_logic_free(lg);
     sf_bars_free(b);
+    return reentries;
 }
 
 Test(engine, decide_at_every_bar_agrees_with_the_backtests_trades)
 {
-    check_decide_matches_backtest("next_open", "long");
-    check_decide_matches_backtest("next_open", "short");
-    check_decide_matches_backtest("close", "long");
-    check_decide_matches_backtest("close", "short");
+    const char *cases[4][2] = {
+        {"next_open", "long"}, {"next_open", "short"}, {"close", "long"}, {"close", "short"}};
+    for (int c = 0; c < 4; c++) {
+        size_t reentries = check_decide_matches_backtest(cases[c][0], cases[c][1]);
+        cr_assert_gt(reentries, 0, "%s/%s: no entry on the bar of an exit", cases[c][0],
+                     cases[c][1]);
+    }
 }
 
 Test(engine, decide_checks_its_inputs_and_the_cancel_flag)

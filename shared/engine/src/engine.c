@@ -413,8 +413,8 @@ typedef struct sim {
     /* state */
     double cash, qty, entry_px, entry_fee, stop, target;
     int64_t entry_time;
-    size_t entry_bar, last_exit;
-    int in_pos, pending, exited, ruined;
+    size_t entry_bar;
+    int in_pos, pending, ruined;
     int has_stops;       /* a stop loss or a take profit is set */
     size_t bars_in_pos;
     /* outputs */
@@ -706,7 +706,7 @@ static void open_position(sim *m, double raw, int64_t ts, size_t i)
     m->in_pos = 1;
 }
 
-static sf_status close_position(sim *m, double raw, int64_t ts, size_t i, sf_exit_reason why)
+static sf_status close_position(sim *m, double raw, int64_t ts, sf_exit_reason why)
 {
     double px = raw * (1.0 - m->side * m->slip);
     double fee = m->qty * px * m->fee;
@@ -719,8 +719,6 @@ static sf_status close_position(sim *m, double raw, int64_t ts, size_t i, sf_exi
     };
     m->in_pos = 0;
     m->qty = 0.0;
-    m->exited = 1;
-    m->last_exit = i;
     return push_trade(m, &t);
 }
 
@@ -734,22 +732,25 @@ static sf_status check_stops(sim *m, const sf_bars *b, size_t i)
     if (i != m->entry_bar || m->fill_close) {
         double o = b->open[i];
         if (s * (o - m->stop) <= 0.0)
-            return close_position(m, o, b->ts[i], i, SF_EXIT_STOP_LOSS);
+            return close_position(m, o, b->ts[i], SF_EXIT_STOP_LOSS);
         if (s * (o - m->target) >= 0.0)
-            return close_position(m, o, b->ts[i], i, SF_EXIT_TAKE_PROFIT);
+            return close_position(m, o, b->ts[i], SF_EXIT_TAKE_PROFIT);
     }
     if (s * (adverse - m->stop) <= 0.0)
-        return close_position(m, m->stop, b->ts[i], i, SF_EXIT_STOP_LOSS);
+        return close_position(m, m->stop, b->ts[i], SF_EXIT_STOP_LOSS);
     if (s * (favour - m->target) >= 0.0)
-        return close_position(m, m->target, b->ts[i], i, SF_EXIT_TAKE_PROFIT);
+        return close_position(m, m->target, b->ts[i], SF_EXIT_TAKE_PROFIT);
     return SF_OK;
 }
 
-/* Step 5: decide on bar i's close (never called on the last bar). */
+/* Step 5: decide on bar i's close (never called on the last bar), against
+ * the position as steps 1 and 2 left it: flat after an exit at the open or
+ * inside the bar, so an entry signal may reopen. One decision per bar: an
+ * exit taken here at the close returns without looking at the entry. */
 static sf_status decide(sim *m, const sf_bars *b, size_t i, int entry, int exit_)
 {
     if (!m->in_pos) {
-        if (!entry || (m->exited && i <= m->last_exit))
+        if (!entry)
             return SF_OK;
         if (m->fill_close)
             open_position(m, b->close[i], b->ts[i], i);
@@ -760,7 +761,7 @@ static sf_status decide(sim *m, const sf_bars *b, size_t i, int entry, int exit_
     if (!exit_)
         return SF_OK;
     if (m->fill_close)
-        return close_position(m, b->close[i], b->ts[i], i, SF_EXIT_SIGNAL);
+        return close_position(m, b->close[i], b->ts[i], SF_EXIT_SIGNAL);
     m->pending = -1;
     return SF_OK;
 }
@@ -770,7 +771,7 @@ static sf_status ruin(sim *m, const sf_bars *b, size_t i)
 {
     sf_status st = SF_OK;
     if (m->in_pos)
-        st = close_position(m, b->close[i], b->ts[i], i, SF_EXIT_END_OF_DATA);
+        st = close_position(m, b->close[i], b->ts[i], SF_EXIT_END_OF_DATA);
     m->cash = 0.0;
     m->pending = 0;
     m->ruined = 1;
@@ -783,12 +784,12 @@ static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int en
     if (m->pending > 0)
         open_position(m, b->open[i], b->ts[i], i);
     else if (m->pending < 0 && m->in_pos)
-        st = close_position(m, b->open[i], b->ts[i], i, SF_EXIT_SIGNAL);
+        st = close_position(m, b->open[i], b->ts[i], SF_EXIT_SIGNAL);
     m->pending = 0;
     if (m->in_pos && m->has_stops && st == SF_OK)
         st = check_stops(m, b, i);
     if (m->in_pos && i == last && st == SF_OK)
-        st = close_position(m, b->close[i], b->ts[i], i, SF_EXIT_END_OF_DATA);
+        st = close_position(m, b->close[i], b->ts[i], SF_EXIT_END_OF_DATA);
     double eq = m->in_pos ? m->cash + m->side * m->qty * b->close[i] : m->cash;
     if (!m->ruined && !(eq > 0.0) && st == SF_OK)
         st = ruin(m, b, i);
@@ -1113,26 +1114,27 @@ const char *sf_signal_name(sf_signal signal)
     return (unsigned)signal < SF_SIGNAL__COUNT ? signal_names[signal] : "unknown";
 }
 
-/* Step 5 on the last bar's close, as a report. trades_before: trades closed
- * before that bar began. */
-static void live_decision(const sim *m, size_t trades_before, size_t i, int entry, int exit_,
+/* Step 5 on the last bar's close, as a report, against the position as steps
+ * 1 and 2 of that bar left it. trades_before: trades closed before that bar
+ * began. A stop, target or ruin inside the bar is reported as an exit unless
+ * the entry condition reopens the position at the close (then as the entry,
+ * with that exit's reason). An exit that filled at the open was already
+ * reported, as the exit signal on the bar before. */
+static void live_decision(const sim *m, size_t trades_before, int entry, int exit_,
                           sf_decision *out)
 {
     out->exit_reason = SF_EXIT_SIGNAL;
-    if (m->n_trades > trades_before && m->trades[m->n_trades - 1].exit_reason != SF_EXIT_SIGNAL) {
-        out->signal = SF_SIGNAL_EXIT; /* a stop, target or ruin inside the bar */
-        out->side = m->side;
+    if (m->n_trades > trades_before)
         out->exit_reason = m->trades[m->n_trades - 1].exit_reason;
-    } else if (m->in_pos) {
+    if (m->in_pos)
         out->signal = exit_ ? SF_SIGNAL_EXIT : SF_SIGNAL_HOLD;
-        out->side = m->side;
-    } else if (!m->ruined && entry && !(m->exited && i <= m->last_exit)) {
+    else if (!m->ruined && entry)
         out->signal = SF_SIGNAL_ENTER;
-        out->side = m->side;
-    } else {
+    else if (out->exit_reason != SF_EXIT_SIGNAL)
+        out->signal = SF_SIGNAL_EXIT;
+    else
         out->signal = SF_SIGNAL_FLAT;
-        out->side = 0;
-    }
+    out->side = out->signal == SF_SIGNAL_FLAT ? 0 : m->side;
 }
 
 static sf_status live_chunk(run *r, size_t s, size_t len, sf_decision *out)
@@ -1148,7 +1150,7 @@ static sf_status live_chunk(run *r, size_t s, size_t len, sf_decision *out)
         if (st != SF_OK)
             return st;
         if (final)
-            live_decision(m, before, i, r->entry_sig[j], r->exit_sig[j], out);
+            live_decision(m, before, r->entry_sig[j], r->exit_sig[j], out);
     }
     return SF_OK;
 }

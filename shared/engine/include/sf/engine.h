@@ -127,9 +127,11 @@ sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indca
 
 typedef enum sf_signal {
     SF_SIGNAL_FLAT,   /* flat, and no entry at the last close */
-    SF_SIGNAL_ENTER,  /* flat, and the entry condition holds at the last close */
+    SF_SIGNAL_ENTER,  /* flat at the last close (also after an exit at its open or a
+                       * stop / target inside it), and the entry condition holds there */
     SF_SIGNAL_EXIT,   /* in a position: the exit condition holds at the last close,
-                       * or a stop / target was hit during the last bar */
+                       * or a stop / target was hit during the last bar and the entry
+                       * condition does not hold at its close */
     SF_SIGNAL_HOLD,   /* in a position, no exit */
     SF_SIGNAL__COUNT
 } sf_signal;
@@ -142,7 +144,9 @@ typedef struct sf_decision {
     int64_t bar_time;           /* its time */
     double close;               /* its close */
     sf_exit_reason exit_reason; /* SF_SIGNAL_EXIT: signal, stop_loss or take_profit
-                                 * (end_of_data when a ruined account closed it) */
+                                 * (end_of_data when a ruined account closed it);
+                                 * SF_SIGNAL_ENTER: stop_loss or take_profit when one
+                                 * closed the position inside the last bar, else signal */
 } sf_decision;
 
 /* "flat", "enter", "exit", "hold"; "unknown" out of range. */
@@ -153,7 +157,8 @@ const char *sf_signal_name(sf_signal signal);
  * sf_engine_run over bars (the same fills, stops, costs and ruin) except that
  * the last bar is not the end of the data: nothing is closed at its close,
  * and the conditions evaluated on its close decide. Entry needs a flat
- * position and, as in a backtest, is refused on the bar of an exit. bars->n
+ * position at that close: as in a backtest, an exit that filled at the last
+ * bar's open or inside it leaves it flat, and the entry may follow. bars->n
  * >= 1. opts may be NULL (only cancel and cache are used). Errors as
  * sf_engine_run.
  */
