@@ -1,7 +1,7 @@
 /*
  * relay: PostgreSQL -> Redis.
  *
- * Relay: in one statement lock pending rows whose run_at has come, fairly
+ * Relay: in one transaction select pending rows whose run_at has come, fairly
  * across tenants (sf_job_relay_pending: round robin, a per-tenant share),
  * mark them queued, commit; THEN add their ids to Redis (ZADD NX: idempotent). The
  * commit comes first because a worker woken by the enqueue claims at once:
@@ -29,10 +29,10 @@
 #include "scheduler.h"
 #include "sf/time.h"
 
-/* Ids per relay statement. One statement selects fairly (every tenant's first
- * job comes before any tenant's second, so a newcomer is in the next
- * statement whatever the backlog) and marks the rows queued; batches of
- * hundreds amortise its planning and commit (~10 ms for 1000 rows). */
+/* Ids per relay transaction. One transaction selects fairly (every tenant's
+ * first job comes before any tenant's second, so a newcomer is in the next
+ * transaction whatever the backlog) and marks the rows queued; batches of
+ * hundreds amortise its round trips and its commit. */
 #define RELAY_BATCH 1000
 
 /* Redis call failed: a broken connection marks Redis down. */
@@ -43,8 +43,8 @@ static sf_status redis_failed(sched_duties *d, sf_status st, const sf_err *err)
     return st;
 }
 
-/* One relay statement of up to limit jobs (select fairly + mark queued +
- * commit, one round trip); *n gets how many. */
+/* One relay transaction of up to limit jobs (select fairly + mark queued +
+ * commit), then their ids into Redis; *n gets how many. */
 static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t limit, size_t *n,
                              sf_err *err)
 {

@@ -36,11 +36,7 @@
 #define SCHED_CRON_GRACE_S 30   /* a firing at most this late is on time, not "missed" */
 #define SCHED_CRON_BATCH 100    /* firings per schedule per tick ('all' catch-up) */
 #define SCHED_CRON_SCHEDULES 200 /* due schedules handled per tick */
-#define SCHED_RELAY_BATCHES 64  /* relay transactions per pass */
-/* Ids per relay transaction. Small, so a newcomer tenant's job is never
- * stuck behind a long transaction relaying another tenant's backlog: the
- * time from submission to claimable stays short under load. */
-#define SCHED_RELAY_BATCH 128
+#define SCHED_RELAY_BATCHES 64  /* relay transactions per pass (ids per transaction: relay.c) */
 #define SCHED_RELAY_PER_TENANT 32
 #define SCHED_REAP_BATCH 500
 #define SCHED_REAP_BATCHES 20

@@ -1,9 +1,10 @@
 /*
  * Integration tests for sf-worker: the real binary (fork/exec from
  * SF_BINARY_DIR) against a scratch database and a private Redis (farm.h).
- * Jobs are inserted pending and relayed here (sf_job_select_pending +
- * sf_queue_enqueue + sf_job_mark_queued, the scheduler's relay), so the test
- * needs no scheduler.
+ * Jobs are inserted pending and relayed by the test itself (farm_relay_all:
+ * sf_job_relay_pending, which marks them queued and commits, then
+ * sf_queue_enqueue, the two calls of the scheduler's relay), so the test
+ * needs no scheduler. The reaper is called by the test too (sf_job_reap).
  */
 #include <criterion/criterion.h>
 

@@ -64,7 +64,7 @@
 typedef enum event {
     EV_CLAIM, EV_HEARTBEAT, EV_SUCCEED, EV_FAIL, EV_RETRY, EV_CANCELLED, EV_RELEASE,
     EV_SUCCEED_OPT, EV_FAIL_OPT, EV_RETRY_OPT, EV_RELEASE_OPT, EV_LEASE_LOST,
-    EV_CANCEL, EV_REQUEST_CANCEL, EV_MARK_QUEUED, EV_RELAY, EV_REAP, EV_COUNT
+    EV_CANCEL, EV_REQUEST_CANCEL, EV_RELAY, EV_REAP, EV_COUNT
 } event;
 
 /* An optimistic attempt (sf_job_claim's tiny sweep members) commits only
@@ -155,8 +155,6 @@ static const transition TRANSITIONS[EV_COUNT] = {
         "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
     [EV_REQUEST_CANCEL] = {"request_cancel", "running", "running", 0, "",
         "cancel_requested = true", ""},
-    [EV_MARK_QUEUED] = {"mark_queued", "pending", "queued", 0, "",
-        "status = 'queued', queued_at = now()", ""},
     [EV_RELAY] = {"relay", "pending", "queued", 0, "",
         "status = 'queued', queued_at = now()",
         ", j.user_id::text AS user_id, j.priority AS priority, "
@@ -1056,34 +1054,9 @@ static sf_status entries_query(sf_db *db, const char *sql, int nparams,
     return st;
 }
 
-sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
-                                size_t *n, sf_err *err)
-{
-    *n = 0;
-    if (limit == 0 || per_tenant == 0)
-        return SF_OK;
-    char per[24], lim[24];
-    snprintf(per, sizeof per, "%zu", per_tenant);
-    snprintf(lim, sizeof lim, "%zu", limit);
-    const char *params[] = {per, lim};
-    return entries_query(db,
-        /* Round robin: every tenant's first job, then every tenant's second,
-         * ...; ordering by tenant first would give a small limit (the room
-         * left in Redis) to the oldest tenant alone, pass after pass. */
-        "SELECT " ENTRY_COLS " FROM (SELECT j.*, t.p, t.c, row_number() OVER "
-        "(PARTITION BY j.user_id ORDER BY j.priority, j.created_at) AS rn "
-        "FROM (SELECT user_id, min(priority) AS p, min(created_at) AS c "
-        "FROM jobs WHERE status = 'pending' AND run_at <= now() GROUP BY user_id) t "
-        "CROSS JOIN LATERAL (SELECT id, user_id, priority, created_at FROM jobs "
-        "WHERE user_id = t.user_id AND status = 'pending' AND run_at <= now() "
-        "ORDER BY priority, created_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED) j) j "
-        "ORDER BY j.rn, j.p, j.c LIMIT $2::bigint",
-        2, params, limit, out, n, err);
-}
-
-/* The relay's fair selection as an update source. Tenants with pending work
- * by a loose index scan of jobs_pending (one index descent per tenant instead
- * of reading every pending row); each tenant's oldest due rows in priority
+/* The relay's fair selection of ids. Tenants with pending work by a loose
+ * index scan of jobs_pending (one index descent per tenant instead of
+ * reading every pending row); each tenant's oldest due rows in priority
  * order, at most max($1, $2 / tenants) each (one tenant alone fills the
  * batch); round robin across tenants (every tenant's
  * first row, then every tenant's second, ...), the tenants' order within a
@@ -1165,26 +1138,6 @@ sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint6
         fill_entry(&out[(*n)++], res, r, 0, 1, 2, 3);
     sf_db_res_free(sel);
     sf_db_res_free(res);
-    return st;
-}
-
-sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t *marked,
-                             sf_err *err)
-{
-    if (marked)
-        *marked = 0;
-    sf_status st = check_batch(n, err);
-    if (st != SF_OK || n == 0)
-        return st;
-    sf_buf arr;
-    st = uuid_array(&arr, ids, n, err);
-    int64_t count = 0;
-    if (st == SF_OK)
-        st = count_update(db, EV_MARK_QUEUED, "SELECT unnest($1::uuid[]) AS id", sf_buf_str(&arr),
-                          &count, err);
-    sf_buf_destroy(&arr);
-    if (st == SF_OK && marked)
-        *marked = (size_t)count;
     return st;
 }
 

@@ -200,24 +200,14 @@ sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_
                               int64_t *cancelled, int64_t *requested, sf_err *err);
 
 /*
- * Relay, in the caller's transaction: lock up to limit pending rows with
- * run_at <= now(), at most per_tenant per user (fair), priority then age
- * within a user (FOR UPDATE SKIP LOCKED). out must hold limit entries.
- */
-sf_status sf_job_select_pending(sf_db *db, size_t per_tenant, size_t limit, sf_queue_entry *out,
-                                size_t *n, sf_err *err);
-
-/* pending -> queued for ids (after they were added to Redis). */
-sf_status sf_job_mark_queued(sf_db *db, const char *const *ids, size_t n, size_t *marked,
-                             sf_err *err);
-
-/*
- * Relay in ONE statement (its own transaction): pending rows with run_at <=
+ * Relay in ONE transaction of its own (a selection without row locks, then
+ * one guarded UPDATE of the selected ids): pending rows with run_at <=
  * now(), selected fairly (round robin across tenants: every tenant's first
  * job, then every tenant's second, ...; priority then age within a tenant;
- * at most max(per_tenant, limit / tenants) per tenant, FOR UPDATE SKIP
- * LOCKED), become queued; up to limit (<= SF_JOB_BATCH_MAX) of them are
- * returned as queue entries for sf_queue_enqueue. out must hold limit.
+ * at most max(per_tenant, limit / tenants) per tenant), become queued; those
+ * the UPDATE changed (a row a concurrent relay or cancel took first is
+ * skipped), up to limit (<= SF_JOB_BATCH_MAX), are returned as queue entries
+ * for sf_queue_enqueue, to be added AFTER this commit. out must hold limit.
  * rotation turns the tenants' order within a round: pass a counter that
  * grows by one each call, so a small limit serves every tenant in turn.
  */
