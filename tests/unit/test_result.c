@@ -159,3 +159,38 @@ Test(result, sweep_leaderboard_json_parses_back)
     json_decref(root);
     sf_buf_destroy(&b);
 }
+
+/* sfctl shows the farm's stored metrics as a local run's: what sf_perf_to_json
+ * writes reads back bit for bit, null as NaN (so +-Inf too), absent keys as
+ * NaN or 0, and a wrong type is a parse error. */
+Test(result, metrics_read_back_bit_for_bit_and_null_as_nan)
+{
+    sf_result *r = sample();
+    sf_buf b;
+    sf_buf_init(&b, 1 << 16);
+    sf_err err;
+    cr_assert_eq(sf_perf_to_json(&r->perf, &b, &err), SF_OK, "%s", err.msg);
+    sf_perf p;
+    cr_assert_eq(sf_perf_from_json(sf_buf_str(&b), b.len, &p, &err), SF_OK, "%s", err.msg);
+    const double want[] = {r->perf.final_equity, r->perf.total_return, r->perf.sharpe, r->perf.max_drawdown,
+                           r->perf.win_rate, r->perf.exposure, r->perf.fees};
+    const double got[] = {p.final_equity, p.total_return, p.sharpe, p.max_drawdown, p.win_rate, p.exposure, p.fees};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(memcmp(&want[i], &got[i], sizeof got[i]) == 0, "field %zu: %.17g, want %.17g", i, got[i], want[i]);
+    cr_assert(isnan(p.cagr) && isnan(p.sortino) && isnan(p.profit_factor), "null reads as NaN");
+    cr_assert_eq(p.trades, 2);
+    cr_assert_eq(p.drawdown_peak_time, 1704067200);
+    cr_assert_eq(p.drawdown_trough_time, 1704153600);
+    sf_buf_destroy(&b);
+    sf_result_free(r);
+
+    const char *partial = "{\"sharpe\": 1.5, \"extra\": \"ignored\"}";
+    cr_assert_eq(sf_perf_from_json(partial, strlen(partial), &p, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(p.sharpe, 1.5);
+    cr_assert(isnan(p.final_equity) && isnan(p.fees));
+    cr_assert_eq(p.trades, 0);
+    cr_assert_eq(p.drawdown_peak_time, 0);
+    const char *bad[] = {"[1]", "{\"sharpe\": \"high\"}", "{\"max_drawdown_peak_time\": \"yesterday\"}", "{"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(sf_perf_from_json(bad[i], strlen(bad[i]), &p, &err), SF_ERR_PARSE, "%s accepted", bad[i]);
+}

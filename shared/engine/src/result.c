@@ -8,9 +8,11 @@
  * CPU), strings through plain appends. */
 #include "sf/result.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sf/time.h"
 
@@ -96,6 +98,41 @@ sf_status sf_perf_to_json(const sf_perf *perf, sf_buf *out, sf_err *err)
     for (size_t i = 0; i < N_FIELDS && st == SF_OK; i++)
         st = put_field(out, perf, i, err);
     return st != SF_OK ? st : sf_buf_puts(out, "}", err);
+}
+
+/* One field of metric_fields from its JSON value (NULL: absent). */
+static sf_status get_field(json_t *v, sf_perf *p, size_t i, sf_err *err)
+{
+    char *base = (char *)p + metric_fields[i].off;
+    int missing = v == NULL || json_is_null(v);
+    if (metric_fields[i].kind == MK_TIME) {
+        const char *s = json_string_value(v);
+        int64_t *t = (int64_t *)(void *)base;
+        *t = 0;
+        if (missing)
+            return SF_OK;
+        if (s == NULL || sf_time_parse_iso8601(s, strlen(s), t, NULL) != SF_OK)
+            return sf_err_set(err, SF_ERR_PARSE, "metrics: %s: not a time", metric_fields[i].name);
+        return SF_OK;
+    }
+    if (!missing && !json_is_number(v))
+        return sf_err_set(err, SF_ERR_PARSE, "metrics: %s: not a number", metric_fields[i].name);
+    if (metric_fields[i].kind == MK_SIZE)
+        *(size_t *)(void *)base = missing || json_number_value(v) < 0 ? 0 : (size_t)json_number_value(v);
+    else
+        *(double *)(void *)base = missing ? NAN : json_number_value(v);
+    return SF_OK;
+}
+
+sf_status sf_perf_from_json(const char *text, size_t len, sf_perf *out, sf_err *err)
+{
+    json_t *root = json_loadb(text, len, 0, NULL);
+    sf_status st = json_is_object(root) ? SF_OK : sf_err_set(err, SF_ERR_PARSE, "metrics: not a JSON object");
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < N_FIELDS && st == SF_OK; i++)
+        st = get_field(json_object_get(root, metric_fields[i].name), out, i, err);
+    json_decref(root);
+    return st;
 }
 
 static sf_status put_trade(sf_buf *out, const sf_trade *t, sf_err *err)

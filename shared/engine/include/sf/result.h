@@ -34,6 +34,15 @@
 /* Append the metrics object {"final_equity": ..., ...}. */
 sf_status sf_perf_to_json(const sf_perf *perf, sf_buf *out, sf_err *err);
 
+/*
+ * Read back a metrics object as sf_perf_to_json writes it (the farm's stored
+ * metrics), so it can be shown as a local run is. A key that is absent or
+ * null reads as NaN (a double: so a stored infinite profit factor comes back
+ * as NaN), 0 (trades) or 0 (a time); other keys are ignored. Errors:
+ * SF_ERR_PARSE (not a JSON object, a key of the wrong type or a bad time).
+ */
+sf_status sf_perf_from_json(const char *text, size_t len, sf_perf *out, sf_err *err);
+
 /* Append the backtest object. */
 sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity,
                             sf_buf *out, sf_err *err);
