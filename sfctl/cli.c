@@ -25,12 +25,31 @@ int cli_fail(int code, const char *fmt, ...)
 
 int cli_status_exit(sf_status st)
 {
-    static const sf_status usage[] = {SF_ERR_INVALID, SF_ERR_PARSE, SF_ERR_LIMIT, SF_ERR_NOTFOUND,
-                                      SF_ERR_CONFLICT, SF_ERR_CONFIG, SF_ERR_AUTH};
-    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
-        if (st == usage[i])
-            return CTL_EXIT_USAGE;
+    static const struct {
+        sf_status st;
+        ctl_exit code;
+    } MAP[] = {
+        {SF_ERR_AUTH, CTL_EXIT_AUTH},           {SF_ERR_NOTFOUND, CTL_EXIT_NOTFOUND},
+        {SF_ERR_UNAVAILABLE, CTL_EXIT_UNREACHABLE}, {SF_ERR_TIMEOUT, CTL_EXIT_UNREACHABLE},
+        {SF_ERR_HTTP, CTL_EXIT_UNREACHABLE},    {SF_ERR_INVALID, CTL_EXIT_USAGE},
+        {SF_ERR_PARSE, CTL_EXIT_USAGE},         {SF_ERR_LIMIT, CTL_EXIT_USAGE},
+        {SF_ERR_CONFLICT, CTL_EXIT_USAGE},      {SF_ERR_CONFIG, CTL_EXIT_USAGE},
+    };
+    for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)
+        if (st == MAP[i].st)
+            return MAP[i].code;
     return CTL_EXIT_FAIL;
+}
+
+int cli_http_exit(long status)
+{
+    if (status == 401 || status == 403)
+        return CTL_EXIT_AUTH;
+    if (status == 404)
+        return CTL_EXIT_NOTFOUND;
+    if (status >= 400 && status < 500)
+        return CTL_EXIT_USAGE;
+    return status >= 500 && status < 600 ? CTL_EXIT_UNREACHABLE : CTL_EXIT_FAIL;
 }
 
 int cli_need(const char *cmd, const char *value, const char *name)
@@ -124,7 +143,7 @@ int cli_db_open(sf_db **db)
     sf_status st = sf_db_open(cfg.database_url, &o, db, &err);
     sf_config_free(vars, 1, &cfg);
     if (st != SF_OK)
-        return cli_fail(st == SF_ERR_CONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL, "%s", err.msg);
+        return cli_fail(cli_status_exit(st), "%s", err.msg);
     return -1;
 }
 
@@ -209,13 +228,13 @@ int cli_api_call(cli_api *api, const char *method, const char *path, const char 
     int rc = -1;
     *status = resp.status;
     if (st != SF_OK) {
-        rc = cli_fail(CTL_EXIT_FAIL, "%s", err.msg);
+        rc = cli_fail(cli_status_exit(st), "%s", err.msg);
     } else if (resp.status < 200 || resp.status >= 300) {
         if (!(quiet_404 && resp.status == 404))
             print_api_error(resp.status, &resp.body, path);
-        rc = resp.status >= 400 && resp.status < 500 ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+        rc = cli_http_exit(resp.status);
     } else if (resp.body.len > 0 && (*out = json_loadb(resp.body.data, resp.body.len, 0, NULL)) == NULL) {
-        rc = cli_fail(CTL_EXIT_FAIL, "%s: the API answered with invalid JSON", path);
+        rc = cli_fail(CTL_EXIT_UNREACHABLE, "%s: the API answered with invalid JSON", path);
     }
     sf_http_response_destroy(&resp);
     return rc;

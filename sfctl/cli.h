@@ -3,9 +3,9 @@
  * data.c, remote.c): option tables over getopt_long, configuration through
  * sf_config tables (never getenv), errors as one "sfctl: <message>" line.
  *
- * Exit status (CTL_EXIT_* from local.h): 0 ok, 1 the server or the network
- * failed, 2 bad usage or input (including an API answer 4xx, whose message
- * is shown).
+ * Exit status (ctl_exit, exit.h): an API answer 401/403 is 4, 404 is 5,
+ * another 4xx is 2 (its message is shown), a 5xx or a network failure is 3;
+ * cli_status_exit maps an sf_status the same way.
  *
  * Thread safety: single-threaded CLI code.
  */
@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "local.h"
+#include "exit.h"
 #include "sf/db.h"
 #include "sf/err.h"
 #include "sf/http.h"
@@ -39,8 +39,15 @@ int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_op
 /* Print "sfctl: <fmt...>" on stderr and return code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Exit status for a failed sf_status: 2 for bad input, 1 for the rest. */
+/* Exit status for a failed sf_status: 4 for SF_ERR_AUTH, 5 for
+ * SF_ERR_NOTFOUND, 3 for an unreachable server (SF_ERR_UNAVAILABLE,
+ * SF_ERR_TIMEOUT, SF_ERR_HTTP), 2 for bad input or configuration, 1 for the
+ * rest. */
 int cli_status_exit(sf_status st);
+
+/* Exit status for an HTTP status that is not 2xx: 4 for 401 and 403, 5 for
+ * 404, 2 for another 4xx, 3 for 5xx, 1 for anything else. */
+int cli_http_exit(long status);
 
 /* Require an option: prints "sfctl: <cmd>: --<name> is required" and returns 0 when missing. */
 int cli_need(const char *cmd, const char *value, const char *name);
@@ -64,8 +71,9 @@ void cli_api_close(cli_api *api);
  * One API call; body may be NULL; idempotency_key may be NULL. On a 2xx
  * answer returns -1 with *out the parsed JSON (the caller decrefs; may be
  * NULL for an empty body) and *status the HTTP status. Otherwise prints the
- * API's error message and returns 2 for 4xx, 1 for 5xx and network failures
- * (*out NULL); a 404 is printed unless quiet_404.
+ * API's error message and returns cli_http_exit(status), or
+ * cli_status_exit for a network failure (3 when the server is unreachable;
+ * *out NULL); a 404 is printed unless quiet_404.
  */
 int cli_api_call(cli_api *api, const char *method, const char *path, const char *body,
                  const char *idempotency_key, int quiet_404, long *status, json_t **out);

@@ -92,9 +92,9 @@ static int fetch_url(const char *url, int64_t max_bytes, int64_t timeout_ms, sf_
         st = sf_http_request(http, "GET", url, NULL, NULL, 0, resp, &err);
     sf_http_free(http);
     if (st != SF_OK)
-        return cli_fail(st == SF_ERR_INVALID ? CTL_EXIT_USAGE : CTL_EXIT_FAIL, "data fetch: %s", err.msg);
+        return cli_fail(cli_status_exit(st), "data fetch: %s", err.msg);
     if (resp->status != 200)
-        return cli_fail(CTL_EXIT_FAIL, "data fetch: GET %s: HTTP %ld", url, resp->status);
+        return cli_fail(cli_http_exit(resp->status), "data fetch: GET %s: HTTP %ld", url, resp->status);
     return -1;
 }
 
@@ -146,7 +146,7 @@ static int data_list(int argc, char **argv)
     sf_db_close(db);
     if (st != SF_OK) {
         free(list);
-        return cli_fail(CTL_EXIT_FAIL, "%s", st == SF_ERR_NOMEM ? "out of memory" : err.msg);
+        return cli_fail(cli_status_exit(st), "%s", st == SF_ERR_NOMEM ? "out of memory" : err.msg);
     }
     printf("%-16s %-9s %7s %10s  %-20s  %-20s\n", "SYMBOL", "TIMEFRAME", "VERSION", "BARS", "FIRST", "LAST");
     for (size_t i = 0; i < n; i++) {

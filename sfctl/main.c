@@ -1,12 +1,14 @@
 /* sfctl: the command line of the backtest farm. One table maps a command name
  * to its function and its one-line summary; `sfctl --help` lists it and
- * `sfctl <command> --help` is each command's own usage. Exit status: 0 ok,
- * 1 the operation failed, 2 bad usage or bad input. */
+ * `sfctl <command> --help` is each command's own usage. Exit statuses:
+ * exit.h (0 ok, 1 a job failed, 2 usage, 3 unreachable, 4 authentication,
+ * 5 not found), listed by `sfctl --help`. */
 #include <stdio.h>
 #include <string.h>
 
 #include "admin.h"
 #include "data.h"
+#include "exit.h"
 #include "local.h"
 #include "remote.h"
 
@@ -40,8 +42,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: sfctl <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`sfctl <command> --help` describes a command's options.\n"
-               "exit status: 0 ok, 1 the operation failed, 2 bad usage or input.\n");
+    fprintf(f, "\n`sfctl <command> --help` describes a command's options.\n\n%s", CTL_EXIT_HELP);
 }
 
 static int find_command(const char *name)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "local.h"
 #include "sf/config.h"
 #include "sf/rank.h"
 
@@ -50,7 +51,7 @@ static int post_once_or_twice(cli_api *api, const char *path, json_t *body, json
         return cli_fail(CTL_EXIT_FAIL, "out of memory");
     long status = 0;
     int rc = cli_api_call(api, "POST", path, text, key, 0, &status, out);
-    if (rc == CTL_EXIT_FAIL) {
+    if (rc == CTL_EXIT_UNREACHABLE) {
         fprintf(stderr, "sfctl: retrying once\n");
         sleep_ms(1000);
         rc = cli_api_call(api, "POST", path, text, key, 0, &status, out);
@@ -258,6 +259,18 @@ static void draw_bar(json_t *b)
             (long long)json_integer_value(json_object_get(c, "cancelled")));
 }
 
+/* A finished sweep: 0, or 1 (with a line on stderr) when members failed or died. */
+static int finished_exit(json_t *b)
+{
+    json_t *c = json_object_get(b, "counts");
+    long long failed = (long long)json_integer_value(json_object_get(c, "failed")),
+              dead = (long long)json_integer_value(json_object_get(c, "dead"));
+    if (failed == 0 && dead == 0)
+        return CTL_EXIT_OK;
+    return cli_fail(CTL_EXIT_FAIL, "batch %s: %lld member%s failed, %lld died", str(b, "id"), failed,
+                    failed == 1 ? "" : "s", dead);
+}
+
 static int watch_batch(cli_api *api, const char *id, const char *query, double timeout_s, int json_out)
 {
     char path[256];
@@ -276,8 +289,9 @@ static int watch_batch(cli_api *api, const char *id, const char *query, double t
                 json_dumpf(b, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
             else
                 print_batch(b);
+            rc = finished_exit(b);
             json_decref(b);
-            return CTL_EXIT_OK;
+            return rc;
         }
         json_decref(b);
         if (timeout_s > 0 && now_s() - t0 > timeout_s) {
@@ -306,7 +320,9 @@ static const char watch_usage[] =
     "usage: sfctl watch BATCH_ID [--top K] [--by METRIC] [--timeout S] [--json]\n"
     "\n"
     "Show a sweep's progress on stderr until every member has finished, then print\n"
-    "its leaderboard.\n";
+    "its leaderboard: the best K (1 to 1000, default 10) by METRIC (default the\n"
+    "sweep's rank_by) with their job ids. Exit status 1 when members failed or died,\n"
+    "or --timeout passed first.\n";
 
 int ctl_watch(int argc, char **argv)
 {
@@ -492,7 +508,7 @@ int ctl_cancel(int argc, char **argv)
         snprintf(path, sizeof path, "/v1/batches/%s/cancel", pos[0]);
         rc = cli_api_call(&api, "POST", path, "{}", NULL, 1, &status, &j);
         if (rc >= 0 && status == 404)
-            rc = cli_fail(CTL_EXIT_USAGE, "cancel: no job or batch %s", pos[0]);
+            rc = cli_fail(CTL_EXIT_NOTFOUND, "cancel: no job or batch %s", pos[0]);
     }
     if (rc < 0 && json_object_get(j, "cancelled") != NULL)
         printf("batch %s: %lld cancelled, %lld running members asked to stop\n", pos[0],

@@ -8,8 +8,10 @@
  *   sfctl watch BATCH_ID     sfctl cancel ID
  *
  * `sfctl sweep` with --data FILE is the local sweep (local.c); ctl_sweep_any
- * dispatches on that. An API answer 4xx exits 2 with the API's message, a
- * server or network failure exits 1.
+ * dispatches on that. Exit statuses are exit.h's: an API answer is mapped by
+ * cli_http_exit (401/403: 4, 404: 5, other 4xx: 2 with the API's message,
+ * 5xx: 3), a network failure is 3, a job that failed or a finished sweep
+ * with failed or dead members is 1.
  *
  * Thread safety: called once from main.
  */
