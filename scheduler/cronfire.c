@@ -20,6 +20,15 @@
  * A schedule without next_fire gets the first cron time after now(). A cron
  * text that does not parse disables the schedule (logged with the reason).
  * Times come from PostgreSQL's now().
+ *
+ * Failing executions: before a due schedule fires, its newest
+ * SF_SCHEDULE_MAX_FAILURES finished executions (fired at or after
+ * failures_since, see migration 0010) are read; when every one of them
+ * failed, the schedule is disabled instead of fired. Only status 'failed'
+ * counts (an error in the logic or the data): a succeeded execution ends the
+ * run of failures, and so do 'dead' and 'cancelled' ones, which say nothing
+ * about the logic (an outage must never switch a user's schedule off). Both
+ * disables store the reason in schedules.disabled_reason for the user.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +64,22 @@ static const char fire_sql[] =
 static const char advance_sql[] =
     "UPDATE schedules SET next_fire = to_timestamp($2::bigint) WHERE id = $1::bigint";
 
-static const char disable_sql[] = "UPDATE schedules SET enabled = false WHERE id = $1::bigint";
+static const char disable_sql[] =
+    "UPDATE schedules SET enabled = false, disabled_reason = $2, disabled_at = now() "
+    "WHERE id = $1::bigint";
+
+/* The newest $2 finished executions counted: how many failed, the newest error. */
+static const char streak_sql[] =
+    "WITH last AS (SELECT j.status, j.error, f.fire_time FROM schedules s "
+    "  JOIN schedule_firings f ON f.schedule_id = s.id AND f.created_at >= s.failures_since "
+    "  JOIN jobs j ON j.id = f.job_id "
+    "  WHERE s.id = $1::bigint AND j.status IN ('succeeded', 'failed', 'dead', 'cancelled') "
+    "  ORDER BY f.fire_time DESC LIMIT $2::int) "
+    "SELECT count(*) FILTER (WHERE status = 'failed'), "
+    "  coalesce((array_agg(error ORDER BY fire_time DESC))[1], '') FROM last";
+
+#define REASON_MAX (SF_ERR_MSG_MAX + 64)
+#define REASON_ERROR_MAX 400 /* characters of the last execution's error kept in the reason */
 
 /* A locked due schedule. */
 typedef struct due {
@@ -68,6 +92,7 @@ typedef struct due {
     size_t ntimes;
     int64_t new_next;
     int64_t skipped;
+    char reason[REASON_MAX]; /* why it is disabled, when it is */
 } due;
 
 static sf_status next_after(const due *s, int64_t t, int64_t *out, sf_err *err)
@@ -160,16 +185,47 @@ static sf_status lock_due(sched_duties *d, due *s, sf_db_res **res, int *ok, sf_
     return st;
 }
 
-static void disable_schedule(sched_duties *d, const char *id, const sf_err *why,
+static sf_status disable_schedule(sched_duties *d, const char *id, const char *reason, sf_err *err)
+{
+    const char *params[] = {id, reason};
+    return sf_db_query(d->db, disable_sql, 2, params, NULL, err);
+}
+
+/* Outside a transaction: the cron text of the schedule does not parse. */
+static void disable_bad_cron(sched_duties *d, const char *id, const sf_err *why,
                              sched_cron_stats *stats)
 {
-    const char *params[] = {id};
+    char reason[REASON_MAX];
     sf_err err;
-    if (sf_db_query(d->db, disable_sql, 1, params, NULL, &err) != SF_OK)
+    snprintf(reason, sizeof reason, "invalid cron expression: %s", why->msg);
+    if (disable_schedule(d, id, reason, &err) != SF_OK)
         return;
     stats->disabled++;
     sf_log_error(d->log, "schedule disabled: its cron expression is invalid",
                  SF_LF_STR("schedule_id", id), SF_LF_STR("error", why->msg));
+}
+
+/* *failing = 1 when the newest SF_SCHEDULE_MAX_FAILURES finished executions
+ * of the locked schedule all failed; s->reason then says so. */
+static sf_status failing_streak(sched_duties *d, due *s, int *failing, sf_err *err)
+{
+    int64_t max = d->cfg->schedule_max_failures;
+    *failing = 0;
+    if (max <= 0)
+        return SF_OK;
+    char maxbuf[24];
+    snprintf(maxbuf, sizeof maxbuf, "%lld", (long long)max);
+    const char *params[] = {s->id, maxbuf};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(d->db, streak_sql, 2, params, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) == 1 && strtoll(sf_db_get(res, 0, 0), NULL, 10) >= max) {
+        *failing = 1;
+        snprintf(s->reason, sizeof s->reason,
+                 "disabled after %lld consecutive failed executions; the last one: %.*s", (long long)max,
+                 REASON_ERROR_MAX, sf_db_get(res, 0, 1));
+    }
+    sf_db_res_free(res);
+    return st;
 }
 
 /* Read the locked row into s; *bad = 1 when the cron text is invalid. */
@@ -188,29 +244,46 @@ static sf_status read_due(const sf_db_res *res, due *s, int *bad, sf_err *err)
     return st;
 }
 
+/* In the transaction, the row locked: disable the schedule when its
+ * executions keep failing (*off = 1), else fire what is due. */
+static sf_status fire_locked(sched_duties *d, due *s, const sf_db_res *res, int *bad, int *off,
+                             int64_t *fired, sf_err *err)
+{
+    sf_status st = failing_streak(d, s, off, err);
+    if (st == SF_OK && *off)
+        return disable_schedule(d, s->id, s->reason, err);
+    if (st == SF_OK)
+        st = read_due(res, s, bad, err);
+    if (st == SF_OK)
+        st = insert_firings(d, s, fired, err);
+    return st;
+}
+
 static sf_status fire_one(sched_duties *d, const char *id, sched_cron_stats *stats, sf_err *err)
 {
     due s = {.id = id};
     sf_db_res *res = NULL;
-    int ok = 0, bad = 0;
+    int ok = 0, bad = 0, off = 0;
     int64_t fired = 0;
     sf_status st = sf_db_begin(d->db, err);
     if (st == SF_OK)
         st = lock_due(d, &s, &res, &ok, err);
     if (st == SF_OK && ok)
-        st = read_due(res, &s, &bad, err);
-    if (st == SF_OK && ok)
-        st = insert_firings(d, &s, &fired, err);
+        st = fire_locked(d, &s, res, &bad, &off, &fired, err);
     if (st == SF_OK && ok)
         st = sf_db_commit(d->db, err);
     sf_db_res_free(res);
     if (st != SF_OK || !ok)
         sf_db_rollback(d->db);
     if (bad) {
-        disable_schedule(d, id, err, stats);
+        disable_bad_cron(d, id, err, stats);
         return SF_OK;
     }
-    if (st == SF_OK && ok) {
+    if (st == SF_OK && ok && off) {
+        stats->disabled++;
+        sf_log_warn(d->log, "schedule disabled: its executions keep failing", SF_LF_STR("schedule_id", id),
+                    SF_LF_STR("reason", s.reason));
+    } else if (st == SF_OK && ok) {
         stats->schedules++;
         stats->fired += fired;
         stats->duplicates += (int64_t)s.ntimes - fired;

@@ -38,6 +38,10 @@ static const sf_config_var config_vars[] = {
      "finished jobs, empty batches and cron firings older than this are deleted"},
     {"RETENTION_INTERVAL_SECONDS", SF_CFG_INT, "300", 1, 86400, NULL, 0,
      offsetof(sched_config, retention_interval_s), "how often retention runs"},
+    {"SF_SCHEDULE_MAX_FAILURES", SF_CFG_INT, "3", 0, 1000, NULL, 0,
+     offsetof(sched_config, schedule_max_failures),
+     "consecutive failed executions that disable a cron schedule (reason in schedules.disabled_reason); "
+     "0 = never"},
     {"RETRY_BASE_MS", SF_CFG_INT, "1000", 1, 3600000, NULL, 0, offsetof(sched_config, retry_base_ms),
      "first retry backoff of a reaped job"},
     {"RETRY_CAP_MS", SF_CFG_INT, "600000", 1, 86400000, NULL, 0, offsetof(sched_config, retry_cap_ms),

@@ -56,6 +56,7 @@ typedef struct sched_config {
     int64_t retention_interval_s;
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
+    int64_t schedule_max_failures; /* SF_SCHEDULE_MAX_FAILURES; 0 = never disable */
 } sched_config;
 
 /* The stop flag set by the signal thread, read by the others. */
@@ -111,7 +112,9 @@ void sched_duties_join(sched_duties *d);
 /* Redis failed with SF_ERR_UNAVAILABLE: drop the connection, retry later. */
 void sched_duties_redis_down(sched_duties *d, const sf_err *err);
 
-/* cronfire.c: fire due schedules; counts for the log line. */
+/* cronfire.c: fire due schedules; counts for the log line (disabled: schedules
+ * disabled for an invalid cron text or for SF_SCHEDULE_MAX_FAILURES
+ * consecutive failed executions, the reason in schedules.disabled_reason). */
 typedef struct sched_cron_stats {
     int64_t schedules, fired, skipped, duplicates, disabled;
 } sched_cron_stats;

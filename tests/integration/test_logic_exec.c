@@ -248,6 +248,121 @@ Test(logic_exec, a_pending_delivery_left_by_a_dead_worker_is_delivered_by_anothe
     free(user), free(s), free(j);
 }
 
+/* ---- schedules whose executions keep failing ------------------------------ */
+
+#define BAD_LOGIC "{\"name\":\"bad\",\"entry\":{\"gt\":[\"nope\",1]},\"exit\":{\"lt\":[\"close\",90]}}"
+
+/* A yearly schedule (catch-up all) whose first firing is Jan 1 `back` years
+ * ago: it fires back + 1 executions at once; its id. free() it. */
+static char *yearly(const char *user, const char *logic, const char *symbol, int back)
+{
+    char b[16];
+    snprintf(b, sizeof b, "%d", back);
+    const char *p[] = {user, logic, symbol, b};
+    return farm_query1("INSERT INTO schedules (user_id, name, cron, logic, symbol, timeframe, catch_up, next_fire) "
+                       "VALUES ($1, 'yearly', '0 0 1 1 *', $2::jsonb, $3, '1d', 'all', "
+                       "date_trunc('year', now()) - make_interval(years => $4::int)) RETURNING id",
+                       4, p);
+}
+
+static long long firings(const char *sched)
+{
+    return farm_int1("SELECT count(*) FROM schedule_firings WHERE schedule_id = $1::bigint", sched);
+}
+
+/* Wait until every firing of sched has a finished job; want of them. */
+static void wait_finished(const char *sched, long long want)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) = %lld FROM schedule_firings f JOIN jobs j ON j.id = f.job_id "
+             "WHERE f.schedule_id = $1::bigint AND j.status IN ('succeeded', 'failed')",
+             want);
+    FARM_ASSERT(farm_wait_sql(sql, sched, 20000), "schedule %s: %lld finished executions expected, %lld firings",
+                sched, want, firings(sched));
+}
+
+/* The next firing comes due now (one second after the newest, so no firing
+ * time repeats) and the scheduler handles it: fires or disables. */
+static void next_due(const char *sched)
+{
+    const char *p[] = {sched};
+    char *r = farm_query1("UPDATE schedules SET next_fire = (SELECT max(fire_time) + interval '1 second' "
+                          "FROM schedule_firings WHERE schedule_id = $1::bigint) WHERE id = $1::bigint "
+                          "RETURNING id",
+                          1, p);
+    free(r);
+    FARM_ASSERT(farm_wait_sql("SELECT next_fire > now() OR NOT enabled FROM schedules WHERE id = $1::bigint", sched,
+                              10000),
+                "schedule %s was not handled", sched);
+}
+
+static void expect_status(const char *sched, const char *want)
+{
+    expect_text("SELECT string_agg(left(j.status::text, 1), '' ORDER BY f.fire_time) FROM schedule_firings f "
+                "JOIN jobs j ON j.id = f.job_id WHERE f.schedule_id = $1::bigint",
+                sched, want);
+}
+
+Test(logic_exec, a_schedule_is_disabled_after_3_consecutive_failed_executions_with_the_reason)
+{
+    import_steps("LIVE", 40, 1);
+    char *user = farm_user("trader");
+    char *bad = yearly(user, BAD_LOGIC, "LIVE", 3), *good = yearly(user, LIVE_LOGIC, "LIVE", 3);
+    char *flaky = yearly(user, LIVE_LOGIC, "LATE", 1); /* no data set LATE yet */
+    const char *env[] = {"SF_SCHEDULE_MAX_FAILURES=3", NULL};
+    sf_proc *sched = farm_scheduler("s-live", env);
+    sf_proc *w = worker("w-live");
+    wait_finished(bad, 4);
+    wait_finished(good, 4);
+    wait_finished(flaky, 2);
+    expect_status(bad, "ffff");
+    expect_status(good, "ssss");
+    expect_status(flaky, "ff");
+
+    /* the firing after the failures disables the schedule instead */
+    next_due(bad);
+    next_due(good);
+    expect_text("SELECT enabled::text || ' ' || (disabled_at IS NOT NULL) FROM schedules WHERE id = $1::bigint", bad,
+                "false true");
+    char *reason = farm_text1("SELECT disabled_reason FROM schedules WHERE id = $1::bigint", bad);
+    FARM_ASSERT(strncmp(reason, "disabled after 3 consecutive failed executions; the last one: ", 62) == 0 &&
+                    strstr(reason, "nope") != NULL,
+                "reason: %s", reason);
+    cr_assert_eq(firings(bad), 4, "a disabled schedule fired");
+    FARM_ASSERT(sf_proc_log_contains(sched, "schedule disabled: its executions keep failing"), "not logged");
+    wait_finished(good, 5);
+    expect_text("SELECT enabled::text || ' ' || (disabled_reason IS NULL) FROM schedules WHERE id = $1::bigint",
+                good, "true true");
+
+    /* a success ends the run of failures: f f s f f does not disable */
+    import_steps("LATE", 40, 1);
+    next_due(flaky);
+    wait_finished(flaky, 3);
+    farm_exec("DELETE FROM datasets WHERE symbol = 'LATE'");
+    for (long long n = 4; n <= 6; n++) { /* the 6th fires: the newest three were f f s */
+        next_due(flaky);
+        wait_finished(flaky, n);
+    }
+    expect_status(flaky, "ffsfff");
+    /* now three in a row */
+    next_due(flaky);
+    expect_text("SELECT enabled::text FROM schedules WHERE id = $1::bigint", flaky, "false");
+    reason = (free(reason), farm_text1("SELECT disabled_reason FROM schedules WHERE id = $1::bigint", flaky));
+    FARM_ASSERT(strstr(reason, "LATE") != NULL, "reason: %s", reason);
+
+    /* re-enabled, the count starts again and the reason is cleared */
+    farm_exec("UPDATE schedules SET enabled = true WHERE name = 'yearly' AND logic->>'name' = 'bad'");
+    expect_text("SELECT enabled::text || ' ' || (disabled_reason IS NULL) || ' ' || (disabled_at IS NULL) "
+                "FROM schedules WHERE id = $1::bigint",
+                bad, "true true true");
+    next_due(bad);
+    wait_finished(bad, 5);
+    expect_text("SELECT enabled::text FROM schedules WHERE id = $1::bigint", bad, "true");
+    stop_worker(w);
+    free(reason), free(user), free(bad), free(good), free(flaky);
+}
+
 /* results with the stored equity (arrays, migration 0006) as the documented
  * [{"time", "equity"}] points, as jsonb. */
 #define RESULT_POINTS "(SELECT job_id, metrics, sf_equity_points(equity, equity_t, equity_v)::jsonb AS equity FROM results) r"

@@ -398,6 +398,8 @@ Test(scheduler, cron_catch_up_policies_none_latest_all)
     cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE enabled AND "
                           "(next_fire IS NULL OR next_fire <= now())", 0, 5000), 0);
     cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE NOT enabled", 1, 2000), 1);
+    cr_assert_eq(qint("SELECT count(*) FROM schedules WHERE name = 'broken' AND disabled_at IS NOT NULL AND "
+                      "disabled_reason LIKE 'invalid cron expression: %'"), 1, "the reason is kept");
     /* all: Jan 1 of each of the last three years and of this one */
     char *fired = qtext("SELECT string_agg(s.name || '@' || f.fire_time::text, ', ' ORDER BY "
                         "s.name, f.fire_time) FROM schedule_firings f JOIN schedules s "
