@@ -4,8 +4,8 @@
  * the only strings are times, exit reasons and sides, and a sweep's params
  * object is already JSON from sf_grid_params_json. One table lists the
  * metrics, in output order. Numbers go through sf_buf_put_g17 / _put_i64
- * (printf's bytes without printf's cost: formatting was ~10% of the workers'
- * CPU), strings through plain appends. */
+ * (printf's bytes without printf's cost, which showed in the workers'
+ * profiles; sf-bench-fmt measures both), strings through plain appends. */
 #include "sf/result.h"
 
 #include <jansson.h>

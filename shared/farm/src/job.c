@@ -18,24 +18,20 @@
  * status IN (...), it matches the predicates of the partial indexes
  * (jobs_running, jobs_queued), and with statistics taken while few jobs were
  * running, the planner read all running jobs by that index and rescanned the
- * batch's ids for each (1.5 s for a 500-row completion, seen in bench-farm).
- * The guard (with the transition's extra conditions) is a CASE so that the
- * planner estimates it at one row in two: as a bare expression it got the
- * default 1 in 200, so a whole scan of jobs looked like it would yield a row
- * or two, and the planner made that scan the outer side of a nested loop that
- * rescanned the batch's ids for every row of jobs (1.6 million comparisons, a
- * second, for a 400-row completion on a 4,000-row table; in bench-farm, a
- * third of the runs tripled the completer's CPU).
+ * batch's ids for each. The guard (with the transition's extra conditions)
+ * is a CASE so that the planner estimates it at one row in two: as a bare
+ * expression it got the default 1 in 200, so a whole scan of jobs looked like
+ * it would yield a row or two, and the planner made that scan the outer side
+ * of a nested loop that rescanned the batch's ids for every row of jobs.
  * Every transition is driven by ids: the primary key is the only access path.
  * The worker's and the scheduler's sessions keep the planner to it
  * (sf_db_opts.index_plans: no sequential scans, hash or merge joins). Left to
- * its costs, the planner joined a completion's 400 ids or a relay's 1,000 to
- * a sequential scan of jobs while the table held fewer than some 40,000 rows
- * (6 ms a statement at 20,000, a third of a completion), and a generic plan
- * made while jobs was nearly empty (in bench-farm: while the latency singles
- * ran) scanned it for each id once it held 20,000 (0.5 s a relay). With the
- * index path the only one, generic plans are safe to keep, so the claim is
- * not planned again for each batch (about 0.2 ms a statement).
+ * its costs, the planner joined a completion's or a relay's ids to a
+ * sequential scan of jobs while the table was small, and a generic plan made
+ * while jobs was nearly empty scanned it for each id once it had grown. With
+ * the index path the only one, generic plans are safe to keep, so the claim
+ * is not planned again for each batch. What each of these cost when
+ * bench-farm found it is in the README ("Farm performance").
  *
  * One builder makes every such statement, so the guard on the current state
  * is never forgotten and no other code in the project writes jobs.status.
@@ -634,7 +630,7 @@ static const char COMPLETE_SOURCE[] =
  * whole-document parameter is parsed only for rows that send it. The inserts
  * read u alone (the UPDATE returns the parameters' columns it needs): a join
  * of u to v was planned, in a generic plan made while batches were single
- * rows, as a nested loop over both, quadratic in the batch (1.7 s for 700). */
+ * rows, as a nested loop over both, quadratic in the batch. */
 #define RESULTS_INSERT \
     "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v) " \
     "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), " \
@@ -1067,16 +1063,14 @@ static sf_status entries_query(sf_db *db, const char *sql, int nparams,
  * The selection is its own statement, in the transaction of the UPDATE that
  * takes its ids as an array: as one statement (the selection as the UPDATE's
  * source), the planner saw a thousand rows coming and, with statistics from
- * before a sweep ran, joined them to jobs by a hash over a sequential scan:
- * 30-60 ms a relay, and 60 ms for a single job's relay after a sweep, where
- * the primary key takes under one.
+ * before a sweep ran, joined them to jobs by a hash over a sequential scan,
+ * even for a single job's relay, where the primary key is far cheaper.
  *
  * The selection does not lock its rows (FOR UPDATE SKIP LOCKED wrote a lock,
- * a WAL record, into every selected row before the UPDATE wrote it again:
- * about 5 of the relay's 25 us a job). The UPDATE's state guard is the lock:
- * a row another relay (a leader's overlap) or a cancel changed first is
- * re-checked after that transaction and skipped, and only the rows this
- * UPDATE returns are added to Redis.
+ * a WAL record, into every selected row before the UPDATE wrote it again).
+ * The UPDATE's state guard is the lock: a row another relay (a leader's
+ * overlap) or a cancel changed first is re-checked after that transaction
+ * and skipped, and only the rows this UPDATE returns are added to Redis.
  *
  * Committed with synchronous_commit off (ASYNC_COMMIT): it is on the path of
  * every job's start, and a relay lost in a crash is harmless: the rows are

@@ -41,8 +41,9 @@ sf_status sf_buf_vprintf(sf_buf *b, sf_err *err, const char *fmt, va_list ap)
  * "0.10000000000000001", "-0", "1e+17", "1.0000000000000001e-05"; NaN and the
  * infinities as printf's "nan", "-nan", "inf", "-inf". Exact integer
  * arithmetic, no printf, for 0 and 2^-36 <= |v| < 2^147 (about 1.5e-11 to
- * 1.8e44; ~10x faster), snprintf otherwise. Ties round half to even, as glibc
- * does in the default rounding mode (nothing here changes it).
+ * 1.8e44; sf-bench-fmt compares the cost with snprintf's), snprintf
+ * otherwise. Ties round half to even, as glibc does in the default rounding
+ * mode (nothing here changes it).
  * Errors as sf_buf_append. */
 sf_status sf_buf_put_g17(sf_buf *b, double v, sf_err *err);
 

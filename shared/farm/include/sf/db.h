@@ -40,10 +40,10 @@ typedef struct sf_db_opts {
                               * sent at connection start; the planner still uses one
                               * when nothing else can run a statement), and so is JIT
                               * (a disabled plan's cost passed jit_above_cost, and
-                              * compiling took 50 ms a statement). Prepared statements
+                              * compiling cost more than running). Prepared statements
                               * keep one generic plan from their first run
                               * (plan_cache_mode force_generic_plan: planning a claim
-                              * took about 1 ms of a single job's start). For sessions
+                              * was a large part of a single job's start). For sessions
                               * whose statements touch a few rows by key in tables that
                               * grow from empty (the farm's queue): cost estimates made
                               * on a small or freshly changed table chose a sequential
