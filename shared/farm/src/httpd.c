@@ -9,12 +9,27 @@
  * by the adapter, so there is one place that builds MHD responses and adds
  * the request id. MHD's "request completed" notification reports the request
  * (on_done) and frees it, so durations include sending the response.
+ *
+ * Slow clients. MHD's own timeout counts only silence, so a client sending
+ * one header byte a second holds its connection for ever. Every connection is
+ * tracked (MHD's connection notifications) with the time it started waiting
+ * for a request: its opening, or the end of its previous response. Once the
+ * request's headers and body are in, the clock stops until the response has
+ * been sent. A watchdog thread looks at the tracked connections a few times a
+ * second and shuts down (shutdown(2), which MHD then sees as the peer
+ * leaving) every one that has been reading for longer than read_deadline_ms.
+ * The tracking list and the cut flags are guarded by httpd->mu; a
+ * connection's reading clock is an atomic its serving thread writes. MHD
+ * closes a socket only after the CLOSED notification, which unlinks it under
+ * mu, so the watchdog never shuts down a descriptor that has been reused. With
+ * the per-client cap, one address cannot take all the connections either.
  */
 #include "sf/httpd.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One open connection, for the watchdog. */
+typedef struct conn_track {
+    struct conn_track *prev, *next;  /* guarded by sf_httpd.mu */
+    int fd;
+    int cut;                         /* shut down by the watchdog; guarded by mu */
+    atomic_int_fast64_t reading_since; /* monotonic ms; 0 = not reading a request */
+} conn_track;
+
 struct sf_httpd {
     struct MHD_Daemon *mhd;
     const sf_httpd_route *routes;
@@ -32,7 +55,13 @@ struct sf_httpd {
     sf_httpd_opts opts;
     int port;
     atomic_int_fast64_t in_flight;
+    atomic_int_fast64_t cut;         /* connections cut by the watchdog */
     int quiesced;
+    pthread_mutex_t mu;              /* guards conns, conn_track.cut, stopping */
+    pthread_cond_t wake;
+    conn_track *conns;
+    int stopping;
+    pthread_t watchdog;
 };
 
 struct sf_httpd_req {
@@ -58,6 +87,8 @@ struct sf_httpd_req {
     char *hdr_name[SF_HTTPD_MAX_RESP_HEADERS];
     char *hdr_val[SF_HTTPD_MAX_RESP_HEADERS];
     int queued_status;                           /* what was sent; 0 = nothing */
+    void *ctx;                                   /* the application's, see sf_httpd_set_ctx */
+    void (*ctx_free)(void *);
 };
 
 /* ---- JSON helpers ------------------------------------------------------------ */
@@ -189,6 +220,25 @@ const char *sf_httpd_query(const sf_httpd_req *req, const char *name)
 const char *sf_httpd_header(const sf_httpd_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void sf_httpd_set_ctx(sf_httpd_req *req, void *ctx, void (*free_fn)(void *))
+{
+    if (req->ctx_free != NULL)
+        req->ctx_free(req->ctx);
+    req->ctx = ctx;
+    req->ctx_free = free_fn;
+}
+
+void *sf_httpd_ctx(const sf_httpd_req *req) { return req->ctx; }
+
+const char *sf_httpd_method_label(const char *method)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (size_t i = 0; method != NULL && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    return "other";
 }
 
 const char *sf_httpd_body(const sf_httpd_req *req, size_t *len)
@@ -323,6 +373,8 @@ static void req_free(sf_httpd_req *req)
 {
     if (req == NULL)
         return;
+    if (req->ctx_free != NULL)
+        req->ctx_free(req->ctx);
     free(req->path);
     free(req->segbuf);
     sf_buf_destroy(&req->body);
@@ -369,6 +421,8 @@ static enum MHD_Result queue_reply(sf_httpd_req *req)
     }
     MHD_add_response_header(r, "Content-Type", req->content_type);
     MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
     for (int i = 0; i < req->nhdr; i++)
         MHD_add_response_header(r, req->hdr_name[i], req->hdr_val[i]);
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned int)req->status, r);
@@ -400,7 +454,33 @@ static enum MHD_Result on_first(sf_httpd *d, struct MHD_Connection *conn, const 
         reply_too_large(req);
         return queue_reply(req);
     }
+    if (d->opts.on_headers != NULL) {
+        d->opts.on_headers(req, d->opts.app);
+        if (req->status != 0) /* refused before its body was read */
+            return queue_reply(req);
+    }
     return MHD_YES;
+}
+
+static conn_track *track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+}
+
+/* The request is whole: its connection's read clock stops. */
+static void stop_reading(struct MHD_Connection *conn)
+{
+    conn_track *t = track_of(conn);
+    if (t != NULL)
+        atomic_store(&t->reading_since, 0);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -420,6 +500,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->queued_status != 0)
         return MHD_YES;
+    stop_reading(conn);
     if (req->over)
         reply_too_large(req);
     else
@@ -430,9 +511,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     sf_httpd *d = cls;
+    conn_track *t = track_of(conn);
+    if (t != NULL) /* waiting for the next request on this connection */
+        atomic_store(&t->reading_since, mono_ms());
     sf_httpd_req *req = *con_cls;
     if (req == NULL)
         return;
@@ -441,7 +524,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         sf_httpd_done done = {
-            .method = req->method, .route = sf_httpd_route_pattern(req), .path = req->path,
+            .method = sf_httpd_method_label(req->method), .route = sf_httpd_route_pattern(req), .path = req->path,
             .request_id = req->request_id, .status = req->queued_status,
             .duration_s = (double)(t1.tv_sec - req->t0.tv_sec) + (double)(t1.tv_nsec - req->t0.tv_nsec) / 1e9,
         };
@@ -449,6 +532,110 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     req_free(req);
     atomic_fetch_sub(&d->in_flight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    sf_httpd *d = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_track *t = calloc(1, sizeof *t);
+        if (t == NULL || ci == NULL) { /* untracked: MHD's idle timeout still applies */
+            free(t);
+            return;
+        }
+        t->fd = ci->connect_fd;
+        atomic_init(&t->reading_since, mono_ms());
+        pthread_mutex_lock(&d->mu);
+        t->next = d->conns;
+        if (d->conns)
+            d->conns->prev = t;
+        d->conns = t;
+        pthread_mutex_unlock(&d->mu);
+        *socket_context = t;
+        return;
+    }
+    conn_track *t = *socket_context;
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        d->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&d->mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Cut every connection that has been reading a request for too long. Called
+ * with d->mu held. */
+static void cut_slow(sf_httpd *d, int64_t now)
+{
+    for (conn_track *t = d->conns; t != NULL; t = t->next) {
+        int64_t since = atomic_load(&t->reading_since);
+        if (since != 0 && !t->cut && now - since > (int64_t)d->opts.read_deadline_ms) {
+            shutdown(t->fd, SHUT_RDWR);
+            t->cut = 1;
+            atomic_fetch_add(&d->cut, 1);
+        }
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    sf_httpd *d = arg;
+    int64_t tick = d->opts.read_deadline_ms / 4 < 250 ? d->opts.read_deadline_ms / 4 : 250;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)(tick > 0 ? tick : 1) * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        while (!d->stopping && pthread_cond_timedwait(&d->wake, &d->mu, &until) == 0) {
+        }
+        if (!d->stopping)
+            cut_slow(d, mono_ms());
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static sf_status watchdog_start(sf_httpd *d, sf_err *err)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&d->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not create the connection watchdog");
+    pthread_mutex_init(&d->mu, NULL);
+    if (pthread_create(&d->watchdog, NULL, watchdog_main, d) != 0) {
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->mu);
+        return sf_err_set(err, SF_ERR_NOMEM, "could not start the connection watchdog");
+    }
+    pthread_setname_np(d->watchdog, "httpd-watchdog");
+    return SF_OK;
+}
+
+static void watchdog_stop(sf_httpd *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->stopping = 1;
+    pthread_cond_broadcast(&d->wake);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->watchdog, NULL);
+}
+
+int64_t sf_httpd_cut_connections(const sf_httpd *httpd)
+{
+    return atomic_load(&httpd->cut);
 }
 
 /* ---- daemon ------------------------------------------------------------------------------ */
@@ -483,6 +670,10 @@ static void apply_defaults(sf_httpd_opts *o)
         o->timeout_s = 30;
     if (o->connection_memory == 0)
         o->connection_memory = 64 * 1024;
+    if (o->per_client_limit == 0)
+        o->per_client_limit = 32;
+    if (o->read_deadline_ms == 0)
+        o->read_deadline_ms = 10000;
 }
 
 /* The bind address as a sockaddr; *v6 set for IPv6. */
@@ -521,9 +712,10 @@ sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf
     d->opts = opts ? *opts : (sf_httpd_opts){0};
     apply_defaults(&d->opts);
     atomic_init(&d->in_flight, 0);
+    atomic_init(&d->cut, 0);
     struct sockaddr_storage ss;
     int v6 = 0;
-    if ((st = make_addr(&d->opts, &ss, &v6, err)) != SF_OK) {
+    if ((st = make_addr(&d->opts, &ss, &v6, err)) != SF_OK || (st = watchdog_start(d, err)) != SF_OK) {
         free(d);
         return st;
     }
@@ -533,8 +725,12 @@ sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf
         MHD_OPTION_THREAD_POOL_SIZE, d->opts.threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         d->opts.connection_memory, MHD_OPTION_CONNECTION_LIMIT, d->opts.connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, d->opts.timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, d->opts.per_client_limit, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, d, MHD_OPTION_NOTIFY_CONNECTION, on_connection, d, MHD_OPTION_END);
     if (d->mhd == NULL) {
+        watchdog_stop(d);
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->mu);
         free(d);
         return sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d", opts && opts->bind_address
                           ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
@@ -574,6 +770,9 @@ void sf_httpd_stop(sf_httpd *httpd, int grace_ms)
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    watchdog_stop(httpd);
     MHD_stop_daemon(httpd->mhd);
+    pthread_cond_destroy(&httpd->wake);
+    pthread_mutex_destroy(&httpd->mu);
     free(httpd);
 }

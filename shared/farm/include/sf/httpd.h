@@ -14,8 +14,18 @@
  * answers with one of the sf_httpd_reply* calls; one that does not reply gets
  * a 500.
  *
+ * Slow and greedy clients: one address may hold at most per_client_limit
+ * connections (more are refused at accept), and a connection must deliver a
+ * whole request (headers and body) within read_deadline_ms of its opening or
+ * of the end of its previous response, else it is cut; the handler's own time
+ * and the sending of the response do not count. An on_headers hook runs once
+ * a request's headers are in, before any body is read: it may answer (an
+ * invalid API key, say), and then the body is never read and the route's
+ * handler never runs.
+ *
  * Every response carries X-Request-Id: the client's X-Request-Id when it is
- * 1..64 characters of [A-Za-z0-9._-], else 16 random hex digits. When the
+ * 1..64 characters of [A-Za-z0-9._-], else 16 random hex digits, and
+ * X-Content-Type-Options: nosniff and Cache-Control: no-store. When the
  * response has been sent (or the connection dropped after one was queued),
  * on_done reports method, route pattern, status and duration, on the thread
  * that served the request.
@@ -53,7 +63,7 @@ typedef struct sf_httpd_route {
 
 /* What on_done reports; strings borrowed for the call. */
 typedef struct sf_httpd_done {
-    const char *method;
+    const char *method;          /* sf_httpd_method_label: a closed set */
     const char *route;           /* the matched pattern, or "unmatched" */
     const char *path;
     const char *request_id;
@@ -71,6 +81,9 @@ typedef struct sf_httpd_opts {
     unsigned connection_limit;   /* 0 = 256 */
     unsigned timeout_s;          /* idle connection timeout; 0 = 30 */
     size_t connection_memory;    /* per connection; 0 = 64 KiB */
+    unsigned per_client_limit;   /* connections from one IP address; 0 = 32 */
+    unsigned read_deadline_ms;   /* to deliver a whole request; 0 = 10,000 */
+    sf_httpd_handler_fn on_headers; /* headers in, body not read yet; may answer; may be NULL */
     sf_httpd_done_fn on_done;    /* may be NULL */
     void *app;                   /* passed to handlers and on_done */
 } sf_httpd_opts;
@@ -93,6 +106,9 @@ void sf_httpd_quiesce(sf_httpd *httpd);
 /* Requests accepted and not yet finished. */
 int64_t sf_httpd_in_flight(const sf_httpd *httpd);
 
+/* Connections cut so far for reading a request past read_deadline_ms. */
+int64_t sf_httpd_cut_connections(const sf_httpd *httpd);
+
 /* Quiesce, wait up to grace_ms for requests in flight, then stop the threads
  * and free everything. Accepts NULL. */
 void sf_httpd_stop(sf_httpd *httpd, int grace_ms);
@@ -108,6 +124,16 @@ const char *sf_httpd_request_id(const sf_httpd_req *req);
 const char *sf_httpd_param(const sf_httpd_req *req, const char *name);
 /* A query-string argument (decoded); NULL when absent. */
 const char *sf_httpd_query(const sf_httpd_req *req, const char *name);
+/* The method as a metrics label: GET, HEAD, POST, PUT, DELETE, PATCH,
+ * OPTIONS, or "other" for anything else a client sends (a closed set). */
+const char *sf_httpd_method_label(const char *method);
+
+/* Attach the application's data to the request (an on_headers hook hands
+ * what it learnt to the handler this way); free_fn (may be NULL) is called on
+ * it when the request ends or another ctx replaces it. */
+void sf_httpd_set_ctx(sf_httpd_req *req, void *ctx, void (*free_fn)(void *));
+void *sf_httpd_ctx(const sf_httpd_req *req);
+
 /* A request header (case-insensitive name); NULL when absent. */
 const char *sf_httpd_header(const sf_httpd_req *req, const char *name);
 /* The request body (NUL-terminated; len may be NULL); "" when none. */
