@@ -255,11 +255,3 @@ json_t *cli_read_json_file(const char *path, const char *what)
     }
     return j;
 }
-
-void cli_fmt_number(json_t *v, char *buf, size_t size)
-{
-    if (json_is_number(v))
-        snprintf(buf, size, "%.4g", json_number_value(v));
-    else
-        snprintf(buf, size, "-");
-}

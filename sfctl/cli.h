@@ -81,7 +81,4 @@ int cli_api_call(cli_api *api, const char *method, const char *path, const char 
 /* Read a JSON file (an object); prints the error and returns NULL on failure. */
 json_t *cli_read_json_file(const char *path, const char *what);
 
-/* Format a double for tables: "%.4g" with "-" for null/NaN. */
-void cli_fmt_number(json_t *v, char *buf, size_t size);
-
 #endif

@@ -27,6 +27,7 @@
 #include "sf/result.h"
 #include "sf/sweep.h"
 #include "sf/time.h"
+#include "table.h"
 
 #define CTL_MAX_OPTS 16
 #define CTL_SPEC_MAX 4096
@@ -192,46 +193,11 @@ static int write_out(const sf_buf *b)
     return CTL_EXIT_OK;
 }
 
-/* ---- readable tables ---- */
-
-static void fmt_num(char *buf, size_t size, double v, const char *fmt, double scale)
-{
-    if (!isfinite(v))
-        snprintf(buf, size, "%s", isnan(v) ? "n/a" : v > 0 ? "inf" : "-inf");
-    else
-        snprintf(buf, size, fmt, v * scale);
-}
+/* ---- readable tables (the metrics and leaderboards: table.h) ---- */
 
 static void iso(int64_t t, char *buf)
 {
     sf_time_format_iso8601(t, buf, SF_TIME_ISO_MAX);
-}
-
-typedef enum { F_MONEY, F_PCT, F_RATIO, F_COUNT } fkind;
-
-static void print_metrics(const sf_perf *p)
-{
-    const struct {
-        const char *label;
-        double v;
-        fkind kind;
-    } rows[] = {
-        {"final equity", p->final_equity, F_MONEY}, {"total return", p->total_return, F_PCT},
-        {"CAGR", p->cagr, F_PCT}, {"Sharpe", p->sharpe, F_RATIO}, {"Sortino", p->sortino, F_RATIO},
-        {"max drawdown", p->max_drawdown, F_PCT}, {"win rate", p->win_rate, F_PCT},
-        {"profit factor", p->profit_factor, F_RATIO}, {"trades", (double)p->trades, F_COUNT},
-        {"exposure", p->exposure, F_PCT}, {"fees", p->fees, F_MONEY},
-    };
-    static const char *const fmts[] = {"%.2f", "%.2f%%", "%.3f", "%.0f"};
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        char v[64];
-        fmt_num(v, sizeof v, rows[i].v, fmts[rows[i].kind], rows[i].kind == F_PCT ? 100.0 : 1.0);
-        printf("  %-15s %s\n", rows[i].label, v);
-    }
-    char a[SF_TIME_ISO_MAX], b[SF_TIME_ISO_MAX];
-    iso(p->drawdown_peak_time, a);
-    iso(p->drawdown_trough_time, b);
-    printf("  %-15s %s .. %s\n", "drawdown span", a, b);
 }
 
 static void print_trades(const sf_result *r)
@@ -282,7 +248,7 @@ static int backtest_run(const sf_logic *lg, const sf_bars *bars, int json, int t
         iso(bars->ts[0], a);
         iso(bars->ts[bars->n - 1], z);
         printf("logic %s: %zu bars, %s .. %s\n\n", lg->name, bars->n, a, z);
-        print_metrics(&r->perf);
+        tbl_metrics(&r->perf);
         if (trades)
             print_trades(r);
         if (fflush(stdout) != 0)
@@ -368,17 +334,10 @@ static void on_progress(void *user, uint64_t done, uint64_t total)
 static void print_leaderboard(const sf_sweep_result *s)
 {
     printf("%zu combinations, ranked by %s\n\n", s->n_combos, s->rank_by);
-    printf("  %4s %6s %9s %9s %10s %10s %7s  %s\n", "rank", "index", "sharpe", "sortino",
-           "return", "max dd", "trades", "params");
+    tbl_board_head(s->rank_by, 0);
     for (size_t i = 0; i < s->n_members; i++) {
         const sf_sweep_member *m = &s->members[i];
-        char sh[32], so[32], ret[32], dd[32];
-        fmt_num(sh, sizeof sh, m->perf.sharpe, "%.3f", 1);
-        fmt_num(so, sizeof so, m->perf.sortino, "%.3f", 1);
-        fmt_num(ret, sizeof ret, m->perf.total_return, "%.2f%%", 100);
-        fmt_num(dd, sizeof dd, m->perf.max_drawdown, "%.2f%%", 100);
-        printf("  %4zu %6zu %9s %9s %10s %10s %7zu  %s\n", m->rank, m->index, sh, so, ret, dd,
-               m->perf.trades, m->params_json);
+        tbl_board_row(s->rank_by, m->rank, m->index, NULL, &m->perf, m->params_json);
     }
 }
 

@@ -12,6 +12,8 @@
 #include "local.h"
 #include "sf/config.h"
 #include "sf/rank.h"
+#include "sf/result.h"
+#include "table.h"
 
 #define POLL_JOB_MS 500
 #define POLL_BATCH_MS 1000
@@ -77,6 +79,22 @@ static int is_terminal(const char *status)
 
 /* ---- printing -------------------------------------------------------------------- */
 
+/* One JSON document on stdout (--json: nothing else goes there). */
+static void print_json(json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+}
+
+/* The farm's stored metrics as an sf_perf (table.h prints it as a local run). */
+static void perf_of(json_t *metrics, sf_perf *p)
+{
+    char *text = json_dumps(metrics, JSON_COMPACT);
+    if (text == NULL || sf_perf_from_json(text, strlen(text), p, NULL) != SF_OK)
+        sf_perf_from_json("{}", 2, p, NULL);
+    free(text);
+}
+
 static void print_job(json_t *j)
 {
     printf("id           %s\nstatus       %s\nsymbol       %s %s\nattempt      %lld of %lld\n", str(j, "id"),
@@ -90,32 +108,29 @@ static void print_job(json_t *j)
             printf("%-12s %s\n", FIELDS[i], str(j, FIELDS[i]));
 }
 
+/* The metrics in the local backtest's table (same rows, order and formats). */
 static void print_metrics(json_t *metrics)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(metrics, key, v) {
-        char num[32];
-        if (json_is_string(v))
-            printf("%-26s %s\n", key, json_string_value(v));
-        else {
-            cli_fmt_number(v, num, sizeof num);
-            printf("%-26s %s\n", key, num);
-        }
-    }
+    sf_perf p;
+    perf_of(metrics, &p);
+    tbl_metrics(&p);
 }
 
+/* The local sweep's leaderboard table, with each member's job id. */
 static void print_leaderboard(json_t *b)
 {
     json_t *best = json_object_get(b, "best");
-    printf("%-5s %-8s %-12s  %s\n", "RANK", "INDEX", str(b, "by"), "PARAMS");
+    const char *by = str(b, "by");
+    printf("\n%lld combinations, ranked by %s\n\n", (long long)json_integer_value(json_object_get(b, "total")), by);
+    tbl_board_head(by, 1);
     for (size_t i = 0; i < json_array_size(best); i++) {
         json_t *m = json_array_get(best, i);
-        char num[32];
-        cli_fmt_number(json_object_get(json_object_get(m, "metrics"), str(b, "by")), num, sizeof num);
-        char *params = json_dumps(json_object_get(m, "params"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%-5lld %-8lld %-12s  %s\n", (long long)json_integer_value(json_object_get(m, "rank")),
-               (long long)json_integer_value(json_object_get(m, "index")), num, params ? params : "-");
+        sf_perf p;
+        perf_of(json_object_get(m, "metrics"), &p);
+        /* the local sweep writes parameters as {"path": value, ...}, reals as %.15g */
+        char *params = json_dumps(json_object_get(m, "params"), JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+        tbl_board_row(by, (size_t)json_integer_value(json_object_get(m, "rank")),
+                      (size_t)json_integer_value(json_object_get(m, "index")), str(m, "job_id"), &p, params);
         free(params);
     }
 }
@@ -143,44 +158,60 @@ static const char submit_usage[] =
     "                    [--from T] [--to T] [--max-attempts N] [--wait] [--json]\n"
     "\n"
     "Submit a backtest to the farm (SF_API_URL, SF_API_KEY) and print its id; with\n"
-    "--wait, wait until it finishes and print its metrics.\n";
+    "--wait, wait until it finishes and print its metrics as `sfctl backtest` does\n"
+    "(exit status 1 when it failed, died or was cancelled). With --json, stdout is\n"
+    "one JSON document: the submission's answer, or with --wait the finished job\n"
+    "(GET /v1/jobs/ID) with its \"metrics\".\n";
 
-static int wait_job(cli_api *api, const char *id, int json_out)
+/* Poll the job until it finishes: -1 with *job (its last state) when it
+ * succeeded; else it is printed and the exit status returned (1 when it
+ * failed, died or was cancelled). */
+static int poll_job(cli_api *api, const char *id, int json_out, json_t **job)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     for (;;) {
-        json_t *j = NULL;
         long status = 0;
-        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &j);
+        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, job);
         if (rc >= 0)
             return rc;
-        char st[16];
-        snprintf(st, sizeof st, "%s", str(j, "status"));
-        if (is_terminal(st) && strcmp(st, "succeeded") != 0) {
-            print_job(j);
-            json_decref(j);
+        const char *st = str(*job, "status");
+        if (strcmp(st, "succeeded") == 0)
+            return -1;
+        if (is_terminal(st)) {
+            if (json_out)
+                print_json(*job);
+            else
+                print_job(*job);
+            fprintf(stderr, "sfctl: job %s %s\n", id, st);
+            json_decref(*job);
+            *job = NULL;
             return CTL_EXIT_FAIL;
         }
-        json_decref(j);
-        if (strcmp(st, "succeeded") == 0)
-            break;
+        json_decref(*job);
+        *job = NULL;
         sleep_ms(POLL_JOB_MS);
     }
+}
+
+static int wait_job(cli_api *api, const char *id, int json_out)
+{
+    json_t *job = NULL, *r = NULL;
+    int rc = poll_job(api, id, json_out, &job);
+    char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
-    json_t *r = NULL;
     long status = 0;
-    int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &r);
-    if (rc >= 0)
-        return rc;
-    if (json_out)
-        json_dumpf(json_object_get(r, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    else
+    if (rc < 0)
+        rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &r);
+    if (rc < 0 && json_out) {
+        json_object_set(job, "metrics", json_object_get(r, "metrics"));
+        print_json(job);
+    } else if (rc < 0) {
         print_metrics(json_object_get(r, "metrics"));
-    if (json_out)
-        putchar('\n');
+    }
     json_decref(r);
-    return CTL_EXIT_OK;
+    json_decref(job);
+    return rc < 0 ? CTL_EXIT_OK : rc;
 }
 
 /* Common body fields; returns -1 or an exit status. */
@@ -227,11 +258,13 @@ int ctl_submit(int argc, char **argv)
     cli_api api;
     if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
         rc = post_once_or_twice(&api, "/v1/backtests", body, &out);
-        if (rc < 0) {
-            printf("%s\n", str(out, "id"));
-            fflush(stdout);
+        if (rc < 0 && json_out && !wait)
+            print_json(out);
+        else if (rc < 0 && !json_out)
+            printf("%s\n", str(out, "id")); /* the id, then --wait's table */
+        fflush(stdout);
+        if (rc < 0)
             rc = wait ? wait_job(&api, str(out, "id"), json_out) : CTL_EXIT_OK;
-        }
         json_decref(out);
         cli_api_close(&api);
     }
@@ -286,7 +319,7 @@ static int watch_batch(cli_api *api, const char *id, const char *query, double t
         if (strcmp(str(b, "status"), "finished") == 0) {
             fputc('\n', stderr);
             if (json_out)
-                json_dumpf(b, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                print_json(b);
             else
                 print_batch(b);
             rc = finished_exit(b);

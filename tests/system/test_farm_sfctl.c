@@ -1,0 +1,348 @@
+/*
+ * The sfctl binary against a real farm: sf-api (and, where jobs must run,
+ * sf-scheduler and sf-worker) on a scratch database and a private Redis
+ * (tests/support/farm.h). Each case runs SF_BINARY_DIR/sfctl as a user would,
+ * with SF_API_URL and SF_API_KEY, and checks its exit status (sfctl/exit.h:
+ * 2 usage, 3 unreachable, 4 authentication, 5 not found, 1 failed members)
+ * and what it prints: `submit --wait --json` is one JSON document,
+ * `submit --wait` prints the table of `sfctl backtest` on the same bars, a
+ * farm leaderboard carries the members' job ids.
+ */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <string.h>
+
+#include "../support/farm.h"
+#include "sf/auth.h"
+#include "sf/http.h"
+
+#define RUN_TIMEOUT_MS 60000
+#define OUT_MAX (1 << 16)
+#define NO_JOB "00000000-0000-4000-8000-000000000000"
+
+static char g_url[64], g_key[160];
+
+static void setup(void)
+{
+    farm_setup();
+}
+
+static void teardown(void)
+{
+    farm_teardown();
+}
+
+TestSuite(farm_sfctl, .init = setup, .fini = teardown, .timeout = 120);
+
+typedef struct ctl_run {
+    int code;          /* exit status */
+    char out[OUT_MAX]; /* stdout */
+    char err[OUT_MAX]; /* stderr */
+} ctl_run;
+
+static void slurp_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+/* In the child: stdout and stderr to files, the API settings, exec. */
+static void exec_sfctl(const char *bin, const char *const *args, const char *url, const char *key,
+                       const char *out, const char *err)
+{
+    FILE *o = freopen(out, "w", stdout), *e = freopen(err, "w", stderr);
+    if (o == NULL || e == NULL)
+        _exit(126);
+    if (url)
+        setenv("SF_API_URL", url, 1);
+    if (key)
+        setenv("SF_API_KEY", key, 1);
+    else
+        unsetenv("SF_API_KEY");
+    char *argv[32] = {(char *)(uintptr_t)bin};
+    for (int i = 0; args[i] && i < 30; i++)
+        argv[i + 1] = (char *)(uintptr_t)args[i];
+    execv(bin, argv);
+    _exit(127);
+}
+
+/* Run sfctl args... (NULL-terminated) with SF_API_URL=url and SF_API_KEY=key
+ * (NULL: unset); bounded by RUN_TIMEOUT_MS. */
+static void sfctl(ctl_run *r, const char *url, const char *key, const char *const *args)
+{
+    char bin[1024], out[256], err[256];
+    farm_bin("sfctl", bin, sizeof bin);
+    snprintf(out, sizeof out, "%s/sfctl.out", F.dir);
+    snprintf(err, sizeof err, "%s/sfctl.err", F.dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0)
+        exec_sfctl(bin, args, url, key, out, err);
+    int status = 0;
+    int64_t end = sf_proc_now_ms() + RUN_TIMEOUT_MS;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (sf_proc_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            cr_assert_fail("sfctl %s did not finish in %d ms", args[0], RUN_TIMEOUT_MS);
+        }
+        sf_proc_sleep_ms(20);
+    }
+    cr_assert(WIFEXITED(status), "sfctl %s: killed by a signal", args[0]);
+    r->code = WEXITSTATUS(status);
+    slurp_file(out, r->out, sizeof r->out);
+    slurp_file(err, r->err, sizeof r->err);
+}
+
+/* sfctl with the farm's URL and key; asserts the exit status. */
+static void expect(ctl_run *r, int code, const char *const *args)
+{
+    sfctl(r, g_url, g_key, args);
+    FARM_ASSERT(r->code == code, "sfctl %s %s: exit %d, want %d\nstdout: %s\nstderr: %s", args[0],
+                args[1] ? args[1] : "", r->code, code, r->out, r->err);
+}
+
+static int api_ready(void *ctx)
+{
+    (void)ctx;
+    sf_http *h = NULL;
+    sf_http_opts o = {.connect_timeout_ms = 500, .timeout_ms = 2000};
+    sf_http_response resp;
+    sf_http_response_init(&resp);
+    char url[128];
+    snprintf(url, sizeof url, "%s/ready", g_url);
+    int ok = sf_http_new(&o, &h, NULL) == SF_OK && sf_http_request(h, "GET", url, NULL, NULL, 0, &resp, NULL) == SF_OK &&
+             resp.status == 200;
+    sf_http_response_destroy(&resp);
+    sf_http_free(h);
+    return ok;
+}
+
+/* A user and key, sf-api; with_worker: sf-scheduler and sf-worker too. */
+static void start_farm(int with_worker)
+{
+    char *user = farm_user("ctl");
+    sf_auth_key key;
+    sf_err err = {0};
+    cr_assert_eq(sf_auth_key_generate(&key, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_auth_key_create(F.db, user, &key, &err), SF_OK, "%s", err.msg);
+    snprintf(g_key, sizeof g_key, "%s", key.text);
+    sf_auth_key_wipe(&key);
+    free(user);
+    int port = sf_proc_free_port();
+    char p[32];
+    snprintf(p, sizeof p, "PORT=%d", port);
+    snprintf(g_url, sizeof g_url, "http://127.0.0.1:%d", port);
+    const char *env[] = {p, "BIND_ADDRESS=127.0.0.1", NULL};
+    farm_start("api", "sf-api", env);
+    cr_assert_eq(sf_http_global_init(&err), SF_OK, "%s", err.msg);
+    FARM_ASSERT(sf_proc_wait_until(api_ready, NULL, 15000, 50), "sf-api not ready");
+    if (with_worker) {
+        farm_scheduler("sched", NULL);
+        farm_worker("w1", 2, 5, NULL);
+    }
+}
+
+/* A file in the test's directory with text; its path in path. */
+static void write_file(const char *name, const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", F.dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_logic(char *path, size_t size)
+{
+    write_file("logic.json", FARM_LOGIC_SMA, path, size);
+}
+
+/* The stored bars of symbol/tf as the CSV sfctl backtest --data reads. */
+static void write_bars_csv(const char *symbol, const char *tf, char *path, size_t size)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_dataset_load(F.db, symbol, tf, 0, &b, NULL, &err), SF_OK, "%s", err.msg);
+    snprintf(path, size, "%s/bars.csv", F.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("timestamp,open,high,low,close,volume\n", f);
+    for (size_t i = 0; i < b->n; i++)
+        fprintf(f, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g\n", (long long)b->ts[i], b->open[i], b->high[i], b->low[i],
+                b->close[i], b->volume[i]);
+    fclose(f);
+    sf_bars_free(b);
+}
+
+/* ---- exit statuses --------------------------------------------------------------- */
+
+Test(farm_sfctl, a_bad_key_exits_4_an_unknown_job_5_a_closed_port_3_and_bad_usage_2)
+{
+    farm_dataset("SMALL", "1d", 300, 91);
+    start_farm(0);
+    char logic[256];
+    write_logic(logic, sizeof logic);
+    ctl_run *r = malloc(sizeof *r);
+
+    /* 4: a key the farm does not know (the API answers 401 before any lookup) */
+    sfctl(r, g_url, "sf_not_a_real_key", (const char *const[]){"status", NO_JOB, NULL});
+    FARM_ASSERT(r->code == 4, "bad key: exit %d: %s", r->code, r->err);
+    cr_assert(strstr(r->err, "invalid API key") != NULL, "%s", r->err);
+    sfctl(r, g_url, "sf_not_a_real_key",
+          (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", NULL});
+    cr_assert_eq(r->code, 4, "%s", r->err);
+
+    /* 5: no such job, batch or data set */
+    expect(r, 5, (const char *const[]){"status", NO_JOB, NULL});
+    cr_assert(strstr(r->err, "no such job") != NULL, "%s", r->err);
+    expect(r, 5, (const char *const[]){"result", NO_JOB, NULL});
+    expect(r, 5, (const char *const[]){"batch", NO_JOB, NULL});
+    expect(r, 5, (const char *const[]){"cancel", NO_JOB, NULL});
+    expect(r, 5, (const char *const[]){"watch", NO_JOB, "--timeout", "5", NULL});
+    expect(r, 5, (const char *const[]){"submit", "--logic", logic, "--symbol", "NOPE", "--timeframe", "1d", NULL});
+
+    /* 3: nothing listens on the port (bound and closed a moment ago) */
+    char closed[64];
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", sf_proc_free_port());
+    sfctl(r, closed, g_key, (const char *const[]){"status", NO_JOB, NULL});
+    FARM_ASSERT(r->code == 3, "unreachable: exit %d: %s", r->code, r->err);
+    sfctl(r, closed, g_key,
+          (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", NULL});
+    cr_assert_eq(r->code, 3, "submit to a closed port: %s", r->err);
+    cr_assert(strstr(r->err, "retrying once") != NULL, "%s", r->err);
+
+    /* 2: usage, validation, configuration */
+    expect(r, 2, (const char *const[]){"status", NULL});
+    expect(r, 2, (const char *const[]){"nosuchcommand", NULL});
+    expect(r, 2, (const char *const[]){"watch", NO_JOB, "--bogus", NULL});
+    expect(r, 2, (const char *const[]){"batch", NO_JOB, "--top", "0", NULL});
+    cr_assert(strstr(r->err, "top: must be an integer from 1 to 1000") != NULL, "%s", r->err);
+    expect(r, 2, (const char *const[]){"batch", NO_JOB, "--by", "luck", NULL});
+    expect(r, 2, (const char *const[]){"submit", "--symbol", "SMALL", "--timeframe", "1d", NULL});
+    char bad[256];
+    write_file("bad.json", "{\"name\": \"bad\", \"entry\": {\"gt\": [\"nope\", 1]}}", bad, sizeof bad);
+    expect(r, 2, (const char *const[]){"submit", "--logic", bad, "--symbol", "SMALL", "--timeframe", "1d", NULL});
+    sfctl(r, g_url, NULL, (const char *const[]){"status", NO_JOB, NULL});
+    cr_assert_eq(r->code, 2, "SF_API_KEY unset: exit %d: %s", r->code, r->err);
+    cr_assert(strstr(r->err, "SF_API_KEY") != NULL, "%s", r->err);
+
+    /* and the exit statuses are in sfctl --help */
+    expect(r, 0, (const char *const[]){"--help", NULL});
+    cr_assert(strstr(r->out, "5  not found") != NULL && strstr(r->out, "3  the server is unreachable") != NULL,
+              "%s", r->out);
+    free(r);
+}
+
+/* ---- what submit --wait prints ---------------------------------------------------- */
+
+Test(farm_sfctl, submit_wait_json_is_one_json_document_and_the_table_is_the_local_one)
+{
+    farm_dataset("SMALL", "1d", 400, 92);
+    start_farm(1);
+    char logic[256], csv[256];
+    write_logic(logic, sizeof logic);
+    write_bars_csv("SMALL", "1d", csv, sizeof csv);
+    ctl_run *r = malloc(sizeof *r);
+
+    expect(r, 0,
+           (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait",
+                                 "--json", NULL});
+    json_error_t je;
+    json_t *j = json_loads(r->out, 0, &je);
+    cr_assert_not_null(j, "stdout is not one JSON document (%s at %d): %s", je.text, je.position, r->out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "succeeded", "%s", r->out);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    cr_assert(id != NULL && strlen(id) == 36, "%s", r->out);
+    double got = json_number_value(json_object_get(json_object_get(j, "metrics"), "final_equity"));
+    double want = farm_expected_final_equity(FARM_LOGIC_SMA, "SMALL", "1d");
+    cr_assert(memcmp(&got, &want, sizeof got) == 0, "final_equity %.17g, the engine says %.17g", got, want);
+    json_decref(j);
+
+    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--json",
+                                       NULL});
+    j = json_loads(r->out, 0, &je);
+    cr_assert_not_null(j, "submit --json: %s", r->out);
+    cr_assert_eq(strlen(json_string_value(json_object_get(j, "id"))), 36, "%s", r->out);
+    json_decref(j);
+
+    /* The farm's table: the job id, then the rows of `sfctl backtest` on the same bars. */
+    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait",
+                                       NULL});
+    char *remote = strdup(r->out);
+    expect(r, 0, (const char *const[]){"backtest", "--logic", logic, "--data", csv, NULL});
+    const char *local_rows = strstr(r->out, "\n\n"), *farm_rows = strchr(remote, '\n');
+    cr_assert(local_rows && farm_rows, "local: %s\nfarm: %s", r->out, remote);
+    cr_assert_eq(farm_rows - remote, 36, "the first line is the job id: %s", remote);
+    cr_assert(strstr(farm_rows, "  final equity") == farm_rows + 1, "%s", remote);
+    cr_assert_str_eq(farm_rows + 1, local_rows + 2, "the farm's table differs from the local one");
+    free(remote);
+    free(r);
+}
+
+/* ---- sweeps: job ids in the leaderboard, 1 when members failed -------------------- */
+
+static const char GRID[] = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 9, \"step\": 1}}";
+
+/* Submit a sweep of the 8 fast periods with sfctl; its batch id. */
+static void submit_sweep(ctl_run *r, const char *symbol, char *id, size_t size)
+{
+    char logic[256], grid[256];
+    write_logic(logic, sizeof logic);
+    write_file("grid.json", GRID, grid, sizeof grid);
+    expect(r, 0,
+           (const char *const[]){"sweep", "--logic", logic, "--grid", grid, "--symbol", symbol, "--timeframe", "1d",
+                                 "--rank-by", "fees", "--max-attempts", "1", NULL});
+    size_t n = strcspn(r->out, "\n");
+    cr_assert_eq(n, 36, "the batch id: %s", r->out);
+    snprintf(id, size, "%.*s", (int)n, r->out);
+}
+
+Test(farm_sfctl, a_finished_sweep_shows_job_ids_and_watch_exits_0)
+{
+    farm_dataset("SMALL", "1d", 300, 93);
+    start_farm(1);
+    ctl_run *r = malloc(sizeof *r);
+    char id[64];
+    submit_sweep(r, "SMALL", id, sizeof id);
+    expect(r, 0, (const char *const[]){"watch", id, "--timeout", "60", "--top", "8", NULL});
+    cr_assert(strstr(r->out, "8 combinations, ranked by fees") != NULL, "%s", r->out);
+    cr_assert(strstr(r->out, " job ") != NULL && strstr(r->out, " fees ") != NULL, "%s", r->out);
+    /* every member's row names its job: the ids of the batch's jobs, each once */
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    const char *p[] = {id};
+    cr_assert_eq(sf_db_query(F.db, "SELECT id FROM jobs WHERE batch_id = $1::uuid", 1, p, &res, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(sf_db_nrows(res), 8);
+    for (int i = 0; i < 8; i++) {
+        const char *job = sf_db_get(res, i, 0), *at = strstr(r->out, job);
+        cr_assert(at != NULL, "job %s not in the leaderboard:\n%s", job, r->out);
+        cr_assert_null(strstr(at + 1, job), "job %s twice", job);
+    }
+    sf_db_res_free(res);
+    free(r);
+}
+
+Test(farm_sfctl, watch_exits_1_when_members_failed)
+{
+    farm_dataset("GONE", "1d", 300, 94);
+    start_farm(0);
+    ctl_run *r = malloc(sizeof *r);
+    char id[64];
+    submit_sweep(r, "GONE", id, sizeof id);
+    /* The data set goes before any worker runs: every member fails, for sure. */
+    farm_exec("DELETE FROM datasets WHERE symbol = 'GONE'");
+    farm_scheduler("sched", NULL);
+    farm_worker("w1", 2, 5, NULL);
+    expect(r, 1, (const char *const[]){"watch", id, "--timeout", "60", NULL});
+    cr_assert(strstr(r->err, "8 members failed, 0 died") != NULL, "%s", r->err);
+    expect(r, 0, (const char *const[]){"batch", id, NULL});
+    free(r);
+}
