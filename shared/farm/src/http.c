@@ -2,13 +2,18 @@
 #include "sf/http.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct sf_http {
     CURL *curl;
     sf_http_opts opts;
     char errbuf[CURL_ERROR_SIZE];
+    /* per request, from the opensocket callback (the request's thread) */
+    int opened;                     /* sockets opened */
+    char refused[SF_ERR_MSG_MAX];   /* why the first refused address was refused; "" = none */
 };
 
 /* Per-request write state. */
@@ -83,6 +88,37 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
     return n;
 }
 
+/* libcurl's opensocket callback under a policy: a socket only for an
+ * allowed address, so nothing connects to any other. */
+static curl_socket_t open_checked(void *user, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    sf_http *h = user;
+    sf_err err = {0};
+    sf_status st = purpose == CURLSOCKTYPE_IPCXN
+                       ? sf_netpolicy_check(h->opts.policy, &a->addr, a->addrlen, &err)
+                       : sf_err_set(&err, SF_ERR_INVALID, "a socket other than an IP connection");
+    if (st == SF_OK) {
+        curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        h->opened += fd != CURL_SOCKET_BAD;
+        return fd;
+    }
+    if (h->refused[0] == '\0')
+        snprintf(h->refused, sizeof h->refused, "%s", err.msg);
+    return CURL_SOCKET_BAD;
+}
+
+/* The address policy, when there is one: checked sockets, no proxy. */
+static int set_policy(sf_http *h)
+{
+    if (h->opts.policy == NULL)
+        return 1;
+    CURL *c = h->curl;
+    int ok = curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, h) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK;
+    return ok;
+}
+
 static sf_status set_common(sf_http *h, const char *method, const char *url, sink *s,
                             struct curl_slist *hdrs, const char *body, size_t body_len)
 {
@@ -109,13 +145,18 @@ static sf_status set_common(sf_http *h, const char *method, const char *url, sin
     } else if (strcmp(method, "GET") == 0) {
         ok &= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     }
+    ok &= set_policy(h);
     return ok ? SF_OK : SF_ERR_INTERNAL;
 }
 
-/* curl's result as an sf_status with a message naming the URL. */
-static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *url, sf_err *err)
+/* curl's result as an sf_status with a message naming the URL's origin. */
+static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *full_url, sf_err *err)
 {
     const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+    char url[SF_HTTP_ORIGIN_MAX];
+    sf_http_url_origin(full_url, url, sizeof url);
+    if (h->refused[0] && h->opened == 0 && rc == CURLE_COULDNT_CONNECT)
+        return sf_err_set(err, SF_ERR_INVALID, "could not connect to %s: %s", url, h->refused);
     if (s->over || rc == CURLE_FILESIZE_EXCEEDED)
         return sf_err_set(err, SF_ERR_LIMIT, "response from %s is larger than %zu bytes", url,
                           h->opts.max_body);
@@ -174,9 +215,13 @@ sf_status sf_http_request(sf_http *http, const char *method, const char *url,
         return st;
     sink s = {&resp->body, 0};
     http->errbuf[0] = '\0';
+    http->refused[0] = '\0';
+    http->opened = 0;
     if (set_common(http, method, url, &s, hdrs, body, body_len) != SF_OK) {
         curl_slist_free_all(hdrs);
-        return sf_err_set(err, SF_ERR_INTERNAL, "could not set up a request to %s", url);
+        char origin[SF_HTTP_ORIGIN_MAX];
+        sf_http_url_origin(url, origin, sizeof origin);
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not set up a request to %s", origin);
     }
     CURLcode rc = curl_easy_perform(http->curl);
     curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -184,4 +229,33 @@ sf_status sf_http_request(sf_http *http, const char *method, const char *url,
     curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
     return rc == CURLE_OK ? SF_OK : map_result(http, rc, &s, url, err);
+}
+
+/* One part of u ("" when absent); 1 when there. */
+static int url_part(CURLU *u, CURLUPart what, char *out, size_t size)
+{
+    char *part = NULL;
+    int ok = curl_url_get(u, what, &part, 0) == CURLUE_OK && part != NULL;
+    snprintf(out, size, "%s", ok ? part : "");
+    curl_free(part);
+    return ok;
+}
+
+void sf_http_url_origin(const char *url, char *out, size_t size)
+{
+    if (size == 0)
+        return;
+    CURLU *u = curl_url();
+    char scheme[32], host[SF_HTTP_ORIGIN_MAX], port[16];
+    if (u == NULL || url == NULL ||
+        curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_GUESS_SCHEME) != CURLUE_OK ||
+        !url_part(u, CURLUPART_SCHEME, scheme, sizeof scheme)) {
+        curl_url_cleanup(u);
+        snprintf(out, size, "(invalid URL)");
+        return;
+    }
+    url_part(u, CURLUPART_HOST, host, sizeof host);
+    int has_port = url_part(u, CURLUPART_PORT, port, sizeof port);
+    curl_url_cleanup(u);
+    snprintf(out, size, "%s://%s%s%s", scheme, host, has_port ? ":" : "", has_port ? port : "");
 }

@@ -152,7 +152,7 @@ static int attempt(sf_http *http, const char *url, const char *secret, const cha
         snprintf(rep->error, sizeof rep->error, "%.200s", herr.msg);
     else
         snprintf(rep->error, sizeof rep->error, "receiver answered HTTP %ld", code);
-    if (st == SF_ERR_NOMEM)
+    if (st == SF_ERR_NOMEM || st == SF_ERR_INVALID) /* a bad URL or a refused address stays so */
         return -1;
     return st != SF_OK && st != SF_ERR_LIMIT ? 0 : (retryable(code) ? 0 : -1);
 }

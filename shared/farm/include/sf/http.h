@@ -7,15 +7,28 @@
  * SF_ERR_LIMIT. The HTTP status is a result, not an error: a 404 or 500 comes
  * back as SF_OK with status set; only transport failures are errors.
  *
+ * Address policy: with opts.policy set, every connection (redirects
+ * included) is checked by sf_netpolicy_check on the exact socket address
+ * libcurl is about to connect to, after resolution, in libcurl's
+ * opensocket callback: a refused address gets no socket, so no DNS answer,
+ * rebinding or numeric spelling of a host can reach it. Proxies from the
+ * environment are then ignored (a proxy would connect on the client's
+ * behalf).
+ *
+ * Messages name a URL by its origin only, scheme://host[:port] (see
+ * sf_http_url_origin): the user info, path and query may hold tokens.
+ *
  * Errors: SF_ERR_TIMEOUT (a deadline passed), SF_ERR_UNAVAILABLE (could not
  * resolve or connect), SF_ERR_LIMIT (body over max_body), SF_ERR_INVALID (a
- * malformed URL or a scheme other than http/https), SF_ERR_HTTP (any other
- * transport failure: TLS, protocol), SF_ERR_NOMEM.
+ * malformed URL, a scheme other than http/https, or every address tried
+ * refused by the policy: none of them is worth a retry), SF_ERR_HTTP (any
+ * other transport failure: TLS, protocol), SF_ERR_NOMEM.
  *
  * Thread safety: call sf_http_global_init once in main before threads start.
  * An sf_http is used by one thread at a time; different handles are
  * independent. Ownership: sf_http_new / sf_http_free; an sf_http_response is
- * caller storage (_init/_destroy) whose body the caller owns.
+ * caller storage (_init/_destroy) whose body the caller owns; opts.policy is
+ * borrowed and must outlive the sf_http.
  */
 #ifndef SF_HTTP_H
 #define SF_HTTP_H
@@ -24,10 +37,12 @@
 
 #include "sf/buf.h"
 #include "sf/err.h"
+#include "sf/netpolicy.h"
 
 #define SF_HTTP_MAX_BODY_DEFAULT ((size_t)64 << 20)
 #define SF_HTTP_MAX_HEADERS 16
 #define SF_HTTP_CONTENT_TYPE_MAX 128
+#define SF_HTTP_ORIGIN_MAX 320      /* "https://" + a 253-byte host + ":65535" */
 
 typedef struct sf_http sf_http;
 
@@ -37,6 +52,7 @@ typedef struct sf_http_opts {
     size_t max_body;          /* response bytes; 0 = SF_HTTP_MAX_BODY_DEFAULT */
     const char *user_agent;   /* NULL = "signal-factory" */
     int follow_redirects;     /* follow up to 5 redirects (http/https only) */
+    const sf_netpolicy *policy; /* NULL = connect anywhere; else see "Address policy" */
 } sf_http_opts;
 
 typedef struct sf_http_response {
@@ -64,5 +80,14 @@ void sf_http_response_destroy(sf_http_response *resp);
 sf_status sf_http_request(sf_http *http, const char *method, const char *url,
                           const char *const *headers, const char *body, size_t body_len,
                           sf_http_response *resp, sf_err *err);
+
+/*
+ * The origin of url for messages and logs: "scheme://host[:port]" (the port
+ * only when the URL names one; no user info, path, query or fragment),
+ * lower-case scheme; a URL without a scheme is read as http, as a request
+ * does. "(invalid URL)" when url does not parse. Always NUL-terminates out
+ * (size > 0), truncating a longer origin.
+ */
+void sf_http_url_origin(const char *url, char *out, size_t size);
 
 #endif

@@ -20,8 +20,11 @@
  * (its connect and total timeouts), up to opts.attempts attempts, sleeping
  * backoff_ms, then 2 * backoff_ms, ... between them; each attempt is signed
  * afresh. A network error, a timeout, a 5xx, 408 or 429 is retried; any
- * other non-2xx is final at once (the receiver rejected the request). The
- * outcome is a result in sf_webhook_report, not an error.
+ * other non-2xx is final at once (the receiver rejected the request), and so
+ * is a URL the sf_http refuses (SF_ERR_INVALID: not http/https, malformed,
+ * or an address its policy refuses; see sf/http.h). The outcome is a result
+ * in sf_webhook_report, not an error; its error names the URL by its origin
+ * only (scheme://host[:port]), never its path or query.
  *
  * Thread safety: pure functions; sf_webhook_deliver uses only the sf_http
  * given (one per thread) and sleeps on the calling thread.
