@@ -290,11 +290,18 @@ Test(farm_sfctl, submit_wait_json_is_one_json_document_and_the_table_is_the_loca
 
 static const char GRID[] = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 9, \"step\": 1}}";
 
-/* Submit a sweep of the 8 fast periods with sfctl; its batch id. */
+/* The SMA cross with fees, so that ranking by fees means something. */
+static const char LOGIC_FEES[] =
+    "{\"name\":\"sma-fees\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":5},"
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":20}},"
+    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]},"
+    "\"execution\":{\"fee_bps\":10}}";
+
+/* Submit a sweep of the 8 fast periods with sfctl, ranked by fees; its batch id. */
 static void submit_sweep(ctl_run *r, const char *symbol, char *id, size_t size)
 {
     char logic[256], grid[256];
-    write_logic(logic, sizeof logic);
+    write_file("fees.json", LOGIC_FEES, logic, sizeof logic);
     write_file("grid.json", GRID, grid, sizeof grid);
     expect(r, 0,
            (const char *const[]){"sweep", "--logic", logic, "--grid", grid, "--symbol", symbol, "--timeframe", "1d",
@@ -304,7 +311,43 @@ static void submit_sweep(ctl_run *r, const char *symbol, char *id, size_t size)
     snprintf(id, size, "%.*s", (int)n, r->out);
 }
 
-Test(farm_sfctl, a_finished_sweep_shows_job_ids_and_watch_exits_0)
+/* The farm's leaderboard (from "N combinations") without its job column
+ * ("  %4zu %6zu" then " %-36s"), into out. */
+static void strip_jobs(const char *text, char *out, size_t size)
+{
+    const char *p = strstr(text, "combinations, ranked by");
+    cr_assert_not_null(p, "%s", text);
+    while (p > text && p[-1] != '\n')
+        p--;
+    size_t n = 0;
+    for (const char *line = p; *line && n + 1 < size;) {
+        size_t len = strcspn(line, "\n") + (line[strcspn(line, "\n")] == '\n');
+        int row = strncmp(line, "  ", 2) == 0 && len > 13 + 37;
+        for (size_t i = 0; i < len && n + 1 < size; i++)
+            if (!row || i < 13 || i >= 13 + 37)
+                out[n++] = line[i];
+        line += len;
+    }
+    out[n] = '\0';
+}
+
+/* `sfctl sweep --data` over the same bars lists the same members in the same
+ * order with the same figures as the farm's leaderboard by `by`. */
+static void expect_local_board(ctl_run *r, const char *farm_out, const char *by)
+{
+    char logic[256], grid[256], csv[256];
+    write_file("fees.json", LOGIC_FEES, logic, sizeof logic);
+    write_file("grid.json", GRID, grid, sizeof grid);
+    write_bars_csv("SMALL", "1d", csv, sizeof csv);
+    char *board = malloc(OUT_MAX);
+    strip_jobs(farm_out, board, OUT_MAX);
+    expect(r, 0, (const char *const[]){"sweep", "--logic", logic, "--data", csv, "--grid", grid, "--by", by, "--top",
+                                       "8", NULL});
+    cr_assert_str_eq(board, r->out, "by %s: the farm's leaderboard is not the local one", by);
+    free(board);
+}
+
+Test(farm_sfctl, a_finished_sweep_shows_job_ids_and_ranks_as_the_local_sweep)
 {
     farm_dataset("SMALL", "1d", 300, 93);
     start_farm(1);
@@ -327,6 +370,9 @@ Test(farm_sfctl, a_finished_sweep_shows_job_ids_and_watch_exits_0)
         cr_assert_null(strstr(at + 1, job), "job %s twice", job);
     }
     sf_db_res_free(res);
+    expect_local_board(r, r->out, "fees");
+    expect(r, 0, (const char *const[]){"batch", id, "--by", "sharpe", "--top", "8", NULL});
+    expect_local_board(r, r->out, "sharpe");
     free(r);
 }
 
