@@ -1,5 +1,5 @@
 /*
- * Graceful drain (DESIGN.md invariant 6): SIGTERM to a busy sf-worker stops
+ * Graceful drain (docs/architecture.md, invariant 6): SIGTERM to a busy sf-worker stops
  * its claims, finishes or releases its jobs within DRAIN_SECONDS and exits 0;
  * no job is left `running`, a released job went back to pending without
  * spending an attempt and another worker finishes it. An idle worker exits 0

@@ -1,5 +1,5 @@
 /*
- * Scheduler hand-over, end to end (DESIGN.md "Cron", invariant 4): three real
+ * Scheduler hand-over, end to end (docs/architecture.md, "Cron" and invariant 4): three real
  * sf-scheduler replicas and a worker. Replica A leads and fires a schedule's
  * missed minutes; A is killed (SIGKILL) and a schedule falls due while no one
  * leads; B takes over and fires it. Then B is paused (SIGSTOP: a leader that

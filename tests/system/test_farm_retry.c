@@ -1,5 +1,5 @@
 /*
- * Cross-process tests of failure classes (DESIGN.md "Failures", invariants 3
+ * Cross-process tests of failure classes (docs/architecture.md, "Failures" and invariants 3
  * and 4) with real sf-scheduler and sf-worker processes and no mocks:
  *
  * - transient, raised by the worker: the worker connects as a role that may

@@ -1,4 +1,4 @@
-/* Tests for the backtest engine: the execution rules of DESIGN.md one by one
+/* Tests for the backtest engine: the execution rules of the README one by one
  * on small hand-built series, no look-ahead, cancellation, progress and the
  * indicator cache. Expected trades and equity are computed here by hand. */
 #include <criterion/criterion.h>
@@ -1042,7 +1042,7 @@ static int plain_cmp(int op, double x, double y)
     return op == 0 ? x > y : op == 1 ? x >= y : op == 2 ? x < y : x <= y;
 }
 
-/* What DESIGN.md says, written the slow way. */
+/* What the README says, written the slow way. */
 static int plain_eval(int op, const opd_case *a, const opd_case *bo, const sf_bars *b,
                       double *const *ind, long i)
 {

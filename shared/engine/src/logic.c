@@ -1,6 +1,6 @@
 /*
  * logic: parse and validate trading-logic JSON into a compiled sf_logic; see
- * sf/logic.h and DESIGN.md "Logic format".
+ * sf/logic.h and the README's "Logic format".
  *
  * Design: one pass over the jansson tree. Each section has a checker that
  * records every problem it finds (path + message) and keeps going, so the user

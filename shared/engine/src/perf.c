@@ -1,6 +1,6 @@
 /*
  * perf: backtest metrics from an equity curve and its trades; see sf/perf.h
- * and DESIGN.md "Metrics".
+ * and the README's "Metrics".
  *
  * Every sum goes through a Neumaier (improved Kahan) accumulator, so the
  * result does not depend on the magnitude mix of the terms and long curves do

@@ -1,6 +1,6 @@
 /*
  * engine: one backtest run of a compiled logic (sf/logic.h) over a bar series
- * (sf/bars.h), with the execution rules of DESIGN.md "Logic format", and the
+ * (sf/bars.h), with the README's execution rules ("The backtest engine"), and the
  * indicator cache that sweep members share.
  *
  * How a run works: every indicator output is computed over the whole series

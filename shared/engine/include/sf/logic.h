@@ -1,5 +1,5 @@
 /*
- * logic: the trading-logic JSON of DESIGN.md, parsed and validated into an
+ * logic: the trading-logic JSON (README, "Logic format"), parsed and validated into an
  * immutable compiled program that the engine runs.
  *
  * Validation collects errors (up to SF_LOGIC_MAX_ERRORS), each naming the JSON

@@ -1,6 +1,6 @@
 /*
  * perf: performance metrics of a finished backtest, from its equity curve and
- * trades, as DESIGN.md defines them (final equity, total return, CAGR, Sharpe,
+ * trades, as the README defines them (final equity, total return, CAGR, Sharpe,
  * Sortino, max drawdown with peak and trough times, win rate, profit factor,
  * trades, exposure, fees). Sums use compensated (Kahan-Neumaier) summation.
  *
