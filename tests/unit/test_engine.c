@@ -1,6 +1,8 @@
 /* Tests for the backtest engine: the execution rules of the README one by one
- * on small hand-built series, no look-ahead, cancellation, progress and the
- * indicator cache. Expected trades and equity are computed here by hand. */
+ * on small hand-built series, no look-ahead, cancellation, progress and runs
+ * that give the same answer with or without an indicator cache (the cache
+ * itself: test_indcache.c). Expected trades and equity are computed here by
+ * hand. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -806,77 +808,7 @@ Test(engine, runs_are_deterministic_and_the_cache_changes_nothing)
     sf_bars_free(b);
 }
 
-Test(engine, cache_evicts_unpinned_entries_to_stay_under_its_bound)
-{
-    sf_bars *b = walk_bars(1000, 3);
-    sf_indcache *cache = NULL;
-    cr_assert_eq(sf_indcache_new(b, 2 * 1000 * sizeof(double), &cache, NULL), SF_OK);
-    sf_ind_spec s[3];
-    for (int k = 0; k < 3; k++) {
-        sf_ind_spec_default(SF_IND_SMA, &s[k]);
-        s[k].param[SF_IP_PERIOD] = 5 + k;
-    }
-    sf_indref *r0, *r1, *r2;
-    cr_assert_eq(sf_indcache_acquire(cache, &s[0], &r0, NULL), SF_OK);
-    cr_assert_eq(sf_indcache_acquire(cache, &s[1], &r1, NULL), SF_OK);
-    sf_indcache_release(cache, r0);
-    cr_assert_eq(sf_indcache_acquire(cache, &s[2], &r2, NULL), SF_OK); /* evicts s[0] */
-    sf_indcache_stats st;
-    sf_indcache_get_stats(cache, &st);
-    cr_assert_eq(st.evicted, 1);
-    cr_assert_eq(st.bytes, 2 * 1000 * sizeof(double));
-    /* sma(6) at bar 10 = mean of closes 5..10 */
-    double want = 0;
-    for (int i = 5; i <= 10; i++)
-        want += b->close[i] / 6;
-    assert_close(sf_indref_output(r1, 0)[10], want, "sma value from the cache");
-    sf_indcache_release(cache, r1);
-    sf_indcache_release(cache, r2);
-    sf_indcache_free(cache);
-    sf_bars_free(b);
-}
-
-/* ---- threads: cache sharing, cancellation, progress ---- */
-
-typedef struct acq_arg {
-    sf_indcache *cache;
-    sf_ind_spec spec;
-    const double *out;
-} acq_arg;
-
-static void *acquire_thread(void *p)
-{
-    acq_arg *a = p;
-    sf_indref *ref = NULL;
-    cr_assert_eq(sf_indcache_acquire(a->cache, &a->spec, &ref, NULL), SF_OK);
-    a->out = sf_indref_output(ref, 0);
-    sf_indcache_release(a->cache, ref);
-    return NULL;
-}
-
-Test(engine, concurrent_requests_for_one_spec_compute_it_once)
-{
-    sf_bars *b = walk_bars(200000, 5);
-    sf_indcache *cache = NULL;
-    cr_assert_eq(sf_indcache_new(b, SF_INDCACHE_MAX_DEFAULT, &cache, NULL), SF_OK);
-    pthread_t th[8];
-    acq_arg args[8];
-    for (int k = 0; k < 8; k++) {
-        args[k].cache = cache;
-        sf_ind_spec_default(SF_IND_RSI, &args[k].spec);
-        cr_assert_eq(pthread_create(&th[k], NULL, acquire_thread, &args[k]), 0);
-    }
-    for (int k = 0; k < 8; k++)
-        pthread_join(th[k], NULL);
-    sf_indcache_stats st;
-    sf_indcache_get_stats(cache, &st);
-    cr_assert_eq(st.computed, 1);
-    cr_assert_eq(st.hits, 7);
-    for (int k = 1; k < 8; k++)
-        cr_assert_eq(args[k].out, args[0].out, "every thread sees the same buffer");
-    sf_indcache_free(cache);
-    sf_bars_free(b);
-}
+/* ---- threads: cancellation, progress ---- */
 
 typedef struct cancel_ctx {
     atomic_int flag;

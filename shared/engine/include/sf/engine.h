@@ -1,7 +1,8 @@
 /*
  * engine: one backtest run of a compiled logic (sf/logic.h) over a bar series
  * (sf/bars.h), with the README's execution rules ("The backtest engine"), and the
- * indicator cache that sweep members share.
+ * live decision of a logic execution. Indicator outputs may come from an
+ * sf_indcache (sf/indcache.h) that several runs share.
  *
  * How a run works: every indicator output is computed over the whole series
  * (or borrowed from an sf_indcache); then, in chunks of SF_ENGINE_CHUNK bars,
@@ -20,12 +21,11 @@
  * and nothing more trades.
  *
  * Thread safety: sf_engine_run is pure (no globals, no I/O) and may run on any
- * number of threads at once over the same logic and bars. An sf_indcache is
- * thread-safe (one mutex plus a condition variable; a spec is computed once,
- * by the first thread that asks, while the others wait for it).
+ * number of threads at once over the same logic and bars, sharing one
+ * sf_indcache or not.
  * Ownership: sf_engine_run returns a new sf_result freed by sf_result_free
- * (accepts NULL); the result owns copies of everything it points to. An
- * sf_indcache borrows its bars, which must outlive it.
+ * (accepts NULL); the result owns copies of everything it points to. A run
+ * pins the cache entries it reads and releases them before it returns.
  */
 #ifndef SF_ENGINE_H
 #define SF_ENGINE_H
@@ -36,45 +36,12 @@
 
 #include "sf/bars.h"
 #include "sf/err.h"
+#include "sf/indcache.h"
 #include "sf/indicator.h"
 #include "sf/logic.h"
 #include "sf/perf.h"
 
 #define SF_ENGINE_CHUNK 4096 /* bars per signal chunk; cancel/progress period */
-#define SF_INDCACHE_MAX_DEFAULT ((size_t)512 * 1024 * 1024)
-
-/* ---- indicator cache -------------------------------------------------- */
-
-typedef struct sf_indcache sf_indcache;
-typedef struct sf_indref sf_indref; /* a pinned set of outputs of one spec */
-
-/* A cache of indicator outputs over one bar series, keyed by the bytes of a
- * normalised sf_ind_spec, holding at most max_bytes of output arrays. When a
- * new spec does not fit, unpinned entries are evicted (least recently used
- * first); if it still does not fit, the outputs are computed for the caller
- * alone and freed on release. */
-sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes,
-                          sf_indcache **out, sf_err *err);
-/* All refs must have been released. Accepts NULL. */
-void sf_indcache_free(sf_indcache *cache);
-
-/* Pin the outputs of spec, computing them if needed. Thread-safe. */
-sf_status sf_indcache_acquire(sf_indcache *cache, const sf_ind_spec *spec,
-                              sf_indref **ref, sf_err *err);
-/* Output k (0 .. n_outputs-1) of a pinned ref: bars->n doubles, NaN in the
- * warm-up. Valid until the ref is released. */
-const double *sf_indref_output(const sf_indref *ref, int k);
-void sf_indcache_release(sf_indcache *cache, sf_indref *ref);
-
-typedef struct sf_indcache_stats {
-    uint64_t computed;  /* sf_ind_compute calls made for the cache */
-    uint64_t hits;      /* acquires served from a cached entry */
-    uint64_t evicted;   /* entries dropped to make room */
-    uint64_t uncached;  /* acquires that did not fit and were computed privately */
-    size_t bytes;       /* bytes held now */
-} sf_indcache_stats;
-
-void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out);
 
 /* ---- one run ---------------------------------------------------------- */
 
