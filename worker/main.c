@@ -56,6 +56,9 @@ static const sf_config_var config_vars[] = {
      offsetof(wrk_config, webhook_attempts), "webhook attempts before the delivery is recorded failed"},
     {"SF_WEBHOOK_BACKOFF_MS", SF_CFG_INT, "500", 1, 60000, NULL, 0, offsetof(wrk_config, webhook_backoff_ms),
      "pause before the second webhook attempt; doubles after each"},
+    {"SF_WEBHOOK_ALLOW_CIDRS", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(wrk_config, webhook_allow_cidrs),
+     "comma-separated CIDRs (10.0.0.0/8,127.0.0.1/32) webhooks may reach though they are not public; "
+     "empty = none: loopback, private, link-local, metadata, CGNAT, multicast and reserved addresses are refused"},
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -122,6 +125,10 @@ static int load_config(wrk_config *cfg)
     if (cfg->equity_points > 0 && cfg->equity_points < SF_EQUITY_POINTS_MIN) {
         sf_buf_printf(&errors, NULL, "SF_EQUITY_POINTS: must be 0 (keep all) or at least %d, got %lld\n",
                       SF_EQUITY_POINTS_MIN, (long long)cfg->equity_points);
+        st = SF_ERR_CONFIG;
+    }
+    if (sf_netpolicy_parse(cfg->webhook_allow_cidrs, &cfg->webhook_policy, &err) != SF_OK) {
+        sf_buf_printf(&errors, NULL, "SF_WEBHOOK_ALLOW_CIDRS: %s\n", err.msg);
         st = SF_ERR_CONFIG;
     }
     resolve_defaults(cfg);

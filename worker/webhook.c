@@ -14,9 +14,15 @@
  * passed, any worker delivers it again (at least once; receivers dedupe by
  * job_id). The job's own status never depends on the webhook.
  *
- * The URL and secret are read from the schedule at delivery time. On drain,
- * after the completer's last commit, the thread makes one last pass of at
- * most HOOK_BATCH rows and returns; rows left pending go to other workers.
+ * The URL and secret are read from the schedule at delivery time. The
+ * client's address policy (SF_WEBHOOK_ALLOW_CIDRS, sf/netpolicy.h) is checked
+ * on the exact address of every connection: a schedule cannot aim the worker
+ * at loopback, private, link-local or metadata addresses; such a URL, or one
+ * that is not http/https, fails at once, and the recorded and logged error
+ * names the URL by its origin only (tokens in its path or query stay out of
+ * the log). On drain, after the completer's last commit, the thread makes
+ * one last pass of at most HOOK_BATCH rows and returns; rows left pending go
+ * to other workers.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -155,7 +161,8 @@ static int hooker_open(hooker *h, wrk *w)
     h->lease_ms = cfg->webhook_attempts * cfg->webhook_timeout_ms +
                   (cfg->webhook_backoff_ms << cfg->webhook_attempts) + HOOK_LEASE_MARGIN_MS;
     sf_http_opts o = {.connect_timeout_ms = cfg->webhook_timeout_ms, .timeout_ms = cfg->webhook_timeout_ms,
-                      .max_body = 64 * 1024, .user_agent = "signal-factory-webhook"};
+                      .max_body = 64 * 1024, .user_agent = "signal-factory-webhook",
+                      .policy = &cfg->webhook_policy};
     sf_err err = {0};
     if (sf_http_new(&o, &h->http, &err) != SF_OK) {
         sf_log_error(w->log, "webhooks disabled: no http client", SF_LF_STR("error", err.msg));

@@ -30,6 +30,7 @@
 #include "sf/engine.h"
 #include "sf/job.h"
 #include "sf/log.h"
+#include "sf/netpolicy.h"
 #include "sf/queue.h"
 #include "sf/redis.h"
 
@@ -56,6 +57,8 @@ typedef struct wrk_config {
     int64_t webhook_timeout_ms;  /* per attempt */
     int64_t webhook_attempts;
     int64_t webhook_backoff_ms;  /* before the 2nd attempt, doubling */
+    char *webhook_allow_cidrs;   /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses webhooks may reach */
+    sf_netpolicy webhook_policy; /* parsed from it when the configuration is checked */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;

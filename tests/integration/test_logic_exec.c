@@ -5,8 +5,11 @@
  * relayed here (as the scheduler's relay does); the worker records the
  * signal in the job's completion and POSTs the schedule's webhook to a
  * receiver this test runs on 127.0.0.1 (hookrecv.h), whose signature the
- * test verifies with its own HMAC-SHA256. Also: a backtest's stored equity
- * curve is downsampled to SF_EQUITY_POINTS.
+ * test verifies with its own HMAC-SHA256 (the worker allows 127.0.0.1/32 by
+ * SF_WEBHOOK_ALLOW_CIDRS for it). Without that allowance no spelling of a
+ * loopback, metadata or unspecified address is reached, an invalid URL fails
+ * at once, and neither the record nor the log holds a URL's path or query.
+ * Also: a backtest's stored equity curve is downsampled to SF_EQUITY_POINTS.
  */
 #include <criterion/criterion.h>
 
@@ -77,14 +80,22 @@ static char *execution(const char *sched)
                        1, p);
 }
 
-static sf_proc *worker(const char *name)
+/* A worker whose webhooks may reach the non-public CIDRs of allow. */
+static sf_proc *worker_allowing(const char *name, const char *allow)
 {
-    char w[96];
+    char w[96], a[160];
     snprintf(w, sizeof w, "WORKER_NAME=%s", name);
-    const char *env[] = {w, "WORKER_THREADS=2", "LEASE_SECONDS=5", "SF_WEBHOOK_TIMEOUT_MS=2000",
+    snprintf(a, sizeof a, "SF_WEBHOOK_ALLOW_CIDRS=%s", allow);
+    const char *env[] = {w, a, "WORKER_THREADS=2", "LEASE_SECONDS=5", "SF_WEBHOOK_TIMEOUT_MS=2000",
                          "SF_WEBHOOK_ATTEMPTS=3", "SF_WEBHOOK_BACKOFF_MS=100", "SF_EQUITY_POINTS=500",
                          "SF_DRAIN_SECONDS=5", NULL};
     return farm_start(name, "sf-worker", env);
+}
+
+/* A worker whose webhooks may reach this test's receivers on 127.0.0.1. */
+static sf_proc *worker(const char *name)
+{
+    return worker_allowing(name, "127.0.0.1/32");
 }
 
 static void stop_worker(sf_proc *w)
@@ -214,6 +225,151 @@ Test(logic_exec, a_failing_receiver_gets_the_retries_then_the_failure_is_recorde
     stop_worker(w);
     hookrecv_stop(&rcv);
     free(user), free(s), free(j);
+}
+
+/* ---- where a webhook may go ---------------------------------------------- */
+
+#define HOOK_PATH "/hooks/tok-PATHSECRET?token=QUERYSECRET"
+#define REFUSED_LIKE "'could not connect to http://%: address % is not public (%) and not in the allowed CIDRs'"
+
+/* One schedule of user for ENT per URL "<prefix><port>" + HOOK_PATH (port
+ * < 0: no port), each with a relayed execution; their job ids (free() them). */
+static void hook_jobs(const char *user, const char *const *prefixes, size_t n, int port, char **jobs)
+{
+    for (size_t i = 0; i < n; i++) {
+        char url[256];
+        if (port < 0)
+            snprintf(url, sizeof url, "%s%s", prefixes[i], HOOK_PATH);
+        else
+            snprintf(url, sizeof url, "%s%d%s", prefixes[i], port, HOOK_PATH);
+        char *s = schedule(user, "ENT", url, "k");
+        jobs[i] = execution(s);
+        free(s);
+    }
+    cr_assert_eq(farm_relay_all(), n);
+}
+
+/* n signals have their webhook recorded (delivered or failed). */
+static void wait_recorded(size_t n)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) = %zu FROM signals WHERE webhook_status IN ('delivered', 'failed')", n);
+    FARM_ASSERT(farm_wait_sql(sql, NULL, 30000), "%zu webhooks not recorded", n);
+}
+
+/* The recorded webhook error of job starts with want. */
+static void expect_error_prefix(const char *job, const char *want)
+{
+    char *got = farm_text1("SELECT webhook_error FROM signals WHERE job_id = $1", job);
+    FARM_ASSERT(strncmp(got, want, strlen(want)) == 0, "error \"%s\", want \"%s...\"", got, want);
+    free(got);
+}
+
+/* Neither the records nor the worker's log hold a webhook URL's path or query. */
+static void expect_no_url_secrets(const sf_proc *w)
+{
+    cr_assert_eq(farm_int("SELECT count(*) FROM signals WHERE webhook_error LIKE '%SECRET%' "
+                          "OR webhook_error LIKE '%/hooks%'"),
+                 0);
+    char *log = sf_proc_log_read(w, 1 << 20);
+    FARM_ASSERT(strstr(log, "SECRET") == NULL && strstr(log, "/hooks") == NULL, "the log holds a URL's path:\n%s",
+                log);
+    free(log);
+}
+
+Test(logic_exec, no_spelling_of_a_loopback_metadata_or_unspecified_address_is_reached_and_bad_urls_fail_at_once)
+{
+    import_steps("ENT", 40, 1);
+    hookrecv rcv;
+    hookrecv_start(&rcv, 200);
+    const char *to_rcv[] = {"http://127.0.0.1:", "http://2130706433:", "http://0x7f000001:", "http://0177.0.0.1:",
+                            "http://127.1:", "http://[::ffff:127.0.0.1]:", "http://[::1]:", "http://localhost:",
+                            "http://0.0.0.0:", "http://[::]:", "gopher://127.0.0.1:"};
+    const char *no_port[] = {"http://169.254.169.254", "http://[::ffff:a9fe:a9fe]", "file:///etc/passwd"};
+    size_t n1 = sizeof to_rcv / sizeof to_rcv[0], n2 = sizeof no_port / sizeof no_port[0];
+    char *user = farm_user("trader"), *jobs[16];
+    hook_jobs(user, to_rcv, n1, rcv.port, jobs);
+    hook_jobs(user, no_port, n2, -1, jobs + n1);
+    sf_proc *w = worker_allowing("w-ssrf", "");
+    wait_recorded(n1 + n2);
+    cr_assert_eq(farm_int("SELECT count(*) FROM signals WHERE webhook_status = 'failed' AND webhook_attempts = 1 "
+                          "AND webhook_http_status IS NULL"),
+                 (long long)(n1 + n2), "every one failed at its first attempt, without an answer");
+    cr_assert_eq(hookrecv_count(&rcv), 0, "a request reached the receiver on 127.0.0.1");
+    for (size_t i = 0; i < n1 - 1; i++) /* every http URL: refused by the address policy */
+        expect_text("SELECT (webhook_error LIKE " REFUSED_LIKE ")::text FROM signals WHERE job_id = $1", jobs[i],
+                    "true");
+    char want[256];
+    snprintf(want, sizeof want, "could not connect to http://127.0.0.1:%d: address 127.0.0.1 is not public "
+             "(loopback) and not in the allowed CIDRs", rcv.port);
+    expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[1], want); /* 2130706433 */
+    snprintf(want, sizeof want, "could not connect to http://[::ffff:127.0.0.1]:%d: address ::ffff:127.0.0.1 is "
+             "not public (loopback) and not in the allowed CIDRs", rcv.port);
+    expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[5], want);
+    expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[n1],
+                "could not connect to http://169.254.169.254: address 169.254.169.254 is not public (cloud metadata) "
+                "and not in the allowed CIDRs");
+    expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[n1 + 1],
+                "could not connect to http://[::ffff:a9fe:a9fe]: address ::ffff:169.254.169.254 is not public "
+                "(cloud metadata) and not in the allowed CIDRs");
+    snprintf(want, sizeof want, "bad URL gopher://127.0.0.1:%d: ", rcv.port);
+    expect_error_prefix(jobs[n1 - 1], want);
+    expect_error_prefix(jobs[n1 + 2], "bad URL file://: ");
+    FARM_ASSERT(sf_proc_log_contains(w, "webhook delivery failed") &&
+                    sf_proc_log_contains(w, "is not public (cloud metadata)"),
+                "the refusals are logged with their reason");
+    expect_no_url_secrets(w);
+    stop_worker(w);
+    hookrecv_stop(&rcv);
+    free(user);
+    for (size_t i = 0; i < n1 + n2; i++)
+        free(jobs[i]);
+}
+
+Test(logic_exec, with_127_0_0_1_32_allowed_every_spelling_of_it_reaches_the_receiver_and_nothing_else)
+{
+    import_steps("ENT", 40, 1);
+    hookrecv rcv;
+    hookrecv_start(&rcv, 200);
+    const char *ok[] = {"http://127.0.0.1:", "http://2130706433:", "http://0x7f000001:", "http://0177.0.0.1:",
+                        "http://127.1:", "http://[::ffff:127.0.0.1]:"};
+    const char *no[] = {"http://[::1]:", "http://127.0.0.2:", "http://169.254.169.254:", "http://10.0.0.1:"};
+    size_t n1 = sizeof ok / sizeof ok[0], n2 = sizeof no / sizeof no[0];
+    char *user = farm_user("trader"), *jobs[16];
+    hook_jobs(user, ok, n1, rcv.port, jobs);
+    hook_jobs(user, no, n2, rcv.port, jobs + n1);
+    sf_proc *w = worker("w-allow");
+    wait_recorded(n1 + n2);
+    cr_assert_eq(hookrecv_count(&rcv), (int)n1, "each allowed spelling delivered once");
+    for (size_t i = 0; i < n1; i++)
+        expect_text("SELECT webhook_status::text || ' ' || webhook_attempts || ' ' || webhook_http_status "
+                    "FROM signals WHERE job_id = $1",
+                    jobs[i], "delivered 1 200");
+    for (size_t i = n1; i < n1 + n2; i++)
+        expect_text("SELECT webhook_status::text || ' ' || webhook_attempts || ' ' || (webhook_error LIKE "
+                    REFUSED_LIKE ") FROM signals WHERE job_id = $1",
+                    jobs[i], "failed 1 true");
+    char *head, *body;
+    hookrecv_get(&rcv, 0, &head, &body);
+    cr_assert(strncmp(head, "POST " HOOK_PATH " HTTP/1.1\r\n", strlen("POST " HOOK_PATH " HTTP/1.1\r\n")) == 0,
+              "the receiver gets the whole URL: %s", head);
+    free(head), free(body);
+    expect_no_url_secrets(w);
+    stop_worker(w);
+    hookrecv_stop(&rcv);
+    free(user);
+    for (size_t i = 0; i < n1 + n2; i++)
+        free(jobs[i]);
+}
+
+Test(logic_exec, a_bad_allowed_cidr_stops_the_worker_at_start_naming_the_variable)
+{
+    sf_proc *w = worker_allowing("w-badcidr", "10.0.0.0/8,localhost");
+    FARM_ASSERT(sf_proc_wait_exit(w, 10000), "the worker did not exit");
+    cr_assert_eq(sf_proc_exit_code(w), 2);
+    FARM_ASSERT(sf_proc_log_contains(w, "sf-worker: SF_WEBHOOK_ALLOW_CIDRS: could not parse the allowed CIDR "
+                                        "\"localhost\": \"localhost\" is not an IPv4 or IPv6 address"),
+                "no configuration error naming the variable");
 }
 
 Test(logic_exec, a_pending_delivery_left_by_a_dead_worker_is_delivered_by_another)
