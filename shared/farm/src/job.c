@@ -73,7 +73,7 @@ typedef enum event {
 #define SUCCEED_RETURNING \
     ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, " \
     "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, " \
-    "v.eq_len AS eq_len"
+    "v.eq_len AS eq_len, v.params AS params"
 
 typedef struct transition {
     const char *name;
@@ -611,38 +611,44 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 /* ---- completion --------------------------------------------------------- */
 
 /* $11/$12: each row's slice (offset, length; NULL = none) of the equity
- * curves of the whole batch, $15 (times, bigint[]) and $16 (values, float8[]),
+ * curves of the whole batch, $16 (times, bigint[]) and $17 (values, float8[]),
  * both sent in binary. $13/$14: an optimistic row's worker and start time
- * (NULL for the others). */
+ * (NULL for the others). $15: a sweep member's parameters (NULL for the
+ * others). */
 static const char COMPLETE_SOURCE[] =
     "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
     "$8::float8 AS cap_ms, 'transient'::text AS error_class, s.sig, s.eq_off, s.eq_len, "
-    "s.worker, s.started_us "
+    "s.worker, s.started_us, s.params "
     "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$9::text[], $10::text[], $11::int[], $12::int[], $13::text[], $14::bigint[]) "
-    "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len, worker, started_us)";
+    "$9::text[], $10::text[], $11::int[], $12::int[], $13::text[], $14::bigint[], $15::text[]) "
+    "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len, worker, started_us, "
+    "params)";
 
 /* The results row of each updated succeeded job. metrics is jsonb (the
  * leaderboard orders by metrics->>'sharpe'); trades are json (validated
  * text: no jsonb tree to build, see migration 0004); the equity curve is two
  * arrays, times and values (migration 0006: no number is printed or parsed),
- * or, from a caller that sends JSON text, the json column. The
+ * or, from a caller that sends JSON text, the json column. A sweep member's
+ * row is compact (migration 0011): params, and trades and equity NULL when
+ * it sends none (else they default to []). The
  * whole-document parameter is parsed only for rows that send it. The inserts
  * read u alone (the UPDATE returns the parameters' columns it needs): a join
  * of u to v was planned, in a generic plan made while batches were single
  * rows, as a nested loop over both, quadratic in the batch. */
 #define RESULTS_INSERT \
-    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v) " \
+    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v, params) " \
     "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), " \
-    "coalesce(u.trades::json, (d.doc->'trades')::json, '[]'), " \
-    "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, '[]') END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($15::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END " \
+    "coalesce(u.trades::json, (d.doc->'trades')::json, CASE WHEN u.params IS NULL THEN '[]'::json END), " \
+    "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, " \
+    "CASE WHEN u.params IS NULL THEN '[]'::json END) END, " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($17::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
+    "u.params::jsonb " \
     "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d "
 #define RESULTS_UPSERT \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
     "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, " \
-    "created_at = now())"
+    "params = EXCLUDED.params, created_at = now())"
 
 static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT id, status FROM u";
 
@@ -661,7 +667,7 @@ static const char SIGNAL_TAIL[] =
  * ones (JSON documents, equity curves) as binary arrays: nothing escaped,
  * unescaped, printed or parsed on the way. */
 enum { A_IDS, A_FENCES, A_ERRORS, A_WORKER, A_STARTED, A_SIG, A_EQ_OFF, A_EQ_LEN, A_TEXT_COUNT,
-       A_METRICS = A_TEXT_COUNT, A_TRADES, A_EQUITY, A_DOC, A_EQ_T, A_EQ_V, A_COUNT };
+       A_METRICS = A_TEXT_COUNT, A_TRADES, A_EQUITY, A_DOC, A_EQ_T, A_EQ_V, A_PARAMS, A_COUNT };
 
 static const char *const SIGNAL_NAMES[] = {"enter", "exit", "hold", "flat"};
 
@@ -748,6 +754,8 @@ static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_
     if (st == SF_OK)
         st = doc_add(&a[A_DOC], d->result, err);
     if (st == SF_OK)
+        st = doc_add(&a[A_PARAMS], d->params, err);
+    if (st == SF_OK)
         st = equity_slice(a, d, err);
     return st;
 }
@@ -763,7 +771,7 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
                                    sf_job_outcome o, int opt, sf_err *err)
 {
     static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {
-        SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_INT8, SF_DB_FLOAT8};
+        SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_INT8, SF_DB_FLOAT8, SF_DB_TEXT};
     sf_status st = SF_OK;
     for (int k = 0; k < A_TEXT_COUNT; k++)
         sf_buf_init(&a[k], PARAM_MAX);
@@ -831,12 +839,13 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     char base[32], cap[32];
     snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
-    /* $1..$16 as COMPLETE_SOURCE numbers them */
-    const int order[16] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
-                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER, A_STARTED, A_EQ_T, A_EQ_V};
-    const char *params[16];
-    int lengths[16], formats[16];
-    for (int k = 0; k < 16; k++) {
+    /* $1..$17 as COMPLETE_SOURCE numbers them */
+    const int order[17] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
+                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER, A_STARTED, A_PARAMS,
+                           A_EQ_T, A_EQ_V};
+    const char *params[17];
+    int lengths[17], formats[17];
+    for (int k = 0; k < 17; k++) {
         int i = order[k];
         params[k] = i < 0 ? (k == 6 ? base : cap) : i < A_TEXT_COUNT ? sf_buf_str(&a[i]) : a[i].data;
         lengths[k] = i < A_TEXT_COUNT ? 0 : (int)a[i].len;
@@ -850,7 +859,7 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     sf_db_res *res = NULL;
     if (st == SF_OK)
         st = run_update_bin(db, OUTCOME_EVENTS[opt][o], COMPLETE_SOURCE, tail,
-                            o == SF_JOB_SUCCEEDED ? 16 : 14, /* only results use $15, $16 */
+                            o == SF_JOB_SUCCEEDED ? 17 : 15, /* only results use $16, $17 */
                             params, lengths, formats, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);

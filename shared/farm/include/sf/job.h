@@ -146,6 +146,11 @@ typedef struct sf_job_done {
                             * equity_t/equity_v instead */
     const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
                             * (sf_result_to_json); fills whichever of the three is NULL */
+    const char *params;    /* borrowed JSON text: a sweep member's combination
+                            * ({"path": value, ...}, sf_grid_params_json), stored in
+                            * results.params. With params and no trades, equity or result,
+                            * the row is compact (migration 0011): trades and the curve stay
+                            * NULL instead of []. NULL = none */
     const int64_t *equity_t; /* borrowed: the equity curve as arrays, the farm's storage form
                               * (results.equity_t and equity_v, migration 0006): Unix
                               * seconds and values, equity_n of each; when set, equity and
