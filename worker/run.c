@@ -10,7 +10,12 @@
  * A backtest stores its result with the equity curve downsampled to
  * SF_EQUITY_POINTS (metrics come from the full curve), as three parts sent
  * once each: metrics, trades, and the curve in columns ({"t": [...], "v":
- * [...]}, half the text of [{"time", "equity"}]). A logic execution
+ * [...]}, half the text of [{"time", "equity"}]). A sweep member stores a
+ * compact result, its metrics and its combination's parameters (migration
+ * 0011): the engine keeps neither its trades nor its curve, as in a local
+ * sweep, and a member's outcome holds a few hundred bytes until it commits.
+ * Its trades and curve come from its detail job (sf/detail.h), a single
+ * backtest of its logic, when they are wanted. A logic execution
  * (kind "logic_execution") takes the engine's live decision at the newest bar
  * and hands it to the completer as the job's signal: the signals row is
  * written in the completion's transaction, the webhook is sent after it.
@@ -39,6 +44,7 @@
 #include "worker.h"
 
 #define RESULT_MAX ((size_t)256 * 1024 * 1024)
+#define PARAMS_MAX ((size_t)64 * 1024) /* a member's {"path": value}: 32 paths at most */
 
 static void outcome(wrk_done *out, sf_job_outcome o, const char *error)
 {
@@ -196,43 +202,74 @@ static void shrink_equity(sf_result *res)
         res->equity = eq;
 }
 
-static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
+/* A single backtest's result: the curve downsampled to SF_EQUITY_POINTS,
+ * metrics and trades as text; *res moves into out (NULL on success). */
+static sf_status keep_full(wrk_slot *slot, sf_result **res, wrk_done *out, sf_err *err)
+{
+    sf_result *r = *res;
+    r->n_equity = sf_equity_downsample(r->ts, r->equity, r->n_equity, (size_t)slot->w->cfg->equity_points);
+    sf_buf parts;
+    sf_buf_init(&parts, RESULT_MAX);
+    size_t trades_off = 0;
+    sf_status st = result_parts(r, &parts, &trades_off, err);
+    if (st == SF_OK) {
+        shrink_equity(r);
+        out->result = sf_buf_steal(&parts, NULL);
+        out->d.metrics = out->result;
+        out->d.trades = out->result + trades_off;
+        out->engine = r;
+        out->d.equity_t = r->ts;
+        out->d.equity_v = r->equity;
+        out->d.equity_n = r->n_equity;
+        *res = NULL;
+    }
+    sf_buf_destroy(&parts);
+    return st;
+}
+
+/* A sweep member's compact result: metrics and params, each NUL-terminated
+ * in one allocation; no trades, no curve (migration 0011: its detail job
+ * recomputes them when they are wanted). */
+static sf_status keep_compact(const sf_result *res, const char *params, wrk_done *out, sf_err *err)
+{
+    sf_buf parts;
+    sf_buf_init(&parts, RESULT_MAX);
+    sf_status st = sf_perf_to_json(&res->perf, &parts, err);
+    size_t params_off = parts.len + 1;
+    if (st == SF_OK)
+        st = sf_buf_append(&parts, "", 1, err);
+    if (st == SF_OK)
+        st = sf_buf_append(&parts, params, strlen(params), err);
+    if (st == SF_OK) {
+        out->result = sf_buf_steal(&parts, NULL);
+        out->d.metrics = out->result;
+        out->d.params = out->result + params_off;
+    }
+    sf_buf_destroy(&parts);
+    return st;
+}
+
+/* params: a sweep member's combination as JSON text, NULL for a single
+ * backtest. A member keeps neither its trades nor its curve in the engine. */
+static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, const char *params,
+                       wrk_done *out)
 {
     sf_run_opts opts;
     sf_run_opts_init(&opts);
     opts.cancel = &slot->cancel;
+    opts.keep_equity = opts.keep_trades = params == NULL;
     sf_result *res = NULL;
     sf_err err = {0};
     sf_status st = sf_engine_run(logic, bars, &opts, &res, &err);
     if (st == SF_OK)
-        res->n_equity = sf_equity_downsample(res->ts, res->equity, res->n_equity,
-                                             (size_t)slot->w->cfg->equity_points);
-    sf_buf parts;
-    sf_buf_init(&parts, RESULT_MAX);
-    size_t trades_off = 0;
-    if (st == SF_OK)
-        st = result_parts(res, &parts, &trades_off, &err);
-    if (st == SF_OK) {
-        shrink_equity(res);
-        outcome(out, SF_JOB_SUCCEEDED, NULL);
-        out->result = sf_buf_steal(&parts, NULL);
-        out->d.metrics = out->result;
-        out->d.trades = out->result + trades_off;
-        out->engine = res;
-        out->d.equity_t = res->ts;
-        out->d.equity_v = res->equity;
-        out->d.equity_n = res->n_equity;
-        res = NULL;
-    }
+        st = params ? keep_compact(res, params, out, &err) : keep_full(slot, &res, out, &err);
     sf_result_free(res);
-    if (st == SF_OK) {
-        /* recorded above */
-    } else if (st == SF_ERR_CANCELLED) {
+    if (st == SF_OK)
+        outcome(out, SF_JOB_SUCCEEDED, NULL);
+    else if (st == SF_ERR_CANCELLED)
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
-    } else {
+    else
         outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
-    }
-    sf_buf_destroy(&parts);
 }
 
 static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
@@ -256,7 +293,8 @@ static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     }
 }
 
-static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, wrk_done *out)
+static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, const char *params,
+                        wrk_done *out)
 {
     const sf_job *job = &slot->job;
     sf_bars view;
@@ -272,7 +310,7 @@ static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *al
     if (strcmp(job->kind, "logic_execution") == 0)
         run_decide(slot, logic, &view, out);
     else
-        run_engine(slot, logic, &view, out);
+        run_engine(slot, logic, &view, params, out);
 }
 
 void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wrk_done *out)
@@ -288,12 +326,16 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
     sf_logic *logic = NULL;
     sf_err err = {0};
     sf_status st = job->bad ? sf_err_set(&err, SF_ERR_INVALID, "%s", job->bad) : compile(w, sweep, job, &logic, &err);
+    sf_buf params;
+    sf_buf_init(&params, PARAMS_MAX);
+    if (st == SF_OK && job->batch_id[0] != '\0')
+        st = sf_grid_params_json((*sweep)->grid, (size_t)job->combo_index, &params, &err);
     const sf_bars *bars = NULL;
     wrk_cache_entry *entry = NULL;
     if (st == SF_OK)
         st = load_bars(slot, db, &bars, &entry, &err);
     if (st == SF_OK)
-        run_on_bars(slot, logic, bars, out);
+        run_on_bars(slot, logic, bars, job->batch_id[0] != '\0' ? sf_buf_str(&params) : NULL, out);
     else if (st == SF_ERR_UNAVAILABLE || (st != SF_OK && atomic_load(&slot->cancel) && slot->release))
         outcome(out, SF_JOB_RELEASED, err.msg);
     else if (st == SF_ERR_NOTFOUND)
@@ -302,6 +344,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
         outcome(out, permanent(st) ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
     wrk_cache_release(w->cache, entry);
     sf_logic_free(logic);
+    sf_buf_destroy(&params);
     out->duration_ms = sf_time_mono_ms() - t0;
 }
 
