@@ -4,7 +4,8 @@
  * while this process holds the lease:
  *   every wake    relay pending jobs to Redis (also promotes delayed retries,
  *                 which are pending rows whose run_at has come)
- *   every tick    cron firings; the Redis incarnation check (rebuild)
+ *   every tick    cron firings; detail jobs of finished sweeps' best members
+ *                 (sf/detail.h); the Redis incarnation check (rebuild)
  *   REAPER_INTERVAL_MS   expired PostgreSQL leases, expired Redis leases
  *   RETENTION_INTERVAL_SECONDS   retention
  * On becoming leader every timer fires at once and Redis is rebuilt (the
@@ -20,9 +21,11 @@
 #include <time.h>
 
 #include "scheduler.h"
+#include "sf/detail.h"
 #include "sf/time.h"
 
 #define TICK_MS 1000
+#define DETAIL_BATCHES 20 /* finished sweeps whose details are enqueued per tick */
 #define DRAIN_NOTIFIES 1000
 #define RELAY_AGAIN_MS 20
 
@@ -135,6 +138,17 @@ static void run_cron(sched_duties *d)
                 SF_LF_INT("duplicates", cs.duplicates), SF_LF_INT("disabled", cs.disabled));
 }
 
+static void run_details(sched_duties *d)
+{
+    sf_detail_stats ds = {0};
+    sf_err err;
+    sf_err_clear(&err);
+    if (sf_detail_finished_batches(d->db, DETAIL_BATCHES, &ds, &err) != SF_OK)
+        log_pass_error(d, "details pass failed", &err);
+    SF_LOG_(d->log, ds.batches > 0 ? SF_LOG_INFO : SF_LOG_DEBUG, "details pass",
+            SF_LF_INT("sweeps", ds.batches), SF_LF_INT("details", ds.details));
+}
+
 static void run_relay(sched_duties *d)
 {
     int64_t relayed = 0;
@@ -208,6 +222,8 @@ static void leader_work(sched_duties *d)
     if (tick) {
         d->next_tick_ms = now + TICK_MS;
         run_cron(d);
+        if (sched_leader_active(d->leader, NULL))
+            run_details(d);
     }
     int redis_ok = ensure_redis(d);
     if (redis_ok && (tick || d->rebuild_needed) && sched_leader_active(d->leader, NULL))
