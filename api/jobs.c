@@ -7,12 +7,22 @@
  * zone is UTC; a result's equity is stored as two arrays and rendered as the
  * documented [{"time", "equity"}] by sf_equity_points, migration 0006). State
  * changes go through sf/job.h.
+ *
+ * A result is served from what is stored: a backtest's own row; a sweep
+ * member's compact row (params, metrics) joined to its detail job's row
+ * (trades, curve; sf/detail.h), or, while the detail is not there yet, 202
+ * with what is known and the detail enqueued; a logic execution's signal.
+ * The API never runs the engine: a recomputation is a high-priority job on
+ * the workers, whose memory is bounded by their configuration, and it is
+ * the same single backtest a user would submit, so it stores exactly what
+ * that backtest stores.
  */
 #include "api.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "sf/detail.h"
 #include "sf/job.h"
 
 /* The {id} capture when it is a UUID; else answers 404 and returns NULL. */
@@ -55,7 +65,7 @@ static const char JOB_SQL[] =
     "SELECT json_build_object('id', id, 'kind', kind, 'status', status, 'priority', "
     "CASE priority WHEN 0 THEN 'high' WHEN 1 THEN 'normal' ELSE 'low' END, "
     "'symbol', symbol, 'timeframe', timeframe, 'from', from_ts, 'to', to_ts, "
-    "'batch_id', batch_id, 'combo_index', combo_index, 'attempt', attempt, "
+    "'batch_id', batch_id, 'combo_index', combo_index, 'detail_of', detail_of, 'attempt', attempt, "
     "'max_attempts', max_attempts, 'worker', worker, 'error', error, 'error_class', error_class, "
     "'cancel_requested', cancel_requested, 'created_at', created_at, 'queued_at', queued_at, "
     "'started_at', started_at, 'finished_at', finished_at, 'run_at', run_at, "
@@ -76,10 +86,70 @@ void api_job_get(sf_httpd_req *req, void *appv)
     sf_db_res_free(res);
 }
 
+/* What a job's result is made of (column 2): "full" (its own trades and
+ * curve: a single backtest, or a sweep member stored before migration 0011),
+ * "detail" (a compact sweep member whose detail job succeeded: the member's
+ * params, the detail's metrics, trades and curve), "compact" (a member with
+ * metrics and params alone), "signal" (a logic execution) or "none". Column
+ * 3 is the answer for full, detail and signal; column 4 the member's params
+ * and metrics for compact. */
 static const char RESULT_SQL[] =
-    "SELECT j.status::text, j.error, json_build_object('job_id', j.id, 'metrics', r.metrics, "
-    "'trades', r.trades, 'equity', sf_equity_points(r.equity, r.equity_t, r.equity_v))::text, r.job_id IS NOT NULL "
-    "FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = $1::uuid AND j.user_id = $2::uuid";
+    "SELECT j.status::text, j.error, CASE WHEN g.job_id IS NOT NULL THEN 'signal' "
+    "WHEN r.job_id IS NULL THEN 'none' WHEN r.trades IS NOT NULL THEN 'full' "
+    "WHEN dr.job_id IS NOT NULL THEN 'detail' ELSE 'compact' END, "
+    "CASE WHEN g.job_id IS NOT NULL THEN json_build_object('job_id', j.id, 'kind', j.kind, "
+    "  'signal', json_build_object('symbol', g.symbol, 'bar_time', g.bar_time, 'signal', g.signal, "
+    "  'side', g.side, 'schedule_id', g.schedule_id, 'created_at', g.created_at, 'webhook', "
+    "  CASE WHEN g.webhook_status IS NOT NULL THEN json_build_object('status', g.webhook_status, "
+    "  'attempts', g.webhook_attempts, 'http_status', g.webhook_http_status, 'error', g.webhook_error, "
+    "  'done_at', g.webhook_done_at) END)) "
+    "WHEN r.trades IS NOT NULL AND r.params IS NULL THEN json_build_object('job_id', j.id, "
+    "  'source', 'stored', 'metrics', r.metrics, 'trades', r.trades, "
+    "  'equity', sf_equity_points(r.equity, r.equity_t, r.equity_v)) "
+    "WHEN r.trades IS NOT NULL THEN json_build_object('job_id', j.id, 'source', 'stored', "
+    "  'params', r.params, 'metrics', r.metrics, 'trades', r.trades, "
+    "  'equity', sf_equity_points(r.equity, r.equity_t, r.equity_v)) "
+    "WHEN dr.job_id IS NOT NULL THEN json_build_object('job_id', j.id, 'source', "
+    "  CASE d.detail_source WHEN 'top' THEN 'stored' ELSE 'recomputed' END, 'detail_job_id', d.id, "
+    "  'metrics_match', dr.metrics = r.metrics, 'params', r.params, 'metrics', dr.metrics, "
+    "  'trades', dr.trades, 'equity', sf_equity_points(dr.equity, dr.equity_t, dr.equity_v)) "
+    "END::text, json_build_object('params', r.params, 'metrics', r.metrics)::text "
+    "FROM jobs j LEFT JOIN results r ON r.job_id = j.id LEFT JOIN signals g ON g.job_id = j.id "
+    "LEFT JOIN jobs d ON d.detail_of = j.id AND d.status = 'succeeded' "
+    "LEFT JOIN results dr ON dr.job_id = d.id "
+    "WHERE j.id = $1::uuid AND j.user_id = $2::uuid";
+
+/* 202 for a compact sweep member: its detail job (sf/detail.h) is enqueued
+ * if it has none, and the answer says which and what is known already
+ * (params and metrics). The client asks again; the trades come with 200. */
+static void reply_computing(api_app *app, sf_httpd_req *req, const char *id, const char *known)
+{
+    sf_db *db = NULL;
+    sf_err err = {0};
+    sf_detail d;
+    sf_status st = api_db(app, &db, &err);
+    if (st == SF_OK)
+        st = sf_detail_request(db, id, &d, &err);
+    json_t *out = st == SF_OK ? json_loads(known, 0, NULL) : NULL;
+    if (st == SF_OK && out == NULL)
+        st = sf_err_set(&err, SF_ERR_INTERNAL, "could not read the member's metrics");
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return;
+    }
+    char self[96], detail[96];
+    snprintf(self, sizeof self, "/v1/jobs/%s/result", id);
+    snprintf(detail, sizeof detail, "/v1/jobs/%s", d.id);
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:{s:s, s:s}}", "job_id", id, "status",
+                             "computing", "source", strcmp(d.source, "top") == 0 ? "stored" : "recomputed",
+                             "detail_job_id", d.id, "detail_status", d.status, "previous_error",
+                             d.previous_error[0] ? d.previous_error : NULL, "links", "self", self, "detail",
+                             detail);
+    json_object_update(head, out);
+    json_decref(out);
+    sf_httpd_set_header(req, "Retry-After", "1", NULL);
+    api_reply_json(app, req, 202, head);
+}
 
 void api_job_result(sf_httpd_req *req, void *appv)
 {
@@ -91,9 +161,14 @@ void api_job_result(sf_httpd_req *req, void *appv)
     sf_db_res *res = owned_row(app, req, RESULT_SQL, id, &user, "job");
     if (res == NULL)
         return;
-    const char *status = sf_db_get(res, 0, 0), *error = sf_db_get(res, 0, 1);
-    if (strcmp(status, "succeeded") == 0 && strcmp(sf_db_get(res, 0, 3), "t") == 0) {
-        api_reply_text(app, req, 200, sf_db_get(res, 0, 2));
+    const char *status = sf_db_get(res, 0, 0), *error = sf_db_get(res, 0, 1), *what = sf_db_get(res, 0, 2);
+    int succeeded = strcmp(status, "succeeded") == 0;
+    if (succeeded && strcmp(what, "compact") == 0) {
+        reply_computing(app, req, id, sf_db_get(res, 0, 4));
+    } else if (succeeded && strcmp(what, "none") != 0) {
+        api_reply_text(app, req, 200, sf_db_get(res, 0, 3));
+    } else if (succeeded) {
+        sf_httpd_reply_error(req, 404, "result_not_available", "job succeeded but stored no result", NULL);
     } else {
         char msg[SF_JOB_ERROR_MAX + 128];
         snprintf(msg, sizeof msg, "job is %s: a result exists once it has succeeded%s%.2048s", status,

@@ -7,7 +7,10 @@
  * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
  * generate_series, and NOTIFY sf_jobs. batches.grid is json (not jsonb), so
  * the grid keeps its key order and members are numbered as the submitter's
- * grid text says (the same numbering as the local sfctl sweep).
+ * grid text says (the same numbering as the local sfctl sweep). Members
+ * store compact results; detail_top (default 10, 0 to 100) is how many of
+ * the best, by rank_by, get their trades and curves when the sweep finishes
+ * (sf/detail.h).
  */
 #include "api.h"
 
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf/detail.h"
 #include "sf/grid.h"
 #include "sf/job.h"
 #include "sf/rank.h"
@@ -22,13 +26,14 @@
 #define CANCEL_PUBLISH_MAX 1000
 
 static const char *const SWEEP_KEYS[] = {"logic", "grid", "symbol", "timeframe", "from", "to",
-                                         "rank_by", "priority", "max_attempts", NULL};
+                                         "rank_by", "priority", "max_attempts", "detail_top", NULL};
 
 typedef struct sweep_req {
     char *logic;      /* compact JSON text */
     char *grid_text;
     sf_grid *grid;
     const char *rank_by;
+    char detail_top[24]; /* best members whose trades and curves are kept (sf/detail.h) */
 } sweep_req;
 
 static void sweep_req_free(sweep_req *s)
@@ -57,6 +62,18 @@ static void reply_grid_errors(api_app *app, sf_httpd_req *req, size_t bad_index,
     api_reply_json(app, req, 400, json_pack("{s:o}", "error", e));
 }
 
+/* detail_top: 0 to SF_DETAIL_TOP_MAX, SF_DETAIL_TOP_DEFAULT when absent;
+ * answers 400 and returns 0 when bad. */
+static int detail_top_arg(sf_httpd_req *req, json_t *body, sweep_req *s)
+{
+    json_t *k = json_object_get(body, "detail_top");
+    json_int_t n = k ? json_integer_value(k) : SF_DETAIL_TOP_DEFAULT;
+    if (k != NULL && (!json_is_integer(k) || n < 0 || n > SF_DETAIL_TOP_MAX))
+        return bad(req, "invalid_request", "detail_top", "detail_top: must be an integer from 0 to 100");
+    snprintf(s->detail_top, sizeof s->detail_top, "%lld", (long long)n);
+    return 1;
+}
+
 /* Logic, grid (with its size limit) and every combination; answers on failure. */
 static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *s)
 {
@@ -69,6 +86,8 @@ static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_r
     s->rank_by = rank ? json_string_value(rank) : SF_RANK_DEFAULT;
     if (sf_rank_find(s->rank_by) == NULL)
         return bad(req, "invalid_request", "rank_by", "rank_by: must be a metric: " SF_RANK_LIST);
+    if (!detail_top_arg(req, body, s))
+        return 0;
     s->logic = json_dumps(logic, JSON_COMPACT | JSON_PRESERVE_ORDER);
     s->grid_text = json_dumps(grid, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sf_err err = {0};
@@ -115,20 +134,22 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     char total[24];
     snprintf(total, sizeof total, "%zu", sf_grid_size(s->grid));
     const char *p[] = {user->id, s->logic, s->grid_text, c->symbol, c->timeframe, total, s->rank_by,
-                       c->idempotency_key};
+                       c->idempotency_key, s->detail_top};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
-                               "idempotency_key) VALUES ($1::uuid, $2::jsonb, $3::json, $4, $5, $6::integer, $7, "
-                               "$8) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
-                               8, p, &res, err);
+                               "idempotency_key, detail_top) VALUES ($1::uuid, $2::jsonb, $3::json, $4, $5, "
+                               "$6::integer, $7, $8, $9::integer) ON CONFLICT (user_id, idempotency_key) "
+                               "DO NOTHING RETURNING id, total",
+                               9, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
                          "SELECT id, total, (logic = $2::jsonb AND grid::text = $3 AND symbol = $4 AND "
-                         "timeframe = $5 AND total = $6::integer AND rank_by = $7) FROM batches "
+                         "timeframe = $5 AND total = $6::integer AND rank_by = $7 AND "
+                         "detail_top = $9::integer) FROM batches "
                          "WHERE user_id = $1::uuid AND idempotency_key = $8",
-                         8, p, &res, err);
+                         9, p, &res, err);
         if (st == SF_OK && sf_db_nrows(res) == 1) {
             out->replay = strcmp(sf_db_get(res, 0, 2), "t") == 0;
             out->conflict = !out->replay;
