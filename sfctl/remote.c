@@ -389,26 +389,33 @@ int ctl_watch(int argc, char **argv)
 static const char sweep_usage[] =
     "usage: sfctl sweep --logic L.json --grid G.json --symbol S --timeframe TF\n"
     "                   [--rank-by METRIC] [--priority p] [--from T] [--to T]\n"
-    "                   [--watch [--top K] [--by METRIC]]\n"
+    "                   [--detail-top K] [--watch [--top K] [--by METRIC]]\n"
     "       (with --data FILE.csv instead: the local sweep, see below)\n"
     "\n"
     "Submit a parameter sweep to the farm and print the batch id; with --watch,\n"
     "follow its progress and print the leaderboard (the best K, 10 by default,\n"
-    "ranked by --by, else by the sweep's --rank-by).\n\n";
+    "ranked by --by, else by the sweep's --rank-by). Members keep their metrics;\n"
+    "the best --detail-top (10 by default, 0 to 100) by --rank-by also keep their\n"
+    "trades and equity curve, the others' are recomputed when asked for (sfctl result).\n\n";
 
 static int remote_sweep(int argc, char **argv)
 {
     const char *logic = NULL, *grid = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
-               *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *pos[1];
+               *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *detail_top = NULL, *pos[1];
     int watch = 0;
     size_t npos = 0;
     const cli_opt opts[] = {{"logic", 1, &logic, NULL}, {"grid", 1, &grid, NULL},   {"symbol", 1, &symbol, NULL},
                             {"timeframe", 1, &tf, NULL}, {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},
                             {"to", 1, &to, NULL},       {"rank-by", 1, &rank, NULL}, {"max-attempts", 1, &attempts, NULL},
-                            {"watch", 0, NULL, &watch},  {"top", 1, &top, NULL},     {"by", 1, &by, NULL}};
-    int rc = cli_parse(argc, argv, 1, opts, 12, sweep_usage, pos, 0, &npos);
+                            {"watch", 0, NULL, &watch},  {"top", 1, &top, NULL},     {"by", 1, &by, NULL},
+                            {"detail-top", 1, &detail_top, NULL}};
+    int rc = cli_parse(argc, argv, 1, opts, 13, sweep_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
+    int64_t keep = -1;
+    sf_err err = {0};
+    if (detail_top && sf_config_parse_int(detail_top, 0, 100, &keep, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--detail-top: %s", err.msg);
     char query[128];
     if ((rc = leaderboard_query(top, by ? by : rank, query, sizeof query)) >= 0)
         return rc;
@@ -423,6 +430,8 @@ static int remote_sweep(int argc, char **argv)
     json_t *body = json_pack("{s:o, s:o}", "logic", lj, "grid", gj), *out = NULL;
     if (rank)
         json_object_set_new(body, "rank_by", json_string(rank));
+    if (keep >= 0)
+        json_object_set_new(body, "detail_top", json_integer((json_int_t)keep));
     cli_api api;
     if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
         rc = post_once_or_twice(&api, "/v1/sweeps", body, &out);
@@ -459,7 +468,12 @@ int ctl_sweep_any(int argc, char **argv)
 
 static const char status_usage[] = "usage: sfctl status JOB_ID [--json]\n\nShow a job's status.\n";
 static const char result_usage[] =
-    "usage: sfctl result JOB_ID [--json]\n\nShow a finished job's metrics (--json: metrics, trades, equity).\n";
+    "usage: sfctl result JOB_ID [--json] [--timeout S]\n"
+    "\n"
+    "Show a finished job's result: a backtest's metrics and number of trades, a logic\n"
+    "execution's signal (--json: the whole result, trades and equity included). A sweep\n"
+    "member whose trades were not kept has them recomputed by the farm (a high-priority\n"
+    "job): this waits up to --timeout seconds (default 300) for it.\n";
 static const char batch_usage[] =
     "usage: sfctl batch BATCH_ID [--top K] [--by METRIC] [--json]\n\nShow a sweep's progress and leaderboard.\n";
 static const char cancel_usage[] =
@@ -499,10 +513,58 @@ static int get_and_print(int argc, char **argv, const char *usage, const char *f
     return rc < 0 ? CTL_EXIT_OK : rc;
 }
 
+/* A logic execution's signal, in the rows of the metrics table. */
+static void print_signal(json_t *r)
+{
+    json_t *g = json_object_get(r, "signal"), *hook = json_object_get(g, "webhook");
+    static const char *const FIELDS[] = {"signal", "side", "symbol", "bar_time", "created_at"};
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++)
+        if (json_is_string(json_object_get(g, FIELDS[i])))
+            printf("  %-15s %s\n", FIELDS[i], str(g, FIELDS[i]));
+    if (json_is_object(hook))
+        printf("  %-15s %s\n", "webhook", str(hook, "status"));
+}
+
+/* A backtest's metrics table; a sweep member's parameters first (as the
+ * leaderboard writes them); then the trades listed and where they come from
+ * ("stored", or "recomputed" for a member's on request). */
 static void print_result(json_t *r)
 {
+    if (json_is_object(json_object_get(r, "signal"))) {
+        print_signal(r);
+        return;
+    }
+    if (json_is_object(json_object_get(r, "params"))) {
+        char *params = json_dumps(json_object_get(r, "params"), JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+        printf("  %-15s %s\n", "params", params ? params : "-");
+        free(params);
+    }
     print_metrics(json_object_get(r, "metrics"));
-    printf("%-26s %zu\n", "trades listed", json_array_size(json_object_get(r, "trades")));
+    printf("  %-15s %zu\n", "trades listed", json_array_size(json_object_get(r, "trades")));
+    printf("  %-15s %s\n", "source", str(r, "source"));
+}
+
+/* GET the result until it is there (a sweep member's recomputation answers
+ * 202 meanwhile) or timeout_s passes; -1 with *out, else an exit status. */
+static int fetch_result(cli_api *api, const char *id, double timeout_s, json_t **out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    double deadline = now_s() + timeout_s;
+    for (int said = 0;; said = 1) {
+        long status = 0;
+        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, out);
+        if (rc >= 0 || status != 202)
+            return rc;
+        if (!said)
+            fprintf(stderr, "sfctl: %s: trades not kept; the farm recomputes them (job %s)\n", id,
+                    str(*out, "detail_job_id"));
+        json_decref(*out);
+        *out = NULL;
+        if (now_s() >= deadline)
+            return cli_fail(CTL_EXIT_FAIL, "result: %s not recomputed after %.0f s", id, timeout_s);
+        sleep_ms(POLL_JOB_MS);
+    }
 }
 
 int ctl_status(int argc, char **argv)
@@ -512,7 +574,33 @@ int ctl_status(int argc, char **argv)
 
 int ctl_result(int argc, char **argv)
 {
-    return get_and_print(argc, argv, result_usage, "/v1/jobs/%s/result%s", print_result, 0);
+    const char *timeout = NULL, *pos[1];
+    int json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out}, {"timeout", 1, &timeout, NULL}};
+    int rc = cli_parse(argc, argv, 1, opts, 2, result_usage, pos, 1, &npos);
+    if (rc >= 0)
+        return rc;
+    int64_t t = 300;
+    sf_err err = {0};
+    if (npos != 1)
+        return cli_fail(CTL_EXIT_USAGE, "result: give the job id (see --help)");
+    if (timeout && sf_config_parse_int(timeout, 1, 604800, &t, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--timeout: %s", err.msg);
+    cli_api api;
+    if ((rc = cli_api_open(&api)) >= 0)
+        return rc;
+    json_t *j = NULL;
+    rc = fetch_result(&api, pos[0], (double)t, &j);
+    if (rc < 0 && json_out) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else if (rc < 0) {
+        print_result(j);
+    }
+    json_decref(j);
+    cli_api_close(&api);
+    return rc < 0 ? CTL_EXIT_OK : rc;
 }
 
 int ctl_batch(int argc, char **argv)
