@@ -289,3 +289,33 @@ Test(webhook, a_url_is_named_by_its_origin_only)
     sf_http_url_origin("https://example.com/x", small, sizeof small);
     cr_assert_str_eq(small, "https://exa");
 }
+
+Test(webhook, a_proxy_from_the_environment_is_not_used_under_a_policy)
+{
+    /* a proxy would connect on the client's behalf, past the address check */
+    cr_assert_eq(sf_http_global_init(NULL), SF_OK);
+    hookrecv proxy, target;
+    hookrecv_start(&proxy, 200);
+    hookrecv_start(&target, 204);
+    char env[64], url[256];
+    snprintf(env, sizeof env, "http://127.0.0.1:%d", proxy.port);
+    setenv("http_proxy", env, 1);
+    setenv("HTTP_PROXY", env, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    secret_url(url, sizeof url, "127.0.0.1", target.port);
+    sf_webhook_report rep = deliver("127.0.0.1/32", url);
+    cr_assert(rep.delivered && rep.http_status == 204, "%s", rep.error);
+    cr_assert_eq(hookrecv_count(&target), 1);
+    cr_assert_eq(hookrecv_count(&proxy), 0);
+    /* without a policy (sfctl) the environment's proxy is used as before */
+    sf_http *h = NULL;
+    sf_http_opts o = {.connect_timeout_ms = 1000, .timeout_ms = 2000};
+    cr_assert_eq(sf_http_new(&o, &h, NULL), SF_OK);
+    cr_assert_eq(sf_webhook_deliver(h, url, "k", "{}", 2, NULL, &rep, NULL), SF_OK);
+    cr_assert(rep.delivered && rep.http_status == 200, "%s", rep.error);
+    cr_assert_eq(hookrecv_count(&proxy), 1);
+    sf_http_free(h);
+    hookrecv_stop(&proxy);
+    hookrecv_stop(&target);
+}
