@@ -831,8 +831,9 @@ static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, int opt,
     }
 }
 
-static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
-                                 int opt, const sf_job_retry *retry, sf_err *err)
+/* One statement for the rows of done[] in group (o, opt). */
+static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
+                                    int opt, const sf_job_retry *retry, sf_err *err)
 {
     sf_buf a[A_COUNT];
     sf_status st = completion_arrays(a, done, n, o, opt, err);
@@ -869,21 +870,78 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
     return st;
 }
 
+static size_t text_bytes(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+size_t sf_job_done_bytes(const sf_job_done *d)
+{
+    size_t eq = d->equity_t && d->equity_v ? d->equity_n * (sizeof(int64_t) + sizeof(double)) : 0;
+    return text_bytes(d->error) + text_bytes(d->metrics) + text_bytes(d->trades) +
+           text_bytes(d->equity) + text_bytes(d->result) + text_bytes(d->params) + eq;
+}
+
+/* The end of the statement that starts at done[start]: the group's rows from
+ * there while their bytes stay within SF_JOB_STATEMENT_BYTES (at least one;
+ * check_done refused any row above it alone). */
+static size_t statement_end(const sf_job_done *done, size_t n, size_t start, sf_job_outcome o,
+                            int opt)
+{
+    size_t bytes = 0, rows = 0, i = start;
+    for (; i < n; i++) {
+        if (!in_group(&done[i], o, opt))
+            continue;
+        size_t b = sf_job_done_bytes(&done[i]);
+        if (rows > 0 && bytes + b > SF_JOB_STATEMENT_BYTES)
+            break;
+        bytes += b;
+        rows++;
+    }
+    return i;
+}
+
+/* The group's rows in as many statements as their bytes need (usually one). */
+static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
+                                int opt, const sf_job_retry *retry, sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (size_t start = 0; start < n && st == SF_OK;) {
+        size_t end = statement_end(done, n, start, o, opt);
+        int any = 0;
+        for (size_t i = start; i < end && !any; i++)
+            any = in_group(&done[i], o, opt);
+        if (any)
+            st = complete_statement(db, done + start, end - start, o, opt, retry, err);
+        start = end;
+    }
+    return st;
+}
+
 /* present[o][opt]: rows of outcome o, optimistic or claimed; *groups: how many
- * (outcome, kind) groups, one statement each. */
+ * (outcome, kind) groups, one statement each unless *big (the rows' bytes
+ * exceed one statement's). A row too big for any statement is SF_ERR_LIMIT. */
 static sf_status check_done(const sf_job_done *done, size_t n, int present[][2], int *groups,
-                            sf_err *err)
+                            int *big, sf_err *err)
 {
     *groups = 0;
+    size_t total = 0;
     for (int o = 0; o < SF_JOB_OUTCOMES; o++)
         present[o][0] = present[o][1] = 0;
     for (size_t i = 0; i < n; i++) {
         if ((int)done[i].outcome < 0 || done[i].outcome >= SF_JOB_OUTCOMES)
             return sf_err_set(err, SF_ERR_INVALID, "job %.40s: unknown outcome %d", done[i].id,
                               (int)done[i].outcome);
+        size_t b = sf_job_done_bytes(&done[i]);
+        if (b > SF_JOB_STATEMENT_BYTES)
+            return sf_err_set(err, SF_ERR_LIMIT,
+                              "job %.40s: its result is %zu bytes, more than the %zu one "
+                              "completion statement carries", done[i].id, b, SF_JOB_STATEMENT_BYTES);
+        total += b;
         if (!present[done[i].outcome][done[i].optimistic != 0]++)
             (*groups)++;
     }
+    *big = total > SF_JOB_STATEMENT_BYTES;
     return SF_OK;
 }
 
@@ -891,27 +949,28 @@ sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_r
                           sf_err *err)
 {
     static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
-    int present[SF_JOB_OUTCOMES][2], groups;
+    int present[SF_JOB_OUTCOMES][2], groups, big = 0;
     sf_status st = check_batch(n, err);
     if (st == SF_OK)
-        st = check_done(done, n, present, &groups, err);
+        st = check_done(done, n, present, &groups, &big, err);
     if (st != SF_OK || n == 0)
         return st;
     for (size_t i = 0; i < n; i++) {
         done[i].applied = 0;
         done[i].status[0] = '\0';
     }
-    if (groups > 1 && (st = sf_db_begin(db, err)) != SF_OK)
+    int txn = groups > 1 || big;
+    if (txn && (st = sf_db_begin(db, err)) != SF_OK)
         return st;
     for (int o = 0; o < SF_JOB_OUTCOMES && st == SF_OK; o++)
         for (int opt = 0; opt < 2 && st == SF_OK; opt++)
             if (present[o][opt])
                 st = complete_group(db, done, n, (sf_job_outcome)o, opt, retry ? retry : &dflt,
                                     err);
-    if (groups > 1 && st == SF_OK)
+    if (txn && st == SF_OK)
         st = sf_db_commit(db, err);
     if (st != SF_OK) {
-        if (groups > 1)
+        if (txn)
             sf_db_rollback(db);
         for (size_t i = 0; i < n; i++)
             done[i].applied = 0;

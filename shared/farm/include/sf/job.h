@@ -40,6 +40,8 @@
 
 #define SF_JOB_ID_MAX 40          /* uuid text (36) + NUL, with room */
 #define SF_JOB_BATCH_MAX 1000     /* ids in one call */
+#define SF_JOB_STATEMENT_BYTES ((size_t)256 << 20) /* most result bytes (sf_job_done_bytes)
+                                                    * one completion statement carries */
 #define SF_JOB_SYMBOL_MAX 64
 #define SF_JOB_TIMEFRAME_MAX 32
 #define SF_JOB_KIND_MAX 32
@@ -174,14 +176,22 @@ typedef struct sf_job_done {
 
 /*
  * Record finished attempts in ONE transaction (a single statement when all
- * share one outcome and are all optimistic or all claimed), each fenced on
- * its fence and status 'running' (optimistic ones: status 'queued' at attempt
- * 0, not cancelled); a succeeded job gets its results row (or, with a signal,
- * its signals row) in the same transaction. Rows that do not match (a stale
- * fence: the late worker) change nothing and have applied = 0.
+ * share one outcome and are all optimistic or all claimed, and their bytes
+ * fit in one), each fenced on its fence and status 'running' (optimistic
+ * ones: status 'queued' at attempt 0, not cancelled); a succeeded job gets
+ * its results row (or, with a signal, its signals row) in the same
+ * transaction. Rows that do not match (a stale fence: the late worker)
+ * change nothing and have applied = 0. Rows whose results together exceed
+ * SF_JOB_STATEMENT_BYTES are sent in several statements of the transaction;
+ * a single row above it fails the call with SF_ERR_LIMIT, naming the job and
+ * the limit, before anything is sent.
  */
 sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
                           sf_err *err);
+
+/* The bytes of done's data a completion sends: its texts (error, metrics,
+ * trades, equity, result, params) and equity arrays (16 bytes a point). */
+size_t sf_job_done_bytes(const sf_job_done *done);
 
 typedef enum sf_job_cancel_result {
     SF_JOB_CANCEL_NOT_FOUND,  /* no such job (for this user) */
