@@ -59,6 +59,14 @@ static const sf_config_var config_vars[] = {
     {"SF_WEBHOOK_ALLOW_CIDRS", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(wrk_config, webhook_allow_cidrs),
      "comma-separated CIDRs (10.0.0.0/8,127.0.0.1/32) webhooks may reach though they are not public; "
      "empty = none: loopback, private, link-local, metadata, CGNAT, multicast and reserved addresses are refused"},
+    {"SF_OUTCOME_BUDGET_MB", SF_CFG_INT, "64", 1, 65536, NULL, 0, offsetof(wrk_config, outcome_budget_mb),
+     "claim only while finished outcomes not yet committed hold less memory than this (README: Worker memory and leases)"},
+    {"SF_OUTCOME_BUDGET_JOBS", SF_CFG_INT, "2000", 1, 1000000, NULL, 0, offsetof(wrk_config, outcome_budget_jobs),
+     "claim only while running jobs and outcomes not yet committed are fewer than this"},
+    {"SF_COMPLETION_BATCH_MB", SF_CFG_INT, "8", 1, 256, NULL, 0, offsetof(wrk_config, completion_batch_mb),
+     "most outcome bytes committed in one statement (and at most 1000 outcomes)"},
+    {"SF_RESULT_MAX_MB", SF_CFG_INT, "64", 1, 256, NULL, 0, offsetof(wrk_config, result_max_mb),
+     "a job whose stored result would be bigger fails permanently, naming this limit"},
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])

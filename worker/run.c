@@ -209,9 +209,13 @@ static sf_status keep_full(wrk_slot *slot, sf_result **res, wrk_done *out, sf_er
     sf_result *r = *res;
     r->n_equity = sf_equity_downsample(r->ts, r->equity, r->n_equity, (size_t)slot->w->cfg->equity_points);
     sf_buf parts;
-    sf_buf_init(&parts, RESULT_MAX);
+    size_t max = (size_t)slot->w->cfg->result_max_mb << 20; /* bounds the run's memory too */
+    sf_buf_init(&parts, max < RESULT_MAX ? max : RESULT_MAX);
     size_t trades_off = 0;
     sf_status st = result_parts(r, &parts, &trades_off, err);
+    if (st == SF_ERR_LIMIT) /* permanent: the engine is deterministic (run_engine) */
+        sf_err_set(err, SF_ERR_LIMIT, "result too big to store: more than SF_RESULT_MAX_MB (%lld MiB)",
+                   (long long)slot->w->cfg->result_max_mb);
     if (st == SF_OK) {
         shrink_equity(r);
         out->result = sf_buf_steal(&parts, NULL);
@@ -269,7 +273,7 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     else if (st == SF_ERR_CANCELLED)
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     else
-        outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+        outcome(out, st == SF_ERR_INVALID || st == SF_ERR_LIMIT ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
 }
 
 static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
@@ -393,15 +397,11 @@ static void batch_stat(wrk *w, const char *batch_id, int64_t run_ns)
 
 static void finish(wrk *w, wrk_slot *slot, wrk_done *d, int64_t run_ns)
 {
+    if (d)
+        wrk_outcome_measure(w, d); /* its bytes, against the outcome budget (threads.c) */
     pthread_mutex_lock(&w->mu);
-    if (d && w->done_tail)
-        w->done_tail->next = d;
-    else if (d)
-        w->done_head = d;
-    if (d) {
-        w->done_tail = d;
-        w->done_count++;
-    }
+    if (d)
+        wrk_outcome_queue(w, d);
     w->run_ns_avg += (run_ns - w->run_ns_avg) / 8;
     batch_stat(w, slot->job.batch_id, run_ns);
     sf_job_destroy(&slot->job);

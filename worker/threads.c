@@ -16,6 +16,18 @@
  * them. A worker that dies leaves their Redis leases to expire; the reaper
  * then spends an attempt on each (sf_job_lease_expired) and requeues it, and
  * the next claim of it is a real one.
+ *
+ * Every job the worker holds keeps its lease until its completion commits
+ * or is refused: the heartbeat renews the slots' jobs, the outcomes waiting
+ * for the completer and the batch being committed (that one last: its rows
+ * may be locked by the completer's statement until it commits), in
+ * statements of at most SF_JOB_BATCH_MAX. Their number is bounded by the
+ * outcome budget: the claimer stops while the outcomes not yet committed
+ * reach SF_OUTCOME_BUDGET_MB or, with the running jobs, SF_OUTCOME_BUDGET_JOBS,
+ * so a completer slower than the runners slows the claims instead of
+ * piling results up in memory. A completion batch is bounded by count and by
+ * SF_COMPLETION_BATCH_MB; a batch the database rejects is split in halves
+ * down to the row it refuses, which is recorded failed with the reason.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +60,47 @@ static int idle_slots(const wrk *w)
     return n;
 }
 
-/* Block until a slot is idle or stopping; the number of idle slots. */
-static int wait_idle(wrk *w)
+/* Locked. How many jobs may be claimed now: the idle slots, while the
+ * outcomes not yet committed hold less than the byte budget and they and the
+ * running jobs are fewer than the count budget; 0 otherwise. */
+static int claimable(const wrk *w)
+{
+    int idle = idle_slots(w);
+    size_t busy = (size_t)(w->n_slots - idle);
+    size_t jobs = (size_t)w->cfg->outcome_budget_jobs;
+    if (w->held_bytes >= (size_t)w->cfg->outcome_budget_mb << 20 || w->held_count + busy >= jobs)
+        return 0;
+    size_t room = jobs - w->held_count - busy;
+    return room < (size_t)idle ? (int)room : idle;
+}
+
+static void log_pause(wrk *w, size_t count, size_t bytes)
+{
+    sf_log_info(w->log, "claims paused: uncommitted outcomes at their budget", SF_LF_INT("outcomes", (int64_t)count),
+                SF_LF_INT("bytes", (int64_t)bytes), SF_LF_INT("budget_jobs", w->cfg->outcome_budget_jobs),
+                SF_LF_INT("budget_mb", w->cfg->outcome_budget_mb));
+}
+
+/* Block until jobs may be claimed or the worker stops; how many (0 = stop).
+ * A wait on the outcome budget (a slot is idle, yet nothing may be claimed)
+ * is counted and logged once. */
+static int wait_claimable(wrk *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (!w->stopping && idle_slots(w) == 0)
+    int k = 0, paused = 0;
+    while (!w->stopping && (k = claimable(w)) == 0) {
+        if (!paused && idle_slots(w) > 0) {
+            paused = 1;
+            w->budget_pauses++;
+            size_t count = w->held_count, bytes = w->held_bytes;
+            pthread_mutex_unlock(&w->mu);
+            log_pause(w, count, bytes);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         pthread_cond_wait(&w->idle_cv, &w->mu);
-    int n = w->stopping ? 0 : idle_slots(w);
+    }
+    int n = w->stopping ? 0 : k;
     pthread_mutex_unlock(&w->mu);
     return n;
 }
@@ -223,13 +269,69 @@ void *wrk_claimer_main(void *arg)
     sf_err err = {0};
     if (c->r && sf_queue_new(w->cfg->queue, c->r, &c->q, &err) != SF_OK)
         sf_log_error(w->log, "bad queue", SF_LF_STR("error", err.msg));
-    for (int k; c->q && (k = wait_idle(w)) > 0;)
+    for (int k; c->q && (k = wait_claimable(w)) > 0;)
         claim_round(c, k < WRK_THREADS_MAX ? k : WRK_THREADS_MAX);
     sf_queue_free(c->q);
     sf_redis_close(c->r);
     sf_db_close(c->db);
     free(c);
     return NULL;
+}
+
+/* ---- outcomes ----------------------------------------------------------- */
+
+static size_t engine_bytes(const sf_result *r)
+{
+    if (r == NULL)
+        return 0;
+    return sizeof *r + (r->trades ? r->n_trades * sizeof *r->trades : 0);
+}
+
+/* The outcome's data freed; it is recorded failed with msg. */
+static void fail_outcome(wrk_done *d, const char *msg)
+{
+    free(d->result);
+    d->result = NULL;
+    sf_result_free(d->engine);
+    d->engine = NULL;
+    d->d.metrics = d->d.trades = d->d.equity = d->d.result = d->d.params = NULL;
+    d->d.equity_t = NULL;
+    d->d.equity_v = NULL;
+    d->d.equity_n = 0;
+    d->d.signal = NULL;
+    d->d.outcome = SF_JOB_FAILED;
+    free(d->error);
+    d->error = strdup(msg);
+    d->d.error = d->error;
+}
+
+void wrk_outcome_measure(wrk *w, wrk_done *d)
+{
+    size_t data = sf_job_done_bytes(&d->d), max = (size_t)w->cfg->result_max_mb << 20;
+    if (data > max) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "result too big to store: %zu bytes, more than SF_RESULT_MAX_MB (%lld MiB)", data,
+                 (long long)w->cfg->result_max_mb);
+        fail_outcome(d, msg);
+    }
+    d->bytes = sizeof *d + sf_job_done_bytes(&d->d) + engine_bytes(d->engine);
+}
+
+void wrk_outcome_queue(wrk *w, wrk_done *d)
+{
+    if (w->done_tail)
+        w->done_tail->next = d;
+    else
+        w->done_head = d;
+    w->done_tail = d;
+    w->done_count++;
+    w->held_count++;
+    w->held_bytes += d->bytes;
+    if (w->held_count > w->held_count_peak)
+        w->held_count_peak = w->held_count;
+    if (w->held_bytes > w->held_bytes_peak)
+        w->held_bytes_peak = w->held_bytes;
 }
 
 /* ---- completer ---------------------------------------------------------- */
@@ -244,23 +346,29 @@ typedef struct completer {
     const char *ids[SF_JOB_BATCH_MAX];
 } completer;
 
-/* Take up to SF_JOB_BATCH_MAX outcomes; 0 when finished. */
+/* Take the oldest outcomes, up to SF_JOB_BATCH_MAX of them and
+ * SF_COMPLETION_BATCH_MB of their bytes (at least one), as the batch being
+ * committed (wrk.commit_head: the heartbeat still renews their leases);
+ * 0 when finished. */
 static size_t take_batch(completer *c)
 {
     wrk *w = c->w;
+    size_t max = (size_t)w->cfg->completion_batch_mb << 20, bytes = 0, n = 0;
     pthread_mutex_lock(&w->mu);
     while (w->done_count == 0 && !w->background_stop)
         pthread_cond_wait(&w->done_cv, &w->mu);
-    size_t n = 0;
-    while (w->done_head && n < SF_JOB_BATCH_MAX) {
+    while (w->done_head && n < SF_JOB_BATCH_MAX && (n == 0 || bytes + w->done_head->bytes <= max)) {
         wrk_done *d = w->done_head;
         w->done_head = d->next;
-        d->next = NULL;
+        bytes += d->bytes;
         c->items[n] = d;
         c->done[n] = d->d;
-        c->ids[n] = c->items[n]->d.id;
+        c->ids[n] = d->d.id;
         n++;
     }
+    if (n > 0)
+        c->items[n - 1]->next = NULL; /* the batch is a list of its own */
+    w->commit_head = n > 0 ? c->items[0] : NULL;
     if (w->done_head == NULL)
         w->done_tail = NULL;
     w->done_count -= n;
@@ -268,43 +376,86 @@ static size_t take_batch(completer *c)
     return n;
 }
 
-/* One at a time, after the batch was rejected: a row the database refuses
- * (say, a result it cannot store) becomes a transient failure of its own. */
-static void commit_singly(completer *c, size_t n)
+/* The batch is committed (or given up): its leases need no renewal, its
+ * bytes leave the budget, and the claimer may go on. */
+static void release_batch(completer *c, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    wrk *w = c->w;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += c->items[i]->bytes;
+    pthread_mutex_lock(&w->mu);
+    w->commit_head = NULL;
+    w->held_count -= n;
+    w->held_bytes -= bytes;
+    pthread_cond_broadcast(&w->idle_cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* One row alone, through outages; a refusal now is logged and left to the
+ * lease's expiry (the reaper retries the job). */
+static void commit_one(completer *c, size_t i)
+{
+    for (;;) {
         sf_err err = {0};
-        if (sf_job_complete(c->db, &c->done[i], 1, NULL, &err) == SF_OK)
+        sf_status st = sf_job_complete(c->db, &c->done[i], 1, NULL, &err);
+        if (st == SF_OK)
+            return;
+        if (st == SF_ERR_UNAVAILABLE && wrk_db_recover(c->w, c->db, "completer", &err, NULL))
             continue;
         sf_log_error(c->w->log, "could not record a job outcome", SF_LF_STR("job_id", c->done[i].id),
                      SF_LF_STR("error", err.msg));
-        c->done[i].outcome = SF_JOB_TRANSIENT;
-        c->done[i].error = "could not record the result";
-        c->done[i].result = c->done[i].metrics = c->done[i].trades = c->done[i].equity = NULL;
-        c->done[i].equity_t = NULL;
-        c->done[i].equity_v = NULL;
-        c->done[i].equity_n = 0;
-        if (sf_job_complete(c->db, &c->done[i], 1, NULL, &err) != SF_OK)
-            c->done[i].error = NULL;
+        return;
     }
 }
 
-static void commit_batch(completer *c, size_t n)
+/* A row the database refused alone: recorded failed with the reason, for
+ * good when its data were refused (too big: SF_ERR_LIMIT, SQLSTATE class 54;
+ * malformed: SF_ERR_INVALID, class 22 or 23), since the same data would be
+ * refused again; otherwise (a conflict, resources, a statement the server
+ * does not take) as a transient failure. Its data are not sent again. */
+static void refuse(completer *c, size_t i, sf_status st, const sf_err *why)
 {
-    wrk *w = c->w;
+    const char *state = st == SF_ERR_DB ? sf_db_sqlstate(c->db) : "";
+    int data = st == SF_ERR_LIMIT || st == SF_ERR_INVALID || strncmp(state, "22", 2) == 0 ||
+               strncmp(state, "23", 2) == 0 || strncmp(state, "54", 2) == 0;
+    char msg[SF_JOB_ERROR_MAX];
+    snprintf(msg, sizeof msg, "could not store the result: %s", why->msg);
+    sf_log_error(c->w->log, "completion refused", SF_LF_STR("job_id", c->done[i].id),
+                 SF_LF_STR("sqlstate", state), SF_LF_STR("error", why->msg));
+    wrk_done *item = c->items[i];
+    fail_outcome(item, msg);
+    if (!data)
+        item->d.outcome = SF_JOB_TRANSIENT;
+    c->done[i] = item->d;
+    commit_one(c, i);
+}
+
+/* Commit done[lo, lo + n), waiting out outages. A batch the database
+ * rejects is split in halves, so a row it refuses is found in a few
+ * statements while the others still commit in batches; that row alone is
+ * refused (refuse). Never one by one: every statement keeps leases waiting. */
+static void commit_range(completer *c, size_t lo, size_t n)
+{
     for (;;) {
         sf_err err = {0};
-        sf_status st = sf_job_complete(c->db, c->done, n, NULL, &err);
+        sf_status st = sf_job_complete(c->db, c->done + lo, n, NULL, &err);
         if (st == SF_OK)
             return;
-        if (st != SF_ERR_UNAVAILABLE) {
-            sf_log_warn(w->log, "completion batch rejected; recording one by one",
-                        SF_LF_STR("error", err.msg));
-            commit_singly(c, n);
+        if (st == SF_ERR_UNAVAILABLE) {
+            if (!wrk_db_recover(c->w, c->db, "completer", &err, NULL))
+                return; /* shutting down during an outage: the leases expire, the reaper retries */
+            continue;
+        }
+        if (n == 1) {
+            refuse(c, lo, st, &err);
             return;
         }
-        if (!wrk_db_recover(w, c->db, "completer", &err, NULL))
-            return; /* shutting down during an outage: the leases expire, the reaper retries */
+        sf_log_warn(c->w->log, "completion batch rejected; splitting it", SF_LF_INT("jobs", (int64_t)n),
+                    SF_LF_STR("error", err.msg));
+        commit_range(c, lo, n / 2);
+        commit_range(c, lo + n / 2, n - n / 2);
+        return;
     }
 }
 
@@ -381,10 +532,11 @@ void *wrk_completer_main(void *arg)
         c->q = NULL;
     for (size_t n; (n = take_batch(c)) > 0;) {
         if (c->db)
-            commit_batch(c, n);
+            commit_range(c, 0, n);
         hint_webhooks(c, n);
         if (c->q)
             ack_batch(c, n);
+        release_batch(c, n);
         log_batch(c, n);
         free_batch(c, n);
     }
@@ -402,13 +554,39 @@ typedef struct heartbeat {
     sf_db *db;
     sf_redis *r;
     sf_queue *q;
-    sf_job_lease leases[SF_JOB_BATCH_MAX];
-    int optimistic[SF_JOB_BATCH_MAX]; /* leases[i] has no PostgreSQL lease: Redis only */
-    sf_job_lease pg[SF_JOB_BATCH_MAX]; /* the others, for sf_job_heartbeat */
+    sf_job_lease *leases;   /* every job held, cap of them */
+    int *optimistic;        /* leases[i] has no PostgreSQL lease: Redis only */
+    size_t cap;
+    sf_job_lease pg[SF_JOB_BATCH_MAX]; /* one statement's share with a PostgreSQL lease */
     const char *ids[SF_JOB_BATCH_MAX];
 } heartbeat;
 
-/* Running jobs and outcomes not yet committed; 0 when it is time to stop. */
+static int grow(heartbeat *h, size_t want)
+{
+    sf_job_lease *l = realloc(h->leases, want * sizeof *l);
+    if (l == NULL)
+        return 0;
+    h->leases = l;
+    int *o = realloc(h->optimistic, want * sizeof *o);
+    if (o == NULL)
+        return 0;
+    h->optimistic = o;
+    h->cap = want;
+    return 1;
+}
+
+/* Locked. Add one held job (if there is room). */
+static void add_lease(heartbeat *h, size_t *n, const char *id, int64_t fence, int optimistic)
+{
+    if (*n >= h->cap)
+        return;
+    snprintf(h->leases[*n].id, sizeof h->leases[*n].id, "%s", id);
+    h->leases[*n].fence = fence;
+    h->optimistic[(*n)++] = optimistic;
+}
+
+/* Every job held, after a third of the lease: the slots' jobs, the outcomes
+ * waiting, then the batch being committed; 0 when it is time to stop. */
 static size_t collect(heartbeat *h, int *stop)
 {
     wrk *w = h->w;
@@ -417,19 +595,22 @@ static size_t collect(heartbeat *h, int *stop)
     if (!w->background_stop)
         wrk_timed_wait(&w->tick_cv, &w->mu, w->lease_ms / 3 > 100 ? w->lease_ms / 3 : 100);
     *stop = w->background_stop;
-    for (int i = 0; i < w->n_slots && n < SF_JOB_BATCH_MAX; i++) {
+    for (size_t want; h->cap < (want = (size_t)w->n_slots + w->held_count);) {
+        pthread_mutex_unlock(&w->mu);
+        int grown = grow(h, want + want / 2);
+        pthread_mutex_lock(&w->mu);
+        if (!grown)
+            break; /* renew what fits */
+    }
+    for (int i = 0; i < w->n_slots; i++) {
         const wrk_slot *s = &w->slots[i];
-        if (s->state == SLOT_IDLE)
-            continue;
-        snprintf(h->leases[n].id, sizeof h->leases[n].id, "%s", s->job.id);
-        h->optimistic[n] = s->job.optimistic;
-        h->leases[n++].fence = s->job.fence;
+        if (s->state != SLOT_IDLE)
+            add_lease(h, &n, s->job.id, s->job.fence, s->job.optimistic);
     }
-    for (const wrk_done *d = w->done_head; d && n < SF_JOB_BATCH_MAX; d = d->next) {
-        snprintf(h->leases[n].id, sizeof h->leases[n].id, "%s", d->d.id);
-        h->optimistic[n] = d->d.optimistic;
-        h->leases[n++].fence = d->d.fence;
-    }
+    for (const wrk_done *d = w->done_head; d; d = d->next)
+        add_lease(h, &n, d->d.id, d->d.fence, d->d.optimistic);
+    for (const wrk_done *d = w->commit_head; d; d = d->next)
+        add_lease(h, &n, d->d.id, d->d.fence, d->d.optimistic);
     pthread_mutex_unlock(&w->mu);
     return n;
 }
@@ -455,14 +636,15 @@ static void apply(heartbeat *h, size_t n)
     pthread_mutex_unlock(&w->mu);
 }
 
-static void beat(heartbeat *h, size_t n)
+/* Renew n leases (n <= SF_JOB_BATCH_MAX): one statement, one script. */
+static void beat_some(heartbeat *h, const sf_job_lease *leases, const int *optimistic, size_t n)
 {
     wrk *w = h->w;
     sf_err err = {0};
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (!h->optimistic[i])
-            h->pg[m++] = h->leases[i];
+        if (!optimistic[i])
+            h->pg[m++] = leases[i];
     sf_status st = sf_job_heartbeat(h->db, h->pg, m, w->lease_ms, &err);
     /* An outage does not abandon jobs; renew at once after reconnecting (the
      * leases may be close to expiry after the outage and the reconnect backoff). */
@@ -473,10 +655,18 @@ static void beat(heartbeat *h, size_t n)
     else if (st != SF_ERR_UNAVAILABLE)
         sf_log_error(w->log, "heartbeat failed", SF_LF_STR("error", err.msg));
     for (size_t i = 0; i < n; i++)
-        h->ids[i] = h->leases[i].id;
+        h->ids[i] = leases[i].id;
     st = sf_queue_extend(h->q, h->ids, n, w->lease_ms, NULL, &err);
     if (st == SF_ERR_UNAVAILABLE)
         wrk_redis_recover(w, h->r, "heartbeat", &err, NULL);
+}
+
+static void beat(heartbeat *h, size_t n)
+{
+    for (size_t at = 0; at < n; at += SF_JOB_BATCH_MAX) {
+        size_t k = n - at < SF_JOB_BATCH_MAX ? n - at : SF_JOB_BATCH_MAX;
+        beat_some(h, h->leases + at, h->optimistic + at, k);
+    }
 }
 
 void *wrk_heartbeat_main(void *arg)
@@ -500,6 +690,8 @@ void *wrk_heartbeat_main(void *arg)
     sf_queue_free(h->q);
     sf_redis_close(h->r);
     sf_db_close(h->db);
+    free(h->leases);
+    free(h->optimistic);
     free(h);
     return NULL;
 }

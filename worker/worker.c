@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "sf/time.h"
@@ -188,6 +189,17 @@ static void drain_slots(wrk *w)
         sf_log_info(w->log, "drain time is up; releasing running jobs", SF_LF_INT("jobs", released));
 }
 
+/* The outcome budget's use and the process's peak memory, at the end. */
+static void log_memory(wrk *w)
+{
+    struct rusage ru;
+    int64_t peak_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss : -1; /* Linux: KiB */
+    sf_log_info(w->log, "memory", SF_LF_INT("peak_rss_kb", peak_kb),
+                SF_LF_INT("outcomes_peak", (int64_t)w->held_count_peak),
+                SF_LF_INT("outcome_bytes_peak", (int64_t)w->held_bytes_peak),
+                SF_LF_INT("budget_pauses", w->budget_pauses));
+}
+
 void wrk_drain_and_stop(wrk *w)
 {
     atomic_store(&w->claim_stop, 1);
@@ -214,6 +226,7 @@ void wrk_drain_and_stop(wrk *w)
     pthread_cond_broadcast(&w->hook_cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->webhook, NULL);
+    log_memory(w);
     for (int i = 0; i < w->n_slots; i++)
         pthread_cond_destroy(&w->slots[i].cv);
     free(w->slots);

@@ -5,15 +5,22 @@
  *   claimer    waits on the wake list, claims for every idle slot at once
  *              (one Lua call + one PostgreSQL UPDATE), hands jobs to slots;
  *   runner N   runs the job of slot N with the engine, queues the outcome;
- *   completer  commits queued outcomes in batches (one fenced transaction),
- *              then drops their Redis leases in one command, logs each job;
- *   heartbeat  every lease/3 renews the leases of running and not yet
- *              committed jobs (one statement + one script); marks lost leases
- *              and cancel requests on the slots;
+ *   completer  commits queued outcomes in batches bounded by count and by
+ *              bytes (SF_COMPLETION_BATCH_MB; one fenced transaction), then
+ *              drops their Redis leases in one command, logs each job;
+ *   heartbeat  every lease/3 renews the lease of every job the worker holds:
+ *              assigned, running, its outcome waiting or being committed
+ *              (one statement + one script per SF_JOB_BATCH_MAX of them);
+ *              marks lost leases and cancel requests on the slots;
  *   webhook    after commits of signals (and every few seconds) claims due
  *              webhook deliveries from the signals table, POSTs them signed,
  *              records the outcome.
  * main.c: config, signals (one sigwait thread), start, drain, stop.
+ *
+ * Backpressure: the claimer claims only while the outcomes not yet committed
+ * (waiting or being committed) stay under SF_OUTCOME_BUDGET_MB and, with the
+ * jobs running, under SF_OUTCOME_BUDGET_JOBS; an outcome whose stored data
+ * would exceed SF_RESULT_MAX_MB fails permanently instead of waiting.
  *
  * Shared state: struct wrk. Lock order: wrk.mu only (the cache has its own
  * mutex and never calls back). Every condition wait sits in a while loop.
@@ -59,6 +66,10 @@ typedef struct wrk_config {
     int64_t webhook_backoff_ms;  /* before the 2nd attempt, doubling */
     char *webhook_allow_cidrs;   /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses webhooks may reach */
     sf_netpolicy webhook_policy; /* parsed from it when the configuration is checked */
+    int64_t outcome_budget_mb;   /* SF_OUTCOME_BUDGET_MB: claim only while uncommitted outcomes hold less */
+    int64_t outcome_budget_jobs; /* SF_OUTCOME_BUDGET_JOBS: ... and they and the running jobs are fewer */
+    int64_t completion_batch_mb; /* SF_COMPLETION_BATCH_MB: most outcome bytes in one completion */
+    int64_t result_max_mb;       /* SF_RESULT_MAX_MB: a bigger result fails permanently */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
@@ -101,6 +112,7 @@ typedef struct wrk_done {
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;
+    size_t bytes;    /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
 } wrk_done;
 
 typedef struct wrk {
@@ -120,8 +132,13 @@ typedef struct wrk {
     int stopping;             /* SIGTERM: claim no more */
     int runners_done;         /* every runner has returned */
     int background_stop;      /* completer and heartbeat may end */
-    wrk_done *done_head, *done_tail;
+    wrk_done *done_head, *done_tail; /* outcomes waiting for the completer */
     size_t done_count;
+    wrk_done *commit_head;    /* the batch the completer is committing (a list), or NULL */
+    size_t held_count;        /* outcomes not yet committed: waiting and being committed */
+    size_t held_bytes;        /* their wrk_done.bytes */
+    size_t held_count_peak, held_bytes_peak;
+    int64_t budget_pauses;    /* times the claimer stopped for the outcome budget */
     int64_t run_ns_avg;       /* moving average of a job's run time (assign() wakes fewer runners for tiny jobs) */
     wrk_batch_stat batch_stats[WRK_BATCH_STATS]; /* the sweeps run most recently */
     uint64_t batch_clock;
@@ -140,6 +157,13 @@ int wrk_start(wrk *w, sf_err *err);
 /* Drain: stop claiming, wait up to drain_seconds, release the rest, flush,
  * join every thread. */
 void wrk_drain_and_stop(wrk *w);
+
+/* threads.c: an outcome on its way to the completer. measure (unlocked)
+ * sets d->bytes, and turns an outcome whose data exceed SF_RESULT_MAX_MB into
+ * a permanent failure that names the limit (its data freed); queue (with
+ * wrk.mu held) appends it to the done list and counts it against the budget. */
+void wrk_outcome_measure(wrk *w, wrk_done *d);
+void wrk_outcome_queue(wrk *w, wrk_done *d);
 
 /* Threads. */
 void *wrk_claimer_main(void *arg);
