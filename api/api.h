@@ -72,8 +72,15 @@ sf_status api_db(api_app *app, sf_db **out, sf_err *err);
 sf_status api_queue(api_app *app, sf_queue **out, sf_redis **redis, sf_err *err);
 
 /* Check "Authorization: Bearer <key>". Returns 1 with user filled, or 0 after
- * answering 401 (or 503 / 500). */
+ * answering 401 (or 503 / 500). A key api_on_headers already checked is not
+ * looked up again. */
 int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user);
+
+/* The httpd on_headers hook: every /v1/ request's key is checked once its
+ * headers are in, before its body is read; a request without a valid key is
+ * answered 401 and its body never read. The user found rides with the request
+ * (sf_httpd_set_ctx) to api_authenticate. */
+void api_on_headers(sf_httpd_req *req, void *appv);
 
 /* Answer a failed sf_status: 503 for SF_ERR_UNAVAILABLE / SF_ERR_TIMEOUT,
  * 500 otherwise (logged with the request id). */

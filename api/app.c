@@ -154,7 +154,8 @@ void api_reply_json(api_app *app, sf_httpd_req *req, int status, json_t *json)
     free(text);
 }
 
-int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user)
+/* Look the key up; 1 with user filled, or 0 after answering. */
+static int authenticate_now(api_app *app, sf_httpd_req *req, sf_auth_user *user)
 {
     size_t len = 0;
     const char *key = sf_auth_bearer(sf_httpd_header(req, "Authorization"), &len);
@@ -178,6 +179,30 @@ int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user)
         return 0;
     }
     return 1;
+}
+
+int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user)
+{
+    const sf_auth_user *known = sf_httpd_ctx(req);
+    if (known != NULL) { /* found by api_on_headers */
+        *user = *known;
+        return 1;
+    }
+    return authenticate_now(app, req, user);
+}
+
+void api_on_headers(sf_httpd_req *req, void *appv)
+{
+    if (strncmp(sf_httpd_path(req), "/v1/", 4) != 0)
+        return;
+    sf_auth_user *user = malloc(sizeof *user);
+    if (user == NULL)
+        return; /* the handler authenticates (and answers 500 if memory stays short) */
+    if (!authenticate_now(appv, req, user)) {
+        free(user);
+        return;
+    }
+    sf_httpd_set_ctx(req, user, free);
 }
 
 json_t *api_body_object(sf_httpd_req *req)
