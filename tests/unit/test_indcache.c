@@ -422,3 +422,23 @@ Test(indcache, threads_under_eviction_always_read_the_right_values)
     sf_indcache_free(c);
     sf_bars_free(b);
 }
+
+Test(indcache, a_spec_bigger_than_the_whole_bound_evicts_nothing)
+{
+    sf_bars *b = walk(N, 4);
+    sf_indcache *c = new_cache(b, 2 * ONE); /* room for two one-output indicators */
+    sf_ind_spec a = spec_of(SF_IND_SMA, 5), bb = spec_of(SF_IND_SMA, 6);
+    sf_indcache_release(c, acquire(c, a));
+    sf_indcache_release(c, acquire(c, bb));
+    sf_ind_spec big = spec_of(SF_IND_BBANDS, 20); /* three outputs: never fits */
+    sf_indref *r = acquire(c, big);
+    assert_same_as_compute(r, big, b);
+    sf_indcache_release(c, r);
+    sf_indcache_stats st = stats(c);
+    cr_assert_eq(st.evicted, 0, "a spec that can never fit evicted %zu entries", (size_t)st.evicted);
+    sf_indcache_release(c, acquire(c, a)); /* both still cached */
+    sf_indcache_release(c, acquire(c, bb));
+    cr_assert_eq(stats(c).hits, 2);
+    sf_indcache_free(c);
+    sf_bars_free(b);
+}

@@ -128,10 +128,13 @@ static void cache_unlink(sf_indcache *c, struct sf_indref *e)
 }
 
 /* Evict unpinned ready entries, least recently used first, until `need`
- * more bytes fit. Returns whether they fit. Called with the lock held. */
+ * more bytes fit. Returns whether they fit. An entry bigger than the whole
+ * bound never fits: it evicts nothing. Called with the lock held. */
 static int cache_make_room(sf_indcache *c, size_t need)
 {
-    while (need > c->max_bytes || c->stats.bytes > c->max_bytes - need) {
+    if (need > c->max_bytes)
+        return 0;
+    while (c->stats.bytes > c->max_bytes - need) {
         struct sf_indref *victim = NULL;
         for (struct sf_indref *e = c->head; e != NULL; e = e->next)
             if (e->state == ENTRY_READY && e->pins == 0 &&
