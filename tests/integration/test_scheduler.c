@@ -459,21 +459,28 @@ static long long wait_ready(long long want, int timeout_ms)
     return v;
 }
 
-/* 1 when the ids in user's ready set are exactly the user's queued jobs. */
+/* 1 when the ids ready for user (the range [user NUL, user \1) of the ready
+ * set, members user NUL <16-digit score> <id>; see sf/queue.h) are exactly
+ * the user's queued jobs. */
 static int ready_matches_queued(const char *user)
 {
-    char key[256], sql[256];
-    snprintf(key, sizeof key, "%sready:%s", sf_queue_prefix(queue), user);
-    const char *argv[] = {"ZRANGE", key, "0", "-1"};
+    char key[256], sql[256], lo[128], hi[128];
+    snprintf(key, sizeof key, "%sready", sf_queue_prefix(queue));
+    size_t ulen = strlen(user);
+    snprintf(lo, sizeof lo, "[%s", user); /* the NUL that ends it is part of the bound */
+    snprintf(hi, sizeof hi, "(%s\x01", user);
+    const char *argv[] = {"ZRANGEBYLEX", key, lo, hi};
+    const size_t lens[] = {11, strlen(key), ulen + 2, ulen + 2};
     sf_redis_reply *rep = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_redis_cmd(redis, 4, argv, NULL, &rep, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_redis_cmd(redis, 4, argv, lens, &rep, &err), SF_OK, "%s", err.msg);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE user_id = '%s' AND status = 'queued'",
              user);
     int ok = (long long)sf_redis_reply_len(rep) == qint(sql);
     for (size_t i = 0; ok && i < sf_redis_reply_len(rep); i++) {
+        const char *member = sf_redis_reply_str(sf_redis_reply_at(rep, i), NULL);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'queued'",
-                 sf_redis_reply_str(sf_redis_reply_at(rep, i), NULL));
+                 member + ulen + 1 + 16);
         ok = qint(sql) == 1;
     }
     sf_redis_reply_free(rep);

@@ -3,8 +3,8 @@
  * submits a 2,000-member sweep; once it is running, tenant B submits one
  * backtest. Once B's job is in the dispatch queue, it must start before A
  * has had more than (worker threads in the farm) further jobs started. The
- * test watches B's ready set in Redis and takes the PostgreSQL time of the
- * last look that did not find it yet: every A job started after that counts
+ * test watches whether B's id is ready in Redis and takes the PostgreSQL
+ * time of the last look that did not find it yet: every A job started after that counts
  * (strict: it includes the moments before B arrived). The time from
  * submission to the queue, the relay's latency, is logged here and measured
  * by scripts/bench-farm. Run with the relay's default window
@@ -34,12 +34,11 @@ static void teardown(void)
 TestSuite(farm_fair, .init = setup, .fini = teardown, .timeout = 120);
 
 /* The PostgreSQL time of the last look at Redis that did not yet find job
- * (of tenant user) in its ready set, or that found it already claimed. */
-static char *in_queue_after(const char *job, const char *user)
+ * ready (the index of ready ids, sf:{backtest}:ids; see sf/queue.h), or that
+ * found it already claimed. */
+static char *in_queue_after(const char *job)
 {
-    char key[256];
-    snprintf(key, sizeof key, "sf:{backtest}:ready:%s", user);
-    const char *zscore[] = {"ZSCORE", key, job};
+    const char *zscore[] = {"ZSCORE", "sf:{backtest}:ids", job};
     char *last = farm_text1("SELECT clock_timestamp()::text WHERE $1 <> ''", "x");
     for (int i = 0; i < 30000; i++) {
         char *now = farm_text1("SELECT clock_timestamp()::text WHERE $1 <> ''", "x");
@@ -82,7 +81,7 @@ static void one_sweep_does_not_hold_back_another_tenant(const char *const *sched
                 "the sweep does not run");
 
     char *job = farm_job(b, FARM_LOGIC_SMA, "MED", "1m", 1, 3);
-    char *before = in_queue_after(job, b);
+    char *before = in_queue_after(job);
     FARM_ASSERT(farm_wait_sql("SELECT started_at IS NOT NULL FROM jobs WHERE id = $1", job, 30000),
                 "B's job never started: %s", farm_job_state(job));
     const char *p[] = {job, batch, before};

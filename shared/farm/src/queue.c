@@ -2,88 +2,119 @@
  * queue: Redis dispatch (see sf/queue.h for the keys and the contract).
  *
  * DESIGN. Each operation that touches more than one key is one Lua script, so
- * a crash or a lost connection never leaves half a change: an id is either in
- * its tenant's ready set or in the lease set, and a tenant is in `tenants` (and
- * `tset`) exactly while it may have ready work. Ready-set keys are built inside
- * the scripts from the prefix (ARGV[1]) and the tenant; they carry the queue's
- * hash tag, so every script stays in one Cluster slot. Times come from Redis
- * TIME inside the scripts. The C side only validates, builds argument vectors
- * (bounded by SF_QUEUE_BATCH_MAX) and reads replies.
+ * a crash or a lost connection never leaves half a change: an id is either
+ * ready (in `ready` and in `ids`, both or neither) or leased, and a tenant is
+ * in `tenants` (and `tset`) while it may have ready work. Every script gets
+ * every key it touches in KEYS: the keys are fixed per queue, none is built
+ * from a tenant. A tenant's ready ids are the lexicographic range
+ * [<tenant> NUL, <tenant> \1) of the one `ready` set, whose members all have
+ * score 0 and sort by tenant, then the score in 16 digits (band, then age),
+ * then the id; the claim reads the head of a range with ZRANGEBYLEX. NUL
+ * cannot occur in a tenant, so no tenant's range holds another's ids. `ids`
+ * maps each ready id to its score: ZADD NX on it decides whether an id is
+ * new (idempotence per id), ZCOUNT on it counts a band, ZSCORE on it rebuilds
+ * the member to remove. Times come from Redis TIME inside the scripts. The C
+ * side only validates, builds argument vectors (bounded by
+ * SF_QUEUE_BATCH_MAX) and reads replies.
+ *
+ * WHY NOT ONE SCORE-ORDERED SET. Start-time fair queuing (a virtual time per
+ * tenant, each job scored band + max(vt[tenant], V) + 1, claims by ZPOPMIN)
+ * also needs no per-tenant keys, but its band offset orders priority across
+ * tenants: a tenant's high-priority 100,000-job sweep would hold back every
+ * other tenant's normal job, and priority is the submitter's choice. Keeping
+ * priority within a tenant there would mean rescoring a tenant's backlog
+ * whenever a job of a better band arrives. The rotation below keeps both
+ * guarantees as they were, with the same number of commands per claim.
  */
 #include "sf/queue.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KEY_MAX (SF_QUEUE_NAME_MAX + 32)
 #define SCORE_TEXT 32
+/* Digits of a score in a `ready` member; the claim script skips
+ * #tenant + 1 + SCORE_DIGITS bytes to reach the id (the literal 18 there). */
+#define SCORE_DIGITS 16
 
-/* Ids are grouped by tenant: one ZADD per tenant (chunks of 500 pairs stay
- * well inside Lua's unpack limit), one SADD per tenant, one ZREM for the
- * requeue flag. Tenants new to the rotation join it in the order they first
- * appear. */
+/* KEYS: ready ids tenants tset wake leases. ARGV: wake max, requeue flag, then
+ * (id, tenant, 16-digit score) per entry. The requeue flag drops the ids'
+ * leases first. Per entry one ZADD NX on `ids` (1 when new); the new members
+ * go to `ready` in chunks (1,000 arguments stay well inside Lua's unpack
+ * limit); their tenants join the rotation in the order they first appear. */
 static const char ENQUEUE_LUA[] =
-    "local order, groups, ids = {}, {}, {}\n"
-    "for i = 4, #ARGV, 3 do\n"
-    "  local tenant = ARGV[i + 1]\n"
-    "  local g = groups[tenant]\n"
-    "  if not g then g = {}; groups[tenant] = g; order[#order + 1] = tenant end\n"
-    "  g[#g + 1] = ARGV[i + 2]; g[#g + 1] = ARGV[i]\n"
-    "  ids[#ids + 1] = ARGV[i]\n"
+    "local members, order, listed = {}, {}, {}\n"
+    "if ARGV[2] == '1' then\n"
+    "  local ids = {}\n"
+    "  for i = 3, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end\n"
+    "  for s = 1, #ids, 500 do redis.call('ZREM', KEYS[6], unpack(ids, s, math.min(s + 499, #ids))) end\n"
     "end\n"
-    "if ARGV[3] == '1' then\n"
-    "  for s = 1, #ids, 500 do redis.call('ZREM', KEYS[4], unpack(ids, s, math.min(s + 499, #ids))) end\n"
-    "end\n"
-    "local added = 0\n"
-    "for _, tenant in ipairs(order) do\n"
-    "  local g = groups[tenant]\n"
-    "  for s = 1, #g, 1000 do\n"
-    "    added = added + redis.call('ZADD', ARGV[1] .. tenant, 'NX', unpack(g, s, math.min(s + 999, #g)))\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  local id, tenant, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
+    "  if redis.call('ZADD', KEYS[2], 'NX', score, id) == 1 then\n"
+    "    members[#members + 1] = '0'; members[#members + 1] = tenant .. '\\0' .. score .. id\n"
+    "    if not listed[tenant] then listed[tenant] = true; order[#order + 1] = tenant end\n"
     "  end\n"
-    "  if redis.call('SADD', KEYS[2], tenant) == 1 then redis.call('RPUSH', KEYS[1], tenant) end\n"
     "end\n"
-    "local push = math.min(added, tonumber(ARGV[2]) - redis.call('LLEN', KEYS[3]))\n"
+    "for s = 1, #members, 1000 do\n"
+    "  redis.call('ZADD', KEYS[1], unpack(members, s, math.min(s + 999, #members)))\n"
+    "end\n"
+    "for _, tenant in ipairs(order) do\n"
+    "  if redis.call('SADD', KEYS[4], tenant) == 1 then redis.call('RPUSH', KEYS[3], tenant) end\n"
+    "end\n"
+    "local added = #members / 2\n"
+    "local push = math.min(added, tonumber(ARGV[1]) - redis.call('LLEN', KEYS[5]))\n"
     "while push > 0 do\n"
     "  local k = math.min(push, 500)\n"
     "  local t = {}\n"
     "  for j = 1, k do t[j] = '1' end\n"
-    "  redis.call('LPUSH', KEYS[3], unpack(t))\n"
+    "  redis.call('LPUSH', KEYS[5], unpack(t))\n"
     "  push = push - k\n"
     "end\n"
     "return added\n";
 
-/* One id per tenant per turn, round robin; a tenant alone in the rotation
+/* KEYS: ready ids tenants tset leases wake. ARGV: max, lease ms.
+ * One id per tenant per turn, round robin; a tenant alone in the rotation
  * (nobody else has ready work: the script is atomic) gives everything still
- * wanted in one ZPOPMIN. The leases are added in one ZADD. */
+ * wanted in one range. Reading one member more than wanted tells whether the
+ * tenant has work left. The leases are added in one ZADD. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local deadline = string.format('%.0f', now + tonumber(ARGV[3]))\n"
-    "local max = tonumber(ARGV[2])\n"
+    "local deadline = string.format('%.0f', now + tonumber(ARGV[2]))\n"
+    "local max = tonumber(ARGV[1])\n"
     "local ids, lease = {}, {}\n"
-    "local guard = redis.call('LLEN', KEYS[1]) + max\n"
+    "local guard = redis.call('LLEN', KEYS[3]) + max\n"
     "while #ids < max and guard > 0 do\n"
     "  guard = guard - 1\n"
-    "  local tenant = redis.call('LPOP', KEYS[1])\n"
+    "  local tenant = redis.call('LPOP', KEYS[3])\n"
     "  if not tenant then break end\n"
-    "  local key = ARGV[1] .. tenant\n"
     "  local want = 1\n"
-    "  if redis.call('LLEN', KEYS[1]) == 0 then want = max - #ids end\n"
-    "  local got = redis.call('ZPOPMIN', key, want)\n"
-    "  for k = 1, #got, 2 do\n"
-    "    ids[#ids + 1] = got[k]\n"
-    "    lease[#lease + 1] = deadline; lease[#lease + 1] = got[k]\n"
+    "  if redis.call('LLEN', KEYS[3]) == 0 then want = max - #ids end\n"
+    "  local got = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. tenant .. '\\0', '(' .. tenant .. '\\1',\n"
+    "                         'LIMIT', 0, want + 1)\n"
+    "  local take = math.min(#got, want)\n"
+    "  for k = 1, take do\n"
+    "    local id = string.sub(got[k], #tenant + 18)\n"
+    "    ids[#ids + 1] = id\n"
+    "    lease[#lease + 1] = deadline; lease[#lease + 1] = id\n"
     "  end\n"
-    "  if redis.call('ZCARD', key) > 0 then redis.call('RPUSH', KEYS[1], tenant)\n"
-    "  else redis.call('SREM', KEYS[2], tenant) end\n"
+    "  if take > 0 then redis.call('ZREM', KEYS[1], unpack(got, 1, take)) end\n"
+    "  if #got > want then redis.call('RPUSH', KEYS[3], tenant)\n"
+    "  else redis.call('SREM', KEYS[4], tenant) end\n"
+    "end\n"
+    "for s = 1, #ids, 500 do\n"
+    "  redis.call('ZREM', KEYS[2], unpack(ids, s, math.min(s + 499, #ids)))\n"
     "end\n"
     "for s = 1, #lease, 1000 do\n"
-    "  redis.call('ZADD', KEYS[3], unpack(lease, s, math.min(s + 999, #lease)))\n"
+    "  redis.call('ZADD', KEYS[5], unpack(lease, s, math.min(s + 999, #lease)))\n"
     "end\n"
-    "if #ids > 0 then redis.call('LTRIM', KEYS[4], #ids, -1) end\n"
+    "if #ids > 0 then redis.call('LTRIM', KEYS[6], #ids, -1) end\n"
     "return ids\n";
 
+/* KEYS: leases. ARGV: lease ms, ids. */
 static const char EXTEND_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -97,48 +128,53 @@ static const char EXTEND_LUA[] =
     "end\n"
     "return n\n";
 
+/* KEYS: leases. ARGV: max. */
 static const char EXPIRED_LUA[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now),\n"
     "                  'LIMIT', 0, tonumber(ARGV[1]))\n";
 
+/* KEYS: ready ids. ARGV: (id, tenant) pairs. The member is rebuilt from the
+ * tenant and the score in `ids` (%016.0f, as the C side writes it: scores
+ * are integers below 2^53, exact in a double both ways); an id removed from
+ * `ready` leaves `ids` too, an id given with the wrong tenant stays in both. */
 static const char REMOVE_LUA[] =
     "local n = 0\n"
-    "for i = 2, #ARGV, 2 do\n"
-    "  n = n + redis.call('ZREM', ARGV[1] .. ARGV[i + 1], ARGV[i])\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  local s = redis.call('ZSCORE', KEYS[2], ARGV[i])\n"
+    "  if s then\n"
+    "    local m = ARGV[i + 1] .. '\\0' .. string.format('%016.0f', tonumber(s)) .. ARGV[i]\n"
+    "    if redis.call('ZREM', KEYS[1], m) == 1 then\n"
+    "      redis.call('ZREM', KEYS[2], ARGV[i])\n"
+    "      n = n + 1\n"
+    "    end\n"
+    "  end\n"
     "end\n"
     "return n\n";
 
+/* KEYS: ids leases tset wake. ARGV: band. Read only. */
 static const char DEPTH_LUA[] =
-    "local band = tonumber(ARGV[2])\n"
-    "local r = {0, 0, 0}\n"
-    "local tenants = redis.call('SMEMBERS', KEYS[1])\n"
-    "for _, tenant in ipairs(tenants) do\n"
-    "  local key = ARGV[1] .. tenant\n"
-    "  for p = 0, 2 do\n"
-    "    r[p + 1] = r[p + 1] + redis.call('ZCOUNT', key, string.format('%.0f', p * band),\n"
-    "                                     '(' .. string.format('%.0f', (p + 1) * band))\n"
-    "  end\n"
+    "local band = tonumber(ARGV[1])\n"
+    "local r = {}\n"
+    "for p = 0, 2 do\n"
+    "  r[p + 1] = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', p * band),\n"
+    "                        '(' .. string.format('%.0f', (p + 1) * band))\n"
     "end\n"
-    "return {r[1], r[2], r[3], redis.call('ZCARD', KEYS[2]), #tenants, redis.call('LLEN', KEYS[3])}\n";
+    "return {r[1], r[2], r[3], redis.call('ZCARD', KEYS[2]), redis.call('SCARD', KEYS[3]),\n"
+    "        redis.call('LLEN', KEYS[4])}\n";
 
-static const char PURGE_LUA[] =
-    "for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-    "  redis.call('DEL', ARGV[1] .. tenant)\n"
-    "end\n"
-    "return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])\n";
-
-enum { S_ENQUEUE, S_CLAIM, S_EXTEND, S_EXPIRED, S_REMOVE, S_DEPTH, S_PURGE, S_COUNT };
+enum { S_ENQUEUE, S_CLAIM, S_EXTEND, S_EXPIRED, S_REMOVE, S_DEPTH, S_COUNT };
 
 static const char *const SCRIPT_SOURCES[S_COUNT] = {
-    ENQUEUE_LUA, CLAIM_LUA, EXTEND_LUA, EXPIRED_LUA, REMOVE_LUA, DEPTH_LUA, PURGE_LUA,
+    ENQUEUE_LUA, CLAIM_LUA, EXTEND_LUA, EXPIRED_LUA, REMOVE_LUA, DEPTH_LUA,
 };
 
 struct sf_queue {
     sf_redis *r; /* borrowed */
     char prefix[SF_QUEUE_NAME_MAX + 8];
     char ready[KEY_MAX];
+    char ids[KEY_MAX];
     char tenants[KEY_MAX];
     char tset[KEY_MAX];
     char wake[KEY_MAX];
@@ -179,7 +215,8 @@ sf_status sf_queue_new(const char *name, sf_redis *r, sf_queue **out, sf_err *er
         return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
     q->r = r;
     snprintf(q->prefix, sizeof q->prefix, "sf:{%s}:", name);
-    make_key(q->ready, q, "ready:");
+    make_key(q->ready, q, "ready");
+    make_key(q->ids, q, "ids");
     make_key(q->tenants, q, "tenants");
     make_key(q->tset, q, "tset");
     make_key(q->wake, q, "wake");
@@ -257,13 +294,18 @@ static sf_status check_text(const char *what, const char *s, size_t max, sf_err 
     return SF_OK;
 }
 
-static sf_status check_entries(const sf_queue_entry *e, size_t n, sf_err *err)
+/* with_score: the score matters (enqueue, requeue), not for remove. */
+static sf_status check_entries(const sf_queue_entry *e, size_t n, int with_score, sf_err *err)
 {
     sf_status st = check_count(n, err);
     for (size_t i = 0; i < n && st == SF_OK; i++) {
         st = check_text("job id", e[i].id, SF_QUEUE_ID_MAX, err);
         if (st == SF_OK)
             st = check_text("tenant", e[i].tenant, SF_QUEUE_TENANT_MAX, err);
+        if (st == SF_OK && with_score &&
+            !(isfinite(e[i].score) && e[i].score >= 0 && e[i].score < SF_QUEUE_SCORE_LIMIT))
+            st = sf_err_set(err, SF_ERR_INVALID, "queue score %g: must be in [0, %.0f)", e[i].score,
+                            SF_QUEUE_SCORE_LIMIT);
     }
     return st;
 }
@@ -303,25 +345,24 @@ static sf_status add_entries(sf_queue *q, const sf_queue_entry *e, size_t n, int
 {
     if (added)
         *added = 0;
-    sf_status st = check_entries(e, n, err);
+    sf_status st = check_entries(e, n, 1, err);
     if (st != SF_OK || n == 0)
         return st;
     argv_t a;
-    if ((st = argv_init(&a, 3 + 3 * n, n + 1, err)) != SF_OK)
+    if ((st = argv_init(&a, 2 + 3 * n, n + 1, err)) != SF_OK)
         return st;
     snprintf(a.num[n], SCORE_TEXT, "%d", SF_QUEUE_WAKE_MAX);
-    a.v[a.n++] = q->ready;
     a.v[a.n++] = a.num[n];
     a.v[a.n++] = requeue ? "1" : "0";
     for (size_t i = 0; i < n; i++) {
-        snprintf(a.num[i], SCORE_TEXT, "%.17g", e[i].score);
+        snprintf(a.num[i], SCORE_TEXT, "%0*.0f", SCORE_DIGITS, e[i].score + 0.0); /* no -0 */
         a.v[a.n++] = e[i].id;
         a.v[a.n++] = e[i].tenant;
         a.v[a.n++] = a.num[i];
     }
-    const char *keys[] = {q->tenants, q->tset, q->wake, q->leases};
+    const char *keys[] = {q->ready, q->ids, q->tenants, q->tset, q->wake, q->leases};
     sf_redis_reply *rep = NULL;
-    st = run_script(q, S_ENQUEUE, 4, keys, a.n, a.v, &rep, err);
+    st = run_script(q, S_ENQUEUE, 6, keys, a.n, a.v, &rep, err);
     argv_destroy(&a);
     if (st != SF_OK) {
         sf_redis_reply_free(rep);
@@ -377,10 +418,10 @@ sf_status sf_queue_claim(sf_queue *q, size_t max, int64_t lease_ms, sf_queue_id 
     char smax[24], slease[24];
     snprintf(smax, sizeof smax, "%zu", max);
     snprintf(slease, sizeof slease, "%lld", (long long)lease_ms);
-    const char *keys[] = {q->tenants, q->tset, q->leases, q->wake};
-    const char *args[] = {q->ready, smax, slease};
+    const char *keys[] = {q->ready, q->ids, q->tenants, q->tset, q->leases, q->wake};
+    const char *args[] = {smax, slease};
     sf_redis_reply *rep = NULL;
-    st = run_script(q, S_CLAIM, 4, keys, 3, args, &rep, err);
+    st = run_script(q, S_CLAIM, 6, keys, 2, args, &rep, err);
     if (st != SF_OK) {
         sf_redis_reply_free(rep);
         return st;
@@ -482,20 +523,19 @@ sf_status sf_queue_remove(sf_queue *q, const sf_queue_entry *e, size_t n, size_t
 {
     if (removed)
         *removed = 0;
-    sf_status st = check_entries(e, n, err);
+    sf_status st = check_entries(e, n, 0, err);
     if (st != SF_OK || n == 0)
         return st;
     argv_t a;
-    if ((st = argv_init(&a, 1 + 2 * n, 0, err)) != SF_OK)
+    if ((st = argv_init(&a, 2 * n, 0, err)) != SF_OK)
         return st;
-    a.v[a.n++] = q->ready;
     for (size_t i = 0; i < n; i++) {
         a.v[a.n++] = e[i].id;
         a.v[a.n++] = e[i].tenant;
     }
-    const char *keys[] = {q->tset};
+    const char *keys[] = {q->ready, q->ids};
     sf_redis_reply *rep = NULL;
-    st = run_script(q, S_REMOVE, 1, keys, a.n, a.v, &rep, err);
+    st = run_script(q, S_REMOVE, 2, keys, a.n, a.v, &rep, err);
     argv_destroy(&a);
     if (st != SF_OK) {
         sf_redis_reply_free(rep);
@@ -509,10 +549,10 @@ sf_status sf_queue_get_depth(sf_queue *q, sf_queue_depth *out, sf_err *err)
     memset(out, 0, sizeof *out);
     char band[32];
     snprintf(band, sizeof band, "%.0f", SF_QUEUE_PRIORITY_BAND);
-    const char *keys[] = {q->tset, q->leases, q->wake};
-    const char *args[] = {q->ready, band};
+    const char *keys[] = {q->ids, q->leases, q->tset, q->wake};
+    const char *args[] = {band};
     sf_redis_reply *rep = NULL;
-    sf_status st = run_script(q, S_DEPTH, 3, keys, 2, args, &rep, err);
+    sf_status st = run_script(q, S_DEPTH, 4, keys, 1, args, &rep, err);
     if (st == SF_OK && (sf_redis_reply_type(rep) != SF_REDIS_ARRAY || sf_redis_reply_len(rep) != 6))
         st = sf_err_set(err, SF_ERR_REDIS, "redis: unexpected reply to the depth script");
     if (st == SF_OK) {
@@ -583,10 +623,10 @@ sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n,
 
 sf_status sf_queue_purge(sf_queue *q, sf_err *err)
 {
-    const char *keys[] = {q->tenants, q->tset, q->wake, q->leases, q->incarnation};
-    const char *args[] = {q->ready};
+    const char *argv[] = {"DEL",      q->ready,  q->ids,    q->tenants,
+                          q->tset,    q->wake,   q->leases, q->incarnation};
     sf_redis_reply *rep = NULL;
-    sf_status st = run_script(q, S_PURGE, 5, keys, 1, args, &rep, err);
+    sf_status st = sf_redis_cmd(q->r, 8, argv, NULL, &rep, err);
     sf_redis_reply_free(rep);
     return st;
 }
