@@ -1,24 +1,19 @@
 /*
  * sf-api: the HTTP/JSON API of the backtest farm.
  *
- * main parses the configuration (exit 2 with one line per bad variable),
- * blocks SIGTERM/SIGINT before any thread starts, starts the HTTP daemon and
- * waits for a signal on one sigwait thread. The first SIGTERM/SIGINT drains:
+ * main hands the configuration table to sf_daemon_main (sf/daemon.h: --help,
+ * --version, configuration errors, signals, the start and stop lines). run
+ * starts the HTTP daemon and waits for the drain: on the first SIGTERM/SIGINT
  * the listener stops accepting, requests in flight get up to DRAIN_SECONDS to
- * finish, then the daemon stops and main exits 0. A second signal exits at
- * once with status 1.
+ * finish, then the daemon stops and the process exits 0.
  */
-#include <pthread.h>
-#include <semaphore.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "sf/daemon.h"
 
 #include "api.h"
-
-#define PROG "sf-api"
 
 static const sf_config_var config_vars[] = {
     SF_CONFIG_DATABASE_URL_VAR(api_config, database_url),
@@ -46,52 +41,6 @@ static const char summary[] =
     "The backtest farm's HTTP/JSON API: submissions, status, results, cancel, data sets,\n"
     "/health, /ready and /metrics. Configured by environment variables (NAME or NAME_FILE).";
 
-
-/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
-static void print_config_errors(const sf_buf *errors)
-{
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    sf_config_errors_format(PROG, errors, &out, NULL);
-    fputs(sf_buf_str(&out), stderr);
-    sf_buf_destroy(&out);
-}
-
-static int load_config(api_config *cfg)
-{
-    sf_buf errors;
-    sf_buf_init(&errors, 1 << 16);
-    sf_status st = sf_config_load(config_vars, N_VARS, cfg, &errors);
-    if (st != SF_OK)
-        print_config_errors(&errors);
-    sf_buf_destroy(&errors);
-    return st == SF_OK;
-}
-
-/* ---- signals ------------------------------------------------------------------ */
-
-typedef struct sig_state {
-    sigset_t set;
-    sem_t stop;     /* posted on the first signal */
-    sf_log *log;
-} sig_state;
-
-static void *sig_thread(void *arg)
-{
-    sig_state *s = arg;
-    int count = 0, sig = 0;
-    while (sigwait(&s->set, &sig) == 0) {
-        if (++count == 1) {
-            sf_log_info(s->log, "signal received: draining", SF_LF_STR("signal", strsignal(sig)));
-            sem_post(&s->stop);
-            continue;
-        }
-        sf_log_warn(s->log, "second signal: exiting now", SF_LF_STR("signal", strsignal(sig)));
-        _exit(1);
-    }
-    return NULL;
-}
-
 /* ---- requests ------------------------------------------------------------------ */
 
 static void on_done(const sf_httpd_done *d, void *appv)
@@ -114,7 +63,7 @@ static double now_unix(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int serve(api_app *app, sig_state *sigs)
+static int serve(api_app *app, sf_daemon *d)
 {
     const api_config *cfg = app->cfg;
     sf_httpd_opts o = {.bind_address = cfg->bind_address, .port = (int)cfg->port,
@@ -128,61 +77,33 @@ static int serve(api_app *app, sig_state *sigs)
     }
     sf_log_info(app->log, "listening", SF_LF_STR("bind_address", cfg->bind_address),
                 SF_LF_INT("port", sf_httpd_port(httpd)), SF_LF_INT("threads", cfg->threads));
-    while (sem_wait(&sigs->stop) != 0)
-        ;
+    sf_daemon_wait(d);
     sf_httpd_quiesce(httpd);
-    sf_log_info(app->log, "draining", SF_LF_INT("in_flight", sf_httpd_in_flight(httpd)));
+    sf_log_info(app->log, "listener closed", SF_LF_INT("in_flight", sf_httpd_in_flight(httpd)),
+                SF_LF_INT("drain_seconds", cfg->drain_s));
     sf_httpd_stop(httpd, (int)cfg->drain_s * 1000);
-    sf_log_info(app->log, "stopped");
     return 0;
+}
+
+static int run(void *cfgv, sf_daemon *d)
+{
+    api_app app;
+    sf_err err = {0};
+    if (api_app_init(&app, cfgv, sf_daemon_log(d), &err) != SF_OK) {
+        sf_log_error(sf_daemon_log(d), "could not start", SF_LF_STR("error", err.msg));
+        return 1;
+    }
+    app.start_time = now_unix();
+    int rc = serve(&app, d);
+    api_app_destroy(&app);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
-    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
-    sf_buf_destroy(&out);
-    if (rc >= 0)
-        return rc;
+    static const sf_daemon_spec spec = {.prog = "sf-api", .summary = summary, .vars = config_vars,
+                                        .n_vars = N_VARS, .common_offset = offsetof(api_config, common),
+                                        .run = run};
     api_config cfg = {0};
-    if (!load_config(&cfg)) {
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 2;
-    }
-    sig_state sigs;
-    sigemptyset(&sigs.set);
-    sigaddset(&sigs.set, SIGTERM);
-    sigaddset(&sigs.set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs.set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sem_init(&sigs.stop, 0, 0);
-
-    sf_err err = {0};
-    sf_log *log = NULL;
-    if (sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level, cfg.common.log_dir, 1, &log,
-                    &err) != SF_OK) {
-        fprintf(stderr, PROG ": %s\n", err.msg);
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 2;
-    }
-    sigs.log = log;
-    api_app app;
-    rc = 1;
-    pthread_t sig_tid;
-    if (api_app_init(&app, &cfg, log, &err) != SF_OK) {
-        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
-    } else if (pthread_create(&sig_tid, NULL, sig_thread, &sigs) != 0) {
-        sf_log_error(log, "could not start the signal thread");
-        api_app_destroy(&app);
-    } else {
-        pthread_detach(sig_tid);
-        app.start_time = now_unix();
-        rc = serve(&app, &sigs);
-        api_app_destroy(&app);
-    }
-    sf_log_close(log);
-    sf_config_free(config_vars, N_VARS, &cfg);
-    return rc;
+    return sf_daemon_main(&spec, argc, argv, &cfg);
 }

@@ -77,7 +77,7 @@ static int print_help(void)
 {
     sf_buf b;
     sf_buf_init(&b, 1 << 16);
-    sf_status st = sf_config_help(PROG " up|down|status", summary, config_vars, N_VARS, &b, NULL);
+    sf_status st = sf_config_help(PROG " up|down|status [--help]", summary, config_vars, N_VARS, &b, NULL);
     if (st == SF_OK)
         fputs(sf_buf_str(&b), stdout);
     sf_buf_destroy(&b);

@@ -3,24 +3,21 @@
  * Several replicas may run; one holds the leader lease and acts (relay,
  * cron, reaper, rebuild, retention; see scheduler.h), the others wait.
  *
- * main: parse the configuration (exit 2 with one line per bad variable),
- * block signals, start the leader and duties threads, then wait for signals
- * here (sigwait). The first SIGTERM/SIGINT stops the duties (the current
- * pass ends), then the leader gives up its lease (NOTIFY sf_leader, so a
- * follower takes over at once) and the process exits 0. A second signal
- * exits at once with status 1.
+ * main hands the configuration table to sf_daemon_main (sf/daemon.h: --help,
+ * --version, configuration errors, signals, the start and stop lines). run
+ * starts the leader and duties threads and waits for the drain: on the first
+ * SIGTERM/SIGINT the duties stop (the current pass ends), then the leader
+ * gives up its lease (NOTIFY sf_leader, so a follower takes over at once) and
+ * the process exits 0.
  */
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "scheduler.h"
+#include "sf/daemon.h"
 
-#define PROG "sf-scheduler"
+#include "scheduler.h"
 
 static const sf_config_var config_vars[] = {
     SF_CONFIG_DATABASE_URL_VAR(sched_config, database_url),
@@ -55,40 +52,14 @@ static const char summary[] =
         "leases, rebuilds Redis after a flush and prunes old jobs. Several replicas may run;\n"
         "one leader (a lease row in PostgreSQL) acts. SIGTERM gives the lease up and exits.";
 
-/* -1 = go on; otherwise the exit code (after --help or a bad argument). */
-static int parse_args(int argc, char **argv)
+/* Across variables, after a clean load. */
+static sf_status check(void *cfgv, sf_buf *errors)
 {
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
-    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
-    sf_buf_destroy(&out);
-    return rc;
-}
-
-/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
-static void print_config_errors(const sf_buf *errors)
-{
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    sf_config_errors_format(PROG, errors, &out, NULL);
-    fputs(sf_buf_str(&out), stderr);
-    sf_buf_destroy(&out);
-}
-
-static int load_config(sched_config *cfg)
-{
-    sf_buf errors;
-    sf_buf_init(&errors, 1 << 16);
-    sf_status st = sf_config_load(config_vars, N_VARS, cfg, &errors);
-    if (st == SF_OK && cfg->retry_cap_ms < cfg->retry_base_ms) {
-        sf_buf_puts(&errors, "RETRY_CAP_MS: must be at least RETRY_BASE_MS\n", NULL);
-        st = SF_ERR_CONFIG;
-    }
-    if (st != SF_OK)
-        print_config_errors(&errors);
-    sf_buf_destroy(&errors);
-    return st == SF_OK;
+    const sched_config *cfg = cfgv;
+    if (cfg->retry_cap_ms >= cfg->retry_base_ms)
+        return SF_OK;
+    sf_buf_puts(errors, "RETRY_CAP_MS: must be at least RETRY_BASE_MS\n", NULL);
+    return SF_ERR_CONFIG;
 }
 
 /* SCHEDULER_NAME (or hostname-pid) plus a random suffix, so a restarted
@@ -109,94 +80,39 @@ static void make_holder(const sched_config *cfg, char *buf, size_t size)
                  r[3]);
 }
 
-static void wait_for_signals(const sigset_t *set, sched_stop *stop, sf_log *log)
+static int run(void *cfgv, sf_daemon *d)
 {
-    int sig = 0;
-    while (sigwait(set, &sig) == 0) {
-        if (sig != SIGTERM && sig != SIGINT)
-            continue;
-        if (atomic_load(&stop->requested)) {
-            sf_log_warn(log, "second signal: exiting at once", SF_LF_INT("signal", sig));
-            _exit(1);
-        }
-        sf_log_info(log, "stopping", SF_LF_INT("signal", sig));
-        atomic_store(&stop->requested, 1);
-    }
-}
-
-typedef struct sched_app {
-    sched_config *cfg;
-    sf_log *log;
-    sched_stop stop;
-    sched_leader leader;
-    sched_duties duties;
-    sigset_t sigs;
-} sched_app;
-
-/* The signal thread: lives until the process exits. */
-static void *signal_main(void *arg)
-{
-    sched_app *app = arg;
-    wait_for_signals(&app->sigs, &app->stop, app->log);
-    return NULL;
-}
-
-static int run(sched_app *app)
-{
+    const sched_config *cfg = cfgv;
+    sf_log *log = sf_daemon_log(d);
+    sched_leader leader = {0};
+    sched_duties duties = {0};
+    sched_stop stop = {0};
     char holder[SCHED_HOLDER_MAX];
     sf_err err;
     sf_err_clear(&err);
-    make_holder(app->cfg, holder, sizeof holder);
-    pthread_t sig_thread;
-    if (pthread_create(&sig_thread, NULL, signal_main, app) != 0) {
-        sf_log_error(app->log, "could not start the signal thread");
+    make_holder(cfg, holder, sizeof holder);
+    atomic_store(&stop.requested, 0);
+    sf_log_info(log, "running", SF_LF_STR("holder", holder), SF_LF_STR("queue", cfg->queue),
+                SF_LF_INT("ttl_seconds", cfg->leader_ttl_s));
+    if (sched_leader_start(&leader, cfg, log, holder, &err) != SF_OK ||
+        sched_duties_start(&duties, cfg, log, &leader, &stop, &err) != SF_OK) {
+        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
+        atomic_store(&stop.requested, 1);
+        sched_leader_stop(&leader);
         return 1;
     }
-    pthread_setname_np(sig_thread, "sched-signals");
-    pthread_detach(sig_thread);
-    sf_log_info(app->log, "starting", SF_LF_STR("holder", holder),
-                SF_LF_STR("queue", app->cfg->queue), SF_LF_INT("ttl_seconds", app->cfg->leader_ttl_s));
-    if (sched_leader_start(&app->leader, app->cfg, app->log, holder, &err) != SF_OK ||
-        sched_duties_start(&app->duties, app->cfg, app->log, &app->leader, &app->stop, &err) != SF_OK) {
-        sf_log_error(app->log, "could not start", SF_LF_STR("error", err.msg));
-        atomic_store(&app->stop.requested, 1);
-        sched_leader_stop(&app->leader);
-        return 1;
-    }
-    sched_duties_join(&app->duties); /* returns once stop is requested */
-    sched_leader_stop(&app->leader);
-    sf_log_info(app->log, "stopped", SF_LF_STR("holder", holder));
+    sf_daemon_wait(d);
+    atomic_store(&stop.requested, 1);
+    sched_duties_join(&duties); /* the current pass ends */
+    sched_leader_stop(&leader); /* gives the lease up */
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    int rc = parse_args(argc, argv);
-    if (rc >= 0)
-        return rc;
+    static const sf_daemon_spec spec = {.prog = "sf-scheduler", .summary = summary, .vars = config_vars,
+                                        .n_vars = N_VARS, .common_offset = offsetof(sched_config, common),
+                                        .check = check, .run = run};
     sched_config cfg = {0};
-    if (!load_config(&cfg)) {
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 2;
-    }
-    sched_app app = {.cfg = &cfg};
-    sigemptyset(&app.sigs);
-    sigaddset(&app.sigs, SIGTERM);
-    sigaddset(&app.sigs, SIGINT);
-    sigaddset(&app.sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &app.sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sf_err err;
-    sf_err_clear(&err);
-    if (sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level,
-                    cfg.common.log_dir, 1, &app.log, &err) != SF_OK) {
-        fprintf(stderr, PROG ": %s\n", err.msg);
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 2;
-    }
-    atomic_store(&app.stop.requested, 0);
-    rc = run(&app);
-    sf_log_close(app.log);
-    sf_config_free(config_vars, N_VARS, &cfg);
-    return rc;
+    return sf_daemon_main(&spec, argc, argv, &cfg);
 }

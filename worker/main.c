@@ -3,28 +3,23 @@
  * WORKER_THREADS runner threads and records the results in PostgreSQL (see
  * worker.h for the threads).
  *
- * main: parse the configuration (exit 2 with one line per bad variable),
- * block signals before any thread starts, start the threads, and wait. One
- * sigwait thread handles signals: the first SIGTERM/SIGINT drains (stop
- * claiming, let running jobs finish within SF_DRAIN_SECONDS, release the rest,
- * flush outcomes) and the process exits 0; a second signal exits at once
- * with status 1.
+ * main hands the configuration table to sf_daemon_main (sf/daemon.h: --help,
+ * --version, configuration errors, signals, the start and stop lines). run
+ * starts the threads and waits for the drain: on the first SIGTERM/SIGINT it
+ * stops claiming, lets running jobs finish within SF_DRAIN_SECONDS, releases
+ * the rest, flushes outcomes, and the process exits 0.
  */
-#include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
+#include "sf/daemon.h"
 #include "sf/equity.h"
 #include "sf/http.h"
 #include "sf/webhook.h"
 
 #include "worker.h"
 
-#define PROG "sf-worker"
 #define DRAIN_DEFAULT_S 25
 
 static const sf_config_var config_vars[] = {
@@ -71,31 +66,11 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-/* The stop request from the signal thread to main. */
-typedef struct stop_box {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int requested;     /* guarded by mu */
-    sigset_t sigs;
-    sf_log *log;
-} stop_box;
-
 static const char summary[] =
         "Claims jobs from Redis, runs backtests and logic executions with the engine on\n"
         "WORKER_THREADS threads, records results and signals in PostgreSQL and POSTs the\n"
         "signals of schedules with a webhook. SIGTERM drains: no new claims, running jobs get\n"
         "SF_DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
-
-/* -1 = go on; otherwise the exit code (after --help or a bad argument). */
-static int parse_args(int argc, char **argv)
-{
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    int rc = sf_config_args(PROG, summary, config_vars, N_VARS, argc, argv, &out);
-    fputs(sf_buf_str(&out), rc == 0 ? stdout : stderr);
-    sf_buf_destroy(&out);
-    return rc;
-}
 
 /* WORKER_THREADS 0 = online CPUs; SF_DRAIN_SECONDS -1 = DRAIN_SECONDS or 25. */
 static void resolve_defaults(wrk_config *cfg)
@@ -108,78 +83,61 @@ static void resolve_defaults(wrk_config *cfg)
         cfg->drain_seconds = cfg->drain_seconds_old >= 0 ? cfg->drain_seconds_old : DRAIN_DEFAULT_S;
 }
 
-/* One "PROG: VARIABLE: reason" line per bad variable, on stderr. */
-static void print_config_errors(const sf_buf *errors)
+/* Across variables, after a clean load; then the derived defaults. */
+static sf_status check(void *cfgv, sf_buf *errors)
 {
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    sf_config_errors_format(PROG, errors, &out, NULL);
-    fputs(sf_buf_str(&out), stderr);
-    sf_buf_destroy(&out);
-}
-
-static int load_config(wrk_config *cfg)
-{
-    sf_buf errors;
-    sf_buf_init(&errors, 1 << 16);
-    sf_status st = sf_config_load(config_vars, N_VARS, cfg, &errors);
+    wrk_config *cfg = cfgv;
+    sf_status st = SF_OK;
     sf_queue *q = NULL;
     sf_err err = {0};
-    if (cfg->queue && sf_queue_new(cfg->queue, NULL, &q, &err) != SF_OK) {
-        sf_buf_printf(&errors, NULL, "QUEUE: %s\n", err.msg);
+    if (sf_queue_new(cfg->queue, NULL, &q, &err) != SF_OK) {
+        sf_buf_printf(errors, NULL, "QUEUE: %s\n", err.msg);
         st = SF_ERR_CONFIG;
     }
     sf_queue_free(q);
     if (cfg->equity_points > 0 && cfg->equity_points < SF_EQUITY_POINTS_MIN) {
-        sf_buf_printf(&errors, NULL, "SF_EQUITY_POINTS: must be 0 (keep all) or at least %d, got %lld\n",
+        sf_buf_printf(errors, NULL, "SF_EQUITY_POINTS: must be 0 (keep all) or at least %d, got %lld\n",
                       SF_EQUITY_POINTS_MIN, (long long)cfg->equity_points);
         st = SF_ERR_CONFIG;
     }
     if (sf_netpolicy_parse(cfg->webhook_allow_cidrs, &cfg->webhook_policy, &err) != SF_OK) {
-        sf_buf_printf(&errors, NULL, "SF_WEBHOOK_ALLOW_CIDRS: %s\n", err.msg);
+        sf_buf_printf(errors, NULL, "SF_WEBHOOK_ALLOW_CIDRS: %s\n", err.msg);
         st = SF_ERR_CONFIG;
     }
     resolve_defaults(cfg);
-    if (st != SF_OK)
-        print_config_errors(&errors);
-    sf_buf_destroy(&errors);
-    return st == SF_OK ? 0 : 2;
+    return st;
 }
 
-static void *signal_main(void *arg)
+/* The threads, from the start to the end of the drain. */
+static int work(wrk *w, sf_daemon *d)
 {
-    stop_box *box = arg;
-    pthread_setname_np(pthread_self(), "sf-signals");
-    for (int count = 0;;) {
-        int sig = 0;
-        if (sigwait(&box->sigs, &sig) != 0)
-            continue;
-        if (++count >= 2) {
-            sf_log_warn(box->log, "second signal: exiting at once", SF_LF_INT("signal", sig));
-            _exit(1);
-        }
-        sf_log_info(box->log, "signal received: draining", SF_LF_INT("signal", sig));
-        pthread_mutex_lock(&box->mu);
-        box->requested = 1;
-        pthread_cond_signal(&box->cv);
-        pthread_mutex_unlock(&box->mu);
+    const wrk_config *cfg = w->cfg;
+    sf_err err = {0};
+    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w->cache, &err) != SF_OK ||
+        wrk_gridcache_new(&w->grids, &err) != SF_OK || wrk_start(w, &err) != 0) {
+        sf_log_error(w->log, "could not start", SF_LF_STR("error", err.msg));
+        return 1;
     }
-    return NULL;
+    sf_log_info(w->log, "running", SF_LF_STR("worker", w->name), SF_LF_INT("threads", cfg->threads),
+                SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_INT("drain_seconds", cfg->drain_seconds),
+                SF_LF_STR("queue", cfg->queue));
+    sf_daemon_wait(d);
+    wrk_drain_and_stop(w);
+    wrk_cache_stats cs;
+    wrk_cache_get_stats(w->cache, &cs);
+    sf_log_info(w->log, "drained", SF_LF_STR("worker", w->name), SF_LF_INT("cache_hits", cs.hits),
+                SF_LF_INT("cache_misses", cs.misses));
+    wrk_cache_free(w->cache);
+    wrk_gridcache_free(w->grids);
+    return 0;
 }
 
-static void wait_for_stop(stop_box *box)
-{
-    pthread_mutex_lock(&box->mu);
-    while (!box->requested)
-        pthread_cond_wait(&box->cv, &box->mu);
-    pthread_mutex_unlock(&box->mu);
-}
-
-static int run(const wrk_config *cfg, sf_log *log)
+static int run(void *cfgv, sf_daemon *d)
 {
     static wrk w; /* lives as long as the process: threads may outlive a failed start */
+    const wrk_config *cfg = cfgv;
     w.cfg = cfg;
-    w.log = log;
+    w.log = sf_daemon_log(d);
     w.lease_ms = cfg->lease_seconds * 1000;
     if (cfg->name[0])
         snprintf(w.name, sizeof w.name, "%s", cfg->name);
@@ -189,63 +147,21 @@ static int run(const wrk_config *cfg, sf_log *log)
         snprintf(w.name, sizeof w.name, "%s-%d", host, (int)getpid());
     }
     sf_err err = {0};
-    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w.cache, &err) != SF_OK ||
-        wrk_gridcache_new(&w.grids, &err) != SF_OK) {
-        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
+    /* with the signal thread running: curl_global_init is thread-safe since 7.84 */
+    if (sf_http_global_init(&err) != SF_OK) {
+        sf_log_error(w.log, "could not start", SF_LF_STR("error", err.msg));
         return 1;
     }
-    stop_box box = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .log = log};
-    sigemptyset(&box.sigs);
-    sigaddset(&box.sigs, SIGTERM);
-    sigaddset(&box.sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &box.sigs, NULL);
-    pthread_t sig_thread;
-    if (pthread_create(&sig_thread, NULL, signal_main, &box) != 0 || wrk_start(&w, &err) != 0) {
-        sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
-        return 1;
-    }
-    sf_log_info(log, "worker started", SF_LF_STR("worker", w.name), SF_LF_INT("threads", cfg->threads),
-                SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_INT("drain_seconds", cfg->drain_seconds),
-                SF_LF_STR("queue", cfg->queue));
-    wait_for_stop(&box);
-    wrk_drain_and_stop(&w);
-    wrk_cache_stats cs;
-    wrk_cache_get_stats(w.cache, &cs);
-    sf_log_info(log, "worker stopped", SF_LF_STR("worker", w.name), SF_LF_INT("cache_hits", cs.hits),
-                SF_LF_INT("cache_misses", cs.misses));
-    wrk_cache_free(w.cache);
-    wrk_gridcache_free(w.grids);
-    return 0;
+    int rc = work(&w, d);
+    sf_http_global_cleanup();
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    int rc = parse_args(argc, argv);
-    if (rc >= 0)
-        return rc;
-    wrk_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    if ((rc = load_config(&cfg)) != 0) {
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return rc;
-    }
-    sf_log *log = NULL;
-    sf_err err = {0};
-    if (sf_http_global_init(&err) != SF_OK) {
-        fprintf(stderr, PROG ": %s\n", err.msg);
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 1;
-    }
-    if (sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level, cfg.common.log_dir, 1,
-                    &log, &err) != SF_OK) {
-        fprintf(stderr, PROG ": %s\n", err.msg);
-        sf_http_global_cleanup();
-        sf_config_free(config_vars, N_VARS, &cfg);
-        return 2;
-    }
-    rc = run(&cfg, log);
-    sf_log_close(log);
-    sf_http_global_cleanup();
-    sf_config_free(config_vars, N_VARS, &cfg);
-    return rc;
+    static const sf_daemon_spec spec = {.prog = "sf-worker", .summary = summary, .vars = config_vars,
+                                        .n_vars = N_VARS, .common_offset = offsetof(wrk_config, common),
+                                        .check = check, .run = run};
+    wrk_config cfg = {0};
+    return sf_daemon_main(&spec, argc, argv, &cfg);
 }

@@ -289,29 +289,6 @@ Test(config, help_over_the_buffer_maximum_fails)
     sf_buf_destroy(&out);
 }
 
-Test(config, program_arguments_help_unknown_and_none)
-{
-    static const sf_config_var arg_vars[] = {
-        {"SF_T_ARG", SF_CFG_INT, "1", 0, 9, NULL, 0, 0, "a test variable"},
-    };
-    sf_buf out;
-    sf_buf_init(&out, 1 << 16);
-    char p0[] = "prog", h1[] = "--help", b1[] = "--frobnicate";
-    char *none[] = {p0, NULL};
-    cr_assert_eq(sf_config_args("prog", "does things", arg_vars, 1, 1, none, &out), -1);
-    cr_assert_eq(out.len, 0);
-    char *help[] = {p0, h1, NULL};
-    cr_assert_eq(sf_config_args("prog", "does things", arg_vars, 1, 2, help, &out), 0);
-    cr_assert(strstr(sf_buf_str(&out), "SF_T_ARG") != NULL, "%s", sf_buf_str(&out));
-    cr_assert(strstr(sf_buf_str(&out), "does things") != NULL);
-    sf_buf_reset(&out);
-    char *bad[] = {p0, b1, NULL};
-    cr_assert_eq(sf_config_args("prog", "does things", arg_vars, 1, 2, bad, &out), 2);
-    cr_assert_str_eq(sf_buf_str(&out),
-                     "prog: unknown argument \"--frobnicate\" (configuration is by environment; see prog --help)\n");
-    sf_buf_destroy(&out);
-}
-
 Test(config, errors_are_formatted_one_line_each_with_the_program_name)
 {
     sf_buf errors, out;

@@ -214,11 +214,11 @@ static const char *type_name(const sf_config_var *v)
     return names[v->type];
 }
 
-sf_status sf_config_help(const char *prog, const char *summary,
+sf_status sf_config_help(const char *usage, const char *summary,
                          const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err)
 {
-    sf_status st = sf_buf_printf(out, err, "usage: %s [--help]\n\n%s\n\nenvironment (each NAME may also be given as NAME_FILE, a file holding the value):\n",
-                                 prog, summary);
+    sf_status st = sf_buf_printf(out, err, "usage: %s\n\n%s\n\nenvironment (each NAME may also be given as NAME_FILE, a file holding the value):\n",
+                                 usage, summary);
     for (size_t i = 0; i < n && st == SF_OK; i++) {
         const sf_config_var *v = &vars[i];
         st = sf_buf_printf(out, err, "  %-22s %s", v->name, type_name(v));
@@ -241,19 +241,6 @@ sf_status sf_config_help(const char *prog, const char *summary,
             st = sf_buf_printf(out, err, "\n      %s\n", v->help);
     }
     return st;
-}
-
-int sf_config_args(const char *prog, const char *summary, const sf_config_var *vars, size_t n,
-                   int argc, char *const *argv, sf_buf *out)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return sf_config_help(prog, summary, vars, n, out, NULL) == SF_OK ? 0 : 2;
-        sf_buf_printf(out, NULL, "%s: unknown argument \"%.64s\" (configuration is by environment; see %s --help)\n",
-                      prog, argv[i], prog);
-        return 2;
-    }
-    return -1;
 }
 
 sf_status sf_config_errors_format(const char *prog, const sf_buf *errors, sf_buf *out, sf_err *err)

@@ -82,19 +82,12 @@ sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf 
 /* Free the strings sf_config_load stored. */
 void sf_config_free(const sf_config_var *vars, size_t n, void *out);
 
-/* The --help text: usage line, summary, then each variable with its type,
- * default and help; secrets never show their value. */
-sf_status sf_config_help(const char *prog, const char *summary,
+/* The --help text: "usage: <usage>" (the program and its arguments, e.g.
+ * "sf-worker [--help | --version]"), summary, then each variable with its
+ * type, default and help; secrets never show their value. The daemons'
+ * command line is read by sf/daemon.h. */
+sf_status sf_config_help(const char *usage, const char *summary,
                          const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err);
-
-/*
- * The command line of a program configured by its environment alone. Returns
- * -1 when there are no arguments (go on); 0 with the --help text in out for
- * --help or -h; 2 with a one-line message in out for anything else. The
- * program prints out (stdout for 0, stderr for 2) and exits with the value.
- */
-int sf_config_args(const char *prog, const char *summary, const sf_config_var *vars, size_t n,
-                   int argc, char *const *argv, sf_buf *out);
 
 /* Each line of errors (from sf_config_load) as "prog: line\n" into out. */
 sf_status sf_config_errors_format(const char *prog, const sf_buf *errors, sf_buf *out, sf_err *err);
