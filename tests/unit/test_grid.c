@@ -670,3 +670,113 @@ Test(grid, validate_through_the_cursor_matches_each_member)
     cr_assert_str_eq(fe, fw);
     sf_grid_free(g);
 }
+
+/* ---- bounded checks (sf_grid_check) ---------------------------------------------------- */
+
+static sf_grid_check_opts members_of(size_t members)
+{
+    return (sf_grid_check_opts){.work = members * strlen(LOGIC)};
+}
+
+Test(grid, check_of_a_grid_within_the_budget_is_validate)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 0, 10], \"indicators.slow.period\": [20, 30]}", 0);
+    sf_grid_check_report rep = {99, 99};
+    size_t bad = 0;
+    sf_logic_errors e;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), NULL, &rep, &bad, &e, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 2);
+    cr_assert_str_eq(err.msg, "combination 2 {\"indicators.fast.period\": 0, "
+                              "\"indicators.slow.period\": 20}: indicators.fast.period: "
+                              "must be an integer >= 1");
+    cr_assert_eq(rep.checked, 3);
+    cr_assert_eq(rep.complete, 0);
+    sf_grid_free(g);
+    g = grid_ok("{\"indicators.fast.period\": {\"from\": 2, \"to\": 20, \"step\": 1}}", 0);
+    sf_grid_check_opts o = members_of(19);
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, &e, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rep.checked, 19);
+    cr_assert_eq(rep.complete, 1);
+    cr_assert_eq(bad, SIZE_MAX);
+    sf_grid_free(g);
+}
+
+Test(grid, check_over_the_budget_tries_every_value_of_every_path)
+{
+    /* 20 x 30 = 600 members, 60 may be compiled: member 0, the two last
+     * values, then fast and slow value 1, 2, ...: slow's 0 (value 15) is
+     * the 33rd member compiled. */
+    char grid[512];
+    snprintf(grid, sizeof grid,
+             "{\"indicators.fast.period\": {\"from\": 2, \"to\": 21, \"step\": 1},"
+             " \"indicators.slow.period\": [%s0%s]}",
+             "30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, ",
+             ", 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59");
+    sf_grid *g = grid_ok(grid, 0);
+    cr_assert_eq(sf_grid_size(g), 600);
+    sf_grid_check_opts o = members_of(60);
+    sf_grid_check_report rep;
+    size_t bad = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 15);
+    cr_assert_str_eq(err.msg, "combination 15 {\"indicators.fast.period\": 2, "
+                              "\"indicators.slow.period\": 0}: indicators.slow.period: "
+                              "must be an integer >= 1");
+    cr_assert_eq(rep.checked, 33);
+    cr_assert_eq(rep.complete, 0);
+    sf_grid_free(g);
+}
+
+Test(grid, check_spends_what_is_left_on_members_spread_over_the_grid)
+{
+    /* lt [5, 50] compares two constants: only members with both values
+     * fail, and no member of the axes has both (each varies one path). */
+    const char *grid = "{\"exit.all[1].lt[0]\": [\"close\", 5],"
+                       " \"indicators.fast.period\": {\"from\": 2, \"to\": 201, \"step\": 1},"
+                       " \"exit.all[1].lt[1]\": [\"open\", 50]}";
+    sf_grid *g = grid_ok(grid, 0);
+    cr_assert_eq(sf_grid_size(g), 800);
+    sf_grid_check_opts o = members_of(202); /* member 0, 3 last values, 198 other values */
+    sf_grid_check_report rep;
+    size_t bad = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rep.checked, 202);
+    cr_assert_eq(rep.complete, 0);
+    /* 98 more: the j-th at j/98 of the grid; j = 50 is member 407: 5, period 5, 50 */
+    o = members_of(300);
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 407);
+    cr_assert(strstr(err.msg, "compares two constants") != NULL, "%s", err.msg);
+    cr_assert_eq(rep.checked, 252);
+    /* with no budget to speak of, member 0 is still compiled */
+    o = (sf_grid_check_opts){.work = 1};
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_OK);
+    cr_assert_eq(rep.checked, 1);
+    sf_grid_free(g);
+}
+
+Test(grid, check_past_its_deadline_compiles_member_0_only)
+{
+    sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 0, 10]}", 0);
+    sf_grid_check_opts o = {.deadline_ms = 1}; /* long past */
+    sf_grid_check_report rep;
+    size_t bad = 0;
+    sf_err err = {0};
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(rep.checked, 1);
+    cr_assert_eq(rep.complete, 0);
+    cr_assert_eq(bad, SIZE_MAX);
+    sf_grid_free(g);
+    /* member 0 is checked whatever the time: a path that does not fit, or a bad first value */
+    g = grid_ok("{\"indicators.fsat.period\": [5, 6]}", 0);
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
+    sf_grid_free(g);
+    g = grid_ok("{\"indicators.fast.period\": [0, 5]}", 0);
+    cr_assert_eq(sf_grid_check(g, LOGIC, strlen(LOGIC), &o, &rep, &bad, NULL, &err), SF_ERR_INVALID);
+    cr_assert_eq(bad, 0);
+    sf_grid_free(g);
+}

@@ -24,6 +24,11 @@
  * SF_LOGIC_MAX_INPUT; its depth is the first member's (values are scalars at
  * fixed paths). A member over either limit is written, for the writer's error.
  *
+ * sf_grid_check walks the same cursor over a plan of members (the whole grid
+ * when it fits the member budget, else first values, last values, every
+ * value of each path, then an even spread) and stops at the budget or the
+ * deadline; sf_grid_validate is the same walk with no budget and no deadline.
+ *
  * Failure behaviour: every error names the grid path; a failed parse leaves
  * nothing allocated.
  */
@@ -35,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sf/time.h"
 
 #include "logic_json.h"
 
@@ -760,22 +767,118 @@ static sf_status combo_error(const sf_grid *g, size_t index, sf_status st, sf_er
     return st;
 }
 
-static sf_status validate_all(sf_grid_cursor *c, size_t *bad_index, sf_logic_errors *errs,
-                              sf_err *err)
+/* A walk of members through one cursor, within a member budget and a deadline. */
+typedef struct check_walk {
+    sf_grid_cursor *c;
+    size_t left;           /* members that may still be compiled */
+    int64_t deadline_ms;   /* sf_time_mono_ms() past which no member starts; 0: none */
+    size_t checked;        /* members compiled */
+    int stop;              /* the budget or the deadline is spent */
+    size_t *bad_index;
+    sf_logic_errors *errs;
+} check_walk;
+
+/* Compile member k, unless the walk must stop (then w->stop is set).
+ * SF_OK, or the member's error named with its values (*w->bad_index = k). */
+static sf_status check_at(check_walk *w, size_t k, sf_err *err)
+{
+    if (w->left == 0 ||
+        (w->checked > 0 && w->deadline_ms > 0 && sf_time_mono_ms() >= w->deadline_ms)) {
+        w->stop = 1;
+        return SF_OK;
+    }
+    w->left--;
+    w->checked++;
+    uint64_t moved = 0;
+    sf_status st = cursor_move(w->c, k, &moved, err);
+    if (st != SF_OK) /* the paths do not fit the logic: same for every k */
+        return st;
+    sf_logic *lg = NULL;
+    st = cursor_compile(w->c, moved, &lg, w->errs, err);
+    sf_logic_free(lg);
+    if (st != SF_OK) {
+        *w->bad_index = k;
+        combo_error(w->c->grid, k, st, err);
+    }
+    return st;
+}
+
+static sf_status check_all(check_walk *w, sf_err *err)
 {
     sf_status st = SF_OK;
-    for (size_t k = 0; k < c->grid->size && st == SF_OK; k++) {
-        uint64_t moved = 0;
-        st = cursor_move(c, k, &moved, err);
-        if (st != SF_OK) /* the paths do not fit the logic: same for every k */
-            break;
-        sf_logic *lg = NULL;
-        st = cursor_compile(c, moved, &lg, errs, err);
-        sf_logic_free(lg);
-        if (st != SF_OK) {
-            *bad_index = k;
-            combo_error(c->grid, k, st, err);
-        }
+    for (size_t k = 0; k < w->c->grid->size && st == SF_OK && !w->stop; k++)
+        st = check_at(w, k, err);
+    return st;
+}
+
+/* The member with path i at value v and every other path at its first value. */
+static size_t axis_member(const sf_grid *g, size_t i, size_t v)
+{
+    size_t stride = 1;
+    for (size_t j = i + 1; j < g->n; j++)
+        stride *= json_array_size(g->params[j].values);
+    return v * stride;
+}
+
+/* Member 0, each path's last value, then every other value of every path
+ * (round-robin over the paths), the other paths at their first values. */
+static sf_status check_axes(check_walk *w, sf_err *err)
+{
+    const sf_grid *g = w->c->grid;
+    size_t most = 0;
+    sf_status st = check_at(w, 0, err);
+    for (size_t i = 0; i < g->n && st == SF_OK && !w->stop; i++) {
+        size_t count = json_array_size(g->params[i].values);
+        most = count > most ? count : most;
+        if (count > 1)
+            st = check_at(w, axis_member(g, i, count - 1), err);
+    }
+    for (size_t v = 1; v + 1 < most && st == SF_OK && !w->stop; v++)
+        for (size_t i = 0; i < g->n && st == SF_OK && !w->stop; i++)
+            if (v + 1 < json_array_size(g->params[i].values))
+                st = check_at(w, axis_member(g, i, v), err);
+    return st;
+}
+
+/* With what is left of the budget (m members, fewer than the grid's):
+ * members spread evenly over the grid, the j-th at j/m of it, the last
+ * member last. */
+static sf_status check_spread(check_walk *w, sf_err *err)
+{
+    size_t size = w->c->grid->size, m = w->left;
+    sf_status st = SF_OK;
+    for (size_t j = 1; j <= m && st == SF_OK && !w->stop; j++) {
+        size_t k = (size_t)((double)j / (double)m * (double)size);
+        st = check_at(w, k == 0 ? 0 : (k > size ? size : k) - 1, err);
+    }
+    return st;
+}
+
+/* The whole grid in index order when it fits in left members, else the
+ * plan of sf_grid_check. */
+static sf_status grid_check(const sf_grid *grid, const char *logic_json, size_t len, size_t left,
+                            int64_t deadline_ms, sf_grid_check_report *report, size_t *bad_index,
+                            sf_logic_errors *errs, sf_err *err)
+{
+    size_t bad_local = SIZE_MAX;
+    check_walk w = {.left = left > 0 ? left : 1, .deadline_ms = deadline_ms,
+                    .bad_index = bad_index ? bad_index : &bad_local, .errs = errs};
+    *w.bad_index = SIZE_MAX;
+    if (errs != NULL)
+        memset(errs, 0, sizeof *errs);
+    if (report != NULL)
+        *report = (sf_grid_check_report){0};
+    sf_status st = sf_grid_cursor_new(grid, logic_json, len, &w.c, err);
+    if (st != SF_OK)
+        return st;
+    int whole = grid->size <= w.left;
+    st = whole ? check_all(&w, err) : check_axes(&w, err);
+    if (st == SF_OK && !whole && !w.stop)
+        st = check_spread(&w, err);
+    sf_grid_cursor_free(w.c);
+    if (report != NULL) {
+        report->checked = w.checked;
+        report->complete = whole && w.checked == grid->size;
     }
     return st;
 }
@@ -783,16 +886,14 @@ static sf_status validate_all(sf_grid_cursor *c, size_t *bad_index, sf_logic_err
 sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
                            size_t *bad_index, sf_logic_errors *errs, sf_err *err)
 {
-    size_t bad_local = SIZE_MAX;
-    size_t *bad = bad_index ? bad_index : &bad_local;
-    *bad = SIZE_MAX;
-    if (errs != NULL)
-        memset(errs, 0, sizeof *errs);
-    sf_grid_cursor *c;
-    sf_status st = sf_grid_cursor_new(grid, logic_json, len, &c, err);
-    if (st != SF_OK)
-        return st;
-    st = validate_all(c, bad, errs, err);
-    sf_grid_cursor_free(c);
-    return st;
+    return grid_check(grid, logic_json, len, SIZE_MAX, 0, NULL, bad_index, errs, err);
+}
+
+sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len,
+                        const sf_grid_check_opts *opts, sf_grid_check_report *report,
+                        size_t *bad_index, sf_logic_errors *errs, sf_err *err)
+{
+    size_t work = opts != NULL && opts->work > 0 ? opts->work : SF_GRID_CHECK_WORK_DEFAULT;
+    return grid_check(grid, logic_json, len, work / (len > 0 ? len : 1),
+                      opts != NULL ? opts->deadline_ms : 0, report, bad_index, errs, err);
 }

@@ -39,6 +39,7 @@
 #define SF_GRID_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sf/buf.h"
 #include "sf/err.h"
@@ -124,5 +125,50 @@ void sf_grid_cursor_free(sf_grid_cursor *c);
  * that combination's errors. */
 sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
                            size_t *bad_index, sf_logic_errors *errs, sf_err *err);
+
+/*
+ * A bounded check, for a server that must not spend unbounded work on one
+ * request: sf_grid_validate within a work budget and a deadline.
+ *
+ * Work is counted in bytes of member logic compiled (members x len, len at
+ * least 1): at most opts->work (0 = SF_GRID_CHECK_WORK_DEFAULT). A grid that
+ * fits is checked whole, in index order, exactly as sf_grid_validate. One
+ * that does not gets a plan that fits, in this order: member 0 (all first
+ * values: it also shows that every path fits the logic), then for each path
+ * its last value, then every other value of every path, round-robin over the
+ * paths (each with the other paths at their first value: every value of
+ * every path is tried once when the budget allows), then members spread
+ * evenly over the whole grid, the last member included, with what is left.
+ * Compile time grows with len, so the member budget is work / len: the same
+ * grid and logic always get the same plan.
+ *
+ * opts->deadline_ms (a sf_time_mono_ms() value; 0 = none) stops the plan
+ * early: no member is started past it, except member 0, which is always
+ * compiled. Past the deadline the result depends on the machine's speed; it
+ * is never a refusal (SF_OK with report->complete 0).
+ *
+ * Results: as sf_grid_validate's (err, *bad_index and errs name the first
+ * failing member of the plan, which need not be the lowest failing index
+ * when the grid did not fit). report (may be NULL): checked is the number of
+ * members compiled, complete is 1 when the plan covered every member. A grid
+ * checked partly may still hold members that fail to compile; whoever runs a
+ * member must compile it anyway (sf_grid_cursor_logic) and fail that member
+ * with its error.
+ */
+#define SF_GRID_CHECK_WORK_DEFAULT ((size_t)1 << 20)
+
+typedef struct sf_grid_check_opts {
+    size_t work;         /* bytes of member logic compiled at most; 0 = the default */
+    int64_t deadline_ms; /* sf_time_mono_ms() past which no member is started; 0 = none */
+} sf_grid_check_opts;
+
+typedef struct sf_grid_check_report {
+    size_t checked; /* members compiled */
+    int complete;   /* every member of the grid was compiled */
+} sf_grid_check_report;
+
+sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len,
+                        const sf_grid_check_opts *opts, sf_grid_check_report *report,
+                        size_t *bad_index, sf_logic_errors *errs, sf_err *err);
 
 #endif
