@@ -95,6 +95,12 @@ void api_reply_text(api_app *app, sf_httpd_req *req, int status, const char *jso
  * 400 itself and returns NULL when it is not one. */
 json_t *api_body_object(sf_httpd_req *req);
 
+/* JSON text that PostgreSQL printed, parsed. jsonb prints a number at or
+ * above 2^63 (a metric of 1e20) as an integer without exponent, which jansson
+ * refuses: such integers are read as reals (sf/jsonnum.h). NULL when text is
+ * NULL or not JSON, or memory is short. */
+json_t *api_json_from_db(const char *text);
+
 /* 1 when s is a canonical lower- or upper-case UUID text. */
 int api_is_uuid(const char *s);
 

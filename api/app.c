@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf/jsonnum.h"
+
 static const double DURATION_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                           0.25,  0.5,    1,     2.5,  5,     10};
 
@@ -223,6 +225,20 @@ json_t *api_body_object(sf_httpd_req *req)
         sf_httpd_reply_error(req, 400, "invalid_json", "request body must be a JSON object", NULL);
         return NULL;
     }
+    return j;
+}
+
+json_t *api_json_from_db(const char *text)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    if (j != NULL || text == NULL)
+        return j;
+    size_t len = strlen(text), widened = 0;
+    sf_buf b;
+    sf_buf_init(&b, 2 * len + 64); /* ".0" after integers of 20 digits or more */
+    if (sf_jsonnum_widen(text, len, &b, &widened, NULL) == SF_OK && widened > 0)
+        j = json_loadb(b.data, b.len, 0, NULL);
+    sf_buf_destroy(&b);
     return j;
 }
 

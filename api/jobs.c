@@ -130,7 +130,7 @@ static void reply_computing(api_app *app, sf_httpd_req *req, const char *id, con
     sf_status st = api_db(app, &db, &err);
     if (st == SF_OK)
         st = sf_detail_request(db, id, &d, &err);
-    json_t *out = st == SF_OK ? json_loads(known, 0, NULL) : NULL;
+    json_t *out = st == SF_OK ? api_json_from_db(known) : NULL;
     if (st == SF_OK && out == NULL)
         st = sf_err_set(&err, SF_ERR_INTERNAL, "could not read the member's metrics");
     if (st != SF_OK) {

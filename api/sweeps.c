@@ -291,7 +291,7 @@ static const char TOP_ASC_SQL[] = TOP_SQL("ASC");
 static json_t *member_json(const sf_db_res *res, int row, const sf_grid *grid)
 {
     long long index = strtoll(sf_db_get(res, row, 1), NULL, 10);
-    json_t *params = NULL, *metrics = json_loads(sf_db_get(res, row, 2), 0, NULL);
+    json_t *params = NULL, *metrics = api_json_from_db(sf_db_get(res, row, 2));
     sf_buf pb;
     sf_buf_init(&pb, 64 * 1024);
     if (grid && index >= 0 && sf_grid_params_json(grid, (size_t)index, &pb, NULL) == SF_OK)

@@ -9,6 +9,7 @@
 
 #include "sf/buf.h"
 #include "sf/config.h"
+#include "sf/jsonnum.h"
 
 #define CLI_MAX_OPTS 24
 
@@ -211,6 +212,23 @@ static void print_api_error(long status, const sf_buf *body, const char *path)
     json_decref(j);
 }
 
+/* An answer of the API. Its results are JSON that PostgreSQL printed, where a
+ * number at or above 2^63 (a metric of 1e20) is an integer without exponent
+ * that jansson refuses: such integers are read as reals (sf/jsonnum.h). */
+static json_t *load_answer(const char *data, size_t len)
+{
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (j != NULL)
+        return j;
+    size_t widened = 0;
+    sf_buf b;
+    sf_buf_init(&b, 2 * len + 64); /* ".0" after integers of 20 digits or more */
+    if (sf_jsonnum_widen(data, len, &b, &widened, NULL) == SF_OK && widened > 0)
+        j = json_loadb(b.data, b.len, 0, NULL);
+    sf_buf_destroy(&b);
+    return j;
+}
+
 int cli_api_call(cli_api *api, const char *method, const char *path, const char *body,
                  const char *idempotency_key, int quiet_404, long *status, json_t **out)
 {
@@ -233,7 +251,7 @@ int cli_api_call(cli_api *api, const char *method, const char *path, const char 
         if (!(quiet_404 && resp.status == 404))
             print_api_error(resp.status, &resp.body, path);
         rc = cli_http_exit(resp.status);
-    } else if (resp.body.len > 0 && (*out = json_loadb(resp.body.data, resp.body.len, 0, NULL)) == NULL) {
+    } else if (resp.body.len > 0 && (*out = load_answer(resp.body.data, resp.body.len)) == NULL) {
         rc = cli_fail(CTL_EXIT_UNREACHABLE, "%s: the API answered with invalid JSON", path);
     }
     sf_http_response_destroy(&resp);

@@ -392,3 +392,94 @@ Test(farm_sfctl, watch_exits_1_when_members_failed)
     expect(r, 0, (const char *const[]){"batch", id, NULL});
     free(r);
 }
+
+/* ---- a metric at or above 2^63 -------------------------------------------------- */
+
+/* GET path from sf-api with the test's key: the status, the body in body. */
+static long api_get(const char *path, char *body, size_t size)
+{
+    sf_http *h = NULL;
+    sf_http_opts o = {.connect_timeout_ms = 1000, .timeout_ms = 10000};
+    sf_http_response resp;
+    sf_http_response_init(&resp);
+    char url[256], auth[256];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", g_key);
+    const char *headers[] = {auth, NULL};
+    sf_err err = {0};
+    cr_assert_eq(sf_http_new(&o, &h, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_http_request(h, "GET", url, headers, NULL, 0, &resp, &err), SF_OK, "GET %s: %s", path, err.msg);
+    long status = resp.status;
+    snprintf(body, size, "%s", resp.body.data ? resp.body.data : "");
+    sf_http_response_destroy(&resp);
+    sf_http_free(h);
+    return status;
+}
+
+/* metrics.final_equity of a JSON document (read as jansson reads it by default). */
+static double final_equity_of(const char *text, const char *what)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    cr_assert_not_null(j, "%s is not JSON jansson reads (%s): %.300s", what, je.text, text);
+    json_t *metrics = json_object_get(j, "metrics");
+    if (metrics == NULL) /* a leaderboard: its best member */
+        metrics = json_object_get(json_array_get(json_object_get(j, "best"), 0), "metrics");
+    json_t *v = json_object_get(metrics, "final_equity");
+    cr_assert(json_is_number(v), "%s: no final_equity: %.300s", what, text);
+    double d = json_number_value(v);
+    json_decref(j);
+    return d;
+}
+
+Test(farm_sfctl, a_metric_of_1e20_reads_back_through_the_api_and_sfctl)
+{
+    farm_dataset("SMALL", "1d", 300, 95);
+    start_farm(1);
+    ctl_run *r = malloc(sizeof *r);
+    char logic[256], fees[256], grid[256], job[64], batch[64], path[128], sql[512];
+    write_logic(logic, sizeof logic);
+    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait",
+                                       NULL});
+    snprintf(job, sizeof job, "%.36s", r->out);
+    /* a sweep that keeps no member's trades: a member's result is a 202 with its metrics */
+    write_file("fees.json", LOGIC_FEES, fees, sizeof fees);
+    write_file("grid.json", GRID, grid, sizeof grid);
+    expect(r, 0, (const char *const[]){"sweep", "--logic", fees, "--grid", grid, "--symbol", "SMALL", "--timeframe",
+                                       "1d", "--detail-top", "0", NULL});
+    snprintf(batch, sizeof batch, "%.36s", r->out);
+    expect(r, 0, (const char *const[]){"watch", batch, "--timeout", "60", NULL});
+    snprintf(sql, sizeof sql,
+             "UPDATE results SET metrics = jsonb_set(metrics, '{final_equity}', '1e20') WHERE job_id = '%s'"
+             " OR job_id IN (SELECT id FROM jobs WHERE batch_id = '%s')",
+             job, batch);
+    farm_exec(sql);
+    char *member = farm_text1("SELECT id::text FROM jobs WHERE batch_id = $1::uuid ORDER BY combo_index LIMIT 1", batch);
+
+    /* PostgreSQL prints it as an integer of 21 digits, which jansson alone refuses */
+    char *body = malloc(OUT_MAX);
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", job);
+    cr_assert_eq(api_get(path, body, OUT_MAX), 200, "%s", body);
+    cr_assert(strstr(body, "\"final_equity\": 100000000000000000000") != NULL, "%.300s", body);
+    cr_assert_null(json_loads(body, 0, NULL), "jansson reads it: the test shows nothing");
+
+    /* the API's own reads of stored metrics: a member's 202 and the leaderboard */
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", member);
+    cr_assert_eq(api_get(path, body, OUT_MAX), 202, "%s", body);
+    cr_assert_eq(final_equity_of(body, "a member's 202"), 1e20);
+    snprintf(path, sizeof path, "/v1/batches/%s?by=fees&top=8", batch);
+    cr_assert_eq(api_get(path, body, OUT_MAX), 200, "%s", body);
+    cr_assert_eq(final_equity_of(body, "the leaderboard"), 1e20);
+
+    /* sfctl: the table and --json */
+    expect(r, 0, (const char *const[]){"result", job, NULL});
+    cr_assert(strstr(r->out, "final equity") != NULL && strstr(r->out, "100000000000000000000") != NULL, "%s",
+              r->out);
+    expect(r, 0, (const char *const[]){"result", job, "--json", NULL});
+    cr_assert_eq(final_equity_of(r->out, "sfctl result --json"), 1e20);
+    expect(r, 0, (const char *const[]){"batch", batch, "--by", "fees", "--top", "8", NULL});
+    cr_assert(strstr(r->out, "8 combinations, ranked by fees") != NULL, "%s", r->out);
+    free(body);
+    free(member);
+    free(r);
+}

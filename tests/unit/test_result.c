@@ -194,3 +194,15 @@ Test(result, metrics_read_back_bit_for_bit_and_null_as_nan)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(sf_perf_from_json(bad[i], strlen(bad[i]), &p, &err), SF_ERR_PARSE, "%s accepted", bad[i]);
 }
+
+/* PostgreSQL's jsonb prints 1e20 as an integer of 21 digits (beyond int64). */
+Test(result, metrics_at_or_above_2_63_as_postgresql_prints_them_read_back)
+{
+    const char *pg = "{\"final_equity\": 100000000000000000000, \"fees\": -9223372036854775809, \"trades\": 3}";
+    sf_perf p;
+    sf_err err = {0};
+    cr_assert_eq(sf_perf_from_json(pg, strlen(pg), &p, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(p.final_equity, 1e20);
+    cr_assert_eq(p.fees, -9223372036854775809.0);
+    cr_assert_eq(p.trades, 3);
+}

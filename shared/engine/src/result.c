@@ -126,7 +126,9 @@ static sf_status get_field(json_t *v, sf_perf *p, size_t i, sf_err *err)
 
 sf_status sf_perf_from_json(const char *text, size_t len, sf_perf *out, sf_err *err)
 {
-    json_t *root = json_loadb(text, len, 0, NULL);
+    /* every number is read as a double: PostgreSQL's jsonb prints one at or
+     * above 2^63 as an integer without exponent, which json_int_t cannot hold */
+    json_t *root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
     sf_status st = json_is_object(root) ? SF_OK : sf_err_set(err, SF_ERR_PARSE, "metrics: not a JSON object");
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < N_FIELDS && st == SF_OK; i++)

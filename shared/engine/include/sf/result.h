@@ -36,7 +36,9 @@ sf_status sf_perf_to_json(const sf_perf *perf, sf_buf *out, sf_err *err);
 
 /*
  * Read back a metrics object as sf_perf_to_json writes it (the farm's stored
- * metrics), so it can be shown as a local run is. A key that is absent or
+ * metrics, as PostgreSQL prints them: a number at or above 2^63 may be an
+ * integer of 20 digits or more, read as the double it is), so it can be
+ * shown as a local run is. A key that is absent or
  * null reads as NaN (a double: so a stored infinite profit factor comes back
  * as NaN), 0 (trades) or 0 (a time); other keys are ignored. Errors:
  * SF_ERR_PARSE (not a JSON object, a key of the wrong type or a bad time).
