@@ -843,6 +843,45 @@ Test(job, a_whole_result_document_fills_the_results_columns)
     free(id);
 }
 
+/* A row whose result alone is more than one completion statement carries is
+ * refused before anything is sent, naming the job and the limit, and the
+ * batch changes nothing (the caller splits it: the worker's completer). */
+Test(job, a_result_bigger_than_a_statement_is_refused_naming_the_limit)
+{
+    char *a = new_job("queued", 3), *b = new_job("queued", 3);
+    sf_job ja = claim_one(a), jb = claim_one(b);
+    char *big = malloc(SF_JOB_STATEMENT_BYTES + 2);
+    cr_assert_not_null(big);
+    memset(big, 'x', SF_JOB_STATEMENT_BYTES + 1);
+    big[SF_JOB_STATEMENT_BYTES + 1] = '\0';
+    sf_job_done d[2];
+    memset(d, 0, sizeof d);
+    snprintf(d[0].id, sizeof d[0].id, "%s", a);
+    d[0].fence = ja.fence;
+    d[0].outcome = SF_JOB_SUCCEEDED;
+    d[0].metrics = "{\"trades\": 0}";
+    d[0].trades = "[]";
+    snprintf(d[1].id, sizeof d[1].id, "%s", b);
+    d[1].fence = jb.fence;
+    d[1].outcome = SF_JOB_SUCCEEDED;
+    d[1].metrics = "{\"trades\": 0}";
+    d[1].trades = big;
+    cr_assert_eq(sf_job_done_bytes(&d[1]), SF_JOB_STATEMENT_BYTES + 1 + strlen(d[1].metrics));
+    sf_err err = {0};
+    cr_assert_eq(sf_job_complete(g_db, d, 2, NULL, &err), SF_ERR_LIMIT);
+    char want[64];
+    snprintf(want, sizeof want, "more than the %zu", SF_JOB_STATEMENT_BYTES);
+    cr_assert(strstr(err.msg, b) != NULL && strstr(err.msg, want) != NULL, "%s", err.msg);
+    cr_assert(d[0].applied == 0 && d[1].applied == 0);
+    q1s("SELECT status::text FROM jobs WHERE id = $1", a, "running");
+    q1s("SELECT status::text FROM jobs WHERE id = $1", b, "running");
+    free(big);
+    sf_job_destroy(&ja);
+    sf_job_destroy(&jb);
+    free(a);
+    free(b);
+}
+
 /* A logic execution of a schedule (webhook set or not), claimed. */
 static char *signal_job(const char *webhook, sf_job *j)
 {
