@@ -657,8 +657,9 @@ static void beat_some(heartbeat *h, const sf_job_lease *leases, const int *optim
     for (size_t i = 0; i < n; i++)
         h->ids[i] = leases[i].id;
     st = sf_queue_extend(h->q, h->ids, n, w->lease_ms, NULL, &err);
-    if (st == SF_ERR_UNAVAILABLE)
-        wrk_redis_recover(w, h->r, "heartbeat", &err, NULL);
+    /* the same for Redis (a connection the server closed: CLIENT KILL, a restart) */
+    if (st == SF_ERR_UNAVAILABLE && wrk_redis_recover(w, h->r, "heartbeat", &err, NULL))
+        sf_queue_extend(h->q, h->ids, n, w->lease_ms, NULL, &err);
 }
 
 static void beat(heartbeat *h, size_t n)
