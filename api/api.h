@@ -41,6 +41,7 @@ typedef struct api_config {
     int64_t threads;
     int64_t max_body;
     int64_t sweep_max;
+    int64_t sweep_check_ms;
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;

@@ -28,6 +28,8 @@ static const sf_config_var config_vars[] = {
      "largest request body accepted (413 above)"},
     {"SWEEP_MAX_COMBINATIONS", SF_CFG_INT, "100000", 1, 10000000, NULL, 0, offsetof(api_config, sweep_max),
      "most combinations in one sweep (400 above)"},
+    {"SWEEP_CHECK_MS", SF_CFG_INT, "200", 0, 60000, NULL, 0, offsetof(api_config, sweep_check_ms),
+     "longest a sweep submission compiles members (0 = the first only); workers check the rest"},
     SF_CONFIG_QUEUE_VAR(api_config, queue),
     {"DB_STATEMENT_TIMEOUT_MS", SF_CFG_INT, "30000", 0, 3600000, NULL, 0,
      offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},

@@ -1,9 +1,17 @@
 /*
  * sf-api: POST /v1/sweeps, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel.
  *
- * A sweep is validated whole before anything is stored: the logic, the grid,
- * its size against SWEEP_MAX_COMBINATIONS and every combination's logic
- * (sf_grid_validate). Then one transaction inserts the batch, its N member
+ * A sweep is checked before anything is stored, cheap checks first: the
+ * fields, the grid and its size against SWEEP_MAX_COMBINATIONS (counted
+ * before its values are built), the data set and the range
+ * (api_submit_common_parse), then the logic and its members through one
+ * cursor within a work budget and SWEEP_CHECK_MS of the request's start
+ * (sf_grid_check: the whole grid when it fits, else every value of every
+ * path and an even spread). So no request holds an API thread for long,
+ * whatever its grid; a member left unchecked is compiled by the worker that
+ * runs it, which fails it (permanently, with its error) when it does not
+ * compile. The 202 answer says how many members were checked ("checked").
+ * Then one transaction inserts the batch, its N member
  * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
  * generate_series, and NOTIFY sf_jobs. batches.grid is json (not jsonb), so
  * the grid keeps its key order and members are numbered as the submitter's
@@ -22,6 +30,7 @@
 #include "sf/grid.h"
 #include "sf/job.h"
 #include "sf/rank.h"
+#include "sf/time.h"
 
 #define CANCEL_PUBLISH_MAX 1000
 
@@ -34,6 +43,7 @@ typedef struct sweep_req {
     sf_grid *grid;
     const char *rank_by;
     char detail_top[24]; /* best members whose trades and curves are kept (sf/detail.h) */
+    sf_grid_check_report check; /* members the API compiled */
 } sweep_req;
 
 static void sweep_req_free(sweep_req *s)
@@ -74,22 +84,27 @@ static int detail_top_arg(sf_httpd_req *req, json_t *body, sweep_req *s)
     return 1;
 }
 
-/* Logic, grid (with its size limit) and every combination; answers on failure. */
-static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *s)
+/* The fields that cost nothing to check: logic and grid are objects, rank_by
+ * and detail_top; answers 400 and returns 0 when bad. */
+static int sweep_fields(sf_httpd_req *req, json_t *body, sweep_req *s)
 {
-    json_t *logic = json_object_get(body, "logic"), *grid = json_object_get(body, "grid");
     json_t *rank = json_object_get(body, "rank_by");
-    if (!json_is_object(logic))
+    if (!json_is_object(json_object_get(body, "logic")))
         return bad(req, "invalid_request", "logic", "logic: required (a JSON object)");
-    if (!json_is_object(grid))
+    if (!json_is_object(json_object_get(body, "grid")))
         return bad(req, "invalid_request", "grid", "grid: required (a JSON object of path: values)");
     s->rank_by = rank ? json_string_value(rank) : SF_RANK_DEFAULT;
     if (sf_rank_find(s->rank_by) == NULL)
         return bad(req, "invalid_request", "rank_by", "rank_by: must be a metric: " SF_RANK_LIST);
-    if (!detail_top_arg(req, body, s))
-        return 0;
-    s->logic = json_dumps(logic, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    s->grid_text = json_dumps(grid, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    return detail_top_arg(req, body, s);
+}
+
+/* The texts, and the grid parsed with its size limit (nothing compiled:
+ * its values are counted before any is built); answers on failure. */
+static int sweep_grid(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *s)
+{
+    s->logic = json_dumps(json_object_get(body, "logic"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    s->grid_text = json_dumps(json_object_get(body, "grid"), JSON_COMPACT | JSON_PRESERVE_ORDER);
     sf_err err = {0};
     if (s->logic == NULL || s->grid_text == NULL) {
         api_fail(app, req, SF_ERR_NOMEM, NULL);
@@ -103,6 +118,14 @@ static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_r
         snprintf(msg, sizeof msg, "grid: %s", err.msg);
         return bad(req, "invalid_grid", "grid", msg);
     }
+    return 1;
+}
+
+/* The logic, then as many members as sf_grid_check's work budget and the
+ * request's deadline allow (the workers compile every member anyway and fail
+ * one that does not compile); answers 400 and returns 0 when one fails. */
+static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, sweep_req *s)
+{
     sf_logic_errors *errs = calloc(1, sizeof *errs);
     if (errs == NULL) {
         api_fail(app, req, SF_ERR_NOMEM, NULL);
@@ -110,13 +133,16 @@ static int sweep_validate(api_app *app, sf_httpd_req *req, json_t *body, sweep_r
     }
     size_t bad_index = 0;
     sf_logic *parsed = NULL;
-    st = sf_logic_parse(s->logic, strlen(s->logic), &parsed, errs, &err);
+    sf_err err = {0};
+    sf_status st = sf_logic_parse(s->logic, strlen(s->logic), &parsed, errs, &err);
     sf_logic_free(parsed);
+    sf_grid_check_opts o = {.work = SF_GRID_CHECK_WORK_DEFAULT, .deadline_ms = deadline_ms};
     if (st != SF_OK && errs->count > 0)
         api_reply_logic_errors(app, req, "logic", errs);
     else if (st != SF_OK)
         bad(req, "invalid_logic", "logic", err.msg);
-    else if ((st = sf_grid_validate(s->grid, s->logic, strlen(s->logic), &bad_index, errs, &err)) != SF_OK)
+    else if ((st = sf_grid_check(s->grid, s->logic, strlen(s->logic), &o, &s->check, &bad_index, errs, &err)) !=
+             SF_OK)
         reply_grid_errors(app, req, bad_index, errs, &err);
     free(errs);
     return st == SF_OK;
@@ -200,9 +226,27 @@ static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_sub
     return st;
 }
 
+static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s, const batch_out *b)
+{
+    char self[96];
+    snprintf(self, sizeof self, "/v1/batches/%s", b->id);
+    if (b->conflict)
+        sf_httpd_reply_error(req, 409, "idempotency_conflict",
+                             "Idempotency-Key: already used for a different request", "Idempotency-Key");
+    else
+        api_reply_json(app, req, b->replay ? 200 : 202,
+                       json_pack("{s:s, s:I, s:I, s:s, s:{s:s}}", "id", b->id, "total", (json_int_t)b->total,
+                                 "checked", (json_int_t)s->check.checked, "status", "pending", "links", "self",
+                                 self));
+}
+
+/* Cheap checks first (fields, the grid's size, then the data set and the
+ * range), compiling last and bounded (sweep_compile): a request for a data
+ * set that does not exist costs a few queries, whatever its grid. */
 void api_sweep_submit(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
+    int64_t deadline_ms = sf_time_mono_ms() + app->cfg->sweep_check_ms;
     sf_auth_user user;
     if (!api_authenticate(app, req, &user))
         return;
@@ -217,18 +261,11 @@ void api_sweep_submit(sf_httpd_req *req, void *appv)
     api_submit_common c;
     batch_out b = {0};
     sf_status st = SF_OK;
-    if (sweep_validate(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
-        api_submit_common_parse(app, req, db, body, &c)) {
+    if (sweep_fields(req, body, &s) && sweep_grid(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
+        api_submit_common_parse(app, req, db, body, &c) && sweep_compile(app, req, deadline_ms, &s)) {
         st = submit_sweep(db, &user, &c, &s, &b, &err);
-        char self[96];
-        snprintf(self, sizeof self, "/v1/batches/%s", b.id);
-        if (st == SF_OK && b.conflict)
-            sf_httpd_reply_error(req, 409, "idempotency_conflict",
-                                 "Idempotency-Key: already used for a different request", "Idempotency-Key");
-        else if (st == SF_OK)
-            api_reply_json(app, req, b.replay ? 200 : 202,
-                           json_pack("{s:s, s:I, s:s, s:{s:s}}", "id", b.id, "total", (json_int_t)b.total,
-                                     "status", "pending", "links", "self", self));
+        if (st == SF_OK)
+            reply_submitted(app, req, &s, &b);
     }
     if (st != SF_OK)
         api_fail(app, req, st, &err);
