@@ -45,6 +45,7 @@ typedef struct api_config {
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;
+    char *metrics_token;     /* "" = /metrics open */
 } api_config;
 
 enum { API_METRIC_HTTP_DURATION, API_METRIC_COUNT };
@@ -55,6 +56,8 @@ typedef struct api_app {
     sf_metrics *metrics;
     double start_time;       /* Unix seconds */
     pthread_key_t conn_key;  /* -> api_conn of the calling thread */
+    int metrics_locked;      /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
+    unsigned char metrics_hash[SF_AUTH_HASH_BYTES]; /* its SHA-256 (the token itself is not kept) */
 } api_app;
 
 /* One pool thread's connections. */

@@ -35,7 +35,13 @@ sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err 
     memset(app, 0, sizeof *app);
     app->cfg = cfg;
     app->log = log;
-    sf_status st = sf_metrics_new(METRICS, API_METRIC_COUNT, API_MAX_SERIES, &app->metrics, err);
+    sf_status st = SF_OK;
+    if (cfg->metrics_token != NULL && cfg->metrics_token[0] != '\0') {
+        app->metrics_locked = 1;
+        st = sf_auth_hash(cfg->metrics_token, strlen(cfg->metrics_token), app->metrics_hash, err);
+    }
+    if (st == SF_OK)
+        st = sf_metrics_new(METRICS, API_METRIC_COUNT, API_MAX_SERIES, &app->metrics, err);
     if (st != SF_OK)
         return st;
     if (pthread_key_create(&app->conn_key, conn_free) != 0) {

@@ -35,6 +35,8 @@ static const sf_config_var config_vars[] = {
      offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},
     {"DRAIN_SECONDS", SF_CFG_INT, "10", 0, 3600, NULL, 0, offsetof(api_config, drain_s),
      "on SIGTERM, how long requests in flight may take to finish"},
+    {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(api_config, metrics_token),
+     "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"},
     SF_CONFIG_COMMON_VARS(api_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -70,7 +72,7 @@ static int serve(api_app *app, sf_daemon *d)
     const api_config *cfg = app->cfg;
     sf_httpd_opts o = {.bind_address = cfg->bind_address, .port = (int)cfg->port,
                        .threads = (unsigned)cfg->threads, .max_body = (size_t)cfg->max_body,
-                       .on_done = on_done, .app = app};
+                       .on_headers = api_on_headers, .on_done = on_done, .app = app};
     sf_httpd *httpd = NULL;
     sf_err err = {0};
     if (sf_httpd_start(api_routes, api_n_routes, &o, &httpd, &err) != SF_OK) {

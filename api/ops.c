@@ -69,9 +69,27 @@ void api_ready(sf_httpd_req *req, void *appv)
                              "redis", rst == SF_OK ? "ok" : "unavailable"));
 }
 
+/* With METRICS_TOKEN set: is the request's Bearer token that one? Compared
+ * by SHA-256 in constant time, so neither the token nor its length leaks. */
+static int metrics_allowed(api_app *app, sf_httpd_req *req)
+{
+    if (!app->metrics_locked)
+        return 1;
+    size_t len = 0;
+    const char *given = sf_auth_bearer(sf_httpd_header(req, "Authorization"), &len);
+    unsigned char h[SF_AUTH_HASH_BYTES];
+    return given != NULL && sf_auth_hash(given, len, h, NULL) == SF_OK && sf_auth_hash_equal(h, app->metrics_hash);
+}
+
 void api_metrics(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
+    if (!metrics_allowed(app, req)) {
+        sf_httpd_set_header(req, "WWW-Authenticate", "Bearer", NULL);
+        sf_httpd_reply_error(req, 401, "unauthorized", "/metrics wants the METRICS_TOKEN: send Authorization: Bearer <token>",
+                             NULL);
+        return;
+    }
     sf_buf b;
     sf_err err = {0};
     sf_buf_init(&b, 16u << 20);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/rawhttp.h"
 #include "../support/testenv.h"
 #include "sf/auth.h"
 #include "sf/dataset.h"
@@ -92,6 +93,8 @@ static int read_port(int fd)
     return 0;
 }
 
+#define METRICS_TOKEN "scrape-secret"
+
 static void start_api(void)
 {
     char env[12][1200];
@@ -104,7 +107,8 @@ static void start_api(void)
     snprintf(env[6], sizeof env[6], "MAX_BODY_BYTES=%d", MAX_BODY);
     snprintf(env[7], sizeof env[7], "SWEEP_MAX_COMBINATIONS=%d", SWEEP_MAX);
     snprintf(env[8], sizeof env[8], "LOG_LEVEL=info");
-    char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
+    snprintf(env[9], sizeof env[9], "METRICS_TOKEN=%s", METRICS_TOKEN);
+    char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], env[9], NULL};
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     g_pid = fork();
@@ -759,8 +763,10 @@ Test(api, health_ready_and_metrics_answer)
     json_decref(r.json);
     call(&r, "GET", "/v1/datasets", NULL, NULL, NULL); /* a 401 to count */
     json_decref(r.json);
-    call(&r, "GET", "/metrics", NULL, NULL, NULL);
-    cr_assert_eq(r.status, 200);
+    sf_auth_key scrape = {0}; /* the METRICS_TOKEN, sent as a Bearer token */
+    snprintf(scrape.text, sizeof scrape.text, "%s", METRICS_TOKEN);
+    call(&r, "GET", "/metrics", &scrape, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert(strstr(r.text, "# TYPE http_request_duration_seconds histogram") != NULL, "%s", r.text);
     cr_assert(strstr(r.text, "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n") != NULL,
               "%s", r.text);
@@ -809,4 +815,90 @@ Test(api, sweep_keeps_the_grid_key_order_and_replays_by_idempotency_key)
     json_decref(r.json);
     json_decref(a.json);
     json_decref(b.json);
+}
+
+/* ---- hardening: the key before the body, /metrics, slow clients ------------------------ */
+
+Test(api, a_bad_key_is_answered_401_before_the_body_is_read)
+{
+    int fd = rawhttp_dial("127.0.0.1", g_port);
+    cr_assert(fd >= 0);
+    /* A body announced (under MAX_BODY_BYTES) and never sent: the answer
+     * cannot wait for it. */
+    const char req[] = "POST /v1/backtests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sf_nope\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n";
+    int64_t t0 = rawhttp_now_ms();
+    cr_assert(rawhttp_send(fd, req, sizeof req - 1));
+    char resp[4096];
+    cr_assert_gt(rawhttp_read(fd, resp, sizeof resp, 3000), 0, "no answer without the body");
+    close(fd);
+    cr_log_info("401 %lld ms after the headers, no body sent", (long long)(rawhttp_now_ms() - t0));
+    cr_assert(strncmp(resp, "HTTP/1.1 401", 12) == 0, "%s", resp);
+    cr_assert(strstr(resp, "invalid API key") != NULL, "%s", resp);
+    cr_assert(strstr(resp, "X-Content-Type-Options: nosniff") != NULL, "%s", resp);
+    cr_assert(strstr(resp, "Cache-Control: no-store") != NULL, "%s", resp);
+}
+
+Test(api, metrics_wants_its_token_and_made_up_methods_fill_no_series)
+{
+    char resp[65536];
+    const char open_[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_geq(rawhttp_timed("127.0.0.1", g_port, open_, resp, sizeof resp, 3000), 0);
+    cr_assert(strncmp(resp, "HTTP/1.1 401", 12) == 0, "/metrics without its token: %s", resp);
+    const char wrong[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer scrape-secreT\r\n"
+                         "Connection: close\r\n\r\n";
+    cr_assert_geq(rawhttp_timed("127.0.0.1", g_port, wrong, resp, sizeof resp, 3000), 0);
+    cr_assert(strncmp(resp, "HTTP/1.1 401", 12) == 0, "/metrics with a wrong token: %s", resp);
+    /* 300 requests with made-up methods: all one "other" series. */
+    for (int i = 0; i < 300; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "M%dX /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", i);
+        cr_assert_geq(rawhttp_timed("127.0.0.1", g_port, req, resp, sizeof resp, 3000), 0, "request %d", i);
+    }
+    const char right[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " METRICS_TOKEN "\r\n"
+                         "Connection: close\r\n\r\n";
+    int64_t t0 = rawhttp_now_ms();
+    int fd = rawhttp_dial("127.0.0.1", g_port);
+    cr_assert(rawhttp_send(fd, right, sizeof right - 1));
+    size_t n = 0;
+    for (ssize_t r; n + 1 < sizeof resp && rawhttp_now_ms() - t0 < 3000 &&
+                    (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0;)
+        n += (size_t)r;
+    resp[n] = '\0';
+    close(fd);
+    cr_assert(strncmp(resp, "HTTP/1.1 200", 12) == 0, "/metrics with its token: %.300s", resp);
+    cr_assert(strstr(resp, "method=\"other\"") != NULL, "no \"other\" series:\n%s", resp);
+    cr_assert(strstr(resp, "method=\"M1X\"") == NULL && strstr(resp, "M299X") == NULL,
+              "a made-up method became a label:\n%s", resp);
+    int series = 0;
+    for (const char *p = resp; (p = strstr(p, "http_request_duration_seconds_count{")) != NULL; p++)
+        series++;
+    cr_assert_leq(series, 10, "%d series after 300 made-up methods:\n%s", series, resp);
+}
+
+Test(api, slow_and_idle_clients_leave_health_and_an_authenticated_get_answered_within_a_second)
+{
+    enum { SLOW = 300 };
+    int fds[SLOW];
+    int open_ = rawhttp_slow_open("127.0.0.1", g_port, fds, SLOW);
+    char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char get[256];
+    snprintf(get, sizeof get,
+             "GET /v1/datasets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
+             g_key1.text);
+    char resp[16384];
+    for (int k = 0; k < 3; k++) {
+        rawhttp_slow_trickle(fds, SLOW);
+        int64_t h = rawhttp_timed("127.0.0.2", g_port, health, resp, sizeof resp, 1000);
+        cr_assert(h >= 0 && strstr(resp, " 200 ") != NULL, "/health: %lld ms: %s", (long long)h, resp);
+        int64_t a = rawhttp_timed("127.0.0.2", g_port, get, resp, sizeof resp, 1000);
+        cr_assert(a >= 0 && strstr(resp, " 200 ") != NULL, "authenticated GET: %lld ms: %s", (long long)a, resp);
+        cr_log_info("with %d slow and idle connections from one address: /health %lld ms, GET /v1/datasets %lld ms",
+                    open_, (long long)h, (long long)a);
+        cr_assert_lt(h, 1000);
+        cr_assert_lt(a, 1000);
+    }
+    for (int i = 0; i < SLOW; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
 }

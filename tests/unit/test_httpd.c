@@ -6,18 +6,12 @@
  */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "../support/rawhttp.h"
 #include "sf/httpd.h"
 
 typedef struct seen {
@@ -69,77 +63,6 @@ static sf_httpd *start(unsigned per_client, unsigned deadline_ms, sf_httpd_handl
     return d;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A TCP connection to 127.0.0.1:port from source address src; -1 if refused. */
-static int dial(const char *src, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, src, &a.sin_addr);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind %s: %d", src, errno);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Read until the peer closes or timeout_ms passes; the bytes into buf. */
-static size_t read_all(int fd, char *buf, size_t size, int timeout_ms)
-{
-    size_t n = 0;
-    int64_t end = now_ms() + timeout_ms;
-    while (n + 1 < size) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(end - now_ms());
-        if (left <= 0 || poll(&p, 1, left) <= 0)
-            break;
-        ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (strstr(buf, "\r\n\r\n") && strstr(buf, "}\n"))
-            break;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
-/* One whole GET from src; returns the milliseconds to the response's status
- * line, or -1 when there was none within timeout_ms. */
-static int64_t timed_get(const char *src, int port, const char *path, char *resp, size_t size, int timeout_ms)
-{
-    int64_t t0 = now_ms();
-    int fd = dial(src, port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    cr_assert_eq(write(fd, req, (size_t)len), len);
-    size_t n = read_all(fd, resp, size, timeout_ms);
-    close(fd);
-    return n > 0 && strncmp(resp, "HTTP/1.1 ", 9) == 0 ? now_ms() - t0 : -1;
-}
-
-/* Is fd closed by the server (EOF or reset) within timeout_ms? */
-static int closed_by_server(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, timeout_ms) <= 0)
-        return 0;
-    char c;
-    return read(fd, &c, 1) <= 0;
-}
-
 Test(httpd, slow_and_idle_clients_from_one_address_leave_health_answered_and_are_cut_at_the_deadline)
 {
     enum { SLOW = 300, CAP = 16, DEADLINE = 1500 };
@@ -148,20 +71,12 @@ Test(httpd, slow_and_idle_clients_from_one_address_leave_health_answered_and_are
     /* One address opens far more connections than the server's limit of 256:
      * half of them trickle a header byte, the others say nothing. */
     int fds[SLOW];
-    int open_ = 0;
-    for (int i = 0; i < SLOW; i++) {
-        fds[i] = dial("127.0.0.1", port);
-        if (fds[i] >= 0 && i % 2 == 0 && send(fds[i], "G", 1, MSG_NOSIGNAL) == 1)
-            open_++;
-    }
+    int open_ = rawhttp_slow_open("127.0.0.1", port, fds, SLOW);
     char resp[4096];
+    const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     for (int k = 0; k < 3; k++) {
-        for (int i = 0; i < SLOW; i += 2)
-            if (fds[i] >= 0 && send(fds[i], "E", 1, MSG_NOSIGNAL) < 0) {
-                close(fds[i]);
-                fds[i] = -1;
-            }
-        int64_t ms = timed_get("127.0.0.2", port, "/health", resp, sizeof resp, 1000);
+        rawhttp_slow_trickle(fds, SLOW);
+        int64_t ms = rawhttp_timed("127.0.0.2", port, health, resp, sizeof resp, 1000);
         cr_log_info("GET /health from another address with %d slow connections open: %lld ms", open_, (long long)ms);
         cr_assert(ms >= 0 && ms < 1000, "/health not answered within a second (%lld): %s", (long long)ms, resp);
         cr_assert(strstr(resp, "200 OK") != NULL, "%s", resp);
@@ -171,16 +86,16 @@ Test(httpd, slow_and_idle_clients_from_one_address_leave_health_answered_and_are
     /* The address itself got no more than its cap: the rest were refused. */
     int alive = 0;
     for (int i = 0; i < SLOW; i++)
-        if (fds[i] >= 0 && !closed_by_server(fds[i], 0))
+        if (fds[i] >= 0 && !rawhttp_closed(fds[i], 0))
             alive++;
     cr_assert_leq(alive, CAP, "%d connections from one address are still open (cap %d)", alive, CAP);
     /* Past the deadline every slow or idle connection has been cut. */
-    int64_t t0 = now_ms();
+    int64_t t0 = rawhttp_now_ms();
     for (int i = 0; i < SLOW; i++) {
         if (fds[i] < 0)
             continue;
-        int left = (int)(DEADLINE + 1500 - (now_ms() - t0));
-        cr_assert(closed_by_server(fds[i], left > 0 ? left : 0), "connection %d still open past the read deadline", i);
+        int left = (int)(DEADLINE + 1500 - (rawhttp_now_ms() - t0));
+        cr_assert(rawhttp_closed(fds[i], left > 0 ? left : 0), "connection %d still open past the read deadline", i);
         close(fds[i]);
     }
     cr_assert_geq(sf_httpd_cut_connections(d), 1);
@@ -190,13 +105,13 @@ Test(httpd, slow_and_idle_clients_from_one_address_leave_health_answered_and_are
 Test(httpd, a_complete_request_is_not_cut_and_keeps_alive_within_the_deadline)
 {
     sf_httpd *d = start(4, 1000, NULL);
-    int fd = dial("127.0.0.1", sf_httpd_port(d));
+    int fd = rawhttp_dial("127.0.0.1", sf_httpd_port(d));
     cr_assert(fd >= 0);
     const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     char resp[4096];
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-        cr_assert_gt(read_all(fd, resp, sizeof resp, 2000), 0);
+        cr_assert_gt(rawhttp_read(fd, resp, sizeof resp, 2000), 0);
         cr_assert(strstr(resp, "200 OK") != NULL, "request %d on one connection: %s", i, resp);
         struct timespec ts = {0, 300 * 1000000L};
         nanosleep(&ts, NULL);
@@ -210,25 +125,25 @@ Test(httpd, a_hook_refuses_a_request_before_its_body_is_read)
 {
     sf_httpd *d = start(4, 5000, need_key);
     int handled0 = g_seen.handled;
-    int fd = dial("127.0.0.1", sf_httpd_port(d));
+    int fd = rawhttp_dial("127.0.0.1", sf_httpd_port(d));
     /* Announce 500 KB and send none of it: the 401 comes without waiting. */
     const char req[] = "POST /v1/things HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bad\r\n"
                        "Content-Type: application/json\r\nContent-Length: 500000\r\n\r\n";
-    int64_t t0 = now_ms();
+    int64_t t0 = rawhttp_now_ms();
     cr_assert_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
     char resp[4096];
-    cr_assert_gt(read_all(fd, resp, sizeof resp, 2000), 0);
-    cr_log_info("401 after %lld ms with no body sent", (long long)(now_ms() - t0));
+    cr_assert_gt(rawhttp_read(fd, resp, sizeof resp, 2000), 0);
+    cr_log_info("401 after %lld ms with no body sent", (long long)(rawhttp_now_ms() - t0));
     cr_assert(strstr(resp, "HTTP/1.1 401") == resp, "%s", resp);
     cr_assert(strstr(resp, "invalid API key") != NULL, "%s", resp);
     cr_assert_eq(g_seen.handled, handled0, "the handler ran");
     close(fd);
     /* The right key goes through to the handler. */
-    fd = dial("127.0.0.1", sf_httpd_port(d));
+    fd = rawhttp_dial("127.0.0.1", sf_httpd_port(d));
     const char ok[] = "POST /v1/things HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n"
                       "Connection: close\r\nContent-Length: 2\r\n\r\n{}";
     cr_assert_eq(write(fd, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
-    cr_assert_gt(read_all(fd, resp, sizeof resp, 2000), 0);
+    cr_assert_gt(rawhttp_read(fd, resp, sizeof resp, 2000), 0);
     cr_assert(strstr(resp, "HTTP/1.1 200") == resp, "%s", resp);
     close(fd);
     sf_httpd_stop(d, 1000);
@@ -242,11 +157,11 @@ Test(httpd, made_up_methods_are_labelled_other_and_responses_carry_the_safety_he
     cr_assert_str_eq(sf_httpd_method_label("FOO1"), "other");
     cr_assert_str_eq(sf_httpd_method_label(NULL), "other");
     sf_httpd *d = start(4, 5000, NULL);
-    int fd = dial("127.0.0.1", sf_httpd_port(d));
+    int fd = rawhttp_dial("127.0.0.1", sf_httpd_port(d));
     const char req[] = "BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     cr_assert_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
     char resp[4096];
-    cr_assert_gt(read_all(fd, resp, sizeof resp, 2000), 0);
+    cr_assert_gt(rawhttp_read(fd, resp, sizeof resp, 2000), 0);
     close(fd);
     cr_assert(strstr(resp, "HTTP/1.1 405") == resp, "%s", resp);
     cr_assert(strstr(resp, "X-Content-Type-Options: nosniff\r\n") != NULL, "%s", resp);

@@ -87,6 +87,7 @@ struct sf_httpd_req {
     char *hdr_name[SF_HTTPD_MAX_RESP_HEADERS];
     char *hdr_val[SF_HTTPD_MAX_RESP_HEADERS];
     int queued_status;                           /* what was sent; 0 = nothing */
+    char *allow;                                 /* no route: the methods the path has, or NULL */
     void *ctx;                                   /* the application's, see sf_httpd_set_ctx */
     void (*ctx_free)(void *);
 };
@@ -316,25 +317,32 @@ static const sf_httpd_route *find_route(sf_httpd_req *req, sf_buf *allow)
     return NULL;
 }
 
-static void dispatch(sf_httpd_req *req)
+/* Route once the headers are in (the on_headers hook and the metrics see
+ * the route); a path that exists only for other methods keeps their list. */
+static void route(sf_httpd_req *req)
 {
     sf_buf allow;
     sf_buf_init(&allow, 256);
     req->route = find_route(req, &allow);
+    if (req->route == NULL && allow.len > 0)
+        req->allow = sf_buf_steal(&allow, NULL);
+    sf_buf_destroy(&allow);
+}
+
+static void dispatch(sf_httpd_req *req)
+{
     if (req->route != NULL) {
         req->route->fn(req, req->d->opts.app);
         if (req->status == 0)
             sf_httpd_reply_error(req, 500, "internal", "the handler gave no response", NULL);
-    } else if (allow.len > 0) {
-        sf_httpd_set_header(req, "Allow", sf_buf_str(&allow), NULL);
+    } else if (req->allow != NULL) {
+        sf_httpd_set_header(req, "Allow", req->allow, NULL);
         char msg[384];
-        snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)", req->method,
-                 sf_buf_str(&allow));
+        snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)", req->method, req->allow);
         sf_httpd_reply_error(req, 405, "method_not_allowed", msg, NULL);
     } else {
         sf_httpd_reply_error(req, 404, "not_found", "no such resource", NULL);
     }
-    sf_buf_destroy(&allow);
 }
 
 /* ---- MHD glue ------------------------------------------------------------------------ */
@@ -377,6 +385,7 @@ static void req_free(sf_httpd_req *req)
         req->ctx_free(req->ctx);
     free(req->path);
     free(req->segbuf);
+    free(req->allow);
     sf_buf_destroy(&req->body);
     sf_buf_destroy(&req->resp);
     for (int i = 0; i < req->nhdr; i++) {
@@ -448,6 +457,7 @@ static enum MHD_Result on_first(sf_httpd *d, struct MHD_Connection *conn, const 
         return MHD_NO;
     *con_cls = req;
     atomic_fetch_add(&d->in_flight, 1);
+    route(req);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl != NULL && strtoull(cl, NULL, 10) > d->opts.max_body) {
         req->over = 1;
