@@ -92,6 +92,13 @@ static void check_grid(const char *text, size_t size)
     size_t bad;
     if (n <= 16)
         sf_grid_validate(g, LOGIC, sizeof LOGIC - 1, &bad, NULL, &err);
+    /* the bounded check: at most 8 members, each a real member */
+    sf_grid_check_opts o = {.work = 8 * (sizeof LOGIC - 1)};
+    sf_grid_check_report rep;
+    sf_status st = sf_grid_check(g, LOGIC, sizeof LOGIC - 1, &o, &rep, &bad, NULL, &err);
+    if (rep.checked < 1 || rep.checked > 8 || (bad != SIZE_MAX && bad >= n) ||
+        (rep.complete && (st != SF_OK || rep.checked != n)))
+        __builtin_trap();
     sf_grid_free(g);
 }
 
