@@ -780,6 +780,34 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
     return st;
 }
 
+/* a + b * c, saturating at SIZE_MAX */
+static size_t add_mul(size_t a, size_t b, size_t c)
+{
+    if (c != 0 && b > (SIZE_MAX - a) / c)
+        return SIZE_MAX;
+    return a + b * c;
+}
+
+size_t sf_engine_working_set(const sf_logic *logic, size_t n, int keep_equity)
+{
+    if (logic == NULL)
+        return SIZE_MAX;
+    size_t outputs = 0, scratch = 0;
+    for (int i = 0; i < logic->n_indicators; i++) {
+        const sf_ind_info *info = sf_ind_info_get(logic->indicators[i].spec.type);
+        size_t s = sf_ind_scratch_bytes(&logic->indicators[i].spec);
+        outputs += info != NULL ? (size_t)info->n_outputs : SF_IND_MAX_OUTPUTS;
+        scratch = s > scratch ? s : scratch;
+    }
+    size_t conds = (size_t)(logic->n_conds > 0 ? logic->n_conds : 1);
+    size_t bytes = sizeof(run) + scratch;
+    bytes = add_mul(bytes, conds, sizeof(leaf) + SF_ENGINE_CHUNK);
+    bytes = add_mul(bytes, (size_t)(logic->n_indicators + 1),
+                    SF_IND_MAX_OUTPUTS * sizeof(double *) + sizeof(sf_indref *));
+    size_t per_bar = sizeof(double) * (outputs + 1) + (keep_equity ? sizeof(int64_t) : 0);
+    return add_mul(bytes, n, per_bar);
+}
+
 sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
                             uint8_t *entry, uint8_t *exit_, sf_err *err)
 {

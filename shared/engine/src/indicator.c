@@ -959,6 +959,20 @@ size_t sf_ind_lookback(const sf_ind_spec *spec)
     return impl_table[spec->type].lookback(spec->param);
 }
 
+/* Every type's scratch is at most two words per unit of its largest whole
+ * parameter (deque indices, rings), plus cci's order-statistic tree. */
+size_t sf_ind_scratch_bytes(const sf_ind_spec *spec)
+{
+    if (spec == NULL || sf_ind_spec_validate(spec, NULL, NULL) != SF_OK)
+        return 0;
+    const sf_ind_info *info = &info_table[spec->type];
+    size_t most = 1;
+    for (int k = 0; k < info->n_params; k++)
+        if (info->params[k].is_int && ip(spec->param, info->params[k].id) > most)
+            most = ip(spec->param, info->params[k].id);
+    return (most + 1) * 2 * sizeof(double) + 64;
+}
+
 static const double *field_column(const sf_bars *b, sf_field f)
 {
     const double *cols[SF_FIELD__COUNT] = {b->open, b->high, b->low, b->close,

@@ -82,6 +82,17 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
 void sf_result_free(sf_result *result);
 
 /*
+ * Bytes one sf_engine_run of logic over n bars allocates before its trades:
+ * every indicator output (8 x outputs x n, privately or in a cache), the
+ * largest indicator scratch, the condition plan and signal buffers, the
+ * equity curve (8 x n) and, with keep_equity, its times (8 x n) and the run
+ * state. Trades grow with the run (sizeof(sf_trade) each; a caller bounds
+ * them by the size of the stored result). SIZE_MAX on overflow, and for a
+ * NULL logic.
+ */
+size_t sf_engine_working_set(const sf_logic *logic, size_t n, int keep_equity);
+
+/*
  * Evaluate the logic's entry and exit conditions on every bar's close, with
  * no position state: entry[i], exit[i] = 1 when the condition holds at bar i,
  * else 0 (exit is all 0 without an exit condition). Each array has bars->n

@@ -101,6 +101,10 @@ sf_status sf_ind_spec_validate(const sf_ind_spec *spec, const char *prefix,
  * its default source. */
 void sf_ind_spec_normalize(sf_ind_spec *spec);
 
+/* Most scratch bytes one sf_ind_compute of spec allocates (freed before it
+ * returns), whatever the series; 0 for an invalid spec. */
+size_t sf_ind_scratch_bytes(const sf_ind_spec *spec);
+
 /* Compute every output into outs[0 .. n_outputs-1], each bars->n doubles.
  * Fails only on an invalid spec (SF_ERR_INVALID) or out of memory. */
 sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars,
