@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../support/files.h"
@@ -295,6 +296,51 @@ Test(log, log_dir_gets_combined_and_error_files)
     free(combined), free(errors);
     cr_assert_eq(sf_log_open("svc", "ci", SF_LOG_INFO, "/nonexistent/dir", -1, &lg, &err), SF_ERR_IO);
     cr_assert(strstr(err.msg, "/nonexistent/dir/combined.log") != NULL, "%s", err.msg);
+    sf_testenv_rmtree(dir);
+}
+
+static mode_t mode_of(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s", path);
+    return st.st_mode & 07777;
+}
+
+Test(log, log_files_are_created_for_the_owner_only_whatever_the_umask)
+{
+    umask(0); /* the most permissive: open's mode alone decides (the test runs in its own process) */
+    char dir[64];
+    sf_testenv_tmpdir(dir, sizeof dir);
+    sf_log *lg = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_log_open("svc", "ci", SF_LOG_INFO, dir, -1, &lg, &err), SF_OK, "%s", err.msg);
+    sf_log_error(lg, "x");
+    cr_assert_eq(mode_of(dir, "combined.log"), 0600, "combined.log is %o", mode_of(dir, "combined.log"));
+    cr_assert_eq(mode_of(dir, "error.log"), 0600, "error.log is %o", mode_of(dir, "error.log"));
+    sf_log_close(lg);
+    sf_testenv_rmtree(dir);
+}
+
+Test(log, an_existing_log_file_loses_what_others_could_do)
+{
+    umask(0);
+    char dir[64], path[128];
+    sf_testenv_tmpdir(dir, sizeof dir);
+    sf_testenv_write_file(dir, "combined.log", "old line\n");
+    snprintf(path, sizeof path, "%s/combined.log", dir);
+    cr_assert_eq(chmod(path, 0666), 0); /* as an older version under a loose umask left it */
+    sf_log *lg = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_log_open("svc", "ci", SF_LOG_INFO, dir, -1, &lg, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(mode_of(dir, "combined.log"), 0660, "the group's bits are the operator's choice: %o",
+                 mode_of(dir, "combined.log"));
+    cr_assert_eq(mode_of(dir, "error.log"), 0600);
+    sf_log_close(lg);
+    char *text = read_all(path);
+    cr_assert(strncmp(text, "old line\n", 9) == 0, "appended, not truncated: %s", text);
+    free(text);
     sf_testenv_rmtree(dir);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sf/time.h"
@@ -30,13 +31,26 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const secret_words[] = {"password", "secret", "token", "api_key",
                                            "authorization", "key_hash", NULL};
 
+/* A log file opened for appending, created SF_LOG_FILE_MODE; an existing
+ * file that others may read or write loses those bits (a file made 0644 by an
+ * older version). */
 static int open_log_file(const char *dir, const char *name, sf_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, SF_LOG_FILE_MODE);
+    if (fd < 0) {
         sf_err_sys(err, SF_ERR_IO, errno, "could not open log file \"%s\": %s", path, sf_err_errno_text(errno).text);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || ((st.st_mode & 07) && fchmod(fd, st.st_mode & 07770) != 0)) {
+        int e = errno;
+        close(fd);
+        sf_err_sys(err, SF_ERR_IO, e, "could not restrict log file \"%s\" to its owner: %s", path,
+                   sf_err_errno_text(e).text);
+        return -1;
+    }
     return fd;
 }
 

@@ -4,7 +4,10 @@
  * Every line has timestamp (ISO-8601 UTC with milliseconds), level, service,
  * environment and message, then the caller's fields in order. Lines go to
  * stdout and, when a directory is given, to combined.log (every line) and
- * error.log (level error) there. A line longer than SF_LOG_LINE_MAX has its
+ * error.log (level error) there. The files are created SF_LOG_FILE_MODE
+ * (0600, whatever the umask: the mode is passed to open and the umask can
+ * only take bits away), close-on-exec; an existing one that others may read or
+ * write has those bits removed at open. A line longer than SF_LOG_LINE_MAX has its
  * message and string fields truncated, never split.
  *
  * Secrets never reach a line: a field whose key names a secret (password,
@@ -25,6 +28,7 @@
 #include "sf/err.h"
 
 #define SF_LOG_LINE_MAX 8192
+#define SF_LOG_FILE_MODE 0600 /* combined.log and error.log: the owner only */
 
 typedef enum sf_log_level { SF_LOG_DEBUG, SF_LOG_INFO, SF_LOG_WARN, SF_LOG_ERROR } sf_log_level;
 
