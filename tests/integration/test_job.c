@@ -294,6 +294,52 @@ Test(job, one_completion_batch_mixes_outcomes_in_one_transaction)
     free(a), free(b), free(c);
 }
 
+/* A cancel always wins: once a running job's cancel was requested, a
+ * completion that says succeeded (or failed, alone or in a batch with a
+ * signal) ends it cancelled, with no results or signals row. */
+Test(job, a_completion_of_a_job_whose_cancel_was_requested_ends_cancelled_without_a_result)
+{
+    char *a = new_job("queued", 3), *b = new_job("queued", 3), *c = new_job("queued", 3);
+    char *ok = new_job("queued", 3);
+    sf_job ja = claim_one(a), jb = claim_one(b), jc = claim_one(c), jok = claim_one(ok);
+    sf_job_cancel_result res;
+    sf_err err = {0};
+    const char *asked[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sf_job_cancel(g_db, asked[i], NULL, &res, NULL, &err), SF_OK, "%s", err.msg);
+        cr_assert_eq(res, SF_JOB_CANCEL_REQUESTED);
+    }
+    char st[SF_JOB_STATUS_MAX];
+    cr_assert_eq(complete(a, ja.fence, SF_JOB_SUCCEEDED, NULL, st), 1);
+    cr_assert_str_eq(st, "cancelled");
+    cr_assert_eq(complete(b, jb.fence, SF_JOB_FAILED, "bad logic", st), 1);
+    cr_assert_str_eq(st, "cancelled");
+    /* one statement: a succeeded row with a signal next to one that is not cancelled */
+    sf_job_signal sig = {1700000000, "enter", 1};
+    sf_job_done d[2];
+    memset(d, 0, sizeof d);
+    snprintf(d[0].id, sizeof d[0].id, "%s", c);
+    d[0].fence = jc.fence, d[0].outcome = SF_JOB_SUCCEEDED, d[0].metrics = "{}", d[0].signal = &sig;
+    snprintf(d[1].id, sizeof d[1].id, "%s", ok);
+    d[1].fence = jok.fence, d[1].outcome = SF_JOB_SUCCEEDED, d[1].metrics = "{\"sharpe\": 2}";
+    cr_assert_eq(sf_job_complete(g_db, d, 2, NULL, &err), SF_OK, "%s", err.msg);
+    cr_assert(d[0].applied && d[1].applied);
+    cr_assert_str_eq(d[0].status, "cancelled");
+    cr_assert_str_eq(d[1].status, "succeeded");
+    for (int i = 0; i < 3; i++) {
+        q1s("SELECT status || ' ' || error_class || ' ' || (finished_at IS NOT NULL) FROM jobs WHERE id = $1",
+            asked[i], "cancelled cancelled true");
+        cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", asked[i]), 0, "a result stored");
+        cr_assert_eq(q1i("SELECT count(*) FROM signals WHERE job_id = $1", asked[i]), 0, "a signal stored");
+        cr_assert_eq(sf_job_cancel(g_db, asked[i], NULL, &res, NULL, &err), SF_OK, "%s", err.msg);
+        cr_assert_eq(res, SF_JOB_CANCEL_FINAL);
+    }
+    q1s("SELECT status::text FROM jobs WHERE id = $1", ok, "succeeded");
+    cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", ok), 1);
+    sf_job_destroy(&ja), sf_job_destroy(&jb), sf_job_destroy(&jc), sf_job_destroy(&jok);
+    free(a), free(b), free(c), free(ok);
+}
+
 Test(job, heartbeat_renews_only_matching_fences_and_reports_cancel_requests)
 {
     char *a = new_job("queued", 3), *b = new_job("queued", 3);

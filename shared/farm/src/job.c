@@ -100,14 +100,21 @@ static const transition TRANSITIONS[EV_COUNT] = {
     [EV_HEARTBEAT] = {"heartbeat", "running", "running", 1, "",
         "lease_until = now() + v.lease_ms * interval '1 millisecond'",
         ", j.cancel_requested AS cancel_requested"},
-    [EV_SUCCEED] = {"succeeded", "running", "succeeded", 1, "",
-        "status = 'succeeded', finished_at = now(), lease_until = NULL, error = NULL, "
-        "error_class = NULL",
+    /* A cancel always wins: a job whose cancel was requested ends cancelled
+     * whatever the attempt's outcome, and the results and signals inserts
+     * take only the rows that became succeeded (the UPDATE sees a request
+     * committed before it, as it waits on the row lock of one in flight). */
+    [EV_SUCCEED] = {"succeeded", "running", "succeeded,cancelled", 1, "",
+        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END)::job_status, "
+        "finished_at = now(), lease_until = NULL, "
+        "error = CASE WHEN j.cancel_requested THEN 'cancelled on request' END, "
+        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' END",
         /* what the results and signals inserts need, so that they read u alone */
         SUCCEED_RETURNING},
-    [EV_FAIL] = {"failed", "running", "failed", 1, "",
-        "status = 'failed', finished_at = now(), lease_until = NULL, error = v.error, "
-        "error_class = 'permanent'", ""},
+    [EV_FAIL] = {"failed", "running", "failed,cancelled", 1, "",
+        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'failed' END)::job_status, "
+        "finished_at = now(), lease_until = NULL, error = v.error, "
+        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'permanent' END", ""},
     [EV_RETRY] = {"transient", "running", "pending,dead,cancelled", 1, "",
         "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
         "THEN 'dead' ELSE 'pending' END)::job_status, "
@@ -630,7 +637,8 @@ static const char COMPLETE_SOURCE[] =
  * arrays, times and values (migration 0006: no number is printed or parsed),
  * or, from a caller that sends JSON text, the json column. A sweep member's
  * row is compact (migration 0011): params, and trades and equity NULL when
- * it sends none (else they default to []). The
+ * it sends none (else they default to []). Only rows the UPDATE made
+ * succeeded get one (a cancelled job stores no result). The
  * whole-document parameter is parsed only for rows that send it. The inserts
  * read u alone (the UPDATE returns the parameters' columns it needs): a join
  * of u to v was planned, in a generic plan made while batches were single
@@ -644,7 +652,7 @@ static const char COMPLETE_SOURCE[] =
     "CASE WHEN u.eq_len IS NOT NULL THEN ($16::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
     "CASE WHEN u.eq_len IS NOT NULL THEN ($17::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
     "u.params::jsonb " \
-    "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d "
+    "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d WHERE u.status = 'succeeded' "
 #define RESULTS_UPSERT \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
     "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, " \
@@ -655,13 +663,14 @@ static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT i
 /* Succeeded rows when some carry a signal: a results row for the others, a
  * signals row (the webhook outbox entry when the schedule has a URL) for them. */
 static const char SIGNAL_TAIL[] =
-    ", " RESULTS_INSERT "WHERE u.sig IS NULL " RESULTS_UPSERT ", "
+    ", " RESULTS_INSERT "AND u.sig IS NULL " RESULTS_UPSERT ", "
     "g AS (INSERT INTO signals (job_id, schedule_id, symbol, bar_time, signal, side, webhook_status, "
     "webhook_due_at) SELECT u.uid, u.schedule_id, u.symbol, to_timestamp((x.s->>'bar_time')::bigint), "
     "x.s->>'signal', x.s->>'side', CASE WHEN sc.webhook_url IS NOT NULL THEN 'pending' END, "
     "CASE WHEN sc.webhook_url IS NOT NULL THEN now() END "
     "FROM u CROSS JOIN LATERAL (SELECT u.sig::jsonb AS s) x LEFT JOIN schedules sc ON sc.id = u.schedule_id "
-    "WHERE u.sig IS NOT NULL ON CONFLICT (job_id) DO NOTHING) SELECT id, status FROM u";
+    "WHERE u.sig IS NOT NULL AND u.status = 'succeeded' ON CONFLICT (job_id) DO NOTHING) "
+    "SELECT id, status FROM u";
 
 /* Completion parameters: small ones as text array literals, then the big
  * ones (JSON documents, equity curves) as binary arrays: nothing escaped,

@@ -14,7 +14,8 @@
  * statement. Retry backoff (transient failure, reaped lease): d = min(cap,
  * base * 2^(attempt-1)) ms, run_at = now() + d/2 + random() * d/2 (equal
  * jitter, PostgreSQL's clock), or `dead` once attempt >= max_attempts. A job
- * whose cancel was requested ends `cancelled` instead of being retried.
+ * whose cancel was requested ends `cancelled` instead of being retried, and
+ * instead of succeeded or failed (its result is not stored).
  * Release (drain): back to pending with run_at = now() and attempt - 1.
  *
  * Functions that say "in the caller's transaction" do not BEGIN/COMMIT; the
@@ -180,7 +181,9 @@ typedef struct sf_job_done {
  * fit in one), each fenced on its fence and status 'running' (optimistic
  * ones: status 'queued' at attempt 0, not cancelled); a succeeded job gets
  * its results row (or, with a signal, its signals row) in the same
- * transaction. Rows that do not match (a stale fence: the late worker)
+ * transaction. A cancel always wins: a claimed job whose cancel_requested is
+ * set ends `cancelled` whatever the outcome given (status "cancelled", no
+ * results or signals row); an optimistic one then changes nothing. Rows that do not match (a stale fence: the late worker)
  * change nothing and have applied = 0. Rows whose results together exceed
  * SF_JOB_STATEMENT_BYTES are sent in several statements of the transaction;
  * a single row above it fails the call with SF_ERR_LIMIT, naming the job and
