@@ -62,6 +62,9 @@ static const sf_config_var config_vars[] = {
      "most outcome bytes committed in one statement (and at most 1000 outcomes)"},
     {"SF_RESULT_MAX_MB", SF_CFG_INT, "64", 1, 256, NULL, 0, offsetof(wrk_config, result_max_mb),
      "a job whose stored result would be bigger fails permanently, naming this limit"},
+    {"SF_RUN_MAX_MB", SF_CFG_INT, "96", 1, 1048576, NULL, 0, offsetof(wrk_config, run_max_mb),
+     "a run whose working set (indicator series, equity curve: sf_engine_working_set) would be "
+     "bigger fails permanently before it starts, naming its estimate and this limit"},
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])

@@ -3,7 +3,9 @@
  *
  * The outcome is decided here: problems with the job itself (a row that
  * cannot be run, invalid logic, a bad grid index, a missing data set, no bars
- * in the range) fail it permanently; a cancel request ends it cancelled, or
+ * in the range, a working set above SF_RUN_MAX_MB, out of memory in the
+ * engine: the same run would need as much again) fail it permanently; a
+ * time budget spent (SF_JOB_TIMEOUT_S) too; a cancel request ends it cancelled, or
  * released when the drain asked; a database outage while loading bars
  * retries the load (no attempt is spent); anything unexpected is transient.
  *
@@ -273,7 +275,7 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     else if (st == SF_ERR_CANCELLED)
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     else
-        outcome(out, st == SF_ERR_INVALID || st == SF_ERR_LIMIT ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+        outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
 }
 
 static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
@@ -293,8 +295,24 @@ static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     } else if (st == SF_ERR_CANCELLED) {
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else {
-        outcome(out, st == SF_ERR_INVALID ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+        outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
     }
+}
+
+/* The run's working set within SF_RUN_MAX_MB, known before it starts; a
+ * bigger one fails the job for good (the same logic and bars need as much
+ * again). */
+static int fits(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, int keep, wrk_done *out)
+{
+    size_t need = sf_engine_working_set(logic, bars->n, keep);
+    int64_t max_mb = slot->w->cfg->run_max_mb;
+    if (need <= ((size_t)max_mb << 20))
+        return 1;
+    char msg[200];
+    snprintf(msg, sizeof msg, "run too big: about %zu MiB over %zu bars, more than SF_RUN_MAX_MB (%lld MiB)",
+             (need >> 20) + 1, bars->n, (long long)max_mb);
+    outcome(out, SF_JOB_FAILED, msg);
+    return 0;
 }
 
 static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, const char *params,
@@ -311,6 +329,8 @@ static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *al
         outcome(out, SF_JOB_FAILED, msg);
         return;
     }
+    if (!fits(slot, logic, &view, params == NULL, out))
+        return;
     if (strcmp(job->kind, "logic_execution") == 0)
         run_decide(slot, logic, &view, out);
     else

@@ -70,6 +70,7 @@ typedef struct wrk_config {
     int64_t outcome_budget_jobs; /* SF_OUTCOME_BUDGET_JOBS: ... and they and the running jobs are fewer */
     int64_t completion_batch_mb; /* SF_COMPLETION_BATCH_MB: most outcome bytes in one completion */
     int64_t result_max_mb;       /* SF_RESULT_MAX_MB: a bigger result fails permanently */
+    int64_t run_max_mb;          /* SF_RUN_MAX_MB: a run whose working set is bigger fails permanently */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
