@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sf/config.h"
@@ -243,6 +245,145 @@ Test(config, file_variant_errors_name_the_file_variable)
     cr_assert(strncmp(sf_buf_str(&e), "T_DB_URL_FILE: could not open \"/nonexistent/secret\"", 51) == 0, "%s",
               sf_buf_str(&e));
     done(&c, &e);
+}
+
+/* Load with T_DB_URL (a secret) from a file holding content with mode m;
+ * returns the status, the error text in e and the value in c. */
+static sf_status load_secret_file(const char *content, mode_t m, cfg *c, sf_buf *e, char *path, size_t size)
+{
+    write_tmp(path, size, content);
+    cr_assert_eq(chmod(path, m), 0);
+    unsetenv("T_DB_URL");
+    setenv("T_DB_URL_FILE", path, 1);
+    return load(c, e);
+}
+
+Test(config, a_secret_file_others_may_write_is_refused_naming_variable_and_mode)
+{
+    static const mode_t bad[] = {0602, 0622, 0620, 0666, 0646};
+    setenv("SF_ALLOW_WORLD_READABLE_SECRETS", "true", 1); /* never allows writing */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg c;
+        sf_buf e;
+        char path[64], want[160];
+        cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", bad[i], &c, &e, path, sizeof path), SF_ERR_CONFIG);
+        snprintf(want, sizeof want, "T_DB_URL_FILE: file \"%s\" has mode %04o: a secret's file must not be writable",
+                 path, (unsigned)bad[i]);
+        cr_assert(strncmp(sf_buf_str(&e), want, strlen(want)) == 0, "%s", sf_buf_str(&e));
+        cr_assert_null(c.db_url);
+        done(&c, &e);
+        unlink(path);
+    }
+}
+
+Test(config, a_secret_file_others_may_read_is_refused_unless_allowed)
+{
+    static const mode_t bad[] = {0644, 0604, 0444, 0601};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg c;
+        sf_buf e;
+        char path[64], want[160];
+        unsetenv("SF_ALLOW_WORLD_READABLE_SECRETS");
+        cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", bad[i], &c, &e, path, sizeof path), SF_ERR_CONFIG);
+        snprintf(want, sizeof want, "T_DB_URL_FILE: file \"%s\" has mode %04o: a secret's file must not be readable by others",
+                 path, (unsigned)bad[i]);
+        cr_assert(strncmp(sf_buf_str(&e), want, strlen(want)) == 0, "%s", sf_buf_str(&e));
+        cr_assert(strstr(sf_buf_str(&e), "SF_ALLOW_WORLD_READABLE_SECRETS") != NULL, "%s", sf_buf_str(&e));
+        done(&c, &e);
+        setenv("SF_ALLOW_WORLD_READABLE_SECRETS", "true", 1);
+        cr_assert_eq(load(&c, &e), SF_OK, "%s", sf_buf_str(&e));
+        cr_assert_str_eq(c.db_url, "postgresql://u:pw@h/d");
+        done(&c, &e);
+        unlink(path);
+    }
+}
+
+Test(config, secret_files_for_the_owner_or_a_reading_group_are_read)
+{
+    static const mode_t good[] = {0400, 0600, 0440, 0640, 0700};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cfg c;
+        sf_buf e;
+        char path[64];
+        cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", good[i], &c, &e, path, sizeof path), SF_OK,
+                     "%o: %s", (unsigned)good[i], sf_buf_str(&e));
+        cr_assert_str_eq(c.db_url, "postgresql://u:pw@h/d");
+        done(&c, &e);
+        unlink(path);
+    }
+}
+
+Test(config, a_file_for_a_variable_that_is_not_secret_may_be_read_by_anyone)
+{
+    set_required();
+    char path[64];
+    write_tmp(path, sizeof path, "fine\n");
+    cr_assert_eq(chmod(path, 0644), 0);
+    setenv("T_NAME_FILE", path, 1);
+    cfg c;
+    sf_buf e;
+    cr_assert_eq(load(&c, &e), SF_OK, "%s", sf_buf_str(&e));
+    cr_assert_str_eq(c.name, "fine");
+    done(&c, &e);
+    unlink(path);
+}
+
+Test(config, a_bad_allow_world_readable_value_is_an_error)
+{
+    setenv("SF_ALLOW_WORLD_READABLE_SECRETS", "maybe", 1);
+    cfg c;
+    sf_buf e;
+    char path[64];
+    cr_assert_eq(load_secret_file("x\n", 0600, &c, &e, path, sizeof path), SF_ERR_CONFIG);
+    cr_assert(strstr(sf_buf_str(&e), "SF_ALLOW_WORLD_READABLE_SECRETS: must be true or false") != NULL, "%s",
+              sf_buf_str(&e));
+    done(&c, &e);
+    unlink(path);
+}
+
+Test(config, every_trailing_line_break_and_blank_is_dropped)
+{
+    static const char *const texts[] = {"postgresql://u:pw@h/d\n\n", "postgresql://u:pw@h/d\r\n\r\n",
+                                        "postgresql://u:pw@h/d \t\n", "postgresql://u:pw@h/d\n \n\n",
+                                        "postgresql://u:pw@h/d"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cfg c;
+        sf_buf e;
+        char path[64];
+        cr_assert_eq(load_secret_file(texts[i], 0600, &c, &e, path, sizeof path), SF_OK, "%s", sf_buf_str(&e));
+        cr_assert_str_eq(c.db_url, "postgresql://u:pw@h/d", "from text %zu", i);
+        done(&c, &e);
+        unlink(path);
+    }
+}
+
+Test(config, a_value_file_with_an_inner_line_break_or_nul_is_refused)
+{
+    static const char *const texts[] = {"postgresql://u:pw@h/d\nsecond\n", "a\rb", "\npostgresql://u:pw@h/d"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cfg c;
+        sf_buf e;
+        char path[64], want[128];
+        cr_assert_eq(load_secret_file(texts[i], 0600, &c, &e, path, sizeof path), SF_ERR_CONFIG);
+        snprintf(want, sizeof want, "T_DB_URL_FILE: file \"%s\" holds more than one line\n", path);
+        cr_assert_str_eq(sf_buf_str(&e), want);
+        cr_assert_null(strstr(sf_buf_str(&e), "pw@"), "the value is not echoed");
+        done(&c, &e);
+        unlink(path);
+    }
+    cfg c;
+    sf_buf e;
+    char path[64], want[128];
+    write_tmp(path, sizeof path, "");
+    int fd = open(path, O_WRONLY);
+    cr_assert_eq(write(fd, "ab\0cd\n", 6), 6);
+    close(fd);
+    setenv("T_DB_URL_FILE", path, 1);
+    cr_assert_eq(load(&c, &e), SF_ERR_CONFIG);
+    snprintf(want, sizeof want, "T_DB_URL_FILE: file \"%s\" holds a NUL byte\n", path);
+    cr_assert_str_eq(sf_buf_str(&e), want);
+    done(&c, &e);
+    unlink(path);
 }
 
 Test(config, a_secrets_bad_value_is_never_echoed)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define VALUE_FILE_MAX 65536
@@ -72,45 +73,106 @@ static sf_status parse_enum(const char *s, const char *const *choices, int *out,
     return sf_err_set(err, SF_ERR_INVALID, "must be one of %s, got \"%.64s\"", list, s);
 }
 
-/* Read NAME_FILE's content; drops one trailing newline (and \r). */
-static sf_status read_value_file(const char *path, char **out, sf_err *err)
+/* A value file's buffer is wiped before it is freed: it may hold a secret. */
+static void free_wiped(char *buf)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, sf_err_errno_text(errno).text);
-    char *buf = malloc(VALUE_FILE_MAX + 1);
-    if (buf == NULL) {
-        close(fd);
-        return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    }
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, VALUE_FILE_MAX + 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return sf_err_sys(err, SF_ERR_IO, e, "could not read \"%s\": %s", path, sf_err_errno_text(e).text);
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > VALUE_FILE_MAX) {
-            free(buf);
-            close(fd);
-            return sf_err_set(err, SF_ERR_LIMIT, "file \"%s\" is larger than %d bytes", path, VALUE_FILE_MAX);
-        }
-    }
-    close(fd);
-    if (len && buf[len - 1] == '\n')
-        len--;
-    if (len && buf[len - 1] == '\r')
+    if (buf == NULL)
+        return;
+    explicit_bzero(buf, VALUE_FILE_MAX + 1);
+    free(buf);
+}
+
+/* Who may touch a secret's file: only its owner may write it, and others may
+ * read it only when allow_others_read (group reading is allowed: Kubernetes'
+ * defaultMode 0440 with an fsGroup). */
+static sf_status check_secret_mode(const char *path, mode_t mode, int allow_others_read, sf_err *err)
+{
+    unsigned m = (unsigned)(mode & 07777);
+    if (m & 022)
+        return sf_err_set(err, SF_ERR_CONFIG,
+                          "file \"%s\" has mode %04o: a secret's file must not be writable by its group "
+                          "or others (chmod go-w)", path, m);
+    if ((m & 007) && !allow_others_read)
+        return sf_err_set(err, SF_ERR_CONFIG,
+                          "file \"%s\" has mode %04o: a secret's file must not be readable by others "
+                          "(chmod o-rwx; in Kubernetes a defaultMode of 0400 or 0440), or set "
+                          "SF_ALLOW_WORLD_READABLE_SECRETS=true", path, m);
+    return SF_OK;
+}
+
+/* The value in buf[0, len): trailing spaces, tabs, \r and \n dropped, and
+ * refused when a line break or a NUL is left inside. */
+static sf_status trim_value(const char *path, char *buf, size_t len, sf_err *err)
+{
+    while (len && strchr(" \t\r\n", buf[len - 1]) != NULL)
         len--;
     buf[len] = '\0';
+    if (memchr(buf, '\n', len) || memchr(buf, '\r', len))
+        return sf_err_set(err, SF_ERR_CONFIG, "file \"%s\" holds more than one line", path);
+    if (strlen(buf) != len)
+        return sf_err_set(err, SF_ERR_CONFIG, "file \"%s\" holds a NUL byte", path);
+    return SF_OK;
+}
+
+/* All of fd into buf (VALUE_FILE_MAX + 1 bytes); *len gets its length. */
+static sf_status read_all(int fd, const char *path, char *buf, size_t *len, sf_err *err)
+{
+    *len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + *len, VALUE_FILE_MAX + 1 - *len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return sf_err_sys(err, SF_ERR_IO, errno, "could not read \"%s\": %s", path, sf_err_errno_text(errno).text);
+        if (r == 0)
+            return SF_OK;
+        *len += (size_t)r;
+        if (*len > VALUE_FILE_MAX)
+            return sf_err_set(err, SF_ERR_LIMIT, "file \"%s\" is larger than %d bytes", path, VALUE_FILE_MAX);
+    }
+}
+
+/* Read NAME_FILE's content (mode checked first when secret, see
+ * check_secret_mode); *out is freed by free_wiped. */
+static sf_status read_value_file(const char *path, int secret, int allow_others_read, char **out, sf_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return sf_err_sys(err, SF_ERR_IO, errno, "could not open \"%s\": %s", path, sf_err_errno_text(errno).text);
+    struct stat st;
+    sf_status rc = fstat(fd, &st) == 0 ? SF_OK
+                                       : sf_err_sys(err, SF_ERR_IO, errno, "could not stat \"%s\": %s", path,
+                                                    sf_err_errno_text(errno).text);
+    if (rc == SF_OK && secret) /* the file opened, after any symlink (Kubernetes' ..data links) */
+        rc = check_secret_mode(path, st.st_mode, allow_others_read, err);
+    char *buf = rc == SF_OK ? malloc(VALUE_FILE_MAX + 1) : NULL;
+    if (rc == SF_OK && buf == NULL)
+        rc = sf_err_set(err, SF_ERR_NOMEM, "out of memory");
+    size_t len = 0;
+    if (rc == SF_OK)
+        rc = read_all(fd, path, buf, &len, err);
+    close(fd);
+    if (rc == SF_OK)
+        rc = trim_value(path, buf, len, err);
+    if (rc != SF_OK) {
+        free_wiped(buf);
+        return rc;
+    }
     *out = buf;
     return SF_OK;
+}
+
+/* SF_ALLOW_WORLD_READABLE_SECRETS: may others read a secret's file. */
+static sf_status allow_others_read(int *out, sf_err *err)
+{
+    const char *v = getenv("SF_ALLOW_WORLD_READABLE_SECRETS");
+    *out = 0;
+    if (v == NULL || *v == '\0')
+        return SF_OK;
+    sf_status st = parse_bool(v, out, err);
+    if (st != SF_OK)
+        sf_err_prefix(err, "SF_ALLOW_WORLD_READABLE_SECRETS");
+    return st;
 }
 
 /* The raw text for a variable: NAME, NAME_FILE, or the default; *heap set
@@ -125,7 +187,10 @@ static sf_status raw_value(const sf_config_var *v, const char **text, char **hea
     if (direct && file)
         return sf_err_set(err, SF_ERR_CONFIG, "set either %s or %s, not both", v->name, fname);
     if (file) {
-        sf_status st = read_value_file(file, heap, err);
+        int others = 0;
+        sf_status st = v->secret ? allow_others_read(&others, err) : SF_OK;
+        if (st == SF_OK)
+            st = read_value_file(file, v->secret, others, heap, err);
         if (st != SF_OK) {
             sf_err_prefix(err, "%s", fname);
             return st;
@@ -182,7 +247,7 @@ sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf 
             st = sf_err_set(&err, SF_ERR_CONFIG, "is required");
         if (st == SF_OK)
             st = store(v, text, out, &err);
-        free(heap);
+        free_wiped(heap);
         if (st != SF_OK) {
             result = SF_ERR_CONFIG;
             hide_secret(v, err.msg);

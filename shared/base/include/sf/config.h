@@ -3,8 +3,13 @@
  * per program. The table drives parsing, validation and the --help text.
  *
  * Every variable NAME may instead be given as NAME_FILE, the path of a file
- * holding the value (Kubernetes secrets); a trailing newline is dropped and
- * giving both is an error. Parsing is strict: integers with a full-string
+ * holding the value (Kubernetes secrets); giving both is an error. Trailing
+ * spaces, tabs, \r and \n are dropped; a line break or a NUL left inside is
+ * an error, and the buffer the file was read into is wiped before it is
+ * freed. A secret variable's file (after symlinks) is refused when its group
+ * or others may write it, and when others may read it unless
+ * SF_ALLOW_WORLD_READABLE_SECRETS is true; the message names NAME_FILE, the
+ * path and the mode. Parsing is strict: integers with a full-string
  * strtoll and bounds, booleans true/false/1/0/yes/no, enums from a list.
  * Every bad variable gives one line "NAME: reason" and loading goes on so all
  * of them are reported at once; the program prints them and exits 2.
