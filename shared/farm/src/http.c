@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 struct sf_http {
@@ -13,6 +14,7 @@ struct sf_http {
     char errbuf[CURL_ERROR_SIZE];
     /* per request, from the opensocket callback (the request's thread) */
     int opened;                     /* sockets opened */
+    int https_only;                 /* redirects may go to https only */
     char refused[SF_ERR_MSG_MAX];   /* why the first refused address was refused; "" = none */
 };
 
@@ -119,6 +121,27 @@ static int set_policy(sf_http *h)
     return ok;
 }
 
+/* url's scheme, lower case, into out ("" when url does not parse; a URL
+ * without a scheme is read as http, as a request does). */
+static void url_scheme(const char *url, char *out, size_t size)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL;
+    int ok = u != NULL &&
+             curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_GUESS_SCHEME) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && scheme != NULL;
+    snprintf(out, size, "%s", ok ? scheme : "");
+    curl_free(scheme);
+    curl_url_cleanup(u);
+}
+
+static int is_https(const char *url)
+{
+    char scheme[16];
+    url_scheme(url, scheme, sizeof scheme);
+    return strcasecmp(scheme, "https") == 0;
+}
+
 static sf_status set_common(sf_http *h, const char *method, const char *url, sink *s,
                             struct curl_slist *hdrs, const char *body, size_t body_len)
 {
@@ -131,9 +154,10 @@ static sf_status set_common(sf_http *h, const char *method, const char *url, sin
     ok &= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->opts.timeout_ms) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_USERAGENT, h->opts.user_agent) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    ok &= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    h->https_only = h->opts.https_only_redirects || is_https(url);
+    ok &= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, h->https_only ? "https" : "http,https") == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, h->opts.follow_redirects ? 1L : 0L) == CURLE_OK;
-    ok &= curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)SF_HTTP_MAX_REDIRECTS) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opts.max_body) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_WRITEDATA, s) == CURLE_OK;
@@ -160,6 +184,15 @@ static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *
     if (s->over || rc == CURLE_FILESIZE_EXCEEDED)
         return sf_err_set(err, SF_ERR_LIMIT, "response from %s is larger than %zu bytes", url,
                           h->opts.max_body);
+    char scheme[16];
+    url_scheme(full_url, scheme, sizeof scheme);
+    int own_scheme_ok = strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0;
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL && h->opts.follow_redirects && h->https_only && own_scheme_ok)
+        return sf_err_set(err, SF_ERR_INVALID, "could not follow a redirect from %s: only https is allowed%s (%s)",
+                          url, h->opts.https_only_redirects ? "" : " after an https URL", why);
+    if (rc == CURLE_TOO_MANY_REDIRECTS)
+        return sf_err_set(err, SF_ERR_INVALID, "request to %s was redirected more than %d times", url,
+                          SF_HTTP_MAX_REDIRECTS);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         return sf_err_set(err, SF_ERR_TIMEOUT, "request to %s timed out: %s", url, why);

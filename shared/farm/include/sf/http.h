@@ -15,13 +15,20 @@
  * environment are then ignored (a proxy would connect on the client's
  * behalf).
  *
+ * Redirects (opts.follow_redirects): at most SF_HTTP_MAX_REDIRECTS, to http
+ * or https only; from an https URL (or with opts.https_only_redirects) to
+ * https only, so a redirect never downgrades to plain http. A refused
+ * redirect fails with SF_ERR_INVALID ("could not follow a redirect from
+ * ...: only https is allowed ..."), too many with SF_ERR_INVALID too.
+ *
  * Messages name a URL by its origin only, scheme://host[:port] (see
  * sf_http_url_origin): the user info, path and query may hold tokens.
  *
  * Errors: SF_ERR_TIMEOUT (a deadline passed), SF_ERR_UNAVAILABLE (could not
  * resolve or connect), SF_ERR_LIMIT (body over max_body), SF_ERR_INVALID (a
- * malformed URL, a scheme other than http/https, or every address tried
- * refused by the policy: none of them is worth a retry), SF_ERR_HTTP (any
+ * malformed URL, a scheme other than http/https, a refused redirect, too
+ * many redirects, or every address tried refused by the policy: none of them
+ * is worth a retry), SF_ERR_HTTP (any
  * other transport failure: TLS, protocol), SF_ERR_NOMEM.
  *
  * Thread safety: call sf_http_global_init once in main before threads start.
@@ -41,6 +48,7 @@
 
 #define SF_HTTP_MAX_BODY_DEFAULT ((size_t)64 << 20)
 #define SF_HTTP_MAX_HEADERS 16
+#define SF_HTTP_MAX_REDIRECTS 5
 #define SF_HTTP_CONTENT_TYPE_MAX 128
 #define SF_HTTP_ORIGIN_MAX 320      /* "https://" + a 253-byte host + ":65535" */
 
@@ -51,7 +59,8 @@ typedef struct sf_http_opts {
     long timeout_ms;          /* whole request; 0 = 30000 */
     size_t max_body;          /* response bytes; 0 = SF_HTTP_MAX_BODY_DEFAULT */
     const char *user_agent;   /* NULL = "signal-factory" */
-    int follow_redirects;     /* follow up to 5 redirects (http/https only) */
+    int follow_redirects;     /* follow up to SF_HTTP_MAX_REDIRECTS redirects, see "Redirects" */
+    int https_only_redirects; /* redirects to https only, even from an http URL */
     const sf_netpolicy *policy; /* NULL = connect anywhere; else see "Address policy" */
 } sf_http_opts;
 
