@@ -45,6 +45,8 @@ typedef struct api_config {
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;
+    int64_t max_attempts_cap; /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
+    int64_t run_max_mb;       /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
     char *metrics_token;     /* "" = /metrics open */
 } api_config;
 
@@ -131,16 +133,24 @@ typedef struct api_submit_common {
     const char *from, *to;    /* Unix seconds as text, or NULL when absent */
     int priority;             /* 0 high, 1 normal, 2 low */
     int max_attempts;
+    int64_t bars;             /* bars of the range, estimated from the data set's count and span */
     const char *idempotency_key; /* NULL when none */
     char from_buf[24], to_buf[24]; /* storage for from / to (Unix seconds as text) */
 } api_submit_common;
 
-/* Validate symbol, timeframe, from, to, priority and max_attempts of body,
- * that the data set exists (404) and that from..to holds at least one of
- * its bars (400 no_bars_in_range); answers 4xx/5xx itself and returns 0 on
+/* Validate symbol, timeframe, from, to, priority and max_attempts (1 ..
+ * MAX_ATTEMPTS_CAP) of body, that the data set exists (404) and that
+ * from..to holds at least one of its bars (400 no_bars_in_range), and
+ * estimate c->bars; answers 4xx/5xx itself and returns 0 on
  * failure. Strings in c are borrowed from body and req. */
 int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body,
                             api_submit_common *c);
+
+/* 400 run_too_big, naming the estimate and the limit, when a run of logic
+ * over c->bars bars would need more than SF_RUN_MAX_MB
+ * (sf_engine_working_set; keep_equity as the run would); returns 0 then. */
+int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic,
+                       const api_submit_common *c, int keep_equity);
 
 /* Reject keys of body not in allowed (NULL-terminated): answers 400 naming
  * the first unknown key; returns 0 then. */

@@ -35,6 +35,11 @@ static const sf_config_var config_vars[] = {
      offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},
     {"DRAIN_SECONDS", SF_CFG_INT, "10", 0, 3600, NULL, 0, offsetof(api_config, drain_s),
      "on SIGTERM, how long requests in flight may take to finish"},
+    {"MAX_ATTEMPTS_CAP", SF_CFG_INT, "10", 1, 100, NULL, 0, offsetof(api_config, max_attempts_cap),
+     "most attempts a job may ask for (max_attempts; 400 above)"},
+    {"SF_RUN_MAX_MB", SF_CFG_INT, "96", 1, 1048576, NULL, 0, offsetof(api_config, run_max_mb),
+     "a backtest or sweep whose run would need more memory over its range is refused (400 run_too_big); "
+     "set it as the workers' SF_RUN_MAX_MB"},
     {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(api_config, metrics_token),
      "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"},
     SF_CONFIG_COMMON_VARS(api_config, common),

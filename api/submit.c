@@ -9,12 +9,14 @@
  */
 #include "api.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sf/dataset.h"
+#include "sf/engine.h"
 #include "sf/logic.h"
 #include "sf/time.h"
 
@@ -76,14 +78,19 @@ static int parse_priority(sf_httpd_req *req, json_t *body, int *out)
     return bad_field(req, "priority", "must be \"high\", \"normal\" or \"low\"");
 }
 
-static int parse_attempts(sf_httpd_req *req, json_t *body, int *out)
+/* 1 .. MAX_ATTEMPTS_CAP; 3 (or the cap when lower) when absent. */
+static int parse_attempts(api_app *app, sf_httpd_req *req, json_t *body, int *out)
 {
     json_t *v = json_object_get(body, "max_attempts");
-    *out = 3;
+    int64_t cap = app->cfg->max_attempts_cap;
+    *out = cap < 3 ? (int)cap : 3;
     if (v == NULL)
         return 1;
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100)
-        return bad_field(req, "max_attempts", "must be an integer from 1 to 100");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > cap) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "must be an integer from 1 to %lld (MAX_ATTEMPTS_CAP)", (long long)cap);
+        return bad_field(req, "max_attempts", msg);
+    }
     *out = (int)json_integer_value(v);
     return 1;
 }
@@ -156,6 +163,29 @@ static int check_range(api_app *app, sf_httpd_req *req, sf_db *db, const api_sub
     return 0;
 }
 
+/* c->bars: the bars of from..to, estimated from the data set's count and
+ * span as if evenly spread (rounded up; every bar when the range covers the
+ * span). The worker checks the exact count. */
+static int range_bars(api_app *app, sf_httpd_req *req, sf_db *db, api_submit_common *c, int64_t from,
+                      int64_t to)
+{
+    sf_dataset_info info;
+    sf_err err = {0};
+    sf_status st = sf_dataset_get(db, c->symbol, c->timeframe, &info, &err);
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return 0;
+    }
+    c->bars = info.bars;
+    int64_t lo = from > info.first_ts ? from : info.first_ts, hi = to < info.last_ts ? to : info.last_ts;
+    if (info.last_ts > info.first_ts && (lo > info.first_ts || hi < info.last_ts) && hi >= lo) {
+        double share = ((double)hi - (double)lo) / ((double)info.last_ts - (double)info.first_ts);
+        c->bars = (int64_t)ceil(share * (double)info.bars) + 1;
+        c->bars = c->bars < info.bars ? c->bars : info.bars;
+    }
+    return 1;
+}
+
 /* Text of an optional time for SQL (to_timestamp($n::bigint)); NULL when absent. */
 static const char *time_param(int has, int64_t secs, char *buf, size_t size)
 {
@@ -173,7 +203,7 @@ int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *
     if (!parse_name(req, body, "symbol", &c->symbol) || !parse_name(req, body, "timeframe", &c->timeframe) ||
         !parse_time_field(req, body, "from", &has_from, &from) ||
         !parse_time_field(req, body, "to", &has_to, &to) || !parse_priority(req, body, &c->priority) ||
-        !parse_attempts(req, body, &c->max_attempts) || !parse_idempotency_key(req, &c->idempotency_key))
+        !parse_attempts(app, req, body, &c->max_attempts) || !parse_idempotency_key(req, &c->idempotency_key))
         return 0;
     if (has_from && has_to && from > to)
         return bad_field(req, "to", "must not be before from");
@@ -182,8 +212,25 @@ int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *
     if (!check_dataset(app, req, db, c))
         return 0;
     /* without a range the whole data set is asked for: an import has at least one bar */
-    return (!has_from && !has_to) ||
-           check_range(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX);
+    if ((has_from || has_to) &&
+        !check_range(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX))
+        return 0;
+    return range_bars(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX);
+}
+
+int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic,
+                       const api_submit_common *c, int keep_equity)
+{
+    size_t need = sf_engine_working_set(logic, (size_t)c->bars, keep_equity);
+    if (need <= ((size_t)cfg->run_max_mb << 20))
+        return 1;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "logic: a run over the %lld bars of %s %s in the range needs about %zu MiB, more than "
+             "SF_RUN_MAX_MB (%lld MiB): use fewer indicators or a shorter range",
+             (long long)c->bars, c->symbol, c->timeframe, (need >> 20) + 1, (long long)cfg->run_max_mb);
+    sf_httpd_reply_error(req, 400, "run_too_big", msg, "logic");
+    return 0;
 }
 
 /* ---- POST /v1/backtests ------------------------------------------------------ */
@@ -231,10 +278,12 @@ static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body
     return t;
 }
 
-/* Validate with the real parser; answers 400 listing every error. */
-static int logic_valid(api_app *app, sf_httpd_req *req, const char *text)
+/* Validate with the real parser; answers 400 listing every error. On
+ * success *out is the compiled logic (sf_logic_free). */
+static int logic_valid(api_app *app, sf_httpd_req *req, const char *text, sf_logic **out)
 {
     sf_logic *logic = NULL;
+    *out = NULL;
     sf_logic_errors *errs = calloc(1, sizeof *errs);
     sf_err err = {0};
     if (errs == NULL) {
@@ -242,7 +291,10 @@ static int logic_valid(api_app *app, sf_httpd_req *req, const char *text)
         return 0;
     }
     sf_status st = sf_logic_parse(text, strlen(text), &logic, errs, &err);
-    sf_logic_free(logic);
+    if (st == SF_OK)
+        *out = logic;
+    else
+        sf_logic_free(logic);
     if (st == SF_ERR_NOMEM)
         api_fail(app, req, st, &err);
     else if (st != SF_OK && errs->count == 0)
@@ -352,15 +404,18 @@ void api_backtest_submit(sf_httpd_req *req, void *appv)
     char *logic = st == SF_OK ? logic_text(app, req, db, body, &user) : NULL;
     api_submit_common c;
     submitted s = {0};
+    sf_logic *parsed = NULL;
     if (st != SF_OK)
         api_fail(app, req, st, &err);
-    else if (logic != NULL && logic_valid(app, req, logic) && api_submit_common_parse(app, req, db, body, &c)) {
+    else if (logic != NULL && logic_valid(app, req, logic, &parsed) &&
+             api_submit_common_parse(app, req, db, body, &c) && api_check_run_size(req, app->cfg, parsed, &c, 1)) {
         st = submit_job(db, &user, &c, logic, &s, &err);
         if (st == SF_OK)
             reply_submitted(app, req, &s);
         else
             api_fail(app, req, st, &err);
     }
+    sf_logic_free(parsed);
     free(logic);
     json_decref(body);
 }

@@ -124,7 +124,8 @@ static int sweep_grid(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *
 /* The logic, then as many members as sf_grid_check's work budget and the
  * request's deadline allow (the workers compile every member anyway and fail
  * one that does not compile); answers 400 and returns 0 when one fails. */
-static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, sweep_req *s)
+static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, const api_submit_common *c,
+                         sweep_req *s)
 {
     sf_logic_errors *errs = calloc(1, sizeof *errs);
     if (errs == NULL) {
@@ -135,7 +136,13 @@ static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, s
     sf_logic *parsed = NULL;
     sf_err err = {0};
     sf_status st = sf_logic_parse(s->logic, strlen(s->logic), &parsed, errs, &err);
+    /* members keep no curve; a member's other values change only scratch, which the workers check */
+    int fits = st != SF_OK || api_check_run_size(req, app->cfg, parsed, c, 0);
     sf_logic_free(parsed);
+    if (!fits) {
+        free(errs);
+        return 0;
+    }
     sf_grid_check_opts o = {.work = SF_GRID_CHECK_WORK_DEFAULT, .deadline_ms = deadline_ms};
     if (st != SF_OK && errs->count > 0)
         api_reply_logic_errors(app, req, "logic", errs);
@@ -262,7 +269,7 @@ void api_sweep_submit(sf_httpd_req *req, void *appv)
     batch_out b = {0};
     sf_status st = SF_OK;
     if (sweep_fields(req, body, &s) && sweep_grid(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
-        api_submit_common_parse(app, req, db, body, &c) && sweep_compile(app, req, deadline_ms, &s)) {
+        api_submit_common_parse(app, req, db, body, &c) && sweep_compile(app, req, deadline_ms, &c, &s)) {
         st = submit_sweep(db, &user, &c, &s, &b, &err);
         if (st == SF_OK)
             reply_submitted(app, req, &s, &b);

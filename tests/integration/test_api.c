@@ -30,6 +30,8 @@
 
 #define MAX_BODY 8192
 #define SWEEP_MAX 50
+#define RUN_MAX_MB 1
+#define ATTEMPTS_CAP 7
 
 static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
 static sf_db *g_db;
@@ -108,7 +110,10 @@ static void start_api(void)
     snprintf(env[7], sizeof env[7], "SWEEP_MAX_COMBINATIONS=%d", SWEEP_MAX);
     snprintf(env[8], sizeof env[8], "LOG_LEVEL=info");
     snprintf(env[9], sizeof env[9], "METRICS_TOKEN=%s", METRICS_TOKEN);
-    char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], env[9], NULL};
+    snprintf(env[10], sizeof env[10], "SF_RUN_MAX_MB=%d", RUN_MAX_MB);
+    snprintf(env[11], sizeof env[11], "MAX_ATTEMPTS_CAP=%d", ATTEMPTS_CAP);
+    char *envp[] = {env[0], env[1], env[2], env[3],  env[4],  env[5], env[6],
+                    env[7], env[8], env[9], env[10], env[11], NULL};
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     g_pid = fork();
@@ -901,4 +906,79 @@ Test(api, slow_and_idle_clients_leave_health_and_an_authenticated_get_answered_w
     for (int i = 0; i < SLOW; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+}
+
+/* A data set of n one-minute bars from 2024-01-01. */
+static void import_minutes(const char *symbol, size_t n)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_bars_new(n, &b, &err), SF_OK);
+    for (size_t i = 0; i < n; i++) {
+        double p = 100.0 + (double)(i % 13);
+        b->ts[i] = 1704067200 + (int64_t)i * 60;
+        b->open[i] = b->close[i] = p;
+        b->high[i] = p + 1;
+        b->low[i] = p - 1;
+        b->volume[i] = 10;
+    }
+    cr_assert_eq(sf_dataset_import(g_db, symbol, "1m", b, NULL, &err), SF_OK, "%s", err.msg);
+    sf_bars_free(b);
+}
+
+static void submit_wide(reply *r, const char *path, const char *range)
+{
+    char body[4096], inds[2048] = "";
+    size_t len = 0;
+    for (int i = 0; i < 16; i++) /* 16 series of 8 bytes a bar, and the equity curve */
+        len += (size_t)snprintf(inds + len, sizeof inds - len, "%s\"s%d\":{\"type\":\"sma\",\"period\":%d}",
+                                i ? "," : "", i, i + 2);
+    snprintf(body, sizeof body,
+             "{\"logic\":{\"name\":\"wide\",\"indicators\":{%s},\"entry\":{\"gt\":[\"s0\",\"s1\"]}},%s"
+             "\"symbol\":\"WIDE-USD\",\"timeframe\":\"1m\"%s}",
+             inds, strcmp(path, "/v1/sweeps") == 0 ? "\"grid\":{\"indicators.s0.period\":[2,3]}," : "", range);
+    call(r, "POST", path, &g_key1, body, NULL);
+}
+
+/* 16 indicators over 40,000 bars need about 6 MiB: refused above
+ * SF_RUN_MAX_MB (1 MiB here) with the estimate and the limit, before any
+ * job exists; a tenth of the range fits. */
+Test(api, a_run_bigger_than_the_memory_bound_is_400_at_submission)
+{
+    import_minutes("WIDE-USD", 40000);
+    const char *paths[] = {"/v1/backtests", "/v1/sweeps"};
+    for (int k = 0; k < 2; k++) {
+        reply r;
+        submit_wide(&r, paths[k], "");
+        cr_assert_eq(r.status, 400, "%s: %ld %s", paths[k], r.status, r.text);
+        cr_assert_str_eq(error_code(&r), "run_too_big");
+        const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+        cr_assert(strstr(msg, "40000 bars") && strstr(msg, "SF_RUN_MAX_MB (1 MiB)") && strstr(msg, "about 6 MiB"),
+                  "%s", msg);
+        json_decref(r.json);
+        /* 2024-01-01 00:00 .. 2024-01-03 18:39 is 4,000 of the 40,000 minutes */
+        submit_wide(&r, paths[k], ",\"from\":\"2024-01-01T00:00:00Z\",\"to\":\"2024-01-03T18:39:00Z\"");
+        cr_assert_eq(r.status, 202, "%s: %ld %s", paths[k], r.status, r.text);
+        json_decref(r.json);
+    }
+    cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 3);
+}
+
+Test(api, max_attempts_above_the_configured_cap_is_400)
+{
+    char body[2048];
+    reply r;
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}",
+             LOGIC, ATTEMPTS_CAP + 1);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.text);
+    cr_assert_str_eq(error_field(&r), "max_attempts");
+    cr_assert(strstr(r.text, "from 1 to 7 (MAX_ATTEMPTS_CAP)"), "%s", r.text);
+    json_decref(r.json);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}",
+             LOGIC, ATTEMPTS_CAP);
+    call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    json_decref(r.json);
+    cr_assert_eq(count("SELECT max_attempts FROM jobs%s", ""), ATTEMPTS_CAP);
 }
