@@ -13,6 +13,7 @@
 
 #include "sf/engine.h"
 #include "sf/logic.h"
+#include "sf/time.h"
 
 #define T0 1704067200 /* 2024-01-01T00:00:00Z */
 #define DAY 86400
@@ -1316,4 +1317,33 @@ Test(engine, working_set_counts_the_largest_indicator_scratch)
     cr_assert_geq(d, 99998 * sizeof(double));
     sf_logic_free(small);
     sf_logic_free(big);
+}
+
+/* A deadline inside a long indicator (cci(100000) over 300,000 bars: half a
+ * minute of work) ends the run within milliseconds of it, as a timeout. */
+Test(engine, a_deadline_inside_a_long_indicator_ends_the_run_as_a_timeout, .timeout = 60)
+{
+    size_t n = 300000;
+    ohlcv *rows = malloc(n * sizeof *rows);
+    cr_assert_not_null(rows);
+    for (size_t i = 0; i < n; i++) {
+        double p = 100.0 + (double)(i % 97) * 0.25;
+        rows[i] = (ohlcv){p, p + 1, p - 1, p, 10};
+    }
+    sf_bars *b = make_bars(rows, n);
+    free(rows);
+    sf_logic *lg = parse("{\"name\": \"slow\", \"indicators\": {\"c\": {\"type\": \"cci\", \"period\": 100000}},"
+                         " \"entry\": {\"gt\": [\"c\", 0]}}");
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.deadline_ms = sf_time_mono_ms() + 30;
+    sf_result *r = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_engine_run(lg, b, &o, &r, &err), SF_ERR_TIMEOUT, "%s", err.msg);
+    long long late = (long long)(sf_time_mono_ms() - o.deadline_ms);
+    cr_assert_lt(late, 50, "ended %lld ms after the deadline", late);
+    cr_assert_str_eq(err.msg, "backtest ran past its deadline");
+    cr_assert_null(r);
+    sf_logic_free(lg);
+    sf_bars_free(b);
 }

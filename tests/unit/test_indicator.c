@@ -9,11 +9,15 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sf/indicator.h"
+#include "sf/time.h"
 
 #define N_BARS 400
 #define TOL 1e-9
@@ -963,4 +967,80 @@ Test(indicator_table, normalize_clears_unused_parameters)
     sf_ind_spec_normalize(&a);
     sf_ind_spec_normalize(&b);
     cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+}
+
+/* ---- stopping a computation ------------------------------------------------ */
+
+/* A random walk of n bars on the heap (freed by free_walk). */
+static sf_bars *walk(size_t n)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_bars_new(n, &b, &err), SF_OK);
+    rng_state = 7;
+    double p = 100.0;
+    for (size_t i = 0; i < n; i++) {
+        p = cents(p * (1.0 + (rnd() - 0.5) * 0.01));
+        b->ts[i] = 1700000000 + (int64_t)i * 60;
+        b->open[i] = b->close[i] = p;
+        b->high[i] = p + cents(rnd());
+        b->low[i] = p - cents(rnd());
+        b->volume[i] = 100.0;
+    }
+    return b;
+}
+
+Test(indicator_stop, a_raised_flag_or_a_passed_deadline_stops_before_any_work)
+{
+    atomic_int flag = 1;
+    sf_ind_stop cancel = {&flag, 0}, late = {NULL, 1}, none = {NULL, 0};
+    sf_ind_spec s = spec_with(SF_IND_SMA, SF_IP_PERIOD, 3);
+    sf_err err = {0};
+    cr_assert_eq(sf_ind_compute_stop(&s, &S.bars, outs, &cancel, &err), SF_ERR_CANCELLED);
+    cr_assert_eq(sf_ind_compute_stop(&s, &S.bars, outs, &late, &err), SF_ERR_TIMEOUT);
+    cr_assert_str_eq(err.msg, "deadline passed");
+    cr_assert_eq(sf_ind_compute_stop(&s, &S.bars, outs, &none, &err), SF_OK);
+    cr_assert_eq(sf_ind_compute_stop(&s, &S.bars, outs, NULL, &err), SF_OK);
+}
+
+typedef struct raiser {
+    atomic_int *flag;
+    atomic_llong raised_ms;
+} raiser;
+
+/* Waits until the computation has run 20 ms, then raises the flag. */
+static void *raise_later(void *arg)
+{
+    raiser *r = arg;
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&r->raised_ms, (long long)sf_time_mono_ms());
+    atomic_store(r->flag, 1);
+    return NULL;
+}
+
+/* cci(100000) over 300,000 bars is 2e10 steps of its window: a cancel
+ * raised while it runs is seen within milliseconds, not at its end. */
+Test(indicator_stop, a_cancel_inside_a_long_cci_acts_within_milliseconds, .timeout = 60)
+{
+    size_t n = 300000;
+    sf_bars *b = walk(n);
+    double *out = malloc(n * sizeof *out);
+    cr_assert_not_null(out);
+    double *const o[1] = {out};
+    atomic_int flag = 0;
+    raiser r = {&flag, 0};
+    sf_ind_stop stop = {&flag, 0};
+    sf_ind_spec s = spec_with(SF_IND_CCI, SF_IP_PERIOD, 100000);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, raise_later, &r), 0);
+    sf_err err = {0};
+    sf_status st = sf_ind_compute_stop(&s, b, o, &stop, &err);
+    long long done = (long long)sf_time_mono_ms();
+    pthread_join(t, NULL);
+    cr_assert_eq(st, SF_ERR_CANCELLED, "%s", err.msg);
+    cr_assert_lt(done - atomic_load(&r.raised_ms), 50, "stopped %lld ms after the cancel",
+                 done - atomic_load(&r.raised_ms));
+    free(out);
+    sf_bars_free(b);
 }

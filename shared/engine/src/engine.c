@@ -175,9 +175,27 @@ static run *run_new(void)
     return r;
 }
 
-static int cancelled(const sf_run_opts *o)
+/* The cancel flag and the deadline of a run. */
+static sf_ind_stop run_stop(const sf_run_opts *o)
 {
-    return o->cancel != NULL && atomic_load_explicit(o->cancel, memory_order_relaxed) != 0;
+    sf_ind_stop stop = {o->cancel, o->deadline_ms};
+    return stop;
+}
+
+/* SF_ERR_CANCELLED "<what> cancelled" or SF_ERR_TIMEOUT "<what> ran past
+ * its deadline" when st is one of them (or, for SF_OK, when the run's
+ * stop says so now); st otherwise. */
+static sf_status stopped(const sf_run_opts *o, sf_status st, const char *what, sf_err *err)
+{
+    if (st == SF_OK) {
+        sf_ind_stop stop = run_stop(o);
+        st = sf_ind_stop_check(&stop, err);
+    }
+    if (st == SF_ERR_CANCELLED)
+        return sf_err_set(err, st, "%s cancelled", what);
+    if (st == SF_ERR_TIMEOUT)
+        return sf_err_set(err, st, "%s ran past its deadline", what);
+    return st;
 }
 
 static const double *field_column(const sf_bars *b, sf_field f)
@@ -208,7 +226,8 @@ static sf_status ind_private(run *r, int i, double *block, sf_err *err)
         outs[k] = block + (size_t)k * r->b->n;
         r->ind[i * SF_IND_MAX_OUTPUTS + k] = outs[k];
     }
-    return sf_ind_compute(&li->spec, r->b, outs, err);
+    sf_ind_stop stop = run_stop(r->opts);
+    return sf_ind_compute_stop(&li->spec, r->b, outs, &stop, err);
 }
 
 /* Doubles a private computation of every indicator needs. */
@@ -243,8 +262,8 @@ static sf_status phase_indicators(run *r, sf_err *err)
     }
     double *next = r->own;
     for (int i = 0; i < ni && st == SF_OK; i++) {
-        if (cancelled(r->opts))
-            return sf_err_set(err, SF_ERR_CANCELLED, "backtest cancelled");
+        if ((st = stopped(r->opts, SF_OK, "backtest", err)) != SF_OK)
+            return st;
         if (r->opts->cache != NULL) {
             st = ind_from_cache(r, i, err);
             continue;
@@ -252,6 +271,8 @@ static sf_status phase_indicators(run *r, sf_err *err)
         st = ind_private(r, i, next, err);
         next += (size_t)sf_ind_info_get(r->lg->indicators[i].spec.type)->n_outputs * r->b->n;
     }
+    if (st == SF_ERR_CANCELLED || st == SF_ERR_TIMEOUT)
+        return stopped(r->opts, st, "backtest", err);
     if (st != SF_OK)
         sf_err_prefix(err, "computing indicators: ");
     return st;
@@ -666,8 +687,9 @@ static sf_status phase_simulate(run *r, sf_err *err)
 {
     size_t n = r->b->n;
     for (size_t s = 0; s < n; s += SF_ENGINE_CHUNK) {
-        if (cancelled(r->opts))
-            return sf_err_set(err, SF_ERR_CANCELLED, "backtest cancelled");
+        sf_status st = stopped(r->opts, SF_OK, "backtest", err);
+        if (st != SF_OK)
+            return st;
         size_t len = n - s < SF_ENGINE_CHUNK ? n - s : SF_ENGINE_CHUNK;
         eval_node(r, r->lg->entry, s, len, r->entry_sig, 0);
         if (r->lg->exit >= 0)
@@ -913,8 +935,9 @@ static sf_status live_simulate(run *r, sf_decision *out, sf_err *err)
 {
     const sf_bars *b = r->b;
     for (size_t s = 0; s < b->n; s += SF_ENGINE_CHUNK) {
-        if (cancelled(r->opts))
-            return sf_err_set(err, SF_ERR_CANCELLED, "logic execution cancelled");
+        sf_status st = stopped(r->opts, SF_OK, "logic execution", err);
+        if (st != SF_OK)
+            return st;
         size_t len = b->n - s < SF_ENGINE_CHUNK ? b->n - s : SF_ENGINE_CHUNK;
         eval_node(r, r->lg->entry, s, len, r->entry_sig, 0);
         if (r->lg->exit >= 0)
@@ -938,6 +961,7 @@ sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_
     o.keep_equity = o.keep_trades = 0;
     if (opts != NULL) {
         o.cancel = opts->cancel;
+        o.deadline_ms = opts->deadline_ms;
         o.cache = opts->cache;
     }
     memset(out, 0, sizeof *out);

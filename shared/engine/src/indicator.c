@@ -33,6 +33,7 @@
  * before return; nothing is allocated per bar.
  */
 #include "sf/indicator.h"
+#include "sf/time.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -197,6 +198,7 @@ typedef struct ind_in {
     const double *src;   /* the chosen source column (close if none) */
     const double *param; /* the spec's parameters, validated */
     size_t n;
+    const sf_ind_stop *stop; /* may be NULL */
 } ind_in;
 
 static size_t ip(const double *param, sf_ind_param_id id)
@@ -600,8 +602,13 @@ static sf_status ind_cci(const ind_in *in, double *const *outs, sf_err *err)
         return SF_ERR_NOMEM;
     for (size_t i = 0; i + 1 < p; i++)
         ring[i] = typical_price(in->b, i);
-    size_t slot = p - 1;
+    size_t slot = p - 1, every = p < SF_IND_STOP_WORK ? SF_IND_STOP_WORK / p : 1;
     for (size_t i = p - 1; i < n; i++) {
+        sf_status st = i % every == 0 ? sf_ind_stop_check(in->stop, err) : SF_OK;
+        if (st != SF_OK) {
+            free(ring);
+            return st;
+        }
         double last = typical_price(in->b, i);
         ring[slot] = last;
         double avg = 0.0, dev = 0.0;
@@ -980,8 +987,26 @@ static const double *field_column(const sf_bars *b, sf_field f)
     return cols[f];
 }
 
+sf_status sf_ind_stop_check(const sf_ind_stop *stop, sf_err *err)
+{
+    if (stop == NULL)
+        return SF_OK;
+    if (stop->cancel != NULL && atomic_load_explicit(stop->cancel, memory_order_relaxed) != 0)
+        return sf_err_set(err, SF_ERR_CANCELLED, "cancelled");
+    if (stop->deadline_ms > 0 && sf_time_mono_ms() >= stop->deadline_ms)
+        return sf_err_set(err, SF_ERR_TIMEOUT, "deadline passed");
+    return SF_OK;
+}
+
 sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars,
                          double *const *outs, sf_err *err)
+{
+    return sf_ind_compute_stop(spec, bars, outs, NULL, err);
+}
+
+sf_status sf_ind_compute_stop(const sf_ind_spec *spec, const sf_bars *bars,
+                              double *const *outs, const sf_ind_stop *stop,
+                              sf_err *err)
 {
     if (spec == NULL || bars == NULL || outs == NULL)
         return sf_err_set(err, SF_ERR_INVALID,
@@ -997,8 +1022,10 @@ sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars,
                               info->name, info->outputs[o]);
     ind_in in = {bars, field_column(bars, info->has_source ? spec->source
                                                            : SF_FIELD_CLOSE),
-                 spec->param, bars->n};
-    st = impl_table[spec->type].compute(&in, outs, err);
+                 spec->param, bars->n, stop};
+    st = sf_ind_stop_check(stop, err);
+    if (st == SF_OK)
+        st = impl_table[spec->type].compute(&in, outs, err);
     if (st != SF_OK)
         return st;
     size_t lb = impl_table[spec->type].lookback(spec->param);

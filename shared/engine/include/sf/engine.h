@@ -9,7 +9,10 @@
  * the entry and exit condition trees are evaluated into byte arrays (signals
  * are pure functions of bars and indicators, so this needs no position state)
  * and a sequential loop runs the position state machine over them. The cancel
- * flag is read and progress reported once per chunk. Nothing is read past the
+ * flag and the deadline are read before each indicator, every
+ * SF_IND_STOP_WORK units of work inside one (sf_ind_compute_stop: well
+ * under a millisecond), and once per chunk, where progress is reported too.
+ * Nothing is read past the
  * bar being decided (no look-ahead).
  *
  * Short accounting: a short entry sells qty at the entry price and receives
@@ -50,6 +53,7 @@ typedef void (*sf_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 typedef struct sf_run_opts {
     const atomic_int *cancel;  /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
+    int64_t deadline_ms;       /* sf_time_mono_ms() at which to stop with SF_ERR_TIMEOUT; 0 = none */
     sf_progress_fn progress;   /* may be NULL */
     void *progress_user;
     int keep_equity;           /* copy the equity curve into the result */
@@ -73,7 +77,8 @@ void sf_run_opts_init(sf_run_opts *opts);
 /*
  * Run logic over bars (bars->n >= 1, valid per sf_bars_validate). opts may be
  * NULL (the defaults). On SF_OK *out is a new result. Fails with
- * SF_ERR_CANCELLED when the flag was raised, SF_ERR_INVALID when an indicator
+ * SF_ERR_CANCELLED when the flag was raised, SF_ERR_TIMEOUT when the
+ * deadline passed, SF_ERR_INVALID when an indicator
  * cannot be computed or the cache belongs to other bars, SF_ERR_NOMEM.
  */
 sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
@@ -137,7 +142,7 @@ const char *sf_signal_name(sf_signal signal);
  * and the conditions evaluated on its close decide. Entry needs a flat
  * position at that close: as in a backtest, an exit that filled at the last
  * bar's open or inside it leaves it flat, and the entry may follow. bars->n
- * >= 1. opts may be NULL (only cancel and cache are used). Errors as
+ * >= 1. opts may be NULL (only cancel, deadline_ms and cache are used). Errors as
  * sf_engine_run.
  */
 sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts,

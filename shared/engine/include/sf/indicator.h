@@ -14,7 +14,9 @@
 #ifndef SF_INDICATOR_H
 #define SF_INDICATOR_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sf/bars.h"
 #include "sf/err.h"
@@ -109,5 +111,27 @@ size_t sf_ind_scratch_bytes(const sf_ind_spec *spec);
  * Fails only on an invalid spec (SF_ERR_INVALID) or out of memory. */
 sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars,
                          double *const *outs, sf_err *err);
+
+/* When a computation gives up: cancel raised (non-zero), or the monotonic
+ * clock (sf_time_mono_ms) at or past deadline_ms (0 = no deadline). */
+typedef struct sf_ind_stop {
+    const atomic_int *cancel; /* may be NULL */
+    int64_t deadline_ms;
+} sf_ind_stop;
+
+/* Units of work (a bar of a loop; a bar of cci's window is its period)
+ * between two reads of a stop: some 64K, well under a millisecond. */
+#define SF_IND_STOP_WORK 65536
+
+/* SF_OK, or SF_ERR_CANCELLED ("cancelled") / SF_ERR_TIMEOUT ("deadline
+ * passed") as stop says; SF_OK for a NULL stop. */
+sf_status sf_ind_stop_check(const sf_ind_stop *stop, sf_err *err);
+
+/* sf_ind_compute that reads stop (may be NULL) before it starts and every
+ * SF_IND_STOP_WORK units of work of a window longer than one bar (cci), and
+ * fails as sf_ind_stop_check says; the outputs are then partly written. */
+sf_status sf_ind_compute_stop(const sf_ind_spec *spec, const sf_bars *bars,
+                              double *const *outs, const sf_ind_stop *stop,
+                              sf_err *err);
 
 #endif
