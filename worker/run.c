@@ -257,12 +257,37 @@ static sf_status keep_compact(const sf_result *res, const char *params, wrk_done
 
 /* params: a sweep member's combination as JSON text, NULL for a single
  * backtest. A member keeps neither its trades nor its curve in the engine. */
+/* The outcome of a run that did not succeed: cancelled, or released for a
+ * drain; a spent time budget and out of memory fail for good, as the same
+ * run would again; the rest as permanent() says. */
+static void run_failed(wrk_slot *slot, sf_status st, const sf_err *err, wrk_done *out)
+{
+    if (st == SF_ERR_CANCELLED) {
+        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
+    } else if (st == SF_ERR_TIMEOUT) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "ran longer than SF_JOB_TIMEOUT_S (%lld s)",
+                 (long long)slot->w->cfg->job_timeout_s);
+        outcome(out, SF_JOB_FAILED, msg);
+    } else {
+        outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err->msg);
+    }
+}
+
+/* The slot's cancel flag and SF_JOB_TIMEOUT_S from now. */
+static void run_opts(wrk_slot *slot, sf_run_opts *opts)
+{
+    sf_run_opts_init(opts);
+    opts->cancel = &slot->cancel;
+    if (slot->w->cfg->job_timeout_s > 0)
+        opts->deadline_ms = sf_time_mono_ms() + slot->w->cfg->job_timeout_s * 1000;
+}
+
 static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, const char *params,
                        wrk_done *out)
 {
     sf_run_opts opts;
-    sf_run_opts_init(&opts);
-    opts.cancel = &slot->cancel;
+    run_opts(slot, &opts);
     opts.keep_equity = opts.keep_trades = params == NULL;
     sf_result *res = NULL;
     sf_err err = {0};
@@ -272,17 +297,14 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     sf_result_free(res);
     if (st == SF_OK)
         outcome(out, SF_JOB_SUCCEEDED, NULL);
-    else if (st == SF_ERR_CANCELLED)
-        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     else
-        outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+        run_failed(slot, st, &err, out);
 }
 
 static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, wrk_done *out)
 {
     sf_run_opts opts;
-    sf_run_opts_init(&opts);
-    opts.cancel = &slot->cancel;
+    run_opts(slot, &opts);
     sf_decision dec;
     sf_err err = {0};
     sf_status st = sf_engine_decide(logic, bars, &opts, &dec, &err);
@@ -292,10 +314,8 @@ static void run_decide(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
         out->sig.signal = sf_signal_name(dec.signal); /* a static string */
         out->sig.side = dec.side;
         out->d.signal = &out->sig;
-    } else if (st == SF_ERR_CANCELLED) {
-        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else {
-        outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err.msg);
+        run_failed(slot, st, &err, out);
     }
 }
 
@@ -356,12 +376,16 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
         st = sf_grid_params_json((*sweep)->grid, (size_t)job->combo_index, &params, &err);
     const sf_bars *bars = NULL;
     wrk_cache_entry *entry = NULL;
+    if (st == SF_OK && atomic_load(&slot->cancel)) /* heard before its data: no load */
+        st = sf_err_set(&err, SF_ERR_CANCELLED, "cancelled before its data loaded");
     if (st == SF_OK)
         st = load_bars(slot, db, &bars, &entry, &err);
     if (st == SF_OK)
         run_on_bars(slot, logic, bars, job->batch_id[0] != '\0' ? sf_buf_str(&params) : NULL, out);
     else if (st == SF_ERR_UNAVAILABLE || (st != SF_OK && atomic_load(&slot->cancel) && slot->release))
         outcome(out, SF_JOB_RELEASED, err.msg);
+    else if (st == SF_ERR_CANCELLED)
+        outcome(out, SF_JOB_CANCELLED, NULL);
     else if (st == SF_ERR_NOTFOUND)
         outcome(out, SF_JOB_FAILED, err.msg);
     else

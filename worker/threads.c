@@ -486,7 +486,8 @@ static void hint_webhooks(completer *c, size_t n)
 
 static void log_signal(completer *c, const sf_job_done *d)
 {
-    if (!d->applied || d->signal == NULL || d->outcome != SF_JOB_SUCCEEDED)
+    if (!d->applied || d->signal == NULL || d->outcome != SF_JOB_SUCCEEDED ||
+        strcmp(d->status, "succeeded") != 0) /* a cancel requested meanwhile wins */
         return;
     sf_log_info(c->w->log, "signal recorded", SF_LF_STR("job_id", d->id),
                 SF_LF_STR("signal", d->signal->signal), SF_LF_INT("side", d->signal->side),

@@ -142,6 +142,7 @@ int wrk_start(wrk *w, sf_err *err)
     if (pthread_create(&w->completer, NULL, wrk_completer_main, w) != 0 ||
         pthread_create(&w->heartbeat, NULL, wrk_heartbeat_main, w) != 0 ||
         pthread_create(&w->webhook, NULL, wrk_webhook_main, w) != 0 ||
+        pthread_create(&w->cancels, NULL, wrk_cancels_main, w) != 0 ||
         pthread_create(&w->claimer, NULL, wrk_claimer_main, w) != 0)
         return sf_err_sys(err, SF_ERR_INTERNAL, errno, "could not start a thread"), -1;
     return 0;
@@ -221,6 +222,7 @@ void wrk_drain_and_stop(wrk *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->completer, NULL);
     pthread_join(w->heartbeat, NULL);
+    pthread_join(w->cancels, NULL);
     pthread_mutex_lock(&w->mu); /* every signal is committed: one last webhook pass */
     w->hook_stop = 1;
     pthread_cond_broadcast(&w->hook_cv);

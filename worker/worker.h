@@ -11,7 +11,11 @@
  *   heartbeat  every lease/3 renews the lease of every job the worker holds:
  *              assigned, running, its outcome waiting or being committed
  *              (one statement + one script per SF_JOB_BATCH_MAX of them);
- *              marks lost leases and cancel requests on the slots;
+ *              marks lost leases and cancel requests on the slots (the
+ *              fallback of cancels);
+ *   cancels    SUBSCRIBEd to the cancel channel on its own Redis connection:
+ *              sets the cancel flag of the slot holding a job whose cancel
+ *              was published, at once (cancels.c);
  *   webhook    after commits of signals (and every few seconds) claims due
  *              webhook deliveries from the signals table, POSTs them signed,
  *              records the outcome.
@@ -71,6 +75,7 @@ typedef struct wrk_config {
     int64_t completion_batch_mb; /* SF_COMPLETION_BATCH_MB: most outcome bytes in one completion */
     int64_t result_max_mb;       /* SF_RESULT_MAX_MB: a bigger result fails permanently */
     int64_t run_max_mb;          /* SF_RUN_MAX_MB: a run whose working set is bigger fails permanently */
+    int64_t job_timeout_s;       /* SF_JOB_TIMEOUT_S: a run that takes longer fails permanently; 0 = none */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
@@ -150,7 +155,7 @@ typedef struct wrk {
 
     int n_slots;
     wrk_slot *slots;
-    pthread_t claimer, completer, heartbeat, webhook;
+    pthread_t claimer, completer, heartbeat, webhook, cancels;
 } wrk;
 
 /* worker.c: start every thread (after signals are blocked); stop them. */
@@ -174,6 +179,8 @@ void *wrk_heartbeat_main(void *arg);
 /* webhook.c: delivers the webhooks of committed signals (the signals table is
  * the outbox: any worker delivers due rows, at least once). */
 void *wrk_webhook_main(void *arg);
+/* cancels.c: hears the cancel channel, flags the slots (until background_stop). */
+void *wrk_cancels_main(void *arg);
 
 /* Connections for a thread that must not give up while the program runs:
  * retry with backoff until it works, or until give_up is set (NULL: until the

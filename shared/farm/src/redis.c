@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,32 @@ sf_status sf_redis_read(sf_redis *r, sf_redis_reply **out, sf_err *err)
     sf_status st = check_reply(r, rep, err);
     if (st == SF_ERR_UNAVAILABLE)
         return st;
+    *out = rep;
+    return st;
+}
+
+sf_status sf_redis_read_wait(sf_redis *r, int wait_ms, sf_redis_reply **out, sf_err *err)
+{
+    *out = NULL;
+    if (!sf_redis_is_ok(r))
+        return not_connected(r, err);
+    void *rep = NULL;
+    if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+        return check_reply(r, NULL, err);
+    if (rep == NULL) {
+        struct pollfd p = {.fd = r->ctx->fd, .events = POLLIN};
+        int n = poll(&p, 1, wait_ms < 0 ? 0 : wait_ms);
+        if (n < 0 && errno != EINTR)
+            return sf_err_sys(err, SF_ERR_UNAVAILABLE, errno, "could not wait for redis %s:%d",
+                              r->url.host, r->url.port);
+        if (n <= 0)
+            return SF_OK;
+        if (redisBufferRead(r->ctx) != REDIS_OK || redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+            return check_reply(r, NULL, err);
+        if (rep == NULL)
+            return SF_OK; /* part of a message: the rest comes with the next call */
+    }
+    sf_status st = check_reply(r, rep, err);
     *out = rep;
     return st;
 }

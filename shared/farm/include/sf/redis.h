@@ -70,6 +70,10 @@ sf_status sf_redis_cmd_blocking(sf_redis *r, int block_ms, int argc, const char 
 /* Pipelining: queue commands, then read their replies in order. */
 sf_status sf_redis_append(sf_redis *r, int argc, const char *const *argv, const size_t *lens, sf_err *err);
 sf_status sf_redis_read(sf_redis *r, sf_redis_reply **out, sf_err *err);
+/* A subscribed connection's next message (SUBSCRIBE first, with sf_redis_cmd):
+ * waits at most wait_ms for it; SF_OK with *out NULL when none came (the
+ * connection stays usable: no socket timeout is involved). */
+sf_status sf_redis_read_wait(sf_redis *r, int wait_ms, sf_redis_reply **out, sf_err *err);
 
 /* EVALSHA script numkeys keys... args... */
 sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const char *const *keys,
