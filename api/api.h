@@ -7,7 +7,9 @@
  * own PostgreSQL connection and (when first needed) Redis connection and
  * queue, created lazily and kept in thread-local storage (a pthread key whose
  * destructor closes them when the pool thread exits at shutdown). api_app is
- * immutable after start except the metrics registry, which has its own mutex.
+ * immutable after start except the metrics registry, which has its own mutex,
+ * and the count of sweep submissions in progress (atomic; zeroed by
+ * api_app_init).
  *
  * Answers: every 4xx/5xx has a JSON body {"error": {"code", "message",
  * "field"?}}. A database or Redis outage is 503; any other unexpected failure
@@ -18,6 +20,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +45,7 @@ typedef struct api_config {
     int64_t max_body;
     int64_t sweep_max;
     int64_t sweep_check_ms;
+    int64_t sweep_concurrency;
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;
@@ -58,6 +62,7 @@ typedef struct api_app {
     sf_metrics *metrics;
     double start_time;       /* Unix seconds */
     pthread_key_t conn_key;  /* -> api_conn of the calling thread */
+    atomic_int sweeps_busy;  /* sweep submissions compiling or storing (at most sweep_concurrency) */
     int metrics_locked;      /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
     unsigned char metrics_hash[SF_AUTH_HASH_BYTES]; /* its SHA-256 (the token itself is not kept) */
 } api_app;

@@ -30,6 +30,8 @@ static const sf_config_var config_vars[] = {
      "most combinations in one sweep (400 above)"},
     {"SWEEP_CHECK_MS", SF_CFG_INT, "200", 0, 60000, NULL, 0, offsetof(api_config, sweep_check_ms),
      "longest a sweep submission compiles members (0 = the first only); workers check the rest"},
+    {"SWEEP_CONCURRENCY", SF_CFG_INT, "2", 1, 64, NULL, 0, offsetof(api_config, sweep_concurrency),
+     "sweep submissions compiled and stored at once (503 busy above); below API_THREADS"},
     SF_CONFIG_QUEUE_VAR(api_config, queue),
     {"DB_STATEMENT_TIMEOUT_MS", SF_CFG_INT, "30000", 0, 3600000, NULL, 0,
      offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},

@@ -7,11 +7,13 @@
  * (api_submit_common_parse), then the logic and its members through one
  * cursor within a work budget and SWEEP_CHECK_MS of the request's start
  * (sf_grid_check: the whole grid when it fits, else every value of every
- * path and an even spread). So no request holds an API thread for long,
- * whatever its grid; a member left unchecked is compiled by the worker that
+ * path and an even spread). So compiling holds no API thread for long,
+ * whatever the grid; a member left unchecked is compiled by the worker that
  * runs it, which fails it (permanently, with its error) when it does not
  * compile. The 202 answer says how many members were checked ("checked").
- * Then one transaction inserts the batch, its N member
+ * The compile and the INSERT (seconds for 100,000 members) run in one of
+ * SWEEP_CONCURRENCY slots, 503 busy when none is free, so that sweeps never
+ * hold every API thread. Then one transaction inserts the batch, its N member
  * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
  * generate_series, and NOTIFY sf_jobs. batches.grid is json (not jsonb), so
  * the grid keeps its key order and members are numbered as the submitter's
@@ -233,6 +235,26 @@ static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_sub
     return st;
 }
 
+/* One of SWEEP_CONCURRENCY slots for the costly part of a submission (the
+ * compile and the member INSERT, seconds for 100,000 members), so sweeps
+ * never hold every API thread; answers 503 busy (Retry-After: 1) and
+ * returns 0 when none is free. sweep_slot_give returns it. */
+static int sweep_slot_take(api_app *app, sf_httpd_req *req)
+{
+    if (atomic_fetch_add(&app->sweeps_busy, 1) < app->cfg->sweep_concurrency)
+        return 1;
+    atomic_fetch_sub(&app->sweeps_busy, 1);
+    sf_httpd_set_header(req, "Retry-After", "1", NULL);
+    sf_httpd_reply_error(req, 503, "busy", "the API is storing as many sweeps as it may at once; retry in a second",
+                         NULL);
+    return 0;
+}
+
+static void sweep_slot_give(api_app *app)
+{
+    atomic_fetch_sub(&app->sweeps_busy, 1);
+}
+
 static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s, const batch_out *b)
 {
     char self[96];
@@ -248,8 +270,10 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s,
 }
 
 /* Cheap checks first (fields, the grid's size, then the data set and the
- * range), compiling last and bounded (sweep_compile): a request for a data
- * set that does not exist costs a few queries, whatever its grid. */
+ * range), then, in one of SWEEP_CONCURRENCY slots, the bounded compile
+ * (sweep_compile) and the INSERT: a request for a data set that does not
+ * exist costs a few queries, whatever its grid, and costly ones leave
+ * API_THREADS - SWEEP_CONCURRENCY threads to everything else. */
 void api_sweep_submit(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
@@ -269,10 +293,10 @@ void api_sweep_submit(sf_httpd_req *req, void *appv)
     batch_out b = {0};
     sf_status st = SF_OK;
     if (sweep_fields(req, body, &s) && sweep_grid(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
-        api_submit_common_parse(app, req, db, body, &c) && sweep_compile(app, req, deadline_ms, &c, &s)) {
-        st = submit_sweep(db, &user, &c, &s, &b, &err);
-        if (st == SF_OK)
+        api_submit_common_parse(app, req, db, body, &c) && sweep_slot_take(app, req)) {
+        if (sweep_compile(app, req, deadline_ms, &c, &s) && (st = submit_sweep(db, &user, &c, &s, &b, &err)) == SF_OK)
             reply_submitted(app, req, &s, &b);
+        sweep_slot_give(app);
     }
     if (st != SF_OK)
         api_fail(app, req, st, &err);
