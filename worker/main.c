@@ -65,6 +65,9 @@ static const sf_config_var config_vars[] = {
     {"SF_RUN_MAX_MB", SF_CFG_INT, "96", 1, 1048576, NULL, 0, offsetof(wrk_config, run_max_mb),
      "a run whose working set (indicator series, equity curve: sf_engine_working_set) would be "
      "bigger fails permanently before it starts, naming its estimate and this limit"},
+    {"SF_JOB_TIMEOUT_S", SF_CFG_INT, "900", 0, 604800, NULL, 0, offsetof(wrk_config, job_timeout_s),
+     "a run (indicators and simulation) that takes longer is stopped within milliseconds and fails "
+     "permanently, naming this limit; 0 = no limit"},
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
