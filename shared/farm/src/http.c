@@ -169,6 +169,8 @@ static sf_status set_common(sf_http *h, const char *method, const char *url, sin
     } else if (strcmp(method, "GET") == 0) {
         ok &= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     }
+    if (h->opts.ca_file != NULL)
+        ok &= curl_easy_setopt(c, CURLOPT_CAINFO, h->opts.ca_file) == CURLE_OK;
     ok &= set_policy(h);
     return ok ? SF_OK : SF_ERR_INTERNAL;
 }

@@ -61,6 +61,7 @@ typedef struct sf_http_opts {
     const char *user_agent;   /* NULL = "signal-factory" */
     int follow_redirects;     /* follow up to SF_HTTP_MAX_REDIRECTS redirects, see "Redirects" */
     int https_only_redirects; /* redirects to https only, even from an http URL */
+    const char *ca_file;      /* PEM file of the CAs to trust instead of the system's; NULL = the system's */
     const sf_netpolicy *policy; /* NULL = connect anywhere; else see "Address policy" */
 } sf_http_opts;
 
