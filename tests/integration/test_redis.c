@@ -352,3 +352,42 @@ Test(redis, a_refused_password_is_an_error_without_the_password)
     cr_assert(strstr(err.msg, "AUTH") != NULL || strstr(err.msg, "auth") != NULL, "%s", err.msg);
     cr_assert_null(strstr(err.msg, "Wr0ngPw"), "%s", err.msg);
 }
+
+/* A subscribed connection waits for messages in short turns: a turn with no
+ * message is not a timeout (the command timeout is 2 s here, the waits add
+ * up to 2.5 s), and a message published meanwhile is read whole. */
+Test(redis, read_wait_returns_nothing_in_time_then_the_published_message)
+{
+    char channel[96];
+    key(channel, sizeof channel, "cancel");
+    const char *sub[] = {"SUBSCRIBE", channel};
+    sf_err err = {0};
+    cr_assert_eq(cmd(NULL, &err, 2, sub), SF_OK, "%s", err.msg);
+    for (int i = 0; i < 5; i++) {
+        sf_redis_reply *rep = NULL;
+        int64_t t0 = sf_time_mono_ms();
+        cr_assert_eq(sf_redis_read_wait(r, 500, &rep, &err), SF_OK, "%s", err.msg);
+        cr_assert_null(rep);
+        cr_assert_geq(sf_time_mono_ms() - t0, 450);
+    }
+    cr_assert(sf_redis_is_ok(r));
+    sf_redis *pub = NULL;
+    sf_redis_opts opts = {.command_timeout_ms = 2000};
+    cr_assert_eq(sf_redis_open(url, &opts, &pub, &err), SF_OK, "%s", err.msg);
+    const char *p[] = {"PUBLISH", channel, "job-1"};
+    sf_redis_reply *n = NULL;
+    cr_assert_eq(sf_redis_cmd(pub, 3, p, NULL, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_redis_reply_int(n), 1, "one subscriber");
+    sf_redis_reply_free(n);
+    sf_redis_close(pub);
+    sf_redis_reply *rep = NULL;
+    for (int i = 0; i < 10 && rep == NULL; i++)
+        cr_assert_eq(sf_redis_read_wait(r, 500, &rep, &err), SF_OK, "%s", err.msg);
+    cr_assert_not_null(rep);
+    cr_assert_eq(sf_redis_reply_len(rep), 3);
+    cr_assert_str_eq(sf_redis_reply_str(sf_redis_reply_at(rep, 0), NULL), "message");
+    cr_assert_str_eq(sf_redis_reply_str(sf_redis_reply_at(rep, 2), NULL), "job-1");
+    sf_redis_reply_free(rep);
+    sf_redis_close(r); /* subscribed: teardown's EVAL would be refused */
+    r = NULL;
+}
