@@ -817,12 +817,12 @@ size_t sf_engine_working_set(const sf_logic *logic, size_t n, int keep_equity)
     size_t outputs = 0, scratch = 0;
     for (int i = 0; i < logic->n_indicators; i++) {
         const sf_ind_info *info = sf_ind_info_get(logic->indicators[i].spec.type);
-        size_t s = sf_ind_scratch_bytes(&logic->indicators[i].spec);
+        size_t s = sf_ind_scratch_bytes(&logic->indicators[i].spec, n);
         outputs += info != NULL ? (size_t)info->n_outputs : SF_IND_MAX_OUTPUTS;
         scratch = s > scratch ? s : scratch;
     }
     size_t conds = (size_t)(logic->n_conds > 0 ? logic->n_conds : 1);
-    size_t bytes = sizeof(run) + scratch;
+    size_t bytes = add_mul(sizeof(run), scratch, 1);
     bytes = add_mul(bytes, conds, sizeof(leaf) + SF_ENGINE_CHUNK);
     bytes = add_mul(bytes, (size_t)(logic->n_indicators + 1),
                     SF_IND_MAX_OUTPUTS * sizeof(double *) + sizeof(sf_indref *));

@@ -28,9 +28,12 @@
  * and psar's accelerations to 0..1 (TA-Lib: any real).
  *
  * Cost: O(n) per call whatever the period, except cci, whose mean deviation
- * is inherently O(period) per bar. Scratch memory (deque indices, rings; at
- * most 2 * SF_IND_PERIOD_MAX entries) is allocated once per call and freed
- * before return; nothing is allocated per bar.
+ * is summed over the window in TA-Lib's order up to period CCI_EXACT_MAX
+ * (bit for bit) and above it from an order-statistic tree over the bars'
+ * ranks, O(n log n) (cci_long: within 1e-9 relative). Scratch memory (deque
+ * indices, rings; at most 2 * SF_IND_PERIOD_MAX entries; cci_long's tree,
+ * 64 bytes a bar) is allocated once per call and freed before return;
+ * nothing is allocated per bar.
  */
 #include "sf/indicator.h"
 #include "sf/time.h"
@@ -588,15 +591,200 @@ static sf_status ind_willr(const ind_in *in, double *const *outs, sf_err *err)
     return SF_OK;
 }
 
+/* ---- cci over long windows: O(log period) a bar ---- */
+
+/* Periods above this take the order-statistic path; up to it the window is
+ * summed in TA-Lib's order (bit for bit, at most 2 x 128 steps a bar). */
+#define CCI_EXACT_MAX 128
+/* cci_long's bytes a bar: prices, sorted prices, ranks, two trees, pairs and their sort buffer */
+#define CCI_TREE_BYTES (8 + 8 + 4 + 4 + 8 + 2 * 16)
+
+typedef struct cci_tree {
+    size_t n;
+    double *sorted;   /* every typical price, ascending (ties by bar) */
+    uint32_t *rank;   /* bar -> 1-based position in sorted */
+    uint32_t *cnt;    /* Fenwick tree: window values by rank */
+    double *sum;      /* Fenwick tree: their offsets from ref */
+    double ref;       /* the median price: offsets stay small, so do their rounding errors */
+} cci_tree;
+
+typedef struct cci_pair {
+    uint64_t key;  /* the price's bits, ordered as the price (finite) */
+    uint32_t bar;
+} cci_pair;
+
+static uint64_t cci_key(double v)
+{
+    uint64_t k;
+    memcpy(&k, &v, sizeof k);
+    return k >> 63 ? ~k : k | ((uint64_t)1 << 63);
+}
+
+/* Sort pairs by key, ties in their order (LSD radix, a byte a pass: O(n),
+ * the stop read every SF_IND_STOP_WORK pairs); tmp holds n pairs. */
+static sf_status cci_sort(cci_pair *pairs, cci_pair *tmp, size_t n, const sf_ind_stop *stop,
+                          sf_err *err)
+{
+    sf_status st = SF_OK;
+    for (int shift = 0; shift < 64 && st == SF_OK; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((pairs[i].key >> shift) & 0xff) + 1]++;
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < n && st == SF_OK; i++) {
+            tmp[count[(pairs[i].key >> shift) & 0xff]++] = pairs[i];
+            if (i % SF_IND_STOP_WORK == 0)
+                st = sf_ind_stop_check(stop, err);
+        }
+        memcpy(pairs, tmp, n * sizeof *pairs);
+    }
+    return st;
+}
+
+static void fw_add(cci_tree *t, size_t r, int dc, double dv)
+{
+    for (; r <= t->n; r += r & (~r + 1)) {
+        t->cnt[r] = (uint32_t)((int64_t)t->cnt[r] + dc);
+        t->sum[r] += dv;
+    }
+}
+
+/* Count and offset sum of the window values of rank <= r. */
+static void fw_prefix(const cci_tree *t, size_t r, size_t *cnt, double *sum)
+{
+    size_t c = 0;
+    double v = 0.0;
+    for (; r > 0; r -= r & (~r + 1)) {
+        c += t->cnt[r];
+        v += t->sum[r];
+    }
+    *cnt = c;
+    *sum = v;
+}
+
+/* Number of sorted values strictly below m. */
+static size_t cci_below(const cci_tree *t, double m)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->sorted[mid] < m)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The tree over tp[0 .. n-1], empty (every value ranked, none in the
+ * window); SF_ERR_NOMEM or the stop's status otherwise (cci_tree_free
+ * then too). */
+static sf_status cci_tree_new(cci_tree *t, const double *tp, size_t n, const sf_ind_stop *stop,
+                              sf_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->sorted = scratch_alloc(n, sizeof *t->sorted, err);
+    t->rank = scratch_alloc(n, sizeof *t->rank, err);
+    t->cnt = scratch_alloc(n + 1, sizeof *t->cnt, err);
+    t->sum = scratch_alloc(n + 1, sizeof *t->sum, err);
+    cci_pair *pairs = scratch_alloc(2 * n, sizeof *pairs, err);
+    if (t->sorted == NULL || t->rank == NULL || t->cnt == NULL || t->sum == NULL || pairs == NULL) {
+        free(pairs);
+        return SF_ERR_NOMEM;
+    }
+    sf_status st = SF_OK;
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        pairs[i] = (cci_pair){cci_key(tp[i]), (uint32_t)i};
+        if (i % SF_IND_STOP_WORK == 0)
+            st = sf_ind_stop_check(stop, err);
+    }
+    if (st == SF_OK)
+        st = cci_sort(pairs, pairs + n, n, stop, err);
+    for (size_t k = 0; k < n && st == SF_OK; k++) {
+        t->sorted[k] = tp[pairs[k].bar];
+        t->rank[pairs[k].bar] = (uint32_t)(k + 1);
+    }
+    t->ref = n > 0 ? t->sorted[n / 2] : 0.0;
+    free(pairs);
+    return st;
+}
+
+static void cci_tree_free(cci_tree *t)
+{
+    free(t->sorted);
+    free(t->rank);
+    free(t->cnt);
+    free(t->sum);
+}
+
+/* TA-Lib's cci value from the window's sum of absolute deviations dev. */
+static double cci_value(double last, double avg, double dev, size_t p)
+{
+    double t = last - avg;
+    return !is_zero(t) && !is_zero(dev) ? t / (0.015 * (dev / (double)p)) : 0.0;
+}
+
+/* sum |x - m| over the window = (m - ref) * below - S_below + S_above -
+ * (m - ref) * above, with S the sums of offsets x - ref of the values below
+ * and at or above the mean m (ranks from one binary search). The mean is a
+ * compensated running sum (Neumaier). Within 1e-9 relative of the exact
+ * path (tests/unit/test_indicator.c). */
+static sf_status cci_long(const ind_in *in, size_t p, double *out, sf_err *err)
+{
+    size_t n = in->n;
+    double *tp = scratch_alloc(n, sizeof *tp, err);
+    if (tp == NULL)
+        return SF_ERR_NOMEM;
+    sf_status st = SF_OK;
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        tp[i] = typical_price(in->b, i);
+        if (i % SF_IND_STOP_WORK == 0)
+            st = sf_ind_stop_check(in->stop, err);
+    }
+    cci_tree t = {0};
+    if (st == SF_OK)
+        st = cci_tree_new(&t, tp, n, in->stop, err);
+    double sum = 0.0, comp = 0.0, total = 0.0;
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        double add[2] = {tp[i], i >= p ? -tp[i - p] : 0.0};
+        for (int k = 0; k < 2; k++) { /* Neumaier: sum + comp is the window's sum */
+            double s2 = sum + add[k];
+            comp += fabs(sum) >= fabs(add[k]) ? (sum - s2) + add[k] : (add[k] - s2) + sum;
+            sum = s2;
+        }
+        fw_add(&t, t.rank[i], 1, tp[i] - t.ref);
+        total += tp[i] - t.ref;
+        if (i >= p) {
+            fw_add(&t, t.rank[i - p], -1, -(tp[i - p] - t.ref));
+            total -= tp[i - p] - t.ref;
+        }
+        if (i % (SF_IND_STOP_WORK / 64) == 0)
+            st = sf_ind_stop_check(in->stop, err);
+        if (i + 1 < p || st != SF_OK)
+            continue;
+        double avg = (sum + comp) / (double)p, m = avg - t.ref, below_sum;
+        size_t below;
+        fw_prefix(&t, cci_below(&t, avg), &below, &below_sum);
+        double dev = m * (double)below - below_sum + (total - below_sum) - m * (double)(p - below);
+        out[i] = cci_value(tp[i], avg, dev, p);
+    }
+    cci_tree_free(&t);
+    free(tp);
+    return st;
+}
+
 /* Typical prices live in a ring in TA-Lib's slot order, and the mean and the
- * mean deviation are summed over the ring in that order, as TA-Lib does. The
- * mean deviation is inherently O(period) per bar: every deviation changes
- * when the mean moves. */
+ * mean deviation are summed over the ring in that order, as TA-Lib does (bit
+ * for bit); above CCI_EXACT_MAX, cci_long. */
 static sf_status ind_cci(const ind_in *in, double *const *outs, sf_err *err)
 {
     size_t p = ip(in->param, SF_IP_PERIOD), n = in->n;
     if (n < p)
         return SF_OK;
+    if (p > CCI_EXACT_MAX)
+        return cci_long(in, p, outs[0], err);
     double *ring = scratch_alloc(p, sizeof *ring, err);
     if (ring == NULL)
         return SF_ERR_NOMEM;
@@ -967,8 +1155,9 @@ size_t sf_ind_lookback(const sf_ind_spec *spec)
 }
 
 /* Every type's scratch is at most two words per unit of its largest whole
- * parameter (deque indices, rings), plus cci's order-statistic tree. */
-size_t sf_ind_scratch_bytes(const sf_ind_spec *spec)
+ * parameter (deque indices, rings); cci above CCI_EXACT_MAX holds its
+ * order-statistic tree over every bar instead (cci_long). */
+size_t sf_ind_scratch_bytes(const sf_ind_spec *spec, size_t n)
 {
     if (spec == NULL || sf_ind_spec_validate(spec, NULL, NULL) != SF_OK)
         return 0;
@@ -977,6 +1166,8 @@ size_t sf_ind_scratch_bytes(const sf_ind_spec *spec)
     for (int k = 0; k < info->n_params; k++)
         if (info->params[k].is_int && ip(spec->param, info->params[k].id) > most)
             most = ip(spec->param, info->params[k].id);
+    if (spec->type == SF_IND_CCI && most > CCI_EXACT_MAX)
+        return n > SIZE_MAX / CCI_TREE_BYTES ? SIZE_MAX : (n + 1) * CCI_TREE_BYTES + 64;
     return (most + 1) * 2 * sizeof(double) + 64;
 }
 

@@ -6,7 +6,7 @@
  * defaults and bounds, output names), so the logic parser validates specs and
  * the CLI lists types from the same data. sf_ind_compute fills one array of
  * bars->n doubles per output, NaN before the first defined bar (the lookback),
- * in O(n) whatever the period.
+ * in O(n) whatever the period (cci over a period above 128: O(n log n)).
  *
  * Thread safety: everything is pure; the table is const.
  * Ownership: the caller allocates the output arrays.
@@ -103,9 +103,9 @@ sf_status sf_ind_spec_validate(const sf_ind_spec *spec, const char *prefix,
  * its default source. */
 void sf_ind_spec_normalize(sf_ind_spec *spec);
 
-/* Most scratch bytes one sf_ind_compute of spec allocates (freed before it
- * returns), whatever the series; 0 for an invalid spec. */
-size_t sf_ind_scratch_bytes(const sf_ind_spec *spec);
+/* Most scratch bytes one sf_ind_compute of spec over n bars allocates
+ * (freed before it returns); 0 for an invalid spec. */
+size_t sf_ind_scratch_bytes(const sf_ind_spec *spec, size_t n);
 
 /* Compute every output into outs[0 .. n_outputs-1], each bars->n doubles.
  * Fails only on an invalid spec (SF_ERR_INVALID) or out of memory. */
