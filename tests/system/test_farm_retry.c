@@ -214,23 +214,26 @@ Test(farm_retry, invalid_logic_and_a_missing_data_set_fail_at_once_with_their_me
     free(user);
 }
 
-/* A job over its time budget (cci(100000) over 200,000 bars: 1e10 steps,
- * seconds of work, against SF_JOB_TIMEOUT_S=1) and one over the memory
- * bound (16 series over 200,000 bars: 27 MB, against SF_RUN_MAX_MB=8) each
- * fail at once, attempt 1 of 5, naming the limit; the timeout acts within
- * a second of it. */
+/* A job over its time budget (sixteen cci over 200,000 bars: seconds of
+ * work, against SF_JOB_TIMEOUT_S=1) and one over the memory bound (48
+ * series over 200,000 bars: 80 MB, against SF_RUN_MAX_MB=48) each fail at
+ * once, attempt 1 of 5, naming the limit; the timeout acts within a second
+ * of it. */
 Test(farm_retry, a_run_over_its_time_budget_or_memory_bound_fails_at_once_naming_the_limit)
 {
     farm_dataset("LONG", "1m", 200000, 9);
     char *user = farm_user("bound");
     farm_scheduler("sched", NULL);
-    const char *extra[] = {"SF_JOB_TIMEOUT_S=1", "SF_RUN_MAX_MB=8", NULL};
+    const char *extra[] = {"SF_JOB_TIMEOUT_S=1", "SF_RUN_MAX_MB=48", NULL};
     farm_worker("w1", 2, 2, extra);
-    const char *slow = "{\"name\":\"slow\",\"indicators\":{\"c\":{\"type\":\"cci\",\"period\":100000}},"
-                       "\"entry\":{\"gt\":[\"c\",0]}}";
-    char wide[2048];
-    size_t len = (size_t)snprintf(wide, sizeof wide, "{\"name\":\"wide\",\"indicators\":{");
+    char slow[2048], wide[4096];
+    size_t len = (size_t)snprintf(slow, sizeof slow, "{\"name\":\"slow\",\"indicators\":{");
     for (int i = 0; i < 16; i++)
+        len += (size_t)snprintf(slow + len, sizeof slow - len, "%s\"c%d\":{\"type\":\"cci\",\"period\":%d}",
+                                i ? "," : "", i, 100000 - i);
+    snprintf(slow + len, sizeof slow - len, "},\"entry\":{\"gt\":[\"c0\",0]}}");
+    len = (size_t)snprintf(wide, sizeof wide, "{\"name\":\"wide\",\"indicators\":{");
+    for (int i = 0; i < 48; i++)
         len += (size_t)snprintf(wide + len, sizeof wide - len, "%s\"s%d\":{\"type\":\"sma\",\"period\":%d}",
                                 i ? "," : "", i, i + 2);
     snprintf(wide + len, sizeof wide - len, "},\"entry\":{\"gt\":[\"s0\",\"s1\"]}}");
@@ -242,8 +245,8 @@ Test(farm_retry, a_run_over_its_time_budget_or_memory_bound_fails_at_once_naming
     const char *state = "SELECT status || ' ' || attempt || ' ' || error_class || ': ' || error FROM jobs WHERE id = $1";
     char *s1 = farm_text1(state, timed), *s2 = farm_text1(state, big);
     cr_assert_str_eq(s1, "failed 1 permanent: ran longer than SF_JOB_TIMEOUT_S (1 s)");
-    cr_assert(strstr(s2, "failed 1 permanent: run too big: about 28 MiB over 200000 bars") == s2 &&
-                  strstr(s2, "SF_RUN_MAX_MB (8 MiB)") != NULL,
+    cr_assert(strstr(s2, "failed 1 permanent: run too big: about 77 MiB over 200000 bars") == s2 &&
+                  strstr(s2, "SF_RUN_MAX_MB (48 MiB)") != NULL,
               "%s", s2);
     char *secs = farm_text1("SELECT extract(epoch FROM finished_at - started_at) FROM jobs WHERE id = $1", timed);
     double ran = strtod(secs, NULL);
