@@ -42,7 +42,7 @@ static const sf_config_var config_vars[] = {
     {"SF_RUN_MAX_MB", SF_CFG_INT, "96", 1, 1048576, NULL, 0, offsetof(api_config, run_max_mb),
      "a backtest or sweep whose run would need more memory over its range is refused (400 run_too_big); "
      "set it as the workers' SF_RUN_MAX_MB"},
-    {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(api_config, metrics_token),
+    {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(api_config, metrics_token),
      "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"},
     SF_CONFIG_COMMON_VARS(api_config, common),
 };
