@@ -51,7 +51,7 @@ typedef struct api_config {
     int64_t drain_s;
     int64_t max_attempts_cap; /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
     int64_t run_max_mb;       /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
-    char *metrics_token;     /* "" = /metrics open */
+    char *metrics_token;      /* "" = /metrics open */
 } api_config;
 
 enum { API_METRIC_HTTP_DURATION, API_METRIC_COUNT };
@@ -60,10 +60,10 @@ typedef struct api_app {
     const api_config *cfg;
     sf_log *log;
     sf_metrics *metrics;
-    double start_time;       /* Unix seconds */
-    pthread_key_t conn_key;  /* -> api_conn of the calling thread */
-    atomic_int sweeps_busy;  /* sweep submissions compiling or storing (at most sweep_concurrency) */
-    int metrics_locked;      /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
+    double start_time;      /* Unix seconds */
+    pthread_key_t conn_key; /* -> api_conn of the calling thread */
+    atomic_int sweeps_busy; /* sweep submissions compiling or storing (at most sweep_concurrency) */
+    int metrics_locked;     /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
     unsigned char metrics_hash[SF_AUTH_HASH_BYTES]; /* its SHA-256 (the token itself is not kept) */
 } api_app;
 
@@ -135,11 +135,11 @@ void api_batch_cancel(sf_httpd_req *req, void *app);
 /* Shared by the submit handlers (submit.c). */
 typedef struct api_submit_common {
     const char *symbol, *timeframe;
-    const char *from, *to;    /* Unix seconds as text, or NULL when absent */
-    int priority;             /* 0 high, 1 normal, 2 low */
+    const char *from, *to; /* Unix seconds as text, or NULL when absent */
+    int priority;          /* 0 high, 1 normal, 2 low */
     int max_attempts;
-    int64_t bars;             /* bars of the range, estimated from the data set's count and span */
-    const char *idempotency_key; /* NULL when none */
+    int64_t bars;                  /* bars of the range, estimated from the data set's count and span */
+    const char *idempotency_key;   /* NULL when none */
     char from_buf[24], to_buf[24]; /* storage for from / to (Unix seconds as text) */
 } api_submit_common;
 
@@ -148,14 +148,13 @@ typedef struct api_submit_common {
  * from..to holds at least one of its bars (400 no_bars_in_range), and
  * estimate c->bars; answers 4xx/5xx itself and returns 0 on
  * failure. Strings in c are borrowed from body and req. */
-int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body,
-                            api_submit_common *c);
+int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body, api_submit_common *c);
 
 /* 400 run_too_big, naming the estimate and the limit, when a run of logic
  * over c->bars bars would need more than SF_RUN_MAX_MB
  * (sf_engine_working_set; keep_equity as the run would); returns 0 then. */
-int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic,
-                       const api_submit_common *c, int keep_equity);
+int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic, const api_submit_common *c,
+                       int keep_equity);
 
 /* Reject keys of body not in allowed (NULL-terminated): answers 400 naming
  * the first unknown key; returns 0 then. */
@@ -163,7 +162,6 @@ int api_only_keys(sf_httpd_req *req, json_t *body, const char *const *allowed);
 
 /* Answer 400 invalid_logic listing every error of errs, fields prefixed with
  * prefix ("logic" -> "logic.indicators.fast.period"). */
-void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix,
-                            const sf_logic_errors *errs);
+void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix, const sf_logic_errors *errs);
 
 #endif

@@ -7,13 +7,14 @@
 
 #include "sf/jsonnum.h"
 
-static const double DURATION_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                          0.25,  0.5,    1,     2.5,  5,     10};
+static const double DURATION_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 static const sf_metric_def METRICS[API_METRIC_COUNT] = {
-    [API_METRIC_HTTP_DURATION] = {"http_request_duration_seconds", SF_METRIC_HISTOGRAM,
+    [API_METRIC_HTTP_DURATION] = {"http_request_duration_seconds",
+                                  SF_METRIC_HISTOGRAM,
                                   "Duration of HTTP requests in seconds.",
-                                  {"method", "route", "status_code", NULL}, DURATION_BUCKETS,
+                                  {"method", "route", "status_code", NULL},
+                                  DURATION_BUCKETS,
                                   sizeof DURATION_BUCKETS / sizeof DURATION_BUCKETS[0]},
 };
 
@@ -75,7 +76,8 @@ static api_conn *thread_conn(api_app *app, sf_err *err)
 
 static sf_status open_db(api_app *app, api_conn *c, sf_err *err)
 {
-    sf_db_opts o = {.connect_timeout_s = 2, .connect_attempts = 1,
+    sf_db_opts o = {.connect_timeout_s = 2,
+                    .connect_attempts = 1,
                     .statement_timeout_ms = (int)app->cfg->db_statement_timeout_ms,
                     .application_name = "sf-api"};
     sf_status st = sf_db_open(app->cfg->database_url, &o, &c->db, err);
@@ -134,7 +136,8 @@ void api_fail(api_app *app, sf_httpd_req *req, sf_status st, const sf_err *err)
     sf_log_field f[] = {SF_LF_STR("request_id", sf_httpd_request_id(req)),
                         SF_LF_STR("route", sf_httpd_route_pattern(req)),
                         SF_LF_STR("error", err ? err->msg : sf_status_str(st)),
-                        SF_LF_STR("code", sf_status_name(st)), {SF_LF_END_, NULL, {0}}};
+                        SF_LF_STR("code", sf_status_name(st)),
+                        {SF_LF_END_, NULL, {0}}};
     sf_log_emit(app->log, outage ? SF_LOG_WARN : SF_LOG_ERROR, "request failed", f);
     if (outage)
         sf_httpd_reply_error(req, 503, "unavailable", "a dependency is unavailable; retry later", NULL);
@@ -221,8 +224,8 @@ json_t *api_body_object(sf_httpd_req *req)
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
         char msg[300];
-        snprintf(msg, sizeof msg, "request body is not valid JSON: line %d, column %d: %s", je.line,
-                 je.column, je.text);
+        snprintf(msg, sizeof msg, "request body is not valid JSON: line %d, column %d: %s", je.line, je.column,
+                 je.text);
         sf_httpd_reply_error(req, 400, "invalid_json", msg, NULL);
         return NULL;
     }
@@ -252,7 +255,8 @@ int api_only_keys(sf_httpd_req *req, json_t *body, const char *const *allowed)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v) {
+    json_object_foreach(body, key, v)
+    {
         int ok = 0;
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = strcmp(key, allowed[i]) == 0;
@@ -279,8 +283,7 @@ int api_is_uuid(const char *s)
     return 1;
 }
 
-void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix,
-                            const sf_logic_errors *errs)
+void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix, const sf_logic_errors *errs)
 {
     json_t *list = json_array();
     char first_field[SF_LOGIC_ERROR_MAX + 32] = "", first_msg[2 * SF_LOGIC_ERROR_MAX + 64] = "";
@@ -295,8 +298,7 @@ void api_reply_logic_errors(api_app *app, sf_httpd_req *req, const char *prefix,
     }
     if (errs->count == 0)
         snprintf(first_msg, sizeof first_msg, "%s: invalid", prefix);
-    json_t *e = json_pack("{s:s, s:s, s:s, s:o, s:i}", "code", "invalid_logic", "message", first_msg,
-                          "field", errs->count ? first_field : prefix, "errors", list, "dropped",
-                          errs->dropped);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:o, s:i}", "code", "invalid_logic", "message", first_msg, "field",
+                          errs->count ? first_field : prefix, "errors", list, "dropped", errs->dropped);
     api_reply_json(app, req, 400, json_pack("{s:o}", "error", e));
 }

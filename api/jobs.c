@@ -37,8 +37,8 @@ static const char *job_id(sf_httpd_req *req)
 }
 
 /* Run a one-row query with (id, user id); answers 404/5xx itself, returns the row. */
-static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, const char *id,
-                            const sf_auth_user *user, const char *what)
+static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, const char *id, const sf_auth_user *user,
+                            const char *what)
 {
     sf_db *db = NULL;
     sf_db_res *res = NULL;
@@ -140,11 +140,10 @@ static void reply_computing(api_app *app, sf_httpd_req *req, const char *id, con
     char self[96], detail[96];
     snprintf(self, sizeof self, "/v1/jobs/%s/result", id);
     snprintf(detail, sizeof detail, "/v1/jobs/%s", d.id);
-    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:{s:s, s:s}}", "job_id", id, "status",
-                             "computing", "source", strcmp(d.source, "top") == 0 ? "stored" : "recomputed",
-                             "detail_job_id", d.id, "detail_status", d.status, "previous_error",
-                             d.previous_error[0] ? d.previous_error : NULL, "links", "self", self, "detail",
-                             detail);
+    json_t *head = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:{s:s, s:s}}", "job_id", id, "status", "computing",
+                             "source", strcmp(d.source, "top") == 0 ? "stored" : "recomputed", "detail_job_id", d.id,
+                             "detail_status", d.status, "previous_error", d.previous_error[0] ? d.previous_error : NULL,
+                             "links", "self", self, "detail", detail);
     json_object_update(head, out);
     json_decref(out);
     sf_httpd_set_header(req, "Retry-After", "1", NULL);
@@ -189,8 +188,8 @@ static void tell_redis(api_app *app, sf_httpd_req *req, const sf_queue_entry *en
     if (st == SF_OK && running_id != NULL)
         st = sf_queue_publish_cancel(q, &running_id, 1, &err);
     if (st != SF_OK) {
-        sf_log_field f[] = {SF_LF_STR("request_id", sf_httpd_request_id(req)), SF_LF_STR("error", err.msg),
-                            {SF_LF_END_, NULL, {0}}};
+        sf_log_field f[] = {
+            SF_LF_STR("request_id", sf_httpd_request_id(req)), SF_LF_STR("error", err.msg), {SF_LF_END_, NULL, {0}}};
         sf_log_emit(app->log, SF_LOG_WARN, "cancel: redis not updated (workers learn it by heartbeat)", f);
     }
 }
@@ -215,21 +214,19 @@ void api_job_cancel(sf_httpd_req *req, void *appv)
         return;
     }
     switch (result) {
-    case SF_JOB_CANCEL_NOT_FOUND:
-        sf_httpd_reply_error(req, 404, "not_found", "no such job", NULL);
-        return;
+    case SF_JOB_CANCEL_NOT_FOUND: sf_httpd_reply_error(req, 404, "not_found", "no such job", NULL); return;
     case SF_JOB_CANCEL_FINAL:
         sf_httpd_reply_error(req, 409, "already_finished", "job has already finished; nothing to cancel", NULL);
         return;
     case SF_JOB_CANCEL_DONE:
         tell_redis(app, req, &entry, NULL);
-        api_reply_json(app, req, 200, json_pack("{s:s, s:s, s:b}", "id", id, "status", "cancelled",
-                                                "cancel_requested", 1));
+        api_reply_json(app, req, 200,
+                       json_pack("{s:s, s:s, s:b}", "id", id, "status", "cancelled", "cancel_requested", 1));
         return;
     case SF_JOB_CANCEL_REQUESTED:
         tell_redis(app, req, NULL, id);
-        api_reply_json(app, req, 202, json_pack("{s:s, s:s, s:b}", "id", id, "status", "running",
-                                                "cancel_requested", 1));
+        api_reply_json(app, req, 202,
+                       json_pack("{s:s, s:s, s:b}", "id", id, "status", "running", "cancel_requested", 1));
         return;
     }
 }

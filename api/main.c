@@ -33,8 +33,8 @@ static const sf_config_var config_vars[] = {
     {"SWEEP_CONCURRENCY", SF_CFG_INT, "2", 1, 64, NULL, 0, offsetof(api_config, sweep_concurrency),
      "sweep submissions compiled and stored at once (503 busy above); below API_THREADS"},
     SF_CONFIG_QUEUE_VAR(api_config, queue),
-    {"DB_STATEMENT_TIMEOUT_MS", SF_CFG_INT, "30000", 0, 3600000, NULL, 0,
-     offsetof(api_config, db_statement_timeout_ms), "statement timeout of API queries (0 = none)"},
+    {"DB_STATEMENT_TIMEOUT_MS", SF_CFG_INT, "30000", 0, 3600000, NULL, 0, offsetof(api_config, db_statement_timeout_ms),
+     "statement timeout of API queries (0 = none)"},
     {"DRAIN_SECONDS", SF_CFG_INT, "10", 0, 3600, NULL, 0, offsetof(api_config, drain_s),
      "on SIGTERM, how long requests in flight may take to finish"},
     {"MAX_ATTEMPTS_CAP", SF_CFG_INT, "10", 1, 100, NULL, 0, offsetof(api_config, max_attempts_cap),
@@ -48,9 +48,8 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-static const char summary[] =
-    "The backtest farm's HTTP/JSON API: submissions, status, results, cancel, data sets,\n"
-    "/health, /ready and /metrics. Configured by environment variables (NAME or NAME_FILE).";
+static const char summary[] = "The backtest farm's HTTP/JSON API: submissions, status, results, cancel, data sets,\n"
+                              "/health, /ready and /metrics. Configured by environment variables (NAME or NAME_FILE).";
 
 /* ---- requests ------------------------------------------------------------------ */
 
@@ -77,9 +76,13 @@ static double now_unix(void)
 static int serve(api_app *app, sf_daemon *d)
 {
     const api_config *cfg = app->cfg;
-    sf_httpd_opts o = {.bind_address = cfg->bind_address, .port = (int)cfg->port,
-                       .threads = (unsigned)cfg->threads, .max_body = (size_t)cfg->max_body,
-                       .on_headers = api_on_headers, .on_done = on_done, .app = app};
+    sf_httpd_opts o = {.bind_address = cfg->bind_address,
+                       .port = (int)cfg->port,
+                       .threads = (unsigned)cfg->threads,
+                       .max_body = (size_t)cfg->max_body,
+                       .on_headers = api_on_headers,
+                       .on_done = on_done,
+                       .app = app};
     sf_httpd *httpd = NULL;
     sf_err err = {0};
     if (sf_httpd_start(api_routes, api_n_routes, &o, &httpd, &err) != SF_OK) {
@@ -112,8 +115,11 @@ static int run(void *cfgv, sf_daemon *d)
 
 int main(int argc, char **argv)
 {
-    static const sf_daemon_spec spec = {.prog = "sf-api", .summary = summary, .vars = config_vars,
-                                        .n_vars = N_VARS, .common_offset = offsetof(api_config, common),
+    static const sf_daemon_spec spec = {.prog = "sf-api",
+                                        .summary = summary,
+                                        .vars = config_vars,
+                                        .n_vars = N_VARS,
+                                        .common_offset = offsetof(api_config, common),
                                         .run = run};
     api_config cfg = {0};
     return sf_daemon_main(&spec, argc, argv, &cfg);

@@ -61,12 +61,13 @@ void api_ready(sf_httpd_req *req, void *appv)
         return;
     }
     sf_log_field f[] = {SF_LF_STR("database", dbst == SF_OK ? "ok" : dberr.msg),
-                        SF_LF_STR("redis", rst == SF_OK ? "ok" : rerr.msg), {SF_LF_END_, NULL, {0}}};
+                        SF_LF_STR("redis", rst == SF_OK ? "ok" : rerr.msg),
+                        {SF_LF_END_, NULL, {0}}};
     sf_log_emit(app->log, SF_LOG_WARN, "not ready", f);
     api_reply_json(app, req, 503,
                    json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "code", "not_ready", "message",
-                             "a dependency is unavailable", "database", dbst == SF_OK ? "ok" : "unavailable",
-                             "redis", rst == SF_OK ? "ok" : "unavailable"));
+                             "a dependency is unavailable", "database", dbst == SF_OK ? "ok" : "unavailable", "redis",
+                             rst == SF_OK ? "ok" : "unavailable"));
 }
 
 /* With METRICS_TOKEN set: is the request's Bearer token that one? Compared
@@ -86,8 +87,8 @@ void api_metrics(sf_httpd_req *req, void *appv)
     api_app *app = appv;
     if (!metrics_allowed(app, req)) {
         sf_httpd_set_header(req, "WWW-Authenticate", "Bearer", NULL);
-        sf_httpd_reply_error(req, 401, "unauthorized", "/metrics wants the METRICS_TOKEN: send Authorization: Bearer <token>",
-                             NULL);
+        sf_httpd_reply_error(req, 401, "unauthorized",
+                             "/metrics wants the METRICS_TOKEN: send Authorization: Bearer <token>", NULL);
         return;
     }
     sf_buf b;
@@ -109,9 +110,9 @@ static json_t *dataset_json(const sf_dataset_info *d)
     sf_time_format_iso8601(d->first_ts, first, sizeof first);
     sf_time_format_iso8601(d->last_ts, last, sizeof last);
     sf_time_format_iso8601(d->updated_at, updated, sizeof updated);
-    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "symbol", d->symbol, "timeframe", d->timeframe,
-                     "version", (json_int_t)d->version, "bars", (json_int_t)d->bars, "first", first, "last", last,
-                     "updated_at", updated);
+    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "symbol", d->symbol, "timeframe", d->timeframe, "version",
+                     (json_int_t)d->version, "bars", (json_int_t)d->bars, "first", first, "last", last, "updated_at",
+                     updated);
 }
 
 void api_datasets(sf_httpd_req *req, void *appv)

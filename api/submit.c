@@ -121,8 +121,8 @@ static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, const api_s
     sf_status st = sf_dataset_version(db, c->symbol, c->timeframe, &version, &err);
     if (st == SF_ERR_NOTFOUND) {
         char msg[160];
-        snprintf(msg, sizeof msg, "symbol: no data set %s %s (import it with sfctl data import)",
-                 c->symbol, c->timeframe);
+        snprintf(msg, sizeof msg, "symbol: no data set %s %s (import it with sfctl data import)", c->symbol,
+                 c->timeframe);
         sf_httpd_reply_error(req, 404, "dataset_not_found", msg, "symbol");
         return 0;
     }
@@ -135,8 +135,7 @@ static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, const api_s
 
 /* 400 when the requested range holds no bar of the data set (the worker
  * would fail the job with "no bars in the requested range"). */
-static int check_range(api_app *app, sf_httpd_req *req, sf_db *db, const api_submit_common *c,
-                       int64_t from, int64_t to)
+static int check_range(api_app *app, sf_httpd_req *req, sf_db *db, const api_submit_common *c, int64_t from, int64_t to)
 {
     int has = 0;
     sf_err err = {0};
@@ -166,8 +165,7 @@ static int check_range(api_app *app, sf_httpd_req *req, sf_db *db, const api_sub
 /* c->bars: the bars of from..to, estimated from the data set's count and
  * span as if evenly spread (rounded up; every bar when the range covers the
  * span). The worker checks the exact count. */
-static int range_bars(api_app *app, sf_httpd_req *req, sf_db *db, api_submit_common *c, int64_t from,
-                      int64_t to)
+static int range_bars(api_app *app, sf_httpd_req *req, sf_db *db, api_submit_common *c, int64_t from, int64_t to)
 {
     sf_dataset_info info;
     sf_err err = {0};
@@ -201,9 +199,9 @@ int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *
     int64_t from = 0, to = 0;
     memset(c, 0, sizeof *c);
     if (!parse_name(req, body, "symbol", &c->symbol) || !parse_name(req, body, "timeframe", &c->timeframe) ||
-        !parse_time_field(req, body, "from", &has_from, &from) ||
-        !parse_time_field(req, body, "to", &has_to, &to) || !parse_priority(req, body, &c->priority) ||
-        !parse_attempts(app, req, body, &c->max_attempts) || !parse_idempotency_key(req, &c->idempotency_key))
+        !parse_time_field(req, body, "from", &has_from, &from) || !parse_time_field(req, body, "to", &has_to, &to) ||
+        !parse_priority(req, body, &c->priority) || !parse_attempts(app, req, body, &c->max_attempts) ||
+        !parse_idempotency_key(req, &c->idempotency_key))
         return 0;
     if (has_from && has_to && from > to)
         return bad_field(req, "to", "must not be before from");
@@ -212,14 +210,13 @@ int api_submit_common_parse(api_app *app, sf_httpd_req *req, sf_db *db, json_t *
     if (!check_dataset(app, req, db, c))
         return 0;
     /* without a range the whole data set is asked for: an import has at least one bar */
-    if ((has_from || has_to) &&
-        !check_range(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX))
+    if ((has_from || has_to) && !check_range(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX))
         return 0;
     return range_bars(app, req, db, c, has_from ? from : INT64_MIN, has_to ? to : INT64_MAX);
 }
 
-int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic,
-                       const api_submit_common *c, int keep_equity)
+int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic *logic, const api_submit_common *c,
+                       int keep_equity)
 {
     size_t need = sf_engine_working_set(logic, (size_t)c->bars, keep_equity);
     if (need <= ((size_t)cfg->run_max_mb << 20))
@@ -235,8 +232,8 @@ int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic 
 
 /* ---- POST /v1/backtests ------------------------------------------------------ */
 
-static const char *const BACKTEST_KEYS[] = {"logic", "logic_id", "symbol", "timeframe", "from",
-                                            "to", "priority", "max_attempts", NULL};
+static const char *const BACKTEST_KEYS[] = {"logic", "logic_id", "symbol",       "timeframe", "from",
+                                            "to",    "priority", "max_attempts", NULL};
 
 /* The logic text from "logic" (an object) or "logic_id" (a stored logic of
  * this user). Returns a malloc'd string, or NULL after answering. */
@@ -265,8 +262,8 @@ static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body
     const char *params[] = {json_string_value(id), user->id};
     sf_db_res *res = NULL;
     sf_err err = {0};
-    sf_status st = sf_db_query(db, "SELECT body::text FROM logics WHERE id = $1::uuid AND user_id = $2::uuid",
-                               2, params, &res, &err);
+    sf_status st = sf_db_query(db, "SELECT body::text FROM logics WHERE id = $1::uuid AND user_id = $2::uuid", 2,
+                               params, &res, &err);
     char *t = NULL;
     if (st != SF_OK)
         api_fail(app, req, st, &err);
@@ -308,18 +305,17 @@ static int logic_valid(api_app *app, sf_httpd_req *req, const char *text, sf_log
 typedef struct submitted {
     char id[SF_AUTH_ID_MAX];
     char status[16];
-    int replay;     /* the idempotency key matched an earlier identical request */
-    int conflict;   /* the key matched a different request */
+    int replay;   /* the idempotency key matched an earlier identical request */
+    int conflict; /* the key matched a different request */
 } submitted;
 
-static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
-                            const char *logic, submitted *out, sf_err *err)
+static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
+                            submitted *out, sf_err *err)
 {
     char prio[4], attempts[8];
     snprintf(prio, sizeof prio, "%d", c->priority);
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
-    const char *p[] = {user->id, prio, logic, c->symbol, c->timeframe, c->from, c->to, attempts,
-                       c->idempotency_key};
+    const char *p[] = {user->id, prio, logic, c->symbol, c->timeframe, c->from, c->to, attempts, c->idempotency_key};
     sf_db_res *res = NULL;
     /* on every submission's path to a worker: prepared once per connection */
     sf_status st = sf_db_query_prepared(
@@ -332,13 +328,12 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
         9, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
-        st = sf_db_query(
-            db,
-            "SELECT id, status, (logic = $3::jsonb AND symbol = $4 AND timeframe = $5 AND "
-            "from_ts IS NOT DISTINCT FROM to_timestamp($6::bigint) AND "
-            "to_ts IS NOT DISTINCT FROM to_timestamp($7::bigint) AND priority = $2::smallint AND "
-            "max_attempts = $8::integer) FROM jobs WHERE user_id = $1::uuid AND idempotency_key = $9",
-            9, p, &res, err);
+        st = sf_db_query(db,
+                         "SELECT id, status, (logic = $3::jsonb AND symbol = $4 AND timeframe = $5 AND "
+                         "from_ts IS NOT DISTINCT FROM to_timestamp($6::bigint) AND "
+                         "to_ts IS NOT DISTINCT FROM to_timestamp($7::bigint) AND priority = $2::smallint AND "
+                         "max_attempts = $8::integer) FROM jobs WHERE user_id = $1::uuid AND idempotency_key = $9",
+                         9, p, &res, err);
         if (st == SF_OK && sf_db_nrows(res) == 1) {
             out->replay = strcmp(sf_db_get(res, 0, 2), "t") == 0;
             out->conflict = !out->replay;
@@ -355,8 +350,8 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
 }
 
 /* One transaction: insert + NOTIFY. */
-static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
-                            const char *logic, submitted *out, sf_err *err)
+static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
+                            submitted *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
@@ -374,8 +369,8 @@ static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submi
 static void reply_submitted(api_app *app, sf_httpd_req *req, const submitted *s)
 {
     if (s->conflict) {
-        sf_httpd_reply_error(req, 409, "idempotency_conflict",
-                             "Idempotency-Key: already used for a different request", "Idempotency-Key");
+        sf_httpd_reply_error(req, 409, "idempotency_conflict", "Idempotency-Key: already used for a different request",
+                             "Idempotency-Key");
         return;
     }
     char self[96], result[112];
@@ -383,8 +378,8 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const submitted *s)
     snprintf(result, sizeof result, "/v1/jobs/%s/result", s->id);
     sf_httpd_set_header(req, "Location", self, NULL);
     api_reply_json(app, req, s->replay ? 200 : 202,
-                   json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->id, "status", s->status, "links", "self",
-                             self, "result", result));
+                   json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->id, "status", s->status, "links", "self", self,
+                             "result", result));
 }
 
 void api_backtest_submit(sf_httpd_req *req, void *appv)

@@ -36,15 +36,15 @@
 
 #define CANCEL_PUBLISH_MAX 1000
 
-static const char *const SWEEP_KEYS[] = {"logic", "grid", "symbol", "timeframe", "from", "to",
+static const char *const SWEEP_KEYS[] = {"logic",   "grid",     "symbol",       "timeframe",  "from", "to",
                                          "rank_by", "priority", "max_attempts", "detail_top", NULL};
 
 typedef struct sweep_req {
-    char *logic;      /* compact JSON text */
+    char *logic; /* compact JSON text */
     char *grid_text;
     sf_grid *grid;
     const char *rank_by;
-    char detail_top[24]; /* best members whose trades and curves are kept (sf/detail.h) */
+    char detail_top[24];        /* best members whose trades and curves are kept (sf/detail.h) */
     sf_grid_check_report check; /* members the API compiled */
 } sweep_req;
 
@@ -67,8 +67,8 @@ static void reply_grid_errors(api_app *app, sf_httpd_req *req, size_t bad_index,
     json_t *list = json_array();
     for (int i = 0; i < errs->count; i++)
         json_array_append_new(list, json_pack("{s:s, s:s}", "field", errs->path[i], "message", errs->message[i]));
-    json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "code", "invalid_grid", "message", err->msg, "field", "grid",
-                          "errors", list);
+    json_t *e =
+        json_pack("{s:s, s:s, s:s, s:o}", "code", "invalid_grid", "message", err->msg, "field", "grid", "errors", list);
     if (bad_index != (size_t)-1)
         json_object_set_new(e, "combination", json_integer((json_int_t)bad_index));
     api_reply_json(app, req, 400, json_pack("{s:o}", "error", e));
@@ -126,8 +126,7 @@ static int sweep_grid(api_app *app, sf_httpd_req *req, json_t *body, sweep_req *
 /* The logic, then as many members as sf_grid_check's work budget and the
  * request's deadline allow (the workers compile every member anyway and fail
  * one that does not compile); answers 400 and returns 0 when one fails. */
-static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, const api_submit_common *c,
-                         sweep_req *s)
+static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, const api_submit_common *c, sweep_req *s)
 {
     sf_logic_errors *errs = calloc(1, sizeof *errs);
     if (errs == NULL) {
@@ -150,8 +149,7 @@ static int sweep_compile(api_app *app, sf_httpd_req *req, int64_t deadline_ms, c
         api_reply_logic_errors(app, req, "logic", errs);
     else if (st != SF_OK)
         bad(req, "invalid_logic", "logic", err.msg);
-    else if ((st = sf_grid_check(s->grid, s->logic, strlen(s->logic), &o, &s->check, &bad_index, errs, &err)) !=
-             SF_OK)
+    else if ((st = sf_grid_check(s->grid, s->logic, strlen(s->logic), &o, &s->check, &bad_index, errs, &err)) != SF_OK)
         reply_grid_errors(app, req, bad_index, errs, &err);
     free(errs);
     return st == SF_OK;
@@ -163,13 +161,13 @@ typedef struct batch_out {
     int replay, conflict;
 } batch_out;
 
-static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
-                              const sweep_req *s, batch_out *out, sf_err *err)
+static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
+                              batch_out *out, sf_err *err)
 {
     char total[24];
     snprintf(total, sizeof total, "%zu", sf_grid_size(s->grid));
-    const char *p[] = {user->id, s->logic, s->grid_text, c->symbol, c->timeframe, total, s->rank_by,
-                       c->idempotency_key, s->detail_top};
+    const char *p[] = {user->id, s->logic,   s->grid_text,       c->symbol,    c->timeframe,
+                       total,    s->rank_by, c->idempotency_key, s->detail_top};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
@@ -200,8 +198,8 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     return st;
 }
 
-static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
-                                const batch_out *b, sf_err *err)
+static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const batch_out *b,
+                                sf_err *err)
 {
     char prio[4], attempts[8], total[24];
     snprintf(prio, sizeof prio, "%d", c->priority);
@@ -216,8 +214,8 @@ static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_s
                        9, p, NULL, err);
 }
 
-static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_submit_common *c,
-                              const sweep_req *s, batch_out *out, sf_err *err)
+static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
+                              batch_out *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
@@ -260,13 +258,12 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s,
     char self[96];
     snprintf(self, sizeof self, "/v1/batches/%s", b->id);
     if (b->conflict)
-        sf_httpd_reply_error(req, 409, "idempotency_conflict",
-                             "Idempotency-Key: already used for a different request", "Idempotency-Key");
+        sf_httpd_reply_error(req, 409, "idempotency_conflict", "Idempotency-Key: already used for a different request",
+                             "Idempotency-Key");
     else
         api_reply_json(app, req, b->replay ? 200 : 202,
-                       json_pack("{s:s, s:I, s:I, s:s, s:{s:s}}", "id", b->id, "total", (json_int_t)b->total,
-                                 "checked", (json_int_t)s->check.checked, "status", "pending", "links", "self",
-                                 self));
+                       json_pack("{s:s, s:I, s:I, s:s, s:{s:s}}", "id", b->id, "total", (json_int_t)b->total, "checked",
+                                 (json_int_t)s->check.checked, "status", "pending", "links", "self", self));
 }
 
 /* Cheap checks first (fields, the grid's size, then the data set and the
@@ -337,21 +334,21 @@ static json_t *batch_summary(const sf_db_res *res)
         json_object_set_new(counts, STATUSES[i], json_integer(n));
         done += i >= 3 ? n : 0;
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:s, s:o, s:I, s:f, s:s}", "id", sf_db_get(res, 0, 0),
-                     "symbol", sf_db_get(res, 0, 1), "timeframe", sf_db_get(res, 0, 2), "total", (json_int_t)total,
-                     "rank_by", sf_db_get(res, 0, 4), "cancel_requested", strcmp(sf_db_get(res, 0, 5), "t") == 0,
-                     "created_at", sf_db_get(res, 0, 6), "counts", counts, "done", (json_int_t)done, "progress",
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:s, s:o, s:I, s:f, s:s}", "id", sf_db_get(res, 0, 0), "symbol",
+                     sf_db_get(res, 0, 1), "timeframe", sf_db_get(res, 0, 2), "total", (json_int_t)total, "rank_by",
+                     sf_db_get(res, 0, 4), "cancel_requested", strcmp(sf_db_get(res, 0, 5), "t") == 0, "created_at",
+                     sf_db_get(res, 0, 6), "counts", counts, "done", (json_int_t)done, "progress",
                      total > 0 ? (double)done / (double)total : 1.0, "status",
                      done >= total ? "finished" : "in_progress");
 }
 
 /* The best members by metrics->$2 in the metric's direction (sf/rank.h),
  * null (a non-finite value) last, ties by index: the local sweep's order. */
-#define TOP_SQL(dir)                                                                                 \
-    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "    \
-    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' "                                       \
-    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> $2) = 'number' THEN (r.metrics ->> $2)::float8 END " \
-    dir " NULLS LAST, j.combo_index LIMIT $3::integer"
+#define TOP_SQL(dir)                                                                                                   \
+    "SELECT j.id, j.combo_index, r.metrics::text FROM jobs j JOIN results r ON r.job_id = j.id "                       \
+    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' "                                                          \
+    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> $2) = 'number' THEN (r.metrics ->> $2)::float8 END " dir             \
+    " NULLS LAST, j.combo_index LIMIT $3::integer"
 static const char TOP_DESC_SQL[] = TOP_SQL("DESC");
 static const char TOP_ASC_SQL[] = TOP_SQL("ASC");
 
@@ -371,8 +368,7 @@ static json_t *member_json(const sf_db_res *res, int row, const sf_grid *grid)
 }
 
 /* ?by= and ?top= (sf/rank.h); answers 400 and returns 0 when bad. */
-static int leaderboard_args(sf_httpd_req *req, const char *dflt, const sf_rank_metric **by, char *top,
-                            size_t size)
+static int leaderboard_args(sf_httpd_req *req, const char *dflt, const sf_rank_metric **by, char *top, size_t size)
 {
     *by = sf_rank_find(sf_httpd_query(req, "by") ? sf_httpd_query(req, "by") : dflt);
     if (*by == NULL)
@@ -486,6 +482,7 @@ void api_batch_cancel(sf_httpd_req *req, void *appv)
     }
     if (requested > 0)
         publish_running(app, db, id);
-    api_reply_json(app, req, 200, json_pack("{s:s, s:I, s:I}", "id", id, "cancelled", (json_int_t)cancelled,
-                                            "cancel_requested", (json_int_t)requested));
+    api_reply_json(app, req, 200,
+                   json_pack("{s:s, s:I, s:I}", "id", id, "cancelled", (json_int_t)cancelled, "cancel_requested",
+                             (json_int_t)requested));
 }

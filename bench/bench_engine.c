@@ -52,14 +52,13 @@ static const char five_logic[] =
     "\"execution\": {\"fill\": \"next_open\", \"fee_bps\": 10, \"slippage_bps\": 2}}";
 
 /* 10 x 10 = 100 combinations */
-static const char sweep_grid[] =
-    "{\"indicators.fast.period\": {\"from\": 5, \"to\": 14, \"step\": 1},"
-    " \"indicators.slow.period\": {\"from\": 20, \"to\": 65, \"step\": 5}}";
+static const char sweep_grid[] = "{\"indicators.fast.period\": {\"from\": 5, \"to\": 14, \"step\": 1},"
+                                 " \"indicators.slow.period\": {\"from\": 20, \"to\": 65, \"step\": 5}}";
 
 typedef struct figures {
-    double seconds;    /* best run */
-    double units;      /* bars processed per run (bars x members for sweeps) */
-    double extra[4];   /* case-specific */
+    double seconds;  /* best run */
+    double units;    /* bars processed per run (bars x members for sweeps) */
+    double extra[4]; /* case-specific */
 } figures;
 
 typedef int (*case_fn)(size_t n, int reps, const char *arg, figures *f);
@@ -215,8 +214,7 @@ static int write_csv(const sf_bars *b, const char *path)
     for (size_t i = 0; i < b->n; i++) {
         char t[SF_TIME_ISO_MAX];
         sf_time_format_iso8601(b->ts[i], t, sizeof t);
-        fprintf(fp, "%s,%.6f,%.6f,%.6f,%.6f,%.2f\n", t, b->open[i], b->high[i], b->low[i],
-                b->close[i], b->volume[i]);
+        fprintf(fp, "%s,%.6f,%.6f,%.6f,%.6f,%.2f\n", t, b->open[i], b->high[i], b->low[i], b->close[i], b->volume[i]);
     }
     return fclose(fp) != 0;
 }
@@ -330,8 +328,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: case \"%s\" failed\n", cases[i].label);
             return 1;
         }
-        printf("%-45s %12.4f %14.0f %12.1f\n", cases[i].label, f[i].seconds,
-               f[i].units / f[i].seconds, (double)rss[i] / 1024.0);
+        printf("%-45s %12.4f %14.0f %12.1f\n", cases[i].label, f[i].seconds, f[i].units / f[i].seconds,
+               (double)rss[i] / 1024.0);
     }
     double ratio = (f[0].units / f[0].seconds) / (f[1].units / f[1].seconds);
     printf("\nengine / hand loop (bars/s): %.2f  (target >= 0.50)\n", ratio);
@@ -340,12 +338,11 @@ int main(int argc, char **argv)
     /* the curves are identical, so the metrics cost the engine the same time */
     printf("engine without its metrics (a minus sf_perf_compute) / hand loop: %.2f\n",
            f[1].seconds / (f[0].seconds - f[2].extra[2]));
-    printf("engine vs loop: final equity %.10g vs %.10g, trades %.0f vs %.0f (%s)\n", f[0].extra[0],
-           f[1].extra[0], f[0].extra[1], f[1].extra[1],
+    printf("engine vs loop: final equity %.10g vs %.10g, trades %.0f vs %.0f (%s)\n", f[0].extra[0], f[1].extra[0],
+           f[0].extra[1], f[1].extra[1],
            f[0].extra[0] == f[1].extra[0] && f[0].extra[1] == f[1].extra[1] ? "identical" : "DIFFERENT");
     printf("sweep speed-up 2 threads / 1 thread: %.2fx (indicator specs computed per sweep: %.0f)\n",
            f[4].seconds / f[5].seconds, f[4].extra[0]);
-    printf("CSV: write %.3f s, load %.3f s (%.0f bars/s)\n", f[6].extra[0], f[6].seconds,
-           f[6].units / f[6].seconds);
+    printf("CSV: write %.3f s, load %.3f s (%.0f bars/s)\n", f[6].extra[0], f[6].seconds, f[6].units / f[6].seconds);
     return 0;
 }

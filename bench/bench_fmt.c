@@ -42,14 +42,11 @@ static void make_values(double *v, int64_t *ts, size_t n)
             equity *= 1 + (rng_unit(&seed) - 0.5) * 0.01;
             v[i] = equity;
             break;
-        case 1: /* a price on a cent grid */
-            v[i] = (double)(int64_t)(rng_next(&seed) % 10000000) / 100;
-            break;
+        case 1: /* a price on a cent grid */ v[i] = (double)(int64_t)(rng_next(&seed) % 10000000) / 100; break;
         case 2: /* returns, ratios, fees, pnl: 1e-6 .. 1e9, both signs */
             v[i] = pow(10, -6 + 15 * rng_unit(&seed)) * (rng_next(&seed) & 1 ? -1 : 1);
             break;
-        default:
-            v[i] = i % 64 == 3 ? 0.0 : equity / 10000 - 1; /* total_return-like */
+        default: v[i] = i % 64 == 3 ? 0.0 : equity / 10000 - 1; /* total_return-like */
         }
     }
 }
@@ -61,9 +58,7 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-typedef enum fmt_case {
-    PRINTF_TWICE, PRINTF_ONCE, PUT_G17, PRINTF_I64_TWICE, PRINTF_I64, PUT_I64
-} fmt_case;
+typedef enum fmt_case { PRINTF_TWICE, PRINTF_ONCE, PUT_G17, PRINTF_I64_TWICE, PRINTF_I64, PUT_I64 } fmt_case;
 
 static const char *case_names[] = {
     "double, sf_buf_printf before (vsnprintf to measure + to write)",
@@ -93,24 +88,16 @@ static double run(fmt_case c, const double *v, const int64_t *ts, size_t n, uint
             sf_buf_append(&b, tmp, (size_t)len, NULL);
             break;
         }
-        case PRINTF_ONCE:
-            sf_buf_printf(&b, NULL, "%.17g", v[i]);
-            break;
-        case PUT_G17:
-            sf_buf_put_g17(&b, v[i], NULL);
-            break;
+        case PRINTF_ONCE: sf_buf_printf(&b, NULL, "%.17g", v[i]); break;
+        case PUT_G17: sf_buf_put_g17(&b, v[i], NULL); break;
         case PRINTF_I64_TWICE: {
             int len = snprintf(NULL, 0, "%lld", (long long)ts[i]);
             snprintf(tmp, (size_t)len + 1, "%lld", (long long)ts[i]);
             sf_buf_append(&b, tmp, (size_t)len, NULL);
             break;
         }
-        case PRINTF_I64:
-            sf_buf_printf(&b, NULL, "%lld", (long long)ts[i]);
-            break;
-        case PUT_I64:
-            sf_buf_put_i64(&b, ts[i], NULL);
-            break;
+        case PRINTF_I64: sf_buf_printf(&b, NULL, "%lld", (long long)ts[i]); break;
+        case PUT_I64: sf_buf_put_i64(&b, ts[i], NULL); break;
         }
     }
     double t = now() - t0;
@@ -174,8 +161,7 @@ int main(int argc, char **argv)
             double t = run((fmt_case)c, v, ts, n, &bytes);
             best = r == 0 || t < best ? t : best;
         }
-        printf("%-64s %7.1f ns/number  (%" PRIu64 " bytes)\n", case_names[c],
-               best * 1e9 / (double)n, bytes);
+        printf("%-64s %7.1f ns/number  (%" PRIu64 " bytes)\n", case_names[c], best * 1e9 / (double)n, bytes);
     }
     free(v);
     free(ts);

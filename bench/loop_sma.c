@@ -19,8 +19,8 @@ static double sma_step(double *sum, const double *close, size_t i, size_t p)
     return v;
 }
 
-void loop_sma_cross(const double *open, const double *close, size_t n, size_t fast, size_t slow,
-                    double fee, double initial, double *equity, loop_sma_out *out)
+void loop_sma_cross(const double *open, const double *close, size_t n, size_t fast, size_t slow, double fee,
+                    double initial, double *equity, loop_sma_out *out)
 {
     double sf = 0, ss = 0, pf = NAN, ps = NAN;
     double cash = initial, qty = 0;

@@ -12,7 +12,7 @@ typedef struct loop_sma_out {
 
 /* Long-only SMA(fast)/SMA(slow) crossover, next-open fills, fee as a fraction
  * of notional, all cash in; equity gets n values. */
-void loop_sma_cross(const double *open, const double *close, size_t n, size_t fast, size_t slow,
-                    double fee, double initial, double *equity, loop_sma_out *out);
+void loop_sma_cross(const double *open, const double *close, size_t n, size_t fast, size_t slow, double fee,
+                    double initial, double *equity, loop_sma_out *out);
 
 #endif

@@ -35,8 +35,8 @@ typedef struct migrate_config {
 
 static const sf_config_var config_vars[] = {
     SF_CONFIG_DATABASE_URL_VAR(migrate_config, database_url),
-    {"MIGRATIONS_DIR", SF_CFG_STRING, SF_MIGRATIONS_DIR, 0, 0, NULL, 0,
-     offsetof(migrate_config, migrations_dir), "directory of NNNN_name.up.sql / .down.sql files"},
+    {"MIGRATIONS_DIR", SF_CFG_STRING, SF_MIGRATIONS_DIR, 0, 0, NULL, 0, offsetof(migrate_config, migrations_dir),
+     "directory of NNNN_name.up.sql / .down.sql files"},
     {"DB_CONNECT_ATTEMPTS", SF_CFG_INT, "5", 1, 100, NULL, 0, offsetof(migrate_config, connect_attempts),
      "connection attempts before giving up (backoff doubles from 100 ms)"},
     {"DB_CONNECT_TIMEOUT", SF_CFG_INT, "5", 1, 300, NULL, 0, offsetof(migrate_config, connect_timeout_s),
@@ -45,12 +45,11 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-static const char summary[] =
-    "Apply, revert and list the database schema migrations.\n\n"
-    "commands:\n"
-    "  up [VERSION]   apply pending migrations in order (up to VERSION)\n"
-    "  down [N]       revert the newest N applied migrations (default 1)\n"
-    "  status         list every migration as applied (with time) or pending";
+static const char summary[] = "Apply, revert and list the database schema migrations.\n\n"
+                              "commands:\n"
+                              "  up [VERSION]   apply pending migrations in order (up to VERSION)\n"
+                              "  down [N]       revert the newest N applied migrations (default 1)\n"
+                              "  status         list every migration as applied (with time) or pending";
 
 typedef enum cmd_kind { CMD_UP, CMD_DOWN, CMD_STATUS } cmd_kind;
 
@@ -87,7 +86,11 @@ static int print_help(void)
 /* Returns -1 when parsed, else the exit code (0 for --help). */
 static int parse_args(int argc, char **argv, command *cmd)
 {
-    static const struct { const char *name; cmd_kind kind; int def, min, max; } table[] = {
+    static const struct {
+        const char *name;
+        cmd_kind kind;
+        int def, min, max;
+    } table[] = {
         {"up", CMD_UP, 0, 1, SF_MIGRATE_MAX},
         {"down", CMD_DOWN, 1, 1, SF_MIGRATE_MAX},
         {"status", CMD_STATUS, 0, 0, -1},
@@ -131,17 +134,14 @@ static void on_event(const sf_migrate_event *ev, void *ctx)
         sf_log_info(rs->log, ev->state == SF_MIGRATE_APPLIED ? "migration applied" : "migration reverted",
                     SF_LF_STR("migration", ev->name), SF_LF_INT("duration_ms", ev->duration_ms));
         break;
-    case SF_MIGRATE_PENDING:
-        printf("%-40s pending\n", ev->name);
-        break;
+    case SF_MIGRATE_PENDING: printf("%-40s pending\n", ev->name); break;
     case SF_MIGRATE_MISSING:
         rs->missing++;
         printf("%-40s applied  %s  MISSING: no file for this version\n", ev->name, ev->applied_at);
         break;
     case SF_MIGRATE_CHANGED:
         rs->changed++;
-        printf("%-40s applied  %s  CHANGED: the up file differs from what was applied\n", ev->name,
-               ev->applied_at);
+        printf("%-40s applied  %s  CHANGED: the up file differs from what was applied\n", ev->name, ev->applied_at);
         break;
     }
     fflush(stdout);
@@ -181,8 +181,10 @@ static int finish(const command *cmd, const run_state *rs, sf_status st, const s
     if (cmd->kind == CMD_STATUS && rs->count == 0)
         printf("no migrations\n");
     if (rs->missing || rs->changed) {
-        fprintf(stderr, PROG ": the database does not match the migration files: %d applied without a file, "
-                "%d changed since applied\n", rs->missing, rs->changed);
+        fprintf(stderr,
+                PROG ": the database does not match the migration files: %d applied without a file, "
+                     "%d changed since applied\n",
+                rs->missing, rs->changed);
         return 1;
     }
     return 0;
@@ -210,9 +212,8 @@ int main(int argc, char **argv)
     sf_buf_destroy(&errors);
     run_state rs = {0};
     sf_err err = {0};
-    if (cfg.common.log_dir[0] &&
-        sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level, cfg.common.log_dir, -1,
-                    &rs.log, &err) != SF_OK)
+    if (cfg.common.log_dir[0] && sf_log_open(PROG, cfg.common.environment, (sf_log_level)cfg.common.log_level,
+                                             cfg.common.log_dir, -1, &rs.log, &err) != SF_OK)
         fprintf(stderr, PROG ": %s (no log files)\n", err.msg);
     sf_status st = run(&cmd, &cfg, &rs, &err);
     rc = finish(&cmd, &rs, st, &err);

@@ -37,19 +37,16 @@
 #include "scheduler.h"
 #include "sf/cron.h"
 
-static const char due_sql[] =
-    "SELECT id FROM schedules WHERE enabled AND (next_fire IS NULL OR next_fire <= now()) "
-    "ORDER BY next_fire NULLS FIRST, id LIMIT $1::int";
+static const char due_sql[] = "SELECT id FROM schedules WHERE enabled AND (next_fire IS NULL OR next_fire <= now()) "
+                              "ORDER BY next_fire NULLS FIRST, id LIMIT $1::int";
 
-static const char lock_sql[] =
-    "SELECT cron, catch_up, floor(extract(epoch FROM next_fire))::bigint, "
-    "  floor(extract(epoch FROM now()))::bigint "
-    "FROM schedules WHERE id = $1::bigint AND enabled "
-    "  AND (next_fire IS NULL OR next_fire <= now()) FOR UPDATE SKIP LOCKED";
+static const char lock_sql[] = "SELECT cron, catch_up, floor(extract(epoch FROM next_fire))::bigint, "
+                               "  floor(extract(epoch FROM now()))::bigint "
+                               "FROM schedules WHERE id = $1::bigint AND enabled "
+                               "  AND (next_fire IS NULL OR next_fire <= now()) FOR UPDATE SKIP LOCKED";
 
-static const char fence_sql[] =
-    "SELECT 1 FROM scheduler_leader WHERE id = 1 AND holder = $1 AND term = $2::bigint "
-    "  AND expires_at > now() FOR SHARE";
+static const char fence_sql[] = "SELECT 1 FROM scheduler_leader WHERE id = 1 AND holder = $1 AND term = $2::bigint "
+                                "  AND expires_at > now() FOR SHARE";
 
 static const char fire_sql[] =
     "WITH f AS ("
@@ -61,12 +58,10 @@ static const char fire_sql[] =
     "  s.id FROM f JOIN schedules s ON s.id = $1::bigint "
     "RETURNING id";
 
-static const char advance_sql[] =
-    "UPDATE schedules SET next_fire = to_timestamp($2::bigint) WHERE id = $1::bigint";
+static const char advance_sql[] = "UPDATE schedules SET next_fire = to_timestamp($2::bigint) WHERE id = $1::bigint";
 
-static const char disable_sql[] =
-    "UPDATE schedules SET enabled = false, disabled_reason = $2, disabled_at = now() "
-    "WHERE id = $1::bigint";
+static const char disable_sql[] = "UPDATE schedules SET enabled = false, disabled_reason = $2, disabled_at = now() "
+                                  "WHERE id = $1::bigint";
 
 /* The newest $2 finished executions counted: how many failed, the newest error. */
 static const char streak_sql[] =
@@ -110,8 +105,8 @@ static sf_status plan_firings(due *s, sf_err *err)
         size_t n = 0;
         int more = 0;
         s->times[0] = s->next_fire;
-        sf_status st = sf_cron_between(&s->cron, s->next_fire, s->now, s->times + 1,
-                                       SCHED_CRON_BATCH - 1, &n, &more, err);
+        sf_status st =
+            sf_cron_between(&s->cron, s->next_fire, s->now, s->times + 1, SCHED_CRON_BATCH - 1, &n, &more, err);
         if (st != SF_OK)
             return st;
         s->ntimes = n + 1;
@@ -192,8 +187,7 @@ static sf_status disable_schedule(sched_duties *d, const char *id, const char *r
 }
 
 /* Outside a transaction: the cron text of the schedule does not parse. */
-static void disable_bad_cron(sched_duties *d, const char *id, const sf_err *why,
-                             sched_cron_stats *stats)
+static void disable_bad_cron(sched_duties *d, const char *id, const sf_err *why, sched_cron_stats *stats)
 {
     char reason[REASON_MAX];
     sf_err err;
@@ -201,8 +195,8 @@ static void disable_bad_cron(sched_duties *d, const char *id, const sf_err *why,
     if (disable_schedule(d, id, reason, &err) != SF_OK)
         return;
     stats->disabled++;
-    sf_log_error(d->log, "schedule disabled: its cron expression is invalid",
-                 SF_LF_STR("schedule_id", id), SF_LF_STR("error", why->msg));
+    sf_log_error(d->log, "schedule disabled: its cron expression is invalid", SF_LF_STR("schedule_id", id),
+                 SF_LF_STR("error", why->msg));
 }
 
 /* *failing = 1 when the newest SF_SCHEDULE_MAX_FAILURES finished executions
@@ -220,9 +214,8 @@ static sf_status failing_streak(sched_duties *d, due *s, int *failing, sf_err *e
     sf_status st = sf_db_query(d->db, streak_sql, 2, params, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 1 && strtoll(sf_db_get(res, 0, 0), NULL, 10) >= max) {
         *failing = 1;
-        snprintf(s->reason, sizeof s->reason,
-                 "disabled after %lld consecutive failed executions; the last one: %.*s", (long long)max,
-                 REASON_ERROR_MAX, sf_db_get(res, 0, 1));
+        snprintf(s->reason, sizeof s->reason, "disabled after %lld consecutive failed executions; the last one: %.*s",
+                 (long long)max, REASON_ERROR_MAX, sf_db_get(res, 0, 1));
     }
     sf_db_res_free(res);
     return st;
@@ -246,8 +239,8 @@ static sf_status read_due(const sf_db_res *res, due *s, int *bad, sf_err *err)
 
 /* In the transaction, the row locked: disable the schedule when its
  * executions keep failing (*off = 1), else fire what is due. */
-static sf_status fire_locked(sched_duties *d, due *s, const sf_db_res *res, int *bad, int *off,
-                             int64_t *fired, sf_err *err)
+static sf_status fire_locked(sched_duties *d, due *s, const sf_db_res *res, int *bad, int *off, int64_t *fired,
+                             sf_err *err)
 {
     sf_status st = failing_streak(d, s, off, err);
     if (st == SF_OK && *off)

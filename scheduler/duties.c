@@ -82,16 +82,18 @@ static int ensure_db(sched_duties *d, int64_t *backoff)
     d->db = NULL;
     sf_err err;
     sf_err_clear(&err);
-    sf_db_opts opts = {.connect_timeout_s = 2, .connect_attempts = 1,
-                       .statement_timeout_ms = 30000, .application_name = "sf-scheduler",
+    sf_db_opts opts = {.connect_timeout_s = 2,
+                       .connect_attempts = 1,
+                       .statement_timeout_ms = 30000,
+                       .application_name = "sf-scheduler",
                        .index_plans = 1 /* jobs grows from empty: see job.c */};
     /* A stalled process must not hold the leader row (FOR SHARE in the cron
      * transaction) or job rows for long: the server ends such a session. */
     char idle[96];
     int64_t idle_ms = d->cfg->leader_ttl_s * 1000 > 2000 ? d->cfg->leader_ttl_s * 1000 : 2000;
     snprintf(idle, sizeof idle, "SET idle_in_transaction_session_timeout = %lld", (long long)idle_ms);
-    if (sf_db_open(d->cfg->database_url, &opts, &d->db, &err) == SF_OK &&
-        sf_db_exec(d->db, idle, &err) == SF_OK && sf_db_exec(d->db, "LISTEN sf_jobs", &err) == SF_OK) {
+    if (sf_db_open(d->cfg->database_url, &opts, &d->db, &err) == SF_OK && sf_db_exec(d->db, idle, &err) == SF_OK &&
+        sf_db_exec(d->db, "LISTEN sf_jobs", &err) == SF_OK) {
         *backoff = 100;
         return 1;
     }
@@ -110,8 +112,7 @@ static void wait_wake(sched_duties *d, int64_t until_ms)
     int got = 0;
     char ch[32], payload[64];
     sf_err err;
-    if (left > 0 &&
-        sf_db_wait_notify(d->db, (int)left, &got, ch, sizeof ch, payload, sizeof payload, &err) != SF_OK)
+    if (left > 0 && sf_db_wait_notify(d->db, (int)left, &got, ch, sizeof ch, payload, sizeof payload, &err) != SF_OK)
         return;
     for (int i = 0; got && i < DRAIN_NOTIFIES; i++)
         if (sf_db_wait_notify(d->db, 0, &got, ch, sizeof ch, payload, sizeof payload, &err) != SF_OK)
@@ -120,8 +121,7 @@ static void wait_wake(sched_duties *d, int64_t until_ms)
 
 static void log_pass_error(sched_duties *d, const char *what, const sf_err *err)
 {
-    sf_log_error(d->log, what, SF_LF_STR("error", err->msg),
-                 SF_LF_STR("code", sf_status_name(err->code)));
+    sf_log_error(d->log, what, SF_LF_STR("error", err->msg), SF_LF_STR("code", sf_status_name(err->code)));
 }
 
 static void run_cron(sched_duties *d)
@@ -133,9 +133,9 @@ static void run_cron(sched_duties *d)
         log_pass_error(d, "cron pass failed", &err);
     sf_log_level lvl = (cs.fired || cs.skipped || cs.disabled) ? SF_LOG_INFO : SF_LOG_DEBUG;
     if (cs.schedules > 0 || sf_log_enabled(d->log, SF_LOG_DEBUG))
-        SF_LOG_(d->log, lvl, "cron pass", SF_LF_INT("schedules", cs.schedules),
-                SF_LF_INT("fired", cs.fired), SF_LF_INT("skipped", cs.skipped),
-                SF_LF_INT("duplicates", cs.duplicates), SF_LF_INT("disabled", cs.disabled));
+        SF_LOG_(d->log, lvl, "cron pass", SF_LF_INT("schedules", cs.schedules), SF_LF_INT("fired", cs.fired),
+                SF_LF_INT("skipped", cs.skipped), SF_LF_INT("duplicates", cs.duplicates),
+                SF_LF_INT("disabled", cs.disabled));
 }
 
 static void run_details(sched_duties *d)
@@ -145,8 +145,8 @@ static void run_details(sched_duties *d)
     sf_err_clear(&err);
     if (sf_detail_finished_batches(d->db, DETAIL_BATCHES, &ds, &err) != SF_OK)
         log_pass_error(d, "details pass failed", &err);
-    SF_LOG_(d->log, ds.batches > 0 ? SF_LOG_INFO : SF_LOG_DEBUG, "details pass",
-            SF_LF_INT("sweeps", ds.batches), SF_LF_INT("details", ds.details));
+    SF_LOG_(d->log, ds.batches > 0 ? SF_LOG_INFO : SF_LOG_DEBUG, "details pass", SF_LF_INT("sweeps", ds.batches),
+            SF_LF_INT("details", ds.details));
 }
 
 static void run_relay(sched_duties *d)
@@ -159,8 +159,7 @@ static void run_relay(sched_duties *d)
         return; /* Redis went away; logged by sched_duties_redis_down */
     if (st != SF_OK)
         log_pass_error(d, "relay pass failed", &err);
-    SF_LOG_(d->log, relayed > 0 ? SF_LOG_INFO : SF_LOG_DEBUG, "relay pass",
-            SF_LF_INT("relayed", relayed));
+    SF_LOG_(d->log, relayed > 0 ? SF_LOG_INFO : SF_LOG_DEBUG, "relay pass", SF_LF_INT("relayed", relayed));
 }
 
 static void run_rebuild(sched_duties *d)
@@ -174,8 +173,7 @@ static void run_rebuild(sched_duties *d)
         log_pass_error(d, "rebuild failed", &err);
     if (rebuilt)
         sf_log_info(d->log, "rebuilt redis from postgresql", SF_LF_INT("queued_jobs", jobs),
-                    SF_LF_INT("requeued", requeued),
-                    SF_LF_STR("incarnation", d->incarnation));
+                    SF_LF_INT("requeued", requeued), SF_LF_STR("incarnation", d->incarnation));
 }
 
 static void run_reaper(sched_duties *d, int redis_ok)
@@ -189,10 +187,9 @@ static void run_reaper(sched_duties *d, int redis_ok)
     if (redis_ok && sched_reap_redis(d, &rs, &err) != SF_OK && d->queue != NULL)
         log_pass_error(d, "reaper redis pass failed", &err);
     int64_t any = rs.pg.retried + rs.pg.dead + rs.pg.cancelled + rs.redis_expired;
-    SF_LOG_(d->log, any ? SF_LOG_INFO : SF_LOG_DEBUG, "reaper pass",
-            SF_LF_INT("retried", rs.pg.retried), SF_LF_INT("dead", rs.pg.dead),
-            SF_LF_INT("cancelled", rs.pg.cancelled), SF_LF_INT("redis_expired", rs.redis_expired),
-            SF_LF_INT("redis_requeued", rs.redis_requeued),
+    SF_LOG_(d->log, any ? SF_LOG_INFO : SF_LOG_DEBUG, "reaper pass", SF_LF_INT("retried", rs.pg.retried),
+            SF_LF_INT("dead", rs.pg.dead), SF_LF_INT("cancelled", rs.pg.cancelled),
+            SF_LF_INT("redis_expired", rs.redis_expired), SF_LF_INT("redis_requeued", rs.redis_requeued),
             SF_LF_INT("redis_dropped", rs.redis_dropped));
 }
 
@@ -203,9 +200,9 @@ static void run_retention(sched_duties *d)
     sf_err_clear(&err);
     if (sched_retention_pass(d, &rs, &err) != SF_OK)
         log_pass_error(d, "retention pass failed", &err);
-    SF_LOG_(d->log, (rs.jobs || rs.batches || rs.firings) ? SF_LOG_INFO : SF_LOG_DEBUG,
-            "retention pass", SF_LF_INT("jobs", rs.jobs), SF_LF_INT("batches", rs.batches),
-            SF_LF_INT("firings", rs.firings), SF_LF_INT("days", d->cfg->retention_days));
+    SF_LOG_(d->log, (rs.jobs || rs.batches || rs.firings) ? SF_LOG_INFO : SF_LOG_DEBUG, "retention pass",
+            SF_LF_INT("jobs", rs.jobs), SF_LF_INT("batches", rs.batches), SF_LF_INT("firings", rs.firings),
+            SF_LF_INT("days", d->cfg->retention_days));
 }
 
 /* Everything a leader does after one wake. */
@@ -273,8 +270,8 @@ static void *duties_main(void *arg)
     return NULL;
 }
 
-sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log,
-                             sched_leader *leader, const sched_stop *stop, sf_err *err)
+sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log, sched_leader *leader,
+                             const sched_stop *stop, sf_err *err)
 {
     memset(d, 0, sizeof *d);
     d->cfg = cfg;

@@ -38,9 +38,8 @@ static const char acquire_sql[] =
     "WHERE scheduler_leader.expires_at < now() OR scheduler_leader.holder = EXCLUDED.holder "
     "RETURNING term";
 
-static const char remaining_sql[] =
-    "SELECT GREATEST(0, (extract(epoch FROM expires_at - now()) * 1000)::bigint) "
-    "FROM scheduler_leader WHERE id = 1";
+static const char remaining_sql[] = "SELECT GREATEST(0, (extract(epoch FROM expires_at - now()) * 1000)::bigint) "
+                                    "FROM scheduler_leader WHERE id = 1";
 
 static const char release_sql[] =
     "WITH r AS (UPDATE scheduler_leader SET expires_at = now() - interval '1 millisecond' "
@@ -131,8 +130,8 @@ static void became_leader(sched_leader *l, int64_t term)
 static void lost_leadership(sched_leader *l, const char *reason)
 {
     atomic_store(&l->active_until_ms, 0);
-    sf_log_warn(l->log, "lost leadership", SF_LF_STR("holder", l->holder),
-                SF_LF_INT("term", atomic_load(&l->term)), SF_LF_STR("reason", reason));
+    sf_log_warn(l->log, "lost leadership", SF_LF_STR("holder", l->holder), SF_LF_INT("term", atomic_load(&l->term)),
+                SF_LF_STR("reason", reason));
 }
 
 /* One acquire/renew round; returns how long to wait before the next one. */
@@ -150,8 +149,7 @@ static int64_t lease_round(sched_leader *l, sf_db *db)
         return ttl_ms(l) / 3;
     }
     if (st != SF_OK)
-        sf_log_warn(l->log, "could not renew the leader lease", SF_LF_STR("error", err.msg),
-                    SF_LF_BOOL("leader", was));
+        sf_log_warn(l->log, "could not renew the leader lease", SF_LF_STR("error", err.msg), SF_LF_BOOL("leader", was));
     if (was && !sched_leader_active(l, NULL))
         lost_leadership(l, st != SF_OK ? "renewal failed before the lease ended" : "lease taken");
     else if (was && st == SF_OK)
@@ -202,8 +200,7 @@ static void *leader_main(void *arg)
         sf_err err;
         sf_err_clear(&err);
         if (db == NULL && open_db(l, &db, &err) != SF_OK) {
-            sf_log_warn(l->log, "leader: could not connect to the database",
-                        SF_LF_STR("error", err.msg));
+            sf_log_warn(l->log, "leader: could not connect to the database", SF_LF_STR("error", err.msg));
             if (atomic_load(&l->active_until_ms) != 0 && !sched_leader_active(l, NULL))
                 lost_leadership(l, "database unreachable");
             wait_for(l, NULL, backoff);
@@ -223,8 +220,7 @@ static void *leader_main(void *arg)
     return NULL;
 }
 
-sf_status sched_leader_start(sched_leader *l, const sched_config *cfg, sf_log *log,
-                             const char *holder, sf_err *err)
+sf_status sched_leader_start(sched_leader *l, const sched_config *cfg, sf_log *log, const char *holder, sf_err *err)
 {
     l->cfg = cfg;
     l->log = log;

@@ -27,16 +27,15 @@ static const sf_config_var config_vars[] = {
     SF_CONFIG_QUEUE_VAR(sched_config, queue),
     {"LEADER_TTL_SECONDS", SF_CFG_INT, "10", 2, 3600, NULL, 0, offsetof(sched_config, leader_ttl_s),
      "leader lease length; renewed every third of it"},
-    {"RELAY_MAX_READY", SF_CFG_INT, "10000", 1, 10000000, NULL, 0,
-     offsetof(sched_config, relay_max_ready), "most job ids kept ready in Redis"},
-    {"REAPER_INTERVAL_MS", SF_CFG_INT, "1000", 10, 3600000, NULL, 0,
-     offsetof(sched_config, reaper_interval_ms), "how often expired leases are reaped"},
+    {"RELAY_MAX_READY", SF_CFG_INT, "10000", 1, 10000000, NULL, 0, offsetof(sched_config, relay_max_ready),
+     "most job ids kept ready in Redis"},
+    {"REAPER_INTERVAL_MS", SF_CFG_INT, "1000", 10, 3600000, NULL, 0, offsetof(sched_config, reaper_interval_ms),
+     "how often expired leases are reaped"},
     {"SF_RETENTION_DAYS", SF_CFG_INT, "30", 1, 36500, NULL, 0, offsetof(sched_config, retention_days),
      "finished jobs, empty batches and cron firings older than this are deleted"},
-    {"RETENTION_INTERVAL_SECONDS", SF_CFG_INT, "300", 1, 86400, NULL, 0,
-     offsetof(sched_config, retention_interval_s), "how often retention runs"},
-    {"SF_SCHEDULE_MAX_FAILURES", SF_CFG_INT, "3", 0, 1000, NULL, 0,
-     offsetof(sched_config, schedule_max_failures),
+    {"RETENTION_INTERVAL_SECONDS", SF_CFG_INT, "300", 1, 86400, NULL, 0, offsetof(sched_config, retention_interval_s),
+     "how often retention runs"},
+    {"SF_SCHEDULE_MAX_FAILURES", SF_CFG_INT, "3", 0, 1000, NULL, 0, offsetof(sched_config, schedule_max_failures),
      "consecutive failed executions that disable a cron schedule (reason in schedules.disabled_reason); "
      "0 = never"},
     {"RETRY_BASE_MS", SF_CFG_INT, "1000", 1, 3600000, NULL, 0, offsetof(sched_config, retry_base_ms),
@@ -47,10 +46,9 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-static const char summary[] =
-        "Relays submitted jobs from PostgreSQL to Redis, fires cron schedules, reaps expired\n"
-        "leases, rebuilds Redis after a flush and prunes old jobs. Several replicas may run;\n"
-        "one leader (a lease row in PostgreSQL) acts. SIGTERM gives the lease up and exits.";
+static const char summary[] = "Relays submitted jobs from PostgreSQL to Redis, fires cron schedules, reaps expired\n"
+                              "leases, rebuilds Redis after a flush and prunes old jobs. Several replicas may run;\n"
+                              "one leader (a lease row in PostgreSQL) acts. SIGTERM gives the lease up and exits.";
 
 /* Across variables, after a clean load. */
 static sf_status check(void *cfgv, sf_buf *errors)
@@ -76,8 +74,7 @@ static void make_holder(const sched_config *cfg, char *buf, size_t size)
     if (cfg->name[0] != '\0')
         snprintf(buf, size, "%.120s/%02x%02x%02x%02x", cfg->name, r[0], r[1], r[2], r[3]);
     else
-        snprintf(buf, size, "%.120s-%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2],
-                 r[3]);
+        snprintf(buf, size, "%.120s-%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
 }
 
 static int run(void *cfgv, sf_daemon *d)
@@ -110,9 +107,13 @@ static int run(void *cfgv, sf_daemon *d)
 
 int main(int argc, char **argv)
 {
-    static const sf_daemon_spec spec = {.prog = "sf-scheduler", .summary = summary, .vars = config_vars,
-                                        .n_vars = N_VARS, .common_offset = offsetof(sched_config, common),
-                                        .check = check, .run = run};
+    static const sf_daemon_spec spec = {.prog = "sf-scheduler",
+                                        .summary = summary,
+                                        .vars = config_vars,
+                                        .n_vars = N_VARS,
+                                        .common_offset = offsetof(sched_config, common),
+                                        .check = check,
+                                        .run = run};
     sched_config cfg = {0};
     return sf_daemon_main(&spec, argc, argv, &cfg);
 }

@@ -45,8 +45,7 @@ static sf_status redis_failed(sched_duties *d, sf_status st, const sf_err *err)
 
 /* One relay transaction of up to limit jobs (select fairly + mark queued +
  * commit), then their ids into Redis; *n gets how many. */
-static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t limit, size_t *n,
-                             sf_err *err)
+static sf_status relay_batch(sched_duties *d, sf_queue_entry *entries, size_t limit, size_t *n, sf_err *err)
 {
     size_t added = 0;
     *n = 0;
@@ -97,8 +96,8 @@ static void new_incarnation(sched_duties *d)
         int64_t t = sf_time_now_ms();
         memcpy(r, &t, sizeof r);
     }
-    snprintf(d->incarnation, sizeof d->incarnation, "%.190s/%lld/%02x%02x%02x%02x%02x%02x%02x%02x",
-             d->leader->holder, (long long)term, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    snprintf(d->incarnation, sizeof d->incarnation, "%.190s/%lld/%02x%02x%02x%02x%02x%02x%02x%02x", d->leader->holder,
+             (long long)term, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
 /* Re-enqueue every queued job, by pages of ids. */
@@ -123,8 +122,7 @@ static sf_status requeue_all(sched_duties *d, int64_t *jobs, int64_t *requeued, 
     }
 }
 
-sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt,
-                              sf_err *err)
+sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt, sf_err *err)
 {
     char current[SCHED_INCARNATION_MAX];
     int found = 0;

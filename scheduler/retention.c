@@ -14,23 +14,20 @@
 
 #include "scheduler.h"
 
-static const char delete_jobs_sql[] =
-    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
-    "  WHERE finished_at < now() - make_interval(days => $1::int) "
-    "    AND status IN ('succeeded', 'failed', 'dead', 'cancelled') "
-    "  ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+static const char delete_jobs_sql[] = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
+                                      "  WHERE finished_at < now() - make_interval(days => $1::int) "
+                                      "    AND status IN ('succeeded', 'failed', 'dead', 'cancelled') "
+                                      "  ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED)";
 
-static const char delete_batches_sql[] =
-    "DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b "
-    "  WHERE b.created_at < now() - make_interval(days => $1::int) "
-    "    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id) "
-    "  LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+static const char delete_batches_sql[] = "DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b "
+                                         "  WHERE b.created_at < now() - make_interval(days => $1::int) "
+                                         "    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id) "
+                                         "  LIMIT $2::int FOR UPDATE SKIP LOCKED)";
 
-static const char delete_firings_sql[] =
-    "DELETE FROM schedule_firings WHERE (schedule_id, fire_time) IN ("
-    "  SELECT schedule_id, fire_time FROM schedule_firings "
-    "  WHERE created_at < now() - make_interval(days => $1::int) "
-    "  LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+static const char delete_firings_sql[] = "DELETE FROM schedule_firings WHERE (schedule_id, fire_time) IN ("
+                                         "  SELECT schedule_id, fire_time FROM schedule_firings "
+                                         "  WHERE created_at < now() - make_interval(days => $1::int) "
+                                         "  LIMIT $2::int FOR UPDATE SKIP LOCKED)";
 
 /* Run one batched DELETE until it deletes less than a batch. */
 static sf_status delete_loop(sched_duties *d, const char *sql, int64_t *count, sf_err *err)

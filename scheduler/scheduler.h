@@ -33,10 +33,10 @@
 
 #define SCHED_HOLDER_MAX 192
 #define SCHED_INCARNATION_MAX 256
-#define SCHED_CRON_GRACE_S 30   /* a firing at most this late is on time, not "missed" */
-#define SCHED_CRON_BATCH 100    /* firings per schedule per tick ('all' catch-up) */
+#define SCHED_CRON_GRACE_S 30    /* a firing at most this late is on time, not "missed" */
+#define SCHED_CRON_BATCH 100     /* firings per schedule per tick ('all' catch-up) */
 #define SCHED_CRON_SCHEDULES 200 /* due schedules handled per tick */
-#define SCHED_RELAY_BATCHES 64  /* relay transactions per pass (ids per transaction: relay.c) */
+#define SCHED_RELAY_BATCHES 64   /* relay transactions per pass (ids per transaction: relay.c) */
 #define SCHED_RELAY_PER_TENANT 32
 #define SCHED_REAP_BATCH 500
 #define SCHED_REAP_BATCHES 20
@@ -47,8 +47,8 @@ typedef struct sched_config {
     sf_common_config common;
     char *database_url;
     char *redis_url;
-    char *name;            /* SCHEDULER_NAME; "" = hostname-pid */
-    char *queue;           /* QUEUE */
+    char *name;  /* SCHEDULER_NAME; "" = hostname-pid */
+    char *queue; /* QUEUE */
     int64_t leader_ttl_s;
     int64_t relay_max_ready;
     int64_t reaper_interval_ms;
@@ -67,7 +67,7 @@ typedef struct sched_stop {
 typedef struct sched_leader {
     const sched_config *cfg;
     sf_log *log;
-    atomic_int quit;             /* set by sched_leader_stop */
+    atomic_int quit; /* set by sched_leader_stop */
     char holder[SCHED_HOLDER_MAX];
     atomic_llong active_until_ms; /* (atomic) monotonic ms; 0 = not leader */
     atomic_llong term;            /* (atomic) term of the current lease */
@@ -76,8 +76,7 @@ typedef struct sched_leader {
 } sched_leader;
 
 /* leader.c */
-sf_status sched_leader_start(sched_leader *l, const sched_config *cfg, sf_log *log,
-                             const char *holder, sf_err *err);
+sf_status sched_leader_start(sched_leader *l, const sched_config *cfg, sf_log *log, const char *holder, sf_err *err);
 /* 1 while this process may act as leader; *term (may be NULL) gets the term. */
 int sched_leader_active(sched_leader *l, int64_t *term);
 /* Stop renewing, give the lease up (NOTIFY sf_leader) and join. */
@@ -92,12 +91,12 @@ typedef struct sched_duties {
     sf_db *db;
     sf_redis *redis;
     sf_queue *queue;
-    int64_t redis_retry_ms;    /* monotonic: next reconnect attempt */
+    int64_t redis_retry_ms; /* monotonic: next reconnect attempt */
     int64_t redis_backoff_ms;
     char incarnation[SCHED_INCARNATION_MAX]; /* what this leader set; "" = none yet */
     int rebuild_needed;
-    int relay_more;            /* the last relay pass left work (Redis full, or its batch cap) */
-    uint64_t relay_turn;       /* rotation of the tenants' order, one step per relay batch */
+    int relay_more;      /* the last relay pass left work (Redis full, or its batch cap) */
+    uint64_t relay_turn; /* rotation of the tenants' order, one step per relay batch */
     int was_active;
     int64_t next_tick_ms, next_reap_ms, next_retention_ms;
     sf_job_retry retry;
@@ -106,8 +105,8 @@ typedef struct sched_duties {
 } sched_duties;
 
 /* duties.c */
-sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log,
-                             sched_leader *leader, const sched_stop *stop, sf_err *err);
+sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log, sched_leader *leader,
+                             const sched_stop *stop, sf_err *err);
 void sched_duties_join(sched_duties *d);
 /* Redis failed with SF_ERR_UNAVAILABLE: drop the connection, retry later. */
 void sched_duties_redis_down(sched_duties *d, const sf_err *err);
@@ -124,8 +123,7 @@ sf_status sched_cron_pass(sched_duties *d, sched_cron_stats *stats, sf_err *err)
 sf_status sched_relay_pass(sched_duties *d, int64_t *relayed, sf_err *err);
 /* Rebuild Redis from PostgreSQL when the incarnation key is missing or not
  * ours: *jobs = queued jobs seen, *requeued = ids that were missing from Redis. */
-sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt,
-                              sf_err *err);
+sf_status sched_rebuild_check(sched_duties *d, int64_t *jobs, int64_t *requeued, int *rebuilt, sf_err *err);
 
 /* reaper.c */
 typedef struct sched_reap_stats {

@@ -32,7 +32,9 @@ static int user_add(sf_db *db, int argc, char **argv)
     const char *email = NULL, *name = NULL, *tier = NULL, *pos[1];
     int key_only = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"name", 1, &name, NULL}, {"tier", 1, &tier, NULL},
+    const cli_opt opts[] = {{"email", 1, &email, NULL},
+                            {"name", 1, &name, NULL},
+                            {"tier", 1, &tier, NULL},
                             {"key-only", 0, NULL, &key_only}};
     int rc = cli_parse(argc, argv, 3, opts, 4, admin_usage, pos, 0, &npos);
     if (rc >= 0)

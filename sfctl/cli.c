@@ -30,11 +30,16 @@ int cli_status_exit(sf_status st)
         sf_status st;
         ctl_exit code;
     } MAP[] = {
-        {SF_ERR_AUTH, CTL_EXIT_AUTH},           {SF_ERR_NOTFOUND, CTL_EXIT_NOTFOUND},
-        {SF_ERR_UNAVAILABLE, CTL_EXIT_UNREACHABLE}, {SF_ERR_TIMEOUT, CTL_EXIT_UNREACHABLE},
-        {SF_ERR_HTTP, CTL_EXIT_UNREACHABLE},    {SF_ERR_INVALID, CTL_EXIT_USAGE},
-        {SF_ERR_PARSE, CTL_EXIT_USAGE},         {SF_ERR_LIMIT, CTL_EXIT_USAGE},
-        {SF_ERR_CONFLICT, CTL_EXIT_USAGE},      {SF_ERR_CONFIG, CTL_EXIT_USAGE},
+        {SF_ERR_AUTH, CTL_EXIT_AUTH},
+        {SF_ERR_NOTFOUND, CTL_EXIT_NOTFOUND},
+        {SF_ERR_UNAVAILABLE, CTL_EXIT_UNREACHABLE},
+        {SF_ERR_TIMEOUT, CTL_EXIT_UNREACHABLE},
+        {SF_ERR_HTTP, CTL_EXIT_UNREACHABLE},
+        {SF_ERR_INVALID, CTL_EXIT_USAGE},
+        {SF_ERR_PARSE, CTL_EXIT_USAGE},
+        {SF_ERR_LIMIT, CTL_EXIT_USAGE},
+        {SF_ERR_CONFLICT, CTL_EXIT_USAGE},
+        {SF_ERR_CONFIG, CTL_EXIT_USAGE},
     };
     for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)
         if (st == MAP[i].st)
@@ -70,8 +75,8 @@ static int take_opt(const cli_opt *o, const char *arg)
     return 0;
 }
 
-int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage,
-              const char **pos, size_t max_pos, size_t *n_pos)
+int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage, const char **pos,
+              size_t max_pos, size_t *n_pos)
 {
     struct option lo[CLI_MAX_OPTS + 2];
     size_t k = 0;
@@ -176,8 +181,8 @@ int cli_api_open(cli_api *api)
     while (n > 0 && api->url[n - 1] == '/')
         api->url[--n] = '\0';
     sf_err err = {0};
-    sf_http_opts o = {.connect_timeout_ms = 5000, .timeout_ms = api->timeout_ms, .max_body = 256u << 20,
-                      .user_agent = "sfctl"};
+    sf_http_opts o = {
+        .connect_timeout_ms = 5000, .timeout_ms = api->timeout_ms, .max_body = 256u << 20, .user_agent = "sfctl"};
     if (sf_http_global_init(&err) != SF_OK || sf_http_new(&o, &api->http, &err) != SF_OK) {
         cli_api_close(api);
         return cli_fail(CTL_EXIT_FAIL, "%s", err.msg);
@@ -229,8 +234,8 @@ static json_t *load_answer(const char *data, size_t len)
     return j;
 }
 
-int cli_api_call(cli_api *api, const char *method, const char *path, const char *body,
-                 const char *idempotency_key, int quiet_404, long *status, json_t **out)
+int cli_api_call(cli_api *api, const char *method, const char *path, const char *body, const char *idempotency_key,
+                 int quiet_404, long *status, json_t **out)
 {
     char url[2048], auth[256], idem[256];
     snprintf(url, sizeof url, "%s%s", api->url, path);

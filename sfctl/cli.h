@@ -33,8 +33,8 @@ typedef struct cli_opt {
  * pos (at most max_pos; *n_pos gets the count). --help prints usage on stdout.
  * Returns -1 to go on, else the exit status (0 after --help, 2 on a bad option).
  */
-int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage,
-              const char **pos, size_t max_pos, size_t *n_pos);
+int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage, const char **pos,
+              size_t max_pos, size_t *n_pos);
 
 /* Print "sfctl: <fmt...>" on stderr and return code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -58,7 +58,7 @@ int cli_db_open(sf_db **db);
 /* The API client: SF_API_URL and SF_API_KEY. */
 typedef struct cli_api {
     sf_http *http;
-    char *url;       /* no trailing slash */
+    char *url; /* no trailing slash */
     char *key;
     long timeout_ms;
 } cli_api;
@@ -75,8 +75,8 @@ void cli_api_close(cli_api *api);
  * cli_status_exit for a network failure (3 when the server is unreachable;
  * *out NULL); a 404 is printed unless quiet_404.
  */
-int cli_api_call(cli_api *api, const char *method, const char *path, const char *body,
-                 const char *idempotency_key, int quiet_404, long *status, json_t **out);
+int cli_api_call(cli_api *api, const char *method, const char *path, const char *body, const char *idempotency_key,
+                 int quiet_404, long *status, json_t **out);
 
 /* Read a JSON file (an object); prints the error and returns NULL on failure. */
 json_t *cli_read_json_file(const char *path, const char *what);

@@ -28,8 +28,7 @@ static int names_ok(const char *symbol, const char *timeframe)
     sf_err err = {0};
     if (!cli_need("data", symbol, "symbol") || !cli_need("data", timeframe, "timeframe"))
         return 0;
-    if (sf_dataset_validate_symbol(symbol, &err) != SF_OK ||
-        sf_dataset_validate_timeframe(timeframe, &err) != SF_OK) {
+    if (sf_dataset_validate_symbol(symbol, &err) != SF_OK || sf_dataset_validate_timeframe(timeframe, &err) != SF_OK) {
         cli_fail(CTL_EXIT_USAGE, "data: %s", err.msg);
         return 0;
     }
@@ -53,8 +52,7 @@ static int import_bars(const char *symbol, const char *timeframe, sf_bars *bars)
     sf_bars_free(bars);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
-    printf("imported %zu bars into %s %s (version %lld)\n", n, info.symbol, info.timeframe,
-           (long long)info.version);
+    printf("imported %zu bars into %s %s (version %lld)\n", n, info.symbol, info.timeframe, (long long)info.version);
     return CTL_EXIT_OK;
 }
 
@@ -83,8 +81,11 @@ static int fetch_url(const char *url, int64_t max_bytes, int64_t timeout_ms, sf_
 {
     sf_http *http = NULL;
     sf_err err = {0};
-    sf_http_opts o = {.connect_timeout_ms = 10000, .timeout_ms = (long)timeout_ms, .max_body = (size_t)max_bytes,
-                      .user_agent = "sfctl", .follow_redirects = 1};
+    sf_http_opts o = {.connect_timeout_ms = 10000,
+                      .timeout_ms = (long)timeout_ms,
+                      .max_body = (size_t)max_bytes,
+                      .user_agent = "sfctl",
+                      .follow_redirects = 1};
     sf_status st = sf_http_global_init(&err);
     if (st == SF_OK)
         st = sf_http_new(&o, &http, &err);
@@ -102,8 +103,10 @@ static int data_fetch(int argc, char **argv)
 {
     const char *symbol = NULL, *timeframe = NULL, *max_s = NULL, *timeout_s = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {{"symbol", 1, &symbol, NULL}, {"timeframe", 1, &timeframe, NULL},
-                            {"max-bytes", 1, &max_s, NULL}, {"timeout-ms", 1, &timeout_s, NULL}};
+    const cli_opt opts[] = {{"symbol", 1, &symbol, NULL},
+                            {"timeframe", 1, &timeframe, NULL},
+                            {"max-bytes", 1, &max_s, NULL},
+                            {"timeout-ms", 1, &timeout_s, NULL}};
     int rc = cli_parse(argc, argv, 2, opts, 4, data_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
@@ -121,8 +124,8 @@ static int data_fetch(int argc, char **argv)
     sf_http_response_init(&resp);
     rc = fetch_url(pos[0], max_bytes, timeout_ms, &resp);
     sf_bars *bars = NULL;
-    if (rc < 0 && sf_bars_parse_csv(resp.body.data ? resp.body.data : "", resp.body.len, SF_BARS_MAX_DEFAULT,
-                                    &bars, &err) != SF_OK)
+    if (rc < 0 && sf_bars_parse_csv(resp.body.data ? resp.body.data : "", resp.body.len, SF_BARS_MAX_DEFAULT, &bars,
+                                    &err) != SF_OK)
         rc = cli_fail(CTL_EXIT_USAGE, "data fetch: %s: %s", pos[0], err.msg);
     sf_http_response_destroy(&resp);
     return rc >= 0 ? rc : import_bars(symbol, timeframe, bars);
@@ -153,8 +156,8 @@ static int data_list(int argc, char **argv)
         char first[32], last[32];
         sf_time_format_iso8601(list[i].first_ts, first, sizeof first);
         sf_time_format_iso8601(list[i].last_ts, last, sizeof last);
-        printf("%-16s %-9s %7lld %10lld  %-20s  %-20s\n", list[i].symbol, list[i].timeframe,
-               (long long)list[i].version, (long long)list[i].bars, first, last);
+        printf("%-16s %-9s %7lld %10lld  %-20s  %-20s\n", list[i].symbol, list[i].timeframe, (long long)list[i].version,
+               (long long)list[i].bars, first, last);
     }
     if (more)
         fprintf(stderr, "sfctl: more than %d data sets; the rest are not shown\n", SF_DATASET_LIST_MAX);

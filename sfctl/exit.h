@@ -29,14 +29,14 @@ typedef enum ctl_exit {
     CTL_EXIT_NOTFOUND = 5,
 } ctl_exit;
 
-#define CTL_EXIT_HELP                                                                        \
-    "exit status:\n"                                                                         \
-    "  0  ok\n"                                                                              \
-    "  1  a job failed, or members of a sweep failed or died (submit --wait, watch),\n"     \
-    "     a watch timed out, or a local run failed\n"                                        \
-    "  2  bad usage or validation (options, input files, a request the API refuses)\n"      \
-    "  3  the server is unreachable or failing (connection, timeout, HTTP 5xx)\n"           \
-    "  4  authentication failed (SF_API_KEY invalid or revoked)\n"                           \
+#define CTL_EXIT_HELP                                                                                                  \
+    "exit status:\n"                                                                                                   \
+    "  0  ok\n"                                                                                                        \
+    "  1  a job failed, or members of a sweep failed or died (submit --wait, watch),\n"                                \
+    "     a watch timed out, or a local run failed\n"                                                                  \
+    "  2  bad usage or validation (options, input files, a request the API refuses)\n"                                 \
+    "  3  the server is unreachable or failing (connection, timeout, HTTP 5xx)\n"                                      \
+    "  4  authentication failed (SF_API_KEY invalid or revoked)\n"                                                     \
     "  5  not found (no such job, batch, data set, user or key)\n"
 
 #endif

@@ -51,16 +51,16 @@ static int fail(int code, const char *fmt, ...)
 /* An sf_err: bad input is a usage error (2), the rest a failure (1). */
 static int fail_err(const sf_err *err)
 {
-    int input = err->code == SF_ERR_INVALID || err->code == SF_ERR_PARSE ||
-                err->code == SF_ERR_LIMIT || err->code == SF_ERR_NOTFOUND || err->code == SF_ERR_IO;
+    int input = err->code == SF_ERR_INVALID || err->code == SF_ERR_PARSE || err->code == SF_ERR_LIMIT ||
+                err->code == SF_ERR_NOTFOUND || err->code == SF_ERR_IO;
     return fail(input ? CTL_EXIT_USAGE : CTL_EXIT_FAIL, "%s", err->msg[0] ? err->msg : sf_status_str(err->code));
 }
 
 typedef struct ctl_opt {
     const char *name;
-    int has_arg;          /* 1: takes a value */
-    const char **value;   /* has_arg: where the value goes */
-    int *flag;            /* !has_arg: set to 1 */
+    int has_arg;        /* 1: takes a value */
+    const char **value; /* has_arg: where the value goes */
+    int *flag;          /* !has_arg: set to 1 */
 } ctl_opt;
 
 /* Returns -1 to go on, else the exit status (0 after --help). */
@@ -108,8 +108,8 @@ static int parse_count(const char *cmd, const char *name, const char *s, long mi
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return fail(CTL_EXIT_USAGE, "%s: --%s: must be a whole number between %ld and %ld (got \"%.32s\")",
-                    cmd, name, min, max, s);
+        return fail(CTL_EXIT_USAGE, "%s: --%s: must be a whole number between %ld and %ld (got \"%.32s\")", cmd, name,
+                    min, max, s);
     *out = v;
     return -1;
 }
@@ -149,8 +149,7 @@ static int fail_logic(const char *prefix, const sf_logic_errors *errs, const sf_
     if (errs->count == 0)
         return fail_err(err);
     for (int i = 0; i < errs->count; i++)
-        fprintf(stderr, "sfctl: %s%s%s%s\n", prefix, errs->path[i], errs->path[i][0] ? ": " : "",
-                errs->message[i]);
+        fprintf(stderr, "sfctl: %s%s%s%s\n", prefix, errs->path[i], errs->path[i][0] ? ": " : "", errs->message[i]);
     if (errs->dropped > 0)
         fprintf(stderr, "sfctl: (and %d more errors)\n", errs->dropped);
     return CTL_EXIT_USAGE;
@@ -202,32 +201,30 @@ static void iso(int64_t t, char *buf)
 
 static void print_trades(const sf_result *r)
 {
-    printf("\n  %4s  %-20s %12s  %-20s %12s %14s %12s  %-5s  %s\n", "#", "entry time", "entry",
-           "exit time", "exit", "qty", "pnl", "side", "exit reason");
+    printf("\n  %4s  %-20s %12s  %-20s %12s %14s %12s  %-5s  %s\n", "#", "entry time", "entry", "exit time", "exit",
+           "qty", "pnl", "side", "exit reason");
     for (size_t i = 0; i < r->n_trades && r->trades != NULL; i++) {
         const sf_trade *t = &r->trades[i];
         char et[SF_TIME_ISO_MAX], xt[SF_TIME_ISO_MAX];
         iso(t->entry_time, et);
         iso(t->exit_time, xt);
-        printf("  %4zu  %-20s %12.4f  %-20s %12.4f %14.6f %12.2f  %-5s  %s\n", i + 1, et,
-               t->entry_price, xt, t->exit_price, t->qty, t->pnl, t->side < 0 ? "short" : "long",
-               sf_exit_reason_name(t->exit_reason));
+        printf("  %4zu  %-20s %12.4f  %-20s %12.4f %14.6f %12.2f  %-5s  %s\n", i + 1, et, t->entry_price, xt,
+               t->exit_price, t->qty, t->pnl, t->side < 0 ? "short" : "long", sf_exit_reason_name(t->exit_reason));
     }
 }
 
 /* ---- backtest ---- */
 
-static const char backtest_usage[] =
-    "usage: sfctl backtest --logic L.json --data bars.csv [--json] [--trades]\n"
-    "\n"
-    "Runs the logic over the CSV bars (timestamp,open,high,low,close,volume)\n"
-    "on this machine, with no servers, and prints its metrics.\n"
-    "\n"
-    "  --logic FILE   trading logic JSON (\"-\" reads standard input)\n"
-    "  --data FILE    OHLCV CSV file (\"-\" reads standard input)\n"
-    "  --json         print one JSON object {\"metrics\", \"trades\", \"equity\"}\n"
-    "  --trades       also list the trades (table output)\n"
-    "  --help         show this help\n";
+static const char backtest_usage[] = "usage: sfctl backtest --logic L.json --data bars.csv [--json] [--trades]\n"
+                                     "\n"
+                                     "Runs the logic over the CSV bars (timestamp,open,high,low,close,volume)\n"
+                                     "on this machine, with no servers, and prints its metrics.\n"
+                                     "\n"
+                                     "  --logic FILE   trading logic JSON (\"-\" reads standard input)\n"
+                                     "  --data FILE    OHLCV CSV file (\"-\" reads standard input)\n"
+                                     "  --json         print one JSON object {\"metrics\", \"trades\", \"equity\"}\n"
+                                     "  --trades       also list the trades (table output)\n"
+                                     "  --help         show this help\n";
 
 static int backtest_run(const sf_logic *lg, const sf_bars *bars, int json, int trades)
 {
@@ -240,8 +237,8 @@ static int backtest_run(const sf_logic *lg, const sf_bars *bars, int json, int t
     if (json) {
         sf_buf b;
         sf_buf_init(&b, CTL_JSON_MAX);
-        rc = sf_result_to_json(r, 1, 1, &b, &err) == SF_OK && sf_buf_puts(&b, "\n", &err) == SF_OK
-                 ? write_out(&b) : fail_err(&err);
+        rc = sf_result_to_json(r, 1, 1, &b, &err) == SF_OK && sf_buf_puts(&b, "\n", &err) == SF_OK ? write_out(&b)
+                                                                                                   : fail_err(&err);
         sf_buf_destroy(&b);
     } else {
         char a[SF_TIME_ISO_MAX], z[SF_TIME_ISO_MAX];
@@ -263,8 +260,10 @@ int ctl_backtest(int argc, char **argv)
     const char *logic = NULL, *data = NULL;
     int json = 0, trades = 0;
     const ctl_opt opts[] = {
-        {"logic", 1, &logic, NULL}, {"data", 1, &data, NULL},
-        {"json", 0, NULL, &json}, {"trades", 0, NULL, &trades},
+        {"logic", 1, &logic, NULL},
+        {"data", 1, &data, NULL},
+        {"json", 0, NULL, &json},
+        {"trades", 0, NULL, &trades},
     };
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], backtest_usage);
     if (rc < 0)
@@ -327,8 +326,8 @@ static void on_progress(void *user, uint64_t done, uint64_t total)
         if (done <= prev)
             return;
     } while (!atomic_compare_exchange_weak(shown, &prev, done));
-    fprintf(stderr, "\rsweep: %llu/%llu%s", (unsigned long long)done,
-            (unsigned long long)total, done == total ? "\n" : "");
+    fprintf(stderr, "\rsweep: %llu/%llu%s", (unsigned long long)done, (unsigned long long)total,
+            done == total ? "\n" : "");
 }
 
 static void print_leaderboard(const sf_sweep_result *s)
@@ -345,15 +344,16 @@ static int sweep_print(const sf_sweep_result *s, int json)
 {
     if (!json) {
         print_leaderboard(s);
-        return fflush(stdout) == 0 ? CTL_EXIT_OK
-                                   : fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
+        return fflush(stdout) == 0
+                   ? CTL_EXIT_OK
+                   : fail(CTL_EXIT_FAIL, "could not write the output: %s", sf_err_errno_text(errno).text);
     }
     sf_buf b;
     sf_buf_init(&b, CTL_JSON_MAX);
     sf_err err;
     sf_err_clear(&err);
-    int rc = sf_sweep_to_json(s, &b, &err) == SF_OK && sf_buf_puts(&b, "\n", &err) == SF_OK
-                 ? write_out(&b) : fail_err(&err);
+    int rc =
+        sf_sweep_to_json(s, &b, &err) == SF_OK && sf_buf_puts(&b, "\n", &err) == SF_OK ? write_out(&b) : fail_err(&err);
     sf_buf_destroy(&b);
     return rc;
 }
@@ -363,8 +363,7 @@ static int fail_sweep(const sf_logic_errors *errs, const sf_err *err)
 {
     int rc = fail_err(err);
     for (int i = 1; i < errs->count; i++)
-        fprintf(stderr, "sfctl: %s%s%s\n", errs->path[i], errs->path[i][0] ? ": " : "",
-                errs->message[i]);
+        fprintf(stderr, "sfctl: %s%s%s\n", errs->path[i], errs->path[i][0] ? ": " : "", errs->message[i]);
     return rc;
 }
 
@@ -402,8 +401,8 @@ int ctl_sweep(int argc, char **argv)
 {
     sweep_args a = {0};
     const ctl_opt opts[] = {
-        {"logic", 1, &a.logic, NULL}, {"data", 1, &a.data, NULL}, {"grid", 1, &a.grid, NULL},
-        {"threads", 1, &a.threads, NULL}, {"top", 1, &a.top, NULL}, {"by", 1, &a.by, NULL},
+        {"logic", 1, &a.logic, NULL},     {"data", 1, &a.data, NULL}, {"grid", 1, &a.grid, NULL},
+        {"threads", 1, &a.threads, NULL}, {"top", 1, &a.top, NULL},   {"by", 1, &a.by, NULL},
         {"json", 0, NULL, &a.json},
     };
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], sweep_usage);
@@ -458,11 +457,13 @@ static int spec_compile(const char *spec, sf_logic **lg)
         return fail(CTL_EXIT_USAGE, "indicator: --spec is longer than %d bytes", CTL_SPEC_MAX);
     size_t i = strspn(spec, " \t\r\n");
     if (spec[i] != '{')
-        return fail(CTL_EXIT_USAGE, "indicator: --spec: must be a JSON object such as {\"type\": \"sma\", \"period\": 20}");
+        return fail(CTL_EXIT_USAGE,
+                    "indicator: --spec: must be a JSON object such as {\"type\": \"sma\", \"period\": 20}");
     char json[CTL_SPEC_MAX + 128];
     int len = snprintf(json, sizeof json,
                        "{\"name\": \"indicator\", \"indicators\": {\"spec\": %s},\n"
-                       "\"entry\": {\"gt\": [\"close\", 0]}}", spec);
+                       "\"entry\": {\"gt\": [\"close\", 0]}}",
+                       spec);
     sf_logic_errors errs;
     memset(&errs, 0, sizeof errs);
     sf_err err;

@@ -39,8 +39,8 @@ static void new_idempotency_key(char *buf, size_t size)
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
         snprintf(buf, size, "sfctl-%ld-%ld", (long)getpid(), (long)time(NULL));
     else
-        snprintf(buf, size, "sfctl-%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-                 r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]);
+        snprintf(buf, size, "sfctl-%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+                 r[5], r[6], r[7], r[8], r[9], r[10], r[11]);
 }
 
 /* POST with one retry after a network or server failure (same idempotency key). */
@@ -101,8 +101,8 @@ static void print_job(json_t *j)
            str(j, "status"), str(j, "symbol"), str(j, "timeframe"),
            (long long)json_integer_value(json_object_get(j, "attempt")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
-    static const char *const FIELDS[] = {"priority", "batch_id", "worker", "created_at", "started_at",
-                                         "finished_at", "error"};
+    static const char *const FIELDS[] = {"priority",   "batch_id",    "worker", "created_at",
+                                         "started_at", "finished_at", "error"};
     for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++)
         if (json_is_string(json_object_get(j, FIELDS[i])))
             printf("%-12s %s\n", FIELDS[i], str(j, FIELDS[i]));
@@ -144,7 +144,8 @@ static void print_batch(json_t *b)
            100.0 * json_number_value(json_object_get(b, "progress")), str(b, "status"));
     const char *key;
     json_t *v;
-    json_object_foreach(c, key, v) {
+    json_object_foreach(c, key, v)
+    {
         if (json_integer_value(v) > 0)
             printf("  %-10s %lld\n", key, (long long)json_integer_value(v));
     }
@@ -215,8 +216,8 @@ static int wait_job(cli_api *api, const char *id, int json_out)
 }
 
 /* Common body fields; returns -1 or an exit status. */
-static int add_common(json_t *body, const char *symbol, const char *timeframe, const char *priority,
-                      const char *from, const char *to, const char *attempts)
+static int add_common(json_t *body, const char *symbol, const char *timeframe, const char *priority, const char *from,
+                      const char *to, const char *attempts)
 {
     int64_t n = 0;
     sf_err err = {0};
@@ -237,14 +238,14 @@ static int add_common(json_t *body, const char *symbol, const char *timeframe, c
 
 int ctl_submit(int argc, char **argv)
 {
-    const char *logic = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
-               *attempts = NULL, *pos[1];
+    const char *logic = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL, *attempts = NULL,
+               *pos[1];
     int wait = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"logic", 1, &logic, NULL},   {"symbol", 1, &symbol, NULL}, {"timeframe", 1, &tf, NULL},
-                            {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},     {"to", 1, &to, NULL},
-                            {"max-attempts", 1, &attempts, NULL}, {"wait", 0, NULL, &wait},
-                            {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {
+        {"logic", 1, &logic, NULL},           {"symbol", 1, &symbol, NULL}, {"timeframe", 1, &tf, NULL},
+        {"priority", 1, &prio, NULL},         {"from", 1, &from, NULL},     {"to", 1, &to, NULL},
+        {"max-attempts", 1, &attempts, NULL}, {"wait", 0, NULL, &wait},     {"json", 0, NULL, &json_out}};
     int rc = cli_parse(argc, argv, 1, opts, 9, submit_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
@@ -283,8 +284,8 @@ static void draw_bar(json_t *b)
         bar[i] = i < fill ? '#' : '.';
     bar[BAR_WIDTH] = '\0';
     json_t *c = json_object_get(b, "counts");
-    fprintf(stderr, "\r[%s] %5.1f%% %lld/%lld  running %lld  failed %lld  dead %lld  cancelled %lld ", bar,
-            100.0 * p, (long long)json_integer_value(json_object_get(b, "done")),
+    fprintf(stderr, "\r[%s] %5.1f%% %lld/%lld  running %lld  failed %lld  dead %lld  cancelled %lld ", bar, 100.0 * p,
+            (long long)json_integer_value(json_object_get(b, "done")),
             (long long)json_integer_value(json_object_get(b, "total")),
             (long long)json_integer_value(json_object_get(c, "running")),
             (long long)json_integer_value(json_object_get(c, "failed")),
@@ -349,21 +350,20 @@ static int leaderboard_query(const char *top, const char *by, char *buf, size_t 
     return -1;
 }
 
-static const char watch_usage[] =
-    "usage: sfctl watch BATCH_ID [--top K] [--by METRIC] [--timeout S] [--json]\n"
-    "\n"
-    "Show a sweep's progress on stderr until every member has finished, then print\n"
-    "its leaderboard: the best K (1 to 1000, default 10) by METRIC (default the\n"
-    "sweep's rank_by) with their job ids. Exit status 1 when members failed or died,\n"
-    "or --timeout passed first.\n";
+static const char watch_usage[] = "usage: sfctl watch BATCH_ID [--top K] [--by METRIC] [--timeout S] [--json]\n"
+                                  "\n"
+                                  "Show a sweep's progress on stderr until every member has finished, then print\n"
+                                  "its leaderboard: the best K (1 to 1000, default 10) by METRIC (default the\n"
+                                  "sweep's rank_by) with their job ids. Exit status 1 when members failed or died,\n"
+                                  "or --timeout passed first.\n";
 
 int ctl_watch(int argc, char **argv)
 {
     const char *top = NULL, *by = NULL, *timeout = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"top", 1, &top, NULL}, {"by", 1, &by, NULL}, {"timeout", 1, &timeout, NULL},
-                            {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {
+        {"top", 1, &top, NULL}, {"by", 1, &by, NULL}, {"timeout", 1, &timeout, NULL}, {"json", 0, NULL, &json_out}};
     int rc = cli_parse(argc, argv, 1, opts, 4, watch_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
@@ -404,10 +404,18 @@ static int remote_sweep(int argc, char **argv)
                *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *detail_top = NULL, *pos[1];
     int watch = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"logic", 1, &logic, NULL}, {"grid", 1, &grid, NULL},   {"symbol", 1, &symbol, NULL},
-                            {"timeframe", 1, &tf, NULL}, {"priority", 1, &prio, NULL}, {"from", 1, &from, NULL},
-                            {"to", 1, &to, NULL},       {"rank-by", 1, &rank, NULL}, {"max-attempts", 1, &attempts, NULL},
-                            {"watch", 0, NULL, &watch},  {"top", 1, &top, NULL},     {"by", 1, &by, NULL},
+    const cli_opt opts[] = {{"logic", 1, &logic, NULL},
+                            {"grid", 1, &grid, NULL},
+                            {"symbol", 1, &symbol, NULL},
+                            {"timeframe", 1, &tf, NULL},
+                            {"priority", 1, &prio, NULL},
+                            {"from", 1, &from, NULL},
+                            {"to", 1, &to, NULL},
+                            {"rank-by", 1, &rank, NULL},
+                            {"max-attempts", 1, &attempts, NULL},
+                            {"watch", 0, NULL, &watch},
+                            {"top", 1, &top, NULL},
+                            {"by", 1, &by, NULL},
                             {"detail-top", 1, &detail_top, NULL}};
     int rc = cli_parse(argc, argv, 1, opts, 13, sweep_usage, pos, 0, &npos);
     if (rc >= 0)

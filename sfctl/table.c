@@ -15,15 +15,20 @@
 typedef enum { F_MONEY, F_PCT, F_RATIO, F_COUNT } fkind;
 
 static const struct {
-    const char *key;   /* an sf/rank.h name */
+    const char *key; /* an sf/rank.h name */
     const char *label;
     fkind kind;
 } ROWS[] = {
-    {"final_equity", "final equity", F_MONEY}, {"total_return", "total return", F_PCT},
-    {"cagr", "CAGR", F_PCT},                   {"sharpe", "Sharpe", F_RATIO},
-    {"sortino", "Sortino", F_RATIO},           {"max_drawdown", "max drawdown", F_PCT},
-    {"win_rate", "win rate", F_PCT},           {"profit_factor", "profit factor", F_RATIO},
-    {"trades", "trades", F_COUNT},             {"exposure", "exposure", F_PCT},
+    {"final_equity", "final equity", F_MONEY},
+    {"total_return", "total return", F_PCT},
+    {"cagr", "CAGR", F_PCT},
+    {"sharpe", "Sharpe", F_RATIO},
+    {"sortino", "Sortino", F_RATIO},
+    {"max_drawdown", "max drawdown", F_PCT},
+    {"win_rate", "win rate", F_PCT},
+    {"profit_factor", "profit factor", F_RATIO},
+    {"trades", "trades", F_COUNT},
+    {"exposure", "exposure", F_PCT},
     {"fees", "fees", F_MONEY},
 };
 

@@ -47,8 +47,8 @@ typedef struct flight {
     sf_list_node link; /* first member; in c->flights until done */
     char symbol[64];
     char timeframe[32];
-    int64_t version;        /* the version asked for (the entry's may be newer) */
-    int waiters;            /* threads waiting on this flight */
+    int64_t version; /* the version asked for (the entry's may be newer) */
+    int waiters;     /* threads waiting on this flight */
     int done;
     wrk_cache_entry *entry; /* when done: the entry (one reference per waiter taken), or NULL */
     sf_err err;             /* when done without an entry: the loader's error */
@@ -56,10 +56,10 @@ typedef struct flight {
 
 struct wrk_cache {
     pthread_mutex_t mu;
-    pthread_cond_t loaded;  /* with mu: a flight is done */
+    pthread_cond_t loaded; /* with mu: a flight is done */
     /* guarded by mu */
-    sf_list lru;            /* most recently used first */
-    sf_list flights;        /* loads in progress */
+    sf_list lru;     /* most recently used first */
+    sf_list flights; /* loads in progress */
     size_t bytes, entries, max_bytes;
     uint64_t hits, misses, loads, waits, evictions;
 };
@@ -207,8 +207,7 @@ static sf_status wait_flight(wrk_cache *c, flight *f, wrk_cache_entry **out, sf_
 
 /* Lead f (locked on entry and return; f in c->flights): load with the lock
  * released, then publish the outcome to the waiters. *dup: see insert. */
-static sf_status fly(wrk_cache *c, flight *f, sf_db *db, wrk_cache_entry **out, wrk_cache_entry **dup,
-                     sf_err *err)
+static sf_status fly(wrk_cache *c, flight *f, sf_db *db, wrk_cache_entry **out, wrk_cache_entry **dup, sf_err *err)
 {
     c->loads++;
     pthread_mutex_unlock(&c->mu);
@@ -234,8 +233,8 @@ static sf_status fly(wrk_cache *c, flight *f, sf_db *db, wrk_cache_entry **out, 
 
 /* Locked: the entry for the key, one reference taken; may wait or load
  * (releasing the lock meanwhile). *dup: see insert. */
-static sf_status get_locked(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe,
-                            int64_t version, wrk_cache_entry **out, wrk_cache_entry **dup, sf_err *err)
+static sf_status get_locked(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe, int64_t version,
+                            wrk_cache_entry **out, wrk_cache_entry **dup, sf_err *err)
 {
     wrk_cache_entry *e = find(c, symbol, timeframe, version);
     if (e != NULL) {
@@ -256,9 +255,8 @@ static sf_status get_locked(wrk_cache *c, sf_db *db, const char *symbol, const c
     return fly(c, f, db, out, dup, err);
 }
 
-sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe,
-                        int64_t version, const sf_bars **bars, wrk_cache_entry **entry,
-                        sf_err *err)
+sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe, int64_t version,
+                        const sf_bars **bars, wrk_cache_entry **entry, sf_err *err)
 {
     *bars = NULL;
     *entry = NULL;

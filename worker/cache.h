@@ -48,10 +48,10 @@ typedef struct wrk_cache wrk_cache;
 typedef struct wrk_cache_entry wrk_cache_entry;
 
 typedef struct wrk_cache_stats {
-    uint64_t hits;      /* gets served by a cached entry */
-    uint64_t misses;    /* gets that found none: loads + waits */
-    uint64_t loads;     /* sf_dataset_load calls (successful or not) */
-    uint64_t waits;     /* gets that waited for another thread's load */
+    uint64_t hits;   /* gets served by a cached entry */
+    uint64_t misses; /* gets that found none: loads + waits */
+    uint64_t loads;  /* sf_dataset_load calls (successful or not) */
+    uint64_t waits;  /* gets that waited for another thread's load */
     uint64_t evictions;
     size_t bytes, entries;
 } wrk_cache_stats;
@@ -66,9 +66,8 @@ void wrk_cache_free(wrk_cache *c); /* every get must have returned and been rele
  * load's time; loads are bounded by the statement timeout). SF_ERR_NOTFOUND
  * when the data set does not exist; SF_ERR_UNAVAILABLE / SF_ERR_DB from the
  * database; SF_ERR_NOMEM. */
-sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe,
-                        int64_t version, const sf_bars **bars, wrk_cache_entry **entry,
-                        sf_err *err);
+sf_status wrk_cache_get(wrk_cache *c, sf_db *db, const char *symbol, const char *timeframe, int64_t version,
+                        const sf_bars **bars, wrk_cache_entry **entry, sf_err *err);
 void wrk_cache_release(wrk_cache *c, wrk_cache_entry *entry);
 
 void wrk_cache_get_stats(wrk_cache *c, wrk_cache_stats *out);

@@ -26,7 +26,7 @@ struct wrk_grid_ref {
 struct wrk_gridcache {
     pthread_mutex_t mu;
     /* guarded by mu */
-    sf_list lru;            /* most recently used first */
+    sf_list lru; /* most recently used first */
     size_t entries;
 };
 
@@ -112,8 +112,8 @@ static wrk_grid_ref *insert(wrk_gridcache *c, wrk_grid_ref *fresh)
     return fresh;
 }
 
-sf_status wrk_gridcache_get(wrk_gridcache *c, const char *batch_id, const char *text, size_t len,
-                            const sf_grid **grid, wrk_grid_ref **ref, sf_err *err)
+sf_status wrk_gridcache_get(wrk_gridcache *c, const char *batch_id, const char *text, size_t len, const sf_grid **grid,
+                            wrk_grid_ref **ref, sf_err *err)
 {
     *grid = NULL;
     *ref = NULL;

@@ -33,8 +33,8 @@ void wrk_gridcache_free(wrk_gridcache *c); /* every entry must be released */
 
 /* The parsed grid of batch_id (text, len), parsed on a miss (outside the
  * lock); errors are sf_grid_parse's. */
-sf_status wrk_gridcache_get(wrk_gridcache *c, const char *batch_id, const char *text, size_t len,
-                            const sf_grid **grid, wrk_grid_ref **ref, sf_err *err);
+sf_status wrk_gridcache_get(wrk_gridcache *c, const char *batch_id, const char *text, size_t len, const sf_grid **grid,
+                            wrk_grid_ref **ref, sf_err *err);
 void wrk_gridcache_release(wrk_gridcache *c, wrk_grid_ref *ref); /* accepts NULL */
 
 #endif

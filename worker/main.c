@@ -45,8 +45,8 @@ static const sf_config_var config_vars[] = {
      "compare-and-set instead of claimed first (they cost less than a claim); 0 = always claim"},
     {"SF_EQUITY_POINTS", SF_CFG_INT, "1000", 0, 100000000, NULL, 0, offsetof(wrk_config, equity_points),
      "most equity points stored per backtest (first, last, drawdown peak and trough kept); 0 = all"},
-    {"SF_WEBHOOK_TIMEOUT_MS", SF_CFG_INT, "5000", 100, 120000, NULL, 0,
-     offsetof(wrk_config, webhook_timeout_ms), "one webhook POST, connect included"},
+    {"SF_WEBHOOK_TIMEOUT_MS", SF_CFG_INT, "5000", 100, 120000, NULL, 0, offsetof(wrk_config, webhook_timeout_ms),
+     "one webhook POST, connect included"},
     {"SF_WEBHOOK_ATTEMPTS", SF_CFG_INT, "3", 1, SF_WEBHOOK_ATTEMPTS_MAX, NULL, 0,
      offsetof(wrk_config, webhook_attempts), "webhook attempts before the delivery is recorded failed"},
     {"SF_WEBHOOK_BACKOFF_MS", SF_CFG_INT, "500", 1, 60000, NULL, 0, offsetof(wrk_config, webhook_backoff_ms),
@@ -55,7 +55,8 @@ static const sf_config_var config_vars[] = {
      "comma-separated CIDRs (10.0.0.0/8,127.0.0.1/32) webhooks may reach though they are not public; "
      "empty = none: loopback, private, link-local, metadata, CGNAT, multicast and reserved addresses are refused"},
     {"SF_OUTCOME_BUDGET_MB", SF_CFG_INT, "64", 1, 65536, NULL, 0, offsetof(wrk_config, outcome_budget_mb),
-     "claim only while finished outcomes not yet committed hold less memory than this (README: Worker memory and leases)"},
+     "claim only while finished outcomes not yet committed hold less memory than this (README: Worker memory and "
+     "leases)"},
     {"SF_OUTCOME_BUDGET_JOBS", SF_CFG_INT, "2000", 1, 1000000, NULL, 0, offsetof(wrk_config, outcome_budget_jobs),
      "claim only while running jobs and outcomes not yet committed are fewer than this"},
     {"SF_COMPLETION_BATCH_MB", SF_CFG_INT, "8", 1, 256, NULL, 0, offsetof(wrk_config, completion_batch_mb),
@@ -72,11 +73,10 @@ static const sf_config_var config_vars[] = {
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
 
-static const char summary[] =
-        "Claims jobs from Redis, runs backtests and logic executions with the engine on\n"
-        "WORKER_THREADS threads, records results and signals in PostgreSQL and POSTs the\n"
-        "signals of schedules with a webhook. SIGTERM drains: no new claims, running jobs get\n"
-        "SF_DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
+static const char summary[] = "Claims jobs from Redis, runs backtests and logic executions with the engine on\n"
+                              "WORKER_THREADS threads, records results and signals in PostgreSQL and POSTs the\n"
+                              "signals of schedules with a webhook. SIGTERM drains: no new claims, running jobs get\n"
+                              "SF_DRAIN_SECONDS to finish, the rest are released; a second SIGTERM exits at once.";
 
 /* WORKER_THREADS 0 = online CPUs; SF_DRAIN_SECONDS -1 = DRAIN_SECONDS or 25. */
 static void resolve_defaults(wrk_config *cfg)
@@ -165,9 +165,13 @@ static int run(void *cfgv, sf_daemon *d)
 
 int main(int argc, char **argv)
 {
-    static const sf_daemon_spec spec = {.prog = "sf-worker", .summary = summary, .vars = config_vars,
-                                        .n_vars = N_VARS, .common_offset = offsetof(wrk_config, common),
-                                        .check = check, .run = run};
+    static const sf_daemon_spec spec = {.prog = "sf-worker",
+                                        .summary = summary,
+                                        .vars = config_vars,
+                                        .n_vars = N_VARS,
+                                        .common_offset = offsetof(wrk_config, common),
+                                        .check = check,
+                                        .run = run};
     wrk_config cfg = {0};
     return sf_daemon_main(&spec, argc, argv, &cfg);
 }

@@ -64,11 +64,11 @@ static void outcome(wrk_done *out, sf_job_outcome o, const char *error)
  * (copies kept here and compared in full: typically a few hundred bytes). */
 struct wrk_sweep {
     char batch_id[SF_JOB_ID_MAX];
-    char *logic;                /* logic_len bytes, then grid_len bytes of grid text */
+    char *logic; /* logic_len bytes, then grid_len bytes of grid text */
     size_t logic_len, grid_len;
-    wrk_grid_ref *ref;          /* keeps grid alive */
+    wrk_grid_ref *ref; /* keeps grid alive */
     const sf_grid *grid;
-    sf_grid_cursor *cursor;     /* NULL until the logic parsed */
+    sf_grid_cursor *cursor; /* NULL until the logic parsed */
 };
 
 static void sweep_free(wrk *w, struct wrk_sweep *s)
@@ -83,9 +83,8 @@ static void sweep_free(wrk *w, struct wrk_sweep *s)
 
 static int sweep_is_for(const struct wrk_sweep *s, const sf_job *job)
 {
-    return s != NULL && strcmp(s->batch_id, job->batch_id) == 0 &&
-           s->logic_len == job->logic_len && s->grid_len == job->grid_len &&
-           memcmp(s->logic, job->logic, job->logic_len) == 0 &&
+    return s != NULL && strcmp(s->batch_id, job->batch_id) == 0 && s->logic_len == job->logic_len &&
+           s->grid_len == job->grid_len && memcmp(s->logic, job->logic, job->logic_len) == 0 &&
            memcmp(s->logic + s->logic_len, job->grid, job->grid_len) == 0;
 }
 
@@ -98,8 +97,7 @@ static sf_status sweep_new(wrk *w, const sf_job *job, struct wrk_sweep **out, sf
         free(s);
         return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
     }
-    sf_status st = wrk_gridcache_get(w->grids, job->batch_id, job->grid, job->grid_len, &s->grid,
-                                     &s->ref, err);
+    sf_status st = wrk_gridcache_get(w->grids, job->batch_id, job->grid, job->grid_len, &s->grid, &s->ref, err);
     if (st != SF_OK) {
         sweep_free(w, s);
         return st;
@@ -116,8 +114,8 @@ static sf_status sweep_new(wrk *w, const sf_job *job, struct wrk_sweep **out, sf
 /* A sweep member's program through the runner's cursor. Errors, in the order
  * the members' text route gave them: the grid, the index, the logic text,
  * then the member (sf_grid_cursor_logic). */
-static sf_status member_logic(wrk *w, struct wrk_sweep **sweep, const sf_job *job,
-                              sf_logic **logic, sf_logic_errors *errs, sf_err *err)
+static sf_status member_logic(wrk *w, struct wrk_sweep **sweep, const sf_job *job, sf_logic **logic,
+                              sf_logic_errors *errs, sf_err *err)
 {
     if (!sweep_is_for(*sweep, job)) {
         sweep_free(w, *sweep);
@@ -128,8 +126,8 @@ static sf_status member_logic(wrk *w, struct wrk_sweep **sweep, const sf_job *jo
     }
     struct wrk_sweep *s = *sweep;
     if ((size_t)job->combo_index >= sf_grid_size(s->grid))
-        return sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu",
-                          job->combo_index, sf_grid_size(s->grid));
+        return sf_err_set(err, SF_ERR_INVALID, "combination %" PRId64 ": the grid has %zu", job->combo_index,
+                          sf_grid_size(s->grid));
     if (s->cursor == NULL) {
         sf_status st = sf_grid_cursor_new(s->grid, job->logic, job->logic_len, &s->cursor, err);
         if (st != SF_OK)
@@ -139,14 +137,12 @@ static sf_status member_logic(wrk *w, struct wrk_sweep **sweep, const sf_job *jo
 }
 
 /* The job's program: its own logic, or its batch's with its combination set. */
-static sf_status compile(wrk *w, struct wrk_sweep **sweep, const sf_job *job, sf_logic **logic,
-                         sf_err *err)
+static sf_status compile(wrk *w, struct wrk_sweep **sweep, const sf_job *job, sf_logic **logic, sf_err *err)
 {
     sf_logic_errors errs; /* 16 KB: runner threads have 8 MB stacks; the parse resets it */
     errs.count = 0;
-    sf_status st = job->batch_id[0] == '\0'
-                       ? sf_logic_parse(job->logic, job->logic_len, logic, &errs, err)
-                       : member_logic(w, sweep, job, logic, &errs, err);
+    sf_status st = job->batch_id[0] == '\0' ? sf_logic_parse(job->logic, job->logic_len, logic, &errs, err)
+                                            : member_logic(w, sweep, job, logic, &errs, err);
     if (st != SF_OK && errs.count > 0 && err) {
         sf_err_clear(err);
         err->code = st;
@@ -161,8 +157,7 @@ static int permanent(sf_status st)
 }
 
 /* Bars through the cache; a database outage is waited out (no attempt spent). */
-static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_cache_entry **entry,
-                           sf_err *err)
+static sf_status load_bars(wrk_slot *slot, sf_db *db, const sf_bars **bars, wrk_cache_entry **entry, sf_err *err)
 {
     wrk *w = slot->w;
     for (;;) {
@@ -266,8 +261,7 @@ static void run_failed(wrk_slot *slot, sf_status st, const sf_err *err, wrk_done
         outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else if (st == SF_ERR_TIMEOUT) {
         char msg[160];
-        snprintf(msg, sizeof msg, "ran longer than SF_JOB_TIMEOUT_S (%lld s)",
-                 (long long)slot->w->cfg->job_timeout_s);
+        snprintf(msg, sizeof msg, "ran longer than SF_JOB_TIMEOUT_S (%lld s)", (long long)slot->w->cfg->job_timeout_s);
         outcome(out, SF_JOB_FAILED, msg);
     } else {
         outcome(out, permanent(st) || st == SF_ERR_NOMEM ? SF_JOB_FAILED : SF_JOB_TRANSIENT, err->msg);
@@ -283,8 +277,7 @@ static void run_opts(wrk_slot *slot, sf_run_opts *opts)
         opts->deadline_ms = sf_time_mono_ms() + slot->w->cfg->job_timeout_s * 1000;
 }
 
-static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, const char *params,
-                       wrk_done *out)
+static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, const char *params, wrk_done *out)
 {
     sf_run_opts opts;
     run_opts(slot, &opts);
@@ -335,17 +328,14 @@ static int fits(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, int 
     return 0;
 }
 
-static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, const char *params,
-                        wrk_done *out)
+static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, const char *params, wrk_done *out)
 {
     const sf_job *job = &slot->job;
     sf_bars view;
-    sf_dataset_slice(all, job->has_from ? job->from_ts : INT64_MIN, job->has_to ? job->to_ts : INT64_MAX,
-                     &view);
+    sf_dataset_slice(all, job->has_from ? job->from_ts : INT64_MIN, job->has_to ? job->to_ts : INT64_MAX, &view);
     if (view.n == 0) {
         char msg[160];
-        snprintf(msg, sizeof msg, "data set %s/%s has no bars in the requested range", job->symbol,
-                 job->timeframe);
+        snprintf(msg, sizeof msg, "data set %s/%s has no bars in the requested range", job->symbol, job->timeframe);
         outcome(out, SF_JOB_FAILED, msg);
         return;
     }
@@ -469,7 +459,8 @@ void *wrk_runner_main(void *arg)
      * completer and heartbeat threads, and the scheduler and the databases on
      * the same machine, keep their latency under full load. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)w->cfg->runner_nice) != 0)
-        sf_log_warn(w->log, "could not lower the runner thread's priority", SF_LF_STR("error", sf_err_errno_text(errno).text));
+        sf_log_warn(w->log, "could not lower the runner thread's priority",
+                    SF_LF_STR("error", sf_err_errno_text(errno).text));
     sf_db *db = wrk_db_connect(w, "runner", &w->claim_stop);
     struct wrk_sweep *sweep = NULL; /* this thread's cursor, whichever slot's job it runs */
     pthread_mutex_lock(&w->mu);

@@ -213,8 +213,7 @@ static size_t claim_pg(claimer *c, size_t n)
     for (;;) {
         size_t m = 0;
         sf_err err = {0};
-        sf_status st = sf_job_claim(c->db, ptrs, n, w->name, w->lease_ms, c->tiny_ptrs, n_tiny,
-                                    c->jobs, &m, &err);
+        sf_status st = sf_job_claim(c->db, ptrs, n, w->name, w->lease_ms, c->tiny_ptrs, n_tiny, c->jobs, &m, &err);
         if (st == SF_OK)
             return m;
         if (st != SF_ERR_UNAVAILABLE) {
@@ -310,8 +309,7 @@ void wrk_outcome_measure(wrk *w, wrk_done *d)
     size_t data = sf_job_done_bytes(&d->d), max = (size_t)w->cfg->result_max_mb << 20;
     if (data > max) {
         char msg[256];
-        snprintf(msg, sizeof msg,
-                 "result too big to store: %zu bytes, more than SF_RESULT_MAX_MB (%lld MiB)", data,
+        snprintf(msg, sizeof msg, "result too big to store: %zu bytes, more than SF_RESULT_MAX_MB (%lld MiB)", data,
                  (long long)w->cfg->result_max_mb);
         fail_outcome(d, msg);
     }
@@ -421,8 +419,8 @@ static void refuse(completer *c, size_t i, sf_status st, const sf_err *why)
                strncmp(state, "23", 2) == 0 || strncmp(state, "54", 2) == 0;
     char msg[SF_JOB_ERROR_MAX];
     snprintf(msg, sizeof msg, "could not store the result: %s", why->msg);
-    sf_log_error(c->w->log, "completion refused", SF_LF_STR("job_id", c->done[i].id),
-                 SF_LF_STR("sqlstate", state), SF_LF_STR("error", why->msg));
+    sf_log_error(c->w->log, "completion refused", SF_LF_STR("job_id", c->done[i].id), SF_LF_STR("sqlstate", state),
+                 SF_LF_STR("error", why->msg));
     wrk_done *item = c->items[i];
     fail_outcome(item, msg);
     if (!data)
@@ -489,9 +487,8 @@ static void log_signal(completer *c, const sf_job_done *d)
     if (!d->applied || d->signal == NULL || d->outcome != SF_JOB_SUCCEEDED ||
         strcmp(d->status, "succeeded") != 0) /* a cancel requested meanwhile wins */
         return;
-    sf_log_info(c->w->log, "signal recorded", SF_LF_STR("job_id", d->id),
-                SF_LF_STR("signal", d->signal->signal), SF_LF_INT("side", d->signal->side),
-                SF_LF_INT("bar_time", d->signal->bar_time));
+    sf_log_info(c->w->log, "signal recorded", SF_LF_STR("job_id", d->id), SF_LF_STR("signal", d->signal->signal),
+                SF_LF_INT("side", d->signal->side), SF_LF_INT("bar_time", d->signal->bar_time));
 }
 
 static void log_batch(completer *c, size_t n)
@@ -500,10 +497,9 @@ static void log_batch(completer *c, size_t n)
         const sf_job_done *d = &c->done[i];
         log_signal(c, d);
         const char *status = d->applied ? d->status : "lease_lost";
-        sf_log_info(c->w->log, "job finished", SF_LF_STR("job_id", d->id),
-                    SF_LF_INT("attempt", c->items[i]->attempt), SF_LF_STR("worker", c->w->name),
-                    SF_LF_INT("duration_ms", c->items[i]->duration_ms), SF_LF_STR("status", status),
-                    SF_LF_STR("outcome", sf_job_outcome_name(d->outcome)),
+        sf_log_info(c->w->log, "job finished", SF_LF_STR("job_id", d->id), SF_LF_INT("attempt", c->items[i]->attempt),
+                    SF_LF_STR("worker", c->w->name), SF_LF_INT("duration_ms", c->items[i]->duration_ms),
+                    SF_LF_STR("status", status), SF_LF_STR("outcome", sf_job_outcome_name(d->outcome)),
                     SF_LF_STR("error", d->error ? d->error : ""));
     }
 }
@@ -555,8 +551,8 @@ typedef struct heartbeat {
     sf_db *db;
     sf_redis *r;
     sf_queue *q;
-    sf_job_lease *leases;   /* every job held, cap of them */
-    int *optimistic;        /* leases[i] has no PostgreSQL lease: Redis only */
+    sf_job_lease *leases; /* every job held, cap of them */
+    int *optimistic;      /* leases[i] has no PostgreSQL lease: Redis only */
     size_t cap;
     sf_job_lease pg[SF_JOB_BATCH_MAX]; /* one statement's share with a PostgreSQL lease */
     const char *ids[SF_JOB_BATCH_MAX];

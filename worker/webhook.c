@@ -43,7 +43,7 @@ typedef struct hooker {
     sf_db *db;
     sf_http *http;
     sf_webhook_opts opts;
-    int64_t lease_ms;     /* longer than one row's whole delivery */
+    int64_t lease_ms; /* longer than one row's whole delivery */
 } hooker;
 
 static const char CLAIM_SQL[] =
@@ -74,8 +74,8 @@ static void record(hooker *h, const char *job_id, const sf_webhook_report *rep)
         sf_log_warn(h->w->log, "could not record a webhook delivery", SF_LF_STR("job_id", job_id),
                     SF_LF_STR("error", err.msg));
     if (rep->delivered)
-        sf_log_info(h->w->log, "webhook delivered", SF_LF_STR("job_id", job_id),
-                    SF_LF_INT("attempts", rep->attempts), SF_LF_INT("http_status", rep->http_status));
+        sf_log_info(h->w->log, "webhook delivered", SF_LF_STR("job_id", job_id), SF_LF_INT("attempts", rep->attempts),
+                    SF_LF_INT("http_status", rep->http_status));
     else
         sf_log_warn(h->w->log, "webhook delivery failed", SF_LF_STR("job_id", job_id),
                     SF_LF_INT("attempts", rep->attempts), SF_LF_INT("http_status", rep->http_status),
@@ -92,10 +92,14 @@ static void deliver_row(hooker *h, const sf_db_res *res, int r)
 {
     const char *job_id = sf_db_get(res, r, H_JOB), *url = sf_db_get(res, r, H_URL);
     sf_webhook_signal s = {
-        .schedule_id = strtoll(sf_db_get(res, r, H_SCHED), NULL, 10), .job_id = job_id,
-        .symbol = sf_db_get(res, r, H_SYMBOL), .timeframe = sf_db_get(res, r, H_TF),
-        .bar_time = strtoll(sf_db_get(res, r, H_BAR), NULL, 10), .signal = sf_db_get(res, r, H_SIGNAL),
-        .side = side_of(sf_db_get(res, r, H_SIDE)), .logic = sf_db_get(res, r, H_LOGIC),
+        .schedule_id = strtoll(sf_db_get(res, r, H_SCHED), NULL, 10),
+        .job_id = job_id,
+        .symbol = sf_db_get(res, r, H_SYMBOL),
+        .timeframe = sf_db_get(res, r, H_TF),
+        .bar_time = strtoll(sf_db_get(res, r, H_BAR), NULL, 10),
+        .signal = sf_db_get(res, r, H_SIGNAL),
+        .side = side_of(sf_db_get(res, r, H_SIDE)),
+        .logic = sf_db_get(res, r, H_LOGIC),
     };
     sf_webhook_report rep;
     memset(&rep, 0, sizeof rep);
@@ -106,8 +110,8 @@ static void deliver_row(hooker *h, const sf_db_res *res, int r)
     if (st == SF_OK && (url == NULL || url[0] == '\0'))
         snprintf(rep.error, sizeof rep.error, "the schedule has no webhook URL any more");
     else if (st == SF_OK)
-        st = sf_webhook_deliver(h->http, url, sf_db_get(res, r, H_SECRET), sf_buf_str(&body), body.len,
-                                &h->opts, &rep, &err);
+        st = sf_webhook_deliver(h->http, url, sf_db_get(res, r, H_SECRET), sf_buf_str(&body), body.len, &h->opts, &rep,
+                                &err);
     if (st != SF_OK)
         snprintf(rep.error, sizeof rep.error, "%.200s", err.msg);
     sf_buf_destroy(&body);
@@ -158,10 +162,12 @@ static int hooker_open(hooker *h, wrk *w)
     h->opts.attempts = (int)cfg->webhook_attempts;
     h->opts.backoff_ms = cfg->webhook_backoff_ms;
     /* attempts * timeout + the backoffs (b * (2^(attempts-1) - 1) < b * 2^attempts) + margin */
-    h->lease_ms = cfg->webhook_attempts * cfg->webhook_timeout_ms +
-                  (cfg->webhook_backoff_ms << cfg->webhook_attempts) + HOOK_LEASE_MARGIN_MS;
-    sf_http_opts o = {.connect_timeout_ms = cfg->webhook_timeout_ms, .timeout_ms = cfg->webhook_timeout_ms,
-                      .max_body = 64 * 1024, .user_agent = "signal-factory-webhook",
+    h->lease_ms = cfg->webhook_attempts * cfg->webhook_timeout_ms + (cfg->webhook_backoff_ms << cfg->webhook_attempts) +
+                  HOOK_LEASE_MARGIN_MS;
+    sf_http_opts o = {.connect_timeout_ms = cfg->webhook_timeout_ms,
+                      .timeout_ms = cfg->webhook_timeout_ms,
+                      .max_body = 64 * 1024,
+                      .user_agent = "signal-factory-webhook",
                       .policy = &cfg->webhook_policy};
     sf_err err = {0};
     if (sf_http_new(&o, &h->http, &err) != SF_OK) {

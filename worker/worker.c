@@ -72,8 +72,7 @@ sf_redis *wrk_redis_connect(wrk *w, const char *who, const atomic_int *give_up)
         if (sf_redis_open(w->cfg->redis_url, &o, &r, &err) == SF_OK)
             return r;
         if (!logged)
-            sf_log_warn(w->log, "redis unavailable; retrying", SF_LF_STR("thread", who),
-                        SF_LF_STR("error", err.msg));
+            sf_log_warn(w->log, "redis unavailable; retrying", SF_LF_STR("thread", who), SF_LF_STR("error", err.msg));
         if (wrk_is_stopping(w, give_up))
             return NULL;
         wrk_sleep_ms(backoff);
@@ -99,8 +98,7 @@ int wrk_db_recover(wrk *w, sf_db *db, const char *who, const sf_err *why, const 
     }
 }
 
-int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why,
-                      const atomic_int *give_up)
+int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why, const atomic_int *give_up)
 {
     sf_log_warn(w->log, "redis connection lost; reconnecting", SF_LF_STR("thread", who),
                 SF_LF_STR("error", why ? why->msg : ""));
@@ -195,10 +193,9 @@ static void log_memory(wrk *w)
 {
     struct rusage ru;
     int64_t peak_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss : -1; /* Linux: KiB */
-    sf_log_info(w->log, "memory", SF_LF_INT("peak_rss_kb", peak_kb),
-                SF_LF_INT("outcomes_peak", (int64_t)w->held_count_peak),
-                SF_LF_INT("outcome_bytes_peak", (int64_t)w->held_bytes_peak),
-                SF_LF_INT("budget_pauses", w->budget_pauses));
+    sf_log_info(
+        w->log, "memory", SF_LF_INT("peak_rss_kb", peak_kb), SF_LF_INT("outcomes_peak", (int64_t)w->held_count_peak),
+        SF_LF_INT("outcome_bytes_peak", (int64_t)w->held_bytes_peak), SF_LF_INT("budget_pauses", w->budget_pauses));
 }
 
 void wrk_drain_and_stop(wrk *w)

@@ -58,14 +58,14 @@ typedef struct wrk_config {
     int64_t threads;
     char *name;
     int64_t lease_seconds;
-    int64_t drain_seconds;       /* SF_DRAIN_SECONDS, or the old name DRAIN_SECONDS */
-    int64_t drain_seconds_old;   /* DRAIN_SECONDS; -1 = not set */
+    int64_t drain_seconds;     /* SF_DRAIN_SECONDS, or the old name DRAIN_SECONDS */
+    int64_t drain_seconds_old; /* DRAIN_SECONDS; -1 = not set */
     int64_t cache_mb;
     char *queue;
-    int64_t runner_nice;         /* SF_RUNNER_NICE: niceness of the runner threads */
-    int64_t equity_points;       /* SF_EQUITY_POINTS: stored equity points; 0 = all */
-    int64_t optimistic_us;       /* SF_OPTIMISTIC_US: tiny sweep members are read optimistically */
-    int64_t webhook_timeout_ms;  /* per attempt */
+    int64_t runner_nice;        /* SF_RUNNER_NICE: niceness of the runner threads */
+    int64_t equity_points;      /* SF_EQUITY_POINTS: stored equity points; 0 = all */
+    int64_t optimistic_us;      /* SF_OPTIMISTIC_US: tiny sweep members are read optimistically */
+    int64_t webhook_timeout_ms; /* per attempt */
     int64_t webhook_attempts;
     int64_t webhook_backoff_ms;  /* before the 2nd attempt, doubling */
     char *webhook_allow_cidrs;   /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses webhooks may reach */
@@ -86,14 +86,14 @@ typedef struct wrk_slot {
     struct wrk *w;
     int index;
     pthread_t thread;
-    pthread_cond_t cv;     /* with wrk.mu: wakes this slot's runner thread to start the
+    pthread_cond_t cv; /* with wrk.mu: wakes this slot's runner thread to start the
                             * assigned jobs (its own first, then others nobody started:
                             * a thread may run another slot's job), or stopping changed */
     /* guarded by wrk.mu */
     wrk_slot_state state;
-    sf_job job;            /* valid unless SLOT_IDLE */
-    int lost;              /* heartbeat: lease lost, abandon the result */
-    int release;           /* drain: cancelled to be released, not cancelled */
+    sf_job job;  /* valid unless SLOT_IDLE */
+    int lost;    /* heartbeat: lease lost, abandon the result */
+    int release; /* drain: cancelled to be released, not cancelled */
     /* read by the engine without the lock */
     atomic_int cancel;
 } wrk_slot;
@@ -102,23 +102,23 @@ typedef struct wrk_slot {
  * members of tiny sweeps optimistically (sf_job_claim, threads.c). */
 #define WRK_BATCH_STATS 8
 typedef struct wrk_batch_stat {
-    char id[SF_JOB_ID_MAX];   /* "" = unused */
-    int64_t run_ns_avg;       /* moving average of a member's run time */
-    int64_t runs;             /* members finished here */
-    uint64_t used;            /* wrk.batch_clock at the last update (least recent is replaced) */
+    char id[SF_JOB_ID_MAX]; /* "" = unused */
+    int64_t run_ns_avg;     /* moving average of a member's run time */
+    int64_t runs;           /* members finished here */
+    uint64_t used;          /* wrk.batch_clock at the last update (least recent is replaced) */
 } wrk_batch_stat;
 
 /* A finished attempt waiting for the completer (owns its strings). */
 typedef struct wrk_done {
     struct wrk_done *next;
     sf_job_done d;
-    char *error;     /* d.error points here */
-    char *result;    /* d.metrics and d.trades point into it */
+    char *error;       /* d.error points here */
+    char *result;      /* d.metrics and d.trades point into it */
     sf_result *engine; /* the engine's result: d.equity_t and d.equity_v point into it */
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;
-    size_t bytes;    /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
+    size_t bytes; /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
 } wrk_done;
 
 typedef struct wrk {
@@ -126,32 +126,32 @@ typedef struct wrk {
     char name[WRK_NAME_MAX];
     sf_log *log;
     wrk_cache *cache;
-    wrk_gridcache *grids;     /* parsed sweep grids by batch id */
+    wrk_gridcache *grids; /* parsed sweep grids by batch id */
     int64_t lease_ms;
 
     pthread_mutex_t mu;
-    pthread_cond_t idle_cv;   /* a slot became idle */
-    pthread_cond_t done_cv;   /* outcomes queued, or runners finished */
-    pthread_cond_t tick_cv;   /* heartbeat sleep; broadcast at shutdown */
-    pthread_cond_t hook_cv;   /* signals with a webhook were committed, or hook_stop */
+    pthread_cond_t idle_cv; /* a slot became idle */
+    pthread_cond_t done_cv; /* outcomes queued, or runners finished */
+    pthread_cond_t tick_cv; /* heartbeat sleep; broadcast at shutdown */
+    pthread_cond_t hook_cv; /* signals with a webhook were committed, or hook_stop */
     /* guarded by mu */
-    int stopping;             /* SIGTERM: claim no more */
-    int runners_done;         /* every runner has returned */
-    int background_stop;      /* completer and heartbeat may end */
+    int stopping;                    /* SIGTERM: claim no more */
+    int runners_done;                /* every runner has returned */
+    int background_stop;             /* completer and heartbeat may end */
     wrk_done *done_head, *done_tail; /* outcomes waiting for the completer */
     size_t done_count;
-    wrk_done *commit_head;    /* the batch the completer is committing (a list), or NULL */
-    size_t held_count;        /* outcomes not yet committed: waiting and being committed */
-    size_t held_bytes;        /* their wrk_done.bytes */
+    wrk_done *commit_head; /* the batch the completer is committing (a list), or NULL */
+    size_t held_count;     /* outcomes not yet committed: waiting and being committed */
+    size_t held_bytes;     /* their wrk_done.bytes */
     size_t held_count_peak, held_bytes_peak;
-    int64_t budget_pauses;    /* times the claimer stopped for the outcome budget */
-    int64_t run_ns_avg;       /* moving average of a job's run time (assign() wakes fewer runners for tiny jobs) */
+    int64_t budget_pauses; /* times the claimer stopped for the outcome budget */
+    int64_t run_ns_avg;    /* moving average of a job's run time (assign() wakes fewer runners for tiny jobs) */
     wrk_batch_stat batch_stats[WRK_BATCH_STATS]; /* the sweeps run most recently */
     uint64_t batch_clock;
-    int hook_hint;            /* the completer committed signals: look for due webhooks */
-    int hook_stop;            /* the webhook thread: one last pass, then return */
+    int hook_hint; /* the completer committed signals: look for due webhooks */
+    int hook_stop; /* the webhook thread: one last pass, then return */
 
-    atomic_int claim_stop;    /* set with stopping; read without the lock */
+    atomic_int claim_stop; /* set with stopping; read without the lock */
 
     int n_slots;
     wrk_slot *slots;
@@ -190,8 +190,7 @@ sf_db *wrk_db_connect(wrk *w, const char *who, const atomic_int *give_up);
 sf_redis *wrk_redis_connect(wrk *w, const char *who, const atomic_int *give_up);
 /* After SF_ERR_UNAVAILABLE: reconnect with backoff; 1 when reconnected. */
 int wrk_db_recover(wrk *w, sf_db *db, const char *who, const sf_err *why, const atomic_int *give_up);
-int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why,
-                      const atomic_int *give_up);
+int wrk_redis_recover(wrk *w, sf_redis *r, const char *who, const sf_err *why, const atomic_int *give_up);
 int wrk_is_stopping(wrk *w, const atomic_int *give_up);
 void wrk_sleep_ms(int64_t ms);
 void wrk_timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);

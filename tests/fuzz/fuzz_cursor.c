@@ -16,10 +16,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char LOGIC[] =
-    "{\"name\":\"f\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":5},"
-    "\"m\":{\"type\":\"macd\"}},\"entry\":{\"all\":[{\"gt\":[\"fast\",\"m.signal\"]},"
-    "{\"lt\":[\"close\",30]}]},\"risk\":{\"stop_loss_pct\":2}}";
+static const char LOGIC[] = "{\"name\":\"f\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":5},"
+                            "\"m\":{\"type\":\"macd\"}},\"entry\":{\"all\":[{\"gt\":[\"fast\",\"m.signal\"]},"
+                            "{\"lt\":[\"close\",30]}]},\"risk\":{\"stop_loss_pct\":2}}";
 
 static const char GRID[] = "{\"indicators.fast.period\":[2,0,3],\"entry.all[1].lt[1]\":[1.5,7],"
                            "\"risk.take_profit_pct\":[4,-1]}";
@@ -28,19 +27,18 @@ static const char GRID[] = "{\"indicators.fast.period\":[2,0,3],\"entry.all[1].l
 
 static int same_operand(const sf_operand *a, const sf_operand *b)
 {
-    return a->kind == b->kind && SAME(a->number, b->number) && a->field == b->field &&
-           a->indicator == b->indicator && a->output == b->output && a->offset == b->offset;
+    return a->kind == b->kind && SAME(a->number, b->number) && a->field == b->field && a->indicator == b->indicator &&
+           a->output == b->output && a->offset == b->offset;
 }
 
 static int same_program(const sf_logic *a, const sf_logic *b)
 {
-    if (strcmp(a->name, b->name) || a->side != b->side || a->entry != b->entry ||
-        a->exit != b->exit || a->fill != b->fill || a->max_offset != b->max_offset ||
-        !SAME(a->stop_loss_pct, b->stop_loss_pct) || !SAME(a->take_profit_pct, b->take_profit_pct) ||
-        !SAME(a->fee_bps, b->fee_bps) || !SAME(a->slippage_bps, b->slippage_bps) ||
-        !SAME(a->initial_capital, b->initial_capital) || !SAME(a->position_pct, b->position_pct) ||
-        !SAME(a->periods_per_year, b->periods_per_year) || a->n_indicators != b->n_indicators ||
-        a->n_conds != b->n_conds)
+    if (strcmp(a->name, b->name) || a->side != b->side || a->entry != b->entry || a->exit != b->exit ||
+        a->fill != b->fill || a->max_offset != b->max_offset || !SAME(a->stop_loss_pct, b->stop_loss_pct) ||
+        !SAME(a->take_profit_pct, b->take_profit_pct) || !SAME(a->fee_bps, b->fee_bps) ||
+        !SAME(a->slippage_bps, b->slippage_bps) || !SAME(a->initial_capital, b->initial_capital) ||
+        !SAME(a->position_pct, b->position_pct) || !SAME(a->periods_per_year, b->periods_per_year) ||
+        a->n_indicators != b->n_indicators || a->n_conds != b->n_conds)
         return 0;
     for (int i = 0; i < a->n_indicators; i++)
         if (strcmp(a->indicators[i].name, b->indicators[i].name) ||
@@ -61,8 +59,7 @@ static int same_program(const sf_logic *a, const sf_logic *b)
 static sf_logic_errors want_errs, got_errs;
 static char want_text[16384], got_text[16384];
 
-static void check_member(const sf_grid *g, sf_grid_cursor *c, const char *logic, size_t len,
-                         size_t i)
+static void check_member(const sf_grid *g, sf_grid_cursor *c, const char *logic, size_t len, size_t i)
 {
     sf_logic *want = NULL, *got = NULL;
     sf_err want_err = {0}, got_err = {0};
@@ -91,8 +88,7 @@ static void check_all(const sf_grid *g, const char *logic, size_t len)
     char *text = NULL;
     sf_status gs = sf_grid_cursor_new(g, logic, len, &c, &got);
     if (gs != SF_OK) { /* then the text route refuses the logic too, with the same words */
-        if (c != NULL || sf_grid_apply(g, 0, logic, len, &text, NULL, &want) != gs ||
-            strcmp(want.msg, got.msg))
+        if (c != NULL || sf_grid_apply(g, 0, logic, len, &text, NULL, &want) != gs || strcmp(want.msg, got.msg))
             __builtin_trap();
         return;
     }

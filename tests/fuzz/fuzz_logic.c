@@ -17,10 +17,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char LOGIC[] =
-    "{\"name\":\"f\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":5},"
-    "\"m\":{\"type\":\"macd\"}},\"entry\":{\"all\":[{\"gt\":[\"fast\",\"m.signal\"]},"
-    "{\"lt\":[\"close\",30]}]},\"risk\":{\"stop_loss_pct\":2}}";
+static const char LOGIC[] = "{\"name\":\"f\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":5},"
+                            "\"m\":{\"type\":\"macd\"}},\"entry\":{\"all\":[{\"gt\":[\"fast\",\"m.signal\"]},"
+                            "{\"lt\":[\"close\",30]}]},\"risk\":{\"stop_loss_pct\":2}}";
 
 static const char GRID[] = "{\"indicators.fast.period\":[2,3],\"entry.all[1].lt[1]\":[1.5]}";
 

@@ -166,8 +166,7 @@ static void setup(void)
         cr_assert_fail("migrations: %s", err.msg);
     cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
                  err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
     import_dataset();
     start_api();
     sf_http_opts o = {.timeout_ms = 20000};
@@ -189,7 +188,7 @@ TestSuite(api, .init = setup, .fini = teardown, .timeout = 60);
 
 typedef struct reply {
     long status;
-    json_t *json;   /* parsed body, or NULL */
+    json_t *json; /* parsed body, or NULL */
     char text[16384];
 } reply;
 
@@ -325,7 +324,8 @@ Test(api, accepted_backtest_is_pending_and_notified_in_its_transaction)
     cr_assert_eq(json_integer_value(json_object_get(r.json, "attempt")), 0);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "max_attempts")), 3);
     json_decref(r.json);
-    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'pending' AND logic IS NOT NULL", id), 1);
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'pending' AND logic IS NOT NULL", id),
+                 1);
 
     snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
     call(&r, "GET", path, &g_key1, NULL, NULL);
@@ -400,10 +400,11 @@ Test(api, cancel_of_a_pending_job_makes_it_cancelled)
 Test(api, sweep_over_the_limit_is_400_with_the_count)
 {
     char body[2048];
-    snprintf(body, sizeof body,
-             "{\"logic\":%s,\"grid\":{\"indicators.fast.period\":{\"from\":1,\"to\":6,\"step\":1},"
-             "\"indicators.slow.period\":{\"from\":10,\"to\":19,\"step\":1}},\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}",
-             LOGIC);
+    snprintf(
+        body, sizeof body,
+        "{\"logic\":%s,\"grid\":{\"indicators.fast.period\":{\"from\":1,\"to\":6,\"step\":1},"
+        "\"indicators.slow.period\":{\"from\":10,\"to\":19,\"step\":1}},\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}",
+        LOGIC);
     reply r;
     call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
@@ -424,8 +425,7 @@ Test(api, sweep_with_an_invalid_combination_is_400)
     call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
     cr_assert_str_eq(error_code(&r), "invalid_grid");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "error"), "combination")), 1, "%s",
-                 r.text);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r.json, "error"), "combination")), 1, "%s", r.text);
     json_decref(r.json);
 }
 
@@ -476,9 +476,10 @@ Test(api, batch_leaderboard_ranks_members_with_their_grid_params)
     sweep_3x4(id, sizeof id);
     /* Members 5 and 9 finish with sharpe 2.5 and 1.5; member 0 fails. Index 5
      * = fast 3 (second value), slow 20; index 9 = fast 4, slow 20. */
-    snprintf(sql, sizeof sql,
-             "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE batch_id = '%s' AND combo_index IN (5, 9)",
-             id);
+    snprintf(
+        sql, sizeof sql,
+        "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE batch_id = '%s' AND combo_index IN (5, 9)",
+        id);
     sf_testenv_exec(g_db, sql);
     snprintf(sql, sizeof sql,
              "INSERT INTO results (job_id, metrics, trades, equity) SELECT id, jsonb_build_object('sharpe', "
@@ -531,8 +532,7 @@ static sf_sweep_result *local_sweep(const sf_bars *bars, const char *by)
     sf_sweep_opts o;
     sf_sweep_opts_init(&o);
     o.rank_by = by;
-    cr_assert_eq(sf_sweep_run(grid, LOGIC_FEES, strlen(LOGIC_FEES), bars, &o, &res, NULL, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_sweep_run(grid, LOGIC_FEES, strlen(LOGIC_FEES), bars, &o, &res, NULL, &err), SF_OK, "%s", err.msg);
     sf_grid_free(grid);
     cr_assert_eq(res->n_members, 12);
     return res;
@@ -587,8 +587,8 @@ Test(api, a_sweep_ranks_on_the_farm_as_the_local_sweep_does_by_every_metric_fees
 {
     char body[4096], id[64], path[192];
     snprintf(body, sizeof body,
-             "{\"logic\":%s,\"grid\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"rank_by\":\"fees\"}",
-             LOGIC_FEES, GRID_FEES);
+             "{\"logic\":%s,\"grid\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"rank_by\":\"fees\"}", LOGIC_FEES,
+             GRID_FEES);
     reply r;
     call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
     cr_assert_eq(r.status, 202, "rank_by fees refused: %s", r.text);
@@ -728,8 +728,7 @@ Test(api, a_range_without_bars_is_400_at_submission)
     expect_no_bars("/v1/sweeps", "\"from\":\"2030-01-01T00:00:00Z\"", "from");
     expect_no_bars("/v1/backtests", "\"to\":\"2023-12-31T23:59:59Z\"", "to");
     /* inside the data set's span, between two bars */
-    expect_no_bars("/v1/backtests", "\"from\":\"2024-01-02T00:00:01Z\",\"to\":\"2024-01-02T23:59:59Z\"",
-                   "from");
+    expect_no_bars("/v1/backtests", "\"from\":\"2024-01-02T00:00:01Z\",\"to\":\"2024-01-02T23:59:59Z\"", "from");
     cr_assert_eq(count("SELECT count(*) FROM jobs%s", ""), 0);
     cr_assert_eq(count("SELECT count(*) FROM batches%s", ""), 0);
     /* one bar is enough, both ends included */
@@ -773,10 +772,15 @@ Test(api, health_ready_and_metrics_answer)
     call(&r, "GET", "/metrics", &scrape, NULL, NULL);
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert(strstr(r.text, "# TYPE http_request_duration_seconds histogram") != NULL, "%s", r.text);
-    cr_assert(strstr(r.text, "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n") != NULL,
+    cr_assert(strstr(r.text,
+                     "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n") !=
+                  NULL,
               "%s", r.text);
-    cr_assert(strstr(r.text, "http_request_duration_seconds_count{method=\"GET\",route=\"/v1/datasets\",status_code=\"401\"} 1\n") != NULL,
-              "%s", r.text);
+    cr_assert(
+        strstr(r.text,
+               "http_request_duration_seconds_count{method=\"GET\",route=\"/v1/datasets\",status_code=\"401\"} 1\n") !=
+            NULL,
+        "%s", r.text);
     cr_assert(strstr(r.text, "process_cpu_seconds_total ") != NULL);
     cr_assert(strstr(r.text, "process_open_fds ") != NULL);
 }
@@ -866,8 +870,8 @@ Test(api, metrics_wants_its_token_and_made_up_methods_fill_no_series)
     int fd = rawhttp_dial("127.0.0.1", g_port);
     cr_assert(rawhttp_send(fd, right, sizeof right - 1));
     size_t n = 0;
-    for (ssize_t r; n + 1 < sizeof resp && rawhttp_now_ms() - t0 < 3000 &&
-                    (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0;)
+    for (ssize_t r;
+         n + 1 < sizeof resp && rawhttp_now_ms() - t0 < 3000 && (r = read(fd, resp + n, sizeof resp - 1 - n)) > 0;)
         n += (size_t)r;
     resp[n] = '\0';
     close(fd);
@@ -953,8 +957,8 @@ Test(api, a_run_bigger_than_the_memory_bound_is_400_at_submission)
         cr_assert_eq(r.status, 400, "%s: %ld %s", paths[k], r.status, r.text);
         cr_assert_str_eq(error_code(&r), "run_too_big");
         const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
-        cr_assert(strstr(msg, "40000 bars") && strstr(msg, "SF_RUN_MAX_MB (1 MiB)") && strstr(msg, "about 6 MiB"),
-                  "%s", msg);
+        cr_assert(strstr(msg, "40000 bars") && strstr(msg, "SF_RUN_MAX_MB (1 MiB)") && strstr(msg, "about 6 MiB"), "%s",
+                  msg);
         json_decref(r.json);
         /* 2024-01-01 00:00 .. 2024-01-03 18:39 is 4,000 of the 40,000 minutes */
         submit_wide(&r, paths[k], ",\"from\":\"2024-01-01T00:00:00Z\",\"to\":\"2024-01-03T18:39:00Z\"");
@@ -968,15 +972,15 @@ Test(api, max_attempts_above_the_configured_cap_is_400)
 {
     char body[2048];
     reply r;
-    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}",
-             LOGIC, ATTEMPTS_CAP + 1);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}", LOGIC,
+             ATTEMPTS_CAP + 1);
     call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
     cr_assert_str_eq(error_field(&r), "max_attempts");
     cr_assert(strstr(r.text, "from 1 to 7 (MAX_ATTEMPTS_CAP)"), "%s", r.text);
     json_decref(r.json);
-    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}",
-             LOGIC, ATTEMPTS_CAP);
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\",\"max_attempts\":%d}", LOGIC,
+             ATTEMPTS_CAP);
     call(&r, "POST", "/v1/backtests", &g_key1, body, NULL);
     cr_assert_eq(r.status, 202, "%s", r.text);
     json_decref(r.json);

@@ -21,8 +21,7 @@ static sf_db *g_db;
 
 static void setup(void)
 {
-    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url,
-                                       sizeof g_url);
+    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
 }
 
 static void teardown(void)
@@ -60,8 +59,8 @@ static void assert_same_bars(const sf_bars *a, const sf_bars *b)
         const double *ca[] = {a->open, a->high, a->low, a->close, a->volume};
         const double *cb[] = {b->open, b->high, b->low, b->close, b->volume};
         for (int c = 0; c < 5; c++)
-            cr_assert(memcmp(&ca[c][i], &cb[c][i], sizeof(double)) == 0, "bar %zu column %d: %.17g want %.17g",
-                      i, c, ca[c][i], cb[c][i]);
+            cr_assert(memcmp(&ca[c][i], &cb[c][i], sizeof(double)) == 0, "bar %zu column %d: %.17g want %.17g", i, c,
+                      ca[c][i], cb[c][i]);
     }
 }
 
@@ -209,7 +208,9 @@ Test(dataset, a_failure_inside_the_copy_rolls_everything_back)
 
 Test(dataset, names_are_validated)
 {
-    struct { const char *sym, *tf, *msg; } cases[] = {
+    struct {
+        const char *sym, *tf, *msg;
+    } cases[] = {
         {"", "1d", "symbol: must not be empty"},
         {"BTC USD", "1d", "symbol: character 4 is not one of A-Z a-z 0-9 . _ : / -"},
         {"A'; DROP TABLE bars; --", "1d", "symbol: character 2 is not one of A-Z a-z 0-9 . _ : / -"},
@@ -222,8 +223,7 @@ Test(dataset, names_are_validated)
     sf_bars *b = make_bars(3, 0, 60, 1.0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sf_err err = {0};
-        cr_assert_eq(sf_dataset_import(g_db, cases[i].sym, cases[i].tf, b, NULL, &err), SF_ERR_INVALID,
-                     "case %zu", i);
+        cr_assert_eq(sf_dataset_import(g_db, cases[i].sym, cases[i].tf, b, NULL, &err), SF_ERR_INVALID, "case %zu", i);
         cr_assert_str_eq(err.msg, cases[i].msg);
     }
     sf_err err = {0};
@@ -331,8 +331,8 @@ Test(dataset, a_million_bars_import_and_load, .timeout = 120)
     t2 = now_s();
     int64_t v2 = version_of("BIG", "1m");
     double t3 = now_s();
-    fprintf(stderr, "dataset: import %zu bars %.3f s, load %.3f s, version check %.6f s\n", n, t1 - t0,
-            t2 - t1, t3 - t2);
+    fprintf(stderr, "dataset: import %zu bars %.3f s, load %.3f s, version check %.6f s\n", n, t1 - t0, t2 - t1,
+            t3 - t2);
     cr_assert_eq(ver, 1);
     cr_assert_eq(v2, 1);
     assert_same_bars(got, b);

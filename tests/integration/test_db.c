@@ -48,8 +48,8 @@ Test(db, query_with_parameters_and_nulls)
     const char *params[] = {"41", NULL, "it's; DROP TABLE x --"};
     sf_db_res *res = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_db_query(db, "SELECT $1::int + 1, $2::text IS NULL, NULL::text, $3::text", 3, params, &res,
-                             &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_db_query(db, "SELECT $1::int + 1, $2::text IS NULL, NULL::text, $3::text", 3, params, &res, &err),
+                 SF_OK, "%s", err.msg);
     cr_assert_eq(sf_db_nrows(res), 1);
     cr_assert_eq(sf_db_ncols(res), 4);
     cr_assert_str_eq(sf_db_get(res, 0, 0), "42");
@@ -68,8 +68,8 @@ Test(db, rows_and_affected_counts)
     sf_err err = {0};
     sf_testenv_exec(db, "CREATE TEMP TABLE t (id int PRIMARY KEY, v text)");
     sf_db_res *res = NULL;
-    cr_assert_eq(sf_db_query(db, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g", 0, NULL, &res,
-                             &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_db_query(db, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g", 0, NULL, &res, &err),
+                 SF_OK, "%s", err.msg);
     cr_assert_eq(sf_db_affected(res), 5);
     sf_db_res_free(res);
     cr_assert_eq(sf_db_query(db, "SELECT id, v FROM t WHERE id > 2 ORDER BY id", 0, NULL, &res, &err), SF_OK);
@@ -298,8 +298,9 @@ static char *plan_of(sf_db *d, const char *sql, const char *p1)
 Test(db, an_index_plans_session_joins_a_batch_of_ids_through_the_primary_key)
 {
     sf_err err = {0};
-    cr_assert_eq(sf_db_exec(db, "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
-                                "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
+    cr_assert_eq(sf_db_exec(db,
+                            "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
+                            "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
                             &err),
                  SF_OK, "%s", err.msg);
     const char *sql = "SELECT ip.id FROM unnest($1::int[]) AS s(id) JOIN ip ON ip.id = s.id "
@@ -317,9 +318,10 @@ Test(db, an_index_plans_session_joins_a_batch_of_ids_through_the_primary_key)
     sf_db *ip = NULL;
     cr_assert_eq(sf_db_open(url, &o, &ip, &err), SF_OK, "%s", err.msg);
     sf_db_res *res = NULL;
-    cr_assert_eq(sf_db_query(ip, "SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin'), "
-                                 "current_setting('enable_mergejoin'), current_setting('jit'), "
-                                 "current_setting('plan_cache_mode')",
+    cr_assert_eq(sf_db_query(ip,
+                             "SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin'), "
+                             "current_setting('enable_mergejoin'), current_setting('jit'), "
+                             "current_setting('plan_cache_mode')",
                              0, NULL, &res, &err),
                  SF_OK, "%s", err.msg);
     cr_assert_str_eq(sf_db_get(res, 0, 0), "off");
@@ -329,8 +331,9 @@ Test(db, an_index_plans_session_joins_a_batch_of_ids_through_the_primary_key)
     cr_assert_str_eq(sf_db_get(res, 0, 4), "force_generic_plan");
     sf_db_res_free(res);
     /* the temporary table is this session's own: make it here too */
-    cr_assert_eq(sf_db_exec(ip, "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
-                                "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
+    cr_assert_eq(sf_db_exec(ip,
+                            "CREATE TEMP TABLE ip (id int PRIMARY KEY, v text);"
+                            "INSERT INTO ip SELECT g, 'x' FROM generate_series(1, 20000) g; ANALYZE ip",
                             &err),
                  SF_OK, "%s", err.msg);
     char *indexed = plan_of(ip, sql, ids);

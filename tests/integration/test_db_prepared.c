@@ -47,8 +47,9 @@ static long long named_statements(void)
 {
     sf_db_res *res = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_db_query(db, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sf_p%'", 0, NULL,
-                             &res, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(
+        sf_db_query(db, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sf_p%'", 0, NULL, &res, &err),
+        SF_OK, "%s", err.msg);
     long long n = strtoll(sf_db_get(res, 0, 0), NULL, 10);
     sf_db_res_free(res);
     return n;
@@ -114,7 +115,8 @@ Test(db_prepared, binary_float8_and_bigint_arrays_arrive_bit_for_bit)
     cr_assert_eq(sf_db_bin_array_count(&a), 7);
     /* float8send of each element, compared as the server sees the bits */
     char *got = bin_query("SELECT string_agg(float8send(x)::text, ',' ORDER BY i) "
-                          "FROM unnest($1::float8[]) WITH ORDINALITY AS u(x, i)", &a);
+                          "FROM unnest($1::float8[]) WITH ORDINALITY AS u(x, i)",
+                          &a);
     char want[1024] = "";
     for (size_t i = 0; i < 7; i++) {
         uint64_t bits;
@@ -144,7 +146,8 @@ Test(db_prepared, binary_text_arrays_keep_quotes_backslashes_and_nulls_and_empty
         cr_assert_eq(sf_db_bin_array_add_text(&a, s[i], s[i] ? strlen(s[i]) : 0, &err), SF_OK);
     cr_assert_eq(sf_db_bin_array_finish(&a, &err), SF_OK);
     char *got = bin_query("SELECT string_agg(coalesce(x, '<NULL>'), '|' ORDER BY i) "
-                          "FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i)", &a);
+                          "FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i)",
+                          &a);
     cr_assert_str_eq(got, "{\"a\": \"b\\\"c\"}|<NULL>||\\\\ {,} 'x'");
     free(got);
     sf_buf_destroy(&a);

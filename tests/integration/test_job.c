@@ -57,10 +57,8 @@ static void q1s(const char *sql, const char *p1, const char *want)
 
 static void setup(void)
 {
-    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url,
-                                       sizeof g_url);
-    char *u = q1("INSERT INTO users (email, name, password_hash) VALUES ('a@t', 'a', 'x') RETURNING id",
-                 NULL);
+    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
+    char *u = q1("INSERT INTO users (email, name, password_hash) VALUES ('a@t', 'a', 'x') RETURNING id", NULL);
     snprintf(g_user, sizeof g_user, "%s", u);
     free(u);
 }
@@ -131,8 +129,7 @@ Test(job, claim_sets_running_with_a_fresh_fence_and_the_next_attempt)
     char want[32];
     snprintf(want, sizeof want, "%" PRId64, j.fence);
     q1s("SELECT fence::text FROM jobs WHERE id = $1", id, want);
-    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", id),
-                 30);
+    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", id), 30);
     sf_job_destroy(&j);
 
     sf_job again[1];
@@ -194,8 +191,7 @@ Test(job, a_late_worker_with_a_stale_fence_writes_nothing)
 /* Delay in ms between the retry's run_at and the statement's now(). */
 static long long retry_delay_ms(const char *id)
 {
-    return q1i("SELECT round(extract(epoch FROM run_at - updated_at) * 1000)::bigint FROM jobs WHERE id = $1",
-               id);
+    return q1i("SELECT round(extract(epoch FROM run_at - updated_at) * 1000)::bigint FROM jobs WHERE id = $1", id);
 }
 
 Test(job, transient_failures_back_off_with_equal_jitter_then_die_at_max_attempts)
@@ -327,8 +323,8 @@ Test(job, a_completion_of_a_job_whose_cancel_was_requested_ends_cancelled_withou
     cr_assert_str_eq(d[0].status, "cancelled");
     cr_assert_str_eq(d[1].status, "succeeded");
     for (int i = 0; i < 3; i++) {
-        q1s("SELECT status || ' ' || error_class || ' ' || (finished_at IS NOT NULL) FROM jobs WHERE id = $1",
-            asked[i], "cancelled cancelled true");
+        q1s("SELECT status || ' ' || error_class || ' ' || (finished_at IS NOT NULL) FROM jobs WHERE id = $1", asked[i],
+            "cancelled cancelled true");
         cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id = $1", asked[i]), 0, "a result stored");
         cr_assert_eq(q1i("SELECT count(*) FROM signals WHERE job_id = $1", asked[i]), 0, "a signal stored");
         cr_assert_eq(sf_job_cancel(g_db, asked[i], NULL, &res, NULL, &err), SF_OK, "%s", err.msg);
@@ -362,8 +358,7 @@ Test(job, heartbeat_renews_only_matching_fences_and_reports_cancel_requests)
     cr_assert_eq(l[0].cancel_requested, 0);
     cr_assert_eq(l[1].alive, 1);
     cr_assert_eq(l[1].cancel_requested, 1);
-    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", a),
-                 60);
+    cr_assert_eq(q1i("SELECT round(extract(epoch FROM lease_until - now()))::int FROM jobs WHERE id = $1", a), 60);
     /* after the reaper took b, its heartbeat reports the lease lost */
     q1x("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1 RETURNING 1", b);
     sf_job_reap_stats rs;
@@ -439,8 +434,7 @@ Test(job, reap_requeues_expired_running_rows_with_backoff_or_kills_them)
 
 Test(job, relay_takes_every_tenants_first_job_before_anyones_second)
 {
-    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id",
-                     NULL);
+    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id", NULL);
     for (int i = 0; i < 5; i++)
         free(new_job("pending", 3));
     q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe) VALUES ($1, '{}', 'S', '1d') RETURNING 1", other);
@@ -471,8 +465,7 @@ Test(job, relay_takes_every_tenants_first_job_before_anyones_second)
  * tenants in turn, not the same (oldest) tenant every time. */
 Test(job, relay_with_room_for_one_job_serves_the_tenants_in_turn)
 {
-    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id",
-                     NULL);
+    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id", NULL);
     for (int i = 0; i < 4; i++)
         free(new_job("pending", 3));
     for (int i = 0; i < 4; i++)
@@ -496,16 +489,15 @@ Test(job, relay_with_room_for_one_job_serves_the_tenants_in_turn)
  * rebuild's listing of queued rows and the Redis reaper's check. */
 Test(job, relay_caps_each_tenants_share_and_the_queued_rows_are_listed_for_a_rebuild)
 {
-    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id",
-                     NULL);
+    char *other = q1("INSERT INTO users (email, name, password_hash) VALUES ('b@t', 'b', 'x') RETURNING id", NULL);
     for (int i = 0; i < 5; i++)
         free(new_job("pending", 3));
     q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe, priority) VALUES ($1, '{}', 'S', '1d', 0) "
-       "RETURNING 1",
-       other);
+        "RETURNING 1",
+        other);
     q1x("INSERT INTO jobs (user_id, logic, symbol, timeframe, run_at) VALUES ($1, '{}', 'S', '1d', "
-       "now() + interval '1 hour') RETURNING 1",
-       other);
+        "now() + interval '1 hour') RETURNING 1",
+        other);
     sf_queue_entry e[10];
     size_t n = 0;
     sf_err err = {0};
@@ -564,8 +556,7 @@ Test(job, a_sweep_member_claim_carries_the_batch_logic_grid_and_index)
 
     int found = 0;
     int64_t cancelled = -1, requested = -1;
-    cr_assert_eq(sf_job_cancel_batch(g_db, b, g_user, &found, &cancelled, &requested, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_job_cancel_batch(g_db, b, g_user, &found, &cancelled, &requested, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(found, 1);
     cr_assert_eq(cancelled, 0);
     cr_assert_eq(requested, 1);
@@ -608,16 +599,14 @@ static void free_sweep(char *batch, char **ids, sf_job *jobs, int n)
 
 /* Claim ids with batch among the tiny ones; out[i] is ids[i]'s job (the claim
  * returns rows in any order). */
-static size_t claim_tiny(const char *const *ids, size_t n, const char *batch, const char *worker,
-                         sf_job *out)
+static size_t claim_tiny(const char *const *ids, size_t n, const char *batch, const char *worker, sf_job *out)
 {
     const char *tiny[] = {batch};
     sf_job got_jobs[8];
     size_t got = 99;
     sf_err err = {0};
     cr_assert_leq(n, 8);
-    cr_assert_eq(sf_job_claim(g_db, ids, n, worker, LEASE_MS, tiny, 1, got_jobs, &got, &err), SF_OK,
-                 "%s", err.msg);
+    cr_assert_eq(sf_job_claim(g_db, ids, n, worker, LEASE_MS, tiny, 1, got_jobs, &got, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(got, n, "claimed %zu of %zu", got, n);
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < got; k++)
@@ -672,8 +661,7 @@ Test(job, a_tiny_sweeps_first_attempts_are_read_then_committed_by_compare_and_se
                      b),
                  3);
 
-    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-opt"),
-                        opt_done(&jobs[1], SF_JOB_FAILED, "w-opt"),
+    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-opt"), opt_done(&jobs[1], SF_JOB_FAILED, "w-opt"),
                         opt_done(&jobs[2], SF_JOB_TRANSIENT, "w-opt")};
     cr_assert_eq(complete_done(d, 3), 3);
     cr_assert_str_eq(d[0].status, "succeeded");
@@ -686,8 +674,8 @@ Test(job, a_tiny_sweeps_first_attempts_are_read_then_committed_by_compare_and_se
     q1s("SELECT metrics->>'sharpe' FROM results WHERE job_id = $1", ids[0], "2.5");
     q1s("SELECT concat_ws(' ', status, attempt, error_class, error) FROM jobs WHERE id = $1", ids[1],
         "failed 1 permanent boom");
-    q1s("SELECT concat_ws(' ', status, attempt, error_class, run_at > now()) FROM jobs WHERE id = $1",
-        ids[2], "pending 1 transient t");
+    q1s("SELECT concat_ws(' ', status, attempt, error_class, run_at > now()) FROM jobs WHERE id = $1", ids[2],
+        "pending 1 transient t");
 
     /* the same completion again (a duplicate run) writes nothing */
     sf_job_done again = opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-dup");
@@ -727,15 +715,12 @@ Test(job, an_optimistic_completion_loses_to_a_cancel_a_claim_in_between_or_anoth
     sf_job_done first = opt_done(&twin[0], SF_JOB_SUCCEEDED, "w-b");
     cr_assert_eq(complete_done(&first, 1), 1);
 
-    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-a"),
-                        opt_done(&jobs[1], SF_JOB_SUCCEEDED, "w-a"),
+    sf_job_done d[3] = {opt_done(&jobs[0], SF_JOB_SUCCEEDED, "w-a"), opt_done(&jobs[1], SF_JOB_SUCCEEDED, "w-a"),
                         opt_done(&jobs[2], SF_JOB_SUCCEEDED, "w-a")};
     cr_assert_eq(complete_done(d, 3), 0);
     q1s("SELECT status FROM jobs WHERE id = $1", ids[0], "cancelled");
-    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[1],
-        "running 1 w1");
-    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[2],
-        "succeeded 1 w-b");
+    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[1], "running 1 w1");
+    q1s("SELECT concat_ws(' ', status, attempt, worker) FROM jobs WHERE id = $1", ids[2], "succeeded 1 w-b");
     cr_assert_eq(q1i("SELECT count(*) FROM results", NULL), 1);
     sf_job_destroy(&other);
     sf_job_destroy(&twin[0]);
@@ -748,12 +733,9 @@ Test(job, a_released_optimistic_member_is_pending_again_with_its_attempt_unspent
     char *b = new_sweep(2, 3, ids);
     sf_job jobs[2];
     cr_assert_eq(claim_tiny((const char *const *)ids, 2, b, "w", jobs), 2);
-    sf_job_done d[2] = {opt_done(&jobs[0], SF_JOB_RELEASED, "w"),
-                        opt_done(&jobs[1], SF_JOB_CANCELLED, "w")};
+    sf_job_done d[2] = {opt_done(&jobs[0], SF_JOB_RELEASED, "w"), opt_done(&jobs[1], SF_JOB_CANCELLED, "w")};
     cr_assert_eq(complete_done(d, 2), 2);
-    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'pending' AND attempt = 0 AND batch_id = $1",
-                     b),
-                 2);
+    cr_assert_eq(q1i("SELECT count(*) FROM jobs WHERE status = 'pending' AND attempt = 0 AND batch_id = $1", b), 2);
     free_sweep(b, ids, jobs, 2);
 }
 
@@ -781,8 +763,7 @@ Test(job, an_expired_lease_spends_a_members_first_attempt)
     const char *one[] = {ids[1]};
     cr_assert_eq(sf_job_lease_expired(g_db, one, 1, e, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
-    q1s("SELECT concat_ws(' ', status, attempt, error_class) FROM jobs WHERE id = $1", ids[1],
-        "queued 1 lease");
+    q1s("SELECT concat_ws(' ', status, attempt, error_class) FROM jobs WHERE id = $1", ids[1], "queued 1 lease");
     /* its next claim is a real one */
     sf_job j[1];
     cr_assert_eq(claim_tiny(one, 1, b, "w", j), 1);
@@ -815,8 +796,7 @@ static void fails_with(const char *sql, const char *p1, const char *sqlstate, co
     sf_db_res *res = NULL;
     sf_err err = {0};
     const char *params[] = {p1};
-    cr_assert_neq(sf_db_query(g_db, sql, p1 ? 1 : 0, p1 ? params : NULL, &res, &err), SF_OK, "%s",
-                  sql);
+    cr_assert_neq(sf_db_query(g_db, sql, p1 ? 1 : 0, p1 ? params : NULL, &res, &err), SF_OK, "%s", sql);
     cr_assert_str_eq(sf_db_sqlstate(g_db), sqlstate, "%s: %s", sql, err.msg);
     cr_assert(strstr(err.msg, want) != NULL, "%s: %s", sql, err.msg);
     sf_db_res_free(res);
@@ -972,7 +952,8 @@ Test(job, a_signal_is_recorded_with_the_completion_instead_of_a_result)
         "(g.webhook_due_at <= now()) FROM signals g JOIN jobs j ON j.id = g.job_id WHERE g.job_id = $1",
         a, "enter short 1704067200 SYM true pending true");
     q1s("SELECT signal || ' ' || coalesce(side, '-') || ' ' || coalesce(webhook_status, 'none') FROM signals "
-        "WHERE job_id = $1", b, "flat - none");
+        "WHERE job_id = $1",
+        b, "flat - none");
     cr_assert_eq(q1i("SELECT count(*) FROM results WHERE job_id IN ($1::uuid)", a), 0);
     q1s("SELECT metrics->>'sharpe' FROM results WHERE job_id = $1", c, "2");
     q1s("SELECT status::text FROM jobs WHERE id = $1", a, "succeeded");

@@ -27,8 +27,7 @@
 
 #define T0 1704067200 /* 2024-01-01T00:00:00Z */
 #define DAY 86400
-#define LIVE_LOGIC \
-    "{\"name\":\"live-x\",\"entry\":{\"gt\":[\"close\",100]},\"exit\":{\"lt\":[\"close\",90]}}"
+#define LIVE_LOGIC "{\"name\":\"live-x\",\"entry\":{\"gt\":[\"close\",100]},\"exit\":{\"lt\":[\"close\",90]}}"
 
 static void setup(void)
 {
@@ -41,7 +40,6 @@ static void teardown(void)
 }
 
 TestSuite(logic_exec, .init = setup, .fini = teardown, .timeout = 90);
-
 
 /* n daily flat bars at 95, except the last `high` bars at 105. */
 static void import_steps(const char *symbol, size_t n, size_t high)
@@ -86,9 +84,16 @@ static sf_proc *worker_allowing(const char *name, const char *allow)
     char w[96], a[160];
     snprintf(w, sizeof w, "WORKER_NAME=%s", name);
     snprintf(a, sizeof a, "SF_WEBHOOK_ALLOW_CIDRS=%s", allow);
-    const char *env[] = {w, a, "WORKER_THREADS=2", "LEASE_SECONDS=5", "SF_WEBHOOK_TIMEOUT_MS=2000",
-                         "SF_WEBHOOK_ATTEMPTS=3", "SF_WEBHOOK_BACKOFF_MS=100", "SF_EQUITY_POINTS=500",
-                         "SF_DRAIN_SECONDS=5", NULL};
+    const char *env[] = {w,
+                         a,
+                         "WORKER_THREADS=2",
+                         "LEASE_SECONDS=5",
+                         "SF_WEBHOOK_TIMEOUT_MS=2000",
+                         "SF_WEBHOOK_ATTEMPTS=3",
+                         "SF_WEBHOOK_BACKOFF_MS=100",
+                         "SF_EQUITY_POINTS=500",
+                         "SF_DRAIN_SECONDS=5",
+                         NULL};
     return farm_start(name, "sf-worker", env);
 }
 
@@ -138,8 +143,8 @@ static int wait_received(hookrecv *r, int want, int64_t timeout_ms)
 
 Test(logic_exec, the_signal_is_recorded_and_posted_signed_to_the_schedules_webhook)
 {
-    import_steps("ENT", 40, 1);  /* flat until the last close: enter */
-    import_steps("HLD", 40, 3);  /* entered two bars ago, no exit: hold */
+    import_steps("ENT", 40, 1); /* flat until the last close: enter */
+    import_steps("HLD", 40, 3); /* entered two bars ago, no exit: hold */
     hookrecv rcv;
     hookrecv_start(&rcv, 200);
     char url[96];
@@ -200,8 +205,8 @@ Test(logic_exec, a_failing_receiver_gets_the_retries_then_the_failure_is_recorde
     char *j = execution(s);
     cr_assert_eq(farm_relay_all(), 1);
     sf_proc *w = worker("w-fail");
-    FARM_ASSERT(farm_wait_sql("SELECT EXISTS (SELECT 1 FROM signals WHERE job_id = $1 AND webhook_status = 'failed')", j,
-                              20000),
+    FARM_ASSERT(farm_wait_sql("SELECT EXISTS (SELECT 1 FROM signals WHERE job_id = $1 AND webhook_status = 'failed')",
+                              j, 20000),
                 "the failed delivery was not recorded");
     expect_text("SELECT webhook_attempts || ' ' || webhook_http_status || ' ' || webhook_error FROM signals "
                 "WHERE job_id = $1",
@@ -272,8 +277,7 @@ static void expect_no_url_secrets(const sf_proc *w)
                           "OR webhook_error LIKE '%/hooks%'"),
                  0);
     char *log = sf_proc_log_read(w, 1 << 20);
-    FARM_ASSERT(strstr(log, "SECRET") == NULL && strstr(log, "/hooks") == NULL, "the log holds a URL's path:\n%s",
-                log);
+    FARM_ASSERT(strstr(log, "SECRET") == NULL && strstr(log, "/hooks") == NULL, "the log holds a URL's path:\n%s", log);
     free(log);
 }
 
@@ -282,9 +286,10 @@ Test(logic_exec, no_spelling_of_a_loopback_metadata_or_unspecified_address_is_re
     import_steps("ENT", 40, 1);
     hookrecv rcv;
     hookrecv_start(&rcv, 200);
-    const char *to_rcv[] = {"http://127.0.0.1:", "http://2130706433:", "http://0x7f000001:", "http://0177.0.0.1:",
-                            "http://127.1:", "http://[::ffff:127.0.0.1]:", "http://[::1]:", "http://localhost:",
-                            "http://0.0.0.0:", "http://[::]:", "gopher://127.0.0.1:"};
+    const char *to_rcv[] = {
+        "http://127.0.0.1:",          "http://2130706433:", "http://0x7f000001:", "http://0177.0.0.1:", "http://127.1:",
+        "http://[::ffff:127.0.0.1]:", "http://[::1]:",      "http://localhost:",  "http://0.0.0.0:",    "http://[::]:",
+        "gopher://127.0.0.1:"};
     const char *no_port[] = {"http://169.254.169.254", "http://[::ffff:a9fe:a9fe]", "file:///etc/passwd"};
     size_t n1 = sizeof to_rcv / sizeof to_rcv[0], n2 = sizeof no_port / sizeof no_port[0];
     char *user = farm_user("trader"), *jobs[16];
@@ -300,11 +305,15 @@ Test(logic_exec, no_spelling_of_a_loopback_metadata_or_unspecified_address_is_re
         expect_text("SELECT (webhook_error LIKE " REFUSED_LIKE ")::text FROM signals WHERE job_id = $1", jobs[i],
                     "true");
     char want[256];
-    snprintf(want, sizeof want, "could not connect to http://127.0.0.1:%d: address 127.0.0.1 is not public "
-             "(loopback) and not in the allowed CIDRs", rcv.port);
+    snprintf(want, sizeof want,
+             "could not connect to http://127.0.0.1:%d: address 127.0.0.1 is not public "
+             "(loopback) and not in the allowed CIDRs",
+             rcv.port);
     expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[1], want); /* 2130706433 */
-    snprintf(want, sizeof want, "could not connect to http://[::ffff:127.0.0.1]:%d: address ::ffff:127.0.0.1 is "
-             "not public (loopback) and not in the allowed CIDRs", rcv.port);
+    snprintf(want, sizeof want,
+             "could not connect to http://[::ffff:127.0.0.1]:%d: address ::ffff:127.0.0.1 is "
+             "not public (loopback) and not in the allowed CIDRs",
+             rcv.port);
     expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[5], want);
     expect_text("SELECT webhook_error FROM signals WHERE job_id = $1", jobs[n1],
                 "could not connect to http://169.254.169.254: address 169.254.169.254 is not public (cloud metadata) "
@@ -331,8 +340,8 @@ Test(logic_exec, with_127_0_0_1_32_allowed_every_spelling_of_it_reaches_the_rece
     import_steps("ENT", 40, 1);
     hookrecv rcv;
     hookrecv_start(&rcv, 200);
-    const char *ok[] = {"http://127.0.0.1:", "http://2130706433:", "http://0x7f000001:", "http://0177.0.0.1:",
-                        "http://127.1:", "http://[::ffff:127.0.0.1]:"};
+    const char *ok[] = {"http://127.0.0.1:",  "http://2130706433:", "http://0x7f000001:",
+                        "http://0177.0.0.1:", "http://127.1:",      "http://[::ffff:127.0.0.1]:"};
     const char *no[] = {"http://[::1]:", "http://127.0.0.2:", "http://169.254.169.254:", "http://10.0.0.1:"};
     size_t n1 = sizeof ok / sizeof ok[0], n2 = sizeof no / sizeof no[0];
     char *user = farm_user("trader"), *jobs[16];
@@ -346,8 +355,8 @@ Test(logic_exec, with_127_0_0_1_32_allowed_every_spelling_of_it_reaches_the_rece
                     "FROM signals WHERE job_id = $1",
                     jobs[i], "delivered 1 200");
     for (size_t i = n1; i < n1 + n2; i++)
-        expect_text("SELECT webhook_status::text || ' ' || webhook_attempts || ' ' || (webhook_error LIKE "
-                    REFUSED_LIKE ") FROM signals WHERE job_id = $1",
+        expect_text("SELECT webhook_status::text || ' ' || webhook_attempts || ' ' || (webhook_error LIKE " REFUSED_LIKE
+                    ") FROM signals WHERE job_id = $1",
                     jobs[i], "failed 1 true");
     char *head, *body;
     hookrecv_get(&rcv, 0, &head, &body);
@@ -434,8 +443,8 @@ static void wait_finished(const char *sched, long long want)
              "SELECT count(*) = %lld FROM schedule_firings f JOIN jobs j ON j.id = f.job_id "
              "WHERE f.schedule_id = $1::bigint AND j.status IN ('succeeded', 'failed')",
              want);
-    FARM_ASSERT(farm_wait_sql(sql, sched, 20000), "schedule %s: %lld finished executions expected, %lld firings",
-                sched, want, firings(sched));
+    FARM_ASSERT(farm_wait_sql(sql, sched, 20000), "schedule %s: %lld finished executions expected, %lld firings", sched,
+                want, firings(sched));
 }
 
 /* The next firing comes due now (one second after the newest, so no firing
@@ -448,9 +457,9 @@ static void next_due(const char *sched)
                           "RETURNING id",
                           1, p);
     free(r);
-    FARM_ASSERT(farm_wait_sql("SELECT next_fire > now() OR NOT enabled FROM schedules WHERE id = $1::bigint", sched,
-                              10000),
-                "schedule %s was not handled", sched);
+    FARM_ASSERT(
+        farm_wait_sql("SELECT next_fire > now() OR NOT enabled FROM schedules WHERE id = $1::bigint", sched, 10000),
+        "schedule %s was not handled", sched);
 }
 
 static void expect_status(const char *sched, const char *want)
@@ -488,8 +497,8 @@ Test(logic_exec, a_schedule_is_disabled_after_3_consecutive_failed_executions_wi
     cr_assert_eq(firings(bad), 4, "a disabled schedule fired");
     FARM_ASSERT(sf_proc_log_contains(sched, "schedule disabled: its executions keep failing"), "not logged");
     wait_finished(good, 5);
-    expect_text("SELECT enabled::text || ' ' || (disabled_reason IS NULL) FROM schedules WHERE id = $1::bigint",
-                good, "true true");
+    expect_text("SELECT enabled::text || ' ' || (disabled_reason IS NULL) FROM schedules WHERE id = $1::bigint", good,
+                "true true");
 
     /* a success ends the run of failures: f f s f f does not disable */
     import_steps("LATE", 40, 1);
@@ -521,7 +530,8 @@ Test(logic_exec, a_schedule_is_disabled_after_3_consecutive_failed_executions_wi
 
 /* results with the stored equity (arrays, migration 0006) as the documented
  * [{"time", "equity"}] points, as jsonb. */
-#define RESULT_POINTS "(SELECT job_id, metrics, sf_equity_points(equity, equity_t, equity_v)::jsonb AS equity FROM results) r"
+#define RESULT_POINTS                                                                                                  \
+    "(SELECT job_id, metrics, sf_equity_points(equity, equity_t, equity_v)::jsonb AS equity FROM results) r"
 
 Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_and_last_point)
 {
@@ -534,8 +544,8 @@ Test(logic_exec, a_long_backtest_stores_at_most_sf_equity_points_with_its_first_
     long long n = farm_int1("SELECT jsonb_array_length(equity) FROM " RESULT_POINTS " WHERE job_id = $1", id);
     /* flat stretches (no position) give a bucket one point instead of two */
     cr_assert(n >= 250 && n <= 500, "stored %lld points, want at most SF_EQUITY_POINTS=500", n);
-    expect_text("SELECT (equity->0->>'time') || ' ' || (equity->-1->>'time') FROM " RESULT_POINTS " WHERE job_id = $1", id,
-                "2000-01-01T00:00:00Z 2000-01-04T11:19:00Z");
+    expect_text("SELECT (equity->0->>'time') || ' ' || (equity->-1->>'time') FROM " RESULT_POINTS " WHERE job_id = $1",
+                id, "2000-01-01T00:00:00Z 2000-01-04T11:19:00Z");
     /* the stored curve keeps the drawdown landmarks metrics report, and the
      * last point equals final_equity */
     expect_text("SELECT (SELECT count(*) FROM jsonb_array_elements(equity) e WHERE e->>'time' IN "

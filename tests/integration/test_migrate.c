@@ -72,8 +72,9 @@ static void write_three(void)
               "CREATE TYPE color AS ENUM ('red', 'green');\n"
               "CREATE TABLE paint (id serial PRIMARY KEY, c color NOT NULL DEFAULT 'red', note text);\n",
               "DROP TABLE paint;\nDROP TYPE color;\n");
-    write_mig("0002_paint_index", "ALTER TABLE paint ADD COLUMN price numeric(10,2);\n"
-                                  "CREATE INDEX paint_price ON paint (price);\n",
+    write_mig("0002_paint_index",
+              "ALTER TABLE paint ADD COLUMN price numeric(10,2);\n"
+              "CREATE INDEX paint_price ON paint (price);\n",
               "DROP INDEX paint_price;\nALTER TABLE paint DROP COLUMN price;\n");
     write_mig("0003_cans",
               "CREATE TABLE cans (id bigint PRIMARY KEY, paint_id int REFERENCES paint(id), "
@@ -85,23 +86,22 @@ static void write_three(void)
 static char *schema_snapshot(void)
 {
     return sf_testenv_query_text(
-        db,
-        "SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM ("
-        " SELECT format('col %s.%s %s %s %s %s', table_name, column_name, data_type, udt_name, is_nullable,"
-        "  coalesce(column_default, '')) AS x FROM information_schema.columns"
-        "  WHERE table_schema = 'public' AND table_name <> 'schema_migrations'"
-        " UNION ALL SELECT format('idx %s', indexdef) FROM pg_indexes"
-        "  WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        " UNION ALL SELECT format('type %s %s %s', t.typname, t.typtype,"
-        "  (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid))"
-        "  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
-        "  WHERE n.nspname = 'public' AND t.typname NOT LIKE '%schema_migrations'"
-        " UNION ALL SELECT format('con %s %s', conname, pg_get_constraintdef(c.oid)) FROM pg_constraint c"
-        "  JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'"
-        "  AND conrelid <> coalesce(to_regclass('schema_migrations')::oid, 0)"
-        " UNION ALL SELECT format('rel %s %s', relname, relkind) FROM pg_class c"
-        "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
-        "  AND relname NOT LIKE 'schema_migrations%') s");
+        db, "SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM ("
+            " SELECT format('col %s.%s %s %s %s %s', table_name, column_name, data_type, udt_name, is_nullable,"
+            "  coalesce(column_default, '')) AS x FROM information_schema.columns"
+            "  WHERE table_schema = 'public' AND table_name <> 'schema_migrations'"
+            " UNION ALL SELECT format('idx %s', indexdef) FROM pg_indexes"
+            "  WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            " UNION ALL SELECT format('type %s %s %s', t.typname, t.typtype,"
+            "  (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid))"
+            "  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+            "  WHERE n.nspname = 'public' AND t.typname NOT LIKE '%schema_migrations'"
+            " UNION ALL SELECT format('con %s %s', conname, pg_get_constraintdef(c.oid)) FROM pg_constraint c"
+            "  JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'"
+            "  AND conrelid <> coalesce(to_regclass('schema_migrations')::oid, 0)"
+            " UNION ALL SELECT format('rel %s %s', relname, relkind) FROM pg_class c"
+            "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+            "  AND relname NOT LIKE 'schema_migrations%') s");
 }
 
 static void sha256_file_hex(const char *name, char hex[65])
@@ -173,7 +173,8 @@ Test(migrate, schema_migrations_records_version_name_and_sha256)
     cr_assert_str_eq(got, "0001_colors");
     free(got);
     cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM schema_migrations"
-                                          " WHERE applied_at > now() - interval '1 minute'"), 2);
+                                          " WHERE applied_at > now() - interval '1 minute'"),
+                 2);
     events ev = {0};
     cr_assert_eq(sf_migrate_up(db, dir, 0, collect, &ev, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(ev.n, 1, "only 0003 is left to apply");
@@ -201,7 +202,8 @@ Test(migrate, changed_applied_migration_is_refused_and_nothing_later_is_applied)
     cr_assert(strstr(err.msg, after) != NULL, "message lacks the file checksum: %s", err.msg);
     cr_assert_eq(applied_count(), 1);
     cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM information_schema.columns"
-                                          " WHERE table_name = 'paint' AND column_name = 'price'"), 0);
+                                          " WHERE table_name = 'paint' AND column_name = 'price'"),
+                 0);
     cr_assert_eq(sf_migrate_down(db, dir, 1, NULL, NULL, &err), SF_ERR_CONFLICT, "down is refused too");
     cr_assert_eq(applied_count(), 1);
 }
@@ -283,8 +285,8 @@ Test(migrate, status_lists_applied_with_time_and_pending)
     cr_assert_eq(sf_migrate_status(db, dir, collect, &ev, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(ev.n, 3);
     cr_assert_eq(ev.state[0], SF_MIGRATE_PENDING);
-    cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations'"),
-                 0, "status creates nothing");
+    cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations'"), 0,
+                 "status creates nothing");
 
     cr_assert_eq(sf_migrate_up(db, dir, 2, NULL, NULL, &err), SF_OK, "%s", err.msg);
     char *now = sf_testenv_query_text(db, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
@@ -324,8 +326,9 @@ Test(migrate, missing_and_changed_files_are_reported)
     /* 0002 changed is found first; with 0002 restored, the missing 0003 is named. */
     cr_assert_eq(sf_migrate_up(db, dir, 0, NULL, NULL, &err), SF_ERR_CONFLICT);
     cr_assert(strstr(err.msg, "0002_paint_index.up.sql") != NULL, "%s", err.msg);
-    write_mig("0002_paint_index", "ALTER TABLE paint ADD COLUMN price numeric(10,2);\n"
-                                  "CREATE INDEX paint_price ON paint (price);\n",
+    write_mig("0002_paint_index",
+              "ALTER TABLE paint ADD COLUMN price numeric(10,2);\n"
+              "CREATE INDEX paint_price ON paint (price);\n",
               "DROP INDEX paint_price;\nALTER TABLE paint DROP COLUMN price;\n");
     cr_assert_eq(sf_migrate_up(db, dir, 0, NULL, NULL, &err), SF_ERR_CONFLICT);
     cr_assert(strstr(err.msg, "0003") != NULL && strstr(err.msg, "no file") != NULL, "%s", err.msg);
@@ -411,8 +414,7 @@ Test(migrate, gaps_duplicates_and_unpaired_files_are_rejected)
 
     /* Nothing is applied from a bad directory. */
     cr_assert_eq(sf_migrate_up(db, dir, 0, NULL, NULL, &err), SF_ERR_INVALID);
-    cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations'"),
-                 0);
+    cr_assert_eq(sf_testenv_query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations'"), 0);
 }
 
 /* ---- the real migrations/ directory ---- */
@@ -438,8 +440,9 @@ Test(migrate, real_migrations_go_up_down_to_zero_and_up_again)
                                           "(created_at = updated_at) FROM users");
     cr_assert_str_eq(row, "free true true");
     free(row);
-    cr_assert_eq(sf_db_exec(db, "INSERT INTO users (email, name, password_hash) VALUES ('a@example.com', 'B', 'h')",
-                            &err), SF_ERR_DB);
+    cr_assert_eq(
+        sf_db_exec(db, "INSERT INTO users (email, name, password_hash) VALUES ('a@example.com', 'B', 'h')", &err),
+        SF_ERR_DB);
     cr_assert_str_eq(sf_db_sqlstate(db), SF_DB_SQLSTATE_UNIQUE);
 
     cr_assert_eq(sf_migrate_down(db, real, SF_MIGRATE_MAX, NULL, NULL, &err), SF_OK, "%s", err.msg);
@@ -480,13 +483,12 @@ Test(migrate, cli_prints_plain_lines_and_exit_codes)
     cr_assert_eq(run_cli(env, "up", out, sizeof out), 0, "%s", out);
     cr_assert_str_eq(strstr(out, "applied 0003") ? "ok" : out, "ok");
     cr_assert_eq(run_cli(env, "down 2", out, sizeof out), 0, "%s", out);
-    cr_assert(strstr(out, "reverted 0003_cans (") != NULL && strstr(out, "reverted 0002_paint_index (") != NULL,
-              "%s", out);
+    cr_assert(strstr(out, "reverted 0003_cans (") != NULL && strstr(out, "reverted 0002_paint_index (") != NULL, "%s",
+              out);
 
     sf_testenv_write_file(dir, "0001_colors.up.sql", "SELECT 'changed';\n");
     cr_assert_eq(run_cli(env, "up", out, sizeof out), 1, "%s", out);
-    cr_assert(strncmp(out, "sf-migrate: ", 12) == 0 && strstr(out, "0001_colors.up.sql changed") != NULL, "%s",
-              out);
+    cr_assert(strncmp(out, "sf-migrate: ", 12) == 0 && strstr(out, "0001_colors.up.sql changed") != NULL, "%s", out);
 
     cr_assert_eq(run_cli("DB_CONNECT_ATTEMPTS=0 LOG_LEVEL=loud", "up", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "sf-migrate: DATABASE_URL: is required\n") != NULL, "%s", out);

@@ -47,9 +47,8 @@ static sf_status cmd(sf_redis_reply **out, sf_err *err, int argc, const char *co
 static void teardown(void)
 {
     if (r && sf_redis_is_ok(r)) {
-        const char *scan[] = {"EVAL",
-                              "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0",
-                              "0", NULL};
+        const char *scan[] = {
+            "EVAL", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0", "0", NULL};
         char pattern[64];
         snprintf(pattern, sizeof pattern, "%s:*", prefix);
         scan[3] = pattern;
@@ -103,9 +102,9 @@ Test(redis, url_parsing_reads_host_port_password_and_db)
 Test(redis, bad_urls_are_rejected_without_echoing_the_password)
 {
     static const char *const bad[] = {
-        "http://h",           "redis://",           "redis://:hunter2@h:0",    "redis://:hunter2@h:65536",
-        "redis://h:12x",      "redis://h:",         "redis://:hunter2@h/x",    "redis://h/-1",
-        "redis://h:6379/1x",  "redis://:hunter2@",  "redis://h/99999",
+        "http://h",          "redis://",          "redis://:hunter2@h:0", "redis://:hunter2@h:65536",
+        "redis://h:12x",     "redis://h:",        "redis://:hunter2@h/x", "redis://h/-1",
+        "redis://h:6379/1x", "redis://:hunter2@", "redis://h/99999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sf_redis_url u;

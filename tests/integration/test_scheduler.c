@@ -73,13 +73,11 @@ static void setup(void)
 {
     base_url = sf_testenv_require("DATABASE_URL");
     redis_url = sf_testenv_require("REDIS_URL");
-    sf_testenv_scratch_create(base_url, scratch_name, sizeof scratch_name, scratch_url,
-                              sizeof scratch_url);
+    sf_testenv_scratch_create(base_url, scratch_name, sizeof scratch_name, scratch_url, sizeof scratch_url);
     sf_testenv_tmpdir(dir, sizeof dir);
     db = sf_testenv_db_open(scratch_url);
     sf_err err = {0};
-    cr_assert_eq(sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err), SF_OK, "%s", err.msg);
     sf_testenv_random_name("schedtest_", queue_name, sizeof queue_name);
     cr_assert_eq(sf_redis_open(redis_url, NULL, &redis, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(sf_queue_new(queue_name, redis, &queue, &err), SF_OK, "%s", err.msg);
@@ -251,8 +249,7 @@ Test(scheduler, exactly_one_of_two_replicas_leads_and_a_survivor_takes_over_afte
         cr_assert_str_eq(next, leader, "leadership moved without a failure");
         sleep_ms(100);
     }
-    cr_assert_eq(count_in_log(&procs[0], "\"became leader\"") +
-                     count_in_log(&procs[1], "\"became leader\""), 1);
+    cr_assert_eq(count_in_log(&procs[0], "\"became leader\"") + count_in_log(&procs[1], "\"became leader\""), 1);
     long long term = qint("SELECT term FROM scheduler_leader");
     proc *old = by_name(leader);
     int64_t killed = sf_time_mono_ms();
@@ -325,8 +322,7 @@ Test(scheduler, bad_environment_exits_2_with_one_line_per_variable)
 
 /* ---- cron ------------------------------------------------------------- */
 
-static void add_schedule(const char *name, const char *cron, const char *catch_up,
-                         const char *next_fire_sql)
+static void add_schedule(const char *name, const char *cron, const char *catch_up, const char *next_fire_sql)
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -377,8 +373,7 @@ Test(scheduler, cron_firings_are_neither_lost_nor_doubled_across_a_leader_handov
     add_minute_schedules(4, 4); /* due while nobody leads */
     cr_assert(wait_leader(next, sizeof next, leader, (TTL_S + 2) * 1000));
     cr_assert_eq(wait_int(bad_firings_sql, 0, 5000), 0, "after the handover");
-    cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE name LIKE 'm%' AND next_fire <= now()",
-                          0, 3000), 0);
+    cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE name LIKE 'm%' AND next_fire <= now()", 0, 3000), 0);
     cr_assert_eq(qint("SELECT count(*) FROM schedule_firings"), qint("SELECT count(*) FROM jobs"));
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE status NOT IN ('pending', 'queued')"), 0);
 }
@@ -396,16 +391,20 @@ Test(scheduler, cron_catch_up_policies_none_latest_all)
     add_schedule("broken", "0 25 * * *", "all", "now()");
     spawn(0, "A", NULL);
     cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE enabled AND "
-                          "(next_fire IS NULL OR next_fire <= now())", 0, 5000), 0);
+                          "(next_fire IS NULL OR next_fire <= now())",
+                          0, 5000),
+                 0);
     cr_assert_eq(wait_int("SELECT count(*) FROM schedules WHERE NOT enabled", 1, 2000), 1);
     cr_assert_eq(qint("SELECT count(*) FROM schedules WHERE name = 'broken' AND disabled_at IS NOT NULL AND "
-                      "disabled_reason LIKE 'invalid cron expression: %'"), 1, "the reason is kept");
+                      "disabled_reason LIKE 'invalid cron expression: %'"),
+                 1, "the reason is kept");
     /* all: Jan 1 of each of the last three years and of this one */
     char *fired = qtext("SELECT string_agg(s.name || '@' || f.fire_time::text, ', ' ORDER BY "
                         "s.name, f.fire_time) FROM schedule_firings f JOIN schedules s "
                         "ON s.id = f.schedule_id");
     cr_assert_eq(qint("SELECT count(*) FROM schedule_firings f JOIN schedules s ON s.id = "
-                      "f.schedule_id WHERE s.name = 'all'"), 4, "%s", fired);
+                      "f.schedule_id WHERE s.name = 'all'"),
+                 4, "%s", fired);
     free(fired);
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -413,19 +412,24 @@ Test(scheduler, cron_catch_up_policies_none_latest_all)
              "ON s.id = f.schedule_id WHERE s.name = 'latest'");
     cr_assert_eq(qint(sql), year, "latest fires only this year's");
     cr_assert_eq(qint("SELECT count(*) FROM schedule_firings f JOIN schedules s ON s.id = "
-                      "f.schedule_id WHERE s.name = 'none'"), 0);
+                      "f.schedule_id WHERE s.name = 'none'"),
+                 0);
     cr_assert_eq(qint("SELECT count(*) FROM schedule_firings f JOIN schedules s ON s.id = "
-                      "f.schedule_id WHERE s.name = 'none-on-time'"), 1);
+                      "f.schedule_id WHERE s.name = 'none-on-time'"),
+                 1);
     cr_assert_eq(qint("SELECT count(*) FROM schedule_firings f JOIN schedules s ON s.id = "
-                      "f.schedule_id WHERE s.name IN ('unset', 'broken')"), 0);
+                      "f.schedule_id WHERE s.name IN ('unset', 'broken')"),
+                 0);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM schedules WHERE name IN ('all', 'latest', 'none', 'unset') "
-             "AND next_fire = '%lld-01-01T00:00:00Z'", year + 1);
+             "AND next_fire = '%lld-01-01T00:00:00Z'",
+             year + 1);
     cr_assert_eq(qint(sql), 4, "next_fire is next year's Jan 1");
     /* each firing's job carries the schedule's logic */
     cr_assert_eq(qint("SELECT count(*) FROM jobs j JOIN schedule_firings f ON f.job_id = j.id "
                       "WHERE j.kind = 'logic_execution' AND j.logic = '{\"name\": \"x\"}' "
-                      "AND j.symbol = 'BTCUSD'"), 6);
+                      "AND j.symbol = 'BTCUSD'"),
+                 6);
 }
 
 /* ---- relay, rebuild --------------------------------------------------- */
@@ -474,8 +478,7 @@ static int ready_matches_queued(const char *user)
     sf_redis_reply *rep = NULL;
     sf_err err = {0};
     cr_assert_eq(sf_redis_cmd(redis, 4, argv, lens, &rep, &err), SF_OK, "%s", err.msg);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE user_id = '%s' AND status = 'queued'",
-             user);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE user_id = '%s' AND status = 'queued'", user);
     int ok = (long long)sf_redis_reply_len(rep) == qint(sql);
     for (size_t i = 0; ok && i < sf_redis_reply_len(rep); i++) {
         const char *member = sf_redis_reply_str(sf_redis_reply_at(rep, i), NULL);
@@ -582,8 +585,8 @@ static void start_private_redis(int port)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+               "no", "--dir", dir, (char *)NULL);
         _exit(127);
     }
     p->pid = pid;
@@ -645,8 +648,7 @@ Test(scheduler, redis_restart_without_persistence_loses_nothing, .timeout = 120)
              "lease_until, started_at) VALUES ((SELECT id FROM users LIMIT 1), '{}', 'X', '1d', "
              "'running', 1, 1, now() - interval '1 second', now())");
     cr_assert_eq(wait_int("SELECT count(*) FROM schedule_firings", 1, 5000), 1, "cron stopped");
-    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'running'", 0, 5000), 0,
-                 "reaper stopped");
+    cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE status = 'running'", 0, 5000), 0, "reaper stopped");
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE status = 'pending'"), 2);
     cr_assert_eq(wait_exit(p, 100), -1, "the scheduler exited");
     cr_assert_geq(count_in_log(p, "\"redis unavailable\""), 1);
@@ -672,11 +674,15 @@ Test(scheduler, reaper_requeues_expired_running_jobs_and_kills_exhausted_ones)
     spawn(0, "A", NULL);
     /* retried: back to pending after its backoff, then relayed to queued */
     cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE idempotency_key = 'retry' AND "
-                          "status = 'queued' AND attempt = 1", 1, 5000), 1);
+                          "status = 'queued' AND attempt = 1",
+                          1, 5000),
+                 1);
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE idempotency_key = 'dead' AND "
-                      "status = 'dead' AND finished_at IS NOT NULL"), 1);
+                      "status = 'dead' AND finished_at IS NOT NULL"),
+                 1);
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE idempotency_key = 'alive' AND "
-                      "status = 'running'"), 1);
+                      "status = 'running'"),
+                 1);
     cr_assert_eq(wait_ready(1, 2000), 1);
 }
 
@@ -694,8 +700,10 @@ Test(scheduler, reaper_returns_expired_redis_leases_of_unclaimed_jobs_to_ready)
     cr_assert_eq(sf_queue_claim(queue, 3, 1, ids, &n, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(n, 3);
     char sql[256];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET status = 'succeeded', finished_at = now() "
-                              "WHERE id = '%s'", ids[0].id);
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET status = 'succeeded', finished_at = now() "
+             "WHERE id = '%s'",
+             ids[0].id);
     exec_sql(sql);
     cr_assert_eq(wait_ready(2, 3000), 2);
     sf_queue_depth depth;
@@ -707,16 +715,17 @@ Test(scheduler, reaper_returns_expired_redis_leases_of_unclaimed_jobs_to_ready)
 Test(scheduler, retention_deletes_old_finished_jobs_and_keeps_young_ones)
 {
     char sql[2048];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO jobs (user_id, logic, symbol, timeframe, status, finished_at, "
-             "created_at, idempotency_key) VALUES "
-             "('%s', '{}', 'X', '1d', 'succeeded', now() - interval '40 days', now() - interval '41 days', 'old-ok'),"
-             "('%s', '{}', 'X', '1d', 'failed', now() - interval '31 days', now() - interval '41 days', 'old-failed'),"
-             "('%s', '{}', 'X', '1d', 'dead', now() - interval '35 days', now() - interval '41 days', 'old-dead'),"
-             "('%s', '{}', 'X', '1d', 'cancelled', now() - interval '90 days', now() - interval '91 days', 'old-cancelled'),"
-             "('%s', '{}', 'X', '1d', 'succeeded', now() - interval '29 days', now() - interval '41 days', 'young-ok'),"
-             "('%s', '{}', 'X', '1d', 'pending', NULL, now() - interval '41 days', 'old-pending')",
-             user_a, user_a, user_a, user_a, user_a, user_a);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO jobs (user_id, logic, symbol, timeframe, status, finished_at, "
+        "created_at, idempotency_key) VALUES "
+        "('%s', '{}', 'X', '1d', 'succeeded', now() - interval '40 days', now() - interval '41 days', 'old-ok'),"
+        "('%s', '{}', 'X', '1d', 'failed', now() - interval '31 days', now() - interval '41 days', 'old-failed'),"
+        "('%s', '{}', 'X', '1d', 'dead', now() - interval '35 days', now() - interval '41 days', 'old-dead'),"
+        "('%s', '{}', 'X', '1d', 'cancelled', now() - interval '90 days', now() - interval '91 days', 'old-cancelled'),"
+        "('%s', '{}', 'X', '1d', 'succeeded', now() - interval '29 days', now() - interval '41 days', 'young-ok'),"
+        "('%s', '{}', 'X', '1d', 'pending', NULL, now() - interval '41 days', 'old-pending')",
+        user_a, user_a, user_a, user_a, user_a, user_a);
     exec_sql(sql);
     exec_sql("UPDATE jobs SET run_at = now() + interval '1 day' WHERE idempotency_key = 'old-pending'");
     exec_sql("INSERT INTO results (job_id, metrics, trades, equity) SELECT id, '{}', '[]', '[]' "
@@ -740,7 +749,9 @@ Test(scheduler, retention_deletes_old_finished_jobs_and_keeps_young_ones)
              "UNION ALL SELECT id, now() - interval '2 days', now() - interval '2 days' FROM schedules");
     spawn(0, "A", NULL);
     cr_assert_eq(wait_int("SELECT count(*) FROM jobs WHERE idempotency_key LIKE 'old-%' AND "
-                          "idempotency_key <> 'old-pending'", 0, 5000), 0);
+                          "idempotency_key <> 'old-pending'",
+                          0, 5000),
+                 0);
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE idempotency_key IN ('young-ok', 'old-pending')"), 2);
     cr_assert_eq(qint("SELECT count(*) FROM jobs WHERE batch_id IS NOT NULL"), 1);
     cr_assert_eq(qint("SELECT count(*) FROM results"), 1, "the old job's result went with it");

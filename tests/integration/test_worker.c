@@ -28,7 +28,6 @@ static void teardown(void)
 
 TestSuite(worker, .init = setup, .fini = teardown, .timeout = 90);
 
-
 static sf_proc *worker(const char *name, int threads, const char *drain)
 {
     char t[48], w[96], d[48];
@@ -60,21 +59,21 @@ Test(worker, queued_jobs_complete_with_one_result_each)
     farm_dataset("SYM", "1d", 3000, 7);
     char *user = farm_user("alice");
     farm_jobs_bulk(user, FARM_LOGIC_SMA, "SYM", "1d", 12);
-    char *bad = farm_job(user, "{\"name\":\"bad\"}", "SYM", "1d", 1, 3);     /* invalid logic */
-    char *nodata = farm_job(user, FARM_LOGIC_SMA, "NOPE", "1d", 1, 3);      /* missing data set */
+    char *bad = farm_job(user, "{\"name\":\"bad\"}", "SYM", "1d", 1, 3); /* invalid logic */
+    char *nodata = farm_job(user, FARM_LOGIC_SMA, "NOPE", "1d", 1, 3);   /* missing data set */
     cr_assert_eq(farm_relay_all(), 14);
     sf_proc *w = worker("w1", 2, "10");
-    int done = farm_wait_sql("SELECT count(*) = 14 FROM jobs WHERE status IN ('succeeded', 'failed')", NULL,
-                             30000);
+    int done = farm_wait_sql("SELECT count(*) = 14 FROM jobs WHERE status IN ('succeeded', 'failed')", NULL, 30000);
     if (!done)
         sf_proc_dump_logs(4000);
     cr_assert(done, "jobs did not finish");
     cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status = 'succeeded' AND attempt = 1 AND worker = 'w1'"),
                  12);
-    cr_assert_eq(farm_int("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id "
-                          "WHERE j.status = 'succeeded' AND r.metrics ? 'sharpe' "
-                          "AND json_array_length(sf_equity_points(r.equity, r.equity_t, r.equity_v)) BETWEEN 500 AND 1000"),
-                 12, "3000 bars stored as at most SF_EQUITY_POINTS (default 1000) points");
+    cr_assert_eq(
+        farm_int("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id "
+                 "WHERE j.status = 'succeeded' AND r.metrics ? 'sharpe' "
+                 "AND json_array_length(sf_equity_points(r.equity, r.equity_t, r.equity_v)) BETWEEN 500 AND 1000"),
+        12, "3000 bars stored as at most SF_EQUITY_POINTS (default 1000) points");
     cr_assert_eq(farm_int("SELECT count(DISTINCT metrics::text) FROM results"), 1,
                  "the same logic on the same data gives identical metrics");
     char *st = farm_text1("SELECT status || ' ' || error_class FROM jobs WHERE id = $1", bad);

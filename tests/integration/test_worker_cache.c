@@ -32,8 +32,7 @@ static sf_db *g_db;
 
 static void setup(void)
 {
-    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url,
-                                       sizeof g_url);
+    g_db = sf_testenv_scratch_migrated(g_base_url, sizeof g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
 }
 
 static void teardown(void)
@@ -115,8 +114,8 @@ typedef struct crowd {
 
 /* n threads; thread i asks for symbols[i % nsym] at version; holding: all
  * get before any reads or releases. */
-static void crowd_start(crowd *cr, wrk_cache *c, size_t n, const char *const *symbols, size_t nsym,
-                        int64_t version, int holding)
+static void crowd_start(crowd *cr, wrk_cache *c, size_t n, const char *const *symbols, size_t nsym, int64_t version,
+                        int holding)
 {
     cr->n = n;
     cr->holding = holding;
@@ -124,8 +123,12 @@ static void crowd_start(crowd *cr, wrk_cache *c, size_t n, const char *const *sy
     if (holding)
         pthread_barrier_init(&cr->hold, NULL, (unsigned)n);
     for (size_t i = 0; i < n; i++)
-        cr->g[i] = (getter){.c = c, .db = sf_testenv_db_open(g_url), .symbol = symbols[i % nsym],
-                            .version = version, .start = &cr->start, .hold = holding ? &cr->hold : NULL};
+        cr->g[i] = (getter){.c = c,
+                            .db = sf_testenv_db_open(g_url),
+                            .symbol = symbols[i % nsym],
+                            .version = version,
+                            .start = &cr->start,
+                            .hold = holding ? &cr->hold : NULL};
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(pthread_create(&cr->th[i], NULL, getter_main, &cr->g[i]), 0);
 }

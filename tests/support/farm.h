@@ -42,41 +42,40 @@
 #define FARM_KV_MAX 1100
 
 typedef struct farm {
-    char base_url[1024];  /* the local stack's DATABASE_URL */
-    char db_name[64];     /* sf_t_<random> */
-    char db_url[1024];    /* DATABASE_URL of the scratch database */
+    char base_url[1024]; /* the local stack's DATABASE_URL */
+    char db_name[64];    /* sf_t_<random> */
+    char db_url[1024];   /* DATABASE_URL of the scratch database */
     char redis_url[128];
     int redis_port;
-    char dir[128];        /* logs and private servers' files */
-    sf_db *db;            /* the test's own connection to the scratch database */
+    char dir[128]; /* logs and private servers' files */
+    sf_db *db;     /* the test's own connection to the scratch database */
     sf_proc *redis;
 } farm;
 
 static farm F;
 
 /* Simple long-only SMA cross: trades on any random walk. */
-#define FARM_LOGIC_SMA                                                                               \
-    "{\"name\":\"sma\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":5}," \
-    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":20}},"                                \
+#define FARM_LOGIC_SMA                                                                                                 \
+    "{\"name\":\"sma\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":5},"                 \
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":20}},"                                                 \
     "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}"
 
 /* Eight indicators and a seven-clause entry: the slow logic of long backtests. */
-#define FARM_LOGIC_HEAVY                                                                                     \
-    "{\"name\":\"heavy\",\"indicators\":{"                                                                   \
-    "\"a\":{\"type\":\"sma\",\"source\":\"close\",\"period\":50},"                                           \
-    "\"b\":{\"type\":\"ema\",\"source\":\"close\",\"period\":80},"                                           \
-    "\"c\":{\"type\":\"rsi\",\"source\":\"close\",\"period\":14},\"d\":{\"type\":\"adx\",\"period\":14},"    \
-    "\"e\":{\"type\":\"bbands\",\"source\":\"close\",\"period\":20},\"f\":{\"type\":\"stoch\"},"             \
-    "\"g\":{\"type\":\"cci\",\"period\":20},\"h\":{\"type\":\"highest\",\"source\":\"high\",\"period\":200}}," \
-    "\"entry\":{\"all\":[{\"crosses_above\":[\"a\",\"b\"]},{\"lt\":[\"c\",70]},{\"gt\":[\"d\",10]},"        \
-    "{\"lt\":[\"close\",\"e.upper\"]},{\"lt\":[\"f.k\",80]},{\"gt\":[\"g\",-200]},{\"lt\":[\"close\",\"h\"]}]}," \
+#define FARM_LOGIC_HEAVY                                                                                               \
+    "{\"name\":\"heavy\",\"indicators\":{"                                                                             \
+    "\"a\":{\"type\":\"sma\",\"source\":\"close\",\"period\":50},"                                                     \
+    "\"b\":{\"type\":\"ema\",\"source\":\"close\",\"period\":80},"                                                     \
+    "\"c\":{\"type\":\"rsi\",\"source\":\"close\",\"period\":14},\"d\":{\"type\":\"adx\",\"period\":14},"              \
+    "\"e\":{\"type\":\"bbands\",\"source\":\"close\",\"period\":20},\"f\":{\"type\":\"stoch\"},"                       \
+    "\"g\":{\"type\":\"cci\",\"period\":20},\"h\":{\"type\":\"highest\",\"source\":\"high\",\"period\":200}},"         \
+    "\"entry\":{\"all\":[{\"crosses_above\":[\"a\",\"b\"]},{\"lt\":[\"c\",70]},{\"gt\":[\"d\",10]},"                   \
+    "{\"lt\":[\"close\",\"e.upper\"]},{\"lt\":[\"f.k\",80]},{\"gt\":[\"g\",-200]},{\"lt\":[\"close\",\"h\"]}]},"       \
     "\"exit\":{\"any\":[{\"crosses_below\":[\"a\",\"b\"]},{\"gt\":[\"c\",80]}]}}"
 
 static inline void farm_bin(const char *prog, char *path, size_t size)
 {
     snprintf(path, size, "%s/%s", SF_BINARY_DIR, prog);
-    cr_assert(access(path, X_OK) == 0, "%s is not built (cmake --build %s --target %s)", path, SF_BINARY_DIR,
-              prog);
+    cr_assert(access(path, X_OK) == 0, "%s is not built (cmake --build %s --target %s)", path, SF_BINARY_DIR, prog);
 }
 
 static inline sf_redis *farm_redis_open(void)
@@ -123,10 +122,11 @@ static inline void farm_redis_start(void)
     char port[16], dir[160];
     snprintf(port, sizeof port, "%d", F.redis_port);
     snprintf(dir, sizeof dir, "%s", F.dir);
-    const char *argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly",
-                          "no", "--maxmemory-policy", "noeviction", "--dir", dir, NULL};
+    const char *argv[] = {"redis-server", "--bind", "127.0.0.1",          "--port",     port,    "--save", "",
+                          "--appendonly", "no",     "--maxmemory-policy", "noeviction", "--dir", dir,      NULL};
     F.redis = sf_proc_start("redis", "/usr/bin/redis-server", argv, NULL, F.dir);
-    cr_assert(sf_proc_wait_until(farm_redis_up_, NULL, 10000, 20), "redis-server did not start on port %d", F.redis_port);
+    cr_assert(sf_proc_wait_until(farm_redis_up_, NULL, 10000, 20), "redis-server did not start on port %d",
+              F.redis_port);
 }
 
 static inline void farm_setup(void)
@@ -215,8 +215,8 @@ static inline sf_proc *farm_scheduler(const char *name, const char *const *extra
 {
     char s[96];
     snprintf(s, sizeof s, "SCHEDULER_NAME=%s", name);
-    const char *defaults[] = {s, "LEADER_TTL_SECONDS=2", "REAPER_INTERVAL_MS=200", "RETRY_BASE_MS=400",
-                              "RETRY_CAP_MS=5000", NULL};
+    const char *defaults[] = {
+        s, "LEADER_TTL_SECONDS=2", "REAPER_INTERVAL_MS=200", "RETRY_BASE_MS=400", "RETRY_CAP_MS=5000", NULL};
     const char *env[FARM_ENV_MAX];
     int n = 0;
     for (int i = 0; extra && extra[i] && n < FARM_ENV_MAX - 16; i++)
@@ -311,8 +311,8 @@ static inline size_t farm_relay_all(void)
     size_t total = 0, n = 0;
     do {
         size_t added = 0;
-        cr_assert_eq(sf_job_relay_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, total, e, &n, &err), SF_OK,
-                     "%s", err.msg);
+        cr_assert_eq(sf_job_relay_pending(F.db, SF_JOB_BATCH_MAX, SF_JOB_BATCH_MAX, total, e, &n, &err), SF_OK, "%s",
+                     err.msg);
         cr_assert_eq(sf_queue_enqueue(q, e, n, &added, &err), SF_OK, "%s", err.msg);
         total += n;
     } while (n == SF_JOB_BATCH_MAX);
@@ -347,8 +347,8 @@ static inline void farm_dataset(const char *symbol, const char *tf, size_t n, ui
 }
 
 /* One backtest job as sf-api inserts it: pending, then NOTIFY sf_jobs. */
-static inline char *farm_job(const char *user, const char *logic, const char *symbol, const char *tf,
-                             int priority, int max_attempts)
+static inline char *farm_job(const char *user, const char *logic, const char *symbol, const char *tf, int priority,
+                             int max_attempts)
 {
     char pr[16], ma[16];
     snprintf(pr, sizeof pr, "%d", priority);
@@ -362,8 +362,7 @@ static inline char *farm_job(const char *user, const char *logic, const char *sy
 }
 
 /* n identical backtest jobs in one statement. */
-static inline void farm_jobs_bulk(const char *user, const char *logic, const char *symbol, const char *tf,
-                                  int n)
+static inline void farm_jobs_bulk(const char *user, const char *logic, const char *symbol, const char *tf, int n)
 {
     char nn[16];
     snprintf(nn, sizeof nn, "%d", n);
@@ -428,12 +427,12 @@ static inline void farm_release_held(const char *batch)
 }
 
 /* Fail the test with every program's log tail on stderr. */
-#define FARM_ASSERT(cond, ...)                  \
-    do {                                        \
-        if (!(cond)) {                          \
-            sf_proc_dump_logs(6000);            \
-            cr_assert_fail(__VA_ARGS__);        \
-        }                                       \
+#define FARM_ASSERT(cond, ...)                                                                                         \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            sf_proc_dump_logs(6000);                                                                                   \
+            cr_assert_fail(__VA_ARGS__);                                                                               \
+        }                                                                                                              \
     } while (0)
 
 /* final_equity of logic over the stored data set, computed here with the
@@ -464,8 +463,7 @@ static inline double farm_result_final_equity(const char *job_id)
     const char *p[] = {job_id};
     sf_db_res *res = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_db_query(F.db, "SELECT metrics->>'final_equity' FROM results WHERE job_id = $1", 1, p, &res,
-                             &err),
+    cr_assert_eq(sf_db_query(F.db, "SELECT metrics->>'final_equity' FROM results WHERE job_id = $1", 1, p, &res, &err),
                  SF_OK, "%s", err.msg);
     double v = NAN;
     if (sf_db_nrows(res) == 1 && sf_db_get(res, 0, 0))

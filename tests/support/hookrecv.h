@@ -31,11 +31,11 @@
 
 #include "sf/err.h"
 
-#define HOOKRECV_MAX 64          /* requests recorded */
-#define HOOKRECV_REQ_MAX 65536   /* bytes of one request */
+#define HOOKRECV_MAX 64        /* requests recorded */
+#define HOOKRECV_REQ_MAX 65536 /* bytes of one request */
 
 typedef struct hookrecv_req {
-    char *head;   /* request line and headers */
+    char *head; /* request line and headers */
     char *body;
     size_t body_len;
 } hookrecv_req;
@@ -45,7 +45,7 @@ typedef struct hookrecv {
     int port;
     pthread_t thread;
     atomic_int stop;
-    atomic_int status;   /* answered to every request */
+    atomic_int status; /* answered to every request */
     pthread_mutex_t mu;
     hookrecv_req reqs[HOOKRECV_MAX]; /* guarded by mu */
     int n;                           /* guarded by mu */
@@ -115,8 +115,7 @@ static inline void *hookrecv_main_(void *arg)
         if (len > 0) {
             hookrecv_record_(h, buf, (size_t)len, head_len);
             char reply[128];
-            int k = snprintf(reply, sizeof reply,
-                             "HTTP/1.1 %d Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            int k = snprintf(reply, sizeof reply, "HTTP/1.1 %d Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                              atomic_load(&h->status));
             ssize_t w = write(c, reply, (size_t)k);
             (void)w;

@@ -42,8 +42,8 @@
 
 #include "sf/err.h"
 
-#define SF_PROC_MAX 64          /* processes one test may start */
-#define SF_PROC_ENV_MAX 256     /* environment entries passed to a child */
+#define SF_PROC_MAX 64      /* processes one test may start */
+#define SF_PROC_ENV_MAX 256 /* environment entries passed to a child */
 #define SF_PROC_ARGV_MAX 32
 
 extern char **environ;
@@ -51,9 +51,9 @@ extern char **environ;
 typedef struct sf_proc {
     pid_t pid;
     char name[64];
-    char log[512];   /* stdout + stderr of the child */
-    int reaped;      /* 1 once waitpid collected it */
-    int status;      /* waitpid status when reaped */
+    char log[512]; /* stdout + stderr of the child */
+    int reaped;    /* 1 once waitpid collected it */
+    int status;    /* waitpid status when reaped */
 } sf_proc;
 
 typedef struct sf_proc_registry_ {
@@ -127,8 +127,8 @@ static inline char *sf_proc_unconst_(const char *s)
 }
 
 /* In the child: never returns. */
-static inline void sf_proc_child_(const char *path, const char *const *argv, const char *const *envp,
-                                  const char *log, uid_t uid, gid_t gid)
+static inline void sf_proc_child_(const char *path, const char *const *argv, const char *const *envp, const char *log,
+                                  uid_t uid, gid_t gid)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -305,8 +305,8 @@ static inline void sf_proc_dump_logs(size_t tail)
 {
     for (int i = 0; i < sf_proc_reg_.n; i++) {
         char *s = sf_proc_log_read(&sf_proc_reg_.procs[i], tail);
-        fprintf(stderr, "---- %s (pid %d) %s ----\n%s\n", sf_proc_reg_.procs[i].name,
-                (int)sf_proc_reg_.procs[i].pid, sf_proc_reg_.procs[i].log, s);
+        fprintf(stderr, "---- %s (pid %d) %s ----\n%s\n", sf_proc_reg_.procs[i].name, (int)sf_proc_reg_.procs[i].pid,
+                sf_proc_reg_.procs[i].log, s);
         free(s);
     }
 }

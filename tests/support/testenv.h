@@ -25,7 +25,7 @@
 #include "sf/db.h"
 #include "sf/migrate.h"
 
-#define SF_TESTENV_HINT \
+#define SF_TESTENV_HINT                                                                                                \
     "start the local stack first: SF_PG_DURABLE=0 scripts/stack up --services-only && eval \"$(scripts/stack env)\""
 
 typedef struct sf_testenv_one {
@@ -59,8 +59,7 @@ static inline void sf_testenv_random_name(const char *prefix, char *buf, size_t 
     unsigned char r[8] = {0};
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
         cr_assert_fail("getrandom failed");
-    snprintf(buf, size, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-             r[7]);
+    snprintf(buf, size, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
 /* The URL with its database name replaced: scheme://auth@host:port/<db>?query */
@@ -93,8 +92,7 @@ static inline void sf_testenv_exec(sf_db *db, const char *sql)
 }
 
 /* Create sf_t_<random>; fills its name and URL. */
-static inline void sf_testenv_scratch_create(const char *base_url, char *name, size_t nsize, char *url,
-                                             size_t usize)
+static inline void sf_testenv_scratch_create(const char *base_url, char *name, size_t nsize, char *url, size_t usize)
 {
     char sql[128];
     sf_testenv_random_name("sf_t_", name, nsize);
@@ -119,8 +117,8 @@ static inline void sf_testenv_scratch_drop(const char *base_url, const char *nam
 /* A scratch database on DATABASE_URL's server with every migration applied:
  * base_url, name and url are filled as sf_testenv_scratch_create's; returns
  * its connection. Drop it with sf_testenv_scratch_drop(base_url, name). */
-static inline sf_db *sf_testenv_scratch_migrated(char *base_url, size_t bsize, char *name, size_t nsize,
-                                                 char *url, size_t usize)
+static inline sf_db *sf_testenv_scratch_migrated(char *base_url, size_t bsize, char *name, size_t nsize, char *url,
+                                                 size_t usize)
 {
     char *base = sf_testenv_require("DATABASE_URL");
     snprintf(base_url, bsize, "%s", base);

@@ -194,12 +194,11 @@ Test(farm_api, a_sweep_submitted_through_the_api_finishes_every_member)
     char id[64];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
     json_decref(j);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 20 FROM jobs WHERE batch_id = $1::uuid AND status = 'succeeded'", id,
-                              30000),
-                "sweep members not all succeeded");
-    cr_assert_eq(farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1::uuid",
-                           id),
-                 20);
+    FARM_ASSERT(
+        farm_wait_sql("SELECT count(*) = 20 FROM jobs WHERE batch_id = $1::uuid AND status = 'succeeded'", id, 30000),
+        "sweep members not all succeeded");
+    cr_assert_eq(
+        farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1::uuid", id), 20);
     /* Members differ: the fast period changes the result for most of them. */
     cr_assert_gt(farm_int1("SELECT count(DISTINCT r.metrics->>'final_equity') FROM results r JOIN jobs j"
                            " ON j.id = r.job_id WHERE j.batch_id = $1::uuid",

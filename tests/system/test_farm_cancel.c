@@ -115,7 +115,8 @@ Test(farm_cancel, a_running_backtest_cancelled_stops_without_a_result)
     FARM_ASSERT(farm_wait_sql(WAIT_FINAL, job, 20000), "not final: %s", farm_job_state(job));
     cr_log_info("cancelled %lld ms after its data could load", (long long)(sf_proc_now_ms() - t0));
     char *st = farm_text1("SELECT status || ' ' || attempt || ' ' || coalesce(error_class, '-') FROM jobs"
-                          " WHERE id = $1", job);
+                          " WHERE id = $1",
+                          job);
     FARM_ASSERT(strcmp(st, "cancelled 1 cancelled") == 0, "after the cancel: %s", farm_job_state(job));
     cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 0);
     free(st);
@@ -249,10 +250,12 @@ Test(farm_cancel, a_batch_cancel_stops_the_sweep_and_every_member_ends_once)
     sf_proc *w1 = farm_worker("w1", 1, 2, NULL);
     const char *grid = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 201, \"step\": 1}}";
     char *batch = farm_sweep(user, FARM_LOGIC_SMA, grid, "MED", "1m", 200);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch,
-                              30000),
-                "the sweep does not run: %s", farm_text1("SELECT string_agg(DISTINCT status || ' ' ||"
-                                                         " coalesce(error, '-'), '; ') FROM jobs WHERE $1 <> ''", "x"));
+    FARM_ASSERT(
+        farm_wait_sql("SELECT count(*) >= 3 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch, 30000),
+        "the sweep does not run: %s",
+        farm_text1("SELECT string_agg(DISTINCT status || ' ' ||"
+                   " coalesce(error, '-'), '; ') FROM jobs WHERE $1 <> ''",
+                   "x"));
     int found = 0;
     int64_t cancelled = 0, requested = 0;
     sf_err err = {0};
@@ -279,10 +282,11 @@ Test(farm_cancel, a_batch_cancel_stops_the_sweep_and_every_member_ends_once)
      * every member that succeeded finished before the cancel. */
     cr_assert_eq(cx, cancelled + requested, "cancelled %lld, want %lld", cx, (long long)(cancelled + requested));
     cr_assert_eq(farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND status = 'succeeded'"
-                           " AND cancel_requested", batch), 0, "a member asked to stop succeeded");
-    cr_assert_eq(farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1",
+                           " AND cancel_requested",
                            batch),
-                 ok);
+                 0, "a member asked to stop succeeded");
+    cr_assert_eq(
+        farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1", batch), ok);
     const char *p[] = {batch, t_cancel};
     char *late = farm_query1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND started_at > $2::timestamptz", 2, p);
     cr_assert_str_eq(late, "0", "%s members started after the batch cancel", late);

@@ -78,7 +78,8 @@ Test(farm_crash, a_worker_killed_mid_backtest_is_replaced_and_the_job_succeeds_o
     char *state = farm_job_state(job);
     cr_assert_str_eq(state, "succeeded attempt=2 worker=w2 class=- error=-", "%s", state);
     cr_log_info("attempt 2 ran %lld ms", farm_int1("SELECT extract(epoch FROM finished_at - started_at) * 1000"
-                                                   " FROM jobs WHERE id = $1", job));
+                                                   " FROM jobs WHERE id = $1",
+                                                   job));
     cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 1);
     /* The fence moved on with the second claim. */
     cr_assert(farm_int1("SELECT fence FROM jobs WHERE id = $1", job) >= 2);
@@ -183,9 +184,9 @@ Test(farm_crash, tiny_sweep_members_run_optimistically_and_survive_a_killed_work
     /* Half of the members are held back so that work remains at the kill
      * whatever the machine's speed. */
     char *batch = farm_sweep_held(user, FARM_LOGIC_SMA, grid, "TINY", "1d", MEMBERS, MEMBERS / 2);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 500 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'",
-                              batch, 60000),
-                "the sweep does not run");
+    FARM_ASSERT(
+        farm_wait_sql("SELECT count(*) >= 500 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch, 60000),
+        "the sweep does not run");
     /* Freeze w1, release the held-back half, and kill w1 at a moment it holds
      * members (Redis leases): it works through a backlog of 1,500, so the
      * first few looks find it holding some. */
@@ -207,15 +208,15 @@ Test(farm_crash, tiny_sweep_members_run_optimistically_and_survive_a_killed_work
     cr_assert_lt(at_kill, MEMBERS, "no member was left at the kill");
 
     sf_proc *w2 = farm_worker("w2", 2, 2, opt);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 3000 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'",
-                              batch, 120000),
-                "members not finished: %s",
-                farm_text1("SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n "
-                           "FROM jobs WHERE batch_id = $1 GROUP BY status) s",
-                           batch));
-    cr_assert_eq(farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1",
-                           batch),
-                 MEMBERS);
+    FARM_ASSERT(
+        farm_wait_sql("SELECT count(*) = 3000 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch, 120000),
+        "members not finished: %s",
+        farm_text1("SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n "
+                   "FROM jobs WHERE batch_id = $1 GROUP BY status) s",
+                   batch));
+    cr_assert_eq(
+        farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.batch_id = $1", batch),
+        MEMBERS);
     cr_assert_eq(farm_int1("SELECT count(*) FROM jobs WHERE batch_id = $1 AND (attempt NOT IN (1, 2) "
                            "OR fence IS NULL OR worker NOT IN ('w1', 'w2') OR started_at > finished_at)",
                            batch),

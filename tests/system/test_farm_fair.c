@@ -76,9 +76,9 @@ static void one_sweep_does_not_hold_back_another_tenant(const char *const *sched
     /* The second half of the sweep is held back (never released): A's
      * backlog cannot run out before B arrives, whatever the machine's speed. */
     char *batch = farm_sweep_held(a, FARM_LOGIC_HEAVY, grid, "MED", "1m", SWEEP, SWEEP / 2);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 20 FROM jobs WHERE batch_id = $1 AND started_at IS NOT NULL", batch,
-                              30000),
-                "the sweep does not run");
+    FARM_ASSERT(
+        farm_wait_sql("SELECT count(*) >= 20 FROM jobs WHERE batch_id = $1 AND started_at IS NOT NULL", batch, 30000),
+        "the sweep does not run");
 
     char *job = farm_job(b, FARM_LOGIC_SMA, "MED", "1m", 1, 3);
     char *before = in_queue_after(job);

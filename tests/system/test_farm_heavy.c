@@ -34,10 +34,10 @@
 
 #include "../support/farm.h"
 
-#define BARS 80000     /* one-minute bars: short SMAs trade thousands of times */
-#define MEMBERS 240    /* fast 2..5 x slow 6..65 */
-#define SINGLES 40     /* single backtests: full results (trades and curve) */
-#define FIRST 40       /* members that run before the fault */
+#define BARS 80000  /* one-minute bars: short SMAs trade thousands of times */
+#define MEMBERS 240 /* fast 2..5 x slow 6..65 */
+#define SINGLES 40  /* single backtests: full results (trades and curve) */
+#define FIRST 40    /* members that run before the fault */
 #define LEASE_S 3
 #define THREADS 2
 
@@ -63,12 +63,13 @@
 #define RSS_CHECKED 1
 #endif
 
-#define LOGIC_SHORT                                                                                  \
-    "{\"name\":\"short\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2}," \
-    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":8}},"                                 \
+#define LOGIC_SHORT                                                                                                    \
+    "{\"name\":\"short\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"               \
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":8}},"                                                  \
     "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}"
-#define GRID "{\"indicators.fast.period\": {\"from\": 2, \"to\": 5, \"step\": 1}," \
-             " \"indicators.slow.period\": {\"from\": 6, \"to\": 65, \"step\": 1}}"
+#define GRID                                                                                                           \
+    "{\"indicators.fast.period\": {\"from\": 2, \"to\": 5, \"step\": 1},"                                              \
+    " \"indicators.slow.period\": {\"from\": 6, \"to\": 65, \"step\": 1}}"
 
 #define PAUSED "claims paused"
 
@@ -149,9 +150,8 @@ static void singles_held(const char *user)
                  SF_OK, "%s", err.msg);
 }
 
-static const char *const COUNTS =
-    "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n "
-    "FROM jobs WHERE id IN (SELECT id FROM ours) AND $1 <> '' GROUP BY status) s";
+static const char *const COUNTS = "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n "
+                                  "FROM jobs WHERE id IN (SELECT id FROM ours) AND $1 <> '' GROUP BY status) s";
 
 Test(farm_heavy, a_killed_worker_under_a_heavy_sweep_loses_no_lease_of_the_other_and_memory_stays_bounded)
 {
@@ -178,8 +178,7 @@ Test(farm_heavy, a_killed_worker_under_a_heavy_sweep_loses_no_lease_of_the_other
     char first_done[160];
     snprintf(first_done, sizeof first_done,
              "SELECT count(*) = %d FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", FIRST);
-    FARM_ASSERT(farm_wait_sql(first_done, batch, 60000),
-                "the first members did not run: %s", farm_text1(COUNTS, "x"));
+    FARM_ASSERT(farm_wait_sql(first_done, batch, 60000), "the first members did not run: %s", farm_text1(COUNTS, "x"));
 
     /* Hold every completion back; let the rest run until both workers stop
      * claiming for their outcome budget. */
@@ -198,8 +197,8 @@ Test(farm_heavy, a_killed_worker_under_a_heavy_sweep_loses_no_lease_of_the_other
     farm_exec("CREATE TEMP TABLE held AS SELECT id FROM jobs WHERE worker = 'w1' AND status <> 'succeeded'"
               " AND id IN (SELECT id FROM ours)");
     long long held = farm_int("SELECT count(*) FROM held");
-    cr_log_info("w1 killed holding %lld jobs at %lld ms; %lld succeeded before the lock", held, (long long)(sf_proc_now_ms() - t0),
-                farm_int("SELECT count(*) FROM jobs WHERE status = 'succeeded'"));
+    cr_log_info("w1 killed holding %lld jobs at %lld ms; %lld succeeded before the lock", held,
+                (long long)(sf_proc_now_ms() - t0), farm_int("SELECT count(*) FROM jobs WHERE status = 'succeeded'"));
     cr_assert_gt(held, 0, "w1 held nothing when it was killed");
     sf_db_rollback(lock);
     sf_db_close(lock);

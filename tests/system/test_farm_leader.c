@@ -70,9 +70,9 @@ static void check_firings(const char *sid, long long want_first_back)
               "schedule %s: first firing %lld minutes back, want %lld", sid, back, want_first_back);
     cr_assert_eq(farm_int1("SELECT count(DISTINCT job_id) FROM schedule_firings WHERE schedule_id = $1::bigint", sid),
                  n);
-    cr_assert_eq(farm_int1("SELECT count(*) FROM jobs WHERE schedule_id = $1::bigint AND kind = 'logic_execution'",
-                           sid),
-                 n, "schedule %s: jobs and firings differ", sid);
+    cr_assert_eq(
+        farm_int1("SELECT count(*) FROM jobs WHERE schedule_id = $1::bigint AND kind = 'logic_execution'", sid), n,
+        "schedule %s: jobs and firings differ", sid);
     cr_assert_eq(farm_int1("SELECT count(*) FROM schedule_firings f JOIN jobs j ON j.id = f.job_id"
                            " WHERE f.schedule_id = $1::bigint AND j.schedule_id = f.schedule_id",
                            sid),
@@ -87,8 +87,7 @@ Test(farm_leader, a_killed_leader_and_a_paused_leader_lose_and_double_no_cron_fi
     sf_proc *a = farm_scheduler("schedA-", NULL);
     FARM_ASSERT(leader_is("schedA-"), "A did not become leader");
     char *s1 = schedule(user, "s1", 3);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 4 FROM schedule_firings WHERE schedule_id = $1::bigint", s1,
-                              10000),
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 4 FROM schedule_firings WHERE schedule_id = $1::bigint", s1, 10000),
                 "A did not fire s1's missed minutes");
 
     /* Kill the leader; s2 falls due while nobody leads; B takes over. */
@@ -98,8 +97,7 @@ Test(farm_leader, a_killed_leader_and_a_paused_leader_lose_and_double_no_cron_fi
     sf_proc_kill(a);
     char *s2 = schedule(user, "s2", 2);
     FARM_ASSERT(leader_is("schedB-"), "B did not take over");
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM schedule_firings WHERE schedule_id = $1::bigint", s2,
-                              10000),
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM schedule_firings WHERE schedule_id = $1::bigint", s2, 10000),
                 "B did not fire s2");
 
     /* Pause the leader B; C takes over and fires s3; B resumes. */
@@ -107,8 +105,7 @@ Test(farm_leader, a_killed_leader_and_a_paused_leader_lose_and_double_no_cron_fi
     sf_proc_signal(b, SIGSTOP);
     char *s3 = schedule(user, "s3", 2);
     FARM_ASSERT(leader_is("schedC-"), "C did not take over from the paused B");
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM schedule_firings WHERE schedule_id = $1::bigint", s3,
-                              10000),
+    FARM_ASSERT(farm_wait_sql("SELECT count(*) >= 3 FROM schedule_firings WHERE schedule_id = $1::bigint", s3, 10000),
                 "C did not fire s3");
     sf_proc_signal(b, SIGCONT);
     sf_proc_sleep_ms(3000);

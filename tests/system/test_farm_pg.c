@@ -81,9 +81,24 @@ static void pg_start(void)
     postgres_user(&uid, &gid);
     char port[16];
     snprintf(port, sizeof port, "%d", g_pg_port);
-    const char *argv[] = {"postgres", "-D", g_pg_data, "-p", port, "-c", "listen_addresses=127.0.0.1", "-c",
-                          "unix_socket_directories=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
-                          "full_page_writes=off", "-c", "max_connections=100", NULL};
+    const char *argv[] = {"postgres",
+                          "-D",
+                          g_pg_data,
+                          "-p",
+                          port,
+                          "-c",
+                          "listen_addresses=127.0.0.1",
+                          "-c",
+                          "unix_socket_directories=",
+                          "-c",
+                          "fsync=off",
+                          "-c",
+                          "synchronous_commit=off",
+                          "-c",
+                          "full_page_writes=off",
+                          "-c",
+                          "max_connections=100",
+                          NULL};
     g_pg = sf_proc_start_as("postgres", PGBIN "/postgres", argv, NULL, F.dir, uid, gid);
     cr_assert(sf_proc_wait_until(pg_up, NULL, 30000, 50), "private postgres did not start (see %s)", g_pg->log);
 }
@@ -95,8 +110,8 @@ static void pg_private(void)
     gid_t gid;
     postgres_user(&uid, &gid);
     snprintf(g_pg_data, sizeof g_pg_data, "%s/pgdata", F.dir);
-    const char *argv[] = {"initdb", "-D", g_pg_data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                          "--locale=C.UTF-8", "--no-sync", NULL};
+    const char *argv[] = {"initdb", "-D",   g_pg_data,          "-U",        "postgres", "-A", "trust",
+                          "-E",     "UTF8", "--locale=C.UTF-8", "--no-sync", NULL};
     sf_proc *init = sf_proc_start_as("initdb", PGBIN "/initdb", argv, NULL, F.dir, uid, gid);
     cr_assert(sf_proc_wait_exit(init, 60000) && sf_proc_exit_code(init) == 0, "initdb failed (see %s)", init->log);
     g_pg_port = sf_proc_free_port();
@@ -177,7 +192,8 @@ Test(farm_pg, a_postgresql_restart_mid_run_loses_no_job_and_spends_no_attempt)
     cr_log_info("attempts: %s", att);
     if (reruns != 0) {
         char *why = farm_text1("SELECT string_agg(DISTINCT coalesce(error_class, '-') || ': ' || coalesce(error, '-'),"
-                               " '; ') FROM jobs WHERE attempt <> 1 AND $1 <> ''", "x");
+                               " '; ') FROM jobs WHERE attempt <> 1 AND $1 <> ''",
+                               "x");
         sf_proc_dump_logs(3000);
         cr_assert_fail("the outage spent attempts: %s (errors seen: %s)", att, why);
     }

@@ -53,8 +53,8 @@ static int reached(void *ctx)
 
 static void wait_succeeded(long long n, int64_t timeout_ms)
 {
-    FARM_ASSERT(sf_proc_wait_until(reached, &n, timeout_ms, 20), "only %lld of %lld jobs succeeded: %s",
-                succeeded(), n, states());
+    FARM_ASSERT(sf_proc_wait_until(reached, &n, timeout_ms, 20), "only %lld of %lld jobs succeeded: %s", succeeded(), n,
+                states());
 }
 
 /* CLIENT KILL TYPE normal: every ordinary client but the caller; the count. */

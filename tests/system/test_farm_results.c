@@ -200,8 +200,8 @@ static json_t *result_of(const char *id)
     return w.got;
 }
 
-#define BY_RANK                                                                                    \
-    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> 'sharpe') = 'number' "                            \
+#define BY_RANK                                                                                                        \
+    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> 'sharpe') = 'number' "                                               \
     "THEN (r.metrics ->> 'sharpe')::float8 END DESC NULLS LAST, j.combo_index"
 
 /* The member of batch at rank (0 = the best by sharpe, the leaderboard's order). */
@@ -209,8 +209,9 @@ static char *ranked_member(const char *batch, int rank)
 {
     char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.batch_id = $1::uuid "
-             BY_RANK " OFFSET %d LIMIT 1", rank);
+             "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.batch_id = $1::uuid " BY_RANK
+             " OFFSET %d LIMIT 1",
+             rank);
     return farm_text1(sql, batch);
 }
 
@@ -222,7 +223,8 @@ static char *trading_member_below(const char *batch, int above)
     snprintf(sql, sizeof sql,
              "SELECT id FROM (SELECT j.id, (r.metrics ->> 'trades')::int AS trades, row_number() OVER (" BY_RANK
              ") AS rn FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.batch_id = $1::uuid) m "
-             "WHERE trades > 0 AND rn > %d ORDER BY rn DESC LIMIT 1", above);
+             "WHERE trades > 0 AND rn > %d ORDER BY rn DESC LIMIT 1",
+             above);
     return farm_text1(sql, batch);
 }
 
@@ -246,14 +248,14 @@ Test(farm_results, a_sweep_member_stores_metrics_and_params_and_the_best_get_the
                               "WHERE m.batch_id = $1::uuid AND d.status = 'succeeded'",
                               batch, 60000),
                 "the best members' details did not run");
-    cr_assert_eq(farm_int1("SELECT count(*) FROM jobs d JOIN jobs m ON m.id = d.detail_of WHERE m.batch_id = $1::uuid",
-                           batch),
-                 3);
+    cr_assert_eq(
+        farm_int1("SELECT count(*) FROM jobs d JOIN jobs m ON m.id = d.detail_of WHERE m.batch_id = $1::uuid", batch),
+        3);
     for (int rank = 0; rank < 3; rank++) {
         char *member = ranked_member(batch, rank);
-        cr_assert_eq(farm_int1("SELECT count(*) FROM jobs WHERE detail_of = $1::uuid AND detail_source = 'top'",
-                               member),
-                     1, "member of rank %d has no detail", rank + 1);
+        cr_assert_eq(
+            farm_int1("SELECT count(*) FROM jobs WHERE detail_of = $1::uuid AND detail_source = 'top'", member), 1,
+            "member of rank %d has no detail", rank + 1);
         json_t *r = result_of(member);
         cr_assert_str_eq(json_string_value(json_object_get(r, "source")), "stored");
         cr_assert(json_is_true(json_object_get(r, "metrics_match")), "the recomputed metrics differ");
@@ -274,8 +276,8 @@ static char *member_logic(long long index)
     cr_assert_eq(sf_grid_parse(GRID_FAST, strlen(GRID_FAST), 0, &grid, &err), SF_OK, "%s", err.msg);
     char *text = NULL;
     size_t len = 0;
-    cr_assert_eq(sf_grid_apply(grid, (size_t)index, FARM_LOGIC_SMA, strlen(FARM_LOGIC_SMA), &text, &len, &err),
-                 SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_grid_apply(grid, (size_t)index, FARM_LOGIC_SMA, strlen(FARM_LOGIC_SMA), &text, &len, &err), SF_OK,
+                 "%s", err.msg);
     sf_grid_free(grid);
     return text;
 }

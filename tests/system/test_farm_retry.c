@@ -109,8 +109,8 @@ Test(farm_retry, a_transient_worker_error_retries_with_growing_delays_then_dies_
      * either the RETRY_BASE_MS given (400) or the 1000 ms default. */
     cr_log_info("backoff after attempt 1: %.0f ms, after attempt 2: %.0f ms", d[0], d[1]);
     double base = d[0] <= 400.0 + 5 ? 400.0 : 1000.0;
-    cr_assert(d[0] >= base / 2 - 5 && d[0] <= base + 5, "first backoff %.0f ms not in [%.0f, %.0f]", d[0],
-              base / 2, base);
+    cr_assert(d[0] >= base / 2 - 5 && d[0] <= base + 5, "first backoff %.0f ms not in [%.0f, %.0f]", d[0], base / 2,
+              base);
     cr_assert(d[1] >= base - 5 && d[1] <= 2 * base + 5, "second backoff %.0f ms not in [%.0f, %.0f]", d[1], base,
               2 * base);
 
@@ -242,7 +242,8 @@ Test(farm_retry, a_run_over_its_time_budget_or_memory_bound_fails_at_once_naming
 
     FARM_ASSERT(farm_wait_sql(WAIT_FINAL, timed, 30000), "not final: %s", farm_job_state(timed));
     FARM_ASSERT(farm_wait_sql(WAIT_FINAL, big, 30000), "not final: %s", farm_job_state(big));
-    const char *state = "SELECT status || ' ' || attempt || ' ' || error_class || ': ' || error FROM jobs WHERE id = $1";
+    const char *state =
+        "SELECT status || ' ' || attempt || ' ' || error_class || ': ' || error FROM jobs WHERE id = $1";
     char *s1 = farm_text1(state, timed), *s2 = farm_text1(state, big);
     cr_assert_str_eq(s1, "failed 1 permanent: ran longer than SF_JOB_TIMEOUT_S (1 s)");
     cr_assert(strstr(s2, "failed 1 permanent: run too big: about 77 MiB over 200000 bars") == s2 &&

@@ -52,8 +52,8 @@ static void slurp_file(const char *path, char *buf, size_t size)
 }
 
 /* In the child: stdout and stderr to files, the API settings, exec. */
-static void exec_sfctl(const char *bin, const char *const *args, const char *url, const char *key,
-                       const char *out, const char *err)
+static void exec_sfctl(const char *bin, const char *const *args, const char *url, const char *key, const char *out,
+                       const char *err)
 {
     FILE *o = freopen(out, "w", stdout), *e = freopen(err, "w", stderr);
     if (o == NULL || e == NULL)
@@ -117,8 +117,8 @@ static int api_ready(void *ctx)
     sf_http_response_init(&resp);
     char url[128];
     snprintf(url, sizeof url, "%s/ready", g_url);
-    int ok = sf_http_new(&o, &h, NULL) == SF_OK && sf_http_request(h, "GET", url, NULL, NULL, 0, &resp, NULL) == SF_OK &&
-             resp.status == 200;
+    int ok = sf_http_new(&o, &h, NULL) == SF_OK &&
+             sf_http_request(h, "GET", url, NULL, NULL, 0, &resp, NULL) == SF_OK && resp.status == 200;
     sf_http_response_destroy(&resp);
     sf_http_free(h);
     return ok;
@@ -235,8 +235,8 @@ Test(farm_sfctl, a_bad_key_exits_4_an_unknown_job_5_a_closed_port_3_and_bad_usag
 
     /* and the exit statuses are in sfctl --help */
     expect(r, 0, (const char *const[]){"--help", NULL});
-    cr_assert(strstr(r->out, "5  not found") != NULL && strstr(r->out, "3  the server is unreachable") != NULL,
-              "%s", r->out);
+    cr_assert(strstr(r->out, "5  not found") != NULL && strstr(r->out, "3  the server is unreachable") != NULL, "%s",
+              r->out);
     free(r);
 }
 
@@ -265,16 +265,16 @@ Test(farm_sfctl, submit_wait_json_is_one_json_document_and_the_table_is_the_loca
     cr_assert(memcmp(&got, &want, sizeof got) == 0, "final_equity %.17g, the engine says %.17g", got, want);
     json_decref(j);
 
-    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--json",
-                                       NULL});
+    expect(r, 0,
+           (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--json", NULL});
     j = json_loads(r->out, 0, &je);
     cr_assert_not_null(j, "submit --json: %s", r->out);
     cr_assert_eq(strlen(json_string_value(json_object_get(j, "id"))), 36, "%s", r->out);
     json_decref(j);
 
     /* The farm's table: the job id, then the rows of `sfctl backtest` on the same bars. */
-    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait",
-                                       NULL});
+    expect(r, 0,
+           (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait", NULL});
     char *remote = strdup(r->out);
     expect(r, 0, (const char *const[]){"backtest", "--logic", logic, "--data", csv, NULL});
     const char *local_rows = strstr(r->out, "\n\n"), *farm_rows = strchr(remote, '\n');
@@ -341,8 +341,9 @@ static void expect_local_board(ctl_run *r, const char *farm_out, const char *by)
     write_bars_csv("SMALL", "1d", csv, sizeof csv);
     char *board = malloc(OUT_MAX);
     strip_jobs(farm_out, board, OUT_MAX);
-    expect(r, 0, (const char *const[]){"sweep", "--logic", logic, "--data", csv, "--grid", grid, "--by", by, "--top",
-                                       "8", NULL});
+    expect(r, 0,
+           (const char *const[]){"sweep", "--logic", logic, "--data", csv, "--grid", grid, "--by", by, "--top", "8",
+                                 NULL});
     cr_assert_str_eq(board, r->out, "by %s: the farm's leaderboard is not the local one", by);
     free(board);
 }
@@ -439,14 +440,15 @@ Test(farm_sfctl, a_metric_of_1e20_reads_back_through_the_api_and_sfctl)
     ctl_run *r = malloc(sizeof *r);
     char logic[256], fees[256], grid[256], job[64], batch[64], path[128], sql[512];
     write_logic(logic, sizeof logic);
-    expect(r, 0, (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait",
-                                       NULL});
+    expect(r, 0,
+           (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait", NULL});
     snprintf(job, sizeof job, "%.36s", r->out);
     /* a sweep that keeps no member's trades: a member's result is a 202 with its metrics */
     write_file("fees.json", LOGIC_FEES, fees, sizeof fees);
     write_file("grid.json", GRID, grid, sizeof grid);
-    expect(r, 0, (const char *const[]){"sweep", "--logic", fees, "--grid", grid, "--symbol", "SMALL", "--timeframe",
-                                       "1d", "--detail-top", "0", NULL});
+    expect(r, 0,
+           (const char *const[]){"sweep", "--logic", fees, "--grid", grid, "--symbol", "SMALL", "--timeframe", "1d",
+                                 "--detail-top", "0", NULL});
     snprintf(batch, sizeof batch, "%.36s", r->out);
     expect(r, 0, (const char *const[]){"watch", batch, "--timeout", "60", NULL});
     snprintf(sql, sizeof sql,
@@ -454,7 +456,8 @@ Test(farm_sfctl, a_metric_of_1e20_reads_back_through_the_api_and_sfctl)
              " OR job_id IN (SELECT id FROM jobs WHERE batch_id = '%s')",
              job, batch);
     farm_exec(sql);
-    char *member = farm_text1("SELECT id::text FROM jobs WHERE batch_id = $1::uuid ORDER BY combo_index LIMIT 1", batch);
+    char *member =
+        farm_text1("SELECT id::text FROM jobs WHERE batch_id = $1::uuid ORDER BY combo_index LIMIT 1", batch);
 
     /* PostgreSQL prints it as an integer of 21 digits, which jansson alone refuses */
     char *body = malloc(OUT_MAX);
@@ -473,8 +476,7 @@ Test(farm_sfctl, a_metric_of_1e20_reads_back_through_the_api_and_sfctl)
 
     /* sfctl: the table and --json */
     expect(r, 0, (const char *const[]){"result", job, NULL});
-    cr_assert(strstr(r->out, "final equity") != NULL && strstr(r->out, "100000000000000000000") != NULL, "%s",
-              r->out);
+    cr_assert(strstr(r->out, "final equity") != NULL && strstr(r->out, "100000000000000000000") != NULL, "%s", r->out);
     expect(r, 0, (const char *const[]){"result", job, "--json", NULL});
     cr_assert_eq(final_equity_of(r->out, "sfctl result --json"), 1e20);
     expect(r, 0, (const char *const[]){"batch", batch, "--by", "fees", "--top", "8", NULL});

@@ -36,18 +36,18 @@
 #include "sf/auth.h"
 #include "sf/buf.h"
 
-#define CLIENTS 4          /* = API_THREADS */
-#define ROUNDS 3           /* costly requests per client, back to back (at most) */
+#define CLIENTS 4 /* = API_THREADS */
+#define ROUNDS 3  /* costly requests per client, back to back (at most) */
 #define PROBE_EVERY_MS 20
 #define PROBE_MAX_MS 1000  /* the bound on /health and GET /v1/jobs/{id} */
 #define COSTLY_MAX_MS 3000 /* the bound on one costly request */
 
 static char g_base[64];
 static char g_auth[256];
-static char g_job[64];      /* a pending job of the user's, for the authenticated GET */
-static char *g_costly;      /* the request body */
-static const char *g_idem;  /* an Idempotency-Key header for the costly requests, or NULL */
-static int g_rounds;        /* costly requests per client */
+static char g_job[64];     /* a pending job of the user's, for the authenticated GET */
+static char *g_costly;     /* the request body */
+static const char *g_idem; /* an Idempotency-Key header for the costly requests, or NULL */
+static int g_rounds;       /* costly requests per client */
 
 static void setup(void)
 {
@@ -199,9 +199,9 @@ static void *client_main(void *arg)
 
 typedef struct prober {
     pthread_t th;
-    int probes;           /* pairs of probes sent while clients were at work */
+    int probes; /* pairs of probes sent while clients were at work */
     double worst_health, worst_job;
-    long bad_code;        /* a probe's status other than 200, or 0 */
+    long bad_code; /* a probe's status other than 200, or 0 */
 } prober;
 
 static void *prober_main(void *arg)
@@ -250,8 +250,9 @@ static int costly_load(int rounds, long want, long also, double max_ms)
         }
     }
     pthread_join(pr.th, NULL);
-    fprintf(stderr, "costly requests (%ld): slowest %.0f ms; while in flight: %d probes, slowest /health %.0f ms, "
-                    "slowest GET /v1/jobs/{id} %.0f ms\n",
+    fprintf(stderr,
+            "costly requests (%ld): slowest %.0f ms; while in flight: %d probes, slowest /health %.0f ms, "
+            "slowest GET /v1/jobs/{id} %.0f ms\n",
             want, worst, pr.probes, pr.worst_health, pr.worst_job);
     FARM_ASSERT(worst < max_ms, "a costly request took %.0f ms", worst);
     FARM_ASSERT(pr.probes >= 1, "no probe ran while the costly requests were in flight");

@@ -50,8 +50,7 @@ Test(bars, loads_a_good_file_with_every_value_exact)
 {
     sf_bars *b = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_bars_load_csv_file(fixture("good.csv"), 100, &b, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_bars_load_csv_file(fixture("good.csv"), 100, &b, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(b->n, 5);
     cr_assert_eq(b->ts[0], 1704067200);
     cr_assert_eq(b->ts[4], 1704067200 + 4 * 86400);
@@ -69,9 +68,7 @@ Test(bars, accepts_crlf_unix_seconds_and_no_final_newline)
 {
     sf_bars *b = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_bars_load_csv_file(fixture("crlf_unix_no_final_newline.csv"), 100, &b,
-                                       &err),
-                 SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_bars_load_csv_file(fixture("crlf_unix_no_final_newline.csv"), 100, &b, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(b->n, 3);
     cr_assert_eq(b->ts[0], 1704067200);
     cr_assert_eq(b->ts[2], 1704240000);
@@ -135,12 +132,10 @@ Test(bars, names_line_and_column_of_a_bad_number)
                 "line 4, column close: not a number (\"abc\")");
     parse_fails(HDR "2024-01-03T00:00:00Z,1,2,1,1.5x,1\n", SF_ERR_PARSE,
                 "line 2, column close: not a number (\"1.5x\")");
-    parse_fails(HDR "2024-01-03T00:00:00Z,1,2,1,1, 1\n", SF_ERR_PARSE,
-                "line 2, column volume: not a number (\" 1\")");
+    parse_fails(HDR "2024-01-03T00:00:00Z,1,2,1,1, 1\n", SF_ERR_PARSE, "line 2, column volume: not a number (\" 1\")");
     parse_fails(HDR "2024-01-03T00:00:00Z,1,2,1,0x10,1\n", SF_ERR_PARSE,
                 "line 2, column close: not a number (\"0x10\")");
-    parse_fails(HDR "2024-01-03T00:00:00Z,1e,2,1,1,1\n", SF_ERR_PARSE,
-                "line 2, column open: not a number (\"1e\")");
+    parse_fails(HDR "2024-01-03T00:00:00Z,1e,2,1,1,1\n", SF_ERR_PARSE, "line 2, column open: not a number (\"1e\")");
 }
 
 Test(bars, rejects_nan_inf_and_overflow)
@@ -157,16 +152,13 @@ Test(bars, reports_the_previous_time_when_not_increasing)
 {
     sf_bars *b = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_bars_load_csv_file(fixture("not_increasing.csv"), 100, &b, &err),
-                 SF_ERR_INVALID);
+    cr_assert_eq(sf_bars_load_csv_file(fixture("not_increasing.csv"), 100, &b, &err), SF_ERR_INVALID);
     cr_assert_null(b);
     char want[1024];
-    snprintf(want, sizeof want,
-             "%s: line 4, column timestamp: not after the previous bar (2024-01-02T00:00:00Z)",
+    snprintf(want, sizeof want, "%s: line 4, column timestamp: not after the previous bar (2024-01-02T00:00:00Z)",
              fixture("not_increasing.csv"));
     cr_assert_str_eq(err.msg, want);
-    parse_fails(HDR "2024-01-05T00:00:00Z,1,1,1,1,1\n2024-01-04T23:59:59Z,1,1,1,1,1\n",
-                SF_ERR_INVALID,
+    parse_fails(HDR "2024-01-05T00:00:00Z,1,1,1,1,1\n2024-01-04T23:59:59Z,1,1,1,1,1\n", SF_ERR_INVALID,
                 "line 3, column timestamp: not after the previous bar (2024-01-05T00:00:00Z)");
 }
 
@@ -194,14 +186,10 @@ Test(bars, rejects_bad_timestamps)
 
 Test(bars, counts_columns)
 {
-    parse_fails(HDR "2024-01-01T00:00:00Z,1,1,1,1\n", SF_ERR_PARSE,
-                "line 2: expected 6 columns, found 5");
-    parse_fails(HDR "2024-01-01T00:00:00Z,1,1,1,1,1,1\n", SF_ERR_PARSE,
-                "line 2: expected 6 columns, found 7");
-    parse_fails(HDR "2024-01-01T00:00:00Z\n", SF_ERR_PARSE,
-                "line 2: expected 6 columns, found 1");
-    parse_fails(HDR "2024-01-01T00:00:00Z,1,,1,1,1\n", SF_ERR_PARSE,
-                "line 2, column high: empty");
+    parse_fails(HDR "2024-01-01T00:00:00Z,1,1,1,1\n", SF_ERR_PARSE, "line 2: expected 6 columns, found 5");
+    parse_fails(HDR "2024-01-01T00:00:00Z,1,1,1,1,1,1\n", SF_ERR_PARSE, "line 2: expected 6 columns, found 7");
+    parse_fails(HDR "2024-01-01T00:00:00Z\n", SF_ERR_PARSE, "line 2: expected 6 columns, found 1");
+    parse_fails(HDR "2024-01-01T00:00:00Z,1,,1,1,1\n", SF_ERR_PARSE, "line 2, column high: empty");
     parse_fails(HDR ",1,1,1,1,1\n", SF_ERR_PARSE, "line 2, column timestamp: empty");
 }
 
@@ -210,8 +198,7 @@ Test(bars, rejects_a_wrong_header_an_empty_file_and_header_only)
     parse_fails("time,open,high,low,close,volume\n" ROW1, SF_ERR_PARSE,
                 "line 1: expected the header \"timestamp,open,high,low,close,volume\" "
                 "(found \"time,open,high,low,close,volume\")");
-    parse_fails("", SF_ERR_PARSE,
-                "empty file: expected the header \"timestamp,open,high,low,close,volume\"");
+    parse_fails("", SF_ERR_PARSE, "empty file: expected the header \"timestamp,open,high,low,close,volume\"");
     parse_fails(HDR, SF_ERR_PARSE, "no bars: only the header");
     parse_fails(HDR "\n\n", SF_ERR_PARSE, "no bars: only the header");
 
@@ -219,8 +206,7 @@ Test(bars, rejects_a_wrong_header_an_empty_file_and_header_only)
     sf_err err = {0};
     cr_assert_eq(sf_bars_load_csv_file(fixture("empty.csv"), 10, &b, &err), SF_ERR_PARSE);
     cr_assert(strstr(err.msg, "empty.csv: empty file") != NULL, "%s", err.msg);
-    cr_assert_eq(sf_bars_load_csv_file(fixture("header_only.csv"), 10, &b, &err),
-                 SF_ERR_PARSE);
+    cr_assert_eq(sf_bars_load_csv_file(fixture("header_only.csv"), 10, &b, &err), SF_ERR_PARSE);
     cr_assert(strstr(err.msg, "header_only.csv: no bars") != NULL, "%s", err.msg);
 }
 
@@ -340,8 +326,7 @@ Test(bars, number_parser_matches_strtod_bit_for_bit, .timeout = 60)
             continue;
         }
         cr_assert_eq(st, SF_OK, "\"%s\": %s", buf, err.msg);
-        cr_assert(memcmp(&want, &got, sizeof want) == 0, "\"%s\": strtod %.17g, parser %.17g",
-                  buf, want, got);
+        cr_assert(memcmp(&want, &got, sizeof want) == 0, "\"%s\": strtod %.17g, parser %.17g", buf, want, got);
         fast += len < 12;
     }
     cr_assert_gt(fast, 100000); /* the short, fast-path strings were well represented */
@@ -350,22 +335,36 @@ Test(bars, number_parser_matches_strtod_bit_for_bit, .timeout = 60)
 Test(bars, number_parser_edge_cases)
 {
     static const char *const ok[] = {
-        "0", "-0", "+0.0", "5.", ".5", "1e22", "9007199254740991", "9007199254740993",
-        "123456789012345678901234567890", "0.000000000000000000000000000001",
-        "4.9e-324", "2.2250738585072011e-308", "1.7976931348623157e308", "1e-400",
-        "0.1", "0.3", "1e-22", "123.456e-5", "00000001.5000000",
+        "0",
+        "-0",
+        "+0.0",
+        "5.",
+        ".5",
+        "1e22",
+        "9007199254740991",
+        "9007199254740993",
+        "123456789012345678901234567890",
+        "0.000000000000000000000000000001",
+        "4.9e-324",
+        "2.2250738585072011e-308",
+        "1.7976931348623157e308",
+        "1e-400",
+        "0.1",
+        "0.3",
+        "1e-22",
+        "123.456e-5",
+        "00000001.5000000",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         double got = -1, want = strtod(ok[i], NULL);
         cr_assert_eq(sf_bars_parse_number(ok[i], strlen(ok[i]), &got, NULL), SF_OK, "%s", ok[i]);
         cr_assert(memcmp(&want, &got, sizeof want) == 0, "%s: %.17g vs %.17g", ok[i], want, got);
     }
-    static const char *const bad[] = {"", "-", "+", ".", "e5", "1e", "1e+", "1.2.3", "--1",
-                                      "1 ", " 1", "0x1p3", "nan", "inf", "1,5", "1e400"};
+    static const char *const bad[] = {"",    "-",  "+",  ".",     "e5",  "1e",  "1e+", "1.2.3",
+                                      "--1", "1 ", " 1", "0x1p3", "nan", "inf", "1,5", "1e400"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         double got;
-        cr_assert_eq(sf_bars_parse_number(bad[i], strlen(bad[i]), &got, NULL), SF_ERR_PARSE,
-                     "\"%s\" accepted", bad[i]);
+        cr_assert_eq(sf_bars_parse_number(bad[i], strlen(bad[i]), &got, NULL), SF_ERR_PARSE, "\"%s\" accepted", bad[i]);
     }
     char longnum[200];
     memset(longnum, '1', sizeof longnum);
@@ -391,10 +390,9 @@ static void write_big_csv(const char *path, size_t n)
         int64_t hi = (o > c ? o : c) + (int64_t)(rng_next(&seed) % 50);
         int64_t lo = (o < c ? o : c) - (int64_t)(rng_next(&seed) % 50);
         sf_time_format_iso8601(1500000000 + (int64_t)i * 60, when, sizeof when);
-        fprintf(f, "%s,%lld.%02lld,%lld.%02lld,%lld.%02lld,%lld.%02lld,%llu\n", when,
-                (long long)(o / 100), (long long)(o % 100), (long long)(hi / 100),
-                (long long)(hi % 100), (long long)(lo / 100), (long long)(lo % 100),
-                (long long)(c / 100), (long long)(c % 100),
+        fprintf(f, "%s,%lld.%02lld,%lld.%02lld,%lld.%02lld,%lld.%02lld,%llu\n", when, (long long)(o / 100),
+                (long long)(o % 100), (long long)(hi / 100), (long long)(hi % 100), (long long)(lo / 100),
+                (long long)(lo % 100), (long long)(c / 100), (long long)(c % 100),
                 (unsigned long long)(rng_next(&seed) % 100000));
         cents = c;
     }
@@ -421,8 +419,8 @@ Test(bars, loads_a_million_bars, .timeout = 120)
     unlink(path);
     cr_assert_eq(st, SF_OK, "%s", err.msg);
     /* reported, not asserted: a shared machine makes wall time noisy */
-    fprintf(stderr, "bars: loaded and validated 1000000 bars in %.1f ms wall, %.1f ms cpu\n",
-            (double)(t1 - t0) / 1e6, (double)(c1 - c0) / 1e6);
+    fprintf(stderr, "bars: loaded and validated 1000000 bars in %.1f ms wall, %.1f ms cpu\n", (double)(t1 - t0) / 1e6,
+            (double)(c1 - c0) / 1e6);
     cr_assert_eq(b->n, 1000000);
     cr_assert_eq(b->ts[999999], 1500000000 + 999999 * 60);
     cr_assert_eq(sf_bars_validate(b, &err), SF_OK, "%s", err.msg);

@@ -75,8 +75,9 @@ Test(config, defaults_fill_every_field)
 
 Test(config, integers_are_parsed_strictly)
 {
-    static const char *const bad[] = {"12x", "", " 12", "12 ", "0", "257", "-1", "1.5", "0x10",
-                                      "99999999999999999999", "-99999999999999999999", "four"};
+    static const char *const bad[] = {
+        "12x", "", " 12", "12 ", "0", "257", "-1", "1.5", "0x10", "99999999999999999999", "-99999999999999999999",
+        "four"};
     set_required();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("T_THREADS", bad[i], 1);
@@ -87,7 +88,10 @@ Test(config, integers_are_parsed_strictly)
                   sf_buf_str(&e));
         done(&c, &e);
     }
-    static const struct { const char *s; int64_t v; } good[] = {{"1", 1}, {"256", 256}, {"017", 17}, {"+8", 8}};
+    static const struct {
+        const char *s;
+        int64_t v;
+    } good[] = {{"1", 1}, {"256", 256}, {"017", 17}, {"+8", 8}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         setenv("T_THREADS", good[i].s, 1);
         cfg c;
@@ -125,9 +129,12 @@ Test(config, doubles_are_parsed_strictly)
 
 Test(config, booleans_accept_the_usual_words_only)
 {
-    static const struct { const char *s; int v; } table[] = {
-        {"true", 1}, {"TRUE", 1}, {"1", 1}, {"yes", 1}, {"on", 1},
-        {"false", 0}, {"False", 0}, {"0", 0}, {"no", 0}, {"off", 0},
+    static const struct {
+        const char *s;
+        int v;
+    } table[] = {
+        {"true", 1},  {"TRUE", 1},  {"1", 1}, {"yes", 1}, {"on", 1},
+        {"false", 0}, {"False", 0}, {"0", 0}, {"no", 0},  {"off", 0},
     };
     set_required();
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -285,8 +292,9 @@ Test(config, a_secret_file_others_may_read_is_refused_unless_allowed)
         char path[64], want[160];
         unsetenv("SF_ALLOW_WORLD_READABLE_SECRETS");
         cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", bad[i], &c, &e, path, sizeof path), SF_ERR_CONFIG);
-        snprintf(want, sizeof want, "T_DB_URL_FILE: file \"%s\" has mode %04o: a secret's file must not be readable by others",
-                 path, (unsigned)bad[i]);
+        snprintf(want, sizeof want,
+                 "T_DB_URL_FILE: file \"%s\" has mode %04o: a secret's file must not be readable by others", path,
+                 (unsigned)bad[i]);
         cr_assert(strncmp(sf_buf_str(&e), want, strlen(want)) == 0, "%s", sf_buf_str(&e));
         cr_assert(strstr(sf_buf_str(&e), "SF_ALLOW_WORLD_READABLE_SECRETS") != NULL, "%s", sf_buf_str(&e));
         done(&c, &e);
@@ -305,8 +313,8 @@ Test(config, secret_files_for_the_owner_or_a_reading_group_are_read)
         cfg c;
         sf_buf e;
         char path[64];
-        cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", good[i], &c, &e, path, sizeof path), SF_OK,
-                     "%o: %s", (unsigned)good[i], sf_buf_str(&e));
+        cr_assert_eq(load_secret_file("postgresql://u:pw@h/d\n", good[i], &c, &e, path, sizeof path), SF_OK, "%o: %s",
+                     (unsigned)good[i], sf_buf_str(&e));
         cr_assert_str_eq(c.db_url, "postgresql://u:pw@h/d");
         done(&c, &e);
         unlink(path);

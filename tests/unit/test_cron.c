@@ -161,18 +161,18 @@ Test(cron, between_excludes_start_includes_end_and_reports_more)
     size_t n = 0;
     int more = -1;
     sf_err err;
-    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T00:00:00Z"), iso("2024-01-01T03:00:00Z"), t,
-                                 8, &n, &more, &err), SF_OK);
+    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T00:00:00Z"), iso("2024-01-01T03:00:00Z"), t, 8, &n, &more, &err),
+                 SF_OK);
     cr_assert_eq(n, 3);
     cr_assert_eq(more, 0);
     cr_assert_eq(t[0], iso("2024-01-01T01:00:00Z"));
     cr_assert_eq(t[2], iso("2024-01-01T03:00:00Z"));
-    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T00:00:00Z"), iso("2024-01-01T03:00:00Z"), t,
-                                 2, &n, &more, &err), SF_OK);
+    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T00:00:00Z"), iso("2024-01-01T03:00:00Z"), t, 2, &n, &more, &err),
+                 SF_OK);
     cr_assert_eq(n, 2);
     cr_assert_eq(more, 1);
-    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T03:00:00Z"), iso("2024-01-01T03:00:00Z"), t,
-                                 2, &n, &more, &err), SF_OK);
+    cr_assert_eq(sf_cron_between(&c, iso("2024-01-01T03:00:00Z"), iso("2024-01-01T03:00:00Z"), t, 2, &n, &more, &err),
+                 SF_OK);
     cr_assert_eq(n, 0);
     cr_assert_eq(more, 0);
 }
@@ -199,8 +199,8 @@ static int64_t scan_next(const sf_cron *c, int64_t t)
 /* next() agrees with a minute-by-minute scan for each expression. */
 Test(cron, next_agrees_with_a_minute_by_minute_scan)
 {
-    static const char *exprs[] = {"*/7 */5 * * *", "0 0 10 * 0", "15 3 */2 * 1-5",
-                                  "0,30 * 1,15 jan,mar,dec *", "59 23 * * 6", "0 0 29 2 *"};
+    static const char *exprs[] = {"*/7 */5 * * *", "0 0 10 * 0", "15 3 */2 * 1-5", "0,30 * 1,15 jan,mar,dec *",
+                                  "59 23 * * 6",   "0 0 29 2 *"};
     int64_t start = iso("2023-12-29T22:00:00Z");
     int checked = 0;
     for (size_t e = 0; e < sizeof exprs / sizeof exprs[0]; e++) {
@@ -236,28 +236,28 @@ Test(cron, last_finds_the_most_recent_fire_time_in_the_interval)
     int64_t t = 0;
     int found = -1;
     sf_cron every = parse_ok("* * * * *");
-    cr_assert_eq(sf_cron_last(&every, iso("2020-01-01T00:00:00Z"), iso("2024-07-12T09:30:40Z"), &t,
-                              &found, &err), SF_OK);
+    cr_assert_eq(sf_cron_last(&every, iso("2020-01-01T00:00:00Z"), iso("2024-07-12T09:30:40Z"), &t, &found, &err),
+                 SF_OK);
     cr_assert_eq(found, 1);
     cr_assert_eq(t, iso("2024-07-12T09:30:00Z"));
     /* yearly, three years missed: the most recent is this year's */
     sf_cron yearly = parse_ok("0 0 1 1 *");
-    cr_assert_eq(sf_cron_last(&yearly, iso("2021-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t,
-                              &found, &err), SF_OK);
+    cr_assert_eq(sf_cron_last(&yearly, iso("2021-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t, &found, &err),
+                 SF_OK);
     cr_assert_eq(found, 1);
     cr_assert_eq(t, iso("2024-01-01T00:00:00Z"));
     /* a is excluded, b included */
-    cr_assert_eq(sf_cron_last(&yearly, iso("2024-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t,
-                              &found, &err), SF_OK);
+    cr_assert_eq(sf_cron_last(&yearly, iso("2024-01-01T00:00:00Z"), iso("2024-07-12T00:00:00Z"), &t, &found, &err),
+                 SF_OK);
     cr_assert_eq(found, 0);
-    cr_assert_eq(sf_cron_last(&yearly, iso("2023-12-31T00:00:00Z"), iso("2024-01-01T00:00:00Z"), &t,
-                              &found, &err), SF_OK);
+    cr_assert_eq(sf_cron_last(&yearly, iso("2023-12-31T00:00:00Z"), iso("2024-01-01T00:00:00Z"), &t, &found, &err),
+                 SF_OK);
     cr_assert_eq(found, 1);
     cr_assert_eq(t, iso("2024-01-01T00:00:00Z"));
     /* Feb 29 from ten years back: the window search falls back to the whole interval */
     sf_cron leap = parse_ok("0 0 29 2 *");
-    cr_assert_eq(sf_cron_last(&leap, iso("2014-01-01T00:00:00Z"), iso("2026-11-26T00:00:00Z"), &t,
-                              &found, &err), SF_OK);
+    cr_assert_eq(sf_cron_last(&leap, iso("2014-01-01T00:00:00Z"), iso("2026-11-26T00:00:00Z"), &t, &found, &err),
+                 SF_OK);
     cr_assert_eq(found, 1);
     cr_assert_eq(t, iso("2024-02-29T00:00:00Z"));
 }

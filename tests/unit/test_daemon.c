@@ -88,9 +88,13 @@ static int run(void *cfgv, sf_daemon *d)
     return 0;
 }
 
-static const sf_daemon_spec spec = {.prog = "t-daemon", .summary = "Tests the daemon start-up.", .vars = vars,
-                                    .n_vars = sizeof vars / sizeof vars[0], .common_offset = offsetof(tcfg, common),
-                                    .check = check, .run = run};
+static const sf_daemon_spec spec = {.prog = "t-daemon",
+                                    .summary = "Tests the daemon start-up.",
+                                    .vars = vars,
+                                    .n_vars = sizeof vars / sizeof vars[0],
+                                    .common_offset = offsetof(tcfg, common),
+                                    .check = check,
+                                    .run = run};
 
 typedef struct child {
     pid_t pid;
@@ -222,8 +226,7 @@ Test(daemon, help_lists_the_configuration_and_exits_0_without_running)
     start(args, 0);
     cr_assert_eq(wait_exit(), 0);
     char *out = slurp(C.out), *err = slurp(C.err);
-    cr_assert(strncmp(out, "usage: t-daemon [--help | --version]\n\nTests the daemon start-up.\n", 64) == 0, "%s",
-              out);
+    cr_assert(strncmp(out, "usage: t-daemon [--help | --version]\n\nTests the daemon start-up.\n", 64) == 0, "%s", out);
     cr_assert_not_null(strstr(out, "SF_T_DAEMON_N"), "%s", out);
     cr_assert_not_null(strstr(out, "a required string"), "%s", out);
     cr_assert_null(strstr(out, "run called"));
@@ -340,8 +343,7 @@ Test(daemon, a_second_signal_exits_1_at_once_while_the_program_drains)
     kill(C.pid, SIGTERM);
     cr_assert_eq(wait_exit(), 1);
     char *out = slurp(C.out);
-    cr_assert_not_null(strstr(out, "\"message\":\"second signal: exiting at once\",\"signal\":\"SIGTERM\""), "%s",
-                       out);
+    cr_assert_not_null(strstr(out, "\"message\":\"second signal: exiting at once\",\"signal\":\"SIGTERM\""), "%s", out);
     cr_assert_null(strstr(out, "\"stopped\""), "%s", out);
     free(out);
 }

@@ -55,8 +55,7 @@ static sf_logic *parse(const char *json)
 static sf_logic *vol_logic(const char *extra)
 {
     char json[2048];
-    snprintf(json, sizeof json,
-             "{\"name\": \"t\", \"entry\": " VOL_ENTRY ", \"exit\": " VOL_EXIT "%s%s}",
+    snprintf(json, sizeof json, "{\"name\": \"t\", \"entry\": " VOL_ENTRY ", \"exit\": " VOL_EXIT "%s%s}",
              extra[0] ? ", " : "", extra);
     return parse(json);
 }
@@ -76,8 +75,8 @@ static void assert_close(double got, double want, const char *what)
     cr_assert(fabs(got - want) <= tol, "%s: got %.17g, want %.17g", what, got, want);
 }
 
-static void assert_trade(const sf_result *r, size_t k, size_t entry_bar, double entry_px,
-                         size_t exit_bar, double exit_px, sf_exit_reason why)
+static void assert_trade(const sf_result *r, size_t k, size_t entry_bar, double entry_px, size_t exit_bar,
+                         double exit_px, sf_exit_reason why)
 {
     cr_assert(k < r->n_trades, "trade %zu missing (have %zu)", k, r->n_trades);
     const sf_trade *t = &r->trades[k];
@@ -85,8 +84,7 @@ static void assert_trade(const sf_result *r, size_t k, size_t entry_bar, double 
     cr_assert_eq(t->exit_time, T0 + (int64_t)exit_bar * DAY, "trade %zu exit bar", k);
     assert_close(t->entry_price, entry_px, "entry price");
     assert_close(t->exit_price, exit_px, "exit price");
-    cr_assert_eq(t->exit_reason, why, "trade %zu exit reason %d, want %d", k,
-                 (int)t->exit_reason, (int)why);
+    cr_assert_eq(t->exit_reason, why, "trade %zu exit reason %d, want %d", k, (int)t->exit_reason, (int)why);
 }
 
 /* ---- fills ---- */
@@ -201,8 +199,7 @@ static sf_result *stop_case(const ohlcv *bar2, const char *extra, sf_logic **lg_
     return run(*lg_out, *b_out);
 }
 
-static void check_stop_at(ohlcv bar2, const char *extra, double entry_px, double exit_px,
-                          sf_exit_reason why)
+static void check_stop_at(ohlcv bar2, const char *extra, double entry_px, double exit_px, sf_exit_reason why)
 {
     sf_logic *lg;
     sf_bars *b;
@@ -248,15 +245,14 @@ Test(engine, stop_exit_pays_slippage)
 {
     check_stop_at((ohlcv){100, 101, 90, 92, 1},
                   "\"risk\": {\"stop_loss_pct\": 5}, \"execution\": {\"slippage_bps\": 100}",
-                  /* bought at 101, stop 101 * 0.95, sold at stop * 0.99 */ 101,
-                  101 * 0.95 * 0.99, SF_EXIT_STOP_LOSS);
+                  /* bought at 101, stop 101 * 0.95, sold at stop * 0.99 */ 101, 101 * 0.95 * 0.99, SF_EXIT_STOP_LOSS);
 }
 
 Test(engine, next_open_entry_bar_is_checked_against_its_low_not_its_open)
 {
     ohlcv rows[3] = {
         {100, 100, 100, 100, 2},
-        {100, 101, 94, 99, 1},   /* entry at 100, low 94 touches the stop 95 */
+        {100, 101, 94, 99, 1}, /* entry at 100, low 94 touches the stop 95 */
         {99, 99, 99, 99, 1},
     };
     sf_bars *b = make_bars(rows, 3);
@@ -273,8 +269,8 @@ Test(engine, next_open_entry_bar_is_checked_against_its_low_not_its_open)
 Test(engine, fill_close_checks_stops_from_the_next_bar_with_gaps)
 {
     ohlcv rows[3] = {
-        {100, 100, 80, 100, 2},  /* entry at the close 100; its own low does not count */
-        {93, 96, 90, 92, 1},     /* open below the stop 95 */
+        {100, 100, 80, 100, 2}, /* entry at the close 100; its own low does not count */
+        {93, 96, 90, 92, 1},    /* open below the stop 95 */
         {92, 92, 92, 92, 1},
     };
     sf_bars *b = make_bars(rows, 3);
@@ -328,9 +324,9 @@ Test(engine, short_equity_is_cash_minus_the_bought_back_value)
 {
     ohlcv rows[4] = {
         {100, 100, 100, 100, 2},
-        {100, 101, 99, 98, 1},   /* short 100 units at 100, fee 10 bps */
-        {98, 99, 96, 97, 3},     /* exit signal */
-        {96, 96, 96, 96, 1},     /* bought back at 96 */
+        {100, 101, 99, 98, 1}, /* short 100 units at 100, fee 10 bps */
+        {98, 99, 96, 97, 3},   /* exit signal */
+        {96, 96, 96, 96, 1},   /* bought back at 96 */
     };
     sf_bars *b = make_bars(rows, 4);
     sf_logic *lg = vol_logic("\"side\": \"short\", \"execution\": {\"fee_bps\": 10}");
@@ -386,22 +382,24 @@ Test(engine, a_signal_on_the_last_bar_does_nothing)
  * after bar i's fills and exits ---- */
 
 /* o, h, l, c with the high and low half a point outside the body. */
-#define BAR(o, c) {(o), ((o) > (c) ? (o) : (c)) + 0.5, ((o) < (c) ? (o) : (c)) - 0.5, (c), 1}
+#define BAR(o, c)                                                                                                      \
+    {                                                                                                                  \
+        (o), ((o) > (c) ? (o) : (c)) + 0.5, ((o) < (c) ? (o) : (c)) - 0.5, (c), 1                                      \
+    }
 
 /* close crossing 100: a cross down at bar 3, the exit at bar 4's open, a
  * fresh cross up at bar 4's close, the entry at bar 5's open */
 static const ohlcv whipsaw[7] = {
-    BAR(99, 99),
-    BAR(99, 101),  /* cross up */
-    BAR(102, 101), /* entry 1 at 102 */
-    BAR(101, 99),  /* cross down */
-    BAR(98, 103),  /* exit at 98; cross up at this close */
-    BAR(104, 105), /* entry 2 at 104 */
-    BAR(106, 107), /* end of data at 107 */
+    BAR(99, 99),   BAR(99, 101), /* cross up */
+    BAR(102, 101),               /* entry 1 at 102 */
+    BAR(101, 99),                /* cross down */
+    BAR(98, 103),                /* exit at 98; cross up at this close */
+    BAR(104, 105),               /* entry 2 at 104 */
+    BAR(106, 107),               /* end of data at 107 */
 };
 
-#define CROSS_LOGIC                                                                 \
-    "{\"name\": \"t\", \"entry\": {\"crosses_above\": [\"close\", 100]},"           \
+#define CROSS_LOGIC                                                                                                    \
+    "{\"name\": \"t\", \"entry\": {\"crosses_above\": [\"close\", 100]},"                                              \
     " \"exit\": {\"crosses_below\": [\"close\", 100]}%s}"
 
 static sf_logic *cross_logic(const char *extra)
@@ -433,8 +431,7 @@ Test(engine, whipsaw_short_mirrors_the_long)
 {
     ohlcv rows[7];
     for (int i = 0; i < 7; i++) /* mirror around 100: cross down, up, down */
-        rows[i] = (ohlcv){200 - whipsaw[i].o, 200 - whipsaw[i].l, 200 - whipsaw[i].h,
-                          200 - whipsaw[i].c, 1};
+        rows[i] = (ohlcv){200 - whipsaw[i].o, 200 - whipsaw[i].l, 200 - whipsaw[i].h, 200 - whipsaw[i].c, 1};
     sf_bars *b = make_bars(rows, 7);
     sf_logic *lg = parse("{\"name\": \"t\", \"side\": \"short\","
                          " \"entry\": {\"crosses_below\": [\"close\", 100]},"
@@ -484,12 +481,10 @@ Test(engine, a_level_entry_that_stays_true_decides_again_at_the_stops_close)
 {
     /* entry "close > 50" holds on every bar; the stop exits inside bar 2 */
     ohlcv rows[6] = {
-        {100, 100, 100, 100, 1},
-        {100, 101, 99, 100, 1},  /* entry 1 at 100, stop 95 */
-        {96, 97, 94, 95, 1},     /* stop 95 touched; the signal at this close enters */
-        {95, 96, 94, 95, 1},     /* entry 2 at 95, stop 90.25 */
-        {97, 98, 96, 97, 1},
-        {98, 98, 98, 98, 1},
+        {100, 100, 100, 100, 1}, {100, 101, 99, 100, 1}, /* entry 1 at 100, stop 95 */
+        {96, 97, 94, 95, 1},                             /* stop 95 touched; the signal at this close enters */
+        {95, 96, 94, 95, 1},                             /* entry 2 at 95, stop 90.25 */
+        {97, 98, 96, 97, 1},     {98, 98, 98, 98, 1},
     };
     sf_bars *b = make_bars(rows, 6);
     sf_logic *lg = parse("{\"name\": \"t\", \"entry\": {\"gt\": [\"close\", 50]}, "
@@ -507,11 +502,10 @@ Test(engine, fill_close_does_not_reopen_at_the_close_of_a_signal_exit)
 {
     /* entry "close > 50" holds everywhere; volume 3 is the exit */
     ohlcv rows[5] = {
-        {100, 100, 100, 100, 1}, /* entry 1 at the close 100 */
-        {101, 101, 101, 101, 1},
-        {102, 102, 102, 102, 3}, /* exit at the close 102; the entry there does not count */
-        {103, 103, 103, 103, 1}, /* entry 2 at the close 103 */
-        {104, 104, 104, 104, 1}, /* end of data */
+        {100, 100, 100, 100, 1},                          /* entry 1 at the close 100 */
+        {101, 101, 101, 101, 1}, {102, 102, 102, 102, 3}, /* exit at the close 102; the entry there does not count */
+        {103, 103, 103, 103, 1},                          /* entry 2 at the close 103 */
+        {104, 104, 104, 104, 1},                          /* end of data */
     };
     sf_bars *b = make_bars(rows, 5);
     sf_logic *lg = parse("{\"name\": \"t\", \"entry\": {\"gt\": [\"close\", 50]},"
@@ -551,12 +545,10 @@ Test(engine, fill_close_enters_at_the_close_of_a_bar_whose_stop_was_hit_inside_i
 Test(engine, equity_reaching_zero_stops_trading)
 {
     ohlcv rows[6] = {
-        {100, 100, 100, 100, 2},
-        {100, 100, 100, 100, 1},  /* short 100 units at 100: cash 20000 */
-        {150, 200, 150, 200, 1},  /* equity 20000 - 100 * 200 = 0 */
-        {100, 100, 100, 100, 2},  /* entry signals are ignored from now on */
-        {100, 100, 100, 100, 2},
-        {100, 100, 100, 100, 1},
+        {100, 100, 100, 100, 2}, {100, 100, 100, 100, 1}, /* short 100 units at 100: cash 20000 */
+        {150, 200, 150, 200, 1},                          /* equity 20000 - 100 * 200 = 0 */
+        {100, 100, 100, 100, 2},                          /* entry signals are ignored from now on */
+        {100, 100, 100, 100, 2}, {100, 100, 100, 100, 1},
     };
     sf_bars *b = make_bars(rows, 6);
     sf_logic *lg = vol_logic("\"side\": \"short\"");
@@ -597,7 +589,7 @@ Test(engine, crosses_need_both_bars_defined_and_offsets_read_earlier_bars)
 {
     /* close against itself two bars back, through an sma(1) indicator */
     ohlcv rows[6] = {
-        {10, 10, 10, 10, 1}, {9, 9, 9, 9, 1}, {8, 8, 8, 8, 1},
+        {10, 10, 10, 10, 1}, {9, 9, 9, 9, 1},     {8, 8, 8, 8, 1},
         {12, 12, 12, 12, 1}, {13, 13, 13, 13, 1}, {13, 13, 13, 13, 1},
     };
     sf_bars *b = make_bars(rows, 6);
@@ -715,9 +707,8 @@ static const char *busy_logic(const char *fill, const char *side)
 static int trade_eq(const sf_trade *a, const sf_trade *b)
 {
     return a->side == b->side && a->entry_time == b->entry_time && a->exit_time == b->exit_time &&
-           a->entry_price == b->entry_price && a->exit_price == b->exit_price &&
-           a->qty == b->qty && a->pnl == b->pnl && a->fees == b->fees &&
-           a->exit_reason == b->exit_reason;
+           a->entry_price == b->entry_price && a->exit_price == b->exit_price && a->qty == b->qty && a->pnl == b->pnl &&
+           a->fees == b->fees && a->exit_reason == b->exit_reason;
 }
 
 static void check_no_lookahead(const char *fill, const char *side)
@@ -948,14 +939,14 @@ Test(engine, empty_series_is_an_error_not_a_crash)
 /* ---- signal kernels against a plain evaluator ---- */
 
 typedef struct opd_case {
-    const char *json;   /* operand as logic JSON */
-    int ind;            /* -1: close, -2: number, else indicator index (0 f, 1 s) */
+    const char *json; /* operand as logic JSON */
+    int ind;          /* -1: close, -2: number, else indicator index (0 f, 1 s) */
     int offset;
     double number;
 } opd_case;
 
 static const opd_case opds[] = {
-    {"\"f\"", 0, 0, 0}, {"\"s\"", 1, 0, 0}, {"{\"ref\": \"f\", \"offset\": 3}", 0, 3, 0},
+    {"\"f\"", 0, 0, 0},      {"\"s\"", 1, 0, 0},  {"{\"ref\": \"f\", \"offset\": 3}", 0, 3, 0},
     {"\"close\"", -1, 0, 0}, {"100", -2, 0, 100},
 };
 static const char *const ops[] = {"gt", "gte", "lt", "lte", "crosses_above", "crosses_below"};
@@ -976,8 +967,7 @@ static int plain_cmp(int op, double x, double y)
 }
 
 /* What the README says, written the slow way. */
-static int plain_eval(int op, const opd_case *a, const opd_case *bo, const sf_bars *b,
-                      double *const *ind, long i)
+static int plain_eval(int op, const opd_case *a, const opd_case *bo, const sf_bars *b, double *const *ind, long i)
 {
     double x = opd_value(a, b, ind, i), y = opd_value(bo, b, ind, i);
     if (op < 4)
@@ -1019,8 +1009,8 @@ Test(engine, signal_kernels_match_a_plain_evaluation_for_every_op_and_operand)
                 cr_assert_eq(sf_engine_signals(lg, b, NULL, en, ex, NULL), SF_OK);
                 for (size_t i = 0; i < n; i++) {
                     int want = plain_eval(op, &opds[ia], &opds[ib], b, ind, (long)i);
-                    cr_assert_eq(en[i], want, "%s(%s, %s) at bar %zu: %d, want %d", ops[op],
-                                 opds[ia].json, opds[ib].json, i, en[i], want);
+                    cr_assert_eq(en[i], want, "%s(%s, %s) at bar %zu: %d, want %d", ops[op], opds[ia].json,
+                                 opds[ib].json, i, en[i], want);
                     cr_assert_eq(ex[i], !want, "not %s at bar %zu", ops[op], i);
                 }
                 checked++;
@@ -1047,8 +1037,7 @@ Test(engine, all_and_any_combine_their_children)
     cr_assert_eq(sf_engine_signals(lg, b, NULL, en, ex, NULL), SF_OK);
     size_t hits = 0;
     for (size_t i = 0; i < n; i++) {
-        int want_en = b->close[i] > b->open[i] && b->volume[i] > 1500 &&
-                      (b->close[i] < 100 || b->high[i] > 101);
+        int want_en = b->close[i] > b->open[i] && b->volume[i] > 1500 && (b->close[i] < 100 || b->high[i] > 101);
         int want_ex = b->close[i] < b->open[i] || b->volume[i] < 1100;
         cr_assert_eq(en[i], want_en, "entry at %zu", i);
         cr_assert_eq(ex[i], want_ex, "exit at %zu", i);
@@ -1072,8 +1061,8 @@ static sf_decision decide(const sf_logic *lg, const sf_bars *b)
     return d;
 }
 
-static void check_decision_of(const sf_logic *lg, const ohlcv *rows, size_t n, sf_signal want,
-                              int side, sf_exit_reason why)
+static void check_decision_of(const sf_logic *lg, const ohlcv *rows, size_t n, sf_signal want, int side,
+                              sf_exit_reason why)
 {
     sf_bars *b = make_bars(rows, n);
     sf_decision d = decide(lg, b);
@@ -1087,8 +1076,7 @@ static void check_decision_of(const sf_logic *lg, const ohlcv *rows, size_t n, s
     sf_bars_free(b);
 }
 
-static void check_decision(const ohlcv *rows, size_t n, const char *extra, sf_signal want,
-                           int side, sf_exit_reason why)
+static void check_decision(const ohlcv *rows, size_t n, const char *extra, sf_signal want, int side, sf_exit_reason why)
 {
     sf_logic *lg = vol_logic(extra);
     check_decision_of(lg, rows, n, want, side, why);
@@ -1164,8 +1152,7 @@ Test(engine, decide_reports_enter_when_the_entry_holds_after_a_stop_inside_the_l
     ohlcv target[3] = {{100, 100, 100, 100, 2}, {100, 101, 99, 100, 1}, {101, 111, 100, 105, 2}};
     check_decision(target, 3, RISK, SF_SIGNAL_ENTER, 1, SF_EXIT_TAKE_PROFIT);
     /* fill: close: entered at bar 0's close, stopped inside bar 2, enters at its close */
-    check_decision(stop, 3, RISK ", \"execution\": {\"fill\": \"close\"}", SF_SIGNAL_ENTER, 1,
-                   SF_EXIT_STOP_LOSS);
+    check_decision(stop, 3, RISK ", \"execution\": {\"fill\": \"close\"}", SF_SIGNAL_ENTER, 1, SF_EXIT_STOP_LOSS);
 }
 
 Test(engine, decide_with_fill_close_reports_the_exit_not_a_reentry_at_the_same_close)
@@ -1183,8 +1170,7 @@ Test(engine, decide_with_fill_close_reports_the_exit_not_a_reentry_at_the_same_c
  * fill: close) wins; else an exit inside bar k (stop or target, or a signal
  * at its close with fill: close); else an exit ordered at k's close; else
  * holding or flat. *why: the reason of an exit inside bar k, else signal. */
-static sf_signal expected_at(const sf_result *r, const sf_bars *b, size_t k, int fill_close,
-                             sf_exit_reason *why)
+static sf_signal expected_at(const sf_result *r, const sf_bars *b, size_t k, int fill_close, sf_exit_reason *why)
 {
     int64_t tk = b->ts[k], tn = b->ts[k + 1];
     int exited = 0;
@@ -1203,8 +1189,7 @@ static sf_signal expected_at(const sf_result *r, const sf_bars *b, size_t k, int
         return SF_SIGNAL_EXIT;
     for (size_t t = 0; t < r->n_trades; t++) {
         const sf_trade *tr = &r->trades[t];
-        if (!fill_close && tr->exit_time == tn && tr->exit_reason == SF_EXIT_SIGNAL &&
-            tr->entry_time <= tk)
+        if (!fill_close && tr->exit_time == tn && tr->exit_reason == SF_EXIT_SIGNAL && tr->entry_time <= tk)
             return SF_SIGNAL_EXIT; /* ordered at k's close, filled at k+1's open */
         if (tr->entry_time <= tk && tr->exit_time > tk)
             return SF_SIGNAL_HOLD;
@@ -1236,8 +1221,8 @@ static size_t check_decide_matches_backtest(const char *fill, const char *side)
         sf_decision d = decide(lg, &view);
         sf_exit_reason why = SF_EXIT_SIGNAL;
         sf_signal want = expected_at(r, b, k, fill_close, &why);
-        cr_assert_eq(d.signal, want, "%s/%s bar %zu: %s, backtest says %s", fill, side, k,
-                     sf_signal_name(d.signal), sf_signal_name(want));
+        cr_assert_eq(d.signal, want, "%s/%s bar %zu: %s, backtest says %s", fill, side, k, sf_signal_name(d.signal),
+                     sf_signal_name(want));
         if (want == SF_SIGNAL_EXIT || want == SF_SIGNAL_ENTER)
             cr_assert_eq(d.exit_reason, why, "%s/%s bar %zu: exit reason", fill, side, k);
         reentries += want == SF_SIGNAL_ENTER && exit_at(r, b->ts[k]);
@@ -1245,8 +1230,7 @@ static size_t check_decide_matches_backtest(const char *fill, const char *side)
         seen[want]++;
     }
     for (int s = 0; s < SF_SIGNAL__COUNT; s++)
-        cr_assert_gt(seen[s], 0, "%s/%s: no %s decision in the series", fill, side,
-                     sf_signal_name((sf_signal)s));
+        cr_assert_gt(seen[s], 0, "%s/%s: no %s decision in the series", fill, side, sf_signal_name((sf_signal)s));
     sf_result_free(r);
     sf_logic_free(lg);
     sf_bars_free(b);
@@ -1255,12 +1239,10 @@ static size_t check_decide_matches_backtest(const char *fill, const char *side)
 
 Test(engine, decide_at_every_bar_agrees_with_the_backtests_trades)
 {
-    const char *cases[4][2] = {
-        {"next_open", "long"}, {"next_open", "short"}, {"close", "long"}, {"close", "short"}};
+    const char *cases[4][2] = {{"next_open", "long"}, {"next_open", "short"}, {"close", "long"}, {"close", "short"}};
     for (int c = 0; c < 4; c++) {
         size_t reentries = check_decide_matches_backtest(cases[c][0], cases[c][1]);
-        cr_assert_gt(reentries, 0, "%s/%s: no entry on the bar of an exit", cases[c][0],
-                     cases[c][1]);
+        cr_assert_gt(reentries, 0, "%s/%s: no entry on the bar of an exit", cases[c][0], cases[c][1]);
     }
 }
 
@@ -1292,8 +1274,7 @@ Test(engine, working_set_counts_every_indicator_output_before_the_run)
     char json[8192] = "{\"name\": \"w\", \"indicators\": {";
     size_t len = strlen(json);
     for (int i = 0; i < 64; i++)
-        len += (size_t)snprintf(json + len, sizeof json - len, "%s\"m%d\": {\"type\": \"macd\"}",
-                                i ? ", " : "", i);
+        len += (size_t)snprintf(json + len, sizeof json - len, "%s\"m%d\": {\"type\": \"macd\"}", i ? ", " : "", i);
     snprintf(json + len, sizeof json - len, "}, \"entry\": {\"gt\": [\"m0.macd\", 0]}}");
     sf_logic *lg = parse(json);
     size_t n = 300000, ws = sf_engine_working_set(lg, n, 1);

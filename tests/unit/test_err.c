@@ -45,7 +45,8 @@ Test(err, set_fills_code_errno_message_and_place)
     cr_assert_str_eq(err.msg, "bad token at 7");
     cr_assert(strstr(err.file, "test_err.c") != NULL);
     cr_assert_eq(err.line, line);
-    cr_assert_eq(sf_err_sys(&err, SF_ERR_IO, ENOENT, "could not open \"%s\": %s", "x", sf_err_errno_text(ENOENT).text), SF_ERR_IO);
+    cr_assert_eq(sf_err_sys(&err, SF_ERR_IO, ENOENT, "could not open \"%s\": %s", "x", sf_err_errno_text(ENOENT).text),
+                 SF_ERR_IO);
     cr_assert_eq(err.sys_errno, ENOENT);
     cr_assert_str_eq(err.msg, "could not open \"x\": No such file or directory");
 }

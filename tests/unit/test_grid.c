@@ -58,8 +58,7 @@ static sf_logic *apply_and_compile(const sf_grid *g, size_t i, char **text)
 {
     size_t len = 0;
     sf_err err = {0};
-    cr_assert_eq(sf_grid_apply(g, i, LOGIC, strlen(LOGIC), text, &len, &err), SF_OK, "%s",
-                 err.msg);
+    cr_assert_eq(sf_grid_apply(g, i, LOGIC, strlen(LOGIC), text, &len, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(strlen(*text), len);
     sf_logic *lg = NULL;
     cr_assert_eq(sf_logic_parse(*text, len, &lg, NULL, &err), SF_OK, "%s", err.msg);
@@ -70,7 +69,8 @@ Test(grid, size_is_the_product_of_the_value_counts)
 {
     sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 10, 20],"
                          " \"indicators.slow.period\": {\"from\": 20, \"to\": 100, \"step\": 10},"
-                         " \"risk.stop_loss_pct\": [2, 3.5]}", 0);
+                         " \"risk.stop_loss_pct\": [2, 3.5]}",
+                         0);
     cr_assert_eq(sf_grid_n_params(g), 3);
     cr_assert_eq(sf_grid_param_count(g, 0), 3);
     cr_assert_eq(sf_grid_param_count(g, 1), 9);
@@ -85,7 +85,8 @@ Test(grid, size_is_the_product_of_the_value_counts)
 Test(grid, last_path_varies_fastest)
 {
     sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 10],"
-                         " \"indicators.slow.period\": {\"from\": 20, \"to\": 40, \"step\": 10}}", 0);
+                         " \"indicators.slow.period\": {\"from\": 20, \"to\": 40, \"step\": 10}}",
+                         0);
     cr_assert_eq(sf_grid_size(g), 6);
     cr_assert_str_eq(params(g, 0), "{\"indicators.fast.period\": 5, \"indicators.slow.period\": 20}");
     cr_assert_str_eq(params(g, 1), "{\"indicators.fast.period\": 5, \"indicators.slow.period\": 30}");
@@ -144,10 +145,9 @@ Test(grid, integer_ranges_stay_integers)
 
 Test(grid, combinations_over_the_limit_are_refused)
 {
-    grid_bad("{\"a\": {\"from\": 1, \"to\": 1000, \"step\": 1}, \"b\": {\"from\": 1, \"to\": 1000, \"step\": 1}}",
-             0, SF_ERR_LIMIT, "grid has 1000000 combinations; the limit is 100000");
-    grid_bad("{\"a\": [1, 2, 3], \"b\": [1, 2, 3, 4]}", 10, SF_ERR_LIMIT,
-             "grid has 12 combinations; the limit is 10");
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 1000, \"step\": 1}, \"b\": {\"from\": 1, \"to\": 1000, \"step\": 1}}", 0,
+             SF_ERR_LIMIT, "grid has 1000000 combinations; the limit is 100000");
+    grid_bad("{\"a\": [1, 2, 3], \"b\": [1, 2, 3, 4]}", 10, SF_ERR_LIMIT, "grid has 12 combinations; the limit is 10");
     sf_grid *g = grid_ok("{\"a\": [1, 2, 3], \"b\": [1, 2, 3, 4]}", 12);
     cr_assert_eq(sf_grid_size(g), 12);
     sf_grid_free(g);
@@ -166,23 +166,19 @@ Test(grid, malformed_grids_are_refused_with_the_path)
     grid_bad("{\"risk\": [{}], \"risk.stop_loss_pct\": [1]}", 0, SF_ERR_INVALID,
              "\"risk.stop_loss_pct\": overlaps \"risk\"");
     grid_bad("{\"a\": []}", 0, SF_ERR_INVALID, "\"a\": must not be an empty list");
-    grid_bad("{\"a\": [1, null]}", 0, SF_ERR_INVALID,
-             "\"a\"[1]: must be a number, a string or a boolean");
+    grid_bad("{\"a\": [1, null]}", 0, SF_ERR_INVALID, "\"a\"[1]: must be a number, a string or a boolean");
     grid_bad("{\"a\": 5}", 0, SF_ERR_INVALID,
              "\"a\": must be a list of values or a {\"from\", \"to\", \"step\"} range");
-    grid_bad("{\"a\": {\"from\": 1, \"to\": 5, \"step\": 0}}", 0, SF_ERR_INVALID,
-             "\"a\".step: must be a number > 0");
+    grid_bad("{\"a\": {\"from\": 1, \"to\": 5, \"step\": 0}}", 0, SF_ERR_INVALID, "\"a\".step: must be a number > 0");
     grid_bad("{\"a\": {\"from\": 1, \"to\": 5}}", 0, SF_ERR_INVALID, "\"a\".step: must be a number");
-    grid_bad("{\"a\": {\"from\": 5, \"to\": 1, \"step\": 1}}", 0, SF_ERR_INVALID,
-             "\"a\": from (5) must be <= to (1)");
+    grid_bad("{\"a\": {\"from\": 5, \"to\": 1, \"step\": 1}}", 0, SF_ERR_INVALID, "\"a\": from (5) must be <= to (1)");
     grid_bad("{\"a\": {\"from\": 1, \"to\": 5, \"step\": 1, \"by\": 2}}", 0, SF_ERR_INVALID,
              "\"a\".by: unknown key (expected from, to, step)");
     grid_bad("{}", 0, SF_ERR_INVALID, "grid must name at least one path");
     grid_bad("[1]", 0, SF_ERR_INVALID, "grid must be a JSON object of path: values");
     grid_bad("{\"a\": [1],\n \"a\": [2]}", 0, SF_ERR_PARSE,
              "invalid grid JSON at line 2, column 4: duplicate object key near '\"a\"'");
-    grid_bad("{\"a\": [1,}", 0, SF_ERR_PARSE,
-             "invalid grid JSON at line 1, column 10: unexpected token near '}'");
+    grid_bad("{\"a\": [1,}", 0, SF_ERR_PARSE, "invalid grid JSON at line 1, column 10: unexpected token near '}'");
 }
 
 Test(grid, apply_sets_every_value_and_keeps_the_rest)
@@ -190,14 +186,15 @@ Test(grid, apply_sets_every_value_and_keeps_the_rest)
     sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 7],"
                          " \"indicators.slow.period\": {\"from\": 40, \"to\": 60, \"step\": 20},"
                          " \"risk.take_profit_pct\": [12.5],"
-                         " \"exit.all[1].lt[1]\": [45, 55]}", 0);
+                         " \"exit.all[1].lt[1]\": [45, 55]}",
+                         0);
     cr_assert_eq(sf_grid_size(g), 8);
     char *text = NULL;
     sf_logic *lg = apply_and_compile(g, 7, &text); /* 7, 60, 12.5, 55 */
     cr_assert_float_eq(lg->indicators[0].spec.param[SF_IP_PERIOD], 7, 0);
     cr_assert_float_eq(lg->indicators[1].spec.param[SF_IP_PERIOD], 60, 0);
-    cr_assert_float_eq(lg->take_profit_pct, 12.5, 0);  /* added to risk */
-    cr_assert_float_eq(lg->stop_loss_pct, 0.1, 0);     /* kept */
+    cr_assert_float_eq(lg->take_profit_pct, 12.5, 0); /* added to risk */
+    cr_assert_float_eq(lg->stop_loss_pct, 0.1, 0);    /* kept */
     cr_assert_float_eq(lg->fee_bps, 10, 0);
     const sf_cond *all = &lg->conds[lg->exit];
     const sf_cond *lt = &lg->conds[lg->children[all->first_child + 1]];
@@ -246,8 +243,7 @@ Test(grid, apply_names_the_part_of_the_path_missing_from_the_logic)
 {
     apply_bad("{\"indicators.fsat.period\": [5]}",
               "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
-    apply_bad("{\"capital.initial\": [5]}",
-              "sweep path \"capital.initial\": capital is not in the logic");
+    apply_bad("{\"capital.initial\": [5]}", "sweep path \"capital.initial\": capital is not in the logic");
     apply_bad("{\"name.x\": [5]}", "sweep path \"name.x\": name is not an object");
     apply_bad("{\"exit.all[2]\": [5]}", "sweep path \"exit.all[2]\": exit.all[2] is not in the logic");
     apply_bad("{\"exit[0]\": [5]}", "sweep path \"exit[0]\": exit is not an array");
@@ -269,7 +265,8 @@ Test(grid, validate_accepts_a_grid_whose_every_combination_compiles)
 {
     sf_grid *g = grid_ok("{\"indicators.fast.period\": {\"from\": 2, \"to\": 20, \"step\": 1},"
                          " \"indicators.slow.period\": {\"from\": 30, \"to\": 300, \"step\": 10},"
-                         " \"risk.stop_loss_pct\": [1, 2.5, 5]}", 0);
+                         " \"risk.stop_loss_pct\": [1, 2.5, 5]}",
+                         0);
     cr_assert_eq(sf_grid_size(g), 19 * 28 * 3);
     size_t bad = 0;
     sf_logic_errors e;
@@ -283,7 +280,8 @@ Test(grid, validate_accepts_a_grid_whose_every_combination_compiles)
 Test(grid, validate_reports_the_first_failing_combination_with_its_values)
 {
     sf_grid *g = grid_ok("{\"indicators.fast.period\": [5, 0, 10],"
-                         " \"indicators.slow.period\": [20, 30]}", 0);
+                         " \"indicators.slow.period\": [20, 30]}",
+                         0);
     size_t bad = 0;
     sf_logic_errors e;
     sf_err err = {0};
@@ -300,7 +298,8 @@ Test(grid, validate_reports_the_first_failing_combination_with_its_values)
 Test(grid, validate_finds_a_failure_late_in_the_grid)
 {
     sf_grid *g = grid_ok("{\"indicators.fast.period\": {\"from\": 1, \"to\": 50, \"step\": 1},"
-                         " \"risk.stop_loss_pct\": {\"from\": 10, \"to\": 100, \"step\": 10}}", 0);
+                         " \"risk.stop_loss_pct\": {\"from\": 10, \"to\": 100, \"step\": 10}}",
+                         0);
     size_t bad = 0;
     sf_err err = {0};
     cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, NULL, &err), SF_ERR_INVALID);
@@ -318,8 +317,7 @@ Test(grid, validate_reports_paths_that_do_not_fit_the_logic)
     sf_err err = {0};
     cr_assert_eq(sf_grid_validate(g, LOGIC, strlen(LOGIC), &bad, NULL, &err), SF_ERR_INVALID);
     cr_assert_eq(bad, SIZE_MAX);
-    cr_assert_str_eq(err.msg,
-                     "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
+    cr_assert_str_eq(err.msg, "sweep path \"indicators.fsat.period\": indicators.fsat is not in the logic");
     sf_grid_free(g);
 }
 
@@ -401,16 +399,14 @@ static void assert_same_run(const sf_logic *a, const sf_logic *b, const sf_bars 
     cr_assert_eq(ra->n_trades, rb->n_trades, "combination %zu", i);
     for (size_t k = 0; k < ra->n_trades; k++) {
         const sf_trade *x = &ra->trades[k], *y = &rb->trades[k];
-        cr_assert(x->side == y->side && x->entry_time == y->entry_time &&
-                  x->exit_time == y->exit_time && x->exit_reason == y->exit_reason &&
-                  SAME_BITS(x->entry_price, y->entry_price) &&
-                  SAME_BITS(x->exit_price, y->exit_price) && SAME_BITS(x->qty, y->qty) &&
-                  SAME_BITS(x->pnl, y->pnl) && SAME_BITS(x->fees, y->fees),
+        cr_assert(x->side == y->side && x->entry_time == y->entry_time && x->exit_time == y->exit_time &&
+                      x->exit_reason == y->exit_reason && SAME_BITS(x->entry_price, y->entry_price) &&
+                      SAME_BITS(x->exit_price, y->exit_price) && SAME_BITS(x->qty, y->qty) &&
+                      SAME_BITS(x->pnl, y->pnl) && SAME_BITS(x->fees, y->fees),
                   "combination %zu: trade %zu", i, k);
     }
     cr_assert_eq(ra->n_equity, rb->n_equity);
-    cr_assert(memcmp(ra->equity, rb->equity, ra->n_equity * sizeof *ra->equity) == 0,
-              "combination %zu: equity", i);
+    cr_assert(memcmp(ra->equity, rb->equity, ra->n_equity * sizeof *ra->equity) == 0, "combination %zu: equity", i);
     sf_result_free(ra);
     sf_result_free(rb);
 }
@@ -419,8 +415,8 @@ static void assert_same_run(const sf_logic *a, const sf_logic *b, const sf_bars 
  * (bars NULL: compare the status and errors only). */
 static void assert_same_member(member *want, member *got, const sf_bars *bars, size_t i)
 {
-    cr_assert_eq(got->st, want->st, "combination %zu: want %s (%s), got %s (%s)", i,
-                 sf_status_name(want->st), want->err.msg, sf_status_name(got->st), got->err.msg);
+    cr_assert_eq(got->st, want->st, "combination %zu: want %s (%s), got %s (%s)", i, sf_status_name(want->st),
+                 want->err.msg, sf_status_name(got->st), got->err.msg);
     cr_assert_eq(got->err.code, want->err.code, "combination %zu", i);
     cr_assert_str_eq(got->err.msg, want->err.msg, "combination %zu", i);
     static char fw[16384], fg[16384];
@@ -463,8 +459,7 @@ typedef struct tally {
 /* Every index in order, then twice in shuffled orders, each with an index
  * past the end now and then (which must not move the cursor), each member
  * compared with the text route. */
-static tally cursor_matches_text(const char *grid_json, const char *logic, size_t len,
-                                 const sf_bars *bars)
+static tally cursor_matches_text(const char *grid_json, const char *logic, size_t len, const sf_bars *bars)
 {
     sf_grid *g = grid_ok(grid_json, 0);
     size_t n = sf_grid_size(g);
@@ -561,10 +556,12 @@ static char *pad_logic(size_t pad, const char *extra, size_t *len)
     sf_buf_puts(&b, extra, NULL);
     for (size_t i = 0; i < pad; i++)
         sf_buf_append(&b, "x", 1, NULL);
-    sf_buf_puts(&b, "\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":10},"
-                    "\"slow\":{\"type\":\"sma\",\"period\":30}},"
-                    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},"
-                    "\"risk\":{\"stop_loss_pct\":0.1}}", NULL);
+    sf_buf_puts(&b,
+                "\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"period\":10},"
+                "\"slow\":{\"type\":\"sma\",\"period\":30}},"
+                "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},"
+                "\"risk\":{\"stop_loss_pct\":0.1}}",
+                NULL);
     return sf_buf_steal(&b, len);
 }
 
@@ -634,15 +631,16 @@ Test(grid, cursor_handles_a_logic_nested_deeper_than_the_writer_allows)
         sf_buf_append(&b, "[", 1, NULL);
     for (int i = 0; i < 300; i++)
         sf_buf_append(&b, "]", 1, NULL);
-    sf_buf_puts(&b, ", \"indicators\": {\"fast\": {\"type\": \"sma\", \"period\": 10}},"
-                    " \"entry\": {\"gt\": [\"fast\", \"close\"]}}", NULL);
+    sf_buf_puts(&b,
+                ", \"indicators\": {\"fast\": {\"type\": \"sma\", \"period\": 10}},"
+                " \"entry\": {\"gt\": [\"fast\", \"close\"]}}",
+                NULL);
     /* every member: "logic JSON nests deeper than 256 levels" */
     tally t = cursor_matches_text("{\"indicators.fast.period\": [5, 0]}", b.data, b.len, NULL);
     cr_assert_eq(t.ok, 0);
     /* the deep part replaced: members compile, or not */
     sf_bars *bars = wave_bars();
-    t = cursor_matches_text("{\"description\": [\"x\", 5], \"indicators.fast.period\": [5, 0]}",
-                            b.data, b.len, bars);
+    t = cursor_matches_text("{\"description\": [\"x\", 5], \"indicators.fast.period\": [5, 0]}", b.data, b.len, bars);
     cr_assert_eq(t.ok, 3);
     sf_bars_free(bars);
     sf_buf_destroy(&b);

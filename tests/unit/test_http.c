@@ -24,13 +24,13 @@
 
 typedef struct redirector {
     int fd, port;
-    int plain_port;       /* where /to-http points (its own port for a plain server) */
-    int tls_port;         /* where /to-https points */
-    SSL_CTX *tls;         /* NULL: plain HTTP */
+    int plain_port; /* where /to-http points (its own port for a plain server) */
+    int tls_port;   /* where /to-https points */
+    SSL_CTX *tls;   /* NULL: plain HTTP */
     pthread_t thread;
     atomic_int stop;
-    atomic_int ok_hits;   /* requests for /ok */
-    atomic_int requests;  /* all requests */
+    atomic_int ok_hits;  /* requests for /ok */
+    atomic_int requests; /* all requests */
 } redirector;
 
 /* The reply to a request line "GET <path> ..." into out. */
@@ -137,12 +137,15 @@ static void redirector_stop(redirector *r)
 
 /* GET path on r with a client following redirects (https only when
  * https_only), trusting ca_file when not NULL (then over https). */
-static sf_status get_from(redirector *r, const char *path, int https_only, const char *ca_file,
-                          sf_http_response *resp, sf_err *err)
+static sf_status get_from(redirector *r, const char *path, int https_only, const char *ca_file, sf_http_response *resp,
+                          sf_err *err)
 {
     cr_assert_eq(sf_http_global_init(NULL), SF_OK);
-    sf_http_opts o = {.connect_timeout_ms = 2000, .timeout_ms = 5000, .follow_redirects = 1,
-                      .https_only_redirects = https_only, .ca_file = ca_file};
+    sf_http_opts o = {.connect_timeout_ms = 2000,
+                      .timeout_ms = 5000,
+                      .follow_redirects = 1,
+                      .https_only_redirects = https_only,
+                      .ca_file = ca_file};
     sf_http *h = NULL;
     cr_assert_eq(sf_http_new(&o, &h, NULL), SF_OK);
     char url[96];

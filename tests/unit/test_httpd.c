@@ -55,8 +55,13 @@ static const sf_httpd_route ROUTES[] = {
 
 static sf_httpd *start(unsigned per_client, unsigned deadline_ms, sf_httpd_handler_fn hook)
 {
-    sf_httpd_opts o = {.bind_address = "127.0.0.1", .port = 0, .threads = 2, .per_client_limit = per_client,
-                       .read_deadline_ms = deadline_ms, .on_headers = hook, .on_done = on_done};
+    sf_httpd_opts o = {.bind_address = "127.0.0.1",
+                       .port = 0,
+                       .threads = 2,
+                       .per_client_limit = per_client,
+                       .read_deadline_ms = deadline_ms,
+                       .on_headers = hook,
+                       .on_done = on_done};
     sf_httpd *d = NULL;
     sf_err err = {0};
     cr_assert_eq(sf_httpd_start(ROUTES, sizeof ROUTES / sizeof ROUTES[0], &o, &d, &err), SF_OK, "%s", err.msg);

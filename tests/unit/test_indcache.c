@@ -84,8 +84,7 @@ static void assert_same_as_compute(const sf_indref *r, sf_ind_spec s, const sf_b
     for (int k = 0; k < info->n_outputs; k++) {
         const double *got = sf_indref_output(r, k);
         cr_assert_not_null(got, "%s output %d", info->name, k);
-        cr_assert_eq(memcmp(got, want[k], b->n * sizeof(double)), 0, "%s output %d differs",
-                     info->name, k);
+        cr_assert_eq(memcmp(got, want[k], b->n * sizeof(double)), 0, "%s output %d differs", info->name, k);
         free(want[k]);
     }
     cr_assert_null(sf_indref_output(r, info->n_outputs), "past the last output");
@@ -200,7 +199,7 @@ Test(indcache, pinned_entries_stay_and_what_does_not_fit_is_computed_privately)
     cr_assert_eq(st.bytes, ONE);
     assert_same_as_compute(rm, m, b);
     assert_same_as_compute(ra2, a2, b);
-    sf_indcache_release(c, rm);  /* private: freed here (ASan checks) */
+    sf_indcache_release(c, rm); /* private: freed here (ASan checks) */
     sf_indcache_release(c, ra2);
     sf_indcache_release(c, acquire(c, a)); /* a was never evicted */
     cr_assert_eq(stats(c).hits, 1);
@@ -368,7 +367,7 @@ typedef struct churn_arg {
     double *const *want; /* want[s]: output 0 of specs[s] */
     size_t n;
     unsigned seed;
-    int bad;             /* reads that differed from want */
+    int bad; /* reads that differed from want */
 } churn_arg;
 
 /* Acquire specs in a per-thread order under a bound of two entries, so

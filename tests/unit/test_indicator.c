@@ -107,19 +107,15 @@ static void fill_nan(double *x, size_t n)
 }
 
 /* got must be NaN exactly before lb, finite from lb and close to want. */
-static void check_series(const char *what, const double *got, const double *want,
-                         size_t n, size_t lb)
+static void check_series(const char *what, const double *got, const double *want, size_t n, size_t lb)
 {
     for (size_t i = 0; i < n; i++) {
         if (i < lb) {
-            cr_assert(isnan(got[i]), "%s: bar %zu before lookback %zu is %.17g",
-                      what, i, lb, got[i]);
+            cr_assert(isnan(got[i]), "%s: bar %zu before lookback %zu is %.17g", what, i, lb, got[i]);
             continue;
         }
-        cr_assert(isfinite(got[i]), "%s: bar %zu (lookback %zu) not finite",
-                  what, i, lb);
-        cr_assert(close_enough(got[i], want[i]), "%s: bar %zu: got %.17g, want %.17g",
-                  what, i, got[i], want[i]);
+        cr_assert(isfinite(got[i]), "%s: bar %zu (lookback %zu) not finite", what, i, lb);
+        cr_assert(close_enough(got[i], want[i]), "%s: bar %zu: got %.17g, want %.17g", what, i, got[i], want[i]);
     }
 }
 
@@ -194,8 +190,7 @@ static void naive_rsi(const double *x, size_t n, size_t p, double *out)
             al = (al * (double)(p - 1) + l) / (double)p;
         }
         if (i >= p)
-            out[i] = al == 0.0 ? (ag == 0.0 ? 0.0 : 100.0)
-                               : 100.0 - 100.0 / (1.0 + ag / al);
+            out[i] = al == 0.0 ? (ag == 0.0 ? 0.0 : 100.0) : 100.0 - 100.0 / (1.0 + ag / al);
     }
 }
 
@@ -253,8 +248,7 @@ static void naive_cci(const sf_bars *b, size_t p, double *out)
     }
 }
 
-static void naive_stoch(const sf_bars *b, size_t k, size_t ks, size_t d,
-                        double *slow_k, double *slow_d)
+static void naive_stoch(const sf_bars *b, size_t k, size_t ks, size_t d, double *slow_k, double *slow_d)
 {
     double fast[N_BARS];
     fill_nan(fast, b->n);
@@ -555,8 +549,7 @@ Test(indicator_values, obv_accumulates_signed_volume)
     compute(&s, &S.bars);
     want[0] = S.volume[0];
     for (size_t i = 1; i < N_BARS; i++) {
-        double sign = S.close[i] > S.close[i - 1] ? 1.0
-                      : S.close[i] < S.close[i - 1] ? -1.0 : 0.0;
+        double sign = S.close[i] > S.close[i - 1] ? 1.0 : S.close[i] < S.close[i - 1] ? -1.0 : 0.0;
         want[i] = want[i - 1] + sign * S.volume[i];
     }
     check_series("obv", out0, want, N_BARS, 0);
@@ -704,16 +697,14 @@ Test(indicator_properties, flat_market_reads_zero_where_talib_does)
 {
     for (size_t i = 0; i < N_BARS; i++)
         S.open[i] = S.high[i] = S.low[i] = S.close[i] = 7.0;
-    static const sf_ind_type types[] = {SF_IND_STOCH, SF_IND_WILLR, SF_IND_CCI,
-                                        SF_IND_RSI, SF_IND_ADX, SF_IND_ROC};
+    static const sf_ind_type types[] = {SF_IND_STOCH, SF_IND_WILLR, SF_IND_CCI, SF_IND_RSI, SF_IND_ADX, SF_IND_ROC};
     for (size_t t = 0; t < 6; t++) {
         sf_ind_spec s;
         sf_ind_spec_default(types[t], &s);
         compute(&s, &S.bars);
         size_t lb = sf_ind_lookback(&s);
         for (size_t i = lb; i < N_BARS; i++)
-            cr_assert_eq(out0[i], 0.0, "%s bar %zu: %g",
-                         sf_ind_info_get(types[t])->name, i, out0[i]);
+            cr_assert_eq(out0[i], 0.0, "%s bar %zu: %g", sf_ind_info_get(types[t])->name, i, out0[i]);
     }
 }
 
@@ -849,9 +840,9 @@ TestSuite(indicator_table, .init = setup);
 
 Test(indicator_table, every_type_has_a_row)
 {
-    static const char *const names[] = {
-        "sma", "ema", "wma", "rsi", "macd", "bbands", "atr", "adx", "cci", "stoch",
-        "roc", "highest", "lowest", "obv", "dema", "tema", "willr", "mfi", "psar"};
+    static const char *const names[] = {"sma",  "ema",  "wma",   "rsi", "macd",    "bbands", "atr",
+                                        "adx",  "cci",  "stoch", "roc", "highest", "lowest", "obv",
+                                        "dema", "tema", "willr", "mfi", "psar"};
     cr_assert_eq(sizeof names / sizeof names[0], (size_t)SF_IND__COUNT);
     for (int t = 0; t < SF_IND__COUNT; t++) {
         const sf_ind_info *info = sf_ind_info_get((sf_ind_type)t);
@@ -1040,8 +1031,7 @@ Test(indicator_stop, a_cancel_inside_a_long_cci_acts_within_milliseconds, .timeo
     long long done = (long long)sf_time_mono_ms();
     pthread_join(t, NULL);
     cr_assert_eq(st, SF_ERR_CANCELLED, "%s", err.msg);
-    cr_log_info("cci(100000) over 1,000,000 bars stopped %lld ms after the cancel",
-                done - atomic_load(&r.raised_ms));
+    cr_log_info("cci(100000) over 1,000,000 bars stopped %lld ms after the cancel", done - atomic_load(&r.raised_ms));
     cr_assert_lt(done - atomic_load(&r.raised_ms), 300, "stopped %lld ms after the cancel",
                  done - atomic_load(&r.raised_ms));
     free(out);

@@ -42,9 +42,7 @@ Test(jsonnum, jansson_refuses_what_postgresql_prints_for_1e20_and_reads_it_once_
 Test(jsonnum, the_bounds_of_int64_stay_integers_one_past_them_is_widened)
 {
     char out[256];
-    cr_assert_eq(widen("[9223372036854775807, -9223372036854775808, 0, -0, 1000000000000000000]", out,
-                       sizeof out),
-                 0);
+    cr_assert_eq(widen("[9223372036854775807, -9223372036854775808, 0, -0, 1000000000000000000]", out, sizeof out), 0);
     cr_assert_eq(widen("[9223372036854775808, -9223372036854775809, 10000000000000000000]", out, sizeof out), 3);
     cr_assert_str_eq(out, "[9223372036854775808.0, -9223372036854775809.0, 10000000000000000000.0]");
 }

@@ -80,8 +80,8 @@ static const char *str_of(json_t *j, const char *key)
 Test(log, a_line_has_the_fixed_fields_then_typed_extras)
 {
     sf_log *lg = open_log(SF_LOG_DEBUG, -1);
-    sf_log_field f[] = {SF_LF_STR("job_id", "j-1"), SF_LF_INT("attempt", -3), SF_LF_DBL("duration_ms", 12.5),
-                        SF_LF_BOOL("retry", 1), SF_LF_INT("big", INT64_MAX), SF_LF_DBL("bad", 1.0 / 0.0),
+    sf_log_field f[] = {SF_LF_STR("job_id", "j-1"), SF_LF_INT("attempt", -3),    SF_LF_DBL("duration_ms", 12.5),
+                        SF_LF_BOOL("retry", 1),     SF_LF_INT("big", INT64_MAX), SF_LF_DBL("bad", 1.0 / 0.0),
                         {.type = SF_LF_END_}};
     json_t *j = format_one(lg, SF_LOG_WARN, "hello", f);
     cr_assert_str_eq(str_of(j, "timestamp"), "2023-11-14T22:13:20.123Z");
@@ -117,7 +117,8 @@ Test(log, emitted_lines_carry_the_current_utc_time_with_milliseconds)
     const char *ts = str_of(j, "timestamp");
     cr_assert_eq(strlen(ts), 24, "%s", ts);
     cr_assert(ts[4] == '-' && ts[7] == '-' && ts[10] == 'T' && ts[13] == ':' && ts[16] == ':' && ts[19] == '.' &&
-              ts[23] == 'Z', "%s", ts);
+                  ts[23] == 'Z',
+              "%s", ts);
     int64_t secs = 0;
     cr_assert_eq(sf_time_parse_iso8601(ts, 19, &secs, NULL), SF_OK, "%s", ts);
     int64_t ms = secs * 1000 + strtol(ts + 20, NULL, 10);
@@ -158,10 +159,14 @@ Test(log, lines_below_the_level_are_dropped)
 Test(log, secret_keys_are_redacted_whatever_their_type)
 {
     sf_log *lg = open_log(SF_LOG_DEBUG, -1);
-    sf_log_field f[] = {SF_LF_STR("password", "hunter2"), SF_LF_STR("api_key", "sk-123"),
-                        SF_LF_STR("Authorization", "Bearer abc"), SF_LF_INT("token", 424242),
-                        SF_LF_STR("db_secret_name", "x"), SF_LF_STR("key_hash", "deadbeef"),
-                        SF_LF_STR("user", "alice"), {.type = SF_LF_END_}};
+    sf_log_field f[] = {SF_LF_STR("password", "hunter2"),
+                        SF_LF_STR("api_key", "sk-123"),
+                        SF_LF_STR("Authorization", "Bearer abc"),
+                        SF_LF_INT("token", 424242),
+                        SF_LF_STR("db_secret_name", "x"),
+                        SF_LF_STR("key_hash", "deadbeef"),
+                        SF_LF_STR("user", "alice"),
+                        {.type = SF_LF_END_}};
     char buf[SF_LOG_LINE_MAX];
     size_t n = sf_log_format(lg, SF_LOG_INFO, FIXED_MS, "m", f, buf, sizeof buf);
     json_t *j = parse_line(buf, n);
@@ -180,10 +185,10 @@ Test(log, url_passwords_are_masked_in_message_and_string_fields)
     sf_log *lg = open_log(SF_LOG_DEBUG, -1);
     sf_log_field f[] = {SF_LF_STR("url", "redis://:pw1@cache:6379/0"),
                         SF_LF_STR("dsn", "postgresql://app:s3cr3t@db:5432/sf?sslmode=require"),
-                        SF_LF_STR("plain", "http://example.com/a@b"), {.type = SF_LF_END_}};
-    json_t *j = format_one(lg, SF_LOG_ERROR,
-                           "could not connect to postgresql://app:top:secret@db/x and redis://u:p@h, mail bob@x.org",
-                           f);
+                        SF_LF_STR("plain", "http://example.com/a@b"),
+                        {.type = SF_LF_END_}};
+    json_t *j = format_one(
+        lg, SF_LOG_ERROR, "could not connect to postgresql://app:top:secret@db/x and redis://u:p@h, mail bob@x.org", f);
     cr_assert_str_eq(str_of(j, "message"),
                      "could not connect to postgresql://app:***@db/x and redis://u:***@h, mail bob@x.org");
     cr_assert_str_eq(str_of(j, "url"), "redis://:***@cache:6379/0");

@@ -163,8 +163,8 @@ Test(logic, nested_tree_with_outputs_refs_and_options_compiles_exactly)
     assert_field(&child(lg, any, 1)->a, SF_FIELD_CLOSE, 0);
     assert_output(&child(lg, any, 1)->b, 0, 2, 0); /* bb.upper */
     const sf_cond *not = child(lg, all, 2);
-    cr_assert_eq(not->op, SF_COND_NOT);
-    cr_assert_eq(not->n_children, 1);
+    cr_assert_eq(not ->op, SF_COND_NOT);
+    cr_assert_eq(not ->n_children, 1);
     cr_assert_eq(child(lg, not, 0)->op, SF_COND_LT);
     assert_field(&child(lg, not, 0)->b, SF_FIELD_CLOSE, 5);
 
@@ -197,7 +197,7 @@ Test(logic, every_indicator_type_is_accepted)
         cr_assert_eq(seen[t], 1, "type %d seen %d times", t, seen[t]);
     cr_assert_eq(lg->conds[lg->entry].n_children, 18);
     cr_assert_eq(lg->max_offset, 10);
-    cr_assert_eq(lg->indicators[1].spec.source, SF_FIELD_HIGH); /* b_ema */
+    cr_assert_eq(lg->indicators[1].spec.source, SF_FIELD_HIGH);  /* b_ema */
     cr_assert_eq(lg->indicators[11].spec.source, SF_FIELD_HIGH); /* l_hi default */
     sf_logic_free(lg);
 }
@@ -241,13 +241,14 @@ Test(logic, indicator_order_does_not_depend_on_json_order)
 typedef struct bad_case {
     const char *json;
     sf_status status;
-    int count;           /* errors expected */
-    const char *first;   /* "path: message" of the first */
+    int count;         /* errors expected */
+    const char *first; /* "path: message" of the first */
 } bad_case;
 
 #define IND(body) "{\"name\":\"x\",\"indicators\":{" body "},\"entry\":{\"gt\":[\"close\",1]}}"
-#define ENTRY(cond) "{\"name\":\"x\",\"indicators\":{\"macd_1\":{\"type\":\"macd\"}," \
-                    "\"fast\":{\"type\":\"sma\",\"period\":5}},\"entry\":" cond "}"
+#define ENTRY(cond)                                                                                                    \
+    "{\"name\":\"x\",\"indicators\":{\"macd_1\":{\"type\":\"macd\"},"                                                  \
+    "\"fast\":{\"type\":\"sma\",\"period\":5}},\"entry\":" cond "}"
 
 static const bad_case bad_cases[] = {
     {IND("\"fast\":{\"type\":\"smaa\",\"period\":10}"), SF_ERR_INVALID, 1,
@@ -282,8 +283,7 @@ static const bad_case bad_cases[] = {
     {ENTRY("{\"gt\":[\"fast\"]}"), SF_ERR_INVALID, 1, "entry.gt: must be an array of 2 operands"},
     {ENTRY("{\"crosses_above\":[\"fast\",\"close\",1]}"), SF_ERR_INVALID, 1,
      "entry.crosses_above: must be an array of 2 operands"},
-    {ENTRY("{\"all\":[]}"), SF_ERR_INVALID, 1,
-     "entry.all: must be a non-empty array of conditions"},
+    {ENTRY("{\"all\":[]}"), SF_ERR_INVALID, 1, "entry.all: must be a non-empty array of conditions"},
     {ENTRY("{\"any\":[{\"lt\":[\"close\",1]},{\"gt\":[1,2]}]}"), SF_ERR_INVALID, 1,
      "entry.any[1].gt: compares two constants"},
     {ENTRY("{\"gt\":[\"close\",1],\"lt\":[\"close\",2]}"), SF_ERR_INVALID, 1,
@@ -299,10 +299,10 @@ static const bad_case bad_cases[] = {
      "execution, capital, periods_per_year)"},
     {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"risk\":{\"stop\":1}}", SF_ERR_INVALID, 1,
      "risk.stop: unknown key (expected stop_loss_pct, take_profit_pct)"},
-    {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"execution\":{\"fee\":1}}", SF_ERR_INVALID,
-     1, "execution.fee: unknown key (expected fill, fee_bps, slippage_bps)"},
-    {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"risk\":{\"stop_loss_pct\":100}}",
-     SF_ERR_INVALID, 1, "risk.stop_loss_pct: must be a number > 0 and < 100"},
+    {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"execution\":{\"fee\":1}}", SF_ERR_INVALID, 1,
+     "execution.fee: unknown key (expected fill, fee_bps, slippage_bps)"},
+    {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"risk\":{\"stop_loss_pct\":100}}", SF_ERR_INVALID, 1,
+     "risk.stop_loss_pct: must be a number > 0 and < 100"},
     {"{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"side\":\"flat\"}", SF_ERR_INVALID, 1,
      "side: must be \"long\" or \"short\""},
     {"{\"name\":\"\",\"entry\":{\"gt\":[\"close\",1]}}", SF_ERR_INVALID, 1,
@@ -398,8 +398,7 @@ Test(logic, all_errors_are_collected_not_just_the_first)
     cr_assert_str_eq(e.path[2], "indicators.c.period");
     cr_assert_str_eq(e.message[2], "must be an integer >= 2");
     cr_assert(strstr(err.msg, "(and 2 more errors)") != NULL, "%s", err.msg);
-    cr_assert(strncmp(err.msg, "invalid logic: indicators.a.type: unknown indicator type", 56) == 0,
-              "%s", err.msg);
+    cr_assert(strncmp(err.msg, "invalid logic: indicators.a.type: unknown indicator type", 56) == 0, "%s", err.msg);
 }
 
 Test(logic, errors_past_the_maximum_are_counted_as_dropped)
@@ -477,8 +476,7 @@ static char *many_indicators(int n)
     sf_buf_init(&b, 1 << 16);
     sf_buf_puts(&b, "{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",\"i00\"]},\"indicators\":{", NULL);
     for (int i = 0; i < n; i++)
-        sf_buf_printf(&b, NULL, "%s\"i%02d\":{\"type\":\"sma\",\"period\":%d}", i ? "," : "", i,
-                      i + 1);
+        sf_buf_printf(&b, NULL, "%s\"i%02d\":{\"type\":\"sma\",\"period\":%d}", i ? "," : "", i, i + 1);
     sf_buf_puts(&b, "}}", NULL);
     return sf_buf_steal(&b, NULL);
 }
@@ -548,8 +546,7 @@ Test(logic, null_errs_still_reports_through_err)
 {
     sf_logic *lg = NULL;
     sf_err err = {0};
-    cr_assert_eq(parse_str("{\"name\":\"x\",\"entry\":{\"gt\":[1,2]}}", &lg, NULL, &err),
-                 SF_ERR_INVALID);
+    cr_assert_eq(parse_str("{\"name\":\"x\",\"entry\":{\"gt\":[1,2]}}", &lg, NULL, &err), SF_ERR_INVALID);
     cr_assert_str_eq(err.msg, "invalid logic: entry.gt: compares two constants");
     cr_assert_null(lg);
 }
@@ -559,8 +556,7 @@ Test(logic, errors_are_reset_on_success)
     sf_logic_errors e;
     memset(&e, 0x7f, sizeof e);
     sf_logic *lg = NULL;
-    cr_assert_eq(parse_str("{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]}}", &lg, &e, NULL),
-                 SF_OK);
+    cr_assert_eq(parse_str("{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]}}", &lg, &e, NULL), SF_OK);
     cr_assert_eq(e.count, 0);
     cr_assert_eq(e.dropped, 0);
     sf_logic_free(lg);
@@ -581,29 +577,28 @@ static int same_operand(const sf_operand *a, const sf_operand *b)
 static void assert_same_program(const sf_logic *a, const sf_logic *b, const char *what)
 {
     cr_assert_str_eq(a->name, b->name, "%s", what);
-    cr_assert(a->side == b->side && a->entry == b->entry && a->exit == b->exit &&
-              a->fill == b->fill && a->max_offset == b->max_offset, "%s", what);
-    cr_assert(SAME_BITS(a->stop_loss_pct, b->stop_loss_pct) &&
-              SAME_BITS(a->take_profit_pct, b->take_profit_pct) &&
-              SAME_BITS(a->fee_bps, b->fee_bps) && SAME_BITS(a->slippage_bps, b->slippage_bps) &&
-              SAME_BITS(a->initial_capital, b->initial_capital) &&
-              SAME_BITS(a->position_pct, b->position_pct) &&
-              SAME_BITS(a->periods_per_year, b->periods_per_year), "%s", what);
+    cr_assert(a->side == b->side && a->entry == b->entry && a->exit == b->exit && a->fill == b->fill &&
+                  a->max_offset == b->max_offset,
+              "%s", what);
+    cr_assert(SAME_BITS(a->stop_loss_pct, b->stop_loss_pct) && SAME_BITS(a->take_profit_pct, b->take_profit_pct) &&
+                  SAME_BITS(a->fee_bps, b->fee_bps) && SAME_BITS(a->slippage_bps, b->slippage_bps) &&
+                  SAME_BITS(a->initial_capital, b->initial_capital) && SAME_BITS(a->position_pct, b->position_pct) &&
+                  SAME_BITS(a->periods_per_year, b->periods_per_year),
+              "%s", what);
     cr_assert_eq(a->n_indicators, b->n_indicators, "%s", what);
     for (int i = 0; i < a->n_indicators; i++) {
         cr_assert_str_eq(a->indicators[i].name, b->indicators[i].name, "%s", what);
-        cr_assert(memcmp(&a->indicators[i].spec, &b->indicators[i].spec,
-                         sizeof a->indicators[i].spec) == 0, "%s: indicator %d", what, i);
+        cr_assert(memcmp(&a->indicators[i].spec, &b->indicators[i].spec, sizeof a->indicators[i].spec) == 0,
+                  "%s: indicator %d", what, i);
     }
     cr_assert_eq(a->n_conds, b->n_conds, "%s", what);
     for (int i = 0; i < a->n_conds; i++) {
         const sf_cond *x = &a->conds[i], *y = &b->conds[i];
-        cr_assert(x->op == y->op && x->first_child == y->first_child &&
-                  x->n_children == y->n_children && same_operand(&x->a, &y->a) &&
-                  same_operand(&x->b, &y->b), "%s: node %d", what, i);
+        cr_assert(x->op == y->op && x->first_child == y->first_child && x->n_children == y->n_children &&
+                      same_operand(&x->a, &y->a) && same_operand(&x->b, &y->b),
+                  "%s: node %d", what, i);
         for (int k = 0; k < x->n_children; k++)
-            cr_assert_eq(a->children[x->first_child + k], b->children[y->first_child + k],
-                         "%s: node %d", what, i);
+            cr_assert_eq(a->children[x->first_child + k], b->children[y->first_child + k], "%s: node %d", what, i);
     }
 }
 
@@ -674,7 +669,8 @@ Test(logic, from_json_gives_what_parse_gives_for_every_fixture)
     cr_assert_geq(fixtures_match(DATA "/valid"), 4);
     cr_assert_geq(fixtures_match(DATA "/invalid"), 25);
     const char *inline_cases[] = {
-        "[1, 2]", "{}",
+        "[1, 2]",
+        "{}",
         "{\"name\":\"x\",\"entry\":{\"gt\":[1,2]}}",
         "{\"name\":\"x\",\"entry\":{\"gt\":[\"close\",1]},\"extra\":1,\"side\":\"up\"}",
     };

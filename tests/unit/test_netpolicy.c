@@ -65,10 +65,23 @@ static void refused(const char *list, const char *host)
 
 Test(netpolicy, every_numeric_spelling_of_127_0_0_1_is_loopback)
 {
-    const char *spellings[] = {"127.0.0.1", "2130706433", "0x7f000001", "0x7F.0.0.1", "0177.0.0.1",
-                               "0177.0000.0000.0001", "127.1", "127.0.1", "::ffff:127.0.0.1",
-                               "::ffff:7f00:1", "0:0:0:0:0:ffff:127.0.0.1", "::127.0.0.1", "::1",
-                               "0:0:0:0:0:0:0:1", "64:ff9b::127.0.0.1", "2002:7f00:1::1", "127.255.255.254"};
+    const char *spellings[] = {"127.0.0.1",
+                               "2130706433",
+                               "0x7f000001",
+                               "0x7F.0.0.1",
+                               "0177.0.0.1",
+                               "0177.0000.0000.0001",
+                               "127.1",
+                               "127.0.1",
+                               "::ffff:127.0.0.1",
+                               "::ffff:7f00:1",
+                               "0:0:0:0:0:ffff:127.0.0.1",
+                               "::127.0.0.1",
+                               "::1",
+                               "0:0:0:0:0:0:0:1",
+                               "64:ff9b::127.0.0.1",
+                               "2002:7f00:1::1",
+                               "127.255.255.254"};
     for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++)
         expect(spellings[i], "loopback");
 }
@@ -102,7 +115,7 @@ Test(netpolicy, every_special_purpose_ipv4_range_and_its_edges)
     expect("169.253.255.255", "public");
     expect("169.254.0.1", "link-local");
     expect("169.254.169.254", "cloud metadata");
-    expect("2852039166", "cloud metadata");      /* 169.254.169.254 in decimal */
+    expect("2852039166", "cloud metadata"); /* 169.254.169.254 in decimal */
     expect("0xa9.0xfe.0xa9.0xfe", "cloud metadata");
     expect("0251.0376.0251.0376", "cloud metadata");
     expect("169.254.43518", "cloud metadata");
@@ -133,8 +146,8 @@ Test(netpolicy, ipv6_ranges_and_the_forms_that_carry_an_ipv4_address)
 {
     expect("::", "unspecified");
     expect("::1", "loopback");
-    expect("::2", "unspecified");          /* IPv4-compatible 0.0.0.2 */
-    expect("::8.8.8.8", "reserved");       /* IPv4-compatible, deprecated */
+    expect("::2", "unspecified");    /* IPv4-compatible 0.0.0.2 */
+    expect("::8.8.8.8", "reserved"); /* IPv4-compatible, deprecated */
     expect("::10.0.0.1", "private");
     expect("::ffff:0.0.0.0", "unspecified");
     expect("::ffff:10.1.2.3", "private");
@@ -148,7 +161,7 @@ Test(netpolicy, ipv6_ranges_and_the_forms_that_carry_an_ipv4_address)
     expect("2002:c0a8:0101::1", "private"); /* 6to4 of 192.168.1.1 */
     expect("2002:0808:0808::1", "public");
     expect("fc00::1", "private");
-    expect("fd00:ec2::254", "private");     /* a cloud's IPv6 metadata service */
+    expect("fd00:ec2::254", "private"); /* a cloud's IPv6 metadata service */
     expect("fdff:ffff::1", "private");
     expect("fec0::1", "private");
     expect("fe80::1", "link-local");
@@ -157,11 +170,11 @@ Test(netpolicy, ipv6_ranges_and_the_forms_that_carry_an_ipv4_address)
     expect("ff02::1", "multicast");
     expect("ff0e::1", "multicast");
     expect("2001:db8::1", "reserved");
-    expect("2001::1", "reserved");          /* Teredo */
+    expect("2001::1", "reserved"); /* Teredo */
     expect("2001:1ff::1", "reserved");
     expect("2001:200::1", "public");
-    expect("100::1", "reserved");           /* discard */
-    expect("1fff:ffff::1", "reserved");     /* outside 2000::/3 */
+    expect("100::1", "reserved");       /* discard */
+    expect("1fff:ffff::1", "reserved"); /* outside 2000::/3 */
     expect("4000::1", "reserved");
     expect("2606:4700:4700::1111", "public");
     expect("2a00:1450:4001::200e", "public");
@@ -182,9 +195,10 @@ Test(netpolicy, only_ip_socket_addresses_are_classified)
 
 Test(netpolicy, nothing_but_public_addresses_without_allowed_cidrs)
 {
-    const char *blocked[] = {"127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "::ffff:127.0.0.1",
-                             "::1", "169.254.169.254", "10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1",
-                             "0.0.0.0", "::", "fe80::1", "fc00::1", "224.0.0.1", "255.255.255.255"};
+    const char *blocked[] = {"127.0.0.1",        "2130706433", "0x7f000001",      "0177.0.0.1", "127.1",
+                             "::ffff:127.0.0.1", "::1",        "169.254.169.254", "10.0.0.1",   "172.16.5.4",
+                             "192.168.1.1",      "100.64.0.1", "0.0.0.0",         "::",         "fe80::1",
+                             "fc00::1",          "224.0.0.1",  "255.255.255.255"};
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++) {
         refused("", blocked[i]);
         refused(NULL, blocked[i]);
@@ -211,32 +225,32 @@ Test(netpolicy, an_allowed_cidr_lets_exactly_its_addresses_through)
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
         allowed("127.0.0.1/32", one[i]);
     refused("127.0.0.1/32", "127.0.0.2");
-    refused("127.0.0.1/32", "::1");                 /* another family, another address */
-    refused("127.0.0.1/32", "::127.0.0.1");         /* IPv4-compatible is not the IPv4 peer */
+    refused("127.0.0.1/32", "::1");         /* another family, another address */
+    refused("127.0.0.1/32", "::127.0.0.1"); /* IPv4-compatible is not the IPv4 peer */
     refused("127.0.0.1/32", "64:ff9b::127.0.0.1");
     refused("127.0.0.1/32", "169.254.169.254");
-    allowed("127.0.0.1", "127.0.0.1");              /* a bare address is /32 */
+    allowed("127.0.0.1", "127.0.0.1"); /* a bare address is /32 */
     refused("127.0.0.1", "127.0.0.2");
     allowed("::1", "::1");
     refused("::1", "127.0.0.1");
-    allowed("10.1.2.3/8", "10.200.0.1");            /* host bits are ignored */
+    allowed("10.1.2.3/8", "10.200.0.1"); /* host bits are ignored */
     refused("10.1.2.3/8", "192.168.0.1");
     allowed(" 10.0.0.0/8 ,192.168.0.0/16,\t::1/128 ", "192.168.7.7");
     allowed(" 10.0.0.0/8 ,192.168.0.0/16,\t::1/128 ", "::1");
     refused(" 10.0.0.0/8 ,192.168.0.0/16,\t::1/128 ", "172.16.0.1");
     allowed("172.16.0.0/12", "172.31.255.255");
-    allowed("172.16.0.0/12", "172.32.0.0");         /* public: allowed without a CIDR */
+    allowed("172.16.0.0/12", "172.32.0.0"); /* public: allowed without a CIDR */
     allowed("fd00::/8", "fd00:ec2::254");
     refused("fd00::/8", "fc00::1");
     allowed("fe80::/10", "fe80::1%1");
     allowed("::ffff:127.0.0.1/128", "::ffff:127.0.0.1");
-    refused("::ffff:127.0.0.1/128", "127.0.0.1");   /* an IPv6 CIDR matches IPv6 addresses */
+    refused("::ffff:127.0.0.1/128", "127.0.0.1"); /* an IPv6 CIDR matches IPv6 addresses */
     allowed("0.0.0.0/0", "169.254.169.254");
     refused("0.0.0.0/0", "::1");
     allowed("::/0", "::1");
     allowed("169.254.169.254/32", "169.254.169.254");
     refused("169.254.169.254/32", "169.254.169.253");
-    allowed("100.64.0.0/10,", "100.127.0.1");       /* a trailing comma ends the list */
+    allowed("100.64.0.0/10,", "100.127.0.1"); /* a trailing comma ends the list */
 }
 
 Test(netpolicy, a_bad_allowed_cidr_is_named_in_the_error)

@@ -77,8 +77,7 @@ Test(perf, sharpe_and_sortino_match_a_hand_computation)
      * squares sum to 0.0017 (sample variance 0.0017 / 3); downside squares 0.0001 +
      * 0.0004 over all 4 returns = 0.000125. */
     int64_t ts[5];
-    double eq[5] = {100, 100 * 1.02, 100 * 1.02 * 0.99, 100 * 1.02 * 0.99 * 1.03,
-                    100 * 1.02 * 0.99 * 1.03 * 0.98};
+    double eq[5] = {100, 100 * 1.02, 100 * 1.02 * 0.99, 100 * 1.02 * 0.99 * 1.03, 100 * 1.02 * 0.99 * 1.03 * 0.98};
     daily(ts, 5);
     sf_perf p;
     sf_perf_compute(ts, eq, 5, 100, NULL, 0, 0, 252, &p);

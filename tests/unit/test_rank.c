@@ -60,10 +60,19 @@ Test(rank, names_are_unique_sql_safe_and_found)
  * hold, under each name, the very value the engine ranks by. */
 Test(rank, every_metric_is_a_key_of_the_stored_metrics_with_the_ranked_value)
 {
-    sf_perf p = {.final_equity = 10523.75, .total_return = 0.052375, .cagr = 0.0126, .sharpe = 0.41,
-                 .sortino = 0.58, .max_drawdown = 0.142, .drawdown_peak_time = 86400,
-                 .drawdown_trough_time = 172800, .win_rate = 0.45, .profit_factor = 1.31, .trades = 22,
-                 .exposure = 0.48, .fees = 231.5};
+    sf_perf p = {.final_equity = 10523.75,
+                 .total_return = 0.052375,
+                 .cagr = 0.0126,
+                 .sharpe = 0.41,
+                 .sortino = 0.58,
+                 .max_drawdown = 0.142,
+                 .drawdown_peak_time = 86400,
+                 .drawdown_trough_time = 172800,
+                 .win_rate = 0.45,
+                 .profit_factor = 1.31,
+                 .trades = 22,
+                 .exposure = 0.48,
+                 .fees = 231.5};
     sf_buf b;
     sf_buf_init(&b, 1 << 16);
     sf_err err;
@@ -83,8 +92,13 @@ Test(rank, every_metric_is_a_key_of_the_stored_metrics_with_the_ranked_value)
 
 Test(rank, the_key_points_the_better_way_and_is_nan_when_not_finite)
 {
-    sf_perf p = {.sharpe = 1.5, .max_drawdown = 0.2, .fees = 12.0, .profit_factor = INFINITY,
-                 .sortino = NAN, .cagr = -INFINITY, .trades = 3};
+    sf_perf p = {.sharpe = 1.5,
+                 .max_drawdown = 0.2,
+                 .fees = 12.0,
+                 .profit_factor = INFINITY,
+                 .sortino = NAN,
+                 .cagr = -INFINITY,
+                 .trades = 3};
     cr_assert_eq(sf_rank_key(sf_rank_find("sharpe"), &p), 1.5);
     cr_assert_eq(sf_rank_key(sf_rank_find("max_drawdown"), &p), -0.2);
     cr_assert_eq(sf_rank_key(sf_rank_find("fees"), &p), -12.0);

@@ -10,26 +10,43 @@
 #include "sf/result.h"
 
 static const char *metric_keys[] = {
-    "final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
-    "max_drawdown_peak_time", "max_drawdown_trough_time", "win_rate", "profit_factor",
-    "trades", "exposure", "fees",
+    "final_equity",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_peak_time",
+    "max_drawdown_trough_time",
+    "win_rate",
+    "profit_factor",
+    "trades",
+    "exposure",
+    "fees",
 };
 
 static sf_result *sample(void)
 {
     sf_result *r = calloc(1, sizeof *r);
     r->perf = (sf_perf){
-        .final_equity = 10123.456789012345, .total_return = 0.1 + 0.2, .cagr = NAN,
-        .sharpe = 1.0 / 3.0, .sortino = -INFINITY, .max_drawdown = 0.25,
-        .drawdown_peak_time = 1704067200, .drawdown_trough_time = 1704153600,
-        .win_rate = 0.5, .profit_factor = INFINITY, .trades = 2, .exposure = 0.4, .fees = 12.5,
+        .final_equity = 10123.456789012345,
+        .total_return = 0.1 + 0.2,
+        .cagr = NAN,
+        .sharpe = 1.0 / 3.0,
+        .sortino = -INFINITY,
+        .max_drawdown = 0.25,
+        .drawdown_peak_time = 1704067200,
+        .drawdown_trough_time = 1704153600,
+        .win_rate = 0.5,
+        .profit_factor = INFINITY,
+        .trades = 2,
+        .exposure = 0.4,
+        .fees = 12.5,
     };
     r->n_trades = 2;
     r->trades = calloc(2, sizeof *r->trades);
-    r->trades[0] = (sf_trade){1, 1704067200, 100.5, 1704153600, 101.25, 3.0, 2.25 - 0.1, 0.1,
-                              SF_EXIT_TAKE_PROFIT};
-    r->trades[1] = (sf_trade){-1, 1704240000, 99.0, 1704326400, 98.0, 1e-7, 1e-7, 0,
-                              SF_EXIT_END_OF_DATA};
+    r->trades[0] = (sf_trade){1, 1704067200, 100.5, 1704153600, 101.25, 3.0, 2.25 - 0.1, 0.1, SF_EXIT_TAKE_PROFIT};
+    r->trades[1] = (sf_trade){-1, 1704240000, 99.0, 1704326400, 98.0, 1e-7, 1e-7, 0, SF_EXIT_END_OF_DATA};
     r->n_equity = 3;
     r->ts = calloc(3, sizeof *r->ts);
     r->equity = calloc(3, sizeof *r->equity);
@@ -66,10 +83,8 @@ Test(result, backtest_json_parses_back_with_every_field)
     cr_assert_eq(json_real_value(json_object_get(m, "total_return")), 0.1 + 0.2);
     cr_assert_eq(json_real_value(json_object_get(m, "sharpe")), 1.0 / 3.0);
     cr_assert_eq(json_integer_value(json_object_get(m, "trades")), 2);
-    cr_assert_str_eq(json_string_value(json_object_get(m, "max_drawdown_peak_time")),
-                     "2024-01-01T00:00:00Z");
-    cr_assert_str_eq(json_string_value(json_object_get(m, "max_drawdown_trough_time")),
-                     "2024-01-02T00:00:00Z");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "max_drawdown_peak_time")), "2024-01-01T00:00:00Z");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "max_drawdown_trough_time")), "2024-01-02T00:00:00Z");
 
     json_t *tr = json_object_get(root, "trades");
     cr_assert_eq(json_array_size(tr), 2);
@@ -152,8 +167,7 @@ Test(result, sweep_leaderboard_json_parses_back)
     json_t *m0 = json_array_get(ms, 0);
     cr_assert_eq(json_integer_value(json_object_get(m0, "rank")), 1);
     cr_assert_eq(json_integer_value(json_object_get(m0, "index")), 7);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(m0, "params"),
-                                                    "indicators.fast.period")), 5);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(m0, "params"), "indicators.fast.period")), 5);
     cr_assert_eq(json_real_value(json_object_get(json_object_get(m0, "metrics"), "sharpe")), 1.5);
     cr_assert(json_is_null(json_object_get(json_object_get(json_array_get(ms, 1), "metrics"), "sharpe")));
     json_decref(root);
@@ -173,7 +187,7 @@ Test(result, metrics_read_back_bit_for_bit_and_null_as_nan)
     sf_perf p;
     cr_assert_eq(sf_perf_from_json(sf_buf_str(&b), b.len, &p, &err), SF_OK, "%s", err.msg);
     const double want[] = {r->perf.final_equity, r->perf.total_return, r->perf.sharpe, r->perf.max_drawdown,
-                           r->perf.win_rate, r->perf.exposure, r->perf.fees};
+                           r->perf.win_rate,     r->perf.exposure,     r->perf.fees};
     const double got[] = {p.final_equity, p.total_return, p.sharpe, p.max_drawdown, p.win_rate, p.exposure, p.fees};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(memcmp(&want[i], &got[i], sizeof got[i]) == 0, "field %zu: %.17g, want %.17g", i, got[i], want[i]);

@@ -38,8 +38,7 @@ typedef struct fixture {
 static void fixture_load(fixture *fx, const char *grid_file)
 {
     sf_err err;
-    cr_assert_eq(sf_bars_load_csv_file(DATA "bars.csv", SF_BARS_MAX_DEFAULT, &fx->bars, &err),
-                 SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_bars_load_csv_file(DATA "bars.csv", SF_BARS_MAX_DEFAULT, &fx->bars, &err), SF_OK, "%s", err.msg);
     fx->logic = slurp(DATA "sma_cross.json", &fx->logic_len);
     size_t glen;
     char *g = slurp(grid_file, &glen);
@@ -102,8 +101,7 @@ Test(sweep, every_member_equals_a_single_run_of_its_logic)
         int fast = 3 + (int)(idx / 5), slow = 15 + 5 * (int)(idx % 5); /* last path fastest */
         char want[128];
         snprintf(want, sizeof want, "\"indicators.fast.period\": %d", fast);
-        cr_assert(strstr(r->members[m].params_json, want) != NULL, "%s lacks %s",
-                  r->members[m].params_json, want);
+        cr_assert(strstr(r->members[m].params_json, want) != NULL, "%s lacks %s", r->members[m].params_json, want);
         sf_perf p = single_run(&fx, fast, slow);
         cr_assert_eq(memcmp(&p, &r->members[m].perf, sizeof p), 0,
                      "member %zu (fast %d, slow %d) differs from its single run", idx, fast, slow);
@@ -159,8 +157,8 @@ Test(sweep, ranking_puts_the_best_first_non_finite_last_and_ties_by_index)
             }
             if (!isfinite(y))
                 continue;
-            cr_assert(metric->dir * x >= metric->dir * y, "%s: rank %zu (%g) worse than rank %zu (%g)",
-                      metric->name, m + 1, x, m + 2, y);
+            cr_assert(metric->dir * x >= metric->dir * y, "%s: rank %zu (%g) worse than rank %zu (%g)", metric->name,
+                      m + 1, x, m + 2, y);
             if (x == y)
                 cr_assert_lt(r->members[m].index, r->members[m + 1].index, "tie by index");
         }
@@ -215,13 +213,11 @@ Test(sweep, bad_options_are_invalid)
     o.rank_by = "luck";
     sf_sweep_result *r = NULL;
     sf_err err;
-    cr_assert_eq(sf_sweep_run(fx.grid, fx.logic, fx.logic_len, fx.bars, &o, &r, NULL, &err),
-                 SF_ERR_INVALID);
+    cr_assert_eq(sf_sweep_run(fx.grid, fx.logic, fx.logic_len, fx.bars, &o, &r, NULL, &err), SF_ERR_INVALID);
     cr_assert(strstr(err.msg, "luck") != NULL, "%s", err.msg);
     o.rank_by = NULL;
     o.threads = SF_SWEEP_MAX_THREADS + 1;
-    cr_assert_eq(sf_sweep_run(fx.grid, fx.logic, fx.logic_len, fx.bars, &o, &r, NULL, &err),
-                 SF_ERR_INVALID);
+    cr_assert_eq(sf_sweep_run(fx.grid, fx.logic, fx.logic_len, fx.bars, &o, &r, NULL, &err), SF_ERR_INVALID);
     fixture_free(&fx);
 }
 

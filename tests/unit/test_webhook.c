@@ -16,9 +16,14 @@
 
 Test(webhook, payload_has_every_field_in_order_with_nulls_for_none)
 {
-    sf_webhook_signal s = {.schedule_id = 12, .job_id = "0b8f4a52-0000-4000-8000-000000000001",
-                           .symbol = "BTC-USD", .timeframe = "1m", .bar_time = 1704164640,
-                           .signal = "enter", .side = -1, .logic = "sma \"x\"\n"};
+    sf_webhook_signal s = {.schedule_id = 12,
+                           .job_id = "0b8f4a52-0000-4000-8000-000000000001",
+                           .symbol = "BTC-USD",
+                           .timeframe = "1m",
+                           .bar_time = 1704164640,
+                           .signal = "enter",
+                           .side = -1,
+                           .logic = "sma \"x\"\n"};
     sf_buf b;
     sf_buf_init(&b, 4096);
     cr_assert_eq(sf_webhook_payload(&s, &b, NULL), SF_OK);
@@ -167,26 +172,45 @@ static void secret_url(char *buf, size_t size, const char *host, int port)
     snprintf(buf, size, "http://%s:%d/hooks/tok-PATHSECRET?token=QUERYSECRET", host, port);
 }
 
-static const char *const LOOPBACK[] = {"127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1",
-                                       "[::ffff:127.0.0.1]", "localhost"};
+static const char *const LOOPBACK[] = {"127.0.0.1", "2130706433",         "0x7f000001", "0177.0.0.1",
+                                       "127.1",     "[::ffff:127.0.0.1]", "localhost"};
 
 Test(webhook, every_spelling_of_a_loopback_metadata_or_unspecified_address_is_refused_at_once)
 {
     cr_assert_eq(sf_http_global_init(NULL), SF_OK);
     hookrecv r;
     hookrecv_start(&r, 200);
-    const char *hosts[] = {"127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]",
-                           "localhost", "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:7f00:1]", "0.0.0.0", "0", "[::]",
-                           "169.254.169.254", "2852039166", "[::ffff:169.254.169.254]", "10.0.0.1", "192.168.0.1",
-                           "172.16.0.1", "100.64.0.1", "[fe80::1]", "[fd00:ec2::254]", "224.0.0.1"};
+    const char *hosts[] = {"127.0.0.1",
+                           "2130706433",
+                           "0x7f000001",
+                           "0177.0.0.1",
+                           "127.1",
+                           "[::ffff:127.0.0.1]",
+                           "localhost",
+                           "[::1]",
+                           "[0:0:0:0:0:0:0:1]",
+                           "[::ffff:7f00:1]",
+                           "0.0.0.0",
+                           "0",
+                           "[::]",
+                           "169.254.169.254",
+                           "2852039166",
+                           "[::ffff:169.254.169.254]",
+                           "10.0.0.1",
+                           "192.168.0.1",
+                           "172.16.0.1",
+                           "100.64.0.1",
+                           "[fe80::1]",
+                           "[fd00:ec2::254]",
+                           "224.0.0.1"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         char url[256];
         secret_url(url, sizeof url, hosts[i], r.port);
         sf_webhook_report rep = deliver("", url);
-        cr_expect(!rep.delivered && rep.attempts == 1 && rep.http_status == 0, "%s: %d attempts, %s", url,
-                  rep.attempts, rep.error);
-        cr_expect(strncmp(rep.error, "could not connect to http://", 28) == 0 &&
-                      strstr(rep.error, "is not public (") && strstr(rep.error, ") and not in the allowed CIDRs"),
+        cr_expect(!rep.delivered && rep.attempts == 1 && rep.http_status == 0, "%s: %d attempts, %s", url, rep.attempts,
+                  rep.error);
+        cr_expect(strncmp(rep.error, "could not connect to http://", 28) == 0 && strstr(rep.error, "is not public (") &&
+                      strstr(rep.error, ") and not in the allowed CIDRs"),
                   "%s: %s", url, rep.error);
         cr_expect(!strstr(rep.error, "SECRET") && !strstr(rep.error, "/hooks"), "%s: %s", url, rep.error);
     }
@@ -196,7 +220,8 @@ Test(webhook, every_spelling_of_a_loopback_metadata_or_unspecified_address_is_re
     char want[256];
     snprintf(want, sizeof want,
              "could not connect to http://127.0.0.1:%d: address 127.0.0.1 is not public (loopback) and not in "
-             "the allowed CIDRs", r.port);
+             "the allowed CIDRs",
+             r.port);
     cr_assert_str_eq(rep.error, want);
     secret_url(url, sizeof url, "169.254.169.254", 80);
     rep = deliver("", url);
@@ -204,8 +229,8 @@ Test(webhook, every_spelling_of_a_loopback_metadata_or_unspecified_address_is_re
                                 "public (cloud metadata) and not in the allowed CIDRs");
     secret_url(url, sizeof url, "[::1]", r.port);
     rep = deliver("127.0.0.1/32", url); /* ::1 is another address */
-    cr_assert(!rep.delivered && rep.attempts == 1 && strstr(rep.error, "address ::1 is not public (loopback)"),
-              "%s", rep.error);
+    cr_assert(!rep.delivered && rep.attempts == 1 && strstr(rep.error, "address ::1 is not public (loopback)"), "%s",
+              rep.error);
     cr_assert_eq(hookrecv_count(&r), 0, "nothing reached the receiver");
     hookrecv_stop(&r);
 }
@@ -240,8 +265,13 @@ Test(webhook, with_127_0_0_1_allowed_every_spelling_of_it_reaches_the_receiver)
 Test(webhook, an_invalid_url_is_final_at_once_and_named_by_its_origin)
 {
     cr_assert_eq(sf_http_global_init(NULL), SF_OK);
-    const char *urls[] = {"file:///etc/passwd", "gopher://127.0.0.1:6379/_SET%20k%20v", "ftp://example.com/x",
-                          "dict://127.0.0.1:6379/INFO", "http://", "http://exa mple.com/", "ldap://h/?token=SECRET"};
+    const char *urls[] = {"file:///etc/passwd",
+                          "gopher://127.0.0.1:6379/_SET%20k%20v",
+                          "ftp://example.com/x",
+                          "dict://127.0.0.1:6379/INFO",
+                          "http://",
+                          "http://exa mple.com/",
+                          "ldap://h/?token=SECRET"};
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         for (int with_policy = 0; with_policy <= 1; with_policy++) {
             sf_http *h = NULL;
@@ -257,7 +287,8 @@ Test(webhook, an_invalid_url_is_final_at_once_and_named_by_its_origin)
                       rep.attempts, rep.error);
             cr_expect(took < 1000, "%s: no backoff, took %lld ms", urls[i], (long long)took);
             cr_expect(strncmp(rep.error, "bad URL ", 8) == 0 && !strstr(rep.error, "SECRET") &&
-                          !strstr(rep.error, "passwd"), "%s: %s", urls[i], rep.error);
+                          !strstr(rep.error, "passwd"),
+                      "%s: %s", urls[i], rep.error);
             sf_http_free(h);
         }
     }

@@ -150,10 +150,9 @@ char *sf_buf_steal(sf_buf *b, size_t *len)
  * reach byte 35. */
 #define G17_MAX 48
 
-static const char digit_pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
 
 static sf_status put_printf_g17(sf_buf *b, double v, sf_err *err)
 {
@@ -174,12 +173,34 @@ typedef unsigned __int128 u128;
 static uint64_t pow5(int k)
 {
     static const uint64_t p[POW5_MAX + 1] = {
-        1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 15625ULL, 78125ULL, 390625ULL,
-        1953125ULL, 9765625ULL, 48828125ULL, 244140625ULL, 1220703125ULL,
-        6103515625ULL, 30517578125ULL, 152587890625ULL, 762939453125ULL,
-        3814697265625ULL, 19073486328125ULL, 95367431640625ULL, 476837158203125ULL,
-        2384185791015625ULL, 11920928955078125ULL, 59604644775390625ULL,
-        298023223876953125ULL, 1490116119384765625ULL, 7450580596923828125ULL,
+        1ULL,
+        5ULL,
+        25ULL,
+        125ULL,
+        625ULL,
+        3125ULL,
+        15625ULL,
+        78125ULL,
+        390625ULL,
+        1953125ULL,
+        9765625ULL,
+        48828125ULL,
+        244140625ULL,
+        1220703125ULL,
+        6103515625ULL,
+        30517578125ULL,
+        152587890625ULL,
+        762939453125ULL,
+        3814697265625ULL,
+        19073486328125ULL,
+        95367431640625ULL,
+        476837158203125ULL,
+        2384185791015625ULL,
+        11920928955078125ULL,
+        59604644775390625ULL,
+        298023223876953125ULL,
+        1490116119384765625ULL,
+        7450580596923828125ULL,
     };
     return p[k];
 }
@@ -242,7 +263,7 @@ static int digits17(uint64_t m, int q, int e2, uint64_t *n, int *e)
     if (16 - E < -POW5_MAX || 16 - E > POW5_MAX || !scale_exact(m, q, 16 - E, &fl, &frac))
         return 0;
     if (fl < TEN16 || fl >= 20 * TEN16)
-        return 0; /* cannot happen; the estimate's safety net */
+        return 0;           /* cannot happen; the estimate's safety net */
     if (fl >= 10 * TEN16) { /* one digit more: drop it into the fraction */
         unsigned r = (unsigned)(fl % 10);
         frac = r < 5 ? FRAC_BELOW_HALF : r > 5 || frac != FRAC_ZERO ? FRAC_ABOVE_HALF : FRAC_HALF;

@@ -23,8 +23,8 @@ sf_status sf_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (*s == '\0' || isspace((unsigned char)*s) || end == s || *end != '\0' || errno == ERANGE || v < min || v > max)
-        return sf_err_set(err, SF_ERR_INVALID, "must be an integer from %lld to %lld, got \"%.64s\"",
-                          (long long)min, (long long)max, s);
+        return sf_err_set(err, SF_ERR_INVALID, "must be an integer from %lld to %lld, got \"%.64s\"", (long long)min,
+                          (long long)max, s);
     *out = v;
     return SF_OK;
 }
@@ -34,7 +34,8 @@ sf_status sf_config_parse_double(const char *s, double min, double max, double *
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (*s == '\0' || isspace((unsigned char)*s) || end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < min || v > max)
+    if (*s == '\0' || isspace((unsigned char)*s) || end == s || *end != '\0' || errno == ERANGE || !isfinite(v) ||
+        v < min || v > max)
         return sf_err_set(err, SF_ERR_INVALID, "must be a number from %g to %g, got \"%.64s\"", min, max, s);
     *out = v;
     return SF_OK;
@@ -91,12 +92,14 @@ static sf_status check_secret_mode(const char *path, mode_t mode, int allow_othe
     if (m & 022)
         return sf_err_set(err, SF_ERR_CONFIG,
                           "file \"%s\" has mode %04o: a secret's file must not be writable by its group "
-                          "or others (chmod go-w)", path, m);
+                          "or others (chmod go-w)",
+                          path, m);
     if ((m & 007) && !allow_others_read)
         return sf_err_set(err, SF_ERR_CONFIG,
                           "file \"%s\" has mode %04o: a secret's file must not be readable by others "
                           "(chmod o-rwx; in Kubernetes a defaultMode of 0400 or 0440), or set "
-                          "SF_ALLOW_WORLD_READABLE_SECRETS=true", path, m);
+                          "SF_ALLOW_WORLD_READABLE_SECRETS=true",
+                          path, m);
     return SF_OK;
 }
 
@@ -214,14 +217,10 @@ static sf_status store(const sf_config_var *v, const char *text, char *base, sf_
         *(char **)slot = copy;
         return SF_OK;
     }
-    case SF_CFG_INT:
-        return sf_config_parse_int(text, (int64_t)v->min, (int64_t)v->max, (int64_t *)slot, err);
-    case SF_CFG_DOUBLE:
-        return sf_config_parse_double(text, v->min, v->max, (double *)slot, err);
-    case SF_CFG_BOOL:
-        return parse_bool(text, (int *)slot, err);
-    case SF_CFG_ENUM:
-        return parse_enum(text, v->choices, (int *)slot, err);
+    case SF_CFG_INT: return sf_config_parse_int(text, (int64_t)v->min, (int64_t)v->max, (int64_t *)slot, err);
+    case SF_CFG_DOUBLE: return sf_config_parse_double(text, v->min, v->max, (double *)slot, err);
+    case SF_CFG_BOOL: return parse_bool(text, (int *)slot, err);
+    case SF_CFG_ENUM: return parse_enum(text, v->choices, (int *)slot, err);
     }
     return sf_err_set(err, SF_ERR_INTERNAL, "unknown variable type");
 }
@@ -279,11 +278,13 @@ static const char *type_name(const sf_config_var *v)
     return names[v->type];
 }
 
-sf_status sf_config_help(const char *usage, const char *summary,
-                         const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err)
+sf_status sf_config_help(const char *usage, const char *summary, const sf_config_var *vars, size_t n, sf_buf *out,
+                         sf_err *err)
 {
-    sf_status st = sf_buf_printf(out, err, "usage: %s\n\n%s\n\nenvironment (each NAME may also be given as NAME_FILE, a file holding the value):\n",
-                                 usage, summary);
+    sf_status st = sf_buf_printf(
+        out, err,
+        "usage: %s\n\n%s\n\nenvironment (each NAME may also be given as NAME_FILE, a file holding the value):\n", usage,
+        summary);
     for (size_t i = 0; i < n && st == SF_OK; i++) {
         const sf_config_var *v = &vars[i];
         st = sf_buf_printf(out, err, "  %-22s %s", v->name, type_name(v));

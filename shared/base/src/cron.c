@@ -24,10 +24,8 @@ static const char *const wday_names[] = {"sun", "mon", "tue", "wed", "thu", "fri
 enum { F_MINUTE, F_HOUR, F_MDAY, F_MONTH, F_WDAY, F_COUNT };
 
 static const field_def fields[F_COUNT] = {
-    {"minute", 0, 59, NULL, 0},
-    {"hour", 0, 23, NULL, 0},
-    {"day of month", 1, 31, NULL, 0},
-    {"month", 1, 12, month_names, 1},
+    {"minute", 0, 59, NULL, 0},           {"hour", 0, 23, NULL, 0},
+    {"day of month", 1, 31, NULL, 0},     {"month", 1, 12, month_names, 1},
     {"day of week", 0, 7, wday_names, 0},
 };
 
@@ -41,8 +39,8 @@ typedef struct field_ctx {
 
 static sf_status field_fail(const field_ctx *fc, const char *what, const char *text, size_t len)
 {
-    return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): %s \"%.*s\"", fc->index + 1,
-                      fc->def->name, what, (int)len, text);
+    return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): %s \"%.*s\"", fc->index + 1, fc->def->name, what,
+                      (int)len, text);
 }
 
 static int lower(int ch)
@@ -81,8 +79,8 @@ static sf_status parse_value(const field_ctx *fc, const char *s, size_t len, int
         v = v * 10 + (s[i] - '0');
     }
     if (v < fc->def->lo || v > fc->def->hi)
-        return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): %d is out of range %d-%d",
-                          fc->index + 1, fc->def->name, v, fc->def->lo, fc->def->hi);
+        return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): %d is out of range %d-%d", fc->index + 1,
+                          fc->def->name, v, fc->def->lo, fc->def->hi);
     *out = v;
     return SF_OK;
 }
@@ -100,8 +98,8 @@ static sf_status parse_step(const field_ctx *fc, const char *s, size_t len, int 
         v = v * 10 + (s[i] - '0');
     }
     if (v < 1 || v > span)
-        return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): step %d is out of range 1-%d",
-                          fc->index + 1, fc->def->name, v, span);
+        return sf_err_set(fc->err, SF_ERR_PARSE, "cron field %d (%s): step %d is out of range 1-%d", fc->index + 1,
+                          fc->def->name, v, span);
     *out = v;
     return SF_OK;
 }
@@ -138,8 +136,8 @@ static sf_status parse_field(const field_ctx *fc, const char *s, size_t len, uin
 {
     *bits = 0;
     if (len > SF_CRON_FIELD_MAX)
-        return sf_err_set(fc->err, SF_ERR_LIMIT, "cron field %d (%s): longer than %d bytes",
-                          fc->index + 1, fc->def->name, SF_CRON_FIELD_MAX);
+        return sf_err_set(fc->err, SF_ERR_LIMIT, "cron field %d (%s): longer than %d bytes", fc->index + 1,
+                          fc->def->name, SF_CRON_FIELD_MAX);
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && s[i] != ',')
@@ -160,8 +158,7 @@ static bool is_space(char ch)
 }
 
 /* Split expr into at most F_COUNT fields; *count gets the number seen. */
-static void split_fields(const char *expr, const char *starts[F_COUNT], size_t lens[F_COUNT],
-                         int *count)
+static void split_fields(const char *expr, const char *starts[F_COUNT], size_t lens[F_COUNT], int *count)
 {
     int n = 0;
     const char *p = expr;
@@ -198,8 +195,8 @@ static bool can_fire(const sf_cron *c)
     return false;
 }
 
-static sf_status store_fields(const uint64_t bits[F_COUNT], const char *const starts[F_COUNT],
-                              sf_cron *out, sf_err *err)
+static sf_status store_fields(const uint64_t bits[F_COUNT], const char *const starts[F_COUNT], sf_cron *out,
+                              sf_err *err)
 {
     memset(out, 0, sizeof *out);
     out->minutes = bits[F_MINUTE];
@@ -222,8 +219,7 @@ sf_status sf_cron_parse(const char *expr, sf_cron *out, sf_err *err)
     if (expr == NULL)
         return sf_err_set(err, SF_ERR_PARSE, "cron expression: missing");
     if (strnlen(expr, SF_CRON_EXPR_MAX + 1) > SF_CRON_EXPR_MAX)
-        return sf_err_set(err, SF_ERR_LIMIT, "cron expression: longer than %d bytes",
-                          SF_CRON_EXPR_MAX);
+        return sf_err_set(err, SF_ERR_LIMIT, "cron expression: longer than %d bytes", SF_CRON_EXPR_MAX);
     const char *starts[F_COUNT];
     size_t lens[F_COUNT];
     int count;
@@ -317,8 +313,8 @@ int sf_cron_matches(const sf_cron *c, int64_t t)
         return 0;
     civil cv;
     civil_from_unix(t, &cv);
-    return (c->months >> cv.m & 1u) && day_matches(c, cv.y, cv.m, cv.d) &&
-           (c->hours >> cv.hh & 1u) && (c->minutes >> cv.mm & 1u);
+    return (c->months >> cv.m & 1u) && day_matches(c, cv.y, cv.m, cv.d) && (c->hours >> cv.hh & 1u) &&
+           (c->minutes >> cv.mm & 1u);
 }
 
 static void next_month(const sf_cron *c, civil *cv)
@@ -382,22 +378,20 @@ static bool advance(const sf_cron *c, civil *cv, int64_t limit_year)
 sf_status sf_cron_next(const sf_cron *c, int64_t after, int64_t *out, sf_err *err)
 {
     if (after < SF_CRON_TIME_MIN || after > SF_CRON_TIME_MAX)
-        return sf_err_set(err, SF_ERR_INVALID, "cron: time %lld is outside years 1970-9999",
-                          (long long)after);
+        return sf_err_set(err, SF_ERR_INVALID, "cron: time %lld is outside years 1970-9999", (long long)after);
     civil cv;
     civil_from_unix(after - after % 60 + 60, &cv);
     int64_t limit = cv.y + SF_CRON_SEARCH_YEARS;
     if (limit > 9999)
         limit = 9999;
     if (!advance(c, &cv, limit))
-        return sf_err_set(err, SF_ERR_NOTFOUND, "cron: no fire time within %d years",
-                          SF_CRON_SEARCH_YEARS);
+        return sf_err_set(err, SF_ERR_NOTFOUND, "cron: no fire time within %d years", SF_CRON_SEARCH_YEARS);
     *out = unix_from_civil(&cv);
     return SF_OK;
 }
 
-sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times, size_t max,
-                          size_t *n, int *more, sf_err *err)
+sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times, size_t max, size_t *n, int *more,
+                          sf_err *err)
 {
     *n = 0;
     if (more != NULL)
@@ -424,8 +418,7 @@ sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times
 }
 
 /* Walk (lo, b] forward; the last fire time seen goes to *out. */
-static sf_status last_in_window(const sf_cron *c, int64_t lo, int64_t b, int64_t *out, int *found,
-                                sf_err *err)
+static sf_status last_in_window(const sf_cron *c, int64_t lo, int64_t b, int64_t *out, int *found, sf_err *err)
 {
     int64_t t = lo;
     while (t < b) {
@@ -442,8 +435,7 @@ static sf_status last_in_window(const sf_cron *c, int64_t lo, int64_t b, int64_t
     return SF_OK;
 }
 
-sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found,
-                       sf_err *err)
+sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found, sf_err *err)
 {
     static const int64_t windows[] = {3600, 86400, 32 * 86400, 400 * 86400};
     *found = 0;

@@ -16,11 +16,11 @@
 struct sf_daemon {
     const sf_daemon_spec *spec;
     sf_log *log;
-    sigset_t set;          /* SIGTERM, SIGINT, SIGHUP: blocked, taken by the thread */
+    sigset_t set; /* SIGTERM, SIGINT, SIGHUP: blocked, taken by the thread */
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;     /* with mu: draining became 1 */
-    int draining;          /* guarded by mu */
+    pthread_cond_t cv; /* with mu: draining became 1 */
+    int draining;      /* guarded by mu */
 };
 
 const char *sf_daemon_version(void)
@@ -32,14 +32,10 @@ const char *sf_daemon_version(void)
 static const char *signal_name(int sig)
 {
     switch (sig) {
-    case SIGTERM:
-        return "SIGTERM";
-    case SIGINT:
-        return "SIGINT";
-    case SIGHUP:
-        return "SIGHUP";
-    default:
-        return "other";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "other";
     }
 }
 
@@ -71,8 +67,8 @@ static int parse_args(const sf_daemon_spec *spec, int argc, char *const *argv)
         return 0;
     }
     if (argc > 2 || (strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0)) {
-        fprintf(stderr, "%s: unknown argument \"%.64s\" (configuration is by environment; see %s --help)\n",
-                spec->prog, a, spec->prog);
+        fprintf(stderr, "%s: unknown argument \"%.64s\" (configuration is by environment; see %s --help)\n", spec->prog,
+                a, spec->prog);
         return 2;
     }
     char usage[128];
@@ -111,8 +107,7 @@ static int open_log(sf_daemon *d, void *cfg)
 {
     const sf_common_config *c = (const sf_common_config *)((const char *)cfg + d->spec->common_offset);
     sf_err err = {0};
-    if (sf_log_open(d->spec->prog, c->environment, (sf_log_level)c->log_level, c->log_dir, 1, &d->log,
-                    &err) != SF_OK) {
+    if (sf_log_open(d->spec->prog, c->environment, (sf_log_level)c->log_level, c->log_dir, 1, &d->log, &err) != SF_OK) {
         fprintf(stderr, "%s: %s\n", d->spec->prog, err.msg);
         return 2;
     }

@@ -55,8 +55,7 @@ void sf_err_clear(sf_err *err)
     memset(err, 0, sizeof *err);
 }
 
-sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno,
-                        const char *file, int line, const char *fmt, ...)
+sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno, const char *file, int line, const char *fmt, ...)
 {
     if (err == NULL)
         return code;

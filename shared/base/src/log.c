@@ -28,8 +28,7 @@ struct sf_log {
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-static const char *const secret_words[] = {"password", "secret", "token", "api_key",
-                                           "authorization", "key_hash", NULL};
+static const char *const secret_words[] = {"password", "secret", "token", "api_key", "authorization", "key_hash", NULL};
 
 /* A log file opened for appending, created SF_LOG_FILE_MODE; an existing
  * file that others may read or write loses those bits (a file made 0644 by an
@@ -54,8 +53,8 @@ static int open_log_file(const char *dir, const char *name, sf_err *err)
     return fd;
 }
 
-sf_status sf_log_open(const char *service, const char *environment, sf_log_level level,
-                      const char *log_dir, int out_fd, sf_log **out, sf_err *err)
+sf_status sf_log_open(const char *service, const char *environment, sf_log_level level, const char *log_dir, int out_fd,
+                      sf_log **out, sf_err *err)
 {
     sf_log *lg = calloc(1, sizeof *lg);
     if (lg == NULL)
@@ -226,20 +225,15 @@ static void put_field(line *l, const sf_log_field *f)
         put_json_string(l, masked);
         return;
     }
-    case SF_LF_INT_:
-        snprintf(num, sizeof num, "%lld", (long long)f->v.i);
-        break;
+    case SF_LF_INT_: snprintf(num, sizeof num, "%lld", (long long)f->v.i); break;
     case SF_LF_DBL_:
         if (isfinite(f->v.d))
             snprintf(num, sizeof num, "%.17g", f->v.d);
         else
             snprintf(num, sizeof num, "null");
         break;
-    case SF_LF_BOOL_:
-        snprintf(num, sizeof num, "%s", f->v.i ? "true" : "false");
-        break;
-    default:
-        snprintf(num, sizeof num, "null");
+    case SF_LF_BOOL_: snprintf(num, sizeof num, "%s", f->v.i ? "true" : "false"); break;
+    default: snprintf(num, sizeof num, "null");
     }
     put(l, num, strlen(num));
 }

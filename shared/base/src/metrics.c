@@ -13,8 +13,8 @@
 typedef struct series {
     size_t metric;
     char values[SF_METRICS_MAX_LABELS][SF_METRICS_LABEL_MAX];
-    double value;                             /* counter, gauge; histogram sum */
-    unsigned long long count;                 /* histogram */
+    double value;             /* counter, gauge; histogram sum */
+    unsigned long long count; /* histogram */
     unsigned long long bucket[SF_METRICS_MAX_BUCKETS];
 } series;
 
@@ -34,8 +34,7 @@ static size_t n_labels(const sf_metric_def *d)
     return n;
 }
 
-sf_status sf_metrics_new(const sf_metric_def *defs, size_t n_defs, size_t max_series,
-                         sf_metrics **out, sf_err *err)
+sf_status sf_metrics_new(const sf_metric_def *defs, size_t n_defs, size_t max_series, sf_metrics **out, sf_err *err)
 {
     for (size_t i = 0; i < n_defs; i++)
         if (defs[i].n_buckets > SF_METRICS_MAX_BUCKETS)
@@ -103,8 +102,8 @@ static void record(series *s, const sf_metric_def *d, double v)
             s->bucket[b]++;
 }
 
-static sf_status update(sf_metrics *m, size_t metric, sf_metric_type want, const char *const *values,
-                        double v, sf_err *err)
+static sf_status update(sf_metrics *m, size_t metric, sf_metric_type want, const char *const *values, double v,
+                        sf_err *err)
 {
     if (metric >= m->n_defs || m->defs[metric].type != want)
         return sf_err_set(err, SF_ERR_INVALID, "metric %zu is not of the type used", metric);
@@ -130,8 +129,7 @@ sf_status sf_metrics_set(sf_metrics *m, size_t metric, const char *const *values
     return update(m, metric, SF_METRIC_GAUGE, values, v, err);
 }
 
-sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *values, double v,
-                             sf_err *err)
+sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err)
 {
     return update(m, metric, SF_METRIC_HISTOGRAM, values, v, err);
 }
@@ -139,8 +137,7 @@ sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *va
 /* ---- rendering -------------------------------------------------------------- */
 
 /* {a="x",b="y"[,le="..."]} with label values escaped; nothing when empty. */
-static sf_status put_labels(sf_buf *out, const sf_metric_def *d, const series *s, const char *le,
-                            sf_err *err)
+static sf_status put_labels(sf_buf *out, const sf_metric_def *d, const series *s, const char *le, sf_err *err)
 {
     size_t nl = n_labels(d);
     if (nl == 0 && le == NULL)
@@ -181,8 +178,7 @@ static sf_status render_histogram(sf_buf *out, const sf_metric_def *d, const ser
         if (st == SF_OK)
             st = put_labels(out, d, s, NULL, err);
         if (st == SF_OK)
-            st = i == 0 ? sf_buf_printf(out, err, " %.17g\n", s->value)
-                        : sf_buf_printf(out, err, " %llu\n", s->count);
+            st = i == 0 ? sf_buf_printf(out, err, " %.17g\n", s->value) : sf_buf_printf(out, err, " %llu\n", s->count);
     }
     return st;
 }
@@ -191,8 +187,7 @@ static sf_status render_metric(sf_metrics *m, size_t i, sf_buf *out, sf_err *err
 {
     static const char *const TYPES[] = {"counter", "gauge", "histogram"};
     const sf_metric_def *d = &m->defs[i];
-    sf_status st = sf_buf_printf(out, err, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help,
-                                 d->name, TYPES[d->type]);
+    sf_status st = sf_buf_printf(out, err, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name, TYPES[d->type]);
     for (size_t k = 0; k < m->n_series && st == SF_OK; k++) {
         const series *s = &m->s[k];
         if (s->metric != i)
@@ -250,8 +245,8 @@ sf_status sf_metrics_render_process(double start_time, sf_buf *out, sf_err *err)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
     return sf_buf_printf(out, err,
                          "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
                          "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n"

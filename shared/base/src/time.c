@@ -57,9 +57,9 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;                                 /* [0, 399] */
+    int64_t yoe = y - era * 400;                                  /* [0, 399] */
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1; /* [0, 365] */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;         /* [0, 146096] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          /* [0, 146096] */
     return era * 146097 + doe - 719468;
 }
 
@@ -131,8 +131,8 @@ static bool digits(cursor *c, int n, int *out)
 
 static const char *parse_date(cursor *c, fields *f)
 {
-    if (!digits(c, 4, &f->year) || !accept(c, '-') || !digits(c, 2, &f->mon) ||
-        !accept(c, '-') || !digits(c, 2, &f->day))
+    if (!digits(c, 4, &f->year) || !accept(c, '-') || !digits(c, 2, &f->mon) || !accept(c, '-') ||
+        !digits(c, 2, &f->day))
         return "expected YYYY-MM-DD";
     if (f->mon < 1 || f->mon > 12)
         return "month out of range";
@@ -196,8 +196,8 @@ sf_status sf_time_parse_iso8601(const char *s, size_t len, int64_t *out, sf_err 
     const char *why = s == NULL ? "no text" : parse_fields(&c, &f);
     if (why) {
         int show = len > SHOW_MAX ? SHOW_MAX : (int)len;
-        return sf_err_set(err, SF_ERR_PARSE, "invalid timestamp (\"%.*s%s\"): %s", show,
-                          s ? s : "", len > SHOW_MAX ? "..." : "", why);
+        return sf_err_set(err, SF_ERR_PARSE, "invalid timestamp (\"%.*s%s\"): %s", show, s ? s : "",
+                          len > SHOW_MAX ? "..." : "", why);
     }
     int64_t days = days_from_civil(f.year, f.mon, f.day);
     int64_t secs = (int64_t)f.hour * 3600 + f.min * 60 + f.sec - f.off_secs;
@@ -261,6 +261,5 @@ void sf_time_format_iso8601_ms(int64_t ms, char *buf, size_t size)
     int64_t secs = floor_div(ms, 1000);
     int frac = (int)(ms % 1000 < 0 ? ms % 1000 + 1000 : ms % 1000);
     split(secs, &y, &mo, &d, &h, &mi, &s);
-    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, mo, d, h, mi,
-             s, frac);
+    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, mo, d, h, mi, s, frac);
 }

@@ -39,21 +39,19 @@
 
 #define ALIGN 64
 #define N_COLS 6
-#define SHOW_MAX 40       /* input bytes quoted in a message */
+#define SHOW_MAX 40 /* input bytes quoted in a message */
 #define NUM_TEXT_MAX SF_BARS_NUMBER_MAX
-#define MANT_DIGITS 19    /* significant digits that always fit in a uint64 */
-#define EXP_CAP 100000    /* exponents beyond this saturate */
+#define MANT_DIGITS 19 /* significant digits that always fit in a uint64 */
+#define EXP_CAP 100000 /* exponents beyond this saturate */
 #define UNIX_DIGITS_MAX 18
 
 static const char HEADER[] = "timestamp,open,high,low,close,volume";
-static const char *const COL_NAMES[N_COLS] = {"timestamp", "open", "high",
-                                              "low", "close", "volume"};
+static const char *const COL_NAMES[N_COLS] = {"timestamp", "open", "high", "low", "close", "volume"};
 enum { C_TS, C_OPEN, C_HIGH, C_LOW, C_CLOSE, C_VOLUME };
 
 /* Powers of ten that are exact doubles. */
-static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* ---- the series ---------------------------------------------------------------- */
 
@@ -72,8 +70,7 @@ static sf_status bars_alloc(size_t n, bool zero, sf_bars **out, sf_err *err)
     size_t total = head + N_COLS * col;
     char *block = aligned_alloc(ALIGN, total);
     if (block == NULL)
-        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate %zu bars (%zu bytes)", n,
-                          total);
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate %zu bars (%zu bytes)", n, total);
     if (zero)
         memset(block, 0, total);
     sf_bars *b = (sf_bars *)(void *)block;
@@ -110,9 +107,8 @@ typedef struct row {
 } row;
 
 /* "<unit> <num>, column <name>: <reason>" */
-__attribute__((format(printf, 6, 7))) static sf_status
-col_error(sf_err *err, sf_status code, const char *unit, size_t num, int col,
-          const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static sf_status col_error(sf_err *err, sf_status code, const char *unit,
+                                                                 size_t num, int col, const char *fmt, ...)
 {
     char why[SF_ERR_MSG_MAX];
     va_list ap;
@@ -122,36 +118,32 @@ col_error(sf_err *err, sf_status code, const char *unit, size_t num, int col,
     return sf_err_set(err, code, "%s %zu, column %s: %s", unit, num, COL_NAMES[col], why);
 }
 
-static sf_status check_row(const row *r, const int64_t *prev, const char *unit, size_t num,
-                           sf_err *err)
+static sf_status check_row(const row *r, const int64_t *prev, const char *unit, size_t num, sf_err *err)
 {
     const double *v = r->v;
     for (int c = C_OPEN; c <= C_VOLUME; c++)
         if (!isfinite(v[c]))
-            return col_error(err, SF_ERR_INVALID, unit, num, c, "not a finite number (%g)",
-                             v[c]);
+            return col_error(err, SF_ERR_INVALID, unit, num, c, "not a finite number (%g)", v[c]);
     if (prev && r->ts <= *prev) {
         char when[SF_TIME_ISO_MAX];
         sf_time_format_iso8601(*prev, when, sizeof when);
-        return col_error(err, SF_ERR_INVALID, unit, num, C_TS,
-                         "not after the previous bar (%s)", when);
+        return col_error(err, SF_ERR_INVALID, unit, num, C_TS, "not after the previous bar (%s)", when);
     }
     double lo = v[C_OPEN] < v[C_CLOSE] ? v[C_OPEN] : v[C_CLOSE]; /* finite: no fmin needed */
     double hi = v[C_OPEN] > v[C_CLOSE] ? v[C_OPEN] : v[C_CLOSE];
     if (v[C_LOW] > lo)
         return col_error(err, SF_ERR_INVALID, unit, num, C_LOW,
-                         "above min(open, close) (low %.15g, open %.15g, close %.15g)",
-                         v[C_LOW], v[C_OPEN], v[C_CLOSE]);
+                         "above min(open, close) (low %.15g, open %.15g, close %.15g)", v[C_LOW], v[C_OPEN],
+                         v[C_CLOSE]);
     if (v[C_HIGH] < hi)
         return col_error(err, SF_ERR_INVALID, unit, num, C_HIGH,
-                         "below max(open, close) (high %.15g, open %.15g, close %.15g)",
-                         v[C_HIGH], v[C_OPEN], v[C_CLOSE]);
+                         "below max(open, close) (high %.15g, open %.15g, close %.15g)", v[C_HIGH], v[C_OPEN],
+                         v[C_CLOSE]);
     if (v[C_LOW] > v[C_HIGH])
-        return col_error(err, SF_ERR_INVALID, unit, num, C_LOW,
-                         "above high (low %.15g, high %.15g)", v[C_LOW], v[C_HIGH]);
+        return col_error(err, SF_ERR_INVALID, unit, num, C_LOW, "above high (low %.15g, high %.15g)", v[C_LOW],
+                         v[C_HIGH]);
     if (v[C_VOLUME] < 0)
-        return col_error(err, SF_ERR_INVALID, unit, num, C_VOLUME, "negative (%.15g)",
-                         v[C_VOLUME]);
+        return col_error(err, SF_ERR_INVALID, unit, num, C_VOLUME, "negative (%.15g)", v[C_VOLUME]);
     return SF_OK;
 }
 
@@ -160,8 +152,7 @@ sf_status sf_bars_validate(const sf_bars *bars, sf_err *err)
     if (bars == NULL)
         return sf_err_set(err, SF_ERR_INVALID, "no bars");
     for (size_t i = 0; i < bars->n; i++) {
-        row r = {bars->ts[i], {0, bars->open[i], bars->high[i], bars->low[i],
-                               bars->close[i], bars->volume[i]}};
+        row r = {bars->ts[i], {0, bars->open[i], bars->high[i], bars->low[i], bars->close[i], bars->volume[i]}};
         sf_status st = check_row(&r, i ? &bars->ts[i - 1] : NULL, "bar", i, err);
         if (st != SF_OK)
             return st;
@@ -231,11 +222,11 @@ static const char *scan_exponent(const char *p, const char *e, int64_t *exp10)
 }
 
 typedef struct mant {
-    uint64_t m;     /* the first MANT_DIGITS significant digits */
-    int nd;         /* significant digits in m */
-    bool many;      /* more significant digits than fit */
-    int64_t exp10;  /* value = m * 10^exp10 (when !many) */
-    size_t seen;    /* digits of any kind */
+    uint64_t m;    /* the first MANT_DIGITS significant digits */
+    int nd;        /* significant digits in m */
+    bool many;     /* more significant digits than fit */
+    int64_t exp10; /* value = m * 10^exp10 (when !many) */
+    size_t seen;   /* digits of any kind */
 } mant;
 
 /* A run of digits; frac: they follow the decimal point. */
@@ -293,8 +284,8 @@ sf_status sf_bars_parse_number(const char *s, size_t len, double *out, sf_err *e
     if (r == NUM_OK)
         return SF_OK;
     int show = len > SHOW_MAX ? SHOW_MAX : (int)len;
-    return sf_err_set(err, SF_ERR_PARSE, "%s (\"%.*s%s\")", NUM_REASONS[r], show,
-                      s ? s : "", len > SHOW_MAX ? "..." : "");
+    return sf_err_set(err, SF_ERR_PARSE, "%s (\"%.*s%s\")", NUM_REASONS[r], show, s ? s : "",
+                      len > SHOW_MAX ? "..." : "");
 }
 
 /* ---- CSV ------------------------------------------------------------------------- */
@@ -314,17 +305,15 @@ static const char *next_line(const char *p, const char *end, line *ln)
     return nl ? nl + 1 : end;
 }
 
-static sf_status field_error(sf_err *err, const line *ln, int col, const char *reason,
-                             const char *s, const char *e)
+static sf_status field_error(sf_err *err, const line *ln, int col, const char *reason, const char *s, const char *e)
 {
     size_t len = (size_t)(e - s);
     int show = len > SHOW_MAX ? SHOW_MAX : (int)len;
-    return col_error(err, SF_ERR_PARSE, "line", ln->num, col, "%s (\"%.*s%s\")", reason, show,
-                     s, len > SHOW_MAX ? "..." : "");
+    return col_error(err, SF_ERR_PARSE, "line", ln->num, col, "%s (\"%.*s%s\")", reason, show, s,
+                     len > SHOW_MAX ? "..." : "");
 }
 
-static sf_status parse_ts(const line *ln, const char *s, const char *e, int64_t *out,
-                          sf_err *err)
+static sf_status parse_ts(const line *ln, const char *s, const char *e, int64_t *out, sf_err *err)
 {
     const char *p = s + (s < e && *s == '-');
     const char *d = p;
@@ -350,13 +339,11 @@ static sf_status columns_error(sf_err *err, const line *ln)
     size_t found = 1;
     for (const char *q = ln->p; q < ln->e; q++)
         found += *q == ',';
-    return sf_err_set(err, SF_ERR_PARSE, "line %zu: expected %d columns, found %zu", ln->num,
-                      N_COLS, found);
+    return sf_err_set(err, SF_ERR_PARSE, "line %zu: expected %d columns, found %zu", ln->num, N_COLS, found);
 }
 
 /* A number field at p ending at ',' (not the last column) or at the line end. */
-static sf_status number_field(const line *ln, int c, const char *p, double *out,
-                              const char **next, sf_err *err)
+static sf_status number_field(const line *ln, int c, const char *p, double *out, const char **next, sf_err *err)
 {
     const char *stop;
     num_result nr = scan_number(p, ln->e, out, &stop);
@@ -403,8 +390,8 @@ static sf_status check_header(const char **p, const char *end, line *ln, sf_err 
     if (len == sizeof HEADER - 1 && memcmp(ln->p, HEADER, len) == 0)
         return SF_OK;
     int show = len > SHOW_MAX ? SHOW_MAX : (int)len;
-    return sf_err_set(err, SF_ERR_PARSE, "line 1: expected the header \"%s\" (found \"%.*s%s\")",
-                      HEADER, show, ln->p, len > SHOW_MAX ? "..." : "");
+    return sf_err_set(err, SF_ERR_PARSE, "line 1: expected the header \"%s\" (found \"%.*s%s\")", HEADER, show, ln->p,
+                      len > SHOW_MAX ? "..." : "");
 }
 
 /* Rows the text can hold: one per newline after the header, plus a last unterminated one. */
@@ -419,8 +406,8 @@ static size_t count_rows(const char *p, const char *end)
 }
 
 /* Parse every data line into b (capacity cap); blank lines only at the end. */
-static sf_status parse_rows(const char *p, const char *end, line *ln, size_t cap,
-                            size_t max_bars, sf_bars *b, sf_err *err)
+static sf_status parse_rows(const char *p, const char *end, line *ln, size_t cap, size_t max_bars, sf_bars *b,
+                            sf_err *err)
 {
     size_t n = 0, blank_at = 0;
     while (p < end) {
@@ -432,8 +419,7 @@ static sf_status parse_rows(const char *p, const char *end, line *ln, size_t cap
         if (blank_at)
             return sf_err_set(err, SF_ERR_PARSE, "line %zu: empty line", blank_at);
         if (n == max_bars || n == cap)
-            return sf_err_set(err, SF_ERR_LIMIT, "line %zu: too many bars (the limit is %zu)",
-                              ln->num, max_bars);
+            return sf_err_set(err, SF_ERR_LIMIT, "line %zu: too many bars (the limit is %zu)", ln->num, max_bars);
         row r = {0, {0}};
         sf_status st = parse_row(ln, &r, err);
         if (st == SF_OK)
@@ -454,8 +440,7 @@ static sf_status parse_rows(const char *p, const char *end, line *ln, size_t cap
     return SF_OK;
 }
 
-sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars, sf_bars **out,
-                            sf_err *err)
+sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars, sf_bars **out, sf_err *err)
 {
     *out = NULL;
     if (text == NULL && len > 0)
@@ -503,8 +488,7 @@ static sf_status read_all(int fd, const char *path, sf_buf *buf, sf_err *err)
     }
 }
 
-static sf_status parse_stream(int fd, const char *path, size_t max_bars, sf_bars **out,
-                              sf_err *err)
+static sf_status parse_stream(int fd, const char *path, size_t max_bars, sf_bars **out, sf_err *err)
 {
     sf_buf buf;
     sf_buf_init(&buf, SF_BARS_READ_MAX);
@@ -515,8 +499,7 @@ static sf_status parse_stream(int fd, const char *path, size_t max_bars, sf_bars
     return st;
 }
 
-static sf_status parse_mapped(int fd, const char *path, size_t size, size_t max_bars,
-                              sf_bars **out, sf_err *err)
+static sf_status parse_mapped(int fd, const char *path, size_t size, size_t max_bars, sf_bars **out, sf_err *err)
 {
     if (size == 0)
         return sf_bars_parse_csv("", 0, max_bars, out, err);
@@ -529,8 +512,7 @@ static sf_status parse_mapped(int fd, const char *path, size_t size, size_t max_
     return st;
 }
 
-static sf_status load_fd(int fd, const char *path, size_t max_bars, sf_bars **out,
-                         sf_err *err)
+static sf_status load_fd(int fd, const char *path, size_t max_bars, sf_bars **out, sf_err *err)
 {
     struct stat sb;
     if (fstat(fd, &sb) != 0)
@@ -540,8 +522,7 @@ static sf_status load_fd(int fd, const char *path, size_t max_bars, sf_bars **ou
     return parse_mapped(fd, path, (size_t)sb.st_size, max_bars, out, err);
 }
 
-sf_status sf_bars_load_csv_file(const char *path, size_t max_bars, sf_bars **out,
-                                sf_err *err)
+sf_status sf_bars_load_csv_file(const char *path, size_t max_bars, sf_bars **out, sf_err *err)
 {
     *out = NULL;
     if (path == NULL)
@@ -554,8 +535,7 @@ sf_status sf_bars_load_csv_file(const char *path, size_t max_bars, sf_bars **out
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return sys_error(err, errno == ENOENT ? SF_ERR_NOTFOUND : SF_ERR_IO, "could not open",
-                         path);
+        return sys_error(err, errno == ENOENT ? SF_ERR_NOTFOUND : SF_ERR_IO, "could not open", path);
     sf_status st = load_fd(fd, path, max_bars, out, err);
     close(fd);
     if (st != SF_OK && st != SF_ERR_IO && st != SF_ERR_NOMEM)

@@ -33,7 +33,7 @@
 #define OPS_B(j) kb
 #define E_GT(A, B, j) (A(j) > B(j))
 #define E_GTE(A, B, j) (A(j) >= B(j))
-#define E_XA(A, B, j) ((A(j) > B(j)) & (A((j) - 1) <= B((j) - 1)))
+#define E_XA(A, B, j) ((A(j) > B(j)) & (A((j)-1) <= B((j)-1)))
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -42,9 +42,8 @@
  * by hand: two 2-lane compares, a 4-bit mask, 4 bytes of 0/1 from a table
  * (x86 is little-endian: byte k is element k). */
 static const uint32_t spread4[16] = {
-    0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001,
-    0x00010100, 0x00010101, 0x01000000, 0x01000001, 0x01000100, 0x01000101,
-    0x01010000, 0x01010001, 0x01010100, 0x01010101,
+    0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
+    0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101,
 };
 #define XV_A(j) _mm_loadu_pd(a + (j))
 #define XS_A(j) va
@@ -52,31 +51,35 @@ static const uint32_t spread4[16] = {
 #define XS_B(j) vb
 #define X_GT(A, B, j) _mm_cmpgt_pd(A(j), B(j))
 #define X_GTE(A, B, j) _mm_cmpge_pd(A(j), B(j))
-#define X_XA(A, B, j) _mm_and_pd(_mm_cmpgt_pd(A(j), B(j)), _mm_cmple_pd(A((j) - 1), B((j) - 1)))
-#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                           \
-    static void name(const double *restrict a, const double *restrict b,     \
-                     double ka, double kb, uint8_t *restrict o, size_t n)     \
-    {                                                                          \
-        (void)a; (void)b;                                                      \
-        const __m128d va = _mm_set1_pd(ka), vb = _mm_set1_pd(kb);              \
-        (void)va; (void)vb;                                                    \
-        size_t j = 0;                                                          \
-        for (; j + 4 <= n; j += 4) {                                           \
-            int m = _mm_movemask_pd(XEXPR(XA, XB, j)) |                        \
-                    _mm_movemask_pd(XEXPR(XA, XB, j + 2)) << 2;                \
-            memcpy(o + j, &spread4[m], 4);                                     \
-        }                                                                      \
-        for (; j < n; j++)                                                     \
-            o[j] = (uint8_t)EXPR(A, B, j);                                     \
+#define X_XA(A, B, j) _mm_and_pd(_mm_cmpgt_pd(A(j), B(j)), _mm_cmple_pd(A((j)-1), B((j)-1)))
+#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                                                                    \
+    static void name(const double *restrict a, const double *restrict b, double ka, double kb, uint8_t *restrict o,    \
+                     size_t n)                                                                                         \
+    {                                                                                                                  \
+        (void)a;                                                                                                       \
+        (void)b;                                                                                                       \
+        const __m128d va = _mm_set1_pd(ka), vb = _mm_set1_pd(kb);                                                      \
+        (void)va;                                                                                                      \
+        (void)vb;                                                                                                      \
+        size_t j = 0;                                                                                                  \
+        for (; j + 4 <= n; j += 4) {                                                                                   \
+            int m = _mm_movemask_pd(XEXPR(XA, XB, j)) | _mm_movemask_pd(XEXPR(XA, XB, j + 2)) << 2;                    \
+            memcpy(o + j, &spread4[m], 4);                                                                             \
+        }                                                                                                              \
+        for (; j < n; j++)                                                                                             \
+            o[j] = (uint8_t)EXPR(A, B, j);                                                                             \
     }
 #else
-#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                           \
-    static void name(const double *restrict a, const double *restrict b,     \
-                     double ka, double kb, uint8_t *restrict o, size_t n)     \
-    {                                                                          \
-        (void)a; (void)b; (void)ka; (void)kb;                                  \
-        for (size_t j = 0; j < n; j++)                                         \
-            o[j] = (uint8_t)EXPR(A, B, j);                                     \
+#define DEF_KERNEL(name, EXPR, A, B, XEXPR, XA, XB)                                                                    \
+    static void name(const double *restrict a, const double *restrict b, double ka, double kb, uint8_t *restrict o,    \
+                     size_t n)                                                                                         \
+    {                                                                                                                  \
+        (void)a;                                                                                                       \
+        (void)b;                                                                                                       \
+        (void)ka;                                                                                                      \
+        (void)kb;                                                                                                      \
+        for (size_t j = 0; j < n; j++)                                                                                 \
+            o[j] = (uint8_t)EXPR(A, B, j);                                                                             \
     }
 #endif
 
@@ -107,9 +110,8 @@ static const struct {
     int kop;
     int swap;
 } cmp_table[] = {
-    {SF_COND_GT, KOP_GT, 0},  {SF_COND_GTE, KOP_GTE, 0},
-    {SF_COND_LT, KOP_GT, 1},  {SF_COND_LTE, KOP_GTE, 1},
-    {SF_COND_CROSSES_ABOVE, KOP_XA, 0}, {SF_COND_CROSSES_BELOW, KOP_XA, 1},
+    {SF_COND_GT, KOP_GT, 0},   {SF_COND_GTE, KOP_GTE, 0},          {SF_COND_LT, KOP_GT, 1},
+    {SF_COND_LTE, KOP_GTE, 1}, {SF_COND_CROSSES_ABOVE, KOP_XA, 0}, {SF_COND_CROSSES_BELOW, KOP_XA, 1},
 };
 
 /* ====================================================================== */
@@ -125,10 +127,10 @@ typedef struct col {
 /* A comparison leaf, resolved once per run. */
 typedef struct leaf {
     int is_leaf;
-    kernel_fn fn;       /* NULL when both sides are constants */
+    kernel_fn fn; /* NULL when both sides are constants */
     col a, b;
-    size_t lo;          /* first bar where every read index exists */
-    uint8_t constant;   /* value when fn is NULL */
+    size_t lo;        /* first bar where every read index exists */
+    uint8_t constant; /* value when fn is NULL */
 } leaf;
 
 typedef struct sim {
@@ -141,7 +143,7 @@ typedef struct sim {
     int64_t entry_time;
     size_t entry_bar;
     int in_pos, pending, ruined;
-    int has_stops;       /* a stop loss or a take profit is set */
+    int has_stops; /* a stop loss or a take profit is set */
     size_t bars_in_pos;
     /* outputs */
     double *equity;
@@ -153,11 +155,11 @@ typedef struct run {
     const sf_logic *lg;
     const sf_bars *b;
     const sf_run_opts *opts;
-    const double **ind;           /* [indicator * SF_IND_MAX_OUTPUTS + output] */
-    sf_indref **refs;             /* cache refs, one per indicator */
-    double *own;                  /* private indicator block */
-    leaf *leaves;                 /* one per condition node */
-    uint8_t *tmp;                 /* depth_max temp chunks */
+    const double **ind; /* [indicator * SF_IND_MAX_OUTPUTS + output] */
+    sf_indref **refs;   /* cache refs, one per indicator */
+    double *own;        /* private indicator block */
+    leaf *leaves;       /* one per condition node */
+    uint8_t *tmp;       /* depth_max temp chunks */
     int depth_max;
     sim m;
     /* Last, and not zeroed by run_new (8 KB): each chunk's signals are
@@ -237,8 +239,7 @@ static sf_status ind_private_size(const sf_logic *lg, size_t n, size_t *total, s
     for (int i = 0; i < lg->n_indicators; i++) {
         const sf_ind_info *info = sf_ind_info_get(lg->indicators[i].spec.type);
         if ((unsigned)lg->indicators[i].spec.type >= SF_IND__COUNT || info == NULL)
-            return sf_err_set(err, SF_ERR_INVALID, "indicators.%s: unknown type",
-                              lg->indicators[i].name);
+            return sf_err_set(err, SF_ERR_INVALID, "indicators.%s: unknown type", lg->indicators[i].name);
         *total += (size_t)info->n_outputs * n;
     }
     return SF_OK;
@@ -292,8 +293,7 @@ static sf_status resolve_operand(const run *r, const sf_operand *o, col *c, sf_e
     c->offset = (size_t)o->offset;
     if (o->kind == SF_OPD_FIELD)
         c->base = field_column(r->b, o->field);
-    else if (o->kind == SF_OPD_OUTPUT && o->indicator >= 0 &&
-             o->indicator < r->lg->n_indicators && o->output >= 0 &&
+    else if (o->kind == SF_OPD_OUTPUT && o->indicator >= 0 && o->indicator < r->lg->n_indicators && o->output >= 0 &&
              o->output < SF_IND_MAX_OUTPUTS)
         c->base = r->ind[o->indicator * SF_IND_MAX_OUTPUTS + o->output];
     if (c->base == NULL)
@@ -459,10 +459,15 @@ static sf_status close_position(sim *m, double raw, int64_t ts, sf_exit_reason w
     double fee = m->qty * px * m->fee;
     m->cash += m->side * m->qty * px - fee;
     sf_trade t = {
-        .side = m->side, .entry_time = m->entry_time, .entry_price = m->entry_px,
-        .exit_time = ts, .exit_price = px, .qty = m->qty,
+        .side = m->side,
+        .entry_time = m->entry_time,
+        .entry_price = m->entry_px,
+        .exit_time = ts,
+        .exit_price = px,
+        .qty = m->qty,
         .pnl = m->side * m->qty * (px - m->entry_px) - m->entry_fee - fee,
-        .fees = m->entry_fee + fee, .exit_reason = why,
+        .fees = m->entry_fee + fee,
+        .exit_reason = why,
     };
     m->in_pos = 0;
     m->qty = 0.0;
@@ -553,8 +558,7 @@ static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int en
  * state) and leave the state as it was: flat with no entry signal, or
  * holding with no exit signal, no stop or target touched and equity > 0.
  * Both loops stop at the first bar that needs sim_bar. */
-static size_t run_flat(const uint8_t *restrict en, double *restrict eq, double cash,
-                       size_t j, size_t end)
+static size_t run_flat(const uint8_t *restrict en, double *restrict eq, double cash, size_t j, size_t end)
 {
     while (j < end && !en[j]) {
         eq[j] = cash;
@@ -568,8 +572,7 @@ typedef struct hold {
     double side, sq, cash, stop, target;    /* sq = side * qty */
 } hold;
 
-static size_t run_hold(const hold *h, const uint8_t *restrict ex, double *restrict eq,
-                       size_t j, size_t end)
+static size_t run_hold(const hold *h, const uint8_t *restrict ex, double *restrict eq, size_t j, size_t end)
 {
     const double *restrict adv = h->adverse, *restrict fav = h->favour, *restrict cl = h->close;
     while (j < end && !ex[j]) {
@@ -586,8 +589,7 @@ static size_t run_hold(const hold *h, const uint8_t *restrict ex, double *restri
 }
 
 /* Holding with neither stop nor target: only the exit signal and ruin. */
-static size_t run_hold_free(const hold *h, const uint8_t *restrict ex, double *restrict eq,
-                            size_t j, size_t end)
+static size_t run_hold_free(const hold *h, const uint8_t *restrict ex, double *restrict eq, size_t j, size_t end)
 {
     const double *restrict cl = h->close;
     while (j < end && !ex[j]) {
@@ -609,8 +611,12 @@ static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
     hold h = {
         .adverse = (m->side > 0 ? b->low : b->high) + s,
         .favour = (m->side > 0 ? b->high : b->low) + s,
-        .close = b->close + s, .side = m->side, .sq = m->side * m->qty,
-        .cash = m->cash, .stop = m->stop, .target = m->target,
+        .close = b->close + s,
+        .side = m->side,
+        .sq = m->side * m->qty,
+        .cash = m->cash,
+        .stop = m->stop,
+        .target = m->target,
     };
     size_t k = m->has_stops ? run_hold(&h, r->exit_sig, m->equity + s, j, end)
                             : run_hold_free(&h, r->exit_sig, m->equity + s, j, end);
@@ -714,8 +720,8 @@ static sf_status build_result(run *r, sf_result **out, sf_err *err)
     sf_result *res = calloc(1, sizeof *res);
     if (res == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate result");
-    sf_perf_compute(b->ts, m->equity, b->n, r->lg->initial_capital, m->trades,
-                    m->n_trades, m->bars_in_pos, r->lg->periods_per_year, &res->perf);
+    sf_perf_compute(b->ts, m->equity, b->n, r->lg->initial_capital, m->trades, m->n_trades, m->bars_in_pos,
+                    r->lg->periods_per_year, &res->perf);
     res->initial_capital = r->lg->initial_capital;
     res->n_trades = m->n_trades;
     if (r->opts->keep_trades) {
@@ -770,8 +776,8 @@ void sf_run_opts_init(sf_run_opts *opts)
     opts->keep_trades = 1;
 }
 
-sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
-                        const sf_run_opts *opts, sf_result **out, sf_err *err)
+sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts, sf_result **out,
+                        sf_err *err)
 {
     sf_run_opts defaults;
     sf_run_opts_init(&defaults);
@@ -824,14 +830,14 @@ size_t sf_engine_working_set(const sf_logic *logic, size_t n, int keep_equity)
     size_t conds = (size_t)(logic->n_conds > 0 ? logic->n_conds : 1);
     size_t bytes = add_mul(sizeof(run), scratch, 1);
     bytes = add_mul(bytes, conds, sizeof(leaf) + SF_ENGINE_CHUNK);
-    bytes = add_mul(bytes, (size_t)(logic->n_indicators + 1),
-                    SF_IND_MAX_OUTPUTS * sizeof(double *) + sizeof(sf_indref *));
+    bytes =
+        add_mul(bytes, (size_t)(logic->n_indicators + 1), SF_IND_MAX_OUTPUTS * sizeof(double *) + sizeof(sf_indref *));
     size_t per_bar = sizeof(double) * (outputs + 1) + (keep_equity ? sizeof(int64_t) : 0);
     return add_mul(bytes, n, per_bar);
 }
 
-sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
-                            uint8_t *entry, uint8_t *exit_, sf_err *err)
+sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache, uint8_t *entry,
+                            uint8_t *exit_, sf_err *err)
 {
     sf_run_opts opts;
     sf_run_opts_init(&opts);
@@ -881,8 +887,10 @@ void sf_result_free(sf_result *result)
  * off the state instead of being taken. */
 
 static const char *const signal_names[SF_SIGNAL__COUNT] = {
-    [SF_SIGNAL_FLAT] = "flat", [SF_SIGNAL_ENTER] = "enter",
-    [SF_SIGNAL_EXIT] = "exit", [SF_SIGNAL_HOLD] = "hold",
+    [SF_SIGNAL_FLAT] = "flat",
+    [SF_SIGNAL_ENTER] = "enter",
+    [SF_SIGNAL_EXIT] = "exit",
+    [SF_SIGNAL_HOLD] = "hold",
 };
 
 const char *sf_signal_name(sf_signal signal)
@@ -896,8 +904,7 @@ const char *sf_signal_name(sf_signal signal)
  * the entry condition reopens the position at the close (then as the entry,
  * with that exit's reason). An exit that filled at the open was already
  * reported, as the exit signal on the bar before. */
-static void live_decision(const sim *m, size_t trades_before, int entry, int exit_,
-                          sf_decision *out)
+static void live_decision(const sim *m, size_t trades_before, int entry, int exit_, sf_decision *out)
 {
     out->exit_reason = SF_EXIT_SIGNAL;
     if (m->n_trades > trades_before)
@@ -921,8 +928,7 @@ static sf_status live_chunk(run *r, size_t s, size_t len, sf_decision *out)
         size_t i = s + j;
         int final = i == last;
         size_t before = m->n_trades;
-        sf_status st = sim_bar(m, r->b, i, SIZE_MAX, final ? 0 : r->entry_sig[j],
-                               final ? 0 : r->exit_sig[j]);
+        sf_status st = sim_bar(m, r->b, i, SIZE_MAX, final ? 0 : r->entry_sig[j], final ? 0 : r->exit_sig[j]);
         if (st != SF_OK)
             return st;
         if (final)
@@ -953,8 +959,8 @@ static sf_status live_simulate(run *r, sf_decision *out, sf_err *err)
     return SF_OK;
 }
 
-sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts,
-                           sf_decision *out, sf_err *err)
+sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts, sf_decision *out,
+                           sf_err *err)
 {
     sf_run_opts o;
     sf_run_opts_init(&o);

@@ -53,8 +53,7 @@ static void move_points(int64_t *ts, double *equity, const size_t *keep, size_t 
 
 /* The kept indices of [lo, hi): its lowest and highest point, plus the
  * landmarks that fall inside. */
-static size_t bucket_keep(const double *equity, size_t lo, size_t hi, const size_t *marks,
-                          size_t *keep)
+static size_t bucket_keep(const double *equity, size_t lo, size_t hi, const size_t *marks, size_t *keep)
 {
     size_t k = 0;
     if (lo >= hi)
@@ -83,11 +82,10 @@ size_t sf_equity_downsample(int64_t *ts, double *equity, size_t n, size_t max)
     size_t marks[2];
     sf_equity_drawdown(equity, n, &marks[0], &marks[1]);
     /* 0 and n-1 always; a landmark inside (1, n-1) costs one point each */
-    size_t fixed = 2 + (marks[0] > 0 && marks[0] < n - 1) + (marks[1] > 0 && marks[1] < n - 1 &&
-                                                              marks[1] != marks[0]);
+    size_t fixed = 2 + (marks[0] > 0 && marks[0] < n - 1) + (marks[1] > 0 && marks[1] < n - 1 && marks[1] != marks[0]);
     size_t buckets = (max - fixed) / 2, inner = n - 2;
     size_t keep[BUCKET_KEEP_MAX], w = 1; /* point 0 stays where it is */
-    if (buckets == 0) { /* room for the landmarks only */
+    if (buckets == 0) {                  /* room for the landmarks only */
         size_t k = 0;
         for (int m = 0; m < 2; m++)
             if (marks[m] > 0 && marks[m] < n - 1)

@@ -53,7 +53,7 @@
 typedef struct seg {
     const char *key; /* NULL for an array index */
     size_t index;
-    size_t end;      /* length of the path up to and including this step */
+    size_t end; /* length of the path up to and including this step */
 } seg;
 
 typedef struct gparam {
@@ -61,7 +61,7 @@ typedef struct gparam {
     char keys[SF_GRID_PATH_MAX]; /* the path with separators as NULs */
     int n_segs;
     seg segs[MAX_SEGS];
-    json_t *values;              /* array of scalars, owned */
+    json_t *values; /* array of scalars, owned */
 } gparam;
 
 struct sf_grid {
@@ -150,8 +150,7 @@ static json_t *range_value(double from, double step, size_t k, int dec, int as_i
     return json_real(v);
 }
 
-static sf_status range_field(json_t *r, const char *path, const char *key, double *out,
-                             sf_err *err)
+static sf_status range_field(json_t *r, const char *path, const char *key, double *out, sf_err *err)
 {
     json_t *v = json_object_get(r, key);
     if (!json_is_number(v))
@@ -165,10 +164,10 @@ static sf_status range_count(json_t *r, const char *path, size_t *count, sf_err 
 {
     const char *key;
     json_t *v;
-    json_object_foreach(r, key, v) {
+    json_object_foreach(r, key, v)
+    {
         if (strcmp(key, "from") && strcmp(key, "to") && strcmp(key, "step"))
-            return sf_err_set(err, SF_ERR_INVALID,
-                              "\"%s\".%s: unknown key (expected from, to, step)", path, key);
+            return sf_err_set(err, SF_ERR_INVALID, "\"%s\".%s: unknown key (expected from, to, step)", path, key);
     }
     double from = 0, to = 0, step = 0; /* set by range_field; zeroed for -O3 flow analysis */
     sf_status st;
@@ -179,12 +178,10 @@ static sf_status range_count(json_t *r, const char *path, size_t *count, sf_err 
     if (!(step > 0))
         return sf_err_set(err, SF_ERR_INVALID, "\"%s\".step: must be a number > 0", path);
     if (from > to)
-        return sf_err_set(err, SF_ERR_INVALID, "\"%s\": from (%g) must be <= to (%g)", path,
-                          from, to);
+        return sf_err_set(err, SF_ERR_INVALID, "\"%s\": from (%g) must be <= to (%g)", path, from, to);
     double q = floor((to - from) / step + 1e-9);
     if (!(q < SF_GRID_MAX_VALUES))
-        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": range has more than %d values", path,
-                          SF_GRID_MAX_VALUES);
+        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": range has more than %d values", path, SF_GRID_MAX_VALUES);
     *count = (size_t)q + 1;
     return SF_OK;
 }
@@ -208,14 +205,13 @@ static sf_status list_check(json_t *a, const char *path, size_t *count, sf_err *
     if (json_array_size(a) == 0)
         return sf_err_set(err, SF_ERR_INVALID, "\"%s\": must not be an empty list", path);
     if (json_array_size(a) > SF_GRID_MAX_VALUES)
-        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": list has more than %d values", path,
-                          SF_GRID_MAX_VALUES);
+        return sf_err_set(err, SF_ERR_LIMIT, "\"%s\": list has more than %d values", path, SF_GRID_MAX_VALUES);
     size_t i;
     json_t *v;
-    json_array_foreach(a, i, v) {
+    json_array_foreach(a, i, v)
+    {
         if (!json_is_number(v) && !json_is_string(v) && !json_is_boolean(v))
-            return sf_err_set(err, SF_ERR_INVALID,
-                              "\"%s\"[%zu]: must be a number, a string or a boolean", path, i);
+            return sf_err_set(err, SF_ERR_INVALID, "\"%s\"[%zu]: must be a number, a string or a boolean", path, i);
     }
     *count = json_array_size(a);
     return SF_OK;
@@ -227,8 +223,10 @@ static sf_status values_count(json_t *v, const char *path, size_t *count, sf_err
         return list_check(v, path, count, err);
     if (json_is_object(v))
         return range_count(v, path, count, err);
-    return sf_err_set(err, SF_ERR_INVALID, "\"%s\": must be a list of values or a "
-                      "{\"from\", \"to\", \"step\"} range", path);
+    return sf_err_set(err, SF_ERR_INVALID,
+                      "\"%s\": must be a list of values or a "
+                      "{\"from\", \"to\", \"step\"} range",
+                      path);
 }
 
 /* ---- parsing the grid --------------------------------------------------- */
@@ -248,41 +246,40 @@ static sf_status check_paths(sf_grid *g, json_t *root, sf_err *err)
     const char *key;
     json_t *v;
     size_t i = 0;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         gparam *p = &g->params[i++];
         if (strlen(key) >= SF_GRID_PATH_MAX)
-            return sf_err_set(err, SF_ERR_LIMIT, "\"%.40s...\": path longer than %d bytes",
-                              key, SF_GRID_PATH_MAX - 1);
+            return sf_err_set(err, SF_ERR_LIMIT, "\"%.40s...\": path longer than %d bytes", key, SF_GRID_PATH_MAX - 1);
         memcpy(p->path, key, strlen(key) + 1);
         if (parse_path(p) < 0)
             return sf_err_set(err, SF_ERR_INVALID, "\"%s\": " PATH_SYNTAX, key);
         for (size_t j = 0; j + 1 < i; j++)
-            if (path_within(p->path, g->params[j].path) ||
-                path_within(g->params[j].path, p->path))
-                return sf_err_set(err, SF_ERR_INVALID, "\"%s\": overlaps \"%s\"", p->path,
-                                  g->params[j].path);
+            if (path_within(p->path, g->params[j].path) || path_within(g->params[j].path, p->path))
+                return sf_err_set(err, SF_ERR_INVALID, "\"%s\": overlaps \"%s\"", p->path, g->params[j].path);
     }
     return SF_OK;
 }
 
 /* Count the combinations; SF_ERR_LIMIT over max. */
-static sf_status count_combos(sf_grid *g, json_t *root, size_t max, size_t *counts,
-                              sf_err *err)
+static sf_status count_combos(sf_grid *g, json_t *root, size_t max, size_t *counts, sf_err *err)
 {
     double total = 1;
     size_t i = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         sf_status st = values_count(v, key, &counts[i], err);
         if (st != SF_OK)
             return st;
         total *= (double)counts[i++];
     }
     if (total > (double)max)
-        return sf_err_set(err, SF_ERR_LIMIT, total < 1e18 ?
-                          "grid has %.0f combinations; the limit is %zu" :
-                          "grid has %g combinations; the limit is %zu", total, max);
+        return sf_err_set(err, SF_ERR_LIMIT,
+                          total < 1e18 ? "grid has %.0f combinations; the limit is %zu"
+                                       : "grid has %g combinations; the limit is %zu",
+                          total, max);
     g->size = (size_t)total;
     return SF_OK;
 }
@@ -292,11 +289,11 @@ static sf_status fill_values(sf_grid *g, json_t *root, const size_t *counts, sf_
     size_t i = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         gparam *p = &g->params[i];
         p->values = json_is_array(v) ? json_deep_copy(v) : json_array();
-        if (p->values == NULL ||
-            (json_is_object(v) && range_values(v, counts[i], p->values) != SF_OK))
+        if (p->values == NULL || (json_is_object(v) && range_values(v, counts[i], p->values) != SF_OK))
             return sf_err_set(err, SF_ERR_NOMEM, "could not build the grid: out of memory");
         i++;
     }
@@ -309,8 +306,7 @@ static sf_status grid_build(json_t *root, size_t max, sf_grid *g, sf_err *err)
     if (n == 0)
         return sf_err_set(err, SF_ERR_INVALID, "grid must name at least one path");
     if (n > SF_GRID_MAX_PARAMS)
-        return sf_err_set(err, SF_ERR_LIMIT, "grid has %zu paths; the limit is %d", n,
-                          SF_GRID_MAX_PARAMS);
+        return sf_err_set(err, SF_ERR_LIMIT, "grid has %zu paths; the limit is %d", n, SF_GRID_MAX_PARAMS);
     size_t counts[SF_GRID_MAX_PARAMS];
     g->params = calloc(n, sizeof *g->params);
     if (g->params == NULL)
@@ -324,25 +320,22 @@ static sf_status grid_build(json_t *root, size_t max, sf_grid *g, sf_err *err)
     return st;
 }
 
-sf_status sf_grid_parse(const char *json, size_t len, size_t max_combos,
-                        sf_grid **out, sf_err *err)
+sf_status sf_grid_parse(const char *json, size_t len, size_t max_combos, sf_grid **out, sf_err *err)
 {
     *out = NULL;
     if (len > SF_GRID_MAX_INPUT)
-        return sf_err_set(err, SF_ERR_LIMIT, "grid is %zu bytes; the limit is %zu", len,
-                          (size_t)SF_GRID_MAX_INPUT);
+        return sf_err_set(err, SF_ERR_LIMIT, "grid is %zu bytes; the limit is %zu", len, (size_t)SF_GRID_MAX_INPUT);
     json_error_t je;
     json_t *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
-        return sf_err_set(err, SF_ERR_PARSE, "invalid grid JSON at line %d, column %d: %s",
-                          je.line, je.column, je.text);
+        return sf_err_set(err, SF_ERR_PARSE, "invalid grid JSON at line %d, column %d: %s", je.line, je.column,
+                          je.text);
     if (!json_is_object(root)) {
         json_decref(root);
         return sf_err_set(err, SF_ERR_INVALID, "grid must be a JSON object of path: values");
     }
     sf_grid *g = calloc(1, sizeof *g);
-    sf_status st = g ? grid_build(root, max_combos ? max_combos : SF_GRID_MAX_COMBOS_DEFAULT,
-                                  g, err)
+    sf_status st = g ? grid_build(root, max_combos ? max_combos : SF_GRID_MAX_COMBOS_DEFAULT, g, err)
                      : sf_err_set(err, SF_ERR_NOMEM, "could not allocate the grid: out of memory");
     json_decref(root);
     if (st != SF_OK) {
@@ -385,8 +378,7 @@ static void decode(const sf_grid *g, size_t index, size_t *which)
 
 static sf_status no_combo(const sf_grid *g, size_t index, sf_err *err)
 {
-    return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu",
-                      index, g->size);
+    return sf_err_set(err, SF_ERR_INVALID, "combination %zu does not exist: the grid has %zu", index, g->size);
 }
 
 /* ---- writing JSON ------------------------------------------------------- */
@@ -440,7 +432,8 @@ static sf_status write_object(sf_buf *b, json_t *v, int pretty, int depth, sf_er
     const char *key;
     json_t *m;
     int first = 1;
-    json_object_foreach(v, key, m) {
+    json_object_foreach(v, key, m)
+    {
         if (st == SF_OK && !first)
             st = sf_buf_puts(b, pretty ? ", " : ",", err);
         if (st == SF_OK)
@@ -459,7 +452,8 @@ static sf_status write_array(sf_buf *b, json_t *v, int pretty, int depth, sf_err
     sf_status st = sf_buf_append(b, "[", 1, err);
     size_t i;
     json_t *m;
-    json_array_foreach(v, i, m) {
+    json_array_foreach(v, i, m)
+    {
         if (st == SF_OK && i > 0)
             st = sf_buf_puts(b, pretty ? ", " : ",", err);
         if (st == SF_OK)
@@ -471,8 +465,7 @@ static sf_status write_array(sf_buf *b, json_t *v, int pretty, int depth, sf_err
 static sf_status write_value(sf_buf *b, json_t *v, int pretty, int depth, sf_err *err)
 {
     if (depth > MAX_WRITE_DEPTH)
-        return sf_err_set(err, SF_ERR_LIMIT, "logic JSON nests deeper than %d levels",
-                          MAX_WRITE_DEPTH);
+        return sf_err_set(err, SF_ERR_LIMIT, "logic JSON nests deeper than %d levels", MAX_WRITE_DEPTH);
     switch (json_typeof(v)) {
     case JSON_OBJECT: return write_object(b, v, pretty, depth, err);
     case JSON_ARRAY: return write_array(b, v, pretty, depth, err);
@@ -510,8 +503,7 @@ sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out, sf
 
 static sf_status path_error(const gparam *p, size_t end, const char *what, sf_err *err)
 {
-    return sf_err_set(err, SF_ERR_INVALID, "sweep path \"%s\": %.*s %s", p->path, (int)end,
-                      p->path, what);
+    return sf_err_set(err, SF_ERR_INVALID, "sweep path \"%s\": %.*s %s", p->path, (int)end, p->path, what);
 }
 
 /* Set a copy of value at p in root. */
@@ -536,8 +528,7 @@ static sf_status set_path(json_t *root, const gparam *p, json_t *value, sf_err *
     if (last->key == NULL && last->index >= json_array_size(cur))
         return path_error(p, last->end, "is not in the logic", err);
     json_t *copy = json_copy(value);
-    int rc = last->key ? json_object_set_new(cur, last->key, copy)
-                       : json_array_set_new(cur, last->index, copy);
+    int rc = last->key ? json_object_set_new(cur, last->key, copy) : json_array_set_new(cur, last->index, copy);
     if (copy == NULL || rc != 0)
         return sf_err_set(err, SF_ERR_NOMEM, "could not set a sweep value: out of memory");
     return SF_OK;
@@ -546,35 +537,32 @@ static sf_status set_path(json_t *root, const gparam *p, json_t *value, sf_err *
 static sf_status load_logic(const char *json, size_t len, json_t **root, sf_err *err)
 {
     if (len > SF_LOGIC_MAX_INPUT)
-        return sf_err_set(err, SF_ERR_LIMIT, "logic is %zu bytes; the limit is %zu", len,
-                          (size_t)SF_LOGIC_MAX_INPUT);
+        return sf_err_set(err, SF_ERR_LIMIT, "logic is %zu bytes; the limit is %zu", len, (size_t)SF_LOGIC_MAX_INPUT);
     json_error_t je;
     *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
     if (*root == NULL)
-        return sf_err_set(err, SF_ERR_PARSE, "invalid logic JSON at line %d, column %d: %s",
-                          je.line, je.column, je.text);
+        return sf_err_set(err, SF_ERR_PARSE, "invalid logic JSON at line %d, column %d: %s", je.line, je.column,
+                          je.text);
     return SF_OK;
 }
 
 /* Set the values of combination index; only the paths whose value differs
  * from prev (NULL: all) are touched. */
-static sf_status set_combo(const sf_grid *g, json_t *root, size_t index, const size_t *prev,
-                           size_t *which, sf_err *err)
+static sf_status set_combo(const sf_grid *g, json_t *root, size_t index, const size_t *prev, size_t *which, sf_err *err)
 {
     decode(g, index, which);
     for (size_t i = 0; i < g->n; i++) {
         if (prev != NULL && prev[i] == which[i])
             continue;
-        sf_status st = set_path(root, &g->params[i], json_array_get(g->params[i].values,
-                                                                     which[i]), err);
+        sf_status st = set_path(root, &g->params[i], json_array_get(g->params[i].values, which[i]), err);
         if (st != SF_OK)
             return st;
     }
     return SF_OK;
 }
 
-sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json,
-                        size_t len, char **out_json, size_t *out_len, sf_err *err)
+sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json, size_t len, char **out_json,
+                        size_t *out_len, sf_err *err)
 {
     *out_json = NULL;
     if (index >= grid->size)
@@ -604,9 +592,9 @@ sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_jso
 /* ---- the cursor --------------------------------------------------------- */
 
 struct sf_grid_cursor {
-    const sf_grid *grid;                /* borrowed */
-    json_t *root;                       /* the base logic with the values of which[] */
-    int placed;                         /* which[] holds root's values; else set every path */
+    const sf_grid *grid; /* borrowed */
+    json_t *root;        /* the base logic with the values of which[] */
+    int placed;          /* which[] holds root's values; else set every path */
     size_t which[SF_GRID_MAX_PARAMS];
     int measured;                       /* fixed_len and val_len are known */
     size_t fixed_len;                   /* written length of root without the path values */
@@ -614,8 +602,7 @@ struct sf_grid_cursor {
     sf_buf text;                        /* scratch for writing */
 };
 
-sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len,
-                             sf_grid_cursor **out, sf_err *err)
+sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len, sf_grid_cursor **out, sf_err *err)
 {
     *out = NULL;
     json_t *root;
@@ -671,8 +658,7 @@ static sf_status cursor_move(sf_grid_cursor *c, size_t index, uint64_t *moved, s
 static sf_status measure_value(sf_grid_cursor *c, size_t i, sf_err *err)
 {
     sf_buf_reset(&c->text);
-    sf_status st = write_value(&c->text, json_array_get(c->grid->params[i].values, c->which[i]),
-                               0, 0, err);
+    sf_status st = write_value(&c->text, json_array_get(c->grid->params[i].values, c->which[i]), 0, 0, err);
     c->val_len[i] = c->text.len;
     return st;
 }
@@ -729,15 +715,13 @@ static sf_status cursor_fits(sf_grid_cursor *c, uint64_t moved, sf_err *err)
 }
 
 /* Compile the member c->root holds (moved: the paths the last move set). */
-static sf_status cursor_compile(sf_grid_cursor *c, uint64_t moved, sf_logic **out,
-                                sf_logic_errors *errs, sf_err *err)
+static sf_status cursor_compile(sf_grid_cursor *c, uint64_t moved, sf_logic **out, sf_logic_errors *errs, sf_err *err)
 {
     sf_status st = cursor_fits(c, moved, err);
     return st != SF_OK ? st : sf_logic_from_json(c->root, out, errs, err);
 }
 
-sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out,
-                               sf_logic_errors *errs, sf_err *err)
+sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out, sf_logic_errors *errs, sf_err *err)
 {
     *out = NULL;
     if (errs != NULL) {
@@ -770,10 +754,10 @@ static sf_status combo_error(const sf_grid *g, size_t index, sf_status st, sf_er
 /* A walk of members through one cursor, within a member budget and a deadline. */
 typedef struct check_walk {
     sf_grid_cursor *c;
-    size_t left;           /* members that may still be compiled */
-    int64_t deadline_ms;   /* sf_time_mono_ms() past which no member starts; 0: none */
-    size_t checked;        /* members compiled */
-    int stop;              /* the budget or the deadline is spent */
+    size_t left;         /* members that may still be compiled */
+    int64_t deadline_ms; /* sf_time_mono_ms() past which no member starts; 0: none */
+    size_t checked;      /* members compiled */
+    int stop;            /* the budget or the deadline is spent */
     size_t *bad_index;
     sf_logic_errors *errs;
 } check_walk;
@@ -782,8 +766,7 @@ typedef struct check_walk {
  * SF_OK, or the member's error named with its values (*w->bad_index = k). */
 static sf_status check_at(check_walk *w, size_t k, sf_err *err)
 {
-    if (w->left == 0 ||
-        (w->checked > 0 && w->deadline_ms > 0 && sf_time_mono_ms() >= w->deadline_ms)) {
+    if (w->left == 0 || (w->checked > 0 && w->deadline_ms > 0 && sf_time_mono_ms() >= w->deadline_ms)) {
         w->stop = 1;
         return SF_OK;
     }
@@ -856,13 +839,14 @@ static sf_status check_spread(check_walk *w, sf_err *err)
 
 /* The whole grid in index order when it fits in left members, else the
  * plan of sf_grid_check. */
-static sf_status grid_check(const sf_grid *grid, const char *logic_json, size_t len, size_t left,
-                            int64_t deadline_ms, sf_grid_check_report *report, size_t *bad_index,
-                            sf_logic_errors *errs, sf_err *err)
+static sf_status grid_check(const sf_grid *grid, const char *logic_json, size_t len, size_t left, int64_t deadline_ms,
+                            sf_grid_check_report *report, size_t *bad_index, sf_logic_errors *errs, sf_err *err)
 {
     size_t bad_local = SIZE_MAX;
-    check_walk w = {.left = left > 0 ? left : 1, .deadline_ms = deadline_ms,
-                    .bad_index = bad_index ? bad_index : &bad_local, .errs = errs};
+    check_walk w = {.left = left > 0 ? left : 1,
+                    .deadline_ms = deadline_ms,
+                    .bad_index = bad_index ? bad_index : &bad_local,
+                    .errs = errs};
     *w.bad_index = SIZE_MAX;
     if (errs != NULL)
         memset(errs, 0, sizeof *errs);
@@ -883,17 +867,16 @@ static sf_status grid_check(const sf_grid *grid, const char *logic_json, size_t 
     return st;
 }
 
-sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
-                           size_t *bad_index, sf_logic_errors *errs, sf_err *err)
+sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len, size_t *bad_index,
+                           sf_logic_errors *errs, sf_err *err)
 {
     return grid_check(grid, logic_json, len, SIZE_MAX, 0, NULL, bad_index, errs, err);
 }
 
-sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len,
-                        const sf_grid_check_opts *opts, sf_grid_check_report *report,
-                        size_t *bad_index, sf_logic_errors *errs, sf_err *err)
+sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len, const sf_grid_check_opts *opts,
+                        sf_grid_check_report *report, size_t *bad_index, sf_logic_errors *errs, sf_err *err)
 {
     size_t work = opts != NULL && opts->work > 0 ? opts->work : SF_GRID_CHECK_WORK_DEFAULT;
-    return grid_check(grid, logic_json, len, work / (len > 0 ? len : 1),
-                      opts != NULL ? opts->deadline_ms : 0, report, bad_index, errs, err);
+    return grid_check(grid, logic_json, len, work / (len > 0 ? len : 1), opts != NULL ? opts->deadline_ms : 0, report,
+                      bad_index, errs, err);
 }

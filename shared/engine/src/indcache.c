@@ -16,30 +16,29 @@
 typedef enum entry_state { ENTRY_COMPUTING, ENTRY_READY } entry_state;
 
 struct sf_indref {
-    struct sf_indref *next;  /* cache list; guarded by cache->mu */
-    sf_ind_spec key;         /* normalised: unused bytes zero */
-    entry_state state;       /* guarded by cache->mu */
-    int cached;              /* 0: private to one caller, freed on release */
+    struct sf_indref *next; /* cache list; guarded by cache->mu */
+    sf_ind_spec key;        /* normalised: unused bytes zero */
+    entry_state state;      /* guarded by cache->mu */
+    int cached;             /* 0: private to one caller, freed on release */
     int n_outputs;
-    double *block;           /* n_outputs * n doubles */
-    size_t n;                /* bars */
+    double *block; /* n_outputs * n doubles */
+    size_t n;      /* bars */
     size_t bytes;
-    unsigned pins;           /* guarded by cache->mu */
-    uint64_t last_use;       /* guarded by cache->mu */
+    unsigned pins;     /* guarded by cache->mu */
+    uint64_t last_use; /* guarded by cache->mu */
 };
 
 struct sf_indcache {
     const sf_bars *bars;
     size_t max_bytes;
-    pthread_mutex_t mu;      /* guards head, tick, stats and entry fields marked above */
-    pthread_cond_t done;     /* broadcast when an entry leaves COMPUTING */
+    pthread_mutex_t mu;  /* guards head, tick, stats and entry fields marked above */
+    pthread_cond_t done; /* broadcast when an entry leaves COMPUTING */
     struct sf_indref *head;
     uint64_t tick;
     sf_indcache_stats stats;
 };
 
-sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes,
-                          sf_indcache **out, sf_err *err)
+sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes, sf_indcache **out, sf_err *err)
 {
     *out = NULL;
     if (bars == NULL)
@@ -137,8 +136,7 @@ static int cache_make_room(sf_indcache *c, size_t need)
     while (c->stats.bytes > c->max_bytes - need) {
         struct sf_indref *victim = NULL;
         for (struct sf_indref *e = c->head; e != NULL; e = e->next)
-            if (e->state == ENTRY_READY && e->pins == 0 &&
-                (victim == NULL || e->last_use < victim->last_use))
+            if (e->state == ENTRY_READY && e->pins == 0 && (victim == NULL || e->last_use < victim->last_use))
                 victim = e;
         if (victim == NULL)
             return 0;
@@ -177,8 +175,7 @@ static struct sf_indref *entry_new(const sf_ind_spec *key, size_t n)
 }
 
 /* A miss that does not fit: compute for this caller alone. */
-static sf_status acquire_private(sf_indcache *c, const sf_ind_spec *key,
-                                 sf_indref **ref, sf_err *err)
+static sf_status acquire_private(sf_indcache *c, const sf_ind_spec *key, sf_indref **ref, sf_err *err)
 {
     struct sf_indref *e = entry_new(key, c->bars->n);
     if (e == NULL)
@@ -194,8 +191,7 @@ static sf_status acquire_private(sf_indcache *c, const sf_ind_spec *key,
 
 /* A miss that fits: publish a COMPUTING entry, compute it unlocked, publish
  * the outcome. Called with the lock held; returns with it released. */
-static sf_status acquire_insert(sf_indcache *c, struct sf_indref *e,
-                                sf_indref **ref, sf_err *err)
+static sf_status acquire_insert(sf_indcache *c, struct sf_indref *e, sf_indref **ref, sf_err *err)
 {
     e->cached = 1;
     e->state = ENTRY_COMPUTING;
@@ -223,8 +219,7 @@ static sf_status acquire_insert(sf_indcache *c, struct sf_indref *e,
     return SF_OK;
 }
 
-sf_status sf_indcache_acquire(sf_indcache *c, const sf_ind_spec *spec,
-                              sf_indref **ref, sf_err *err)
+sf_status sf_indcache_acquire(sf_indcache *c, const sf_ind_spec *spec, sf_indref **ref, sf_err *err)
 {
     *ref = NULL;
     sf_ind_spec key;

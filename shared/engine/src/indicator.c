@@ -47,7 +47,10 @@
 /* ---- the table ----------------------------------------------------------- */
 
 #define PMAX ((double)SF_IND_PERIOD_MAX)
-#define P_INT(nm, id, def, lo) {(nm), (id), 1, (def), (lo), PMAX}
+#define P_INT(nm, id, def, lo)                                                                                         \
+    {                                                                                                                  \
+        (nm), (id), 1, (def), (lo), PMAX                                                                               \
+    }
 #define PERIOD(def, lo) P_INT("period", SF_IP_PERIOD, (def), (lo))
 #define REQUIRED NAN
 
@@ -56,20 +59,31 @@ static const sf_ind_info info_table[SF_IND__COUNT] = {
     [SF_IND_EMA] = {"ema", 1, SF_FIELD_CLOSE, 1, {PERIOD(REQUIRED, 1)}, 1, {"value"}},
     [SF_IND_WMA] = {"wma", 1, SF_FIELD_CLOSE, 1, {PERIOD(REQUIRED, 1)}, 1, {"value"}},
     [SF_IND_RSI] = {"rsi", 1, SF_FIELD_CLOSE, 1, {PERIOD(14, 2)}, 1, {"value"}},
-    [SF_IND_MACD] = {"macd", 1, SF_FIELD_CLOSE, 3,
+    [SF_IND_MACD] = {"macd",
+                     1,
+                     SF_FIELD_CLOSE,
+                     3,
                      {P_INT("fast", SF_IP_FAST, 12, 2), P_INT("slow", SF_IP_SLOW, 26, 2),
                       P_INT("signal", SF_IP_SIGNAL, 9, 1)},
-                     3, {"macd", "signal", "hist"}},
-    [SF_IND_BBANDS] = {"bbands", 1, SF_FIELD_CLOSE, 2,
+                     3,
+                     {"macd", "signal", "hist"}},
+    [SF_IND_BBANDS] = {"bbands",
+                       1,
+                       SF_FIELD_CLOSE,
+                       2,
                        {PERIOD(20, 2), {"stddev", SF_IP_STDDEV, 0, 2, 0.01, 100}},
-                       3, {"lower", "middle", "upper"}},
+                       3,
+                       {"lower", "middle", "upper"}},
     [SF_IND_ATR] = {"atr", 0, SF_FIELD_CLOSE, 1, {PERIOD(14, 1)}, 1, {"value"}},
     [SF_IND_ADX] = {"adx", 0, SF_FIELD_CLOSE, 1, {PERIOD(14, 2)}, 1, {"value"}},
     [SF_IND_CCI] = {"cci", 0, SF_FIELD_CLOSE, 1, {PERIOD(20, 2)}, 1, {"value"}},
-    [SF_IND_STOCH] = {"stoch", 0, SF_FIELD_CLOSE, 3,
-                      {P_INT("k", SF_IP_K, 14, 1), P_INT("k_smooth", SF_IP_K_SMOOTH, 3, 1),
-                       P_INT("d", SF_IP_D, 3, 1)},
-                      2, {"k", "d"}},
+    [SF_IND_STOCH] = {"stoch",
+                      0,
+                      SF_FIELD_CLOSE,
+                      3,
+                      {P_INT("k", SF_IP_K, 14, 1), P_INT("k_smooth", SF_IP_K_SMOOTH, 3, 1), P_INT("d", SF_IP_D, 3, 1)},
+                      2,
+                      {"k", "d"}},
     [SF_IND_ROC] = {"roc", 1, SF_FIELD_CLOSE, 1, {PERIOD(10, 1)}, 1, {"value"}},
     [SF_IND_HIGHEST] = {"highest", 1, SF_FIELD_HIGH, 1, {PERIOD(REQUIRED, 1)}, 1, {"value"}},
     [SF_IND_LOWEST] = {"lowest", 1, SF_FIELD_LOW, 1, {PERIOD(REQUIRED, 1)}, 1, {"value"}},
@@ -78,10 +92,13 @@ static const sf_ind_info info_table[SF_IND__COUNT] = {
     [SF_IND_TEMA] = {"tema", 1, SF_FIELD_CLOSE, 1, {PERIOD(30, 2)}, 1, {"value"}},
     [SF_IND_WILLR] = {"willr", 0, SF_FIELD_CLOSE, 1, {PERIOD(14, 2)}, 1, {"value"}},
     [SF_IND_MFI] = {"mfi", 0, SF_FIELD_CLOSE, 1, {PERIOD(14, 2)}, 1, {"value"}},
-    [SF_IND_PSAR] = {"psar", 0, SF_FIELD_CLOSE, 2,
-                     {{"accel", SF_IP_ACCEL, 0, 0.02, 0, 1},
-                      {"max_accel", SF_IP_MAX_ACCEL, 0, 0.2, 0, 1}},
-                     1, {"value"}},
+    [SF_IND_PSAR] = {"psar",
+                     0,
+                     SF_FIELD_CLOSE,
+                     2,
+                     {{"accel", SF_IP_ACCEL, 0, 0.02, 0, 1}, {"max_accel", SF_IP_MAX_ACCEL, 0, 0.2, 0, 1}},
+                     1,
+                     {"value"}},
 };
 
 static const char *const field_names[SF_FIELD__COUNT] = {
@@ -155,34 +172,28 @@ void sf_ind_spec_normalize(sf_ind_spec *spec)
 
 /* ---- validation ---------------------------------------------------------- */
 
-sf_status sf_ind_param_check(const sf_ind_param_info *p, double v,
-                             const char *path, sf_err *err)
+sf_status sf_ind_param_check(const sf_ind_param_info *p, double v, const char *path, sf_err *err)
 {
     const char *kind = p->is_int ? "an integer" : "a number";
     if (isnan(v))
         return sf_err_set(err, SF_ERR_INVALID, "%s: is required", path);
     if (v < p->min || (p->is_int && v != floor(v)))
-        return sf_err_set(err, SF_ERR_INVALID, "%s: must be %s >= %.15g", path,
-                          kind, p->min);
+        return sf_err_set(err, SF_ERR_INVALID, "%s: must be %s >= %.15g", path, kind, p->min);
     if (v > p->max)
-        return sf_err_set(err, SF_ERR_INVALID, "%s: must be %s <= %.15g", path,
-                          kind, p->max);
+        return sf_err_set(err, SF_ERR_INVALID, "%s: must be %s <= %.15g", path, kind, p->max);
     return SF_OK;
 }
 
-sf_status sf_ind_spec_validate(const sf_ind_spec *spec, const char *prefix,
-                               sf_err *err)
+sf_status sf_ind_spec_validate(const sf_ind_spec *spec, const char *prefix, sf_err *err)
 {
     const sf_ind_info *info = sf_ind_info_get(spec->type);
     if (info == NULL)
-        return sf_err_set(err, SF_ERR_INVALID, "%s: unknown indicator type %d",
-                          prefix ? prefix : "indicator", (int)spec->type);
+        return sf_err_set(err, SF_ERR_INVALID, "%s: unknown indicator type %d", prefix ? prefix : "indicator",
+                          (int)spec->type);
     if (prefix == NULL)
         prefix = info->name;
     if (info->has_source && sf_field_name(spec->source) == NULL)
-        return sf_err_set(err, SF_ERR_INVALID,
-                          "%s.source: must be open, high, low, close or volume",
-                          prefix);
+        return sf_err_set(err, SF_ERR_INVALID, "%s.source: must be open, high, low, close or volume", prefix);
     for (int i = 0; i < info->n_params; i++) {
         const sf_ind_param_info *p = &info->params[i];
         char path[256];
@@ -315,8 +326,7 @@ static void *scratch_alloc(size_t count, size_t size, sf_err *err)
 {
     void *p = calloc(count ? count : 1, size);
     if (p == NULL)
-        sf_err_set(err, SF_ERR_NOMEM,
-                   "could not allocate indicator scratch: out of memory");
+        sf_err_set(err, SF_ERR_NOMEM, "could not allocate indicator scratch: out of memory");
     return p;
 }
 
@@ -601,15 +611,15 @@ static sf_status ind_willr(const ind_in *in, double *const *outs, sf_err *err)
 
 typedef struct cci_tree {
     size_t n;
-    double *sorted;   /* every typical price, ascending (ties by bar) */
-    uint32_t *rank;   /* bar -> 1-based position in sorted */
-    uint32_t *cnt;    /* Fenwick tree: window values by rank */
-    double *sum;      /* Fenwick tree: their offsets from ref */
-    double ref;       /* the median price: offsets stay small, so do their rounding errors */
+    double *sorted; /* every typical price, ascending (ties by bar) */
+    uint32_t *rank; /* bar -> 1-based position in sorted */
+    uint32_t *cnt;  /* Fenwick tree: window values by rank */
+    double *sum;    /* Fenwick tree: their offsets from ref */
+    double ref;     /* the median price: offsets stay small, so do their rounding errors */
 } cci_tree;
 
 typedef struct cci_pair {
-    uint64_t key;  /* the price's bits, ordered as the price (finite) */
+    uint64_t key; /* the price's bits, ordered as the price (finite) */
     uint32_t bar;
 } cci_pair;
 
@@ -622,8 +632,7 @@ static uint64_t cci_key(double v)
 
 /* Sort pairs by key, ties in their order (LSD radix, a byte a pass: O(n),
  * the stop read every SF_IND_STOP_WORK pairs); tmp holds n pairs. */
-static sf_status cci_sort(cci_pair *pairs, cci_pair *tmp, size_t n, const sf_ind_stop *stop,
-                          sf_err *err)
+static sf_status cci_sort(cci_pair *pairs, cci_pair *tmp, size_t n, const sf_ind_stop *stop, sf_err *err)
 {
     sf_status st = SF_OK;
     for (int shift = 0; shift < 64 && st == SF_OK; shift += 8) {
@@ -680,8 +689,7 @@ static size_t cci_below(const cci_tree *t, double m)
 /* The tree over tp[0 .. n-1], empty (every value ranked, none in the
  * window); SF_ERR_NOMEM or the stop's status otherwise (cci_tree_free
  * then too). */
-static sf_status cci_tree_new(cci_tree *t, const double *tp, size_t n, const sf_ind_stop *stop,
-                              sf_err *err)
+static sf_status cci_tree_new(cci_tree *t, const double *tp, size_t n, const sf_ind_stop *stop, sf_err *err)
 {
     memset(t, 0, sizeof *t);
     t->n = n;
@@ -806,8 +814,7 @@ static sf_status ind_cci(const ind_in *in, double *const *outs, sf_err *err)
         for (size_t j = 0; j < p; j++)
             dev += fabs(ring[j] - avg);
         double t = last - avg;
-        outs[0][i] = !is_zero(t) && !is_zero(dev) ? t / (0.015 * (dev / (double)p))
-                                                  : 0.0;
+        outs[0][i] = !is_zero(t) && !is_zero(dev) ? t / (0.015 * (dev / (double)p)) : 0.0;
         slot = wrap(slot + 1, p);
     }
     free(ring);
@@ -835,8 +842,8 @@ static double mfi_value(double pos, double neg)
 
 /* One bar of money flow into the rings at `slot`; returns nothing, updates
  * the sums. A bar whose typical price did not move counts on neither side. */
-static void mfi_bar(const sf_bars *b, size_t i, double *prev_tp, double *pos_ring,
-                    double *neg_ring, size_t slot, double *pos, double *neg)
+static void mfi_bar(const sf_bars *b, size_t i, double *prev_tp, double *pos_ring, double *neg_ring, size_t slot,
+                    double *pos, double *neg)
 {
     double tp = typical_price(b, i);
     double d = tp - *prev_tp;
@@ -1101,13 +1108,36 @@ static sf_status ind_psar(const ind_in *in, double *const *outs, sf_err *err)
 
 /* ---- lookbacks and dispatch ------------------------------------------------- */
 
-static size_t lb_period_minus1(const double *p) { return ip(p, SF_IP_PERIOD) - 1; }
-static size_t lb_period(const double *p) { return ip(p, SF_IP_PERIOD); }
-static size_t lb_zero(const double *p) { (void)p; return 0; }
-static size_t lb_one(const double *p) { (void)p; return 1; }
-static size_t lb_adx(const double *p) { return 2 * ip(p, SF_IP_PERIOD) - 1; }
-static size_t lb_dema(const double *p) { return 2 * (ip(p, SF_IP_PERIOD) - 1); }
-static size_t lb_tema(const double *p) { return 3 * (ip(p, SF_IP_PERIOD) - 1); }
+static size_t lb_period_minus1(const double *p)
+{
+    return ip(p, SF_IP_PERIOD) - 1;
+}
+static size_t lb_period(const double *p)
+{
+    return ip(p, SF_IP_PERIOD);
+}
+static size_t lb_zero(const double *p)
+{
+    (void)p;
+    return 0;
+}
+static size_t lb_one(const double *p)
+{
+    (void)p;
+    return 1;
+}
+static size_t lb_adx(const double *p)
+{
+    return 2 * ip(p, SF_IP_PERIOD) - 1;
+}
+static size_t lb_dema(const double *p)
+{
+    return 2 * (ip(p, SF_IP_PERIOD) - 1);
+}
+static size_t lb_tema(const double *p)
+{
+    return 3 * (ip(p, SF_IP_PERIOD) - 1);
+}
 
 static size_t lb_macd(const double *p)
 {
@@ -1173,8 +1203,7 @@ size_t sf_ind_scratch_bytes(const sf_ind_spec *spec, size_t n)
 
 static const double *field_column(const sf_bars *b, sf_field f)
 {
-    const double *cols[SF_FIELD__COUNT] = {b->open, b->high, b->low, b->close,
-                                           b->volume};
+    const double *cols[SF_FIELD__COUNT] = {b->open, b->high, b->low, b->close, b->volume};
     return cols[f];
 }
 
@@ -1189,31 +1218,26 @@ sf_status sf_ind_stop_check(const sf_ind_stop *stop, sf_err *err)
     return SF_OK;
 }
 
-sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars,
-                         double *const *outs, sf_err *err)
+sf_status sf_ind_compute(const sf_ind_spec *spec, const sf_bars *bars, double *const *outs, sf_err *err)
 {
     return sf_ind_compute_stop(spec, bars, outs, NULL, err);
 }
 
-sf_status sf_ind_compute_stop(const sf_ind_spec *spec, const sf_bars *bars,
-                              double *const *outs, const sf_ind_stop *stop,
-                              sf_err *err)
+sf_status sf_ind_compute_stop(const sf_ind_spec *spec, const sf_bars *bars, double *const *outs,
+                              const sf_ind_stop *stop, sf_err *err)
 {
     if (spec == NULL || bars == NULL || outs == NULL)
-        return sf_err_set(err, SF_ERR_INVALID,
-                          "could not compute indicator: missing argument");
+        return sf_err_set(err, SF_ERR_INVALID, "could not compute indicator: missing argument");
     sf_status st = sf_ind_spec_validate(spec, NULL, err);
     if (st != SF_OK)
         return st;
     const sf_ind_info *info = &info_table[spec->type];
     for (int o = 0; o < info->n_outputs; o++)
         if (outs[o] == NULL)
-            return sf_err_set(err, SF_ERR_INVALID,
-                              "could not compute %s: output %s has no array",
-                              info->name, info->outputs[o]);
-    ind_in in = {bars, field_column(bars, info->has_source ? spec->source
-                                                           : SF_FIELD_CLOSE),
-                 spec->param, bars->n, stop};
+            return sf_err_set(err, SF_ERR_INVALID, "could not compute %s: output %s has no array", info->name,
+                              info->outputs[o]);
+    ind_in in = {bars, field_column(bars, info->has_source ? spec->source : SF_FIELD_CLOSE), spec->param, bars->n,
+                 stop};
     st = sf_ind_stop_check(stop, err);
     if (st == SF_OK)
         st = impl_table[spec->type].compute(&in, outs, err);

@@ -41,13 +41,13 @@ typedef struct ind_slot {
 
 typedef struct ctx {
     sf_logic_errors *errs;
-    sf_status status;        /* worst so far: SF_OK, SF_ERR_INVALID or SF_ERR_LIMIT */
+    sf_status status; /* worst so far: SF_OK, SF_ERR_INVALID or SF_ERR_LIMIT */
     size_t plen;
-    sf_logic *lg;            /* being built */
+    sf_logic *lg; /* being built */
     int n_slots;
     int n_children;
     int cap_conds, cap_children; /* allocated; grown by doubling up to SF_LOGIC_MAX_NODES */
-    int nodes_full;          /* the node limit was hit and reported */
+    int nodes_full;              /* the node limit was hit and reported */
     /* Last, and not zeroed (3.5 KB): path is a string of plen bytes, slots
      * are filled before n_slots covers them. */
     char path[PATH_CAP];
@@ -91,8 +91,7 @@ static void add_error_v(ctx *c, sf_status code, const char *fmt, va_list ap)
     e->count++;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void invalid(ctx *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void invalid(ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -100,8 +99,7 @@ static void invalid(ctx *c, const char *fmt, ...)
     va_end(ap);
 }
 
-__attribute__((format(printf, 2, 3)))
-static void limit(ctx *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void limit(ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -157,7 +155,7 @@ static int is_identifier(const char *s)
 /* A number within [lo, hi], each bound inclusive unless *_open; else msg. */
 typedef struct num_rule {
     const char *key;
-    size_t off;          /* offset of a double in sf_logic */
+    size_t off; /* offset of a double in sf_logic */
     double lo, hi;
     int lo_open, hi_open;
     const char *msg;
@@ -182,8 +180,7 @@ static void check_num(ctx *c, const num_rule *r, json_t *v)
 
 /* Check the members of a section object against its rules; keys listed in
  * skip are the caller's. */
-static void check_section(ctx *c, json_t *obj, const num_rule *rules, size_t n,
-                          const char *skip, const char *expected)
+static void check_section(ctx *c, json_t *obj, const num_rule *rules, size_t n, const char *skip, const char *expected)
 {
     if (!json_is_object(obj)) {
         invalid(c, "must be an object");
@@ -191,7 +188,8 @@ static void check_section(ctx *c, json_t *obj, const num_rule *rules, size_t n,
     }
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         size_t i = 0;
         while (i < n && strcmp(rules[i].key, key) != 0)
             i++;
@@ -242,8 +240,7 @@ static void param_list(const sf_ind_info *info, char *buf, size_t size)
     if (info->has_source)
         used = (size_t)snprintf(buf, size, "source");
     for (int i = 0; i < info->n_params && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
-                         info->params[i].name);
+        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", info->params[i].name);
         if (n < 0)
             return;
         used += (size_t)n;
@@ -285,8 +282,7 @@ static const sf_ind_param_info *param_find(const sf_ind_info *info, const char *
 }
 
 /* One key of an indicator spec other than "type". */
-static void check_spec_key(ctx *c, const sf_ind_info *info, const char *key, json_t *v,
-                           sf_ind_spec *spec)
+static void check_spec_key(ctx *c, const sf_ind_info *info, const char *key, json_t *v, sf_ind_spec *spec)
 {
     size_t old = push_key(c, key);
     const sf_ind_param_info *p = param_find(info, key);
@@ -336,7 +332,8 @@ static void compile_spec(ctx *c, ind_slot *slot, sf_logic_indicator *out)
     out->spec.type = type;
     const char *key;
     json_t *v;
-    json_object_foreach(slot->spec, key, v) {
+    json_object_foreach(slot->spec, key, v)
+    {
         if (strcmp(key, "type") != 0)
             check_spec_key(c, slot->info, key, v, &out->spec);
     }
@@ -354,8 +351,10 @@ static void compile_spec(ctx *c, ind_slot *slot, sf_logic_indicator *out)
 static void check_ind_name(ctx *c, const char *name)
 {
     if (!is_identifier(name))
-        invalid(c, "invalid indicator name: use letters, digits and _, not starting "
-                   "with a digit, at most %d characters", SF_LOGIC_NAME_MAX - 1);
+        invalid(c,
+                "invalid indicator name: use letters, digits and _, not starting "
+                "with a digit, at most %d characters",
+                SF_LOGIC_NAME_MAX - 1);
     else if (sf_field_find(name) >= 0)
         invalid(c, "indicator name clashes with the bar field %s", name);
 }
@@ -367,13 +366,13 @@ static void do_indicators(ctx *c, json_t *obj)
         return;
     }
     if (json_object_size(obj) > SF_LOGIC_MAX_INDICATORS) {
-        limit(c, "has %zu indicators; the limit is %d", json_object_size(obj),
-              SF_LOGIC_MAX_INDICATORS);
+        limit(c, "has %zu indicators; the limit is %d", json_object_size(obj), SF_LOGIC_MAX_INDICATORS);
         return;
     }
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         c->slots[c->n_slots++] = (ind_slot){.name = key, .spec = v, .info = NULL};
     }
     qsort(c->slots, (size_t)c->n_slots, sizeof c->slots[0], slot_cmp);
@@ -422,8 +421,8 @@ static int resolve_output(ctx *c, const char *s, sf_operand *out)
         if (dot)
             invalid(c, "undefined indicator \"%.*s\" in \"%.80s\"", (int)(nlen > 63 ? 63 : nlen), s, s);
         else
-            invalid(c, "unknown operand \"%.80s\": not a number, a bar field (" FIELD_LIST
-                       ") or a defined indicator", s);
+            invalid(c, "unknown operand \"%.80s\": not a number, a bar field (" FIELD_LIST ") or a defined indicator",
+                    s);
         return -1;
     }
     const sf_ind_info *info = c->slots[idx].info;
@@ -479,7 +478,8 @@ static int compile_ref(ctx *c, json_t *obj, sf_operand *out)
     int bad = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (strcmp(key, "ref") != 0 && strcmp(key, "offset") != 0) {
             size_t old = push_key(c, key);
             invalid(c, "unknown key (expected ref, offset)");
@@ -703,8 +703,7 @@ static void do_name(ctx *c, json_t *v)
     for (size_t i = 0; i < n; i++)
         ctl |= (unsigned char)s[i] < 0x20 || s[i] == 0x7f;
     if (s == NULL || n == 0 || n >= SF_LOGIC_NAME_MAX || ctl)
-        invalid(c, "must be a string of 1 to %d characters, no control characters",
-                SF_LOGIC_NAME_MAX - 1);
+        invalid(c, "must be a string of 1 to %d characters, no control characters", SF_LOGIC_NAME_MAX - 1);
     else
         memcpy(c->lg->name, s, n + 1);
 }
@@ -811,14 +810,16 @@ static const struct {
 };
 
 #define N_TOP_KEYS (sizeof top_keys / sizeof top_keys[0])
-#define TOP_LIST "name, description, indicators, entry, exit, side, risk, execution, " \
-                 "capital, periods_per_year"
+#define TOP_LIST                                                                                                       \
+    "name, description, indicators, entry, exit, side, risk, execution, "                                              \
+    "capital, periods_per_year"
 
 static void check_top_unknown(ctx *c, json_t *root)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         size_t i = 0;
         while (i < N_TOP_KEYS && strcmp(top_keys[i].key, key) != 0)
             i++;
@@ -884,8 +885,8 @@ static void summarize(const sf_logic_errors *e, sf_status code, sf_err *err)
     int more = e->count - 1 + e->dropped;
     const char *sep = e->path[0][0] ? ": " : "";
     if (more > 0)
-        sf_err_set(err, code, "invalid logic: %s%s%s (and %d more error%s)", e->path[0], sep,
-                   e->message[0], more, more == 1 ? "" : "s");
+        sf_err_set(err, code, "invalid logic: %s%s%s (and %d more error%s)", e->path[0], sep, e->message[0], more,
+                   more == 1 ? "" : "s");
     else
         sf_err_set(err, code, "invalid logic: %s%s%s", e->path[0], sep, e->message[0]);
 }
@@ -909,26 +910,22 @@ static sf_status text_error(sf_logic_errors *e, sf_status code, const char *msg,
     return code;
 }
 
-static sf_status parse_json(const char *json, size_t len, json_t **root, sf_logic_errors *e,
-                            sf_err *err)
+static sf_status parse_json(const char *json, size_t len, json_t **root, sf_logic_errors *e, sf_err *err)
 {
     char msg[SF_LOGIC_ERROR_MAX];
     if (len > SF_LOGIC_MAX_INPUT) {
-        snprintf(msg, sizeof msg, "logic is %zu bytes; the limit is %zu", len,
-                 (size_t)SF_LOGIC_MAX_INPUT);
+        snprintf(msg, sizeof msg, "logic is %zu bytes; the limit is %zu", len, (size_t)SF_LOGIC_MAX_INPUT);
         return text_error(e, SF_ERR_LIMIT, msg, err);
     }
     json_error_t je;
     *root = json_loadb(json ? json : "", json ? len : 0, JSON_REJECT_DUPLICATES, &je);
     if (*root != NULL)
         return SF_OK;
-    snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.column,
-             je.text);
+    snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
     return text_error(e, SF_ERR_PARSE, msg, err);
 }
 
-sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs,
-                             sf_err *err)
+sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs, sf_err *err)
 {
     sf_logic_errors local;
     errors_reset(&local);
@@ -959,8 +956,7 @@ sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors
     return st;
 }
 
-sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out,
-                         sf_logic_errors *errs, sf_err *err)
+sf_status sf_logic_parse(const char *json, size_t len, sf_logic **out, sf_logic_errors *errs, sf_err *err)
 {
     sf_logic_errors local;
     *out = NULL;
@@ -981,13 +977,11 @@ void sf_logic_errors_format(const sf_logic_errors *errs, char *buf, size_t size)
     size_t used = 0;
     for (int i = 0; errs != NULL && i < errs->count && used < size; i++) {
         const char *sep = errs->path[i][0] ? ": " : "";
-        int n = snprintf(buf + used, size - used, "%s%s%s%s", i ? "\n" : "", errs->path[i],
-                         sep, errs->message[i]);
+        int n = snprintf(buf + used, size - used, "%s%s%s%s", i ? "\n" : "", errs->path[i], sep, errs->message[i]);
         if (n < 0)
             return;
         used += (size_t)n;
     }
     if (errs != NULL && errs->dropped > 0 && used < size)
-        snprintf(buf + used, size - used, "\n(and %d more error%s)", errs->dropped,
-                 errs->dropped == 1 ? "" : "s");
+        snprintf(buf + used, size - used, "\n(and %d more error%s)", errs->dropped, errs->dropped == 1 ? "" : "s");
 }

@@ -21,7 +21,6 @@
  * and no SF_LOGIC_MAX_INPUT check: there is no text (a caller that builds
  * trees from text checks the text).
  */
-sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs,
-                             sf_err *err);
+sf_status sf_logic_from_json(const json_t *root, sf_logic **out, sf_logic_errors *errs, sf_err *err);
 
 #endif

@@ -68,10 +68,10 @@ static double ksum_get(const ksum *k)
 #define PERF_BLOCK 512
 
 typedef struct curve_pass {
-    size_t m;             /* usable returns: i = 1.. while equity[i-1] > 0 */
-    ksum s1, s2, down;    /* sum r, sum r^2, sum min(r,0)^2 */
+    size_t m;          /* usable returns: i = 1.. while equity[i-1] > 0 */
+    ksum s1, s2, down; /* sum r, sum r^2, sum min(r,0)^2 */
     size_t best_peak, best_trough;
-    double worst;         /* deepest drawdown fraction */
+    double worst; /* deepest drawdown fraction */
 } curve_pass;
 
 typedef struct partial {
@@ -185,10 +185,8 @@ static double cagr(const int64_t *ts, size_t n, double initial, double final)
     return pow(final / initial, 1.0 / years) - 1.0;
 }
 
-void sf_perf_compute(const int64_t *ts, const double *equity, size_t n,
-                     double initial, const sf_trade *trades, size_t n_trades,
-                     size_t bars_in_position, double periods_per_year,
-                     sf_perf *out)
+void sf_perf_compute(const int64_t *ts, const double *equity, size_t n, double initial, const sf_trade *trades,
+                     size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out)
 {
     trade_stats(trades, n_trades, out);
     if (n == 0) {

@@ -15,17 +15,50 @@
 
 #include "sf/config.h"
 
-static double m_sharpe(const sf_perf *p) { return p->sharpe; }
-static double m_sortino(const sf_perf *p) { return p->sortino; }
-static double m_total_return(const sf_perf *p) { return p->total_return; }
-static double m_cagr(const sf_perf *p) { return p->cagr; }
-static double m_final_equity(const sf_perf *p) { return p->final_equity; }
-static double m_max_drawdown(const sf_perf *p) { return p->max_drawdown; }
-static double m_win_rate(const sf_perf *p) { return p->win_rate; }
-static double m_profit_factor(const sf_perf *p) { return p->profit_factor; }
-static double m_trades(const sf_perf *p) { return (double)p->trades; }
-static double m_exposure(const sf_perf *p) { return p->exposure; }
-static double m_fees(const sf_perf *p) { return p->fees; }
+static double m_sharpe(const sf_perf *p)
+{
+    return p->sharpe;
+}
+static double m_sortino(const sf_perf *p)
+{
+    return p->sortino;
+}
+static double m_total_return(const sf_perf *p)
+{
+    return p->total_return;
+}
+static double m_cagr(const sf_perf *p)
+{
+    return p->cagr;
+}
+static double m_final_equity(const sf_perf *p)
+{
+    return p->final_equity;
+}
+static double m_max_drawdown(const sf_perf *p)
+{
+    return p->max_drawdown;
+}
+static double m_win_rate(const sf_perf *p)
+{
+    return p->win_rate;
+}
+static double m_profit_factor(const sf_perf *p)
+{
+    return p->profit_factor;
+}
+static double m_trades(const sf_perf *p)
+{
+    return (double)p->trades;
+}
+static double m_exposure(const sf_perf *p)
+{
+    return p->exposure;
+}
+static double m_fees(const sf_perf *p)
+{
+    return p->fees;
+}
 
 static const sf_rank_metric TABLE[] = {
     {"sharpe", SF_RANK_HIGHER, m_sharpe},

@@ -83,12 +83,9 @@ static sf_status put_field(sf_buf *out, const sf_perf *p, size_t i, sf_err *err)
     if (st != SF_OK)
         return st;
     switch (metric_fields[i].kind) {
-    case MK_TIME:
-        return put_time(out, *(const int64_t *)(const void *)base, err);
-    case MK_SIZE:
-        return put_size(out, *(const size_t *)(const void *)base, err);
-    default:
-        return put_double(out, *(const double *)(const void *)base, err);
+    case MK_TIME: return put_time(out, *(const int64_t *)(const void *)base, err);
+    case MK_SIZE: return put_size(out, *(const size_t *)(const void *)base, err);
+    default: return put_double(out, *(const double *)(const void *)base, err);
     }
 }
 
@@ -204,8 +201,7 @@ static sf_status put_equity(sf_buf *out, const sf_result *r, int with, sf_err *e
     return st != SF_OK ? st : sf_buf_puts(out, "]", err);
 }
 
-sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity,
-                            sf_buf *out, sf_err *err)
+sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity, sf_buf *out, sf_err *err)
 {
     sf_status st = sf_buf_puts(out, "{\"metrics\": ", err);
     if (st == SF_OK)

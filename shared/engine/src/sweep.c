@@ -38,13 +38,13 @@ typedef struct sweep {
     const sf_sweep_opts *opts;
     sf_indcache *cache;
     size_t n;
-    sf_perf *perfs;             /* one slot per combination, written by one thread */
-    atomic_size_t next;         /* next combination to take */
-    atomic_size_t done;         /* combinations finished */
-    atomic_int stop;            /* a member failed: take no more */
-    pthread_mutex_t mu;         /* guards the fail_* fields */
+    sf_perf *perfs;     /* one slot per combination, written by one thread */
+    atomic_size_t next; /* next combination to take */
+    atomic_size_t done; /* combinations finished */
+    atomic_int stop;    /* a member failed: take no more */
+    pthread_mutex_t mu; /* guards the fail_* fields */
     int mu_ready;
-    size_t fail_index;          /* SIZE_MAX while nothing failed */
+    size_t fail_index; /* SIZE_MAX while nothing failed */
     sf_err fail_err;
 } sweep;
 
@@ -90,8 +90,7 @@ static int should_stop(const sweep *s)
 {
     if (atomic_load_explicit(&s->stop, memory_order_relaxed))
         return 1;
-    return s->opts->cancel != NULL &&
-           atomic_load_explicit(s->opts->cancel, memory_order_relaxed) != 0;
+    return s->opts->cancel != NULL && atomic_load_explicit(s->opts->cancel, memory_order_relaxed) != 0;
 }
 
 static void *worker(void *p)
@@ -130,15 +129,14 @@ static sf_status run_threads(sweep *s, int nthreads, sf_err *err)
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     if (started < nthreads)
-        return sf_err_set(err, SF_ERR_INTERNAL, "could not start sweep thread %d of %d",
-                          started + 1, nthreads);
+        return sf_err_set(err, SF_ERR_INTERNAL, "could not start sweep thread %d of %d", started + 1, nthreads);
     return SF_OK;
 }
 
 /* ---- ranking ---- */
 
 typedef struct ranked {
-    double key;   /* sf_rank_key: larger is better, NaN last */
+    double key; /* sf_rank_key: larger is better, NaN last */
     size_t index;
 } ranked;
 
@@ -148,8 +146,7 @@ static int ranked_cmp(const void *pa, const void *pb)
     return sf_rank_cmp(a->key, a->index, b->key, b->index);
 }
 
-static sf_status member_fill(const sweep *s, const ranked *rk, size_t rank,
-                             sf_sweep_member *m, sf_err *err)
+static sf_status member_fill(const sweep *s, const ranked *rk, size_t rank, sf_sweep_member *m, sf_err *err)
 {
     sf_buf b;
     sf_buf_init(&b, PARAMS_JSON_MAX);
@@ -170,8 +167,7 @@ static sf_status member_fill(const sweep *s, const ranked *rk, size_t rank,
     return SF_OK;
 }
 
-static sf_status rank_members(const sweep *s, const sf_rank_metric *metric, sf_sweep_result *res,
-                              sf_err *err)
+static sf_status rank_members(const sweep *s, const sf_rank_metric *metric, sf_sweep_result *res, sf_err *err)
 {
     ranked *rk = malloc(s->n * sizeof *rk);
     if (rk == NULL)
@@ -197,12 +193,11 @@ static sf_status rank_members(const sweep *s, const sf_rank_metric *metric, sf_s
 static sf_status check_opts(const sf_sweep_opts *o, const sf_rank_metric **metric, sf_err *err)
 {
     if (o->threads < 0 || o->threads > SF_SWEEP_MAX_THREADS)
-        return sf_err_set(err, SF_ERR_INVALID, "threads: must be between 1 and %d",
-                          SF_SWEEP_MAX_THREADS);
+        return sf_err_set(err, SF_ERR_INVALID, "threads: must be between 1 and %d", SF_SWEEP_MAX_THREADS);
     *metric = sf_rank_find(o->rank_by ? o->rank_by : SF_RANK_DEFAULT);
     if (*metric == NULL)
-        return sf_err_set(err, SF_ERR_INVALID, "rank by \"%.40s\": unknown metric (one of %s)",
-                          o->rank_by, SF_RANK_LIST);
+        return sf_err_set(err, SF_ERR_INVALID, "rank by \"%.40s\": unknown metric (one of %s)", o->rank_by,
+                          SF_RANK_LIST);
     return SF_OK;
 }
 
@@ -227,8 +222,7 @@ static sf_status sweep_setup(sweep *s, sf_err *err)
     return sf_indcache_new(s->bars, bytes, &s->cache, err);
 }
 
-static sf_status sweep_execute(sweep *s, const sf_rank_metric *metric, sf_sweep_result **out,
-                               sf_err *err)
+static sf_status sweep_execute(sweep *s, const sf_rank_metric *metric, sf_sweep_result **out, sf_err *err)
 {
     int nthreads = s->opts->threads > 0 ? s->opts->threads : 1;
     if ((size_t)nthreads > s->n)
@@ -260,9 +254,8 @@ static sf_status sweep_execute(sweep *s, const sf_rank_metric *metric, sf_sweep_
     return SF_OK;
 }
 
-sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len,
-                       const sf_bars *bars, const sf_sweep_opts *opts,
-                       sf_sweep_result **out, sf_logic_errors *errs, sf_err *err)
+sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len, const sf_bars *bars,
+                       const sf_sweep_opts *opts, sf_sweep_result **out, sf_logic_errors *errs, sf_err *err)
 {
     sf_sweep_opts defaults;
     sf_sweep_opts_init(&defaults);

@@ -56,12 +56,10 @@ static sf_status random_bytes(unsigned char *buf, size_t n, sf_err *err)
     return SF_OK;
 }
 
-sf_status sf_auth_hash(const char *text, size_t len, unsigned char hash[SF_AUTH_HASH_BYTES],
-                       sf_err *err)
+sf_status sf_auth_hash(const char *text, size_t len, unsigned char hash[SF_AUTH_HASH_BYTES], sf_err *err)
 {
     unsigned int out_len = 0;
-    if (EVP_Digest(text, len, hash, &out_len, EVP_sha256(), NULL) != 1 ||
-        out_len != SF_AUTH_HASH_BYTES)
+    if (EVP_Digest(text, len, hash, &out_len, EVP_sha256(), NULL) != 1 || out_len != SF_AUTH_HASH_BYTES)
         return sf_err_set(err, SF_ERR_INTERNAL, "could not compute SHA-256");
     return SF_OK;
 }
@@ -92,8 +90,7 @@ int sf_auth_key_well_formed(const char *text, size_t len)
     return (b64url_value(text[SF_AUTH_KEY_LEN - 1]) & 3) == 0;
 }
 
-int sf_auth_hash_equal(const unsigned char a[SF_AUTH_HASH_BYTES],
-                       const unsigned char b[SF_AUTH_HASH_BYTES])
+int sf_auth_hash_equal(const unsigned char a[SF_AUTH_HASH_BYTES], const unsigned char b[SF_AUTH_HASH_BYTES])
 {
     return CRYPTO_memcmp(a, b, SF_AUTH_HASH_BYTES) == 0;
 }
@@ -151,8 +148,7 @@ static sf_status invalid_key(sf_err *err)
     return sf_err_set(err, SF_ERR_AUTH, "invalid API key");
 }
 
-static sf_status user_from_row(const sf_db_res *res, const unsigned char *want, sf_auth_user *user,
-                               sf_err *err)
+static sf_status user_from_row(const sf_db_res *res, const unsigned char *want, sf_auth_user *user, sf_err *err)
 {
     unsigned char stored[SF_AUTH_HASH_BYTES];
     if (!hex_decode(sf_db_get(res, 0, 0), stored, sizeof stored) || !sf_auth_hash_equal(stored, want))
@@ -205,12 +201,10 @@ sf_status sf_auth_key_create(sf_db *db, const char *user_id, sf_auth_key *key, s
     return st;
 }
 
-static sf_status check_user_fields(const char *email, const char *name, const char *tier,
-                                   sf_err *err)
+static sf_status check_user_fields(const char *email, const char *name, const char *tier, sf_err *err)
 {
     size_t elen = email ? strnlen(email, SF_AUTH_EMAIL_MAX + 1) : 0;
-    if (elen < 3 || elen > SF_AUTH_EMAIL_MAX || strchr(email, '@') == NULL ||
-        strpbrk(email, " \t\r\n") != NULL)
+    if (elen < 3 || elen > SF_AUTH_EMAIL_MAX || strchr(email, '@') == NULL || strpbrk(email, " \t\r\n") != NULL)
         return sf_err_set(err, SF_ERR_INVALID, "email: must be an address like name@example.com");
     size_t nlen = name ? strnlen(name, SF_AUTH_NAME_MAX + 1) : 0;
     if (nlen == 0 || nlen > SF_AUTH_NAME_MAX)

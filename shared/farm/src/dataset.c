@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_EPOCH_UNIX INT64_C(946684800)  /* 2000-01-01T00:00:00Z */
+#define PG_EPOCH_UNIX INT64_C(946684800) /* 2000-01-01T00:00:00Z */
 #define US_PER_S INT64_C(1000000)
-#define TS_MIN INT64_C(-62135596800)      /* 0001-01-01T00:00:00Z */
-#define TS_MAX INT64_C(253402300799)      /* 9999-12-31T23:59:59Z */
+#define TS_MIN INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
+#define TS_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 #define COPY_CHUNK ((size_t)1 << 20)
 #define LOAD_FIELDS 6
 #define LOAD_ROW_BYTES (2 + LOAD_FIELDS * (4 + 8))
@@ -32,8 +32,8 @@ static const char COPY_SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\37
 
 static int symbol_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '/' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == ':' || c == '/' || c == '-';
 }
 
 sf_status sf_dataset_validate_symbol(const char *symbol, sf_err *err)
@@ -42,12 +42,10 @@ sf_status sf_dataset_validate_symbol(const char *symbol, sf_err *err)
         return sf_err_set(err, SF_ERR_INVALID, "symbol: must not be empty");
     size_t len = strnlen(symbol, SF_DATASET_SYMBOL_MAX + 1);
     if (len > SF_DATASET_SYMBOL_MAX)
-        return sf_err_set(err, SF_ERR_INVALID, "symbol: longer than %d characters",
-                          SF_DATASET_SYMBOL_MAX);
+        return sf_err_set(err, SF_ERR_INVALID, "symbol: longer than %d characters", SF_DATASET_SYMBOL_MAX);
     for (size_t i = 0; i < len; i++)
         if (!symbol_char(symbol[i]))
-            return sf_err_set(err, SF_ERR_INVALID,
-                              "symbol: character %zu is not one of A-Z a-z 0-9 . _ : / -", i + 1);
+            return sf_err_set(err, SF_ERR_INVALID, "symbol: character %zu is not one of A-Z a-z 0-9 . _ : / -", i + 1);
     return SF_OK;
 }
 
@@ -57,15 +55,13 @@ sf_status sf_dataset_validate_timeframe(const char *timeframe, sf_err *err)
         return sf_err_set(err, SF_ERR_INVALID, "timeframe: must not be empty");
     size_t len = strnlen(timeframe, SF_DATASET_TIMEFRAME_MAX + 1);
     if (len > SF_DATASET_TIMEFRAME_MAX)
-        return sf_err_set(err, SF_ERR_INVALID, "timeframe: longer than %d characters",
-                          SF_DATASET_TIMEFRAME_MAX);
+        return sf_err_set(err, SF_ERR_INVALID, "timeframe: longer than %d characters", SF_DATASET_TIMEFRAME_MAX);
     if (timeframe[0] < '0' || timeframe[0] > '9')
         return sf_err_set(err, SF_ERR_INVALID, "timeframe: must start with a digit (\"1d\", \"5m\")");
     for (size_t i = 0; i < len; i++) {
         char c = timeframe[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-            return sf_err_set(err, SF_ERR_INVALID,
-                              "timeframe: character %zu is not one of a-z 0-9", i + 1);
+            return sf_err_set(err, SF_ERR_INVALID, "timeframe: character %zu is not one of a-z 0-9", i + 1);
     }
     return SF_OK;
 }
@@ -143,8 +139,7 @@ static sf_status info_from_row(const sf_db_res *res, int row, sf_dataset_info *i
     memset(info, 0, sizeof *info);
     snprintf(info->symbol, sizeof info->symbol, "%s", sf_db_get(res, row, 0));
     snprintf(info->timeframe, sizeof info->timeframe, "%s", sf_db_get(res, row, 1));
-    int64_t *dst[] = {&info->version, &info->bars, &info->first_ts, &info->last_ts,
-                      &info->updated_at};
+    int64_t *dst[] = {&info->version, &info->bars, &info->first_ts, &info->last_ts, &info->updated_at};
     for (int c = 0; c < 5; c++) {
         const char *v = sf_db_get(res, row, c + 2);
         if (v != NULL && !parse_i64(v, dst[c]))
@@ -153,8 +148,8 @@ static sf_status info_from_row(const sf_db_res *res, int row, sf_dataset_info *i
     return SF_OK;
 }
 
-#define INFO_COLUMNS                                                                     \
-    "symbol, timeframe, version, bars, extract(epoch FROM first_ts)::bigint, "          \
+#define INFO_COLUMNS                                                                                                   \
+    "symbol, timeframe, version, bars, extract(epoch FROM first_ts)::bigint, "                                         \
     "extract(epoch FROM last_ts)::bigint, extract(epoch FROM updated_at)::bigint"
 
 /* ---- import ------------------------------------------------------------- */
@@ -181,8 +176,8 @@ static size_t put_text_field(unsigned char *p, const char *s, size_t len)
 }
 
 /* One binary COPY tuple for bar i; returns its size. */
-static size_t encode_row(unsigned char *p, const char *sym, size_t slen, const char *tf,
-                         size_t tlen, const sf_bars *b, size_t i)
+static size_t encode_row(unsigned char *p, const char *sym, size_t slen, const char *tf, size_t tlen, const sf_bars *b,
+                         size_t i)
 {
     size_t o = 0;
     put_be16(p, 8);
@@ -202,15 +197,16 @@ static size_t encode_row(unsigned char *p, const char *sym, size_t slen, const c
 }
 
 /* Stream the bars through COPY in chunks of about COPY_CHUNK bytes. */
-static sf_status copy_bars_in(sf_db *db, const char *sym, const char *tf, const sf_bars *b,
-                              sf_err *err)
+static sf_status copy_bars_in(sf_db *db, const char *sym, const char *tf, const sf_bars *b, sf_err *err)
 {
     size_t slen = strlen(sym), tlen = strlen(tf), row_max = 2 + 4 + slen + 4 + tlen + 6 * 12;
     unsigned char *buf = malloc(COPY_CHUNK + row_max + 32);
     if (buf == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
-    sf_status st = sf_db_copy_start(db, "COPY bars (symbol, timeframe, ts, open, high, low, close, "
-                                        "volume) FROM STDIN (FORMAT binary)", err);
+    sf_status st = sf_db_copy_start(db,
+                                    "COPY bars (symbol, timeframe, ts, open, high, low, close, "
+                                    "volume) FROM STDIN (FORMAT binary)",
+                                    err);
     if (st != SF_OK) {
         free(buf);
         return st;
@@ -240,8 +236,8 @@ static sf_status copy_bars_in(sf_db *db, const char *sym, const char *tf, const 
     return sf_db_copy_end(db, NULL, err);
 }
 
-static sf_status upsert_dataset(sf_db *db, const char *sym, const char *tf, const sf_bars *b,
-                                sf_dataset_info *info, sf_err *err)
+static sf_status upsert_dataset(sf_db *db, const char *sym, const char *tf, const sf_bars *b, sf_dataset_info *info,
+                                sf_err *err)
 {
     char n[24], first[24], last[24];
     snprintf(n, sizeof n, "%zu", b->n);
@@ -249,14 +245,14 @@ static sf_status upsert_dataset(sf_db *db, const char *sym, const char *tf, cons
     snprintf(last, sizeof last, "%" PRId64, b->ts[b->n - 1]);
     const char *params[] = {sym, tf, n, first, last};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(
-        db,
-        "INSERT INTO datasets AS d (symbol, timeframe, version, bars, first_ts, last_ts, updated_at) "
-        "VALUES ($1, $2, 1, $3::integer, to_timestamp($4::bigint), to_timestamp($5::bigint), now()) "
-        "ON CONFLICT (symbol, timeframe) DO UPDATE SET version = d.version + 1, "
-        "bars = EXCLUDED.bars, first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, "
-        "updated_at = now() RETURNING " INFO_COLUMNS,
-        5, params, &res, err);
+    sf_status st =
+        sf_db_query(db,
+                    "INSERT INTO datasets AS d (symbol, timeframe, version, bars, first_ts, last_ts, updated_at) "
+                    "VALUES ($1, $2, 1, $3::integer, to_timestamp($4::bigint), to_timestamp($5::bigint), now()) "
+                    "ON CONFLICT (symbol, timeframe) DO UPDATE SET version = d.version + 1, "
+                    "bars = EXCLUDED.bars, first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, "
+                    "updated_at = now() RETURNING " INFO_COLUMNS,
+                    5, params, &res, err);
     if (st == SF_OK && sf_db_nrows(res) != 1)
         st = sf_err_set(err, SF_ERR_INTERNAL, "upsert of datasets returned no row");
     sf_dataset_info tmp;
@@ -266,8 +262,8 @@ static sf_status upsert_dataset(sf_db *db, const char *sym, const char *tf, cons
     return st;
 }
 
-sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe,
-                            const sf_bars *bars, sf_dataset_info *info, sf_err *err)
+sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe, const sf_bars *bars,
+                            sf_dataset_info *info, sf_err *err)
 {
     sf_status st = validate_names(symbol, timeframe, err);
     if (st == SF_OK)
@@ -279,8 +275,7 @@ sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe
     const char *params[] = {symbol, timeframe};
     st = upsert_dataset(db, symbol, timeframe, bars, info, err);
     if (st == SF_OK)
-        st = sf_db_query(db, "DELETE FROM bars WHERE symbol = $1 AND timeframe = $2", 2, params,
-                         NULL, err);
+        st = sf_db_query(db, "DELETE FROM bars WHERE symbol = $1 AND timeframe = $2", 2, params, NULL, err);
     if (st == SF_OK)
         st = copy_bars_in(db, symbol, timeframe, bars, err);
     if (st == SF_OK)
@@ -294,16 +289,15 @@ sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe
 
 /* ---- reading ------------------------------------------------------------ */
 
-sf_status sf_dataset_get(sf_db *db, const char *symbol, const char *timeframe,
-                         sf_dataset_info *info, sf_err *err)
+sf_status sf_dataset_get(sf_db *db, const char *symbol, const char *timeframe, sf_dataset_info *info, sf_err *err)
 {
     sf_status st = validate_names(symbol, timeframe, err);
     if (st != SF_OK)
         return st;
     const char *params[] = {symbol, timeframe};
     sf_db_res *res = NULL;
-    st = sf_db_query(db, "SELECT " INFO_COLUMNS " FROM datasets WHERE symbol = $1 AND timeframe = $2",
-                     2, params, &res, err);
+    st = sf_db_query(db, "SELECT " INFO_COLUMNS " FROM datasets WHERE symbol = $1 AND timeframe = $2", 2, params, &res,
+                     err);
     if (st == SF_OK && sf_db_nrows(res) == 0)
         st = sf_err_set(err, SF_ERR_NOTFOUND, "no data set %s %s", symbol, timeframe);
     if (st == SF_OK)
@@ -312,16 +306,15 @@ sf_status sf_dataset_get(sf_db *db, const char *symbol, const char *timeframe,
     return st;
 }
 
-sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timeframe,
-                             int64_t *version, sf_err *err)
+sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timeframe, int64_t *version, sf_err *err)
 {
     sf_status st = validate_names(symbol, timeframe, err);
     if (st != SF_OK)
         return st;
     const char *params[] = {symbol, timeframe};
     sf_db_res *res = NULL;
-    st = sf_db_query_prepared(db, "SELECT version FROM datasets WHERE symbol = $1 AND timeframe = $2",
-                              2, params, &res, err);
+    st = sf_db_query_prepared(db, "SELECT version FROM datasets WHERE symbol = $1 AND timeframe = $2", 2, params, &res,
+                              err);
     if (st == SF_OK && sf_db_nrows(res) == 0)
         st = sf_err_set(err, SF_ERR_NOTFOUND, "no data set %s %s", symbol, timeframe);
     if (st == SF_OK && !parse_i64(sf_db_get(res, 0, 0), version))
@@ -335,8 +328,8 @@ static int64_t clamp_ts(int64_t t)
     return t < TS_MIN ? TS_MIN : t > TS_MAX ? TS_MAX : t;
 }
 
-sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from,
-                              int64_t to, int *has, sf_err *err)
+sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from, int64_t to, int *has,
+                              sf_err *err)
 {
     *has = 0;
     sf_status st = validate_names(symbol, timeframe, err);
@@ -358,8 +351,7 @@ sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timefra
     return st;
 }
 
-sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n, int *more,
-                          sf_err *err)
+sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n, int *more, sf_err *err)
 {
     *n = 0;
     if (more)
@@ -370,8 +362,9 @@ sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n
     snprintf(limit, sizeof limit, "%zu", max + 1);
     const char *params[] = {limit};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(db, "SELECT " INFO_COLUMNS " FROM datasets "
-                                   "ORDER BY symbol, timeframe LIMIT $1::bigint",
+    sf_status st = sf_db_query(db,
+                               "SELECT " INFO_COLUMNS " FROM datasets "
+                               "ORDER BY symbol, timeframe LIMIT $1::bigint",
                                1, params, &res, err);
     if (st != SF_OK)
         return st;
@@ -389,15 +382,14 @@ sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n
 /* ---- load --------------------------------------------------------------- */
 
 typedef struct load_state {
-    sf_bars *bars;  /* allocated for cap rows */
+    sf_bars *bars; /* allocated for cap rows */
     size_t cap;
-    size_t n;       /* rows stored */
-    int header;     /* 1 once the file header was consumed */
-    int done;       /* 1 after the trailer */
+    size_t n;   /* rows stored */
+    int header; /* 1 once the file header was consumed */
+    int done;   /* 1 after the trailer */
 } load_state;
 
-static sf_status load_header(load_state *ls, const unsigned char **p, const unsigned char *end,
-                             sf_err *err)
+static sf_status load_header(load_state *ls, const unsigned char **p, const unsigned char *end, sf_err *err)
 {
     size_t avail = (size_t)(end - *p);
     if (avail < sizeof COPY_SIGNATURE + 8 || memcmp(*p, COPY_SIGNATURE, sizeof COPY_SIGNATURE) != 0)
@@ -457,35 +449,35 @@ static sf_status load_chunk(const char *data, size_t len, void *ctx, sf_err *err
 
 /* In the open snapshot: the version and bar count, and remember the names
  * for the COPY. */
-static sf_status load_prepare(sf_db *db, const char *symbol, const char *timeframe,
-                              int64_t *version, int64_t *count, sf_err *err)
+static sf_status load_prepare(sf_db *db, const char *symbol, const char *timeframe, int64_t *version, int64_t *count,
+                              sf_err *err)
 {
     const char *params[] = {symbol, timeframe};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(
-        db,
-        "SELECT version, bars, set_config('sf.ds_symbol', $1, true), "
-        "set_config('sf.ds_timeframe', $2, true) FROM datasets WHERE symbol = $1 AND timeframe = $2",
-        2, params, &res, err);
+    sf_status st =
+        sf_db_query(db,
+                    "SELECT version, bars, set_config('sf.ds_symbol', $1, true), "
+                    "set_config('sf.ds_timeframe', $2, true) FROM datasets WHERE symbol = $1 AND timeframe = $2",
+                    2, params, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0)
         st = sf_err_set(err, SF_ERR_NOTFOUND, "no data set %s %s", symbol, timeframe);
-    if (st == SF_OK && (!parse_i64(sf_db_get(res, 0, 0), version) ||
-                        !parse_i64(sf_db_get(res, 0, 1), count) || *count < 0))
+    if (st == SF_OK &&
+        (!parse_i64(sf_db_get(res, 0, 0), version) || !parse_i64(sf_db_get(res, 0, 1), count) || *count < 0))
         st = sf_err_set(err, SF_ERR_INTERNAL, "unexpected datasets row");
     sf_db_res_free(res);
     return st;
 }
 
-static sf_status load_in_snapshot(sf_db *db, const char *symbol, const char *timeframe,
-                                  size_t max_bars, sf_bars **out, int64_t *version, sf_err *err)
+static sf_status load_in_snapshot(sf_db *db, const char *symbol, const char *timeframe, size_t max_bars, sf_bars **out,
+                                  int64_t *version, sf_err *err)
 {
     int64_t count = 0;
     sf_status st = load_prepare(db, symbol, timeframe, version, &count, err);
     if (st != SF_OK)
         return st;
     if ((uint64_t)count > max_bars)
-        return sf_err_set(err, SF_ERR_LIMIT, "data set %s %s has %" PRId64 " bars (most %zu)",
-                          symbol, timeframe, count, max_bars);
+        return sf_err_set(err, SF_ERR_LIMIT, "data set %s %s has %" PRId64 " bars (most %zu)", symbol, timeframe, count,
+                          max_bars);
     load_state ls = {0};
     ls.cap = (size_t)count;
     if ((st = sf_bars_new(ls.cap, &ls.bars, err)) != SF_OK)
@@ -497,8 +489,7 @@ static sf_status load_in_snapshot(sf_db *db, const char *symbol, const char *tim
                         "TO STDOUT (FORMAT binary)",
                         load_chunk, &ls, err);
     if (st == SF_OK && (ls.n != ls.cap || !ls.done))
-        st = sf_err_set(err, SF_ERR_CONFLICT, "data set holds %zu bars, datasets.bars says %zu",
-                        ls.n, ls.cap);
+        st = sf_err_set(err, SF_ERR_CONFLICT, "data set holds %zu bars, datasets.bars says %zu", ls.n, ls.cap);
     if (st != SF_OK) {
         sf_bars_free(ls.bars);
         return st;
@@ -507,8 +498,8 @@ static sf_status load_in_snapshot(sf_db *db, const char *symbol, const char *tim
     return SF_OK;
 }
 
-sf_status sf_dataset_load(sf_db *db, const char *symbol, const char *timeframe, size_t max_bars,
-                          sf_bars **out, int64_t *version, sf_err *err)
+sf_status sf_dataset_load(sf_db *db, const char *symbol, const char *timeframe, size_t max_bars, sf_bars **out,
+                          int64_t *version, sf_err *err)
 {
     *out = NULL;
     sf_status st = validate_names(symbol, timeframe, err);
@@ -518,14 +509,14 @@ sf_status sf_dataset_load(sf_db *db, const char *symbol, const char *timeframe, 
     /* The primary key (symbol, timeframe, ts) already yields the bars in
      * order; without fresh statistics the planner may pick a bitmap scan
      * plus an external sort instead, which is several times slower. */
-    st = sf_db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
-                        "SET LOCAL enable_sort = off",
+    st = sf_db_exec(db,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
+                    "SET LOCAL enable_sort = off",
                     err);
     if (st != SF_OK)
         return st;
-    st = load_in_snapshot(db, symbol, timeframe, max_bars ? max_bars : SF_BARS_MAX_DEFAULT, out,
-                          &ver, err);
+    st = load_in_snapshot(db, symbol, timeframe, max_bars ? max_bars : SF_BARS_MAX_DEFAULT, out, &ver, err);
     if (st == SF_OK)
         st = sf_db_commit(db, err);
     if (st != SF_OK) {

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #define PREPARED_MAX 32 /* named statements per connection (sf_db_query_prepared) */
 
 struct sf_db {
@@ -125,8 +124,8 @@ sf_status sf_db_open(const char *url, const sf_db_opts *opts, sf_db **out, sf_er
         db->conn = NULL;
     }
     free(db);
-    return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to database \"%s\" after %d attempt%s: %s",
-                      target, attempts, attempts == 1 ? "" : "s", why);
+    return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to database \"%s\" after %d attempt%s: %s", target,
+                      attempts, attempts == 1 ? "" : "s", why);
 }
 
 /* Forget the named statements (a new session has none). */
@@ -200,8 +199,8 @@ sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err)
 
 static sf_status wrap_result(PGresult *res, sf_db_res **out, sf_err *err);
 
-static sf_status query_unnamed(sf_db *db, const char *sql, int nparams, const char *const *params,
-                               const int *lengths, const int *formats, sf_db_res **out, sf_err *err)
+static sf_status query_unnamed(sf_db *db, const char *sql, int nparams, const char *const *params, const int *lengths,
+                               const int *formats, sf_db_res **out, sf_err *err)
 {
     db->sqlstate[0] = '\0';
     if (out)
@@ -212,8 +211,7 @@ static sf_status query_unnamed(sf_db *db, const char *sql, int nparams, const ch
     return wrap_result(res, out, err);
 }
 
-sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
-                      sf_db_res **out, sf_err *err)
+sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params, sf_db_res **out, sf_err *err)
 {
     return query_unnamed(db, sql, nparams, params, NULL, NULL, out, err);
 }
@@ -260,15 +258,14 @@ static int prepared_index(sf_db *db, const char *sql, int nparams, PGresult **ba
     return db->n_prepared++;
 }
 
-sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
-                               sf_db_res **out, sf_err *err)
+sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params, sf_db_res **out,
+                               sf_err *err)
 {
     return sf_db_query_prepared_bin(db, sql, nparams, params, NULL, NULL, out, err);
 }
 
-sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams,
-                                   const char *const *params, const int *lengths,
-                                   const int *formats, sf_db_res **out, sf_err *err)
+sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams, const char *const *params,
+                                   const int *lengths, const int *formats, sf_db_res **out, sf_err *err)
 {
     db->sqlstate[0] = '\0';
     if (out)
@@ -380,7 +377,7 @@ sf_status sf_db_bin_array_add_text(sf_buf *b, const char *s, size_t len, sf_err 
 {
     unsigned char l[4];
     if (s == NULL) {
-        put_be32(l, UINT32_MAX); /* -1: NULL */
+        put_be32(l, UINT32_MAX);                   /* -1: NULL */
         put_be32((unsigned char *)b->data + 4, 1); /* the array has NULLs */
     } else {
         if (len > INT32_MAX)
@@ -438,8 +435,14 @@ int64_t sf_db_affected(const sf_db_res *res)
     return s && *s ? strtoll(s, NULL, 10) : 0;
 }
 
-int sf_db_nrows(const sf_db_res *res) { return PQntuples(res->res); }
-int sf_db_ncols(const sf_db_res *res) { return PQnfields(res->res); }
+int sf_db_nrows(const sf_db_res *res)
+{
+    return PQntuples(res->res);
+}
+int sf_db_ncols(const sf_db_res *res)
+{
+    return PQnfields(res->res);
+}
 
 const char *sf_db_get(const sf_db_res *res, int row, int col)
 {
@@ -477,8 +480,8 @@ static int take_notify(sf_db *db, char *channel, size_t chsize, char *payload, s
     return 1;
 }
 
-sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize,
-                            char *payload, size_t plsize, sf_err *err)
+sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize, char *payload,
+                            size_t plsize, sf_err *err)
 {
     *got = 0;
     if (PQconsumeInput(db->conn) == 0)

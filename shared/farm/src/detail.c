@@ -33,17 +33,15 @@ static const char INSERT_SQL[] =
     "ON CONFLICT (detail_of) WHERE detail_of IS NOT NULL DO NOTHING RETURNING id";
 
 /* Enqueue the detail of member (combination index of grid over logic_json). */
-static sf_status insert_detail(sf_db *db, const sf_grid *grid, const char *logic_json,
-                               const char *member, const char *index_text, const char *source,
-                               int *inserted, sf_err *err)
+static sf_status insert_detail(sf_db *db, const sf_grid *grid, const char *logic_json, const char *member,
+                               const char *index_text, const char *source, int *inserted, sf_err *err)
 {
     char *text = NULL;
     size_t len = 0;
     *inserted = 0;
     long long index = strtoll(index_text ? index_text : "-1", NULL, 10);
     if (index < 0 || (size_t)index >= sf_grid_size(grid))
-        return sf_err_set(err, SF_ERR_INVALID, "member %.40s: combination %lld is not in its grid", member,
-                          index);
+        return sf_err_set(err, SF_ERR_INVALID, "member %.40s: combination %lld is not in its grid", member, index);
     sf_status st = sf_grid_apply(grid, (size_t)index, logic_json, strlen(logic_json), &text, &len, err);
     const char *params[] = {member, text, source};
     sf_db_res *res = NULL;
@@ -58,10 +56,9 @@ static sf_status insert_detail(sf_db *db, const sf_grid *grid, const char *logic
 
 /* ---- on request ---------------------------------------------------------- */
 
-static const char MEMBER_SQL[] =
-    "SELECT m.combo_index::text, b.logic::text, b.grid::text, d.id::text, d.status::text, "
-    "d.detail_source FROM jobs m JOIN batches b ON b.id = m.batch_id "
-    "LEFT JOIN jobs d ON d.detail_of = m.id WHERE m.id = $1::uuid";
+static const char MEMBER_SQL[] = "SELECT m.combo_index::text, b.logic::text, b.grid::text, d.id::text, d.status::text, "
+                                 "d.detail_source FROM jobs m JOIN batches b ON b.id = m.batch_id "
+                                 "LEFT JOIN jobs d ON d.detail_of = m.id WHERE m.id = $1::uuid";
 
 static void fill_detail(sf_detail *out, const char *id, const char *status, const char *source)
 {
@@ -100,8 +97,8 @@ static sf_status ensure_detail(sf_db *db, const char *member, sf_detail *out, sf
         const char *grid_text = sf_db_get(res, 0, 2);
         st = sf_grid_parse(grid_text, strlen(grid_text), 0, &grid, err);
         if (st == SF_OK)
-            st = insert_detail(db, grid, sf_db_get(res, 0, 1), member, sf_db_get(res, 0, 0), "request",
-                               &out->created, err);
+            st = insert_detail(db, grid, sf_db_get(res, 0, 1), member, sf_db_get(res, 0, 0), "request", &out->created,
+                               err);
         if (st == SF_OK && out->created)
             st = sf_db_exec(db, "NOTIFY sf_jobs", err);
     }
@@ -146,11 +143,11 @@ static const char DUE_SQL[] =
 
 /* The best $3 succeeded members by metrics->$2 in the metric's direction,
  * null last, ties by index: the leaderboard's order (sf-api). */
-#define TOP_SQL(dir)                                                                                   \
-    "SELECT j.id::text, j.combo_index::text FROM jobs j JOIN results r ON r.job_id = j.id "          \
-    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' "                                         \
-    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> $2) = 'number' THEN (r.metrics ->> $2)::float8 END " \
-    dir " NULLS LAST, j.combo_index LIMIT $3::integer"
+#define TOP_SQL(dir)                                                                                                   \
+    "SELECT j.id::text, j.combo_index::text FROM jobs j JOIN results r ON r.job_id = j.id "                            \
+    "WHERE j.batch_id = $1::uuid AND j.status = 'succeeded' "                                                          \
+    "ORDER BY CASE WHEN jsonb_typeof(r.metrics -> $2) = 'number' THEN (r.metrics ->> $2)::float8 END " dir             \
+    " NULLS LAST, j.combo_index LIMIT $3::integer"
 static const char TOP_DESC_SQL[] = TOP_SQL("DESC");
 static const char TOP_ASC_SQL[] = TOP_SQL("ASC");
 
@@ -170,8 +167,8 @@ static sf_status enqueue_top(sf_db *db, const sf_db_res *due, int64_t *details, 
     }
     for (int r = 0; st == SF_OK && r < sf_db_nrows(top); r++) {
         int inserted = 0;
-        st = insert_detail(db, grid, sf_db_get(due, 0, 3), sf_db_get(top, r, 0), sf_db_get(top, r, 1), "top",
-                           &inserted, err);
+        st = insert_detail(db, grid, sf_db_get(due, 0, 3), sf_db_get(top, r, 0), sf_db_get(top, r, 1), "top", &inserted,
+                           err);
         *details += inserted;
     }
     sf_grid_free(grid);

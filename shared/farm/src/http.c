@@ -13,9 +13,9 @@ struct sf_http {
     sf_http_opts opts;
     char errbuf[CURL_ERROR_SIZE];
     /* per request, from the opensocket callback (the request's thread) */
-    int opened;                     /* sockets opened */
-    int https_only;                 /* redirects may go to https only */
-    char refused[SF_ERR_MSG_MAX];   /* why the first refused address was refused; "" = none */
+    int opened;                   /* sockets opened */
+    int https_only;               /* redirects may go to https only */
+    char refused[SF_ERR_MSG_MAX]; /* why the first refused address was refused; "" = none */
 };
 
 /* Per-request write state. */
@@ -142,8 +142,8 @@ static int is_https(const char *url)
     return strcasecmp(scheme, "https") == 0;
 }
 
-static sf_status set_common(sf_http *h, const char *method, const char *url, sink *s,
-                            struct curl_slist *hdrs, const char *body, size_t body_len)
+static sf_status set_common(sf_http *h, const char *method, const char *url, sink *s, struct curl_slist *hdrs,
+                            const char *body, size_t body_len)
 {
     CURL *c = h->curl;
     curl_easy_reset(c);
@@ -184,29 +184,24 @@ static sf_status map_result(sf_http *h, CURLcode rc, const sink *s, const char *
     if (h->refused[0] && h->opened == 0 && rc == CURLE_COULDNT_CONNECT)
         return sf_err_set(err, SF_ERR_INVALID, "could not connect to %s: %s", url, h->refused);
     if (s->over || rc == CURLE_FILESIZE_EXCEEDED)
-        return sf_err_set(err, SF_ERR_LIMIT, "response from %s is larger than %zu bytes", url,
-                          h->opts.max_body);
+        return sf_err_set(err, SF_ERR_LIMIT, "response from %s is larger than %zu bytes", url, h->opts.max_body);
     char scheme[16];
     url_scheme(full_url, scheme, sizeof scheme);
     int own_scheme_ok = strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0;
     if (rc == CURLE_UNSUPPORTED_PROTOCOL && h->opts.follow_redirects && h->https_only && own_scheme_ok)
-        return sf_err_set(err, SF_ERR_INVALID, "could not follow a redirect from %s: only https is allowed%s (%s)",
-                          url, h->opts.https_only_redirects ? "" : " after an https URL", why);
+        return sf_err_set(err, SF_ERR_INVALID, "could not follow a redirect from %s: only https is allowed%s (%s)", url,
+                          h->opts.https_only_redirects ? "" : " after an https URL", why);
     if (rc == CURLE_TOO_MANY_REDIRECTS)
         return sf_err_set(err, SF_ERR_INVALID, "request to %s was redirected more than %d times", url,
                           SF_HTTP_MAX_REDIRECTS);
     switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return sf_err_set(err, SF_ERR_TIMEOUT, "request to %s timed out: %s", url, why);
+    case CURLE_OPERATION_TIMEDOUT: return sf_err_set(err, SF_ERR_TIMEOUT, "request to %s timed out: %s", url, why);
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-        return sf_err_set(err, SF_ERR_INVALID, "bad URL %s: %s", url, why);
+    case CURLE_URL_MALFORMAT: return sf_err_set(err, SF_ERR_INVALID, "bad URL %s: %s", url, why);
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-        return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to %s: %s", url, why);
-    default:
-        return sf_err_set(err, SF_ERR_HTTP, "request to %s failed: %s", url, why);
+    case CURLE_COULDNT_CONNECT: return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to %s: %s", url, why);
+    default: return sf_err_set(err, SF_ERR_HTTP, "request to %s failed: %s", url, why);
     }
 }
 
@@ -237,9 +232,8 @@ static void take_content_type(sf_http *h, sf_http_response *resp)
         snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
 }
 
-sf_status sf_http_request(sf_http *http, const char *method, const char *url,
-                          const char *const *headers, const char *body, size_t body_len,
-                          sf_http_response *resp, sf_err *err)
+sf_status sf_http_request(sf_http *http, const char *method, const char *url, const char *const *headers,
+                          const char *body, size_t body_len, sf_http_response *resp, sf_err *err)
 {
     sf_buf_destroy(&resp->body);
     sf_http_response_init(resp);

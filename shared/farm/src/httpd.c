@@ -42,9 +42,9 @@
 
 /* One open connection, for the watchdog. */
 typedef struct conn_track {
-    struct conn_track *prev, *next;  /* guarded by sf_httpd.mu */
+    struct conn_track *prev, *next; /* guarded by sf_httpd.mu */
     int fd;
-    int cut;                         /* shut down by the watchdog; guarded by mu */
+    int cut;                           /* shut down by the watchdog; guarded by mu */
     atomic_int_fast64_t reading_since; /* monotonic ms; 0 = not reading a request */
 } conn_track;
 
@@ -55,9 +55,9 @@ struct sf_httpd {
     sf_httpd_opts opts;
     int port;
     atomic_int_fast64_t in_flight;
-    atomic_int_fast64_t cut;         /* connections cut by the watchdog */
+    atomic_int_fast64_t cut; /* connections cut by the watchdog */
     int quiesced;
-    pthread_mutex_t mu;              /* guards conns, conn_track.cut, stopping */
+    pthread_mutex_t mu; /* guards conns, conn_track.cut, stopping */
     pthread_cond_t wake;
     conn_track *conns;
     int stopping;
@@ -67,28 +67,28 @@ struct sf_httpd {
 struct sf_httpd_req {
     sf_httpd *d;
     struct MHD_Connection *conn;
-    const char *method;                          /* borrowed from MHD for the request */
-    char *path;                                  /* copy of the path */
-    char *segbuf;                                /* path split into segments */
+    const char *method; /* borrowed from MHD for the request */
+    char *path;         /* copy of the path */
+    char *segbuf;       /* path split into segments */
     const sf_httpd_route *route;
     int nparams;
-    const char *pname[SF_HTTPD_MAX_PARAMS];      /* into route->pattern */
+    const char *pname[SF_HTTPD_MAX_PARAMS]; /* into route->pattern */
     size_t pname_len[SF_HTTPD_MAX_PARAMS];
-    const char *pval[SF_HTTPD_MAX_PARAMS];       /* into segbuf */
+    const char *pval[SF_HTTPD_MAX_PARAMS]; /* into segbuf */
     sf_buf body;
-    int over;                                    /* body went over max_body */
+    int over; /* body went over max_body */
     struct timespec t0;
     char request_id[SF_HTTPD_REQUEST_ID_MAX];
     /* the reply */
-    int status;                                  /* 0 = none yet */
+    int status; /* 0 = none yet */
     sf_buf resp;
     char content_type[64];
     int nhdr;
     char *hdr_name[SF_HTTPD_MAX_RESP_HEADERS];
     char *hdr_val[SF_HTTPD_MAX_RESP_HEADERS];
-    int queued_status;                           /* what was sent; 0 = nothing */
-    char *allow;                                 /* no route: the methods the path has, or NULL */
-    void *ctx;                                   /* the application's, see sf_httpd_set_ctx */
+    int queued_status; /* what was sent; 0 = nothing */
+    char *allow;       /* no route: the methods the path has, or NULL */
+    void *ctx;         /* the application's, see sf_httpd_set_ctx */
     void (*ctx_free)(void *);
 };
 
@@ -139,21 +139,19 @@ sf_status sf_httpd_set_header(sf_httpd_req *req, const char *name, const char *v
     return SF_OK;
 }
 
-sf_status sf_httpd_reply(sf_httpd_req *req, int status, const char *content_type, const char *body,
-                         size_t len, sf_err *err)
+sf_status sf_httpd_reply(sf_httpd_req *req, int status, const char *content_type, const char *body, size_t len,
+                         sf_err *err)
 {
     sf_buf_reset(&req->resp);
     sf_status st = sf_buf_append(&req->resp, body ? body : "", body ? len : 0, err);
     if (st != SF_OK)
         return st;
     req->status = status;
-    snprintf(req->content_type, sizeof req->content_type, "%s",
-             content_type ? content_type : "application/json");
+    snprintf(req->content_type, sizeof req->content_type, "%s", content_type ? content_type : "application/json");
     return SF_OK;
 }
 
-sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_type, sf_buf *body,
-                             sf_err *err)
+sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_type, sf_buf *body, sf_err *err)
 {
     (void)err;
     sf_buf_destroy(&req->resp);
@@ -161,13 +159,11 @@ sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_
     req->resp.max = SIZE_MAX;
     sf_buf_init(body, body->max);
     req->status = status;
-    snprintf(req->content_type, sizeof req->content_type, "%s",
-             content_type ? content_type : "application/json");
+    snprintf(req->content_type, sizeof req->content_type, "%s", content_type ? content_type : "application/json");
     return SF_OK;
 }
 
-sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, const char *message,
-                               const char *field)
+sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, const char *message, const char *field)
 {
     sf_buf b;
     sf_buf_init(&b, 64 * 1024);
@@ -195,9 +191,18 @@ sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, 
 
 /* ---- accessors ------------------------------------------------------------------ */
 
-const char *sf_httpd_method(const sf_httpd_req *req) { return req->method; }
-const char *sf_httpd_path(const sf_httpd_req *req) { return req->path; }
-const char *sf_httpd_request_id(const sf_httpd_req *req) { return req->request_id; }
+const char *sf_httpd_method(const sf_httpd_req *req)
+{
+    return req->method;
+}
+const char *sf_httpd_path(const sf_httpd_req *req)
+{
+    return req->path;
+}
+const char *sf_httpd_request_id(const sf_httpd_req *req)
+{
+    return req->request_id;
+}
 
 const char *sf_httpd_route_pattern(const sf_httpd_req *req)
 {
@@ -231,7 +236,10 @@ void sf_httpd_set_ctx(sf_httpd_req *req, void *ctx, void (*free_fn)(void *))
     req->ctx_free = free_fn;
 }
 
-void *sf_httpd_ctx(const sf_httpd_req *req) { return req->ctx; }
+void *sf_httpd_ctx(const sf_httpd_req *req)
+{
+    return req->ctx;
+}
 
 const char *sf_httpd_method_label(const char *method)
 {
@@ -354,8 +362,8 @@ static int request_id_ok(const char *s)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
             return 0;
     }
     return 1;
@@ -373,8 +381,8 @@ static void set_request_id(sf_httpd_req *req)
         uint64_t t = (uint64_t)req->t0.tv_nsec ^ ((uint64_t)req->t0.tv_sec << 20) ^ (uint64_t)(uintptr_t)req;
         memcpy(r, &t, sizeof r);
     }
-    snprintf(req->request_id, sizeof req->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7]);
+    snprintf(req->request_id, sizeof req->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+             r[5], r[6], r[7]);
 }
 
 static void req_free(sf_httpd_req *req)
@@ -395,8 +403,7 @@ static void req_free(sf_httpd_req *req)
     free(req);
 }
 
-static sf_httpd_req *req_new(sf_httpd *d, struct MHD_Connection *conn, const char *url,
-                             const char *method)
+static sf_httpd_req *req_new(sf_httpd *d, struct MHD_Connection *conn, const char *url, const char *method)
 {
     sf_httpd_req *req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -421,9 +428,8 @@ static enum MHD_Result queue_reply(sf_httpd_req *req)
 {
     size_t len = 0;
     char *data = sf_buf_steal(&req->resp, &len);
-    struct MHD_Response *r =
-        data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
-             : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
+                                  : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         free(data);
         return MHD_NO;
@@ -449,8 +455,8 @@ static void reply_too_large(sf_httpd_req *req)
 }
 
 /* First call: set up; refuse an announced over-size body at once. */
-static enum MHD_Result on_first(sf_httpd *d, struct MHD_Connection *conn, const char *url,
-                                const char *method, void **con_cls)
+static enum MHD_Result on_first(sf_httpd *d, struct MHD_Connection *conn, const char *url, const char *method,
+                                void **con_cls)
 {
     sf_httpd_req *req = req_new(d, conn, url, method);
     if (req == NULL)
@@ -493,9 +499,8 @@ static void stop_reading(struct MHD_Connection *conn)
         atomic_store(&t->reading_since, 0);
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls)
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     sf_httpd *d = cls;
@@ -518,8 +523,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return queue_reply(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
     sf_httpd *d = cls;
@@ -534,8 +538,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         sf_httpd_done done = {
-            .method = sf_httpd_method_label(req->method), .route = sf_httpd_route_pattern(req), .path = req->path,
-            .request_id = req->request_id, .status = req->queued_status,
+            .method = sf_httpd_method_label(req->method),
+            .route = sf_httpd_route_pattern(req),
+            .path = req->path,
+            .request_id = req->request_id,
+            .status = req->queued_status,
             .duration_s = (double)(t1.tv_sec - req->t0.tv_sec) + (double)(t1.tv_nsec - req->t0.tv_nsec) / 1e9,
         };
         d->opts.on_done(&done, d->opts.app);
@@ -660,8 +667,7 @@ static sf_status check_routes(const sf_httpd_route *routes, size_t n, sf_err *er
         for (const char *p = r->pattern; *p; p++)
             captures += *p == '{';
         if (captures > SF_HTTPD_MAX_PARAMS)
-            return sf_err_set(err, SF_ERR_INVALID, "route %s: more than %d captures", r->pattern,
-                              SF_HTTPD_MAX_PARAMS);
+            return sf_err_set(err, SF_ERR_INVALID, "route %s: more than %d captures", r->pattern, SF_HTTPD_MAX_PARAMS);
     }
     return SF_OK;
 }
@@ -708,8 +714,8 @@ static sf_status make_addr(const sf_httpd_opts *o, struct sockaddr_storage *ss, 
     return sf_err_set(err, SF_ERR_INVALID, "bind address \"%s\" is not an IP address", o->bind_address);
 }
 
-sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf_httpd_opts *opts,
-                         sf_httpd **out, sf_err *err)
+sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf_httpd_opts *opts, sf_httpd **out,
+                         sf_err *err)
 {
     sf_status st = check_routes(routes, n_routes, err);
     if (st != SF_OK)
@@ -730,20 +736,19 @@ sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf
         return st;
     }
     unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
-    d->mhd = MHD_start_daemon(
-        flags, (uint16_t)d->opts.port, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_THREAD_POOL_SIZE, d->opts.threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        d->opts.connection_memory, MHD_OPTION_CONNECTION_LIMIT, d->opts.connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, d->opts.timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, d->opts.per_client_limit, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, d, MHD_OPTION_NOTIFY_CONNECTION, on_connection, d, MHD_OPTION_END);
+    d->mhd = MHD_start_daemon(flags, (uint16_t)d->opts.port, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, &ss,
+                              MHD_OPTION_THREAD_POOL_SIZE, d->opts.threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              d->opts.connection_memory, MHD_OPTION_CONNECTION_LIMIT, d->opts.connection_limit,
+                              MHD_OPTION_CONNECTION_TIMEOUT, d->opts.timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, d->opts.per_client_limit, MHD_OPTION_NOTIFY_COMPLETED,
+                              on_completed, d, MHD_OPTION_NOTIFY_CONNECTION, on_connection, d, MHD_OPTION_END);
     if (d->mhd == NULL) {
         watchdog_stop(d);
         pthread_cond_destroy(&d->wake);
         pthread_mutex_destroy(&d->mu);
         free(d);
-        return sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d", opts && opts->bind_address
-                          ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
+        return sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d",
+                          opts && opts->bind_address ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? (int)info->port : d->opts.port;

@@ -58,9 +58,23 @@
 #define GIVE_UP "(j.cancel_requested OR j.attempt >= j.max_attempts)"
 
 typedef enum event {
-    EV_CLAIM, EV_HEARTBEAT, EV_SUCCEED, EV_FAIL, EV_RETRY, EV_CANCELLED, EV_RELEASE,
-    EV_SUCCEED_OPT, EV_FAIL_OPT, EV_RETRY_OPT, EV_RELEASE_OPT, EV_LEASE_LOST,
-    EV_CANCEL, EV_REQUEST_CANCEL, EV_RELAY, EV_REAP, EV_COUNT
+    EV_CLAIM,
+    EV_HEARTBEAT,
+    EV_SUCCEED,
+    EV_FAIL,
+    EV_RETRY,
+    EV_CANCELLED,
+    EV_RELEASE,
+    EV_SUCCEED_OPT,
+    EV_FAIL_OPT,
+    EV_RETRY_OPT,
+    EV_RELEASE_OPT,
+    EV_LEASE_LOST,
+    EV_CANCEL,
+    EV_REQUEST_CANCEL,
+    EV_RELAY,
+    EV_REAP,
+    EV_COUNT
 } event;
 
 /* An optimistic attempt (sf_job_claim's tiny sweep members) commits only
@@ -68,11 +82,12 @@ typedef enum event {
  * 0, no cancel. It then writes what the claim would have: attempt 1, a fresh
  * fence, the worker and the start time of the read. */
 #define OPT_WHERE " AND j.attempt = 0 AND NOT j.cancel_requested"
-#define OPT_RAN "attempt = 1, fence = (SELECT nextval('job_fence_seq')), worker = v.worker, " \
+#define OPT_RAN                                                                                                        \
+    "attempt = 1, fence = (SELECT nextval('job_fence_seq')), worker = v.worker, "                                      \
     "started_at = coalesce(to_timestamp(v.started_us / 1e6::float8), now()), lease_until = NULL, "
-#define SUCCEED_RETURNING \
-    ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, " \
-    "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, " \
+#define SUCCEED_RETURNING                                                                                              \
+    ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, "                          \
+    "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, "                         \
     "v.eq_len AS eq_len, v.params AS params"
 
 typedef struct transition {
@@ -87,101 +102,109 @@ typedef struct transition {
 
 static const transition TRANSITIONS[EV_COUNT] = {
     [EV_CLAIM] = {"claim", "queued", "running", 0,
-        " AND NOT j.cancel_requested AND NOT coalesce(j.attempt = 0 AND j.batch_id = ANY(v.tiny), false)",
-        "status = 'running', attempt = j.attempt + 1, fence = (SELECT nextval('job_fence_seq')), "
-        "lease_until = now() + v.lease_ms * interval '1 millisecond', worker = v.worker, "
-        "started_at = now(), finished_at = NULL",
-        ", j.user_id::text AS user_id, j.kind::text AS kind, j.attempt AS attempt, "
-        "j.max_attempts AS max_attempts, j.fence AS fence, j.symbol AS symbol, "
-        "j.timeframe AS timeframe, j.batch_id AS batch_id, j.combo_index AS combo_index, "
-        "j.schedule_id AS schedule_id, floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
-        "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
-        "false AS optimistic, NULL::bigint AS started_us"},
+                  " AND NOT j.cancel_requested AND NOT coalesce(j.attempt = 0 AND j.batch_id = ANY(v.tiny), false)",
+                  "status = 'running', attempt = j.attempt + 1, fence = (SELECT nextval('job_fence_seq')), "
+                  "lease_until = now() + v.lease_ms * interval '1 millisecond', worker = v.worker, "
+                  "started_at = now(), finished_at = NULL",
+                  ", j.user_id::text AS user_id, j.kind::text AS kind, j.attempt AS attempt, "
+                  "j.max_attempts AS max_attempts, j.fence AS fence, j.symbol AS symbol, "
+                  "j.timeframe AS timeframe, j.batch_id AS batch_id, j.combo_index AS combo_index, "
+                  "j.schedule_id AS schedule_id, floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
+                  "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
+                  "false AS optimistic, NULL::bigint AS started_us"},
     [EV_HEARTBEAT] = {"heartbeat", "running", "running", 1, "",
-        "lease_until = now() + v.lease_ms * interval '1 millisecond'",
-        ", j.cancel_requested AS cancel_requested"},
+                      "lease_until = now() + v.lease_ms * interval '1 millisecond'",
+                      ", j.cancel_requested AS cancel_requested"},
     /* A cancel always wins: a job whose cancel was requested ends cancelled
      * whatever the attempt's outcome, and the results and signals inserts
      * take only the rows that became succeeded (the UPDATE sees a request
      * committed before it, as it waits on the row lock of one in flight). */
     [EV_SUCCEED] = {"succeeded", "running", "succeeded,cancelled", 1, "",
-        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END)::job_status, "
-        "finished_at = now(), lease_until = NULL, "
-        "error = CASE WHEN j.cancel_requested THEN 'cancelled on request' END, "
-        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' END",
-        /* what the results and signals inserts need, so that they read u alone */
-        SUCCEED_RETURNING},
+                    "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'succeeded' END)::job_status, "
+                    "finished_at = now(), lease_until = NULL, "
+                    "error = CASE WHEN j.cancel_requested THEN 'cancelled on request' END, "
+                    "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' END",
+                    /* what the results and signals inserts need, so that they read u alone */
+                    SUCCEED_RETURNING},
     [EV_FAIL] = {"failed", "running", "failed,cancelled", 1, "",
-        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'failed' END)::job_status, "
-        "finished_at = now(), lease_until = NULL, error = v.error, "
-        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'permanent' END", ""},
+                 "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'failed' END)::job_status, "
+                 "finished_at = now(), lease_until = NULL, error = v.error, "
+                 "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'permanent' END",
+                 ""},
     [EV_RETRY] = {"transient", "running", "pending,dead,cancelled", 1, "",
-        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
-        "THEN 'dead' ELSE 'pending' END)::job_status, "
-        "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
-        "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, error = v.error, "
-        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE v.error_class END", ""},
+                  "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
+                  "THEN 'dead' ELSE 'pending' END)::job_status, "
+                  "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
+                  "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, error = v.error, "
+                  "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE v.error_class END",
+                  ""},
     [EV_CANCELLED] = {"cancelled", "running", "cancelled", 1, "",
-        "status = 'cancelled', finished_at = now(), lease_until = NULL, "
-        "error = coalesce(v.error, 'cancelled on request'), error_class = 'cancelled'", ""},
+                      "status = 'cancelled', finished_at = now(), lease_until = NULL, "
+                      "error = coalesce(v.error, 'cancelled on request'), error_class = 'cancelled'",
+                      ""},
     [EV_RELEASE] = {"released", "running", "pending,cancelled", 1, "",
-        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'pending' END)::job_status, "
-        "attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE greatest(j.attempt - 1, 0) END, "
-        "run_at = now(), lease_until = NULL, "
-        "finished_at = CASE WHEN j.cancel_requested THEN now() END, "
-        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE j.error_class END", ""},
+                    "status = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'pending' END)::job_status, "
+                    "attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE greatest(j.attempt - 1, 0) END, "
+                    "run_at = now(), lease_until = NULL, "
+                    "finished_at = CASE WHEN j.cancel_requested THEN now() END, "
+                    "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE j.error_class END",
+                    ""},
     [EV_SUCCEED_OPT] = {"succeeded", "queued", "succeeded", 0, OPT_WHERE,
-        "status = 'succeeded', " OPT_RAN "finished_at = now(), error = NULL, error_class = NULL",
-        SUCCEED_RETURNING},
+                        "status = 'succeeded', " OPT_RAN "finished_at = now(), error = NULL, error_class = NULL",
+                        SUCCEED_RETURNING},
     [EV_FAIL_OPT] = {"failed", "queued", "failed", 0, OPT_WHERE,
-        "status = 'failed', " OPT_RAN "finished_at = now(), error = v.error, error_class = 'permanent'",
-        ""},
+                     "status = 'failed', " OPT_RAN "finished_at = now(), error = v.error, error_class = 'permanent'",
+                     ""},
     /* attempt 1 ended: d = min(cap, base) */
     [EV_RETRY_OPT] = {"transient", "queued", "pending,dead", 0, OPT_WHERE,
-        "status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'pending' END)::job_status, " OPT_RAN
-        "run_at = now() + (least(v.cap_ms, v.base_ms) / 2 + random() * least(v.cap_ms, v.base_ms) / 2) "
-        "* interval '1 millisecond', finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
-        "error = v.error, error_class = v.error_class", ""},
-    [EV_RELEASE_OPT] = {"released", "queued", "pending", 0, OPT_WHERE,
-        "status = 'pending', run_at = now()", ""},
+                      "status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'pending' END)::job_status, " OPT_RAN
+                      "run_at = now() + (least(v.cap_ms, v.base_ms) / 2 + random() * least(v.cap_ms, v.base_ms) / 2) "
+                      "* interval '1 millisecond', finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
+                      "error = v.error, error_class = v.error_class",
+                      ""},
+    [EV_RELEASE_OPT] = {"released", "queued", "pending", 0, OPT_WHERE, "status = 'pending', run_at = now()", ""},
     /* sf_job_lease_expired: an expired Redis lease of a member never claimed */
-    [EV_LEASE_LOST] = {"lease_lost", "queued", "queued,dead", 0,
-        " AND j.attempt = 0 AND j.batch_id IS NOT NULL",
-        "attempt = 1, status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'queued' END)::job_status, "
-        "finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
-        "error = 'lease expired before the job finished (worker stopped or lost)', error_class = 'lease'",
-        ""},
+    [EV_LEASE_LOST] =
+        {"lease_lost", "queued", "queued,dead", 0, " AND j.attempt = 0 AND j.batch_id IS NOT NULL",
+         "attempt = 1, status = (CASE WHEN j.max_attempts <= 1 THEN 'dead' ELSE 'queued' END)::job_status, "
+         "finished_at = CASE WHEN j.max_attempts <= 1 THEN now() END, "
+         "error = 'lease expired before the job finished (worker stopped or lost)', error_class = 'lease'",
+         ""},
     [EV_CANCEL] = {"cancel", "pending,queued", "cancelled", 0, "",
-        "status = 'cancelled', cancel_requested = true, finished_at = now(), "
-        "error = 'cancelled on request', error_class = 'cancelled'",
-        ", j.user_id::text AS user_id, j.priority AS priority, "
-        "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
-    [EV_REQUEST_CANCEL] = {"request_cancel", "running", "running", 0, "",
-        "cancel_requested = true", ""},
-    [EV_RELAY] = {"relay", "pending", "queued", 0, "",
-        "status = 'queued', queued_at = now()",
-        ", j.user_id::text AS user_id, j.priority AS priority, "
-        "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
+                   "status = 'cancelled', cancel_requested = true, finished_at = now(), "
+                   "error = 'cancelled on request', error_class = 'cancelled'",
+                   ", j.user_id::text AS user_id, j.priority AS priority, "
+                   "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
+    [EV_REQUEST_CANCEL] = {"request_cancel", "running", "running", 0, "", "cancel_requested = true", ""},
+    [EV_RELAY] = {"relay", "pending", "queued", 0, "", "status = 'queued', queued_at = now()",
+                  ", j.user_id::text AS user_id, j.priority AS priority, "
+                  "floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms"},
     [EV_REAP] = {"reap", "running", "pending,dead,cancelled", 0, " AND j.lease_until < now()",
-        "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
-        "THEN 'dead' ELSE 'pending' END)::job_status, "
-        "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
-        "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, "
-        "error = 'lease expired (worker ' || coalesce(j.worker, '?') || ')', "
-        "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'lease' END", ""},
+                 "status = (CASE WHEN j.cancel_requested THEN 'cancelled' WHEN j.attempt >= j.max_attempts "
+                 "THEN 'dead' ELSE 'pending' END)::job_status, "
+                 "run_at = now() + (" BACKOFF_D " / 2 + random() * " BACKOFF_D " / 2) * interval '1 millisecond', "
+                 "finished_at = CASE WHEN " GIVE_UP " THEN now() END, lease_until = NULL, "
+                 "error = 'lease expired (worker ' || coalesce(j.worker, '?') || ')', "
+                 "error_class = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'lease' END",
+                 ""},
 };
 
 static const char *const OUTCOME_NAMES[SF_JOB_OUTCOMES] = {
-    [SF_JOB_SUCCEEDED] = "succeeded", [SF_JOB_FAILED] = "failed", [SF_JOB_TRANSIENT] = "transient",
+    [SF_JOB_SUCCEEDED] = "succeeded", [SF_JOB_FAILED] = "failed",     [SF_JOB_TRANSIENT] = "transient",
     [SF_JOB_CANCELLED] = "cancelled", [SF_JOB_RELEASED] = "released",
 };
 
 static const event OUTCOME_EVENTS[2][SF_JOB_OUTCOMES] = {
-    {[SF_JOB_SUCCEEDED] = EV_SUCCEED, [SF_JOB_FAILED] = EV_FAIL, [SF_JOB_TRANSIENT] = EV_RETRY,
-     [SF_JOB_CANCELLED] = EV_CANCELLED, [SF_JOB_RELEASED] = EV_RELEASE},
+    {[SF_JOB_SUCCEEDED] = EV_SUCCEED,
+     [SF_JOB_FAILED] = EV_FAIL,
+     [SF_JOB_TRANSIENT] = EV_RETRY,
+     [SF_JOB_CANCELLED] = EV_CANCELLED,
+     [SF_JOB_RELEASED] = EV_RELEASE},
     /* optimistic: a stop on request or a release gives the row back unspent */
-    {[SF_JOB_SUCCEEDED] = EV_SUCCEED_OPT, [SF_JOB_FAILED] = EV_FAIL_OPT,
-     [SF_JOB_TRANSIENT] = EV_RETRY_OPT, [SF_JOB_CANCELLED] = EV_RELEASE_OPT,
+    {[SF_JOB_SUCCEEDED] = EV_SUCCEED_OPT,
+     [SF_JOB_FAILED] = EV_FAIL_OPT,
+     [SF_JOB_TRANSIENT] = EV_RETRY_OPT,
+     [SF_JOB_CANCELLED] = EV_RELEASE_OPT,
      [SF_JOB_RELEASED] = EV_RELEASE_OPT},
 };
 
@@ -228,8 +251,7 @@ static sf_status quote_list(sf_buf *sql, const char *list, sf_err *err)
 }
 
 /* The one SQL builder for state changes. */
-static sf_status build_update(sf_buf *sql, event ev, const char *source, const char *tail,
-                              sf_err *err)
+static sf_status build_update(sf_buf *sql, event ev, const char *source, const char *tail, sf_err *err)
 {
     const transition *t = &TRANSITIONS[ev];
     sf_buf_init(sql, SQL_MAX);
@@ -251,9 +273,9 @@ static sf_status build_update(sf_buf *sql, event ev, const char *source, const c
 
 /* Build and run one transition; lengths and formats as sf_db_query_prepared_bin
  * (NULL: all parameters text). */
-static sf_status run_update_bin(sf_db *db, event ev, const char *source, const char *tail,
-                                int nparams, const char *const *params, const int *lengths,
-                                const int *formats, sf_db_res **res, sf_err *err)
+static sf_status run_update_bin(sf_db *db, event ev, const char *source, const char *tail, int nparams,
+                                const char *const *params, const int *lengths, const int *formats, sf_db_res **res,
+                                sf_err *err)
 {
     sf_buf sql;
     sf_status st = build_update(&sql, ev, source, tail, err);
@@ -261,15 +283,13 @@ static sf_status run_update_bin(sf_db *db, event ev, const char *source, const c
         return st;
     /* Named statement: the texts are fixed per transition, and parsing and
      * planning these CTEs cost more than running them for a few rows. */
-    st = sf_db_query_prepared_bin(db, sf_buf_str(&sql), nparams, params, lengths, formats, res,
-                                  err);
+    st = sf_db_query_prepared_bin(db, sf_buf_str(&sql), nparams, params, lengths, formats, res, err);
     sf_buf_destroy(&sql);
     return st;
 }
 
-static sf_status run_update(sf_db *db, event ev, const char *source, const char *tail,
-                            int nparams, const char *const *params, sf_db_res **res,
-                            sf_err *err)
+static sf_status run_update(sf_db *db, event ev, const char *source, const char *tail, int nparams,
+                            const char *const *params, sf_db_res **res, sf_err *err)
 {
     return run_update_bin(db, ev, source, tail, nparams, params, NULL, NULL, res, err);
 }
@@ -293,8 +313,7 @@ static int uuid_ok(const char *s)
 static sf_status check_batch(size_t n, sf_err *err)
 {
     if (n > SF_JOB_BATCH_MAX)
-        return sf_err_set(err, SF_ERR_LIMIT, "job call has %zu ids; the limit is %d", n,
-                          SF_JOB_BATCH_MAX);
+        return sf_err_set(err, SF_ERR_LIMIT, "job call has %zu ids; the limit is %d", n, SF_JOB_BATCH_MAX);
     return SF_OK;
 }
 
@@ -366,9 +385,8 @@ static int64_t get_i64(const sf_db_res *res, int row, int col, int64_t dflt)
  * flushes the WAL before it, so no completion outlives its claim. */
 #define ASYNC_COMMIT "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
 
-static const char CLAIM_SOURCE[] =
-    "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker, "
-    "$4::uuid[] AS tiny FROM " ASYNC_COMMIT;
+static const char CLAIM_SOURCE[] = "SELECT unnest($1::uuid[]) AS id, $2::bigint AS lease_ms, $3::text AS worker, "
+                                   "$4::uuid[] AS tiny FROM " ASYNC_COMMIT;
 
 /* u: the claimed rows; o: the optimistic reads (tiny batches' members on
  * their first attempt), which the UPDATE leaves alone. Both see the
@@ -396,8 +414,26 @@ static const char CLAIM_TAIL[] =
     "LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
     "LEFT JOIN datasets d ON d.symbol = u.symbol AND d.timeframe = u.timeframe";
 
-enum { C_ID, C_USER, C_KIND, C_ATTEMPT, C_MAX, C_FENCE, C_SYMBOL, C_TF, C_BATCH, C_COMBO,
-       C_SCHED, C_FROM, C_TO, C_LOGIC, C_GRID, C_DSVER, C_OPT, C_STARTED };
+enum {
+    C_ID,
+    C_USER,
+    C_KIND,
+    C_ATTEMPT,
+    C_MAX,
+    C_FENCE,
+    C_SYMBOL,
+    C_TF,
+    C_BATCH,
+    C_COMBO,
+    C_SCHED,
+    C_FROM,
+    C_TO,
+    C_LOGIC,
+    C_GRID,
+    C_DSVER,
+    C_OPT,
+    C_STARTED
+};
 
 static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
 {
@@ -496,9 +532,8 @@ void sf_job_destroy(sf_job *job)
     job->grid = NULL;
 }
 
-sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker,
-                       int64_t lease_ms, const char *const *tiny_batches, size_t n_tiny,
-                       sf_job *out, size_t *n_out, sf_err *err)
+sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker, int64_t lease_ms,
+                       const char *const *tiny_batches, size_t n_tiny, sf_job *out, size_t *n_out, sf_err *err)
 {
     *n_out = 0;
     sf_status st = check_batch(n, err);
@@ -541,12 +576,10 @@ sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *
 
 /* ---- heartbeat ---------------------------------------------------------- */
 
-static const char HEARTBEAT_SOURCE[] =
-    "SELECT s.id, s.fence, $3::bigint AS lease_ms "
-    "FROM unnest($1::uuid[], $2::bigint[]) AS s(id, fence), " ASYNC_COMMIT;
+static const char HEARTBEAT_SOURCE[] = "SELECT s.id, s.fence, $3::bigint AS lease_ms "
+                                       "FROM unnest($1::uuid[], $2::bigint[]) AS s(id, fence), " ASYNC_COMMIT;
 
-static sf_status fence_array(sf_buf *b, const int64_t *fences, size_t stride, size_t n,
-                             sf_err *err)
+static sf_status fence_array(sf_buf *b, const int64_t *fences, size_t stride, size_t n, sf_err *err)
 {
     sf_status st = arr_begin(b, err);
     const char *base = (const char *)fences;
@@ -560,14 +593,12 @@ static sf_status fence_array(sf_buf *b, const int64_t *fences, size_t stride, si
     return st;
 }
 
-static sf_status lease_arrays(sf_buf *ids, sf_buf *fences, const sf_job_lease *l, size_t n,
-                              sf_err *err)
+static sf_status lease_arrays(sf_buf *ids, sf_buf *fences, const sf_job_lease *l, size_t n, sf_err *err)
 {
     sf_status st = arr_begin(ids, err);
     for (size_t i = 0; i < n && st == SF_OK; i++)
         st = uuid_ok(l[i].id) ? arr_add(ids, l[i].id, SIZE_MAX, err)
-                              : sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid",
-                                           l[i].id);
+                              : sf_err_set(err, SF_ERR_INVALID, "job id \"%.40s\": not a uuid", l[i].id);
     if (st == SF_OK)
         st = sf_buf_puts(ids, "}", err);
     sf_buf_init(fences, PARAM_MAX);
@@ -592,8 +623,7 @@ static void mark_leases(sf_job_lease *l, size_t n, const sf_db_res *res)
     }
 }
 
-sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t lease_ms,
-                           sf_err *err)
+sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t lease_ms, sf_err *err)
 {
     sf_status st = check_batch(n, err);
     if (st != SF_OK || n == 0)
@@ -605,8 +635,7 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
     const char *params[] = {sf_buf_str(&ids), sf_buf_str(&fences), lease};
     sf_db_res *res = NULL;
     if (st == SF_OK)
-        st = run_update(db, EV_HEARTBEAT, HEARTBEAT_SOURCE,
-                        "SELECT id, cancel_requested FROM u", 3, params, &res, err);
+        st = run_update(db, EV_HEARTBEAT, HEARTBEAT_SOURCE, "SELECT id, cancel_requested FROM u", 3, params, &res, err);
     sf_buf_destroy(&ids);
     sf_buf_destroy(&fences);
     if (st == SF_OK)
@@ -643,19 +672,19 @@ static const char COMPLETE_SOURCE[] =
  * read u alone (the UPDATE returns the parameters' columns it needs): a join
  * of u to v was planned, in a generic plan made while batches were single
  * rows, as a nested loop over both, quadratic in the batch. */
-#define RESULTS_INSERT \
-    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v, params) " \
-    "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), " \
-    "coalesce(u.trades::json, (d.doc->'trades')::json, CASE WHEN u.params IS NULL THEN '[]'::json END), " \
-    "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, " \
-    "CASE WHEN u.params IS NULL THEN '[]'::json END) END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($17::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, " \
-    "u.params::jsonb " \
+#define RESULTS_INSERT                                                                                                 \
+    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v, params) "                         \
+    "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), "                                               \
+    "coalesce(u.trades::json, (d.doc->'trades')::json, CASE WHEN u.params IS NULL THEN '[]'::json END), "              \
+    "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, "                               \
+    "CASE WHEN u.params IS NULL THEN '[]'::json END) END, "                                                            \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($17::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
+    "u.params::jsonb "                                                                                                 \
     "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d WHERE u.status = 'succeeded' "
-#define RESULTS_UPSERT \
-    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, " \
-    "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, " \
+#define RESULTS_UPSERT                                                                                                 \
+    "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "                        \
+    "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, "                           \
     "params = EXCLUDED.params, created_at = now())"
 
 static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT id, status FROM u";
@@ -675,14 +704,30 @@ static const char SIGNAL_TAIL[] =
 /* Completion parameters: small ones as text array literals, then the big
  * ones (JSON documents, equity curves) as binary arrays: nothing escaped,
  * unescaped, printed or parsed on the way. */
-enum { A_IDS, A_FENCES, A_ERRORS, A_WORKER, A_STARTED, A_SIG, A_EQ_OFF, A_EQ_LEN, A_TEXT_COUNT,
-       A_METRICS = A_TEXT_COUNT, A_TRADES, A_EQUITY, A_DOC, A_EQ_T, A_EQ_V, A_PARAMS, A_COUNT };
+enum {
+    A_IDS,
+    A_FENCES,
+    A_ERRORS,
+    A_WORKER,
+    A_STARTED,
+    A_SIG,
+    A_EQ_OFF,
+    A_EQ_LEN,
+    A_TEXT_COUNT,
+    A_METRICS = A_TEXT_COUNT,
+    A_TRADES,
+    A_EQUITY,
+    A_DOC,
+    A_EQ_T,
+    A_EQ_V,
+    A_PARAMS,
+    A_COUNT
+};
 
 static const char *const SIGNAL_NAMES[] = {"enter", "exit", "hold", "flat"};
 
 /* The signal as the JSON text SIGNAL_TAIL reads; NULL = none. */
-static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, const char **out,
-                             sf_err *err)
+static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, const char **out, sf_err *err)
 {
     *out = NULL;
     if (sig == NULL)
@@ -693,8 +738,10 @@ static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, c
     if (!known)
         return sf_err_set(err, SF_ERR_INVALID, "signal \"%.16s\": not enter, exit, hold or flat",
                           sig->signal ? sig->signal : "");
-    snprintf(buf, size, "{\"bar_time\":%" PRId64 ",\"signal\":\"%s\",\"side\":%s}", sig->bar_time,
-             sig->signal, sig->side > 0 ? "\"long\"" : sig->side < 0 ? "\"short\"" : "null");
+    snprintf(buf, size, "{\"bar_time\":%" PRId64 ",\"signal\":\"%s\",\"side\":%s}", sig->bar_time, sig->signal,
+             sig->side > 0   ? "\"long\""
+             : sig->side < 0 ? "\"short\""
+                             : "null");
     *out = buf;
     return SF_OK;
 }
@@ -776,11 +823,11 @@ static int in_group(const sf_job_done *d, sf_job_outcome o, int opt)
 }
 
 /* The array parameters of the rows of done[] in group (o, opt). */
-static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n,
-                                   sf_job_outcome o, int opt, sf_err *err)
+static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, size_t n, sf_job_outcome o, int opt,
+                                   sf_err *err)
 {
-    static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {
-        SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_TEXT, SF_DB_INT8, SF_DB_FLOAT8, SF_DB_TEXT};
+    static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {SF_DB_TEXT, SF_DB_TEXT,   SF_DB_TEXT, SF_DB_TEXT,
+                                                                SF_DB_INT8, SF_DB_FLOAT8, SF_DB_TEXT};
     sf_status st = SF_OK;
     for (int k = 0; k < A_TEXT_COUNT; k++)
         sf_buf_init(&a[k], PARAM_MAX);
@@ -814,8 +861,7 @@ static void mark_one(sf_job_done *d, const char *status)
 /* Mark the rows the statement changed: done[] sorted by id once, then one
  * binary search per returned row (n <= SF_JOB_BATCH_MAX: checked by the
  * caller). A batch that names one id twice gets both marked. */
-static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, int opt,
-                      const sf_db_res *res)
+static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, int opt, const sf_db_res *res)
 {
     sf_job_done *by_id[SF_JOB_BATCH_MAX];
     size_t m = 0;
@@ -841,8 +887,8 @@ static void mark_done(sf_job_done *done, size_t n, sf_job_outcome o, int opt,
 }
 
 /* One statement for the rows of done[] in group (o, opt). */
-static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
-                                    int opt, const sf_job_retry *retry, sf_err *err)
+static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o, int opt,
+                                    const sf_job_retry *retry, sf_err *err)
 {
     sf_buf a[A_COUNT];
     sf_status st = completion_arrays(a, done, n, o, opt, err);
@@ -850,9 +896,8 @@ static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_j
     snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
     /* $1..$17 as COMPLETE_SOURCE numbers them */
-    const int order[17] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES, A_EQUITY, -1, -1,
-                           A_DOC, A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER, A_STARTED, A_PARAMS,
-                           A_EQ_T, A_EQ_V};
+    const int order[17] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES,  A_EQUITY, -1,     -1,    A_DOC,
+                           A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER,  A_STARTED, A_PARAMS, A_EQ_T, A_EQ_V};
     const char *params[17];
     int lengths[17], formats[17];
     for (int k = 0; k < 17; k++) {
@@ -887,15 +932,14 @@ static size_t text_bytes(const char *s)
 size_t sf_job_done_bytes(const sf_job_done *d)
 {
     size_t eq = d->equity_t && d->equity_v ? d->equity_n * (sizeof(int64_t) + sizeof(double)) : 0;
-    return text_bytes(d->error) + text_bytes(d->metrics) + text_bytes(d->trades) +
-           text_bytes(d->equity) + text_bytes(d->result) + text_bytes(d->params) + eq;
+    return text_bytes(d->error) + text_bytes(d->metrics) + text_bytes(d->trades) + text_bytes(d->equity) +
+           text_bytes(d->result) + text_bytes(d->params) + eq;
 }
 
 /* The end of the statement that starts at done[start]: the group's rows from
  * there while their bytes stay within SF_JOB_STATEMENT_BYTES (at least one;
  * check_done refused any row above it alone). */
-static size_t statement_end(const sf_job_done *done, size_t n, size_t start, sf_job_outcome o,
-                            int opt)
+static size_t statement_end(const sf_job_done *done, size_t n, size_t start, sf_job_outcome o, int opt)
 {
     size_t bytes = 0, rows = 0, i = start;
     for (; i < n; i++) {
@@ -911,8 +955,8 @@ static size_t statement_end(const sf_job_done *done, size_t n, size_t start, sf_
 }
 
 /* The group's rows in as many statements as their bytes need (usually one). */
-static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o,
-                                int opt, const sf_job_retry *retry, sf_err *err)
+static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_outcome o, int opt,
+                                const sf_job_retry *retry, sf_err *err)
 {
     sf_status st = SF_OK;
     for (size_t start = 0; start < n && st == SF_OK;) {
@@ -930,8 +974,7 @@ static sf_status complete_group(sf_db *db, sf_job_done *done, size_t n, sf_job_o
 /* present[o][opt]: rows of outcome o, optimistic or claimed; *groups: how many
  * (outcome, kind) groups, one statement each unless *big (the rows' bytes
  * exceed one statement's). A row too big for any statement is SF_ERR_LIMIT. */
-static sf_status check_done(const sf_job_done *done, size_t n, int present[][2], int *groups,
-                            int *big, sf_err *err)
+static sf_status check_done(const sf_job_done *done, size_t n, int present[][2], int *groups, int *big, sf_err *err)
 {
     *groups = 0;
     size_t total = 0;
@@ -939,13 +982,13 @@ static sf_status check_done(const sf_job_done *done, size_t n, int present[][2],
         present[o][0] = present[o][1] = 0;
     for (size_t i = 0; i < n; i++) {
         if ((int)done[i].outcome < 0 || done[i].outcome >= SF_JOB_OUTCOMES)
-            return sf_err_set(err, SF_ERR_INVALID, "job %.40s: unknown outcome %d", done[i].id,
-                              (int)done[i].outcome);
+            return sf_err_set(err, SF_ERR_INVALID, "job %.40s: unknown outcome %d", done[i].id, (int)done[i].outcome);
         size_t b = sf_job_done_bytes(&done[i]);
         if (b > SF_JOB_STATEMENT_BYTES)
             return sf_err_set(err, SF_ERR_LIMIT,
                               "job %.40s: its result is %zu bytes, more than the %zu one "
-                              "completion statement carries", done[i].id, b, SF_JOB_STATEMENT_BYTES);
+                              "completion statement carries",
+                              done[i].id, b, SF_JOB_STATEMENT_BYTES);
         total += b;
         if (!present[done[i].outcome][done[i].optimistic != 0]++)
             (*groups)++;
@@ -954,8 +997,7 @@ static sf_status check_done(const sf_job_done *done, size_t n, int present[][2],
     return SF_OK;
 }
 
-sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
-                          sf_err *err)
+sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry, sf_err *err)
 {
     static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
     int present[SF_JOB_OUTCOMES][2], groups, big = 0;
@@ -974,8 +1016,7 @@ sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_r
     for (int o = 0; o < SF_JOB_OUTCOMES && st == SF_OK; o++)
         for (int opt = 0; opt < 2 && st == SF_OK; opt++)
             if (present[o][opt])
-                st = complete_group(db, done, n, (sf_job_outcome)o, opt, retry ? retry : &dflt,
-                                    err);
+                st = complete_group(db, done, n, (sf_job_outcome)o, opt, retry ? retry : &dflt, err);
     if (txn && st == SF_OK)
         st = sf_db_commit(db, err);
     if (st != SF_OK) {
@@ -992,8 +1033,8 @@ sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_r
 static const char CANCEL_SOURCE[] =
     "SELECT id FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR user_id = $2::uuid)";
 
-static void fill_entry(sf_queue_entry *e, const sf_db_res *res, int row, int c_id, int c_user,
-                       int c_prio, int c_created)
+static void fill_entry(sf_queue_entry *e, const sf_db_res *res, int row, int c_id, int c_user, int c_prio,
+                       int c_created)
 {
     copy_text(e->id, sizeof e->id, sf_db_get(res, row, c_id));
     copy_text(e->tenant, sizeof e->tenant, sf_db_get(res, row, c_user));
@@ -1008,12 +1049,12 @@ static sf_status check_uuid_arg(const char *what, const char *s, sf_err *err)
 }
 
 /* After neither transition applied: finished, or not there at all. */
-static sf_status cancel_lookup(sf_db *db, const char *const *params, sf_job_cancel_result *result,
-                               sf_err *err)
+static sf_status cancel_lookup(sf_db *db, const char *const *params, sf_job_cancel_result *result, sf_err *err)
 {
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(db, "SELECT status::text FROM jobs WHERE id = $1::uuid AND "
-                                   "($2::uuid IS NULL OR user_id = $2::uuid)",
+    sf_status st = sf_db_query(db,
+                               "SELECT status::text FROM jobs WHERE id = $1::uuid AND "
+                               "($2::uuid IS NULL OR user_id = $2::uuid)",
                                2, params, &res, err);
     if (st == SF_OK)
         *result = sf_db_nrows(res) > 0 ? SF_JOB_CANCEL_FINAL : SF_JOB_CANCEL_NOT_FOUND;
@@ -1021,8 +1062,8 @@ static sf_status cancel_lookup(sf_db *db, const char *const *params, sf_job_canc
     return st;
 }
 
-sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id,
-                        sf_job_cancel_result *result, sf_queue_entry *entry, sf_err *err)
+sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id, sf_job_cancel_result *result,
+                        sf_queue_entry *entry, sf_err *err)
 {
     *result = SF_JOB_CANCEL_NOT_FOUND;
     if (entry)
@@ -1034,8 +1075,8 @@ sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id,
         return st;
     const char *params[] = {job_id, user_id};
     sf_db_res *res = NULL;
-    st = run_update(db, EV_CANCEL, CANCEL_SOURCE,
-                    "SELECT id, status, user_id, priority, created_ms FROM u", 2, params, &res, err);
+    st = run_update(db, EV_CANCEL, CANCEL_SOURCE, "SELECT id, status, user_id, priority, created_ms FROM u", 2, params,
+                    &res, err);
     if (st == SF_OK && sf_db_nrows(res) > 0) {
         *result = SF_JOB_CANCEL_DONE;
         if (entry)
@@ -1054,8 +1095,7 @@ sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id,
     return cancel_lookup(db, params, result, err);
 }
 
-static sf_status count_update(sf_db *db, event ev, const char *source, const char *param,
-                              int64_t *count, sf_err *err)
+static sf_status count_update(sf_db *db, event ev, const char *source, const char *param, int64_t *count, sf_err *err)
 {
     const char *params[] = {param};
     sf_db_res *res = NULL;
@@ -1066,22 +1106,21 @@ static sf_status count_update(sf_db *db, event ev, const char *source, const cha
     return st;
 }
 
-static sf_status cancel_batch_members(sf_db *db, const char *batch_id, int64_t *cancelled,
-                                      int64_t *requested, sf_err *err)
+static sf_status cancel_batch_members(sf_db *db, const char *batch_id, int64_t *cancelled, int64_t *requested,
+                                      sf_err *err)
 {
     sf_status st = count_update(db, EV_CANCEL,
                                 "SELECT id FROM jobs WHERE batch_id = $1::uuid "
                                 "AND status IN ('pending', 'queued')",
                                 batch_id, cancelled, err);
     if (st == SF_OK)
-        st = count_update(db, EV_REQUEST_CANCEL,
-                          "SELECT id FROM jobs WHERE batch_id = $1::uuid AND status = 'running'",
+        st = count_update(db, EV_REQUEST_CANCEL, "SELECT id FROM jobs WHERE batch_id = $1::uuid AND status = 'running'",
                           batch_id, requested, err);
     return st;
 }
 
-sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_id, int *found,
-                              int64_t *cancelled, int64_t *requested, sf_err *err)
+sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_id, int *found, int64_t *cancelled,
+                              int64_t *requested, sf_err *err)
 {
     *found = 0;
     if (cancelled)
@@ -1095,8 +1134,9 @@ sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_
         return st;
     const char *params[] = {batch_id, user_id};
     sf_db_res *res = NULL;
-    st = sf_db_query(db, "UPDATE batches SET cancel_requested = true WHERE id = $1::uuid AND "
-                         "($2::uuid IS NULL OR user_id = $2::uuid) RETURNING id",
+    st = sf_db_query(db,
+                     "UPDATE batches SET cancel_requested = true WHERE id = $1::uuid AND "
+                     "($2::uuid IS NULL OR user_id = $2::uuid) RETURNING id",
                      2, params, &res, err);
     *found = st == SF_OK && sf_db_nrows(res) > 0;
     sf_db_res_free(res);
@@ -1111,12 +1151,12 @@ sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_
 
 /* ---- relay and rebuild -------------------------------------------------- */
 
-#define ENTRY_COLS "j.id::text, j.user_id::text, j.priority, " \
-                   "floor(extract(epoch FROM j.created_at) * 1000)::bigint"
+#define ENTRY_COLS                                                                                                     \
+    "j.id::text, j.user_id::text, j.priority, "                                                                        \
+    "floor(extract(epoch FROM j.created_at) * 1000)::bigint"
 
-static sf_status entries_query(sf_db *db, const char *sql, int nparams,
-                               const char *const *params, size_t max, sf_queue_entry *out,
-                               size_t *n, sf_err *err)
+static sf_status entries_query(sf_db *db, const char *sql, int nparams, const char *const *params, size_t max,
+                               sf_queue_entry *out, size_t *n, sf_err *err)
 {
     *n = 0;
     sf_db_res *res = NULL;
@@ -1171,8 +1211,8 @@ static const char RELAY_SELECT[] =
 
 static const char RELAY_SOURCE[] = "SELECT unnest($1::uuid[]) AS id FROM " ASYNC_COMMIT;
 
-sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation,
-                               sf_queue_entry *out, size_t *n, sf_err *err)
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation, sf_queue_entry *out,
+                               size_t *n, sf_err *err)
 {
     *n = 0;
     if (limit == 0 || per_tenant == 0)
@@ -1197,8 +1237,8 @@ sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint6
         st = uuid_array(&arr, ids, (size_t)rows < limit ? (size_t)rows : limit, err);
         const char *p[] = {sf_buf_str(&arr)};
         if (st == SF_OK)
-            st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u",
-                            1, p, &res, err);
+            st = run_update(db, EV_RELAY, RELAY_SOURCE, "SELECT id, user_id, priority, created_ms FROM u", 1, p, &res,
+                            err);
         sf_buf_destroy(&arr);
     }
     if (st == SF_OK)
@@ -1212,8 +1252,7 @@ sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint6
     return st;
 }
 
-sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out,
-                             size_t *n, sf_err *err)
+sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out, size_t *n, sf_err *err)
 {
     *n = 0;
     const char *after = after_id && after_id[0] ? after_id : NIL_UUID;
@@ -1229,8 +1268,8 @@ sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_q
                          2, params, limit, out, n, err);
 }
 
-sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
-                               size_t *n_out, sf_err *err)
+sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out, size_t *n_out,
+                               sf_err *err)
 {
     *n_out = 0;
     sf_status st = check_batch(n, err);
@@ -1239,8 +1278,7 @@ sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_q
     sf_buf arr;
     st = uuid_array(&arr, ids, n, err);
     if (st == SF_OK)
-        st = count_update(db, EV_LEASE_LOST, "SELECT unnest($1::uuid[]) AS id", sf_buf_str(&arr),
-                          NULL, err);
+        st = count_update(db, EV_LEASE_LOST, "SELECT unnest($1::uuid[]) AS id", sf_buf_str(&arr), NULL, err);
     const char *params[] = {sf_buf_str(&arr)};
     if (st == SF_OK)
         st = entries_query(db,
@@ -1253,13 +1291,11 @@ sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_q
 
 /* ---- reaper ------------------------------------------------------------- */
 
-static const char REAP_SOURCE[] =
-    "SELECT id, $2::float8 AS base_ms, $3::float8 AS cap_ms FROM jobs "
-    "WHERE status = 'running' AND lease_until < now() ORDER BY lease_until "
-    "LIMIT $1::bigint FOR UPDATE SKIP LOCKED";
+static const char REAP_SOURCE[] = "SELECT id, $2::float8 AS base_ms, $3::float8 AS cap_ms FROM jobs "
+                                  "WHERE status = 'running' AND lease_until < now() ORDER BY lease_until "
+                                  "LIMIT $1::bigint FOR UPDATE SKIP LOCKED";
 
-sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job_reap_stats *stats,
-                      sf_err *err)
+sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job_reap_stats *stats, sf_err *err)
 {
     static const sf_job_retry dflt = {SF_JOB_RETRY_BASE_MS_DEFAULT, SF_JOB_RETRY_CAP_MS_DEFAULT};
     memset(stats, 0, sizeof *stats);
@@ -1273,9 +1309,8 @@ sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
     const char *params[] = {lim, base, cap};
     sf_db_res *res = NULL;
-    sf_status st = run_update(db, EV_REAP, REAP_SOURCE,
-                              "SELECT status, count(*) FROM u GROUP BY status", 3, params, &res,
-                              err);
+    sf_status st =
+        run_update(db, EV_REAP, REAP_SOURCE, "SELECT status, count(*) FROM u GROUP BY status", 3, params, &res, err);
     for (int r = 0; st == SF_OK && r < sf_db_nrows(res); r++) {
         const char *status = sf_db_get(res, r, 0);
         int64_t c = get_i64(res, r, 1, 0);

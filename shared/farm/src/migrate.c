@@ -30,15 +30,15 @@
 
 typedef struct mig {
     int version;
-    char stem[STEM_MAX];  /* "0001_users" */
+    char stem[STEM_MAX]; /* "0001_users" */
     char up_name[STEM_MAX + 16];
     char down_name[STEM_MAX + 16];
-    char checksum[65];    /* of the up file */
+    char checksum[65]; /* of the up file */
 } mig;
 
 typedef struct mig_set {
     const char *dir;
-    mig *v;      /* v[i].version == i + 1 once scanned */
+    mig *v; /* v[i].version == i + 1 once scanned */
     size_t n, cap;
 } mig_set;
 
@@ -135,8 +135,8 @@ static int classify(const char *name, int *version, char stem[STEM_MAX])
         return NAME_BAD;
     for (size_t i = 0; i < stem_len; i++) {
         char c = name[i];
-        int ok = i < 4 ? (c >= '0' && c <= '9')
-                       : i == 4 || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        int ok =
+            i < 4 ? (c >= '0' && c <= '9') : i == 4 || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
         if (!ok)
             return NAME_BAD;
     }
@@ -180,14 +180,15 @@ static sf_status add_file(mig_set *s, const char *name, sf_err *err)
     if (kind == NAME_BAD)
         return sf_err_set(err, SF_ERR_INVALID,
                           "%s/%s: bad migration file name (want NNNN_name.up.sql or NNNN_name.down.sql, "
-                          "name of a-z, 0-9, _)", s->dir, name);
+                          "name of a-z, 0-9, _)",
+                          s->dir, name);
     mig *m = find_or_add(s, version, stem, err);
     if (m == NULL)
         return SF_ERR_NOMEM;
     char *slot = kind == NAME_UP ? m->up_name : m->down_name;
     if (strcmp(m->stem, stem) != 0 || slot[0])
-        return sf_err_set(err, SF_ERR_INVALID, "%s: version %04d is used by both %s and %s", s->dir,
-                          version, slot[0] ? slot : m->stem, name);
+        return sf_err_set(err, SF_ERR_INVALID, "%s: version %04d is used by both %s and %s", s->dir, version,
+                          slot[0] ? slot : m->stem, name);
     snprintf(slot, STEM_MAX + 16, "%s", name);
     return SF_OK;
 }
@@ -208,8 +209,8 @@ static sf_status check_set(mig_set *s, sf_err *err)
             return sf_err_set(err, SF_ERR_INVALID, "%s/%s: has no matching %s file", s->dir,
                               m->up_name[0] ? m->up_name : m->down_name, m->up_name[0] ? ".down.sql" : ".up.sql");
         if (m->version != (int)i + 1)
-            return sf_err_set(err, SF_ERR_INVALID, "%s: version %04d is missing (next file is %s)", s->dir,
-                              (int)i + 1, m->up_name);
+            return sf_err_set(err, SF_ERR_INVALID, "%s: version %04d is missing (next file is %s)", s->dir, (int)i + 1,
+                              m->up_name);
     }
     return SF_OK;
 }
@@ -274,12 +275,11 @@ static const mig *find_mig(const mig_set *s, int version)
 
 /* ---- the schema_migrations table ---- */
 
-static const char create_sql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version integer PRIMARY KEY CHECK (version > 0),"
-    " name text NOT NULL,"
-    " checksum text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char create_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                 " version integer PRIMARY KEY CHECK (version > 0),"
+                                 " name text NOT NULL,"
+                                 " checksum text NOT NULL,"
+                                 " applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* Create the table race-free: the advisory lock is released at commit. */
 static sf_status bootstrap(sf_db *db, sf_err *err)
@@ -363,8 +363,8 @@ static sf_status verify(const mig_set *s, const applied_set *a, sf_err *err)
     /* Applied versions are distinct and sorted: a hole shows as v[j] != j + 1. */
     for (size_t j = 0; j < a->n; j++)
         if (a->v[j].version != (int)j + 1)
-            return sf_err_set(err, SF_ERR_CONFLICT, "%s is pending but the newer %04d is already applied",
-                              s->v[j].stem, newest);
+            return sf_err_set(err, SF_ERR_CONFLICT, "%s is pending but the newer %04d is already applied", s->v[j].stem,
+                              newest);
     return SF_OK;
 }
 
@@ -413,8 +413,8 @@ static sf_status record(sf_db *db, const mig *m, sf_err *err)
     char v[16];
     snprintf(v, sizeof v, "%d", m->version);
     const char *params[] = {v, m->stem, m->checksum};
-    return sf_db_query(db, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1::integer, $2, $3)",
-                       3, params, NULL, err);
+    return sf_db_query(db, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1::integer, $2, $3)", 3,
+                       params, NULL, err);
 }
 
 static void report(sf_migrate_report_fn fn, void *ctx, sf_migrate_state state, const mig *m, int64_t ms)
@@ -438,8 +438,7 @@ static sf_status apply_locked(sf_db *db, const mig_set *s, const mig *m, int *do
     if (is_applied)
         return SF_OK;
     if (newest > m->version)
-        return sf_err_set(err, SF_ERR_CONFLICT, "%s is pending but the newer %04d is already applied", m->stem,
-                          newest);
+        return sf_err_set(err, SF_ERR_CONFLICT, "%s is pending but the newer %04d is already applied", m->stem, newest);
     st = run_file(db, s, m->up_name, err);
     if (st == SF_OK)
         st = record(db, m, err);
@@ -447,8 +446,7 @@ static sf_status apply_locked(sf_db *db, const mig_set *s, const mig *m, int *do
     return st;
 }
 
-static sf_status apply_one(sf_db *db, const mig_set *s, const mig *m, sf_migrate_report_fn fn, void *ctx,
-                           sf_err *err)
+static sf_status apply_one(sf_db *db, const mig_set *s, const mig *m, sf_migrate_report_fn fn, void *ctx, sf_err *err)
 {
     int64_t t0 = sf_time_mono_ms();
     int done = 0;
@@ -477,8 +475,8 @@ static sf_status revert_locked(sf_db *db, const mig_set *s, const mig *m, int *d
     if (strcmp(sum, m->checksum) != 0)
         return changed_error(s, m, sum, err);
     if (newest != m->version)
-        return sf_err_set(err, SF_ERR_CONFLICT, "%s is no longer the newest applied migration (%04d is)",
-                          m->stem, newest);
+        return sf_err_set(err, SF_ERR_CONFLICT, "%s is no longer the newest applied migration (%04d is)", m->stem,
+                          newest);
     st = run_file(db, s, m->down_name, err);
     char v[16];
     snprintf(v, sizeof v, "%d", m->version);
@@ -489,8 +487,7 @@ static sf_status revert_locked(sf_db *db, const mig_set *s, const mig *m, int *d
     return st;
 }
 
-static sf_status revert_one(sf_db *db, const mig_set *s, const mig *m, sf_migrate_report_fn fn, void *ctx,
-                            sf_err *err)
+static sf_status revert_one(sf_db *db, const mig_set *s, const mig *m, sf_migrate_report_fn fn, void *ctx, sf_err *err)
 {
     int64_t t0 = sf_time_mono_ms();
     int done = 0;
@@ -532,12 +529,10 @@ static sf_status prepare(sf_db *db, const char *dir, mig_set *s, applied_set *a,
     return st;
 }
 
-sf_status sf_migrate_up(sf_db *db, const char *dir, int target, sf_migrate_report_fn fn, void *ctx,
-                        sf_err *err)
+sf_status sf_migrate_up(sf_db *db, const char *dir, int target, sf_migrate_report_fn fn, void *ctx, sf_err *err)
 {
     if (target < 0 || target > SF_MIGRATE_MAX)
-        return sf_err_set(err, SF_ERR_INVALID, "target version must be from 0 to %d, got %d", SF_MIGRATE_MAX,
-                          target);
+        return sf_err_set(err, SF_ERR_INVALID, "target version must be from 0 to %d, got %d", SF_MIGRATE_MAX, target);
     mig_set s;
     applied_set a;
     sf_status st = prepare(db, dir, &s, &a, err);
@@ -553,8 +548,7 @@ sf_status sf_migrate_up(sf_db *db, const char *dir, int target, sf_migrate_repor
     return st;
 }
 
-sf_status sf_migrate_down(sf_db *db, const char *dir, int steps, sf_migrate_report_fn fn, void *ctx,
-                          sf_err *err)
+sf_status sf_migrate_down(sf_db *db, const char *dir, int steps, sf_migrate_report_fn fn, void *ctx, sf_err *err)
 {
     if (steps < 1 || steps > SF_MIGRATE_MAX)
         return sf_err_set(err, SF_ERR_INVALID, "steps must be from 1 to %d, got %d", SF_MIGRATE_MAX, steps);
@@ -572,13 +566,13 @@ sf_status sf_migrate_down(sf_db *db, const char *dir, int steps, sf_migrate_repo
 
 static void report_status(const applied *row, const mig *m, sf_migrate_report_fn fn, void *ctx)
 {
-    sf_migrate_event ev = {SF_MIGRATE_PENDING, m ? m->version : row->version, m ? m->stem : row->name,
-                           NULL, m ? m->checksum : NULL, 0};
+    sf_migrate_event ev = {
+        SF_MIGRATE_PENDING, m ? m->version : row->version, m ? m->stem : row->name, NULL, m ? m->checksum : NULL, 0};
     if (row) {
         ev.applied_at = row->at;
-        ev.state = m == NULL ? SF_MIGRATE_MISSING
-                 : strcmp(m->checksum, row->checksum) != 0 ? SF_MIGRATE_CHANGED
-                                                           : SF_MIGRATE_APPLIED;
+        ev.state = m == NULL                                 ? SF_MIGRATE_MISSING
+                   : strcmp(m->checksum, row->checksum) != 0 ? SF_MIGRATE_CHANGED
+                                                             : SF_MIGRATE_APPLIED;
     }
     fn(&ev, ctx);
 }

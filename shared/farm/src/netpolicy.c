@@ -125,8 +125,9 @@ static sf_status parse_item(const char *item, sf_cidr *c, sf_err *err)
     memcpy(addr, item, alen);
     addr[alen] = '\0';
     memset(c, 0, sizeof *c);
-    c->family = inet_pton(AF_INET, addr, c->addr) == 1 ? AF_INET
-              : inet_pton(AF_INET6, addr, c->addr) == 1 ? AF_INET6 : 0;
+    c->family = inet_pton(AF_INET, addr, c->addr) == 1    ? AF_INET
+                : inet_pton(AF_INET6, addr, c->addr) == 1 ? AF_INET6
+                                                          : 0;
     if (c->family == 0)
         return sf_err_set(err, SF_ERR_INVALID,
                           "could not parse the allowed CIDR \"%s\": \"%s\" is not an IPv4 or IPv6 address", item, addr);
@@ -138,8 +139,8 @@ static sf_status parse_item(const char *item, sf_cidr *c, sf_err *err)
     char *end = NULL;
     long v = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : -1;
     if (v < 0 || v > max || end == NULL || *end != '\0' || end - p > 3)
-        return sf_err_set(err, SF_ERR_INVALID,
-                          "could not parse the allowed CIDR \"%s\": the prefix must be 0 to %d", item, max);
+        return sf_err_set(err, SF_ERR_INVALID, "could not parse the allowed CIDR \"%s\": the prefix must be 0 to %d",
+                          item, max);
     c->prefix = (int)v;
     return SF_OK;
 }

@@ -134,8 +134,7 @@ static sf_status connect_loop(sf_redis *r, sf_err *err)
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         }
         r->ctx = redisConnectWithTimeout(r->url.host, r->url.port, tv_ms(r->opts.connect_timeout_ms));
-        if (r->ctx && r->ctx->err == 0 &&
-            redisSetTimeout(r->ctx, tv_ms(r->opts.command_timeout_ms)) == REDIS_OK) {
+        if (r->ctx && r->ctx->err == 0 && redisSetTimeout(r->ctx, tv_ms(r->opts.command_timeout_ms)) == REDIS_OK) {
             redisEnableKeepAlive(r->ctx);
             sf_status st = handshake(r, err);
             if (st == SF_OK || st == SF_ERR_REDIS)
@@ -147,8 +146,8 @@ static sf_status connect_loop(sf_redis *r, sf_err *err)
         redisFree(r->ctx);
         r->ctx = NULL;
     }
-    return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to redis %s:%d after %d attempt%s: %s",
-                      r->url.host, r->url.port, attempts, attempts == 1 ? "" : "s", why);
+    return sf_err_set(err, SF_ERR_UNAVAILABLE, "could not connect to redis %s:%d after %d attempt%s: %s", r->url.host,
+                      r->url.port, attempts, attempts == 1 ? "" : "s", why);
 }
 
 sf_status sf_redis_open(const char *url, const sf_redis_opts *opts, sf_redis **out, sf_err *err)
@@ -203,8 +202,8 @@ static sf_status not_connected(sf_redis *r, sf_err *err)
     return sf_err_set(err, SF_ERR_UNAVAILABLE, "not connected to redis %s:%d", r->url.host, r->url.port);
 }
 
-sf_status sf_redis_cmd(sf_redis *r, int argc, const char *const *argv, const size_t *lens,
-                       sf_redis_reply **out, sf_err *err)
+sf_status sf_redis_cmd(sf_redis *r, int argc, const char *const *argv, const size_t *lens, sf_redis_reply **out,
+                       sf_err *err)
 {
     *out = NULL;
     if (!sf_redis_is_ok(r))
@@ -217,8 +216,8 @@ sf_status sf_redis_cmd(sf_redis *r, int argc, const char *const *argv, const siz
     return st;
 }
 
-sf_status sf_redis_cmd_blocking(sf_redis *r, int block_ms, int argc, const char *const *argv,
-                                const size_t *lens, sf_redis_reply **out, sf_err *err)
+sf_status sf_redis_cmd_blocking(sf_redis *r, int block_ms, int argc, const char *const *argv, const size_t *lens,
+                                sf_redis_reply **out, sf_err *err)
 {
     *out = NULL;
     if (!sf_redis_is_ok(r))
@@ -266,8 +265,8 @@ sf_status sf_redis_read_wait(sf_redis *r, int wait_ms, sf_redis_reply **out, sf_
         struct pollfd p = {.fd = r->ctx->fd, .events = POLLIN};
         int n = poll(&p, 1, wait_ms < 0 ? 0 : wait_ms);
         if (n < 0 && errno != EINTR)
-            return sf_err_sys(err, SF_ERR_UNAVAILABLE, errno, "could not wait for redis %s:%d",
-                              r->url.host, r->url.port);
+            return sf_err_sys(err, SF_ERR_UNAVAILABLE, errno, "could not wait for redis %s:%d", r->url.host,
+                              r->url.port);
         if (n <= 0)
             return SF_OK;
         if (redisBufferRead(r->ctx) != REDIS_OK || redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
@@ -280,9 +279,8 @@ sf_status sf_redis_read_wait(sf_redis *r, int wait_ms, sf_redis_reply **out, sf_
     return st;
 }
 
-static sf_status eval_with(sf_redis *r, const char *verb, const char *body, int nkeys,
-                           const char *const *keys, int nargs, const char *const *args,
-                           sf_redis_reply **out, sf_err *err)
+static sf_status eval_with(sf_redis *r, const char *verb, const char *body, int nkeys, const char *const *keys,
+                           int nargs, const char *const *args, sf_redis_reply **out, sf_err *err)
 {
     int argc = 3 + nkeys + nargs;
     if (argc > MAX_ARGS)
@@ -304,8 +302,8 @@ static sf_status eval_with(sf_redis *r, const char *verb, const char *body, int 
     return st;
 }
 
-sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const char *const *keys,
-                        int nargs, const char *const *args, sf_redis_reply **out, sf_err *err)
+sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const char *const *keys, int nargs,
+                        const char *const *args, sf_redis_reply **out, sf_err *err)
 {
     if (script->sha[0]) {
         sf_status st = eval_with(r, "EVALSHA", script->sha, nkeys, keys, nargs, args, out, err);

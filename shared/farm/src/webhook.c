@@ -47,9 +47,8 @@ sf_status sf_webhook_payload(const sf_webhook_signal *s, sf_buf *out, sf_err *er
         return sf_err_set(err, SF_ERR_INVALID, "webhook payload: a field is missing");
     char bar[SF_TIME_ISO_MAX];
     sf_time_format_iso8601(s->bar_time, bar, sizeof bar);
-    sf_status st = s->schedule_id > 0
-                       ? sf_buf_printf(out, err, "{\"schedule_id\":%" PRId64, s->schedule_id)
-                       : sf_buf_puts(out, "{\"schedule_id\":null", err);
+    sf_status st = s->schedule_id > 0 ? sf_buf_printf(out, err, "{\"schedule_id\":%" PRId64, s->schedule_id)
+                                      : sf_buf_puts(out, "{\"schedule_id\":null", err);
     if (st == SF_OK)
         st = key_string(out, "job_id", s->job_id, err);
     if (st == SF_OK)
@@ -70,8 +69,8 @@ sf_status sf_webhook_payload(const sf_webhook_signal *s, sf_buf *out, sf_err *er
 
 /* ---- signature ---------------------------------------------------------- */
 
-static sf_status hmac_sha256(const char *key, const char *prefix, const char *body, size_t len,
-                             unsigned char mac[32], sf_err *err)
+static sf_status hmac_sha256(const char *key, const char *prefix, const char *body, size_t len, unsigned char mac[32],
+                             sf_err *err)
 {
     EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
@@ -81,11 +80,10 @@ static sf_status hmac_sha256(const char *key, const char *prefix, const char *bo
         OSSL_PARAM_construct_end(),
     };
     size_t out_len = 0;
-    int ok = ctx != NULL &&
-             EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), params) == 1 &&
+    int ok = ctx != NULL && EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), params) == 1 &&
              EVP_MAC_update(ctx, (const unsigned char *)prefix, strlen(prefix)) == 1 &&
-             EVP_MAC_update(ctx, (const unsigned char *)body, len) == 1 &&
-             EVP_MAC_final(ctx, mac, &out_len, 32) == 1 && out_len == 32;
+             EVP_MAC_update(ctx, (const unsigned char *)body, len) == 1 && EVP_MAC_final(ctx, mac, &out_len, 32) == 1 &&
+             out_len == 32;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(m);
     return ok ? SF_OK : sf_err_set(err, SF_ERR_INTERNAL, "could not compute HMAC-SHA256");
@@ -126,8 +124,8 @@ static int retryable(long status)
 
 /* One signed POST; fills rep->http_status / rep->error. 1 = delivered, 0 =
  * retry, -1 = final failure. */
-static int attempt(sf_http *http, const char *url, const char *secret, const char *body,
-                   size_t len, sf_webhook_report *rep, sf_err *err)
+static int attempt(sf_http *http, const char *url, const char *secret, const char *body, size_t len,
+                   sf_webhook_report *rep, sf_err *err)
 {
     int64_t now = sf_time_now_ms() / 1000;
     char ts_h[HEADER_MAX], sig_h[HEADER_MAX], hex[SF_WEBHOOK_SIG_HEX];
@@ -157,9 +155,8 @@ static int attempt(sf_http *http, const char *url, const char *secret, const cha
     return st != SF_OK && st != SF_ERR_LIMIT ? 0 : (retryable(code) ? 0 : -1);
 }
 
-sf_status sf_webhook_deliver(sf_http *http, const char *url, const char *secret, const char *body,
-                             size_t len, const sf_webhook_opts *opts, sf_webhook_report *rep,
-                             sf_err *err)
+sf_status sf_webhook_deliver(sf_http *http, const char *url, const char *secret, const char *body, size_t len,
+                             const sf_webhook_opts *opts, sf_webhook_report *rep, sf_err *err)
 {
     memset(rep, 0, sizeof *rep);
     if (url == NULL || url[0] == '\0' || http == NULL)

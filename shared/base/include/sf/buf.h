@@ -19,10 +19,10 @@
 #include "sf/err.h"
 
 typedef struct sf_buf {
-    char *data;  /* NULL until the first append */
-    size_t len;  /* bytes used, excluding the terminating NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* most bytes len may reach */
+    char *data; /* NULL until the first append */
+    size_t len; /* bytes used, excluding the terminating NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* most bytes len may reach */
 } sf_buf;
 
 void sf_buf_init(sf_buf *b, size_t max);
@@ -31,10 +31,8 @@ void sf_buf_reset(sf_buf *b); /* len = 0, keeps memory */
 
 sf_status sf_buf_append(sf_buf *b, const void *p, size_t n, sf_err *err);
 sf_status sf_buf_puts(sf_buf *b, const char *s, sf_err *err);
-sf_status sf_buf_printf(sf_buf *b, sf_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-sf_status sf_buf_vprintf(sf_buf *b, sf_err *err, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
+sf_status sf_buf_printf(sf_buf *b, sf_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+sf_status sf_buf_vprintf(sf_buf *b, sf_err *err, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Append v exactly as snprintf("%.17g", v) prints it: 17 significant digits
  * (so it reads back as the same double), trailing zeros dropped, e.g.

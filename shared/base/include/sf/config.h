@@ -29,52 +29,74 @@
 #include "sf/err.h"
 
 typedef enum sf_config_type {
-    SF_CFG_STRING,  /* char * */
-    SF_CFG_INT,     /* int64_t, within [min, max] */
-    SF_CFG_DOUBLE,  /* double, within [min, max] */
-    SF_CFG_BOOL,    /* int, 0 or 1 */
-    SF_CFG_ENUM,    /* int, index into choices */
+    SF_CFG_STRING, /* char * */
+    SF_CFG_INT,    /* int64_t, within [min, max] */
+    SF_CFG_DOUBLE, /* double, within [min, max] */
+    SF_CFG_BOOL,   /* int, 0 or 1 */
+    SF_CFG_ENUM,   /* int, index into choices */
 } sf_config_type;
 
 typedef struct sf_config_var {
-    const char *name;     /* "WORKER_THREADS" */
+    const char *name; /* "WORKER_THREADS" */
     sf_config_type type;
-    const char *def;      /* default as text; NULL = required */
-    double min, max;      /* SF_CFG_INT and SF_CFG_DOUBLE */
+    const char *def;            /* default as text; NULL = required */
+    double min, max;            /* SF_CFG_INT and SF_CFG_DOUBLE */
     const char *const *choices; /* SF_CFG_ENUM, NULL-terminated */
-    int secret;           /* value never shown (help shows "set"/"unset") */
-    size_t offset;        /* where the value goes in the program's struct */
-    const char *help;     /* one line */
+    int secret;                 /* value never shown (help shows "set"/"unset") */
+    size_t offset;              /* where the value goes in the program's struct */
+    const char *help;           /* one line */
 } sf_config_var;
 
 /* Fields every program has. Embed as `sf_common_config common;`. */
 typedef struct sf_common_config {
-    char *environment;  /* ENVIRONMENT: free text, e.g. "dev", "prod" */
-    int log_level;      /* LOG_LEVEL: index into sf_config_log_levels */
-    char *log_dir;      /* LOG_DIR: "" = stdout only */
+    char *environment; /* ENVIRONMENT: free text, e.g. "dev", "prod" */
+    int log_level;     /* LOG_LEVEL: index into sf_config_log_levels */
+    char *log_dir;     /* LOG_DIR: "" = stdout only */
 } sf_common_config;
 
 extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error" */
 
-#define SF_CONFIG_COMMON_VARS(type, member)                                          \
-    {"ENVIRONMENT", SF_CFG_STRING, "dev", 0, 0, NULL, 0,                              \
-     offsetof(type, member.environment), "deployment name written in every log line"}, \
-    {"LOG_LEVEL", SF_CFG_ENUM, "info", 0, 0, sf_config_log_levels, 0,                 \
-     offsetof(type, member.log_level), "least severe level logged"},                  \
-    {"LOG_DIR", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(type, member.log_dir),      \
-     "if set, also write combined.log and error.log here"}
+#define SF_CONFIG_COMMON_VARS(type, member)                                                                            \
+    {"ENVIRONMENT",                                                                                                    \
+     SF_CFG_STRING,                                                                                                    \
+     "dev",                                                                                                            \
+     0,                                                                                                                \
+     0,                                                                                                                \
+     NULL,                                                                                                             \
+     0,                                                                                                                \
+     offsetof(type, member.environment),                                                                               \
+     "deployment name written in every log line"},                                                                     \
+        {"LOG_LEVEL",                                                                                                  \
+         SF_CFG_ENUM,                                                                                                  \
+         "info",                                                                                                       \
+         0,                                                                                                            \
+         0,                                                                                                            \
+         sf_config_log_levels,                                                                                         \
+         0,                                                                                                            \
+         offsetof(type, member.log_level),                                                                             \
+         "least severe level logged"},                                                                                 \
+    {                                                                                                                  \
+        "LOG_DIR", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(type, member.log_dir),                                   \
+            "if set, also write combined.log and error.log here"                                                       \
+    }
 
 /* The rows every connected program shares, so their names, types and help
  * read the same everywhere. */
-#define SF_CONFIG_DATABASE_URL_VAR(type, field)                                         \
-    {"DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),          \
-     "PostgreSQL URL, postgresql://user:password@host:port/db"}
-#define SF_CONFIG_REDIS_URL_VAR(type, field)                                            \
-    {"REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),             \
-     "Redis URL, redis://[:password@]host[:port][/db]"}
-#define SF_CONFIG_QUEUE_VAR(type, field)                                                \
-    {"QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(type, field),           \
-     "dispatch queue name: Redis keys are sf:{QUEUE}:..."}
+#define SF_CONFIG_DATABASE_URL_VAR(type, field)                                                                        \
+    {                                                                                                                  \
+        "DATABASE_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),                                     \
+            "PostgreSQL URL, postgresql://user:password@host:port/db"                                                  \
+    }
+#define SF_CONFIG_REDIS_URL_VAR(type, field)                                                                           \
+    {                                                                                                                  \
+        "REDIS_URL", SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(type, field),                                        \
+            "Redis URL, redis://[:password@]host[:port][/db]"                                                          \
+    }
+#define SF_CONFIG_QUEUE_VAR(type, field)                                                                               \
+    {                                                                                                                  \
+        "QUEUE", SF_CFG_STRING, "backtest", 0, 0, NULL, 0, offsetof(type, field),                                      \
+            "dispatch queue name: Redis keys are sf:{QUEUE}:..."                                                       \
+    }
 
 /*
  * Fill out (a program struct laid out as the table's offsets say) from the
@@ -91,8 +113,8 @@ void sf_config_free(const sf_config_var *vars, size_t n, void *out);
  * "sf-worker [--help | --version]"), summary, then each variable with its
  * type, default and help; secrets never show their value. The daemons'
  * command line is read by sf/daemon.h. */
-sf_status sf_config_help(const char *usage, const char *summary,
-                         const sf_config_var *vars, size_t n, sf_buf *out, sf_err *err);
+sf_status sf_config_help(const char *usage, const char *summary, const sf_config_var *vars, size_t n, sf_buf *out,
+                         sf_err *err);
 
 /* Each line of errors (from sf_config_load) as "prog: line\n" into out. */
 sf_status sf_config_errors_format(const char *prog, const sf_buf *errors, sf_buf *out, sf_err *err);

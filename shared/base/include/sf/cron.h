@@ -42,13 +42,13 @@
 #define SF_CRON_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 typedef struct sf_cron {
-    uint64_t minutes; /* bit m: minute m (0-59) */
-    uint32_t hours;   /* bit h: hour h (0-23) */
-    uint32_t mdays;   /* bit d: day of month d (1-31) */
-    uint16_t months;  /* bit m: month m (1-12) */
-    uint8_t wdays;    /* bit w: day of week w (0-6, Sunday 0) */
-    uint8_t mday_star;/* day-of-month field starts with '*' */
-    uint8_t wday_star;/* day-of-week field starts with '*' */
+    uint64_t minutes;  /* bit m: minute m (0-59) */
+    uint32_t hours;    /* bit h: hour h (0-23) */
+    uint32_t mdays;    /* bit d: day of month d (1-31) */
+    uint16_t months;   /* bit m: month m (1-12) */
+    uint8_t wdays;     /* bit w: day of week w (0-6, Sunday 0) */
+    uint8_t mday_star; /* day-of-month field starts with '*' */
+    uint8_t wday_star; /* day-of-week field starts with '*' */
 } sf_cron;
 
 /*
@@ -75,8 +75,8 @@ sf_status sf_cron_next(const sf_cron *c, int64_t after, int64_t *out, sf_err *er
  * when further fire times <= b exist beyond the max written, else 0.
  * a >= b gives none. Errors as sf_cron_next (a out of range).
  */
-sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times, size_t max,
-                          size_t *n, int *more, sf_err *err);
+sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times, size_t max, size_t *n, int *more,
+                          sf_err *err);
 
 /*
  * The latest fire time t with a < t <= b into *out; *found = 0 when there is
@@ -85,7 +85,6 @@ sf_status sf_cron_between(const sf_cron *c, int64_t a, int64_t b, int64_t *times
  * times in the first window that holds one. For catch-up ("fire only the most
  * recent missed one"). Errors as sf_cron_next.
  */
-sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found,
-                       sf_err *err);
+sf_status sf_cron_last(const sf_cron *c, int64_t a, int64_t b, int64_t *out, int *found, sf_err *err);
 
 #endif

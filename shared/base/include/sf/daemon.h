@@ -54,11 +54,11 @@
 typedef struct sf_daemon sf_daemon;
 
 typedef struct sf_daemon_spec {
-    const char *prog;            /* "sf-worker": usage, stderr lines, log service */
-    const char *summary;         /* --help text under the usage line */
-    const sf_config_var *vars;   /* the program's configuration table */
+    const char *prog;          /* "sf-worker": usage, stderr lines, log service */
+    const char *summary;       /* --help text under the usage line */
+    const sf_config_var *vars; /* the program's configuration table */
     size_t n_vars;
-    size_t common_offset;        /* offsetof(program config, its sf_common_config) */
+    size_t common_offset; /* offsetof(program config, its sf_common_config) */
     /* NULL, or after a clean load: checks across variables and derived
      * defaults. Appends one "NAME: reason\n" line per problem to errors and
      * returns SF_ERR_CONFIG, else returns SF_OK. */

@@ -39,9 +39,9 @@ typedef enum sf_status {
 
 typedef struct sf_err {
     sf_status code;
-    int sys_errno;             /* errno of the failed system call, or 0 */
-    char msg[SF_ERR_MSG_MAX];  /* "could not open \"x\": No such file" */
-    const char *file;          /* where it was raised (static string) */
+    int sys_errno;            /* errno of the failed system call, or 0 */
+    char msg[SF_ERR_MSG_MAX]; /* "could not open \"x\": No such file" */
+    const char *file;         /* where it was raised (static string) */
     int line;
 } sf_err;
 
@@ -52,14 +52,11 @@ const char *sf_status_str(sf_status code);
 void sf_err_clear(sf_err *err);
 
 /* Fill err (if not NULL) and return code, so callers can `return sf_err_set(...)`. */
-sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno,
-                        const char *file, int line, const char *fmt, ...)
+sf_status sf_err_set_at(sf_err *err, sf_status code, int sys_errno, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-#define sf_err_set(err, code, ...) \
-    sf_err_set_at((err), (code), 0, __FILE__, __LINE__, __VA_ARGS__)
-#define sf_err_sys(err, code, errnum, ...) \
-    sf_err_set_at((err), (code), (errnum), __FILE__, __LINE__, __VA_ARGS__)
+#define sf_err_set(err, code, ...) sf_err_set_at((err), (code), 0, __FILE__, __LINE__, __VA_ARGS__)
+#define sf_err_sys(err, code, errnum, ...) sf_err_set_at((err), (code), (errnum), __FILE__, __LINE__, __VA_ARGS__)
 
 /* The C library's text for an errno value: "No such file or directory" for
  * ENOENT, "Unknown error N" for a value it does not know. Thread-safe (it
@@ -76,7 +73,6 @@ typedef struct sf_errno_text {
 sf_errno_text sf_err_errno_text(int errnum);
 
 /* Put context in front of an existing message: "loading x: <old message>". */
-void sf_err_prefix(sf_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sf_err_prefix(sf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -52,8 +52,8 @@ typedef struct sf_log_field {
 typedef struct sf_log sf_log;
 
 /* out_fd: where lines go (normally 1, stdout; -1 for none); log_dir: NULL or "" for none. */
-sf_status sf_log_open(const char *service, const char *environment, sf_log_level level,
-                      const char *log_dir, int out_fd, sf_log **out, sf_err *err);
+sf_status sf_log_open(const char *service, const char *environment, sf_log_level level, const char *log_dir, int out_fd,
+                      sf_log **out, sf_err *err);
 void sf_log_close(sf_log *lg);
 
 int sf_log_enabled(const sf_log *lg, sf_log_level level);
@@ -69,8 +69,8 @@ size_t sf_log_format(const sf_log *lg, sf_log_level level, int64_t now_ms, const
 /* Copy s into buf with any URL password replaced by "***". */
 void sf_log_mask_url(const char *s, char *buf, size_t size);
 
-#define SF_LOG_(lg, lvl, msg, ...) \
-    sf_log_emit((lg), (lvl), (msg), (const sf_log_field[]){__VA_ARGS__ __VA_OPT__(,) {.type = SF_LF_END_}})
+#define SF_LOG_(lg, lvl, msg, ...)                                                                                     \
+    sf_log_emit((lg), (lvl), (msg), (const sf_log_field[]){__VA_ARGS__ __VA_OPT__(, ){.type = SF_LF_END_}})
 #define sf_log_debug(lg, msg, ...) SF_LOG_(lg, SF_LOG_DEBUG, msg, __VA_ARGS__)
 #define sf_log_info(lg, msg, ...) SF_LOG_(lg, SF_LOG_INFO, msg, __VA_ARGS__)
 #define sf_log_warn(lg, msg, ...) SF_LOG_(lg, SF_LOG_WARN, msg, __VA_ARGS__)

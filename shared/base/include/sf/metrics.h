@@ -24,33 +24,29 @@
 
 #define SF_METRICS_MAX_LABELS 4
 #define SF_METRICS_MAX_BUCKETS 32
-#define SF_METRICS_LABEL_MAX 128   /* bytes of one label value, longer ones are cut */
+#define SF_METRICS_LABEL_MAX 128 /* bytes of one label value, longer ones are cut */
 
 typedef enum sf_metric_type { SF_METRIC_COUNTER, SF_METRIC_GAUGE, SF_METRIC_HISTOGRAM } sf_metric_type;
 
 typedef struct sf_metric_def {
-    const char *name;            /* "http_request_duration_seconds" */
+    const char *name; /* "http_request_duration_seconds" */
     sf_metric_type type;
     const char *help;
     const char *labels[SF_METRICS_MAX_LABELS]; /* names; unused slots NULL */
-    const double *buckets;       /* histograms: upper bounds, increasing (+Inf implied) */
+    const double *buckets;                     /* histograms: upper bounds, increasing (+Inf implied) */
     size_t n_buckets;
 } sf_metric_def;
 
 typedef struct sf_metrics sf_metrics;
 
-sf_status sf_metrics_new(const sf_metric_def *defs, size_t n_defs, size_t max_series,
-                         sf_metrics **out, sf_err *err);
+sf_status sf_metrics_new(const sf_metric_def *defs, size_t n_defs, size_t max_series, sf_metrics **out, sf_err *err);
 void sf_metrics_free(sf_metrics *m);
 
 /* Counter: add v (>= 0). Gauge: set to v. Histogram: observe v. values holds
  * one string per label of the definition. */
-sf_status sf_metrics_add(sf_metrics *m, size_t metric, const char *const *values, double v,
-                         sf_err *err);
-sf_status sf_metrics_set(sf_metrics *m, size_t metric, const char *const *values, double v,
-                         sf_err *err);
-sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *values, double v,
-                             sf_err *err);
+sf_status sf_metrics_add(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err);
+sf_status sf_metrics_set(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err);
+sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err);
 
 /* Append every metric with HELP and TYPE lines (in table order; series in
  * creation order) to out. */

@@ -26,7 +26,7 @@
 
 typedef struct sf_bars {
     size_t n;
-    int64_t *ts;    /* Unix seconds, UTC, strictly increasing */
+    int64_t *ts; /* Unix seconds, UTC, strictly increasing */
     double *open;
     double *high;
     double *low;
@@ -47,15 +47,13 @@ sf_status sf_bars_validate(const sf_bars *bars, sf_err *err);
  * accepted. Malformed text is SF_ERR_PARSE; a well-formed row that breaks an
  * invariant (order, OHLC relations, volume) is SF_ERR_INVALID; more than
  * max_bars rows is SF_ERR_LIMIT. Lines are 1-based, the header is line 1. */
-sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars,
-                            sf_bars **out, sf_err *err);
+sf_status sf_bars_parse_csv(const char *text, size_t len, size_t max_bars, sf_bars **out, sf_err *err);
 
 /* Read and parse a CSV file (mmap); "-" reads standard input (and a pipe or
  * other non-regular file is read) up to SF_BARS_READ_MAX bytes. Parse errors
  * are prefixed with the path ("data.csv: line 3, column ..."); open/read
  * errors name it themselves. */
-sf_status sf_bars_load_csv_file(const char *path, size_t max_bars,
-                                sf_bars **out, sf_err *err);
+sf_status sf_bars_load_csv_file(const char *path, size_t max_bars, sf_bars **out, sf_err *err);
 
 /*
  * The loader's number parser, exposed for tests and other strict readers: the

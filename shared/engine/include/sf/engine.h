@@ -52,23 +52,23 @@
 typedef void (*sf_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 typedef struct sf_run_opts {
-    const atomic_int *cancel;  /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
-    int64_t deadline_ms;       /* sf_time_mono_ms() at which to stop with SF_ERR_TIMEOUT; 0 = none */
-    sf_progress_fn progress;   /* may be NULL */
+    const atomic_int *cancel; /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
+    int64_t deadline_ms;      /* sf_time_mono_ms() at which to stop with SF_ERR_TIMEOUT; 0 = none */
+    sf_progress_fn progress;  /* may be NULL */
     void *progress_user;
-    int keep_equity;           /* copy the equity curve into the result */
-    int keep_trades;           /* copy the trade list into the result */
-    sf_indcache *cache;        /* shared indicator outputs for these bars, or NULL */
+    int keep_equity;    /* copy the equity curve into the result */
+    int keep_trades;    /* copy the trade list into the result */
+    sf_indcache *cache; /* shared indicator outputs for these bars, or NULL */
 } sf_run_opts;
 
 typedef struct sf_result {
     sf_perf perf;
     double initial_capital;
-    size_t n_trades;           /* always the count; trades is NULL without keep_trades */
+    size_t n_trades; /* always the count; trades is NULL without keep_trades */
     sf_trade *trades;
-    size_t n_equity;           /* bars->n with keep_equity, else 0 */
-    int64_t *ts;               /* n_equity bar times */
-    double *equity;            /* n_equity equity values at each close */
+    size_t n_equity; /* bars->n with keep_equity, else 0 */
+    int64_t *ts;     /* n_equity bar times */
+    double *equity;  /* n_equity equity values at each close */
 } sf_result;
 
 /* Zero-filled defaults: no cancel, no progress, keep equity and trades, no cache. */
@@ -81,8 +81,8 @@ void sf_run_opts_init(sf_run_opts *opts);
  * deadline passed, SF_ERR_INVALID when an indicator
  * cannot be computed or the cache belongs to other bars, SF_ERR_NOMEM.
  */
-sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars,
-                        const sf_run_opts *opts, sf_result **out, sf_err *err);
+sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts, sf_result **out,
+                        sf_err *err);
 
 void sf_result_free(sf_result *result);
 
@@ -103,19 +103,19 @@ size_t sf_engine_working_set(const sf_logic *logic, size_t n, int keep_equity);
  * else 0 (exit is all 0 without an exit condition). Each array has bars->n
  * bytes. cache may be NULL. For live signals (logic executions) and tests.
  */
-sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache,
-                            uint8_t *entry, uint8_t *exit_, sf_err *err);
+sf_status sf_engine_signals(const sf_logic *logic, const sf_bars *bars, sf_indcache *cache, uint8_t *entry,
+                            uint8_t *exit_, sf_err *err);
 
 /* ---- the live decision (logic executions) ------------------------------ */
 
 typedef enum sf_signal {
-    SF_SIGNAL_FLAT,   /* flat, and no entry at the last close */
-    SF_SIGNAL_ENTER,  /* flat at the last close (also after an exit at its open or a
+    SF_SIGNAL_FLAT,  /* flat, and no entry at the last close */
+    SF_SIGNAL_ENTER, /* flat at the last close (also after an exit at its open or a
                        * stop / target inside it), and the entry condition holds there */
-    SF_SIGNAL_EXIT,   /* in a position: the exit condition holds at the last close,
+    SF_SIGNAL_EXIT,  /* in a position: the exit condition holds at the last close,
                        * or a stop / target was hit during the last bar and the entry
                        * condition does not hold at its close */
-    SF_SIGNAL_HOLD,   /* in a position, no exit */
+    SF_SIGNAL_HOLD,  /* in a position, no exit */
     SF_SIGNAL__COUNT
 } sf_signal;
 
@@ -145,7 +145,7 @@ const char *sf_signal_name(sf_signal signal);
  * >= 1. opts may be NULL (only cancel, deadline_ms and cache are used). Errors as
  * sf_engine_run.
  */
-sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts,
-                           sf_decision *out, sf_err *err);
+sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_run_opts *opts, sf_decision *out,
+                           sf_err *err);
 
 #endif

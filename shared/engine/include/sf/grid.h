@@ -46,10 +46,10 @@
 #include "sf/logic.h"
 
 #define SF_GRID_MAX_COMBOS_DEFAULT ((size_t)100000)
-#define SF_GRID_MAX_PARAMS 32      /* paths in one grid */
-#define SF_GRID_MAX_VALUES 100000  /* values of one path */
+#define SF_GRID_MAX_PARAMS 32     /* paths in one grid */
+#define SF_GRID_MAX_VALUES 100000 /* values of one path */
 #define SF_GRID_MAX_INPUT ((size_t)1 << 20)
-#define SF_GRID_PATH_MAX 256       /* bytes of one path, NUL included */
+#define SF_GRID_PATH_MAX 256 /* bytes of one path, NUL included */
 
 typedef struct sf_grid sf_grid;
 
@@ -58,8 +58,7 @@ typedef struct sf_grid sf_grid;
  * column), SF_ERR_INVALID (bad path or values; the message names the path),
  * SF_ERR_LIMIT ("grid has N combinations; the limit is M", too many values),
  * SF_ERR_NOMEM. */
-sf_status sf_grid_parse(const char *json, size_t len, size_t max_combos,
-                        sf_grid **out, sf_err *err);
+sf_status sf_grid_parse(const char *json, size_t len, size_t max_combos, sf_grid **out, sf_err *err);
 void sf_grid_free(sf_grid *grid);
 
 /* Number of combinations (>= 1). */
@@ -73,8 +72,7 @@ size_t sf_grid_param_count(const sf_grid *grid, size_t i);
 /* Append combination index's values as a JSON object to out:
  * {"indicators.fast.period": 5, "risk.stop_loss_pct": 3.5}.
  * SF_ERR_INVALID when index >= size. */
-sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out,
-                              sf_err *err);
+sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out, sf_err *err);
 
 /* The logic JSON with combination index's values set, as new compact JSON
  * text (*out_json, *out_len; the caller frees it). The result is not
@@ -82,8 +80,8 @@ sf_status sf_grid_params_json(const sf_grid *grid, size_t index, sf_buf *out,
  * SF_ERR_INVALID (a path does not fit the logic: "sweep path
  * \"indicators.fsat.period\": indicators.fsat is not in the logic"),
  * SF_ERR_LIMIT (the result exceeds SF_LOGIC_MAX_INPUT). */
-sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json,
-                        size_t len, char **out_json, size_t *out_len, sf_err *err);
+sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_json, size_t len, char **out_json,
+                        size_t *out_len, sf_err *err);
 
 /*
  * A cursor compiles member after member of one grid over one logic: it parses
@@ -110,10 +108,9 @@ sf_status sf_grid_apply(const sf_grid *grid, size_t index, const char *logic_jso
  */
 typedef struct sf_grid_cursor sf_grid_cursor;
 
-sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len,
-                             sf_grid_cursor **out, sf_err *err);
-sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out,
-                               sf_logic_errors *errs, sf_err *err);
+sf_status sf_grid_cursor_new(const sf_grid *grid, const char *logic_json, size_t len, sf_grid_cursor **out,
+                             sf_err *err);
+sf_status sf_grid_cursor_logic(sf_grid_cursor *c, size_t index, sf_logic **out, sf_logic_errors *errs, sf_err *err);
 void sf_grid_cursor_free(sf_grid_cursor *c);
 
 /* Check that every combination gives a logic that sf_logic_parse accepts,
@@ -123,8 +120,8 @@ void sf_grid_cursor_free(sf_grid_cursor *c);
  * integer >= 1"), *bad_index (if not NULL) is its index (or SIZE_MAX when
  * the paths do not fit the logic at all) and errs (if not NULL) holds all of
  * that combination's errors. */
-sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len,
-                           size_t *bad_index, sf_logic_errors *errs, sf_err *err);
+sf_status sf_grid_validate(const sf_grid *grid, const char *logic_json, size_t len, size_t *bad_index,
+                           sf_logic_errors *errs, sf_err *err);
 
 /*
  * A bounded check, for a server that must not spend unbounded work on one
@@ -167,8 +164,7 @@ typedef struct sf_grid_check_report {
     int complete;   /* every member of the grid was compiled */
 } sf_grid_check_report;
 
-sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len,
-                        const sf_grid_check_opts *opts, sf_grid_check_report *report,
-                        size_t *bad_index, sf_logic_errors *errs, sf_err *err);
+sf_status sf_grid_check(const sf_grid *grid, const char *logic_json, size_t len, const sf_grid_check_opts *opts,
+                        sf_grid_check_report *report, size_t *bad_index, sf_logic_errors *errs, sf_err *err);
 
 #endif

@@ -43,8 +43,7 @@ typedef struct sf_indref sf_indref; /* a pinned set of outputs of one spec */
 /* A cache over bars (not NULL) holding at most max_bytes of output arrays.
  * Errors: SF_ERR_INVALID (no bars), SF_ERR_NOMEM, SF_ERR_INTERNAL (its
  * mutex or condition variable). */
-sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes,
-                          sf_indcache **out, sf_err *err);
+sf_status sf_indcache_new(const sf_bars *bars, size_t max_bytes, sf_indcache **out, sf_err *err);
 /* All refs must have been released. Accepts NULL. */
 void sf_indcache_free(sf_indcache *cache);
 
@@ -54,8 +53,7 @@ const sf_bars *sf_indcache_bars(const sf_indcache *cache);
 /* Pin the outputs of spec, computing them if needed; *ref is NULL on error.
  * Errors: SF_ERR_INVALID (an unknown type, or what sf_ind_compute refuses),
  * SF_ERR_NOMEM. A failed computation leaves nothing in the cache. */
-sf_status sf_indcache_acquire(sf_indcache *cache, const sf_ind_spec *spec,
-                              sf_indref **ref, sf_err *err);
+sf_status sf_indcache_acquire(sf_indcache *cache, const sf_ind_spec *spec, sf_indref **ref, sf_err *err);
 /* Output k (0 .. n_outputs-1) of a pinned ref: bars->n doubles, NaN in the
  * warm-up; NULL for k out of range or a NULL ref. Valid until the ref is
  * released. */
@@ -64,11 +62,11 @@ const double *sf_indref_output(const sf_indref *ref, int k);
 void sf_indcache_release(sf_indcache *cache, sf_indref *ref);
 
 typedef struct sf_indcache_stats {
-    uint64_t computed;  /* sf_ind_compute calls made for the cache */
-    uint64_t hits;      /* acquires served from a cached entry */
-    uint64_t evicted;   /* entries dropped to make room */
-    uint64_t uncached;  /* acquires that did not fit and were computed privately */
-    size_t bytes;       /* bytes held now */
+    uint64_t computed; /* sf_ind_compute calls made for the cache */
+    uint64_t hits;     /* acquires served from a cached entry */
+    uint64_t evicted;  /* entries dropped to make room */
+    uint64_t uncached; /* acquires that did not fit and were computed privately */
+    size_t bytes;      /* bytes held now */
 } sf_indcache_stats;
 
 /* A consistent snapshot of the counters. */

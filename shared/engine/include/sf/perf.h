@@ -17,34 +17,37 @@
 #include <stdint.h>
 
 typedef enum sf_exit_reason {
-    SF_EXIT_SIGNAL, SF_EXIT_STOP_LOSS, SF_EXIT_TAKE_PROFIT, SF_EXIT_END_OF_DATA
+    SF_EXIT_SIGNAL,
+    SF_EXIT_STOP_LOSS,
+    SF_EXIT_TAKE_PROFIT,
+    SF_EXIT_END_OF_DATA
 } sf_exit_reason;
 
 typedef struct sf_trade {
-    int side;              /* +1 long, -1 short */
+    int side; /* +1 long, -1 short */
     int64_t entry_time;
-    double entry_price;    /* after slippage */
+    double entry_price; /* after slippage */
     int64_t exit_time;
-    double exit_price;     /* after slippage */
-    double qty;            /* > 0 */
-    double pnl;            /* net of both fees */
-    double fees;           /* entry + exit fee */
+    double exit_price; /* after slippage */
+    double qty;        /* > 0 */
+    double pnl;        /* net of both fees */
+    double fees;       /* entry + exit fee */
     sf_exit_reason exit_reason;
 } sf_trade;
 
 typedef struct sf_perf {
     double final_equity;
-    double total_return;   /* final / initial - 1 */
-    double cagr;           /* NaN when the span is zero */
-    double sharpe;         /* NaN when fewer than 2 returns or zero deviation */
-    double sortino;        /* NaN when no negative return */
-    double max_drawdown;   /* positive fraction of the running peak */
+    double total_return; /* final / initial - 1 */
+    double cagr;         /* NaN when the span is zero */
+    double sharpe;       /* NaN when fewer than 2 returns or zero deviation */
+    double sortino;      /* NaN when no negative return */
+    double max_drawdown; /* positive fraction of the running peak */
     int64_t drawdown_peak_time;
     int64_t drawdown_trough_time;
-    double win_rate;       /* share of trades with pnl > 0; NaN with no trades */
-    double profit_factor;  /* gross profit / gross loss; +Inf with no loss, NaN with no trades */
+    double win_rate;      /* share of trades with pnl > 0; NaN with no trades */
+    double profit_factor; /* gross profit / gross loss; +Inf with no loss, NaN with no trades */
     size_t trades;
-    double exposure;       /* share of bars at whose close a position is held */
+    double exposure; /* share of bars at whose close a position is held */
     double fees;
 } sf_perf;
 
@@ -64,9 +67,7 @@ const char *sf_exit_reason_name(sf_exit_reason r);
  * and Sortino are NaN when periods_per_year <= 0. n == 0 gives NaN for the
  * curve metrics (a caller bug, but no crash).
  */
-void sf_perf_compute(const int64_t *ts, const double *equity, size_t n,
-                     double initial, const sf_trade *trades, size_t n_trades,
-                     size_t bars_in_position, double periods_per_year,
-                     sf_perf *out);
+void sf_perf_compute(const int64_t *ts, const double *equity, size_t n, double initial, const sf_trade *trades,
+                     size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out);
 
 #endif

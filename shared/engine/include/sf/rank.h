@@ -39,8 +39,8 @@
 
 /* Every name in table order, and those that rank lowest first, as literals
  * for messages and usage texts (test_rank holds them equal to the table). */
-#define SF_RANK_LIST                                                                                 \
-    "sharpe, sortino, total_return, cagr, final_equity, max_drawdown, win_rate, profit_factor, trades, " \
+#define SF_RANK_LIST                                                                                                   \
+    "sharpe, sortino, total_return, cagr, final_equity, max_drawdown, win_rate, profit_factor, trades, "               \
     "exposure, fees"
 #define SF_RANK_LOWER_LIST "max_drawdown, fees"
 

@@ -46,8 +46,7 @@ sf_status sf_perf_to_json(const sf_perf *perf, sf_buf *out, sf_err *err);
 sf_status sf_perf_from_json(const char *text, size_t len, sf_perf *out, sf_err *err);
 
 /* Append the backtest object. */
-sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity,
-                            sf_buf *out, sf_err *err);
+sf_status sf_result_to_json(const sf_result *result, int with_trades, int with_equity, sf_buf *out, sf_err *err);
 
 /* Append the trades array alone: [{"entry_time", ...}] as in the backtest
  * object. */

@@ -43,30 +43,30 @@
 #define SF_SWEEP_CACHE_DEFAULT ((size_t)96 * 1024 * 1024)
 
 typedef struct sf_sweep_opts {
-    int threads;                /* 1 .. SF_SWEEP_MAX_THREADS; 0 means 1 */
-    const char *rank_by;        /* a metric name (sf/rank.h); NULL = SF_RANK_DEFAULT */
-    size_t top_k;               /* members kept in the result; 0 = all (for programs:
+    int threads;              /* 1 .. SF_SWEEP_MAX_THREADS; 0 means 1 */
+    const char *rank_by;      /* a metric name (sf/rank.h); NULL = SF_RANK_DEFAULT */
+    size_t top_k;             /* members kept in the result; 0 = all (for programs:
                                    a user's K goes through sf_rank_top_parse) */
-    size_t cache_bytes;         /* indicator cache bound; 0 = SF_SWEEP_CACHE_DEFAULT */
-    sf_indcache *cache;         /* use this cache (for these bars) instead of a new one */
-    const atomic_int *cancel;   /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
-    sf_progress_fn progress;    /* members finished so far, of the grid size; may be NULL */
+    size_t cache_bytes;       /* indicator cache bound; 0 = SF_SWEEP_CACHE_DEFAULT */
+    sf_indcache *cache;       /* use this cache (for these bars) instead of a new one */
+    const atomic_int *cancel; /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
+    sf_progress_fn progress;  /* members finished so far, of the grid size; may be NULL */
     void *progress_user;
 } sf_sweep_opts;
 
 typedef struct sf_sweep_member {
-    size_t rank;                /* 1 = best */
-    size_t index;               /* combination index in the grid */
-    char *params_json;          /* {"indicators.fast.period": 5, ...} */
+    size_t rank;       /* 1 = best */
+    size_t index;      /* combination index in the grid */
+    char *params_json; /* {"indicators.fast.period": 5, ...} */
     sf_perf perf;
 } sf_sweep_member;
 
 typedef struct sf_sweep_result {
-    size_t n_combos;            /* combinations run */
+    size_t n_combos; /* combinations run */
     char rank_by[SF_SWEEP_METRIC_MAX];
-    size_t n_members;           /* min(top_k, n_combos) */
-    sf_sweep_member *members;   /* in rank order */
-    sf_indcache_stats cache;    /* indicator cache use during the sweep */
+    size_t n_members;         /* min(top_k, n_combos) */
+    sf_sweep_member *members; /* in rank order */
+    sf_indcache_stats cache;  /* indicator cache use during the sweep */
 } sf_sweep_result;
 
 /* Defaults: 1 thread, sharpe, every member, default cache bound. */
@@ -79,9 +79,8 @@ void sf_sweep_opts_init(sf_sweep_opts *opts);
  * SF_ERR_PARSE, SF_ERR_LIMIT, SF_ERR_CANCELLED, SF_ERR_NOMEM, SF_ERR_INTERNAL
  * (a thread could not start).
  */
-sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len,
-                       const sf_bars *bars, const sf_sweep_opts *opts,
-                       sf_sweep_result **out, sf_logic_errors *errs, sf_err *err);
+sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len, const sf_bars *bars,
+                       const sf_sweep_opts *opts, sf_sweep_result **out, sf_logic_errors *errs, sf_err *err);
 
 void sf_sweep_result_free(sf_sweep_result *result);
 

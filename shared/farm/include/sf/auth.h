@@ -35,19 +35,19 @@
 
 #define SF_AUTH_KEY_BYTES 32
 #define SF_AUTH_KEY_TAG "sf_"
-#define SF_AUTH_KEY_LEN 46          /* "sf_" + 43 base64url characters */
-#define SF_AUTH_PREFIX_LEN 11       /* "sf_" + 8 characters, stored in api_keys.prefix */
-#define SF_AUTH_HASH_BYTES 32       /* SHA-256 */
-#define SF_AUTH_ID_MAX 40           /* uuid text + NUL, with room */
+#define SF_AUTH_KEY_LEN 46    /* "sf_" + 43 base64url characters */
+#define SF_AUTH_PREFIX_LEN 11 /* "sf_" + 8 characters, stored in api_keys.prefix */
+#define SF_AUTH_HASH_BYTES 32 /* SHA-256 */
+#define SF_AUTH_ID_MAX 40     /* uuid text + NUL, with room */
 #define SF_AUTH_EMAIL_MAX 254
 #define SF_AUTH_NAME_MAX 200
 #define SF_AUTH_TIER_MAX 16
 
 typedef struct sf_auth_key {
-    char text[SF_AUTH_KEY_LEN + 1];          /* the secret: show once, then wipe */
+    char text[SF_AUTH_KEY_LEN + 1]; /* the secret: show once, then wipe */
     char prefix[SF_AUTH_PREFIX_LEN + 1];
     unsigned char hash[SF_AUTH_HASH_BYTES];
-    int64_t id;                              /* api_keys.id once stored; 0 before */
+    int64_t id; /* api_keys.id once stored; 0 before */
 } sf_auth_key;
 
 /* Who a key belongs to. */
@@ -68,12 +68,10 @@ sf_status sf_auth_key_generate(sf_auth_key *key, sf_err *err);
 int sf_auth_key_well_formed(const char *text, size_t len);
 
 /* SHA-256 of len bytes of text. */
-sf_status sf_auth_hash(const char *text, size_t len, unsigned char hash[SF_AUTH_HASH_BYTES],
-                       sf_err *err);
+sf_status sf_auth_hash(const char *text, size_t len, unsigned char hash[SF_AUTH_HASH_BYTES], sf_err *err);
 
 /* Constant-time comparison (CRYPTO_memcmp): 1 when equal. */
-int sf_auth_hash_equal(const unsigned char a[SF_AUTH_HASH_BYTES],
-                       const unsigned char b[SF_AUTH_HASH_BYTES]);
+int sf_auth_hash_equal(const unsigned char a[SF_AUTH_HASH_BYTES], const unsigned char b[SF_AUTH_HASH_BYTES]);
 
 /* The key from an "Authorization: Bearer <key>" header value (borrowed from
  * value; *len gets its length). NULL when the header is absent or not a
@@ -87,8 +85,7 @@ void sf_auth_key_wipe(sf_auth_key *key);
 
 /* The user of a presented key; SF_ERR_AUTH "invalid API key" unless the key is
  * well formed, stored, and not revoked. */
-sf_status sf_auth_lookup(sf_db *db, const char *text, size_t len, sf_auth_user *user,
-                         sf_err *err);
+sf_status sf_auth_lookup(sf_db *db, const char *text, size_t len, sf_auth_user *user, sf_err *err);
 
 /* Store a new key for user_id; key->id is set. One statement. */
 sf_status sf_auth_key_create(sf_db *db, const char *user_id, sf_auth_key *key, sf_err *err);
@@ -103,8 +100,7 @@ sf_status sf_auth_user_add(sf_db *db, const char *email, const char *name, const
                            char user_id[SF_AUTH_ID_MAX], sf_auth_key *key, sf_err *err);
 
 /* The id of the user with this email; SF_ERR_NOTFOUND when none. */
-sf_status sf_auth_user_find(sf_db *db, const char *email, char user_id[SF_AUTH_ID_MAX],
-                            sf_err *err);
+sf_status sf_auth_user_find(sf_db *db, const char *email, char user_id[SF_AUTH_ID_MAX], sf_err *err);
 
 /* Revoke a key by api_keys.id (user_id NULL = any owner). SF_ERR_NOTFOUND
  * when no such unrevoked key exists. */

@@ -34,18 +34,18 @@
 #include "sf/db.h"
 #include "sf/err.h"
 
-#define SF_DATASET_SYMBOL_MAX 32     /* characters, NUL not included */
-#define SF_DATASET_TIMEFRAME_MAX 16  /* characters, NUL not included */
-#define SF_DATASET_LIST_MAX 10000    /* most data sets sf_dataset_list returns */
+#define SF_DATASET_SYMBOL_MAX 32    /* characters, NUL not included */
+#define SF_DATASET_TIMEFRAME_MAX 16 /* characters, NUL not included */
+#define SF_DATASET_LIST_MAX 10000   /* most data sets sf_dataset_list returns */
 
 typedef struct sf_dataset_info {
     char symbol[SF_DATASET_SYMBOL_MAX + 1];
     char timeframe[SF_DATASET_TIMEFRAME_MAX + 1];
-    int64_t version;     /* 1 after the first import, +1 per import */
-    int64_t bars;        /* number of bars */
-    int64_t first_ts;    /* Unix seconds of the first and last bar; 0 when no bars */
+    int64_t version;  /* 1 after the first import, +1 per import */
+    int64_t bars;     /* number of bars */
+    int64_t first_ts; /* Unix seconds of the first and last bar; 0 when no bars */
     int64_t last_ts;
-    int64_t updated_at;  /* Unix seconds of the last import */
+    int64_t updated_at; /* Unix seconds of the last import */
 } sf_dataset_info;
 
 /* Check the characters and lengths above. */
@@ -58,16 +58,14 @@ sf_status sf_dataset_validate_timeframe(const char *timeframe, sf_err *err);
  * bumping its version. All or nothing. info (may be NULL) receives the new
  * state of the data set.
  */
-sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe,
-                            const sf_bars *bars, sf_dataset_info *info, sf_err *err);
+sf_status sf_dataset_import(sf_db *db, const char *symbol, const char *timeframe, const sf_bars *bars,
+                            sf_dataset_info *info, sf_err *err);
 
 /* The data set's row (no bars). SF_ERR_NOTFOUND when it does not exist. */
-sf_status sf_dataset_get(sf_db *db, const char *symbol, const char *timeframe,
-                         sf_dataset_info *info, sf_err *err);
+sf_status sf_dataset_get(sf_db *db, const char *symbol, const char *timeframe, sf_dataset_info *info, sf_err *err);
 
 /* Only the version: the cheap cache check. SF_ERR_NOTFOUND when absent. */
-sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timeframe,
-                             int64_t *version, sf_err *err);
+sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timeframe, int64_t *version, sf_err *err);
 
 /*
  * *has = 1 when (symbol, timeframe) has a bar with from <= ts <= to (Unix
@@ -75,24 +73,23 @@ sf_status sf_dataset_version(sf_db *db, const char *symbol, const char *timefram
  * data set does not exist). One index probe of the bars' primary key: cheap
  * enough for every submission that names a range.
  */
-sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from,
-                              int64_t to, int *has, sf_err *err);
+sf_status sf_dataset_has_bars(sf_db *db, const char *symbol, const char *timeframe, int64_t from, int64_t to, int *has,
+                              sf_err *err);
 
 /*
  * Every data set, ordered by symbol then timeframe, into out[0 .. max); *n
  * gets how many were written. More than max is not an error: the rest is
  * left out and *more is set to 1 (more may be NULL).
  */
-sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n,
-                          int *more, sf_err *err);
+sf_status sf_dataset_list(sf_db *db, sf_dataset_info *out, size_t max, size_t *n, int *more, sf_err *err);
 
 /*
  * Load all bars of (symbol, timeframe), oldest first, and the version they
  * belong to (version may be NULL). More than max_bars bars is SF_ERR_LIMIT
  * (0 = SF_BARS_MAX_DEFAULT). On SF_OK *out is a new sf_bars.
  */
-sf_status sf_dataset_load(sf_db *db, const char *symbol, const char *timeframe,
-                          size_t max_bars, sf_bars **out, int64_t *version, sf_err *err);
+sf_status sf_dataset_load(sf_db *db, const char *symbol, const char *timeframe, size_t max_bars, sf_bars **out,
+                          int64_t *version, sf_err *err);
 
 /*
  * A view of the bars with from <= ts <= to (Unix seconds; INT64_MIN / INT64_MAX

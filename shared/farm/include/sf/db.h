@@ -29,12 +29,12 @@ typedef struct sf_db sf_db;
 typedef struct sf_db_res sf_db_res;
 
 typedef struct sf_db_opts {
-    int connect_timeout_s;   /* per attempt; 0 = 5 */
-    int connect_attempts;    /* 0 = 1 */
-    int backoff_initial_ms;  /* first wait between attempts; 0 = 100, doubles, max 5 s */
-    int statement_timeout_ms;/* 0 = server default */
+    int connect_timeout_s;        /* per attempt; 0 = 5 */
+    int connect_attempts;         /* 0 = 1 */
+    int backoff_initial_ms;       /* first wait between attempts; 0 = 100, doubles, max 5 s */
+    int statement_timeout_ms;     /* 0 = server default */
     const char *application_name; /* NULL = "signal-factory" */
-    int index_plans;         /* 1: the session's plans reach rows through indexes:
+    int index_plans;              /* 1: the session's plans reach rows through indexes:
                               * sequential scans, hash joins and merge joins are off
                               * (enable_seqscan, enable_hashjoin, enable_mergejoin,
                               * sent at connection start; the planner still uses one
@@ -63,8 +63,7 @@ int sf_db_is_ok(const sf_db *db);
 /* Run a statement (or several, with no parameters) and discard any rows. */
 sf_status sf_db_exec(sf_db *db, const char *sql, sf_err *err);
 /* Run one statement with text parameters; rows (if any) in *out when out != NULL. */
-sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params,
-                      sf_db_res **out, sf_err *err);
+sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const *params, sf_db_res **out, sf_err *err);
 /* sf_db_query for a statement run again and again (a fixed text): the first
  * call prepares it as a named statement of this session (parse, analysis
  * and, after a few runs, planning are done once); later calls only bind and
@@ -73,14 +72,13 @@ sf_status sf_db_query(sf_db *db, const char *sql, int nparams, const char *const
  * proxy without prepared-statement support) is answered by running the text
  * unnamed and starting over; inside an explicit transaction that error
  * aborts the transaction (SF_ERR_DB) like any other. */
-sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params,
-                               sf_db_res **out, sf_err *err);
+sf_status sf_db_query_prepared(sf_db *db, const char *sql, int nparams, const char *const *params, sf_db_res **out,
+                               sf_err *err);
 /* sf_db_query_prepared with some parameters in binary format: lengths[i] and
  * formats[i] (0 text, 1 binary) as libpq's PQexecPrepared; NULL arrays mean
  * all text. */
-sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams,
-                                   const char *const *params, const int *lengths,
-                                   const int *formats, sf_db_res **out, sf_err *err);
+sf_status sf_db_query_prepared_bin(sf_db *db, const char *sql, int nparams, const char *const *params,
+                                   const int *lengths, const int *formats, sf_db_res **out, sf_err *err);
 
 /* A one-dimensional float8[], bigint[] or text[] in PostgreSQL's binary
  * format, to pass as a binary parameter: no number is printed or parsed on
@@ -118,8 +116,8 @@ const char *sf_db_sqlstate(const sf_db *db); /* "" when none */
 /* LISTEN/NOTIFY: after `LISTEN chan`, wait up to timeout_ms for a
  * notification. Returns SF_OK with *got = 1 and the channel/payload copied
  * (truncated to the sizes given), *got = 0 on timeout. */
-sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize,
-                            char *payload, size_t plsize, sf_err *err);
+sf_status sf_db_wait_notify(sf_db *db, int timeout_ms, int *got, char *channel, size_t chsize, char *payload,
+                            size_t plsize, sf_err *err);
 
 /* COPY ... FROM STDIN: start, send chunks, end (which reports the server's verdict). */
 sf_status sf_db_copy_start(sf_db *db, const char *sql, sf_err *err);

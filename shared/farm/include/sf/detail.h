@@ -39,11 +39,11 @@
 
 /* A member's detail job as sf_detail_request left it. */
 typedef struct sf_detail {
-    char id[SF_JOB_ID_MAX];          /* the detail job */
-    char status[SF_JOB_STATUS_MAX];  /* its status ("pending" when just enqueued) */
-    char source[16];                 /* "top" or "request" */
-    int created;                     /* 1 when this call enqueued it */
-    char previous_error[256];        /* created in place of a failed, dead or cancelled
+    char id[SF_JOB_ID_MAX];         /* the detail job */
+    char status[SF_JOB_STATUS_MAX]; /* its status ("pending" when just enqueued) */
+    char source[16];                /* "top" or "request" */
+    int created;                    /* 1 when this call enqueued it */
+    char previous_error[256];       /* created in place of a failed, dead or cancelled
                                       * detail: that one's error; else "" */
 } sf_detail;
 
@@ -56,8 +56,8 @@ typedef struct sf_detail {
 sf_status sf_detail_request(sf_db *db, const char *member_id, sf_detail *out, sf_err *err);
 
 typedef struct sf_detail_stats {
-    int64_t batches;   /* finished sweeps handled (details_at set) */
-    int64_t details;   /* detail jobs enqueued for their best members */
+    int64_t batches; /* finished sweeps handled (details_at set) */
+    int64_t details; /* detail jobs enqueued for their best members */
 } sf_detail_stats;
 
 /*

@@ -50,25 +50,25 @@
 #define SF_HTTP_MAX_HEADERS 16
 #define SF_HTTP_MAX_REDIRECTS 5
 #define SF_HTTP_CONTENT_TYPE_MAX 128
-#define SF_HTTP_ORIGIN_MAX 320      /* "https://" + a 253-byte host + ":65535" */
+#define SF_HTTP_ORIGIN_MAX 320 /* "https://" + a 253-byte host + ":65535" */
 
 typedef struct sf_http sf_http;
 
 typedef struct sf_http_opts {
-    long connect_timeout_ms;  /* 0 = 5000 */
-    long timeout_ms;          /* whole request; 0 = 30000 */
-    size_t max_body;          /* response bytes; 0 = SF_HTTP_MAX_BODY_DEFAULT */
-    const char *user_agent;   /* NULL = "signal-factory" */
-    int follow_redirects;     /* follow up to SF_HTTP_MAX_REDIRECTS redirects, see "Redirects" */
-    int https_only_redirects; /* redirects to https only, even from an http URL */
-    const char *ca_file;      /* PEM file of the CAs to trust instead of the system's; NULL = the system's */
+    long connect_timeout_ms;    /* 0 = 5000 */
+    long timeout_ms;            /* whole request; 0 = 30000 */
+    size_t max_body;            /* response bytes; 0 = SF_HTTP_MAX_BODY_DEFAULT */
+    const char *user_agent;     /* NULL = "signal-factory" */
+    int follow_redirects;       /* follow up to SF_HTTP_MAX_REDIRECTS redirects, see "Redirects" */
+    int https_only_redirects;   /* redirects to https only, even from an http URL */
+    const char *ca_file;        /* PEM file of the CAs to trust instead of the system's; NULL = the system's */
     const sf_netpolicy *policy; /* NULL = connect anywhere; else see "Address policy" */
 } sf_http_opts;
 
 typedef struct sf_http_response {
-    long status;                                   /* 200, 404, ...; 0 before a reply */
-    char content_type[SF_HTTP_CONTENT_TYPE_MAX];   /* "" when none */
-    sf_buf body;                                   /* NUL-terminated; len excludes it */
+    long status;                                 /* 200, 404, ...; 0 before a reply */
+    char content_type[SF_HTTP_CONTENT_TYPE_MAX]; /* "" when none */
+    sf_buf body;                                 /* NUL-terminated; len excludes it */
 } sf_http_response;
 
 /* curl_global_init; once, before threads. */
@@ -87,9 +87,8 @@ void sf_http_response_destroy(sf_http_response *resp);
  * NULL (no body). resp is reset first; on SF_ERR_LIMIT it keeps the status and
  * the first max_body bytes.
  */
-sf_status sf_http_request(sf_http *http, const char *method, const char *url,
-                          const char *const *headers, const char *body, size_t body_len,
-                          sf_http_response *resp, sf_err *err);
+sf_status sf_http_request(sf_http *http, const char *method, const char *url, const char *const *headers,
+                          const char *body, size_t body_len, sf_http_response *resp, sf_err *err);
 
 /*
  * The origin of url for messages and logs: "scheme://host[:port]" (the port

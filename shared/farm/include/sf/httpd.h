@@ -44,9 +44,9 @@
 #include "sf/buf.h"
 #include "sf/err.h"
 
-#define SF_HTTPD_MAX_PARAMS 4          /* "{name}" segments in one pattern */
-#define SF_HTTPD_MAX_SEGMENTS 16       /* path segments matched */
-#define SF_HTTPD_MAX_RESP_HEADERS 8    /* extra response headers */
+#define SF_HTTPD_MAX_PARAMS 4       /* "{name}" segments in one pattern */
+#define SF_HTTPD_MAX_SEGMENTS 16    /* path segments matched */
+#define SF_HTTPD_MAX_RESP_HEADERS 8 /* extra response headers */
 #define SF_HTTPD_REQUEST_ID_MAX 65
 #define SF_HTTPD_MAX_BODY_DEFAULT ((size_t)1 << 20)
 
@@ -56,36 +56,36 @@ typedef struct sf_httpd_req sf_httpd_req;
 typedef void (*sf_httpd_handler_fn)(sf_httpd_req *req, void *app);
 
 typedef struct sf_httpd_route {
-    const char *method;          /* "GET", "POST", ... */
-    const char *pattern;         /* "/v1/jobs/{id}/result"; also the metrics label */
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/v1/jobs/{id}/result"; also the metrics label */
     sf_httpd_handler_fn fn;
 } sf_httpd_route;
 
 /* What on_done reports; strings borrowed for the call. */
 typedef struct sf_httpd_done {
-    const char *method;          /* sf_httpd_method_label: a closed set */
-    const char *route;           /* the matched pattern, or "unmatched" */
+    const char *method; /* sf_httpd_method_label: a closed set */
+    const char *route;  /* the matched pattern, or "unmatched" */
     const char *path;
     const char *request_id;
     int status;
-    double duration_s;           /* first byte of the request to the end of the response */
+    double duration_s; /* first byte of the request to the end of the response */
 } sf_httpd_done;
 
 typedef void (*sf_httpd_done_fn)(const sf_httpd_done *done, void *app);
 
 typedef struct sf_httpd_opts {
-    const char *bind_address;    /* IPv4 or IPv6 literal; NULL = "0.0.0.0" */
-    int port;                    /* 0 = any free port (see sf_httpd_port) */
-    unsigned threads;            /* pool threads; 0 = 4 */
-    size_t max_body;             /* 0 = SF_HTTPD_MAX_BODY_DEFAULT */
-    unsigned connection_limit;   /* 0 = 256 */
-    unsigned timeout_s;          /* idle connection timeout; 0 = 30 */
-    size_t connection_memory;    /* per connection; 0 = 64 KiB */
-    unsigned per_client_limit;   /* connections from one IP address; 0 = 32 */
-    unsigned read_deadline_ms;   /* to deliver a whole request; 0 = 10,000 */
+    const char *bind_address;       /* IPv4 or IPv6 literal; NULL = "0.0.0.0" */
+    int port;                       /* 0 = any free port (see sf_httpd_port) */
+    unsigned threads;               /* pool threads; 0 = 4 */
+    size_t max_body;                /* 0 = SF_HTTPD_MAX_BODY_DEFAULT */
+    unsigned connection_limit;      /* 0 = 256 */
+    unsigned timeout_s;             /* idle connection timeout; 0 = 30 */
+    size_t connection_memory;       /* per connection; 0 = 64 KiB */
+    unsigned per_client_limit;      /* connections from one IP address; 0 = 32 */
+    unsigned read_deadline_ms;      /* to deliver a whole request; 0 = 10,000 */
     sf_httpd_handler_fn on_headers; /* headers in, body not read yet; may answer; may be NULL */
-    sf_httpd_done_fn on_done;    /* may be NULL */
-    void *app;                   /* passed to handlers and on_done */
+    sf_httpd_done_fn on_done;       /* may be NULL */
+    void *app;                      /* passed to handlers and on_done */
 } sf_httpd_opts;
 
 /*
@@ -94,8 +94,8 @@ typedef struct sf_httpd_opts {
  * serving. routes must outlive the daemon. SF_ERR_INVALID for a bad route or
  * address, SF_ERR_IO when the port cannot be bound.
  */
-sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes,
-                         const sf_httpd_opts *opts, sf_httpd **out, sf_err *err);
+sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf_httpd_opts *opts, sf_httpd **out,
+                         sf_err *err);
 
 /* The port actually bound. */
 int sf_httpd_port(const sf_httpd *httpd);
@@ -140,19 +140,16 @@ const char *sf_httpd_header(const sf_httpd_req *req, const char *name);
 const char *sf_httpd_body(const sf_httpd_req *req, size_t *len);
 
 /* Add a response header (copied); SF_ERR_LIMIT past SF_HTTPD_MAX_RESP_HEADERS. */
-sf_status sf_httpd_set_header(sf_httpd_req *req, const char *name, const char *value,
-                              sf_err *err);
+sf_status sf_httpd_set_header(sf_httpd_req *req, const char *name, const char *value, sf_err *err);
 
 /* Answer with a copy of body. A second reply replaces the first. */
-sf_status sf_httpd_reply(sf_httpd_req *req, int status, const char *content_type,
-                         const char *body, size_t len, sf_err *err);
+sf_status sf_httpd_reply(sf_httpd_req *req, int status, const char *content_type, const char *body, size_t len,
+                         sf_err *err);
 /* Answer with application/json, taking over body's memory (body is reset). */
-sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_type,
-                             sf_buf *body, sf_err *err);
+sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_type, sf_buf *body, sf_err *err);
 /* Answer {"error": {"code": code, "message": message, "field": field}}
  * (field left out when NULL), as application/json. */
-sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code,
-                               const char *message, const char *field);
+sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, const char *message, const char *field);
 
 /* Append s to out as a JSON string literal, quotes included. */
 sf_status sf_httpd_json_string(sf_buf *out, const char *s, sf_err *err);

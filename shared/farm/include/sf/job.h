@@ -39,15 +39,16 @@
 #include "sf/err.h"
 #include "sf/queue.h"
 
-#define SF_JOB_ID_MAX 40          /* uuid text (36) + NUL, with room */
-#define SF_JOB_BATCH_MAX 1000     /* ids in one call */
-#define SF_JOB_STATEMENT_BYTES ((size_t)256 << 20) /* most result bytes (sf_job_done_bytes)
+#define SF_JOB_ID_MAX 40      /* uuid text (36) + NUL, with room */
+#define SF_JOB_BATCH_MAX 1000 /* ids in one call */
+#define SF_JOB_STATEMENT_BYTES                                                                                         \
+    ((size_t)256 << 20) /* most result bytes (sf_job_done_bytes)
                                                     * one completion statement carries */
 #define SF_JOB_SYMBOL_MAX 64
 #define SF_JOB_TIMEFRAME_MAX 32
 #define SF_JOB_KIND_MAX 32
 #define SF_JOB_STATUS_MAX 16
-#define SF_JOB_ERROR_MAX 2048     /* stored error text is cut to this many bytes */
+#define SF_JOB_ERROR_MAX 2048 /* stored error text is cut to this many bytes */
 #define SF_JOB_RETRY_BASE_MS_DEFAULT 1000
 #define SF_JOB_RETRY_CAP_MS_DEFAULT 600000
 
@@ -61,28 +62,28 @@ typedef struct sf_job_retry {
 typedef struct sf_job {
     char id[SF_JOB_ID_MAX];
     char user_id[SF_JOB_ID_MAX];
-    char batch_id[SF_JOB_ID_MAX];     /* "" unless a sweep member */
-    char kind[SF_JOB_KIND_MAX];       /* "backtest", "logic_execution" */
+    char batch_id[SF_JOB_ID_MAX]; /* "" unless a sweep member */
+    char kind[SF_JOB_KIND_MAX];   /* "backtest", "logic_execution" */
     char symbol[SF_JOB_SYMBOL_MAX];
     char timeframe[SF_JOB_TIMEFRAME_MAX];
-    int attempt;                      /* this attempt, 1-based */
+    int attempt; /* this attempt, 1-based */
     int max_attempts;
-    int64_t fence;                    /* the token every later write is fenced on */
-    int64_t combo_index;              /* -1 unless a sweep member */
-    int64_t schedule_id;              /* 0 when none */
+    int64_t fence;       /* the token every later write is fenced on */
+    int64_t combo_index; /* -1 unless a sweep member */
+    int64_t schedule_id; /* 0 when none */
     int has_from, has_to;
-    int64_t from_ts, to_ts;           /* Unix seconds, inclusive, when has_* */
-    int64_t dataset_version;          /* the data set's version at the claim; 0 if it had none */
-    char *logic;                      /* the job's logic, or the batch's for a sweep member */
+    int64_t from_ts, to_ts;  /* Unix seconds, inclusive, when has_* */
+    int64_t dataset_version; /* the data set's version at the claim; 0 if it had none */
+    char *logic;             /* the job's logic, or the batch's for a sweep member */
     size_t logic_len;
-    char *grid;                       /* the batch's grid; NULL unless a sweep member */
+    char *grid; /* the batch's grid; NULL unless a sweep member */
     size_t grid_len;
-    const char *bad;                  /* non-NULL: the row cannot be run (e.g. "symbol too long"); fail it permanently */
-    int optimistic;                   /* 1: read, not claimed (a tiny sweep member's first
+    const char *bad;    /* non-NULL: the row cannot be run (e.g. "symbol too long"); fail it permanently */
+    int optimistic;     /* 1: read, not claimed (a tiny sweep member's first
                                        * attempt, see sf_job_claim): the row is still queued,
                                        * fence is 0, attempt is 1; complete it with
                                        * sf_job_done.optimistic and started_us */
-    int64_t started_us;               /* optimistic: PostgreSQL's now() at the read, Unix us */
+    int64_t started_us; /* optimistic: PostgreSQL's now() at the read, Unix us */
 } sf_job;
 
 void sf_job_destroy(sf_job *job); /* frees logic and grid; accepts NULL */
@@ -103,9 +104,8 @@ void sf_job_destroy(sf_job *job); /* frees logic and grid; accepts NULL */
  * that completion write nothing, as a stale fence does. Every other row is
  * claimed: status running, attempt + 1, a fresh fence, the lease.
  */
-sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker,
-                       int64_t lease_ms, const char *const *tiny_batches, size_t n_tiny,
-                       sf_job *out, size_t *n_out, sf_err *err);
+sf_status sf_job_claim(sf_db *db, const char *const *ids, size_t n, const char *worker, int64_t lease_ms,
+                       const char *const *tiny_batches, size_t n_tiny, sf_job *out, size_t *n_out, sf_err *err);
 
 /* One lease to renew. alive / cancel_requested are filled by the call. */
 typedef struct sf_job_lease {
@@ -116,23 +116,22 @@ typedef struct sf_job_lease {
 } sf_job_lease;
 
 /* Renew leases (fenced, status running) to now() + lease_ms: one statement. */
-sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t lease_ms,
-                           sf_err *err);
+sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t lease_ms, sf_err *err);
 
 typedef enum sf_job_outcome {
-    SF_JOB_SUCCEEDED,  /* results row written, status succeeded */
-    SF_JOB_FAILED,     /* permanent error: failed at once */
-    SF_JOB_TRANSIENT,  /* retry with backoff, or dead at max_attempts */
-    SF_JOB_CANCELLED,  /* stopped on a cancel request */
-    SF_JOB_RELEASED,   /* drain: back to pending now, attempt not spent */
+    SF_JOB_SUCCEEDED, /* results row written, status succeeded */
+    SF_JOB_FAILED,    /* permanent error: failed at once */
+    SF_JOB_TRANSIENT, /* retry with backoff, or dead at max_attempts */
+    SF_JOB_CANCELLED, /* stopped on a cancel request */
+    SF_JOB_RELEASED,  /* drain: back to pending now, attempt not spent */
     SF_JOB_OUTCOMES
 } sf_job_outcome;
 
 /* The live signal of a succeeded logic execution (see sf_job_done.signal). */
 typedef struct sf_job_signal {
-    int64_t bar_time;      /* Unix seconds of the bar the decision was taken on */
-    const char *signal;    /* borrowed: "enter", "exit", "hold" or "flat" */
-    int side;              /* +1 long, -1 short, 0 none */
+    int64_t bar_time;   /* Unix seconds of the bar the decision was taken on */
+    const char *signal; /* borrowed: "enter", "exit", "hold" or "flat" */
+    int side;           /* +1 long, -1 short, 0 none */
 } sf_job_signal;
 
 /* One finished attempt. */
@@ -140,16 +139,16 @@ typedef struct sf_job_done {
     char id[SF_JOB_ID_MAX];
     int64_t fence;
     sf_job_outcome outcome;
-    const char *error;     /* borrowed; NULL = none (cut to SF_JOB_ERROR_MAX) */
-    const char *metrics;   /* borrowed JSON text; SF_JOB_SUCCEEDED only */
-    const char *trades;    /* stored as json (text), metrics as jsonb */
-    const char *equity;    /* [{"time", "equity"}] or the column form {"t": [...], "v": [...]}
+    const char *error;       /* borrowed; NULL = none (cut to SF_JOB_ERROR_MAX) */
+    const char *metrics;     /* borrowed JSON text; SF_JOB_SUCCEEDED only */
+    const char *trades;      /* stored as json (text), metrics as jsonb */
+    const char *equity;      /* [{"time", "equity"}] or the column form {"t": [...], "v": [...]}
                             * as JSON text, stored in results.equity; read back through
                             * sf_equity_points() (migrations 0004, 0006). The worker sends
                             * equity_t/equity_v instead */
-    const char *result;    /* borrowed: the whole {"metrics","trades","equity"} document
+    const char *result;      /* borrowed: the whole {"metrics","trades","equity"} document
                             * (sf_result_to_json); fills whichever of the three is NULL */
-    const char *params;    /* borrowed JSON text: a sweep member's combination
+    const char *params;      /* borrowed JSON text: a sweep member's combination
                             * ({"path": value, ...}, sf_grid_params_json), stored in
                             * results.params. With params and no trades, equity or result,
                             * the row is compact (migration 0011): trades and the curve stay
@@ -160,19 +159,19 @@ typedef struct sf_job_done {
                               * result's equity are ignored. Sent in binary. */
     const double *equity_v;
     size_t equity_n;
-    int applied;           /* out: 1 = the fenced write took effect */
+    int applied;                    /* out: 1 = the fenced write took effect */
     char status[SF_JOB_STATUS_MAX]; /* out: the job's new status when applied */
-    const sf_job_signal *signal; /* borrowed; SF_JOB_SUCCEEDED only: record a signals row
+    const sf_job_signal *signal;    /* borrowed; SF_JOB_SUCCEEDED only: record a signals row
                                   * (schedule_id and symbol from the job) instead of a
                                   * results row, in the same transaction; its webhook is
                                   * marked pending (webhook_due_at = now()) when the
                                   * job's schedule has a webhook_url. NULL = none */
-    int optimistic;        /* the job was read optimistically (sf_job.optimistic): the
+    int optimistic;                 /* the job was read optimistically (sf_job.optimistic): the
                             * write commits only while the row is queued at attempt 0;
                             * fence is ignored. SF_JOB_RELEASED and SF_JOB_CANCELLED
                             * put the row back to pending with the attempt unspent */
-    int64_t started_us;    /* optimistic: sf_job.started_us, stored as started_at */
-    const char *worker;    /* optimistic: the worker's name, stored as worker (borrowed) */
+    int64_t started_us;             /* optimistic: sf_job.started_us, stored as started_at */
+    const char *worker;             /* optimistic: the worker's name, stored as worker (borrowed) */
 } sf_job_done;
 
 /*
@@ -189,18 +188,17 @@ typedef struct sf_job_done {
  * a single row above it fails the call with SF_ERR_LIMIT, naming the job and
  * the limit, before anything is sent.
  */
-sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry,
-                          sf_err *err);
+sf_status sf_job_complete(sf_db *db, sf_job_done *done, size_t n, const sf_job_retry *retry, sf_err *err);
 
 /* The bytes of done's data a completion sends: its texts (error, metrics,
  * trades, equity, result, params) and equity arrays (16 bytes a point). */
 size_t sf_job_done_bytes(const sf_job_done *done);
 
 typedef enum sf_job_cancel_result {
-    SF_JOB_CANCEL_NOT_FOUND,  /* no such job (for this user) */
-    SF_JOB_CANCEL_DONE,       /* was pending/queued: now cancelled */
-    SF_JOB_CANCEL_REQUESTED,  /* running: cancel_requested set; PUBLISH its id */
-    SF_JOB_CANCEL_FINAL,      /* already finished: nothing changed */
+    SF_JOB_CANCEL_NOT_FOUND, /* no such job (for this user) */
+    SF_JOB_CANCEL_DONE,      /* was pending/queued: now cancelled */
+    SF_JOB_CANCEL_REQUESTED, /* running: cancel_requested set; PUBLISH its id */
+    SF_JOB_CANCEL_FINAL,     /* already finished: nothing changed */
 } sf_job_cancel_result;
 
 /*
@@ -208,14 +206,14 @@ typedef enum sf_job_cancel_result {
  * queued and entry is not NULL, entry is filled (id, tenant, score) for a
  * best-effort sf_queue_remove; otherwise entry->id is "".
  */
-sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id,
-                        sf_job_cancel_result *result, sf_queue_entry *entry, sf_err *err);
+sf_status sf_job_cancel(sf_db *db, const char *job_id, const char *user_id, sf_job_cancel_result *result,
+                        sf_queue_entry *entry, sf_err *err);
 
 /* Cancel a batch (sweep): batches.cancel_requested, pending/queued members ->
  * cancelled, running members -> cancel_requested; one transaction. *found = 0
  * when the batch does not exist (for this user). Counts may be NULL. */
-sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_id, int *found,
-                              int64_t *cancelled, int64_t *requested, sf_err *err);
+sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_id, int *found, int64_t *cancelled,
+                              int64_t *requested, sf_err *err);
 
 /*
  * Relay in ONE transaction of its own (a selection without row locks, then
@@ -229,13 +227,13 @@ sf_status sf_job_cancel_batch(sf_db *db, const char *batch_id, const char *user_
  * rotation turns the tenants' order within a round: pass a counter that
  * grows by one each call, so a small limit serves every tenant in turn.
  */
-sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation,
-                               sf_queue_entry *out, size_t *n, sf_err *err);
+sf_status sf_job_relay_pending(sf_db *db, size_t per_tenant, size_t limit, uint64_t rotation, sf_queue_entry *out,
+                               size_t *n, sf_err *err);
 
 /* Rebuild: queued jobs with id > after_id ("" = from the start), by id, up to
  * limit, as queue entries. Page with the last id returned. */
-sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out,
-                             size_t *n, sf_err *err);
+sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_queue_entry *out, size_t *n,
+                             sf_err *err);
 
 /* Expired Redis leases of ids: those still queued (a worker leased them in
  * Redis and stopped before its PostgreSQL claim, or read them optimistically
@@ -244,8 +242,8 @@ sf_status sf_job_list_queued(sf_db *db, const char *after_id, size_t limit, sf_q
  * (error_class lease), since an optimistic run leaves no other trace: a
  * member that kills its worker goes dead after max_attempts like any other
  * job, and its next claim is a real one (attempt > 0). */
-sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out,
-                               size_t *n_out, sf_err *err);
+sf_status sf_job_lease_expired(sf_db *db, const char *const *ids, size_t n, sf_queue_entry *out, size_t *n_out,
+                               sf_err *err);
 
 typedef struct sf_job_reap_stats {
     int64_t retried;   /* -> pending with backoff */
@@ -255,8 +253,7 @@ typedef struct sf_job_reap_stats {
 
 /* Running rows whose lease_until < now(): up to limit of them (FOR UPDATE SKIP
  * LOCKED, one statement) -> pending with backoff, dead, or cancelled. */
-sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job_reap_stats *stats,
-                      sf_err *err);
+sf_status sf_job_reap(sf_db *db, size_t limit, const sf_job_retry *retry, sf_job_reap_stats *stats, sf_err *err);
 
 /* The transitions table: 1 when some event moves a job from `from` to `to`
  * (status names). */

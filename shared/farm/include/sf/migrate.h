@@ -35,9 +35,9 @@
 #include "sf/db.h"
 #include "sf/err.h"
 
-#define SF_MIGRATE_MAX 9999                /* versions 0001 .. 9999 */
-#define SF_MIGRATE_FILE_MAX (16u << 20)    /* bytes in one .sql file */
-#define SF_MIGRATE_NAME_MAX 128            /* "0001_users" */
+#define SF_MIGRATE_MAX 9999             /* versions 0001 .. 9999 */
+#define SF_MIGRATE_FILE_MAX (16u << 20) /* bytes in one .sql file */
+#define SF_MIGRATE_NAME_MAX 128         /* "0001_users" */
 
 typedef enum sf_migrate_state {
     SF_MIGRATE_APPLIED,  /* up: applied now; status: applied at applied_at */
@@ -64,19 +64,16 @@ typedef void (*sf_migrate_report_fn)(const sf_migrate_event *ev, void *ctx);
  * another runner applied meanwhile is skipped silently. On a failed
  * migration its transaction is rolled back; the ones before it stay applied.
  */
-sf_status sf_migrate_up(sf_db *db, const char *dir, int target, sf_migrate_report_fn fn,
-                        void *ctx, sf_err *err);
+sf_status sf_migrate_up(sf_db *db, const char *dir, int target, sf_migrate_report_fn fn, void *ctx, sf_err *err);
 
 /* Revert the newest `steps` applied migrations (1 .. SF_MIGRATE_MAX), newest
  * first, each with its down file in its own transaction. Fewer applied than
  * steps: reverts them all. */
-sf_status sf_migrate_down(sf_db *db, const char *dir, int steps, sf_migrate_report_fn fn,
-                          void *ctx, sf_err *err);
+sf_status sf_migrate_down(sf_db *db, const char *dir, int steps, sf_migrate_report_fn fn, void *ctx, sf_err *err);
 
 /* Report every migration (files and applied rows, by version) as APPLIED,
  * PENDING, MISSING or CHANGED. Read-only: creates nothing. */
-sf_status sf_migrate_status(sf_db *db, const char *dir, sf_migrate_report_fn fn, void *ctx,
-                            sf_err *err);
+sf_status sf_migrate_status(sf_db *db, const char *dir, sf_migrate_report_fn fn, void *ctx, sf_err *err);
 
 /* Validate the directory alone (names, pairs, gaps, sizes); *count gets the
  * number of migrations. No database needed. */

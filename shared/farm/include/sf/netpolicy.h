@@ -44,13 +44,13 @@
 #define SF_NETPOLICY_MAX_CIDRS 64
 
 typedef struct sf_cidr {
-    int family;                 /* AF_INET or AF_INET6 */
-    unsigned char addr[16];     /* network byte order; 4 bytes used for AF_INET */
-    int prefix;                 /* 0..32 or 0..128 */
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order; 4 bytes used for AF_INET */
+    int prefix;             /* 0..32 or 0..128 */
 } sf_cidr;
 
 typedef struct sf_netpolicy {
-    int n;                      /* allowed CIDRs; 0 = only public addresses */
+    int n; /* allowed CIDRs; 0 = only public addresses */
     sf_cidr allow[SF_NETPOLICY_MAX_CIDRS];
 } sf_netpolicy;
 

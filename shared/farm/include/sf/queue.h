@@ -50,14 +50,14 @@
 #include "sf/err.h"
 #include "sf/redis.h"
 
-#define SF_QUEUE_NAME_MAX 64     /* bytes of a queue name, NUL included */
-#define SF_QUEUE_ID_MAX 64       /* bytes of a job id, NUL included */
-#define SF_QUEUE_TENANT_MAX 64   /* bytes of a tenant (user) id, NUL included */
-#define SF_QUEUE_BATCH_MAX 1000  /* ids in one call */
-#define SF_QUEUE_WAKE_MAX 10000  /* wake tokens kept at most */
+#define SF_QUEUE_NAME_MAX 64        /* bytes of a queue name, NUL included */
+#define SF_QUEUE_ID_MAX 64          /* bytes of a job id, NUL included */
+#define SF_QUEUE_TENANT_MAX 64      /* bytes of a tenant (user) id, NUL included */
+#define SF_QUEUE_BATCH_MAX 1000     /* ids in one call */
+#define SF_QUEUE_WAKE_MAX 10000     /* wake tokens kept at most */
 #define SF_QUEUE_PRIORITY_BAND 1e13 /* score = priority * band + created_at_ms */
-#define SF_QUEUE_PRIORITIES 3    /* 0 high, 1 normal, 2 low */
-#define SF_QUEUE_SCORE_LIMIT 1e15 /* scores are integers (rounded) in [0, this) */
+#define SF_QUEUE_PRIORITIES 3       /* 0 high, 1 normal, 2 low */
+#define SF_QUEUE_SCORE_LIMIT 1e15   /* scores are integers (rounded) in [0, this) */
 
 typedef struct sf_queue sf_queue;
 
@@ -75,10 +75,10 @@ typedef struct sf_queue_id {
 typedef struct sf_queue_depth {
     int64_t ready[SF_QUEUE_PRIORITIES]; /* ready ids by priority band */
     int64_t ready_total;
-    int64_t leased;   /* ids in the lease set (expired ones included) */
-    int64_t tenants;  /* tenants in the rotation (a tenant whose ids were all
+    int64_t leased;  /* ids in the lease set (expired ones included) */
+    int64_t tenants; /* tenants in the rotation (a tenant whose ids were all
                        * removed stays until a claim passes it) */
-    int64_t wake;     /* wake tokens waiting */
+    int64_t wake;    /* wake tokens waiting */
 } sf_queue_depth;
 
 /* name: [A-Za-z0-9_.-]{1,63}. r is borrowed. */
@@ -98,13 +98,11 @@ double sf_queue_score(int priority, int64_t created_at_ms);
  * tenants at the tail of the rotation when not listed, push one wake token
  * per id actually added (the wake list is trimmed to SF_QUEUE_WAKE_MAX).
  * *added (may be NULL) = ids new to the ready set. */
-sf_status sf_queue_enqueue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *added,
-                           sf_err *err);
+sf_status sf_queue_enqueue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *added, sf_err *err);
 
 /* Claim up to max ids fairly across tenants (see above) and lease each for
  * lease_ms from Redis TIME. ids receives *n (0..max) ids; 0 means nothing ready. */
-sf_status sf_queue_claim(sf_queue *q, size_t max, int64_t lease_ms, sf_queue_id *ids, size_t *n,
-                         sf_err *err);
+sf_status sf_queue_claim(sf_queue *q, size_t max, int64_t lease_ms, sf_queue_id *ids, size_t *n, sf_err *err);
 
 /* Block up to timeout_ms (>= 1) for a wake token (BLPOP). *woken = 1 when one
  * was taken, 0 on timeout. */
@@ -115,8 +113,8 @@ sf_status sf_queue_ack(sf_queue *q, const char *const *ids, size_t n, sf_err *er
 
 /* Renew existing leases (ZADD XX) to TIME + lease_ms; *extended (may be NULL)
  * = leases that still existed. */
-sf_status sf_queue_extend(sf_queue *q, const char *const *ids, size_t n, int64_t lease_ms,
-                          size_t *extended, sf_err *err);
+sf_status sf_queue_extend(sf_queue *q, const char *const *ids, size_t n, int64_t lease_ms, size_t *extended,
+                          sf_err *err);
 
 /* Up to max ids whose lease deadline is before Redis TIME (oldest first);
  * the leases are left in place (see sf_queue_requeue / sf_queue_ack). */
@@ -125,15 +123,13 @@ sf_status sf_queue_expired(sf_queue *q, size_t max, sf_queue_id *ids, size_t *n,
 /* Put leased ids back into the ready set (for expired leases of jobs still
  * `queued` in PostgreSQL): drops each lease, then adds as sf_queue_enqueue.
  * *requeued (may be NULL) = ids added to ready. */
-sf_status sf_queue_requeue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *requeued,
-                           sf_err *err);
+sf_status sf_queue_requeue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *requeued, sf_err *err);
 
 /* Remove ready ids (cancellation; best effort: a claim of a cancelled job
  * finds nothing in PostgreSQL anyway). Only id and tenant of each entry are
  * used; an id given with another tenant than it was enqueued with stays.
  * *removed may be NULL. */
-sf_status sf_queue_remove(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *removed,
-                          sf_err *err);
+sf_status sf_queue_remove(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *removed, sf_err *err);
 
 /* Ready ids by priority band, leased ids, tenants and wake tokens. One
  * read-only script, O(log n) in the ready ids. */
@@ -141,8 +137,7 @@ sf_status sf_queue_get_depth(sf_queue *q, sf_queue_depth *out, sf_err *err);
 
 /* The incarnation string: *found = 0 when the key is missing (a flushed or
  * new Redis). value is truncated to size - 1 bytes. */
-sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *found,
-                                   sf_err *err);
+sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *found, sf_err *err);
 sf_status sf_queue_incarnation_set(sf_queue *q, const char *value, sf_err *err);
 
 /* PUBLISH each id on the cancel channel (one pipeline). */

@@ -28,7 +28,12 @@ typedef struct sf_redis sf_redis;
 typedef struct sf_redis_reply sf_redis_reply;
 
 typedef enum sf_redis_type {
-    SF_REDIS_NIL, SF_REDIS_INT, SF_REDIS_STR, SF_REDIS_ARRAY, SF_REDIS_STATUS, SF_REDIS_ERROR
+    SF_REDIS_NIL,
+    SF_REDIS_INT,
+    SF_REDIS_STR,
+    SF_REDIS_ARRAY,
+    SF_REDIS_STATUS,
+    SF_REDIS_ERROR
 } sf_redis_type;
 
 typedef struct sf_redis_url {
@@ -39,10 +44,10 @@ typedef struct sf_redis_url {
 } sf_redis_url;
 
 typedef struct sf_redis_opts {
-    int connect_timeout_ms;  /* per attempt; 0 = 2000 */
-    int command_timeout_ms;  /* socket timeout of ordinary commands; 0 = 5000 */
-    int connect_attempts;    /* 0 = 1 */
-    int backoff_initial_ms;  /* 0 = 100; doubles up to 5 s */
+    int connect_timeout_ms; /* per attempt; 0 = 2000 */
+    int command_timeout_ms; /* socket timeout of ordinary commands; 0 = 5000 */
+    int connect_attempts;   /* 0 = 1 */
+    int backoff_initial_ms; /* 0 = 100; doubles up to 5 s */
 } sf_redis_opts;
 
 /* A Lua script, run by EVALSHA with a fallback to EVAL on NOSCRIPT (so a
@@ -61,11 +66,11 @@ sf_status sf_redis_reconnect(sf_redis *r, sf_err *err);
 int sf_redis_is_ok(const sf_redis *r);
 
 /* One command from an argument vector (lens may be NULL for C strings). */
-sf_status sf_redis_cmd(sf_redis *r, int argc, const char *const *argv, const size_t *lens,
-                       sf_redis_reply **out, sf_err *err);
+sf_status sf_redis_cmd(sf_redis *r, int argc, const char *const *argv, const size_t *lens, sf_redis_reply **out,
+                       sf_err *err);
 /* Same, with block_ms the longest the server may block (BLMOVE timeout). */
-sf_status sf_redis_cmd_blocking(sf_redis *r, int block_ms, int argc, const char *const *argv,
-                                const size_t *lens, sf_redis_reply **out, sf_err *err);
+sf_status sf_redis_cmd_blocking(sf_redis *r, int block_ms, int argc, const char *const *argv, const size_t *lens,
+                                sf_redis_reply **out, sf_err *err);
 
 /* Pipelining: queue commands, then read their replies in order. */
 sf_status sf_redis_append(sf_redis *r, int argc, const char *const *argv, const size_t *lens, sf_err *err);
@@ -76,14 +81,14 @@ sf_status sf_redis_read(sf_redis *r, sf_redis_reply **out, sf_err *err);
 sf_status sf_redis_read_wait(sf_redis *r, int wait_ms, sf_redis_reply **out, sf_err *err);
 
 /* EVALSHA script numkeys keys... args... */
-sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const char *const *keys,
-                        int nargs, const char *const *args, sf_redis_reply **out, sf_err *err);
+sf_status sf_redis_eval(sf_redis *r, sf_redis_script *script, int nkeys, const char *const *keys, int nargs,
+                        const char *const *args, sf_redis_reply **out, sf_err *err);
 
 sf_redis_type sf_redis_reply_type(const sf_redis_reply *rep);
 long long sf_redis_reply_int(const sf_redis_reply *rep);
 /* String, status or error text; NULL for other types. */
 const char *sf_redis_reply_str(const sf_redis_reply *rep, size_t *len);
-size_t sf_redis_reply_len(const sf_redis_reply *rep);   /* array elements */
+size_t sf_redis_reply_len(const sf_redis_reply *rep); /* array elements */
 const sf_redis_reply *sf_redis_reply_at(const sf_redis_reply *rep, size_t i);
 void sf_redis_reply_free(sf_redis_reply *rep);
 

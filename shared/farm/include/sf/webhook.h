@@ -41,32 +41,32 @@
 #include "sf/err.h"
 #include "sf/http.h"
 
-#define SF_WEBHOOK_SIG_HEX 65          /* 64 hex digits + NUL */
+#define SF_WEBHOOK_SIG_HEX 65 /* 64 hex digits + NUL */
 #define SF_WEBHOOK_ATTEMPTS_MAX 10
 #define SF_WEBHOOK_ERROR_MAX 256
-#define SF_WEBHOOK_PAYLOAD_MAX 4096    /* bytes of a payload */
+#define SF_WEBHOOK_PAYLOAD_MAX 4096 /* bytes of a payload */
 
 typedef struct sf_webhook_signal {
-    int64_t schedule_id;    /* 0 = none (null) */
+    int64_t schedule_id; /* 0 = none (null) */
     const char *job_id;
     const char *symbol;
     const char *timeframe;
-    int64_t bar_time;       /* Unix seconds */
-    const char *signal;     /* "enter", "exit", "hold", "flat" */
-    int side;               /* +1 long, -1 short, 0 none (null) */
-    const char *logic;      /* the logic's name */
+    int64_t bar_time;   /* Unix seconds */
+    const char *signal; /* "enter", "exit", "hold", "flat" */
+    int side;           /* +1 long, -1 short, 0 none (null) */
+    const char *logic;  /* the logic's name */
 } sf_webhook_signal;
 
 typedef struct sf_webhook_opts {
-    int attempts;              /* 1 .. SF_WEBHOOK_ATTEMPTS_MAX; 0 = 3 */
-    int64_t backoff_ms;        /* before the 2nd attempt, doubling; 0 = 500 */
-    const atomic_int *stop;    /* non-zero: make no further attempt; may be NULL */
+    int attempts;           /* 1 .. SF_WEBHOOK_ATTEMPTS_MAX; 0 = 3 */
+    int64_t backoff_ms;     /* before the 2nd attempt, doubling; 0 = 500 */
+    const atomic_int *stop; /* non-zero: make no further attempt; may be NULL */
 } sf_webhook_opts;
 
 typedef struct sf_webhook_report {
-    int attempts;              /* attempts made */
-    int delivered;             /* 1: a 2xx was received */
-    long http_status;          /* status of the last attempt; 0 when none came back */
+    int attempts;                     /* attempts made */
+    int delivered;                    /* 1: a 2xx was received */
+    long http_status;                 /* status of the last attempt; 0 when none came back */
     char error[SF_WEBHOOK_ERROR_MAX]; /* why not delivered; "" when delivered */
 } sf_webhook_report;
 
@@ -82,8 +82,7 @@ sf_status sf_webhook_sign(const char *secret, int64_t timestamp, const char *bod
  * with retries as above; opts may be NULL. SF_OK whenever attempts were made
  * (see rep); SF_ERR_INVALID for a missing URL, SF_ERR_NOMEM.
  */
-sf_status sf_webhook_deliver(sf_http *http, const char *url, const char *secret, const char *body,
-                             size_t len, const sf_webhook_opts *opts, sf_webhook_report *rep,
-                             sf_err *err);
+sf_status sf_webhook_deliver(sf_http *http, const char *url, const char *secret, const char *body, size_t len,
+                             const sf_webhook_opts *opts, sf_webhook_report *rep, sf_err *err);
 
 #endif
