@@ -151,9 +151,8 @@ Test(queue, a_tenant_behind_a_100000_job_backlog_waits_for_at_most_one_id_of_it)
 
 Test(queue, priority_orders_a_tenants_own_ids_and_never_lets_it_jump_another_tenant)
 {
-    sf_queue_entry e[5] = {entry("a1", "alice", 1, 100), entry("a2", "alice", 1, 200),
-                           entry("b-low", "bob", 2, 50), entry("a-high", "alice", 0, 300),
-                           entry("c-norm", "carol", 1, 10)};
+    sf_queue_entry e[5] = {entry("a1", "alice", 1, 100), entry("a2", "alice", 1, 200), entry("b-low", "bob", 2, 50),
+                           entry("a-high", "alice", 0, 300), entry("c-norm", "carol", 1, 10)};
     enqueue(e, 5, 5);
     char got[256];
     cr_assert_eq(claim(5, 30000, got, sizeof got), 5);
@@ -172,8 +171,8 @@ Test(queue, tenants_whose_names_are_prefixes_of_each_other_keep_their_own_ids)
 
 Test(queue, priority_orders_work_within_a_tenant_then_age)
 {
-    sf_queue_entry e[4] = {entry("low", "t", 2, 100), entry("norm-new", "t", 1, 300),
-                           entry("norm-old", "t", 1, 200), entry("high", "t", 0, 400)};
+    sf_queue_entry e[4] = {entry("low", "t", 2, 100), entry("norm-new", "t", 1, 300), entry("norm-old", "t", 1, 200),
+                           entry("high", "t", 0, 400)};
     enqueue(e, 4, 4);
     sf_queue_depth d = depth();
     cr_assert_eq(d.ready[0], 1);
@@ -429,7 +428,7 @@ typedef struct key_check {
     int ndeclared;
     char shas[16][MON_ARG_MAX]; /* distinct scripts run by EVALSHA */
     int nshas;
-    int checked;       /* commands run by scripts */
+    int checked; /* commands run by scripts */
     int undeclared;
 } key_check;
 
@@ -561,8 +560,21 @@ static void keys_setup(void)
     char port[16], conf[128];
     snprintf(port, sizeof port, "%d", K.port);
     snprintf(conf, sizeof conf, "%s/nodes.conf", K.dir);
-    const char *argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port, "--cluster-enabled", "yes",
-                          "--cluster-config-file", conf, "--save", "", "--appendonly", "no", "--dir", K.dir,
+    const char *argv[] = {"redis-server",
+                          "--bind",
+                          "127.0.0.1",
+                          "--port",
+                          port,
+                          "--cluster-enabled",
+                          "yes",
+                          "--cluster-config-file",
+                          conf,
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--dir",
+                          K.dir,
                           NULL};
     K.server = sf_proc_start("redis", "/usr/bin/redis-server", argv, NULL, K.dir);
     cr_assert(sf_proc_wait_until(k_up, NULL, 10000, 20), "redis-server (cluster mode) did not start");

@@ -115,18 +115,17 @@ static const char CLAIM_LUA[] =
     "return ids\n";
 
 /* KEYS: leases. ARGV: lease ms, ids. */
-static const char EXTEND_LUA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local deadline = string.format('%.0f', now + tonumber(ARGV[1]))\n"
-    "local n = 0\n"
-    "for i = 2, #ARGV do\n"
-    "  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then\n"
-    "    redis.call('ZADD', KEYS[1], 'XX', deadline, ARGV[i])\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
+static const char EXTEND_LUA[] = "local t = redis.call('TIME')\n"
+                                 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                 "local deadline = string.format('%.0f', now + tonumber(ARGV[1]))\n"
+                                 "local n = 0\n"
+                                 "for i = 2, #ARGV do\n"
+                                 "  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then\n"
+                                 "    redis.call('ZADD', KEYS[1], 'XX', deadline, ARGV[i])\n"
+                                 "    n = n + 1\n"
+                                 "  end\n"
+                                 "end\n"
+                                 "return n\n";
 
 /* KEYS: leases. ARGV: max. */
 static const char EXPIRED_LUA[] =
@@ -191,8 +190,8 @@ static int name_ok(const char *name)
         return 0;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '.' || c == '-';
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+                 c == '-';
         if (!ok)
             return 0;
     }
@@ -207,8 +206,7 @@ static void make_key(char *dst, const sf_queue *q, const char *suffix)
 sf_status sf_queue_new(const char *name, sf_redis *r, sf_queue **out, sf_err *err)
 {
     if (name == NULL || !name_ok(name))
-        return sf_err_set(err, SF_ERR_INVALID,
-                          "queue name: must be 1 to %d characters of [A-Za-z0-9_.-]",
+        return sf_err_set(err, SF_ERR_INVALID, "queue name: must be 1 to %d characters of [A-Za-z0-9_.-]",
                           SF_QUEUE_NAME_MAX - 1);
     sf_queue *q = calloc(1, sizeof *q);
     if (q == NULL)
@@ -281,8 +279,7 @@ static void argv_destroy(argv_t *a)
 static sf_status check_count(size_t n, sf_err *err)
 {
     if (n > SF_QUEUE_BATCH_MAX)
-        return sf_err_set(err, SF_ERR_LIMIT, "queue call has %zu ids; the limit is %d", n,
-                          SF_QUEUE_BATCH_MAX);
+        return sf_err_set(err, SF_ERR_LIMIT, "queue call has %zu ids; the limit is %d", n, SF_QUEUE_BATCH_MAX);
     return SF_OK;
 }
 
@@ -330,8 +327,8 @@ static sf_status int_reply(sf_redis_reply *rep, size_t *out, sf_err *err)
     return SF_OK;
 }
 
-static sf_status run_script(sf_queue *q, int script, int nkeys, const char *const *keys,
-                            int nargs, const char *const *args, sf_redis_reply **rep, sf_err *err)
+static sf_status run_script(sf_queue *q, int script, int nkeys, const char *const *keys, int nargs,
+                            const char *const *args, sf_redis_reply **rep, sf_err *err)
 {
     sf_err local;
     sf_err *e = err ? err : &local; /* sf_redis_eval needs the message for NOSCRIPT */
@@ -340,8 +337,7 @@ static sf_status run_script(sf_queue *q, int script, int nkeys, const char *cons
 
 /* ---- enqueue / requeue -------------------------------------------------- */
 
-static sf_status add_entries(sf_queue *q, const sf_queue_entry *e, size_t n, int requeue,
-                             size_t *added, sf_err *err)
+static sf_status add_entries(sf_queue *q, const sf_queue_entry *e, size_t n, int requeue, size_t *added, sf_err *err)
 {
     if (added)
         *added = 0;
@@ -371,14 +367,12 @@ static sf_status add_entries(sf_queue *q, const sf_queue_entry *e, size_t n, int
     return int_reply(rep, added, err);
 }
 
-sf_status sf_queue_enqueue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *added,
-                           sf_err *err)
+sf_status sf_queue_enqueue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *added, sf_err *err)
 {
     return add_entries(q, e, n, 0, added, err);
 }
 
-sf_status sf_queue_requeue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *requeued,
-                           sf_err *err)
+sf_status sf_queue_requeue(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *requeued, sf_err *err)
 {
     return add_entries(q, e, n, 1, requeued, err);
 }
@@ -386,8 +380,7 @@ sf_status sf_queue_requeue(sf_queue *q, const sf_queue_entry *e, size_t n, size_
 /* ---- claim, wait, leases ------------------------------------------------ */
 
 /* Copy an array reply of ids into ids[0..max). */
-static sf_status ids_reply(sf_redis_reply *rep, size_t max, sf_queue_id *ids, size_t *n,
-                           sf_err *err)
+static sf_status ids_reply(sf_redis_reply *rep, size_t max, sf_queue_id *ids, size_t *n, sf_err *err)
 {
     *n = 0;
     if (sf_redis_reply_type(rep) != SF_REDIS_ARRAY) {
@@ -408,8 +401,7 @@ static sf_status ids_reply(sf_redis_reply *rep, size_t max, sf_queue_id *ids, si
     return SF_OK;
 }
 
-sf_status sf_queue_claim(sf_queue *q, size_t max, int64_t lease_ms, sf_queue_id *ids, size_t *n,
-                         sf_err *err)
+sf_status sf_queue_claim(sf_queue *q, size_t max, int64_t lease_ms, sf_queue_id *ids, size_t *n, sf_err *err)
 {
     *n = 0;
     sf_status st = check_count(max, err);
@@ -446,8 +438,8 @@ sf_status sf_queue_wait(sf_queue *q, int timeout_ms, int *woken, sf_err *err)
 }
 
 /* One command: verb key ids... */
-static sf_status key_ids_cmd(sf_queue *q, const char *verb, const char *key,
-                             const char *const *ids, size_t n, sf_err *err)
+static sf_status key_ids_cmd(sf_queue *q, const char *verb, const char *key, const char *const *ids, size_t n,
+                             sf_err *err)
 {
     sf_status st = check_ids(ids, n, err);
     if (st != SF_OK || n == 0)
@@ -471,8 +463,8 @@ sf_status sf_queue_ack(sf_queue *q, const char *const *ids, size_t n, sf_err *er
     return key_ids_cmd(q, "ZREM", q->leases, ids, n, err);
 }
 
-sf_status sf_queue_extend(sf_queue *q, const char *const *ids, size_t n, int64_t lease_ms,
-                          size_t *extended, sf_err *err)
+sf_status sf_queue_extend(sf_queue *q, const char *const *ids, size_t n, int64_t lease_ms, size_t *extended,
+                          sf_err *err)
 {
     if (extended)
         *extended = 0;
@@ -518,8 +510,7 @@ sf_status sf_queue_expired(sf_queue *q, size_t max, sf_queue_id *ids, size_t *n,
 
 /* ---- cancel, depth, incarnation, purge ---------------------------------- */
 
-sf_status sf_queue_remove(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *removed,
-                          sf_err *err)
+sf_status sf_queue_remove(sf_queue *q, const sf_queue_entry *e, size_t n, size_t *removed, sf_err *err)
 {
     if (removed)
         *removed = 0;
@@ -568,8 +559,7 @@ sf_status sf_queue_get_depth(sf_queue *q, sf_queue_depth *out, sf_err *err)
     return st;
 }
 
-sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *found,
-                                   sf_err *err)
+sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *found, sf_err *err)
 {
     *found = 0;
     if (size)
@@ -578,9 +568,7 @@ sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *f
     sf_redis_reply *rep = NULL;
     sf_status st = sf_redis_cmd(q->r, 2, argv, NULL, &rep, err);
     size_t len = 0;
-    const char *s = st == SF_OK && sf_redis_reply_type(rep) == SF_REDIS_STR
-                        ? sf_redis_reply_str(rep, &len)
-                        : NULL;
+    const char *s = st == SF_OK && sf_redis_reply_type(rep) == SF_REDIS_STR ? sf_redis_reply_str(rep, &len) : NULL;
     if (s != NULL) {
         *found = 1;
         if (size)
@@ -623,8 +611,7 @@ sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n,
 
 sf_status sf_queue_purge(sf_queue *q, sf_err *err)
 {
-    const char *argv[] = {"DEL",      q->ready,  q->ids,    q->tenants,
-                          q->tset,    q->wake,   q->leases, q->incarnation};
+    const char *argv[] = {"DEL", q->ready, q->ids, q->tenants, q->tset, q->wake, q->leases, q->incarnation};
     sf_redis_reply *rep = NULL;
     sf_status st = sf_redis_cmd(q->r, 8, argv, NULL, &rep, err);
     sf_redis_reply_free(rep);
