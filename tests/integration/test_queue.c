@@ -505,10 +505,10 @@ static void check_monitor_log(key_check *k)
     free(log);
 }
 
-static sf_redis *k_open(void)
+static sf_redis *open_port(int port)
 {
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", K.port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
     sf_redis_opts o = {.connect_timeout_ms = 1000, .command_timeout_ms = 5000};
     sf_redis *r = NULL;
     sf_err err = {0};
@@ -529,7 +529,7 @@ static void k_cmd(int argc, const char *const *argv, char *out, size_t size)
 static int k_up(void *ctx)
 {
     (void)ctx;
-    return (K.r = k_open()) != NULL;
+    return (K.r = open_port(K.port)) != NULL;
 }
 
 static int k_cluster_ok(void *ctx)
@@ -557,8 +557,9 @@ static void keys_setup(void)
     memset(&K, 0, sizeof K);
     sf_testenv_tmpdir(K.dir, sizeof K.dir);
     K.port = sf_proc_free_port();
-    char port[16], conf[128];
+    char port[16], bus[16], conf[128];
     snprintf(port, sizeof port, "%d", K.port);
+    snprintf(bus, sizeof bus, "%d", sf_proc_free_port()); /* not port + 10000: it may pass 65535 */
     snprintf(conf, sizeof conf, "%s/nodes.conf", K.dir);
     const char *argv[] = {"redis-server",
                           "--bind",
@@ -567,6 +568,8 @@ static void keys_setup(void)
                           port,
                           "--cluster-enabled",
                           "yes",
+                          "--cluster-port",
+                          bus,
                           "--cluster-config-file",
                           conf,
                           "--save",
@@ -669,4 +672,50 @@ Test(queue_keys, every_key_a_script_touches_is_declared_and_the_queue_works_on_a
     cr_assert_eq(k.undeclared, 0, "%d commands run by scripts touched undeclared keys", k.undeclared);
     cr_assert_eq(k.nshas, 6, "every script ran (enqueue, claim, extend, expired, remove, depth)");
     cr_assert_gt(k.checked, 50);
+}
+
+typedef struct other_server {
+    int port;
+    sf_redis *r;
+} other_server;
+
+static int other_up(void *ctx)
+{
+    other_server *o = ctx;
+    return (o->r = open_port(o->port)) != NULL;
+}
+
+Test(queue_keys, enqueue_stays_idempotent_on_a_redis_without_zmscore)
+{
+    /* ZMSCORE renamed away, as on a Redis older than 6.2: one ZSCORE per id */
+    other_server o = {.port = sf_proc_free_port()};
+    char port[16];
+    snprintf(port, sizeof port, "%d", o.port);
+    const char *argv[] = {"redis-server",     "--bind",  "127.0.0.1", "--port", port,
+                          "--rename-command", "ZMSCORE", "",          "--save", "",
+                          "--appendonly",     "no",      "--dir",     K.dir,    NULL};
+    sf_proc_start("redis-old", "/usr/bin/redis-server", argv, NULL, K.dir);
+    cr_assert(sf_proc_wait_until(other_up, &o, 10000, 20), "the second redis-server did not start");
+    sf_redis_reply *rep = NULL;
+    sf_err err = {0};
+    const char *zmscore[] = {"ZMSCORE", "x", "a"};
+    cr_assert_neq(sf_redis_cmd(o.r, 3, zmscore, NULL, &rep, &err), SF_OK, "ZMSCORE is still there");
+    sf_redis_reply_free(rep);
+    sf_queue *q = NULL;
+    cr_assert_eq(sf_queue_new("old", o.r, &q, &err), SF_OK, "%s", err.msg);
+    sf_queue_entry e[3] = {entry("j1", "t", 1, 1), entry("j2", "u", 1, 2), entry("j1", "t", 1, 1)};
+    size_t n = 0;
+    cr_assert_eq(sf_queue_enqueue(q, e, 3, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 2, "an id twice in one call counts once");
+    sf_queue_entry again[2] = {entry("j1", "other", 0, 9), entry("j3", "t", 1, 3)};
+    cr_assert_eq(sf_queue_enqueue(q, again, 2, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 1, "j1 is ready already");
+    sf_queue_id ids[8];
+    cr_assert_eq(sf_queue_claim(q, 8, 30000, ids, &n, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(ids[0].id, "j1");
+    cr_assert_str_eq(ids[1].id, "j2");
+    cr_assert_str_eq(ids[2].id, "j3");
+    sf_queue_free(q);
+    sf_redis_close(o.r);
 }

@@ -24,7 +24,7 @@
  * other tenant's normal job, and priority is the submitter's choice. Keeping
  * priority within a tenant there would mean rescoring a tenant's backlog
  * whenever a job of a better band arrives. The rotation below keeps both
- * guarantees as they were, with the same number of commands per claim.
+ * guarantees as they were, for one command more per claim (the index).
  */
 #include "sf/queue.h"
 
@@ -41,24 +41,40 @@
 
 /* KEYS: ready ids tenants tset wake leases. ARGV: wake max, requeue flag, then
  * (id, tenant, 16-digit score) per entry. The requeue flag drops the ids'
- * leases first. Per entry one ZADD NX on `ids` (1 when new); the new members
- * go to `ready` in chunks (1,000 arguments stay well inside Lua's unpack
- * limit); their tenants join the rotation in the order they first appear. */
+ * leases first. Which ids are in `ids` already is asked in chunks of 500
+ * (ZMSCORE; one ZSCORE per id on a Redis older than 6.2, which lacks it); the
+ * new ones go to `ids` and `ready` in chunks (1,000 arguments stay well
+ * inside Lua's unpack limit), and their tenants join the rotation in the
+ * order they first appear. An id twice in one call counts once. */
 static const char ENQUEUE_LUA[] =
-    "local members, order, listed = {}, {}, {}\n"
+    "local function known(ids, s, e)\n"
+    "  local r = redis.pcall('ZMSCORE', KEYS[2], unpack(ids, s, e))\n"
+    "  if type(r) == 'table' and not r.err then return r end\n"
+    "  r = {}\n"
+    "  for i = s, e do r[#r + 1] = redis.call('ZSCORE', KEYS[2], ids[i]) end\n"
+    "  return r\n"
+    "end\n"
+    "local ids = {}\n"
+    "for i = 3, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end\n"
     "if ARGV[2] == '1' then\n"
-    "  local ids = {}\n"
-    "  for i = 3, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end\n"
     "  for s = 1, #ids, 500 do redis.call('ZREM', KEYS[6], unpack(ids, s, math.min(s + 499, #ids))) end\n"
     "end\n"
-    "for i = 3, #ARGV, 3 do\n"
-    "  local id, tenant, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
-    "  if redis.call('ZADD', KEYS[2], 'NX', score, id) == 1 then\n"
-    "    members[#members + 1] = '0'; members[#members + 1] = tenant .. '\\0' .. score .. id\n"
-    "    if not listed[tenant] then listed[tenant] = true; order[#order + 1] = tenant end\n"
+    "local scores, members, order, listed, seen = {}, {}, {}, {}, {}\n"
+    "for s = 1, #ids, 500 do\n"
+    "  local e = math.min(s + 499, #ids)\n"
+    "  local got = known(ids, s, e)\n"
+    "  for j = s, e do\n"
+    "    local id, tenant, score = ids[j], ARGV[3 * j + 1], ARGV[3 * j + 2]\n"
+    "    if not got[j - s + 1] and not seen[id] then\n"
+    "      seen[id] = true\n"
+    "      scores[#scores + 1] = score; scores[#scores + 1] = id\n"
+    "      members[#members + 1] = '0'; members[#members + 1] = tenant .. '\\0' .. score .. id\n"
+    "      if not listed[tenant] then listed[tenant] = true; order[#order + 1] = tenant end\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "for s = 1, #members, 1000 do\n"
+    "  redis.call('ZADD', KEYS[2], unpack(scores, s, math.min(s + 999, #scores)))\n"
     "  redis.call('ZADD', KEYS[1], unpack(members, s, math.min(s + 999, #members)))\n"
     "end\n"
     "for _, tenant in ipairs(order) do\n"
