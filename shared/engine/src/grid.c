@@ -771,11 +771,11 @@ static sf_status check_at(check_walk *w, size_t k, sf_err *err)
         return SF_OK;
     }
     w->left--;
-    w->checked++;
     uint64_t moved = 0;
     sf_status st = cursor_move(w->c, k, &moved, err);
-    if (st != SF_OK) /* the paths do not fit the logic: same for every k */
+    if (st != SF_OK) /* the paths do not fit the logic: same for every k, and no member compiled */
         return st;
+    w->checked++;
     sf_logic *lg = NULL;
     st = cursor_compile(w->c, moved, &lg, w->errs, err);
     sf_logic_free(lg);
