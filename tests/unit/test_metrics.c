@@ -86,3 +86,40 @@ Test(metrics, process_metrics_are_rendered)
     cr_assert(strstr(t, "# TYPE process_cpu_seconds_total counter\n") != NULL);
     sf_buf_destroy(&b);
 }
+
+Test(metrics, touched_series_render_zero_and_keep_their_values)
+{
+    sf_metrics *m = NULL;
+    cr_assert_eq(sf_metrics_new(DEFS, 3, 10, &m, NULL), SF_OK);
+    const char *a[] = {"/x", "200"}, *ok[] = {"ok"};
+    cr_assert_eq(sf_metrics_touch(m, 0, a, NULL), SF_OK);
+    cr_assert_eq(sf_metrics_touch(m, 1, ok, NULL), SF_OK);
+    char *t = render(m);
+    cr_assert(strstr(t, "req_seconds_bucket{route=\"/x\",code=\"200\",le=\"+Inf\"} 0\n") != NULL, "%s", t);
+    cr_assert(strstr(t, "req_seconds_count{route=\"/x\",code=\"200\"} 0\n") != NULL, "%s", t);
+    cr_assert(strstr(t, "jobs_total{status=\"ok\"} 0\n") != NULL, "%s", t);
+    cr_assert_eq(sf_metrics_add(m, 1, ok, 3, NULL), SF_OK);
+    cr_assert_eq(sf_metrics_touch(m, 1, ok, NULL), SF_OK);
+    cr_assert(strstr(render(m), "jobs_total{status=\"ok\"} 3\n") != NULL, "a touch reset a series");
+    cr_assert_eq(sf_metrics_touch(m, 7, ok, NULL), SF_ERR_INVALID);
+    sf_metrics_free(m);
+}
+
+Test(metrics, cleared_metrics_lose_their_series_and_free_the_room)
+{
+    sf_metrics *m = NULL;
+    cr_assert_eq(sf_metrics_new(DEFS, 3, 2, &m, NULL), SF_OK);
+    const char *a[] = {"a"}, *b[] = {"b"};
+    cr_assert_eq(sf_metrics_set(m, 2, NULL, 5, NULL), SF_OK);
+    cr_assert_eq(sf_metrics_add(m, 1, a, 1, NULL), SF_OK);
+    cr_assert_eq(sf_metrics_add(m, 1, b, 1, NULL), SF_ERR_LIMIT);
+    sf_metrics_clear(m, 2);
+    char *t = render(m);
+    cr_assert(strstr(t, "\ndepth ") == NULL, "%s", t);
+    cr_assert(strstr(t, "# TYPE depth gauge\n") != NULL, "%s", t);
+    cr_assert(strstr(t, "jobs_total{status=\"a\"} 1\n") != NULL, "%s", t);
+    cr_assert_eq(sf_metrics_add(m, 1, b, 1, NULL), SF_OK, "the cleared series' room was not reused");
+    sf_metrics_set(m, 2, NULL, 7, NULL);
+    cr_assert_eq(sf_metrics_add(m, 1, b, 1, NULL), SF_OK);
+    sf_metrics_free(m);
+}

@@ -134,6 +134,32 @@ sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *va
     return update(m, metric, SF_METRIC_HISTOGRAM, values, v, err);
 }
 
+sf_status sf_metrics_touch(sf_metrics *m, size_t metric, const char *const *values, sf_err *err)
+{
+    if (metric >= m->n_defs)
+        return sf_err_set(err, SF_ERR_INVALID, "no metric %zu", metric);
+    pthread_mutex_lock(&m->mu);
+    series *s = find_series(m, metric, values);
+    pthread_mutex_unlock(&m->mu);
+    if (s == NULL)
+        return sf_err_set(err, SF_ERR_LIMIT, "more than %zu metric series", m->max_series);
+    return SF_OK;
+}
+
+void sf_metrics_clear(sf_metrics *m, size_t metric)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_series; i++)
+        if (m->s[i].metric != metric) {
+            if (kept != i)
+                m->s[kept] = m->s[i];
+            kept++;
+        }
+    m->n_series = kept;
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- rendering -------------------------------------------------------------- */
 
 /* {a="x",b="y"[,le="..."]} with label values escaped; nothing when empty. */

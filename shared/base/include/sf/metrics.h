@@ -48,6 +48,16 @@ sf_status sf_metrics_add(sf_metrics *m, size_t metric, const char *const *values
 sf_status sf_metrics_set(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err);
 sf_status sf_metrics_observe(sf_metrics *m, size_t metric, const char *const *values, double v, sf_err *err);
 
+/* Create the series (metric, values) at zero if it does not exist (a
+ * counter or histogram then renders 0 from the first scrape, so rate() works
+ * from the start); an existing series is left as it is. SF_ERR_LIMIT past
+ * max_series. */
+sf_status sf_metrics_touch(sf_metrics *m, size_t metric, const char *const *values, sf_err *err);
+
+/* Remove every series of metric (a gauge this process stops exporting,
+ * e.g. a replica that stopped leading); the room they held is reused. */
+void sf_metrics_clear(sf_metrics *m, size_t metric);
+
 /* Append every metric with HELP and TYPE lines (in table order; series in
  * creation order) to out. */
 sf_status sf_metrics_render(sf_metrics *m, sf_buf *out, sf_err *err);
