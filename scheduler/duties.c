@@ -186,6 +186,7 @@ static void run_reaper(sched_duties *d, int redis_ok)
     sf_err_clear(&err);
     if (redis_ok && sched_reap_redis(d, &rs, &err) != SF_OK && d->queue != NULL)
         log_pass_error(d, "reaper redis pass failed", &err);
+    sched_metrics_reaped(d, rs.pg.retried);
     int64_t any = rs.pg.retried + rs.pg.dead + rs.pg.cancelled + rs.redis_expired;
     SF_LOG_(d->log, any ? SF_LOG_INFO : SF_LOG_DEBUG, "reaper pass", SF_LF_INT("retried", rs.pg.retried),
             SF_LF_INT("dead", rs.pg.dead), SF_LF_INT("cancelled", rs.pg.cancelled),
@@ -205,13 +206,21 @@ static void run_retention(sched_duties *d)
             SF_LF_INT("days", d->cfg->retention_days));
 }
 
+static void run_fleet_metrics(sched_duties *d)
+{
+    sf_err err;
+    sf_err_clear(&err);
+    if (sched_metrics_fleet(d, &err) != SF_OK && !(err.code == SF_ERR_UNAVAILABLE && d->queue == NULL))
+        log_pass_error(d, "fleet metrics pass failed", &err);
+}
+
 /* Everything a leader does after one wake. */
 static void leader_work(sched_duties *d)
 {
     int64_t now = sf_time_mono_ms();
     if (!d->was_active) {
         d->was_active = 1;
-        d->next_tick_ms = d->next_reap_ms = d->next_retention_ms = now;
+        d->next_tick_ms = d->next_reap_ms = d->next_retention_ms = d->next_fleet_ms = now;
         d->incarnation[0] = '\0';
         d->rebuild_needed = 1;
     }
@@ -230,6 +239,10 @@ static void leader_work(sched_duties *d)
     if (now >= d->next_reap_ms && sched_leader_active(d->leader, NULL)) {
         d->next_reap_ms = now + d->cfg->reaper_interval_ms;
         run_reaper(d, d->queue != NULL);
+    }
+    if (d->metrics != NULL && now >= d->next_fleet_ms && sched_leader_active(d->leader, NULL)) {
+        d->next_fleet_ms = now + d->cfg->fleet_metrics_s * 1000;
+        run_fleet_metrics(d);
     }
     if (now >= d->next_retention_ms && sched_leader_active(d->leader, NULL)) {
         d->next_retention_ms = now + d->cfg->retention_interval_s * 1000;
@@ -259,6 +272,8 @@ static void *duties_main(void *arg)
         if (!ensure_db(d, &db_backoff))
             continue;
         if (!sched_leader_active(d->leader, NULL)) {
+            if (d->was_active)
+                sched_metrics_drop_fleet(d->metrics);
             d->was_active = 0;
             wait_wake(d, sf_time_mono_ms() + 200);
             continue;
@@ -271,9 +286,10 @@ static void *duties_main(void *arg)
 }
 
 sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log, sched_leader *leader,
-                             const sched_stop *stop, sf_err *err)
+                             const sched_stop *stop, sf_metrics *metrics, sf_err *err)
 {
     memset(d, 0, sizeof *d);
+    d->metrics = metrics;
     d->cfg = cfg;
     d->log = log;
     d->leader = leader;

@@ -13,9 +13,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sf/daemon.h"
+#include "sf/opsd.h"
 
 #include "scheduler.h"
 
@@ -42,6 +44,10 @@ static const sf_config_var config_vars[] = {
      "first retry backoff of a reaped job"},
     {"RETRY_CAP_MS", SF_CFG_INT, "600000", 1, 86400000, NULL, 0, offsetof(sched_config, retry_cap_ms),
      "longest retry backoff"},
+    {"FLEET_METRICS_SECONDS", SF_CFG_INT, "5", 1, 3600, NULL, 0, offsetof(sched_config, fleet_metrics_s),
+     "how often the leader recomputes the fleet gauges (queue depth, jobs by status, live workers; "
+     "finished jobs every tenth time)"},
+    SF_CONFIG_METRICS_VARS(sched_config, metrics_port, metrics_addr, metrics_token),
     SF_CONFIG_COMMON_VARS(sched_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -77,6 +83,37 @@ static void make_holder(const sched_config *cfg, char *buf, size_t size)
         snprintf(buf, size, "%.120s-%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
 }
 
+static double now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* METRICS_PORT: /metrics, /health and /ready (sf/opsd.h) over the duties'
+ * registry; *out NULL when 0. */
+static sf_status start_listener(const sched_config *cfg, sf_log *log, sched_duties *duties, sf_opsd **out,
+                                sf_err *err)
+{
+    *out = NULL;
+    if (cfg->metrics_port == 0)
+        return SF_OK;
+    sf_opsd_opts o = {.bind_address = cfg->metrics_addr,
+                      .port = (int)cfg->metrics_port,
+                      .metrics_token = cfg->metrics_token,
+                      .database_url = cfg->database_url,
+                      .redis_url = cfg->redis_url,
+                      .metrics = duties->metrics,
+                      .start_time = now_unix(),
+                      .refresh = sched_metrics_refresh,
+                      .app = duties};
+    sf_status st = sf_opsd_start(&o, out, err);
+    if (st == SF_OK)
+        sf_log_info(log, "metrics listening", SF_LF_STR("bind_address", cfg->metrics_addr),
+                    SF_LF_INT("port", sf_opsd_port(*out)));
+    return st;
+}
+
 static int run(void *cfgv, sf_daemon *d)
 {
     const sched_config *cfg = cfgv;
@@ -84,6 +121,8 @@ static int run(void *cfgv, sf_daemon *d)
     sched_leader leader = {0};
     sched_duties duties = {0};
     sched_stop stop = {0};
+    sf_metrics *metrics = NULL;
+    sf_opsd *ops = NULL;
     char holder[SCHED_HOLDER_MAX];
     sf_err err;
     sf_err_clear(&err);
@@ -91,17 +130,23 @@ static int run(void *cfgv, sf_daemon *d)
     atomic_store(&stop.requested, 0);
     sf_log_info(log, "running", SF_LF_STR("holder", holder), SF_LF_STR("queue", cfg->queue),
                 SF_LF_INT("ttl_seconds", cfg->leader_ttl_s));
-    if (sched_leader_start(&leader, cfg, log, holder, &err) != SF_OK ||
-        sched_duties_start(&duties, cfg, log, &leader, &stop, &err) != SF_OK) {
+    if ((cfg->metrics_port != 0 && sched_metrics_new(&metrics, &err) != SF_OK) ||
+        sched_leader_start(&leader, cfg, log, holder, &err) != SF_OK ||
+        sched_duties_start(&duties, cfg, log, &leader, &stop, metrics, &err) != SF_OK ||
+        start_listener(cfg, log, &duties, &ops, &err) != SF_OK) {
         sf_log_error(log, "could not start", SF_LF_STR("error", err.msg));
         atomic_store(&stop.requested, 1);
+        sched_duties_join(&duties);
         sched_leader_stop(&leader);
+        sf_metrics_free(metrics);
         return 1;
     }
     sf_daemon_wait(d);
     atomic_store(&stop.requested, 1);
     sched_duties_join(&duties); /* the current pass ends */
     sched_leader_stop(&leader); /* gives the lease up */
+    sf_opsd_stop(ops);
+    sf_metrics_free(metrics);
     return 0;
 }
 

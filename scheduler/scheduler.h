@@ -28,6 +28,7 @@
 #include "sf/db.h"
 #include "sf/job.h"
 #include "sf/log.h"
+#include "sf/metrics.h"
 #include "sf/queue.h"
 #include "sf/redis.h"
 
@@ -57,6 +58,10 @@ typedef struct sched_config {
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
     int64_t schedule_max_failures; /* SF_SCHEDULE_MAX_FAILURES; 0 = never disable */
+    int64_t fleet_metrics_s;       /* FLEET_METRICS_SECONDS: the leader's fleet gauges */
+    int64_t metrics_port;          /* METRICS_PORT: /metrics, /health, /ready; 0 = none */
+    char *metrics_addr;            /* METRICS_ADDR */
+    char *metrics_token;           /* METRICS_TOKEN: "" = /metrics open */
 } sched_config;
 
 /* The stop flag set by the signal thread, read by the others. */
@@ -98,15 +103,17 @@ typedef struct sched_duties {
     int relay_more;      /* the last relay pass left work (Redis full, or its batch cap) */
     uint64_t relay_turn; /* rotation of the tenants' order, one step per relay batch */
     int was_active;
-    int64_t next_tick_ms, next_reap_ms, next_retention_ms;
+    int64_t next_tick_ms, next_reap_ms, next_retention_ms, next_fleet_ms;
+    sf_metrics *metrics;   /* metrics.c; NULL when METRICS_PORT is 0 (set before start) */
+    uint64_t fleet_passes; /* fleet gauge passes (the finished counts every tenth) */
     sf_job_retry retry;
     pthread_t thread;
     int started;
 } sched_duties;
 
-/* duties.c */
+/* duties.c; metrics may be NULL */
 sf_status sched_duties_start(sched_duties *d, const sched_config *cfg, sf_log *log, sched_leader *leader,
-                             const sched_stop *stop, sf_err *err);
+                             const sched_stop *stop, sf_metrics *metrics, sf_err *err);
 void sched_duties_join(sched_duties *d);
 /* Redis failed with SF_ERR_UNAVAILABLE: drop the connection, retry later. */
 void sched_duties_redis_down(sched_duties *d, const sf_err *err);
@@ -138,5 +145,26 @@ typedef struct sched_retention_stats {
     int64_t jobs, batches, firings;
 } sched_retention_stats;
 sf_status sched_retention_pass(sched_duties *d, sched_retention_stats *stats, sf_err *err);
+
+/* metrics.c: the scheduler's Prometheus series. */
+enum {
+    SCHED_METRIC_LEADER,      /* sf_leader */
+    SCHED_METRIC_QUEUE_DEPTH, /* sf_queue_depth{priority} (leader only) */
+    SCHED_METRIC_JOBS,        /* sf_jobs{status} (leader only) */
+    SCHED_METRIC_WORKERS,     /* sf_workers_live (leader only) */
+    SCHED_METRIC_RETRIES,     /* sf_job_retries_total (the reaper's) */
+    SCHED_METRIC_COUNT
+};
+#define SCHED_METRIC_SERIES 64
+sf_status sched_metrics_new(sf_metrics **out, sf_err *err);
+/* Before a scrape (sf_opsd_opts.refresh, app = the sched_duties): sf_leader,
+ * and no fleet series unless this replica leads. */
+void sched_metrics_refresh(void *duties);
+/* Remove the fleet series (no longer leading). Accepts NULL. */
+void sched_metrics_drop_fleet(sf_metrics *m);
+/* The leader's duties thread: recompute the fleet gauges (see metrics.c). */
+sf_status sched_metrics_fleet(sched_duties *d, sf_err *err);
+/* The reaper put retried jobs back to pending. */
+void sched_metrics_reaped(sched_duties *d, int64_t retried);
 
 #endif

@@ -11,11 +11,13 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sf/daemon.h"
 #include "sf/equity.h"
 #include "sf/http.h"
+#include "sf/opsd.h"
 #include "sf/webhook.h"
 
 #include "worker.h"
@@ -69,6 +71,7 @@ static const sf_config_var config_vars[] = {
     {"SF_JOB_TIMEOUT_S", SF_CFG_INT, "900", 0, 604800, NULL, 0, offsetof(wrk_config, job_timeout_s),
      "a run (indicators and simulation) that takes longer is stopped within milliseconds and fails "
      "permanently, naming this limit; 0 = no limit"},
+    SF_CONFIG_METRICS_VARS(wrk_config, metrics_port, metrics_addr, metrics_token),
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -114,13 +117,48 @@ static sf_status check(void *cfgv, sf_buf *errors)
     return st;
 }
 
+static double now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* METRICS_PORT: /metrics, /health and /ready (sf/opsd.h); *out NULL when 0. */
+static sf_status start_listener(wrk *w, double start_time, sf_opsd **out, sf_err *err)
+{
+    const wrk_config *cfg = w->cfg;
+    *out = NULL;
+    if (cfg->metrics_port == 0)
+        return SF_OK;
+    sf_opsd_opts o = {.bind_address = cfg->metrics_addr,
+                      .port = (int)cfg->metrics_port,
+                      .metrics_token = cfg->metrics_token,
+                      .database_url = cfg->database_url,
+                      .redis_url = cfg->redis_url,
+                      .metrics = w->metrics,
+                      .start_time = start_time,
+                      .refresh = wrk_metrics_refresh,
+                      .ready = wrk_ready,
+                      .app = w};
+    sf_status st = sf_opsd_start(&o, out, err);
+    if (st == SF_OK)
+        sf_log_info(w->log, "metrics listening", SF_LF_STR("bind_address", cfg->metrics_addr),
+                    SF_LF_INT("port", sf_opsd_port(*out)));
+    return st;
+}
+
 /* The threads, from the start to the end of the drain. */
 static int work(wrk *w, sf_daemon *d)
 {
     const wrk_config *cfg = w->cfg;
+    double start_time = now_unix();
+    sf_opsd *ops = NULL;
     sf_err err = {0};
-    if (wrk_cache_new((size_t)cfg->cache_mb << 20, &w->cache, &err) != SF_OK ||
-        wrk_gridcache_new(&w->grids, &err) != SF_OK || wrk_start(w, &err) != 0) {
+    if ((cfg->metrics_port != 0 && wrk_metrics_new(&w->metrics, &err) != SF_OK) ||
+        wrk_cache_new((size_t)cfg->cache_mb << 20, &w->cache, &err) != SF_OK ||
+        wrk_gridcache_new(&w->grids, &err) != SF_OK || wrk_start(w, &err) != 0 ||
+        start_listener(w, start_time, &ops, &err) != SF_OK) {
         sf_log_error(w->log, "could not start", SF_LF_STR("error", err.msg));
         return 1;
     }
@@ -128,7 +166,10 @@ static int work(wrk *w, sf_daemon *d)
                 SF_LF_INT("lease_seconds", cfg->lease_seconds), SF_LF_INT("drain_seconds", cfg->drain_seconds),
                 SF_LF_STR("queue", cfg->queue));
     sf_daemon_wait(d);
-    wrk_drain_and_stop(w);
+    wrk_drain_and_stop(w); /* /ready answers 503 (draining) meanwhile */
+    sf_opsd_stop(ops);
+    sf_metrics_free(w->metrics);
+    w->metrics = NULL;
     wrk_cache_stats cs;
     wrk_cache_get_stats(w->cache, &cs);
     sf_log_info(w->log, "drained", SF_LF_STR("worker", w->name), SF_LF_INT("cache_hits", cs.hits),

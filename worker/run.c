@@ -350,8 +350,10 @@ static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *al
 void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wrk_done *out)
 {
     const sf_job *job = &slot->job;
-    int64_t t0 = sf_time_mono_ms();
+    int64_t t0 = sf_time_mono_ms(), t0_ns = sf_time_mono_ns();
     snprintf(out->d.id, sizeof out->d.id, "%s", job->id);
+    snprintf(out->kind, sizeof out->kind, "%s", job->kind);
+    out->schedule_id = job->schedule_id;
     out->d.fence = job->fence;
     out->d.optimistic = job->optimistic;
     out->d.started_us = job->started_us;
@@ -384,6 +386,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
     sf_logic_free(logic);
     sf_buf_destroy(&params);
     out->duration_ms = sf_time_mono_ms() - t0;
+    out->run_ns = sf_time_mono_ns() - t0_ns;
 }
 
 /* ---- the runner thread -------------------------------------------------- */

@@ -131,6 +131,7 @@ static size_t assign(wrk *w, sf_job *jobs, size_t n)
             continue;
         const sf_job *j = &jobs[k++];
         int member = j->batch_id[0] != '\0';
+        wrk_metrics_started(w, j);
         w->slots[i].job = *j;
         w->slots[i].state = SLOT_ASSIGNED;
         if (!tiny || !member || members++ % TINY_PER_WAKE == 0)
@@ -495,6 +496,7 @@ static void log_batch(completer *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const sf_job_done *d = &c->done[i];
+        wrk_metrics_finished(c->w, c->items[i], d);
         log_signal(c, d);
         const char *status = d->applied ? d->status : "lease_lost";
         sf_log_info(c->w->log, "job finished", SF_LF_STR("job_id", d->id), SF_LF_INT("attempt", c->items[i]->attempt),
@@ -659,6 +661,18 @@ static void beat_some(heartbeat *h, const sf_job_lease *leases, const int *optim
         sf_queue_extend(h->q, h->ids, n, w->lease_ms, NULL, &err);
 }
 
+/* The worker registry (sf_workers_live): alive for another lease, or
+ * gone (ttl_ms 0) at the stop. Best effort: a miss only shortens the entry. */
+static void register_alive(heartbeat *h, int64_t ttl_ms)
+{
+    char name[SF_QUEUE_ID_MAX];
+    snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, h->w->name);
+    sf_err err = {0};
+    sf_status st = sf_queue_worker_beat(h->q, name, ttl_ms, &err);
+    if (st == SF_ERR_UNAVAILABLE && ttl_ms > 0 && wrk_redis_recover(h->w, h->r, "heartbeat", &err, NULL))
+        sf_queue_worker_beat(h->q, name, ttl_ms, &err);
+}
+
 static void beat(heartbeat *h, size_t n)
 {
     for (size_t at = 0; at < n; at += SF_JOB_BATCH_MAX) {
@@ -680,10 +694,13 @@ void *wrk_heartbeat_main(void *arg)
     sf_err err = {0};
     if (h->r && sf_queue_new(w->cfg->queue, h->r, &h->q, &err) != SF_OK)
         h->q = NULL;
+    if (h->db && h->q)
+        register_alive(h, w->lease_ms);
     for (int stop = 0; !stop && h->db && h->q;) {
         size_t n = collect(h, &stop);
         if (n > 0 && !stop)
             beat(h, n);
+        register_alive(h, stop ? 0 : w->lease_ms);
     }
     sf_queue_free(h->q);
     sf_redis_close(h->r);

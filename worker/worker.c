@@ -226,10 +226,13 @@ void wrk_drain_and_stop(wrk *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->webhook, NULL);
     log_memory(w);
+    pthread_mutex_lock(&w->mu); /* the metrics listener may read the slots until it stops */
     for (int i = 0; i < w->n_slots; i++)
         pthread_cond_destroy(&w->slots[i].cv);
     free(w->slots);
     w->slots = NULL;
+    w->n_slots = 0;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void wrk_timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)

@@ -41,6 +41,7 @@
 #include "sf/engine.h"
 #include "sf/job.h"
 #include "sf/log.h"
+#include "sf/metrics.h"
 #include "sf/netpolicy.h"
 #include "sf/queue.h"
 #include "sf/redis.h"
@@ -76,6 +77,9 @@ typedef struct wrk_config {
     int64_t result_max_mb;       /* SF_RESULT_MAX_MB: a bigger result fails permanently */
     int64_t run_max_mb;          /* SF_RUN_MAX_MB: a run whose working set is bigger fails permanently */
     int64_t job_timeout_s;       /* SF_JOB_TIMEOUT_S: a run that takes longer fails permanently; 0 = none */
+    int64_t metrics_port;        /* METRICS_PORT: /metrics, /health, /ready; 0 = no listener */
+    char *metrics_addr;          /* METRICS_ADDR: the listener's address */
+    char *metrics_token;         /* METRICS_TOKEN: "" = /metrics open */
 } wrk_config;
 
 typedef enum wrk_slot_state { SLOT_IDLE, SLOT_ASSIGNED, SLOT_RUNNING } wrk_slot_state;
@@ -118,6 +122,9 @@ typedef struct wrk_done {
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;
+    int64_t run_ns;                   /* the run's time (metrics.c) */
+    char kind[SF_JOB_KIND_MAX];       /* the job's kind (metrics label) */
+    int64_t schedule_id;              /* a logic execution's schedule; 0 = none */
     size_t bytes; /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
 } wrk_done;
 
@@ -125,6 +132,7 @@ typedef struct wrk {
     const wrk_config *cfg;
     char name[WRK_NAME_MAX];
     sf_log *log;
+    sf_metrics *metrics; /* metrics.c; NULL when METRICS_PORT is 0 */
     wrk_cache *cache;
     wrk_gridcache *grids; /* parsed sweep grids by batch id */
     int64_t lease_ms;
@@ -181,6 +189,29 @@ void *wrk_heartbeat_main(void *arg);
 void *wrk_webhook_main(void *arg);
 /* cancels.c: hears the cancel channel, flags the slots (until background_stop). */
 void *wrk_cancels_main(void *arg);
+
+/* metrics.c: the worker's Prometheus series (WRK_METRIC_*) and readiness. */
+enum {
+    WRK_METRIC_DURATION,  /* backtest_duration_seconds{kind} */
+    WRK_METRIC_LOGIC,     /* logic_executions_total{logic_id,status} */
+    WRK_METRIC_COMPLETED, /* sf_jobs_completed_total{kind,status} */
+    WRK_METRIC_RETRIES,   /* sf_job_retries_total */
+    WRK_METRIC_WAIT,      /* sf_job_queue_wait_seconds */
+    WRK_METRIC_RUNNING,   /* sf_jobs_running */
+    WRK_METRIC_THREADS,   /* sf_worker_threads{state} */
+    WRK_METRIC_COUNT
+};
+#define WRK_METRIC_SERIES 2048 /* logic_id series past this count as logic_id="other" */
+/* A registry with every known series at zero. */
+sf_status wrk_metrics_new(sf_metrics **out, sf_err *err);
+/* The claimer handed job to a slot: its queue wait. */
+void wrk_metrics_started(wrk *w, const sf_job *job);
+/* The completer wrote item's outcome; done: that write (applied, status). */
+void wrk_metrics_finished(wrk *w, const wrk_done *item, const sf_job_done *done);
+/* Before a scrape: the gauges from the slots (sf_opsd_opts.refresh). */
+void wrk_metrics_refresh(void *w);
+/* Ready unless draining (sf_opsd_opts.ready). */
+int wrk_ready(void *w, char *reason, size_t size);
 
 /* Connections for a thread that must not give up while the program runs:
  * retry with backoff until it works, or until give_up is set (NULL: until the

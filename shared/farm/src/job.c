@@ -111,7 +111,8 @@ static const transition TRANSITIONS[EV_COUNT] = {
                   "j.timeframe AS timeframe, j.batch_id AS batch_id, j.combo_index AS combo_index, "
                   "j.schedule_id AS schedule_id, floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
                   "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
-                  "false AS optimistic, NULL::bigint AS started_us"},
+                  "false AS optimistic, NULL::bigint AS started_us, "
+                  "floor(extract(epoch FROM (now() - j.queued_at)) * 1000000)::bigint AS wait_us"},
     [EV_HEARTBEAT] = {"heartbeat", "running", "running", 1, "",
                       "lease_until = now() + v.lease_ms * interval '1 millisecond'",
                       ", j.cancel_requested AS cancel_requested"},
@@ -401,14 +402,15 @@ static const char CLAIM_TAIL[] =
     "j.combo_index AS combo_index, j.schedule_id AS schedule_id, "
     "floor(extract(epoch FROM j.from_ts))::bigint AS from_s, "
     "floor(extract(epoch FROM j.to_ts))::bigint AS to_s, j.logic::text AS logic, "
-    "true AS optimistic, floor(extract(epoch FROM now()) * 1000000)::bigint AS started_us "
+    "true AS optimistic, floor(extract(epoch FROM now()) * 1000000)::bigint AS started_us, "
+    "floor(extract(epoch FROM (now() - j.queued_at)) * 1000000)::bigint AS wait_us "
     "FROM v CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = v.id OFFSET 0) j "
     "WHERE j.status::text = 'queued' AND NOT j.cancel_requested "
     "AND j.attempt = 0 AND j.batch_id = ANY(v.tiny)) "
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
     "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
     "CASE WHEN u.first THEN coalesce(u.logic, b.logic::text) END, "
-    "CASE WHEN u.first THEN b.grid::text END, d.version, u.optimistic, u.started_us "
+    "CASE WHEN u.first THEN b.grid::text END, d.version, u.optimistic, u.started_us, u.wait_us "
     "FROM (SELECT u.*, u.batch_id IS NULL OR row_number() OVER (PARTITION BY u.batch_id) = 1 "
     "AS first FROM (SELECT * FROM u UNION ALL SELECT * FROM o) u) u "
     "LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
@@ -432,7 +434,8 @@ enum {
     C_GRID,
     C_DSVER,
     C_OPT,
-    C_STARTED
+    C_STARTED,
+    C_WAIT
 };
 
 static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
@@ -484,6 +487,7 @@ static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *er
     const char *opt = sf_db_get(res, row, C_OPT);
     job->optimistic = opt != NULL && opt[0] == 't';
     job->started_us = get_i64(res, row, C_STARTED, 0);
+    job->queue_wait_us = get_i64(res, row, C_WAIT, -1);
     job->logic = dup_col(res, row, C_LOGIC, &job->logic_len);
     job->grid = dup_col(res, row, C_GRID, &job->grid_len);
     if ((job->logic == NULL && !sf_db_is_null(res, row, C_LOGIC)) ||

@@ -179,10 +179,25 @@ static const char DEPTH_LUA[] =
     "return {r[1], r[2], r[3], redis.call('ZCARD', KEYS[2]), redis.call('SCARD', KEYS[3]),\n"
     "        redis.call('LLEN', KEYS[4])}\n";
 
-enum { S_ENQUEUE, S_CLAIM, S_EXTEND, S_EXPIRED, S_REMOVE, S_DEPTH, S_COUNT };
+/* KEYS: workers. ARGV: name, ttl_ms (0 = remove). */
+static const char WORKER_BEAT_LUA[] =
+    "local ttl = tonumber(ARGV[2])\n"
+    "if ttl <= 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "return redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])\n";
+
+/* KEYS: workers. Workers whose deadline passed are removed; the rest counted. */
+static const char WORKERS_LIVE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now))\n"
+    "return redis.call('ZCARD', KEYS[1])\n";
+
+enum { S_ENQUEUE, S_CLAIM, S_EXTEND, S_EXPIRED, S_REMOVE, S_DEPTH, S_WBEAT, S_WLIVE, S_COUNT };
 
 static const char *const SCRIPT_SOURCES[S_COUNT] = {
-    ENQUEUE_LUA, CLAIM_LUA, EXTEND_LUA, EXPIRED_LUA, REMOVE_LUA, DEPTH_LUA,
+    ENQUEUE_LUA, CLAIM_LUA, EXTEND_LUA, EXPIRED_LUA, REMOVE_LUA, DEPTH_LUA, WORKER_BEAT_LUA, WORKERS_LIVE_LUA,
 };
 
 struct sf_queue {
@@ -196,6 +211,7 @@ struct sf_queue {
     char leases[KEY_MAX];
     char incarnation[KEY_MAX];
     char cancel[KEY_MAX];
+    char workers[KEY_MAX];
     sf_redis_script scripts[S_COUNT];
 };
 
@@ -237,6 +253,7 @@ sf_status sf_queue_new(const char *name, sf_redis *r, sf_queue **out, sf_err *er
     make_key(q->leases, q, "leases");
     make_key(q->incarnation, q, "incarnation");
     make_key(q->cancel, q, "cancel");
+    make_key(q->workers, q, "workers");
     for (int i = 0; i < S_COUNT; i++)
         q->scripts[i].source = SCRIPT_SOURCES[i];
     *out = q;
@@ -575,6 +592,34 @@ sf_status sf_queue_get_depth(sf_queue *q, sf_queue_depth *out, sf_err *err)
     return st;
 }
 
+sf_status sf_queue_worker_beat(sf_queue *q, const char *name, int64_t ttl_ms, sf_err *err)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) >= SF_QUEUE_ID_MAX)
+        return sf_err_set(err, SF_ERR_INVALID, "worker name: 1 to %d bytes", SF_QUEUE_ID_MAX - 1);
+    char ttl[32];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0));
+    const char *keys[] = {q->workers};
+    const char *args[] = {name, ttl};
+    sf_redis_reply *rep = NULL;
+    sf_status st = run_script(q, S_WBEAT, 1, keys, 2, args, &rep, err);
+    sf_redis_reply_free(rep);
+    return st;
+}
+
+sf_status sf_queue_workers_live(sf_queue *q, int64_t *n, sf_err *err)
+{
+    *n = 0;
+    const char *keys[] = {q->workers};
+    sf_redis_reply *rep = NULL;
+    sf_status st = run_script(q, S_WLIVE, 1, keys, 0, NULL, &rep, err);
+    if (st == SF_OK && sf_redis_reply_type(rep) != SF_REDIS_INT)
+        st = sf_err_set(err, SF_ERR_REDIS, "redis: unexpected reply to the workers script");
+    if (st == SF_OK)
+        *n = sf_redis_reply_int(rep);
+    sf_redis_reply_free(rep);
+    return st;
+}
+
 sf_status sf_queue_incarnation_get(sf_queue *q, char *value, size_t size, int *found, sf_err *err)
 {
     *found = 0;
@@ -627,9 +672,10 @@ sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n,
 
 sf_status sf_queue_purge(sf_queue *q, sf_err *err)
 {
-    const char *argv[] = {"DEL", q->ready, q->ids, q->tenants, q->tset, q->wake, q->leases, q->incarnation};
+    const char *argv[] = {"DEL",    q->ready,  q->ids,         q->tenants, q->tset,
+                          q->wake, q->leases, q->incarnation, q->workers};
     sf_redis_reply *rep = NULL;
-    sf_status st = sf_redis_cmd(q->r, 8, argv, NULL, &rep, err);
+    sf_status st = sf_redis_cmd(q->r, 9, argv, NULL, &rep, err);
     sf_redis_reply_free(rep);
     return st;
 }

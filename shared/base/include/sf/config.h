@@ -98,6 +98,17 @@ extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error
             "dispatch queue name: Redis keys are sf:{QUEUE}:..."                                                       \
     }
 
+/* The operations listener of a program without an HTTP API (sf/opsd.h):
+ * METRICS_PORT, METRICS_ADDR and METRICS_TOKEN into int64_t port and char *
+ * addr, token. */
+#define SF_CONFIG_METRICS_VARS(type, port, addr, token)                                                               \
+    {"METRICS_PORT", SF_CFG_INT, "0", 0, 65535, NULL, 0, offsetof(type, port),                                        \
+     "port of the listener serving /metrics, /health and /ready (Kubernetes probes); 0 = none"},                      \
+        {"METRICS_ADDR", SF_CFG_STRING, "0.0.0.0", 0, 0, NULL, 0, offsetof(type, addr),                               \
+         "IP address the METRICS_PORT listener binds"},                                                               \
+        {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(type, token),                                    \
+         "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"}
+
 /*
  * Fill out (a program struct laid out as the table's offsets say) from the
  * environment. On failure returns SF_ERR_CONFIG and appends one line per bad

@@ -84,6 +84,8 @@ typedef struct sf_job {
                                        * fence is 0, attempt is 1; complete it with
                                        * sf_job_done.optimistic and started_us */
     int64_t started_us; /* optimistic: PostgreSQL's now() at the read, Unix us */
+    int64_t queue_wait_us; /* from queued_at (the relay) to this claim or read, PostgreSQL's
+                            * clock; -1 when unknown */
 } sf_job;
 
 void sf_job_destroy(sf_job *job); /* frees logic and grid; accepts NULL */

@@ -18,6 +18,8 @@
  *   sf:{NAME}:leases       ZSET job id -> lease deadline ms (Redis TIME)
  *   sf:{NAME}:incarnation  STRING set by the scheduler leader
  *   sf:{NAME}:cancel       PUB/SUB channel of job ids whose cancel was requested
+ *   sf:{NAME}:workers      ZSET worker name -> deadline ms (Redis TIME) by
+ *                          which its next heartbeat is due: the live workers
  * A job's score is priority * 1e13 + created_at_ms (sf_queue_score).
  *
  * Every multi-key change is one Lua script (atomic), run by EVALSHA with a
@@ -142,6 +144,15 @@ sf_status sf_queue_incarnation_set(sf_queue *q, const char *value, sf_err *err);
 
 /* PUBLISH each id on the cancel channel (one pipeline). */
 sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n, sf_err *err);
+
+/* The worker registry: record that worker is alive until Redis TIME +
+ * ttl_ms (its heartbeat calls this every tick); ttl_ms 0 removes it (a
+ * clean stop). One script. name: 1..SF_QUEUE_ID_MAX - 1 bytes. */
+sf_status sf_queue_worker_beat(sf_queue *q, const char *name, int64_t ttl_ms, sf_err *err);
+
+/* Workers whose deadline has not passed (those past it are removed). One
+ * script: ZREMRANGEBYSCORE and ZCARD. */
+sf_status sf_queue_workers_live(sf_queue *q, int64_t *n, sf_err *err);
 
 /* Delete every key of this queue (tests, decommissioning). One DEL. */
 sf_status sf_queue_purge(sf_queue *q, sf_err *err);
