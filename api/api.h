@@ -51,6 +51,7 @@ typedef struct api_config {
     int64_t drain_s;
     int64_t max_attempts_cap; /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
     int64_t run_max_mb;       /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
+    int64_t rerun_max;        /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
     char *metrics_token;      /* "" = /metrics open */
 } api_config;
 
@@ -139,6 +140,7 @@ typedef struct api_submit_common {
     int priority;          /* 0 high, 1 normal, 2 low */
     int max_attempts;
     int64_t bars;                  /* bars of the range, estimated from the data set's count and span */
+    int64_t dataset_version;       /* the data set's version when checked (stored with the job) */
     const char *idempotency_key;   /* NULL when none */
     char from_buf[24], to_buf[24]; /* storage for from / to (Unix seconds as text) */
 } api_submit_common;

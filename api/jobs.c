@@ -24,6 +24,7 @@
 
 #include "sf/detail.h"
 #include "sf/job.h"
+#include "sf/joblist.h"
 
 /* The {id} capture when it is a UUID; else answers 404 and returns NULL. */
 static const char *job_id(sf_httpd_req *req)
@@ -61,16 +62,8 @@ static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, co
     return res;
 }
 
-static const char JOB_SQL[] =
-    "SELECT json_build_object('id', id, 'kind', kind, 'status', status, 'priority', "
-    "CASE priority WHEN 0 THEN 'high' WHEN 1 THEN 'normal' ELSE 'low' END, "
-    "'symbol', symbol, 'timeframe', timeframe, 'from', from_ts, 'to', to_ts, "
-    "'batch_id', batch_id, 'combo_index', combo_index, 'detail_of', detail_of, 'attempt', attempt, "
-    "'max_attempts', max_attempts, 'worker', worker, 'error', error, 'error_class', error_class, "
-    "'cancel_requested', cancel_requested, 'created_at', created_at, 'queued_at', queued_at, "
-    "'started_at', started_at, 'finished_at', finished_at, 'run_at', run_at, "
-    "'links', json_build_object('self', '/v1/jobs/' || id, 'result', '/v1/jobs/' || id || '/result'))::text "
-    "FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
+static const char JOB_SQL[] = "SELECT " SF_JOBLIST_JOB_JSON "::text "
+                              "FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
 
 void api_job_get(sf_httpd_req *req, void *appv)
 {

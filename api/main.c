@@ -42,6 +42,8 @@ static const sf_config_var config_vars[] = {
     {"SF_RUN_MAX_MB", SF_CFG_INT, "96", 1, 1048576, NULL, 0, offsetof(api_config, run_max_mb),
      "a backtest or sweep whose run would need more memory over its range is refused (400 run_too_big); "
      "set it as the workers' SF_RUN_MAX_MB"},
+    {"RERUN_MAX", SF_CFG_INT, "100000", 1, 10000000, NULL, 0, offsetof(api_config, rerun_max),
+     "most jobs one POST /v1/reruns may re-run (400 rerun_too_large above; dry_run counts up to it)"},
     {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(api_config, metrics_token),
      "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"},
     SF_CONFIG_COMMON_VARS(api_config, common),

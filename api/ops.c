@@ -4,6 +4,7 @@
  * GET /v1/datasets.
  */
 #include "api.h"
+#include "lists.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ const sf_httpd_route api_routes[] = {
     {"POST", "/v1/jobs/{id}/cancel", api_job_cancel},
     {"GET", "/v1/batches/{id}", api_batch_get},
     {"POST", "/v1/batches/{id}/cancel", api_batch_cancel},
+    {"GET", "/v1/jobs", api_jobs_list},
+    {"GET", "/v1/batches", api_batches_list},
+    {"POST", "/v1/jobs/{id}/rerun", api_job_rerun},
+    {"POST", "/v1/batches/{id}/rerun", api_batch_rerun},
+    {"POST", "/v1/reruns", api_reruns},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

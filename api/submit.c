@@ -8,6 +8,7 @@
  * the same key with a different body is 409.
  */
 #include "api.h"
+#include "lists.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -114,11 +115,10 @@ static int parse_idempotency_key(sf_httpd_req *req, const char **out)
     return 1;
 }
 
-static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, const api_submit_common *c)
+static int check_dataset(api_app *app, sf_httpd_req *req, sf_db *db, api_submit_common *c)
 {
-    int64_t version = 0;
     sf_err err = {0};
-    sf_status st = sf_dataset_version(db, c->symbol, c->timeframe, &version, &err);
+    sf_status st = sf_dataset_version(db, c->symbol, c->timeframe, &c->dataset_version, &err);
     if (st == SF_ERR_NOTFOUND) {
         char msg[160];
         snprintf(msg, sizeof msg, "symbol: no data set %s %s (import it with sfctl data import)", c->symbol,
@@ -310,22 +310,25 @@ typedef struct submitted {
 } submitted;
 
 static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
-                            submitted *out, sf_err *err)
+                            const api_origin *origin, submitted *out, sf_err *err)
 {
-    char prio[4], attempts[8];
+    char prio[4], attempts[8], version[24];
     snprintf(prio, sizeof prio, "%d", c->priority);
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
-    const char *p[] = {user->id, prio, logic, c->symbol, c->timeframe, c->from, c->to, attempts, c->idempotency_key};
+    snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
+    const char *p[] = {user->id, prio,     logic, c->symbol, c->timeframe, c->from, c->to, attempts, c->idempotency_key,
+                       origin->logic_id, version, origin->rerun_of};
     sf_db_res *res = NULL;
     /* on every submission's path to a worker: prepared once per connection */
     sf_status st = sf_db_query_prepared(
         db,
         "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
-        "idempotency_key) VALUES ($1::uuid, $2::smallint, $3::jsonb, $4, $5, to_timestamp($6::bigint), "
-        "to_timestamp($7::bigint), $8::integer, $9) "
+        "idempotency_key, logic_hash, logic_id, dataset_version, rerun_of) VALUES ($1::uuid, $2::smallint, "
+        "$3::jsonb, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, $9, "
+        "encode(sha256(convert_to($3::jsonb::text, 'UTF8')), 'hex'), $10::uuid, $11::integer, $12::uuid) "
         "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
         "RETURNING id, status",
-        9, p, &res, err);
+        12, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
@@ -351,12 +354,12 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
 
 /* One transaction: insert + NOTIFY. */
 static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
-                            submitted *out, sf_err *err)
+                            const api_origin *origin, submitted *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
         return st;
-    st = insert_job(db, user, c, logic, out, err);
+    st = insert_job(db, user, c, logic, origin, out, err);
     if (st == SF_OK && !out->replay && !out->conflict)
         st = sf_db_exec(db, "NOTIFY sf_jobs", err);
     if (st == SF_OK)
@@ -382,29 +385,42 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const submitted *s)
                              "result", result));
 }
 
-void api_backtest_submit(sf_httpd_req *req, void *appv)
+int api_dataset_pinned(sf_httpd_req *req, const api_submit_common *c, const api_origin *origin)
 {
-    api_app *app = appv;
-    sf_auth_user user;
-    if (!api_authenticate(app, req, &user))
-        return;
-    json_t *body = api_body_object(req);
-    if (body == NULL || !api_only_keys(req, body, BACKTEST_KEYS)) {
-        json_decref(body);
-        return;
-    }
+    if (origin->dataset_version <= 0 || origin->dataset_version == c->dataset_version)
+        return 1;
+    char msg[320];
+    snprintf(msg, sizeof msg,
+             "data set %s %s is at version %lld; the original ran on version %lld, whose bars an import "
+             "replaced: ask for \"latest\": true to run on version %lld",
+             c->symbol, c->timeframe, (long long)c->dataset_version, (long long)origin->dataset_version,
+             (long long)c->dataset_version);
+    sf_httpd_reply_error(req, 409, "dataset_changed", msg, "latest");
+    return 0;
+}
+
+void api_backtest_submit_body(api_app *app, sf_httpd_req *req, const sf_auth_user *user, json_t *body,
+                              const api_origin *origin)
+{
+    api_origin none = {0};
+    if (origin == NULL)
+        origin = &none;
+    api_origin o = *origin;
+    if (json_is_string(json_object_get(body, "logic_id")))
+        o.logic_id = json_string_value(json_object_get(body, "logic_id"));
     sf_db *db = NULL;
     sf_err err = {0};
     sf_status st = api_db(app, &db, &err);
-    char *logic = st == SF_OK ? logic_text(app, req, db, body, &user) : NULL;
+    char *logic = st == SF_OK ? logic_text(app, req, db, body, user) : NULL;
     api_submit_common c;
     submitted s = {0};
     sf_logic *parsed = NULL;
     if (st != SF_OK)
         api_fail(app, req, st, &err);
     else if (logic != NULL && logic_valid(app, req, logic, &parsed) &&
-             api_submit_common_parse(app, req, db, body, &c) && api_check_run_size(req, app->cfg, parsed, &c, 1)) {
-        st = submit_job(db, &user, &c, logic, &s, &err);
+             api_submit_common_parse(app, req, db, body, &c) && api_dataset_pinned(req, &c, &o) &&
+             api_check_run_size(req, app->cfg, parsed, &c, 1)) {
+        st = submit_job(db, user, &c, logic, &o, &s, &err);
         if (st == SF_OK)
             reply_submitted(app, req, &s);
         else
@@ -412,5 +428,16 @@ void api_backtest_submit(sf_httpd_req *req, void *appv)
     }
     sf_logic_free(parsed);
     free(logic);
+}
+
+void api_backtest_submit(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    if (!api_authenticate(app, req, &user))
+        return;
+    json_t *body = api_body_object(req);
+    if (body != NULL && api_only_keys(req, body, BACKTEST_KEYS))
+        api_backtest_submit_body(app, req, &user, body, NULL);
     json_decref(body);
 }

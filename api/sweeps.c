@@ -23,6 +23,7 @@
  * (sf/detail.h).
  */
 #include "api.h"
+#include "lists.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,19 +163,21 @@ typedef struct batch_out {
 } batch_out;
 
 static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
-                              batch_out *out, sf_err *err)
+                              const api_origin *origin, batch_out *out, sf_err *err)
 {
-    char total[24];
-    snprintf(total, sizeof total, "%zu", sf_grid_size(s->grid));
-    const char *p[] = {user->id, s->logic,   s->grid_text,       c->symbol,    c->timeframe,
-                       total,    s->rank_by, c->idempotency_key, s->detail_top};
+    char total[24], version[24];
+    snprintf(total, sizeof total, "%zu", origin->members_of ? (size_t)origin->total : sf_grid_size(s->grid));
+    snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
+    const char *p[] = {user->id,           s->logic,      s->grid_text, c->symbol,       c->timeframe, total,
+                       s->rank_by,         c->idempotency_key, s->detail_top, version, origin->rerun_of};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
-                               "idempotency_key, detail_top) VALUES ($1::uuid, $2::jsonb, $3::json, $4, $5, "
-                               "$6::integer, $7, $8, $9::integer) ON CONFLICT (user_id, idempotency_key) "
-                               "DO NOTHING RETURNING id, total",
-                               9, p, &res, err);
+                               "idempotency_key, detail_top, logic_hash, dataset_version, rerun_of) VALUES "
+                               "($1::uuid, $2::jsonb, $3::json, $4, $5, $6::integer, $7, $8, $9::integer, "
+                               "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex'), $10::integer, $11::uuid) "
+                               "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
+                               11, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
@@ -198,31 +201,48 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     return st;
 }
 
+/* The members: combo_index 0..total-1; for a batch rerun, the combo_index
+ * of each old member in the statuses asked for (rerun_of = that member),
+ * and the batch's total set to how many there were at the insert. */
 static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const batch_out *b,
-                                sf_err *err)
+                                const api_origin *origin, sf_err *err)
 {
-    char prio[4], attempts[8], total[24];
+    char prio[4], attempts[8], total[24], version[24];
     snprintf(prio, sizeof prio, "%d", c->priority);
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
     snprintf(total, sizeof total, "%lld", b->total);
-    const char *p[] = {user->id, prio, b->id, c->symbol, c->timeframe, c->from, c->to, attempts, total};
+    snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
+    const char *p[] = {user->id, prio, b->id, c->symbol, c->timeframe, c->from, c->to, attempts, total, version,
+                       origin->members_of, origin->statuses};
+    if (origin->members_of == NULL)
+        return sf_db_query(db,
+                           "INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, from_ts, "
+                           "to_ts, max_attempts, dataset_version, logic_hash) SELECT $1::uuid, $2::smallint, "
+                           "$3::uuid, g, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, "
+                           "$10::integer, (SELECT logic_hash FROM batches WHERE id = $3::uuid) "
+                           "FROM generate_series(0, $9::integer - 1) AS g",
+                           10, p, NULL, err);
     return sf_db_query(db,
-                       "INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, from_ts, "
-                       "to_ts, max_attempts) SELECT $1::uuid, $2::smallint, $3::uuid, g, $4, $5, "
-                       "to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer "
-                       "FROM generate_series(0, $9::integer - 1) AS g",
-                       9, p, NULL, err);
+                       "WITH m AS (INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, "
+                       "from_ts, to_ts, max_attempts, dataset_version, logic_hash, rerun_of) "
+                       "SELECT $1::uuid, $2::smallint, $3::uuid, o.combo_index, $4, $5, to_timestamp($6::bigint), "
+                       "to_timestamp($7::bigint), $8::integer, $10::integer, "
+                       "(SELECT logic_hash FROM batches WHERE id = $3::uuid), o.id FROM jobs o "
+                       "WHERE o.batch_id = $11::uuid AND o.status = ANY($12::job_status[]) "
+                       "AND $9::integer >= 0 ORDER BY o.combo_index RETURNING 1) "
+                       "UPDATE batches SET total = (SELECT count(*) FROM m) WHERE id = $3::uuid",
+                       12, p, NULL, err);
 }
 
 static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
-                              batch_out *out, sf_err *err)
+                              const api_origin *origin, batch_out *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
         return st;
-    st = insert_batch(db, user, c, s, out, err);
+    st = insert_batch(db, user, c, s, origin, out, err);
     if (st == SF_OK && !out->replay && !out->conflict) {
-        st = insert_members(db, user, c, out, err);
+        st = insert_members(db, user, c, out, origin, err);
         if (st == SF_OK)
             st = sf_db_exec(db, "NOTIFY sf_jobs", err);
     }
@@ -271,18 +291,13 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s,
  * (sweep_compile) and the INSERT: a request for a data set that does not
  * exist costs a few queries, whatever its grid, and costly ones leave
  * API_THREADS - SWEEP_CONCURRENCY threads to everything else. */
-void api_sweep_submit(sf_httpd_req *req, void *appv)
+void api_sweep_submit_body(api_app *app, sf_httpd_req *req, const sf_auth_user *user, json_t *body,
+                           const api_origin *origin)
 {
-    api_app *app = appv;
     int64_t deadline_ms = sf_time_mono_ms() + app->cfg->sweep_check_ms;
-    sf_auth_user user;
-    if (!api_authenticate(app, req, &user))
-        return;
-    json_t *body = api_body_object(req);
-    if (body == NULL || !api_only_keys(req, body, SWEEP_KEYS)) {
-        json_decref(body);
-        return;
-    }
+    api_origin none = {0};
+    if (origin == NULL)
+        origin = &none;
     sweep_req s = {0};
     sf_db *db = NULL;
     sf_err err = {0};
@@ -290,14 +305,27 @@ void api_sweep_submit(sf_httpd_req *req, void *appv)
     batch_out b = {0};
     sf_status st = SF_OK;
     if (sweep_fields(req, body, &s) && sweep_grid(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
-        api_submit_common_parse(app, req, db, body, &c) && sweep_slot_take(app, req)) {
-        if (sweep_compile(app, req, deadline_ms, &c, &s) && (st = submit_sweep(db, &user, &c, &s, &b, &err)) == SF_OK)
+        api_submit_common_parse(app, req, db, body, &c) && api_dataset_pinned(req, &c, origin) &&
+        sweep_slot_take(app, req)) {
+        if (sweep_compile(app, req, deadline_ms, &c, &s) &&
+            (st = submit_sweep(db, user, &c, &s, origin, &b, &err)) == SF_OK)
             reply_submitted(app, req, &s, &b);
         sweep_slot_give(app);
     }
     if (st != SF_OK)
         api_fail(app, req, st, &err);
     sweep_req_free(&s);
+}
+
+void api_sweep_submit(sf_httpd_req *req, void *appv)
+{
+    api_app *app = appv;
+    sf_auth_user user;
+    if (!api_authenticate(app, req, &user))
+        return;
+    json_t *body = api_body_object(req);
+    if (body != NULL && api_only_keys(req, body, SWEEP_KEYS))
+        api_sweep_submit_body(app, req, &user, body, NULL);
     json_decref(body);
 }
 
