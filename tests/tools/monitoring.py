@@ -76,6 +76,10 @@ PODS = [
     (None, "192.0.2.5:9100", {"pod": "sf-worker-2", "annotation_scrape": "true", "app": "sf-worker",
                               "port": "metrics", "phase": "Pending"}),
     (None, "192.0.2.6:9100", {"pod": "stray-1", "annotation_scrape": "true", "port": "metrics"}),
+    ("sf-worker", "192.0.2.8:9400", {"pod": "sf-worker-4", "annotation_scrape": "true", "name": "sf-worker",
+                                     "port": "metrics"}),
+    ("sf-api", "192.0.2.9:3000", {"pod": "sf-api-2", "annotation_scrape": "true", "name": "api-server",
+                                  "app": "sf-api", "port": "http"}),
     (None, "192.0.2.7:9100", {"pod": "sf-worker-3", "annotation_scrape": "false", "app": "sf-worker", "port": "metrics"}),
 ]
 
@@ -89,6 +93,8 @@ def relabel_pods(sdfile):
                m + "pod_container_port_number": addr.split(":")[1], m + "pod_node_name": "node-1"}
         if "app" in p:
             lab[m + "pod_label_app"] = p["app"]
+        if "name" in p:
+            lab[m + "pod_label_app_kubernetes_io_name"] = p["name"]
         if "annotation_scrape" in p:
             lab[m + "pod_annotation_prometheus_io_scrape"] = p["annotation_scrape"]
         if "label_scrape" in p:
