@@ -11,11 +11,12 @@
 
 FROM debian:bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libpq-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev \
       libmicrohttpd-dev libssl-dev \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 WORKDIR /src
 # Only what CMakeLists.txt needs without the tests (.dockerignore keeps the
 # rest out of the context).
@@ -36,12 +37,14 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSF_TESTS=OFF \
 
 FROM debian:bookworm-slim AS base
 # Runtime libraries only: libpq, hiredis, jansson, libcurl (webhooks, with
-# the CA bundle), libmicrohttpd and OpenSSL's libcrypto.
+# the CA bundle), libmicrohttpd and OpenSSL's libcrypto. apt-get clean: a
+# base without Docker's apt clean-up hook would keep the downloaded .debs.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpq5 libhiredis0.14 libjansson4 libcurl4 libmicrohttpd12 libssl3 \
       ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid 10001 sf \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin sf
@@ -61,8 +64,9 @@ FROM base AS ops
 # The backup CronJob: scripts/backup-db and scripts/restore-db need pg_dump
 # and pg_restore of the server's major version (15) and the AWS CLI.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 awscli \
- && rm -rf /var/lib/apt/lists/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client-15 awscli \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 COPY --chmod=0755 scripts/backup-db scripts/restore-db /usr/local/bin/
 LABEL org.opencontainers.image.title="signal-factory-ops"
 USER 10001:10001
