@@ -79,8 +79,7 @@ function modelDir(apiVersion) {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
   const pkg = PKG[group] ?? 'kubernetes-models';
   const sub = group ? `${group}/${version}` : version;
-  const groupDir = pkg === 'kubernetes-models' && group.endsWith('.k8s.io') === false && group !== '' ? group : group;
-  return { importPath: `${pkg}/${sub}`, dir: join(TOOLS, 'node_modules', pkg, groupDir, version) };
+  return { importPath: `${pkg}/${sub}`, dir: join(TOOLS, 'node_modules', pkg, group, version) };
 }
 async function modelFor(apiVersion, kind) {
   const { importPath } = modelDir(apiVersion);
@@ -584,11 +583,13 @@ function checkDockerfile(path) {
   if (!existsSync(path)) { fail(`${path}: does not exist`); return null; }
   const lines = readFileSync(path, 'utf8').replace(/\\\n/g, ' ').split('\n');
   const stages = []; // {name, from, user}
+  const copiedFrom = new Set();
   for (const raw of lines) {
     const line = raw.trim();
     let m;
     if ((m = line.match(/^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/i))) stages.push({ from: m[1], name: m[2] ?? null, user: null });
     else if ((m = line.match(/^USER\s+(\S+)/i)) && stages.length) stages[stages.length - 1].user = m[1];
+    else if ((m = line.match(/^COPY\s.*--from=(\S+)/i))) copiedFrom.add(m[1]);
   }
   if (!stages.length) { fail(`${path}: no FROM`); return null; }
   const byName = new Map(stages.filter((s) => s.name).map((s) => [s.name, s]));
@@ -599,7 +600,9 @@ function checkDockerfile(path) {
     if (!/^debian:bookworm(-slim)?$/.test(s.from)) fail(`${path}: FROM ${s.from}: bases must be debian:bookworm or debian:bookworm-slim (an explicit tag)`);
   }
   const used = new Set(stages.map((s) => s.from));
-  const finals = stages.filter((s, i) => i === stages.length - 1 || (s.name && !used.has(s.name) && !['build'].includes(s.name)));
+  // Final stages: images someone runs (--target), i.e. the last one and any
+  // that no other stage builds on or copies from.
+  const finals = stages.filter((s, i) => i === stages.length - 1 || (s.name && !used.has(s.name) && !copiedFrom.has(s.name)));
   let uid = null;
   for (const s of finals) {
     const u = userOf(s);
