@@ -293,7 +293,7 @@ void api_batch_rerun(sf_httpd_req *req, void *appv)
 static sf_db_res *over_matched(api_app *app, sf_httpd_req *req, const sf_joblist_query *ids, const char *fmt,
                                int latest)
 {
-    char sql[8192];
+    char sql[sizeof ids->sql + 2048];
     const char *p[SF_JOBLIST_PARAMS_MAX + 2];
     int n = ids->nparams;
     memcpy(p, ids->params, sizeof(p[0]) * (size_t)n);
@@ -358,7 +358,7 @@ static int matched_datasets_valid(api_app *app, sf_httpd_req *req, const sf_jobl
 static sf_status insert_reruns(sf_db *db, const sf_joblist_query *ids, int latest, int64_t cap, int64_t *created,
                                sf_err *err)
 {
-    char sql[8192], capt[24];
+    char sql[sizeof ids->sql + 2048], capt[24];
     const char *p[SF_JOBLIST_PARAMS_MAX + 2];
     int n = ids->nparams;
     memcpy(p, ids->params, sizeof(p[0]) * (size_t)n);

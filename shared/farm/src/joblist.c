@@ -11,7 +11,8 @@ static const char *const STATUSES[SF_JOBLIST_STATUSES] = {"pending", "queued", "
                                                          "failed",  "dead",   "cancelled"};
 
 #define EPOCH "timestamptz 'epoch'"
-#define KEY_COLS "(extract(epoch FROM created_at) * 1000000)::bigint, id::text"
+/* named apart from the columns, or ORDER BY id would sort by the text */
+#define KEY_COLS "(extract(epoch FROM created_at) * 1000000)::bigint AS key_us, id::text AS key_id"
 #define NEWEST "ORDER BY created_at DESC, id DESC"
 
 int sf_joblist_status_valid(const char *s)
@@ -165,18 +166,20 @@ static void start(builder *b, sf_joblist_query *q)
     b->overflow = 0;
 }
 
-/* A batch's members of every status: the seven ranges of jobs_batch merged. */
+/* A batch's members of every status: the keys of the seven ranges of
+ * jobs_batch merged (each at most limit + 1), then their rows. */
 static void merged_statuses(builder *b, const sf_joblist_filter *f, int limit_param)
 {
     int first_param = b->q->nparams;
-    put(b, "SELECT * FROM (");
+    put(b, "SELECT " SF_JOBLIST_JOB_JSON "::text, (extract(epoch FROM k.k_ts) * 1000000)::bigint, k.k_id::text "
+           "FROM (");
     for (size_t i = 0; i < SF_JOBLIST_STATUSES; i++) {
         b->q->nparams = first_param; /* every branch binds the same parameters */
-        put(b, "%s(SELECT " SF_JOBLIST_JOB_JSON "::text, " KEY_COLS " FROM jobs WHERE ", i ? " UNION ALL " : "");
+        put(b, "%s(SELECT created_at AS k_ts, id AS k_id FROM jobs WHERE ", i ? " UNION ALL " : "");
         where(b, f, 1, 0, 1);
         put(b, " AND status = '%s' " NEWEST " LIMIT $%d)", STATUSES[i], limit_param);
     }
-    put(b, ") page ORDER BY 2 DESC, 3 DESC LIMIT $%d", limit_param);
+    put(b, ") k JOIN jobs ON jobs.id = k.k_id ORDER BY k.k_ts DESC, k.k_id DESC LIMIT $%d", limit_param);
 }
 
 sf_status sf_joblist_jobs(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err)
@@ -231,7 +234,8 @@ sf_status sf_joblist_count(const sf_joblist_filter *f, int64_t max, sf_joblist_q
         return st;
     put(&b, "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE ");
     where(&b, &g, 1, 1, 0);
-    put(&b, " LIMIT $%d) matched", param_i64(&b, max + 1));
+    /* in the index's order: a read of at most max + 1 entries, never a scan of the table */
+    put(&b, " " NEWEST " LIMIT $%d) matched", param_i64(&b, max + 1));
     return finish(&b, err);
 }
 

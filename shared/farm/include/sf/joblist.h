@@ -69,7 +69,7 @@ typedef struct sf_joblist_filter {
 } sf_joblist_filter;
 
 typedef struct sf_joblist_query {
-    char sql[6144];
+    char sql[8192];
     const char *params[SF_JOBLIST_PARAMS_MAX];
     int nparams;
     char store[SF_JOBLIST_PARAMS_MAX][128]; /* texts of the derived parameters */
