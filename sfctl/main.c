@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "data.h"
 #include "exit.h"
+#include "lists.h"
 #include "local.h"
 #include "remote.h"
 
@@ -30,6 +31,9 @@ static const struct {
     {"batch", ctl_batch, "show a sweep's progress and leaderboard"},
     {"watch", ctl_watch, "follow a sweep's progress until it finishes"},
     {"cancel", ctl_cancel, "cancel a job or a whole sweep"},
+    {"jobs", ctl_jobs, "list your jobs, newest first, with filters"},
+    {"batches", ctl_batches, "list your sweeps, newest first"},
+    {"rerun", ctl_rerun, "run a job, a sweep's failed members or every job of a filter again"},
     {"data", ctl_data, "import, fetch and list market data sets"},
     {"admin", ctl_admin, "create users and API keys"},
     {"help", cmd_help, "show this help, or a command's help (sfctl help <command>)"},

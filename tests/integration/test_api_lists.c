@@ -695,3 +695,51 @@ Test(lists, the_plan_of_every_filtered_page_on_100000_jobs_is_an_index_scan)
     cr_assert_gt(json_array_size(items), 0);
     json_decref(r.json);
 }
+
+/* ---- sfctl ------------------------------------------------------------------------------------ */
+
+/* Run sfctl with the API's URL and user 1's key; stdout into out, returns the exit status. */
+static int sfctl(const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "SF_API_URL=http://127.0.0.1:%d SF_API_KEY=%s %s/sfctl %s 2>/dev/null", g_port,
+             g_key1.text, SF_BINARY_DIR, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(lists, sfctl_jobs_batches_and_rerun_against_the_api)
+{
+    char ids[3][64], out[16384];
+    for (int i = 0; i < 3; i++)
+        submit_ok(&g_key1, ids[i], sizeof ids[i]);
+    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[0]);
+    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[1]);
+    cr_assert_eq(sfctl("jobs --limit 1 --all", out, sizeof out), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert(strstr(out, ids[i]) != NULL, "%s", out);
+    cr_assert(strncmp(out, "id\tstatus\t", 10) == 0, "TSV with a header: %s", out);
+    cr_assert_eq(sfctl("jobs --status failed --json --all", out, sizeof out), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    cr_assert_eq(json_array_size(json_object_get(doc, "items")), 2, "%s", out);
+    json_decref(doc);
+    cr_assert_eq(sfctl("jobs --status finished", out, sizeof out), 2);
+    cr_assert_eq(sfctl("rerun --status failed", out, sizeof out), 1); /* no --yes: the count only */
+    cr_assert_str_eq(out, "2\n");
+    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 3);
+    cr_assert_eq(sfctl("rerun --status failed --dry-run", out, sizeof out), 0);
+    cr_assert_eq(sfctl("rerun --status failed --yes", out, sizeof out), 0);
+    cr_assert_str_eq(out, "2\n");
+    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s' AND rerun_of IS NOT NULL%s", g_user1, NULL), 2);
+    char args[128];
+    snprintf(args, sizeof args, "rerun %s", ids[2]);
+    cr_assert_eq(sfctl(args, out, sizeof out), 0);
+    cr_assert_eq(strlen(out), 37, "%s", out);
+    cr_assert_eq(sfctl("batches --json", out, sizeof out), 0);
+    cr_assert(strstr(out, "\"next_cursor\": null") != NULL, "%s", out);
+    cr_assert_eq(sfctl("rerun 00000000-0000-0000-0000-000000000000", out, sizeof out), 5);
+}
