@@ -166,8 +166,8 @@ static void reply_page(api_app *app, sf_httpd_req *req, const sf_joblist_filter 
         st = sf_buf_printf(&b, &err, "%s%s", i ? "," : "", sf_db_get(res, i, 0));
     if (st == SF_OK && n > f->limit) {
         char cursor[SF_JOBLIST_CURSOR_MAX];
-        sf_joblist_cursor_encode(strtoll(sf_db_get(res, shown - 1, 1), NULL, 10), sf_db_get(res, shown - 1, 2),
-                                 cursor, sizeof cursor);
+        sf_joblist_cursor_encode(strtoll(sf_db_get(res, shown - 1, 1), NULL, 10), sf_db_get(res, shown - 1, 2), cursor,
+                                 sizeof cursor);
         st = sf_buf_printf(&b, &err, "],\"next_cursor\":\"%s\"}", cursor);
     } else if (st == SF_OK) {
         st = sf_buf_puts(&b, "],\"next_cursor\":null}", &err);

@@ -130,8 +130,9 @@ static void common_fields(json_t *body, const sf_db_res *res, int col)
 /* ---- POST /v1/jobs/{id}/rerun -------------------------------------------------------- */
 
 static const char JOB_SQL[] = "SELECT kind::text, batch_id::text, logic::text, logic_id::text, dataset_version, "
-                              "symbol, timeframe, " ISO("from_ts") ", " ISO("to_ts") ", " PRIO("priority") ", "
-                              "max_attempts FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
+                              "symbol, timeframe, " ISO("from_ts") ", " ISO("to_ts") ", " PRIO(
+                                  "priority") ", "
+                                              "max_attempts FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
 
 /* The submission body of the job in res; NULL after answering. */
 static json_t *job_body(sf_httpd_req *req, const sf_db_res *res, int latest)
@@ -193,11 +194,13 @@ void api_job_rerun(sf_httpd_req *req, void *appv)
 /* ---- POST /v1/batches/{id}/rerun ------------------------------------------------------- */
 
 static const char BATCH_SQL[] =
-    "SELECT b.logic::text, b.grid::text, b.rank_by, b.detail_top, b.dataset_version, b.symbol, b.timeframe, "
-    ISO("m.from_ts") ", " ISO("m.to_ts") ", " PRIO("m.priority") ", m.max_attempts, "
-    "(SELECT count(*) FROM jobs c WHERE c.batch_id = b.id AND c.status = ANY($3::job_status[])) "
-    "FROM batches b CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.batch_id = b.id LIMIT 1) m "
-    "WHERE b.id = $1::uuid AND b.user_id = $2::uuid";
+    "SELECT b.logic::text, b.grid::text, b.rank_by, b.detail_top, b.dataset_version, b.symbol, b.timeframe, " ISO(
+        "m.from_ts") ", " ISO("m.to_ts") ", " PRIO("m.priority") ", m.max_attempts, "
+                                                                 "(SELECT count(*) FROM jobs c WHERE c.batch_id = b.id "
+                                                                 "AND c.status = ANY($3::job_status[])) "
+                                                                 "FROM batches b CROSS JOIN LATERAL (SELECT * FROM "
+                                                                 "jobs j WHERE j.batch_id = b.id LIMIT 1) m "
+                                                                 "WHERE b.id = $1::uuid AND b.user_id = $2::uuid";
 
 /* "{failed,dead}" from checked names. */
 static void status_array(const api_filter_in *in, char *out, size_t size)
@@ -305,8 +308,10 @@ static sf_db_res *over_matched(api_app *app, sf_httpd_req *req, const sf_joblist
 /* Every distinct logic compiles (the submit routes' validator); answers. */
 static int matched_logics_valid(api_app *app, sf_httpd_req *req, const sf_joblist_query *ids, int latest)
 {
-    sf_db_res *res = over_matched(
-        app, req, ids, "SELECT DISTINCT ON (x.h) x.t FROM (SELECT md5(" RERUN_LOGIC "::text) AS h, " RERUN_LOGIC "::text AS t" RERUN_FROM ") x", latest);
+    sf_db_res *res = over_matched(app, req, ids,
+                                  "SELECT DISTINCT ON (x.h) x.t FROM (SELECT md5(" RERUN_LOGIC
+                                  "::text) AS h, " RERUN_LOGIC "::text AS t" RERUN_FROM ") x",
+                                  latest);
     if (res == NULL)
         return 0;
     int ok = 1;
@@ -369,8 +374,8 @@ static sf_status insert_reruns(sf_db *db, const sf_joblist_query *ids, int lates
              "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
              "logic_hash, logic_id, dataset_version, rerun_of) SELECT j.user_id, j.priority, " RERUN_LOGIC ", "
              "j.symbol, j.timeframe, j.from_ts, j.to_ts, least(j.max_attempts, $%3$d::integer), "
-             "encode(sha256(convert_to(" RERUN_LOGIC "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id"
-             RERUN_FROM " ORDER BY j.created_at, j.id",
+             "encode(sha256(convert_to(" RERUN_LOGIC "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id" RERUN_FROM
+             " ORDER BY j.created_at, j.id",
              n + 1, ids->sql, n + 2);
     sf_db_res *res = NULL;
     sf_status st = sf_db_begin(db, err);
@@ -441,7 +446,8 @@ static void filter_rerun(api_app *app, sf_httpd_req *req, api_filter *a, int lat
     if (st == SF_OK)
         st = insert_reruns(db, &ids, latest, app->cfg->max_attempts_cap, &created, &err);
     if (st == SF_OK)
-        api_reply_json(app, req, 202, json_pack("{s:I, s:I}", "matched", (json_int_t)n, "created", (json_int_t)created));
+        api_reply_json(app, req, 202,
+                       json_pack("{s:I, s:I}", "matched", (json_int_t)n, "created", (json_int_t)created));
     else
         api_fail(app, req, st, &err);
 }
@@ -469,8 +475,8 @@ void api_reruns(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
     sf_auth_user user;
-    static const char *const KEYS[] = {"status", "kind", "logic", "symbol", "batch", "since",
-                                       "until",  "latest", "dry_run", NULL};
+    static const char *const KEYS[] = {"status", "kind",  "logic",  "symbol",  "batch",
+                                       "since",  "until", "latest", "dry_run", NULL};
     if (!api_authenticate(app, req, &user))
         return;
     json_t *body = api_body_object(req);

@@ -316,8 +316,18 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
     snprintf(prio, sizeof prio, "%d", c->priority);
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
-    const char *p[] = {user->id, prio,     logic, c->symbol, c->timeframe, c->from, c->to, attempts, c->idempotency_key,
-                       origin->logic_id, version, origin->rerun_of};
+    const char *p[] = {user->id,
+                       prio,
+                       logic,
+                       c->symbol,
+                       c->timeframe,
+                       c->from,
+                       c->to,
+                       attempts,
+                       c->idempotency_key,
+                       origin->logic_id,
+                       version,
+                       origin->rerun_of};
     sf_db_res *res = NULL;
     /* on every submission's path to a worker: prepared once per connection */
     sf_status st = sf_db_query_prepared(

@@ -168,8 +168,8 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     char total[24], version[24];
     snprintf(total, sizeof total, "%zu", origin->members_of ? (size_t)origin->total : sf_grid_size(s->grid));
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
-    const char *p[] = {user->id,           s->logic,      s->grid_text, c->symbol,       c->timeframe, total,
-                       s->rank_by,         c->idempotency_key, s->detail_top, version, origin->rerun_of};
+    const char *p[] = {user->id,   s->logic,           s->grid_text,  c->symbol, c->timeframe,    total,
+                       s->rank_by, c->idempotency_key, s->detail_top, version,   origin->rerun_of};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
@@ -212,8 +212,8 @@ static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_s
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
     snprintf(total, sizeof total, "%lld", b->total);
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
-    const char *p[] = {user->id, prio, b->id, c->symbol, c->timeframe, c->from, c->to, attempts, total, version,
-                       origin->members_of, origin->statuses};
+    const char *p[] = {user->id, prio,     b->id, c->symbol, c->timeframe,       c->from,
+                       c->to,    attempts, total, version,   origin->members_of, origin->statuses};
     if (origin->members_of == NULL)
         return sf_db_query(db,
                            "INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, from_ts, "

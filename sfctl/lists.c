@@ -111,7 +111,7 @@ int ctl_jobs(int argc, char **argv)
                *limit = NULL, *cursor = NULL, *pos[1];
     int all = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"status", 1, &st, NULL},  {"kind", 1, &kind, NULL},    {"batch", 1, &batch, NULL},
+    const cli_opt opts[] = {{"status", 1, &st, NULL},   {"kind", 1, &kind, NULL},    {"batch", 1, &batch, NULL},
                             {"logic", 1, &logic, NULL}, {"symbol", 1, &sym, NULL},   {"since", 1, &since, NULL},
                             {"until", 1, &until, NULL}, {"limit", 1, &limit, NULL},  {"cursor", 1, &cursor, NULL},
                             {"all", 0, NULL, &all},     {"json", 0, NULL, &json_out}};
@@ -213,9 +213,9 @@ int ctl_rerun(int argc, char **argv)
     const char *batch = NULL, *st = NULL, *logic = NULL, *sym = NULL, *since = NULL, *until = NULL, *pos[1];
     int dry = 0, yes = 0, latest = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"batch", 1, &batch, NULL}, {"status", 1, &st, NULL},   {"logic", 1, &logic, NULL},
-                            {"symbol", 1, &sym, NULL},  {"since", 1, &since, NULL}, {"until", 1, &until, NULL},
-                            {"dry-run", 0, NULL, &dry}, {"yes", 0, NULL, &yes},     {"latest", 0, NULL, &latest},
+    const cli_opt opts[] = {{"batch", 1, &batch, NULL},  {"status", 1, &st, NULL},   {"logic", 1, &logic, NULL},
+                            {"symbol", 1, &sym, NULL},   {"since", 1, &since, NULL}, {"until", 1, &until, NULL},
+                            {"dry-run", 0, NULL, &dry},  {"yes", 0, NULL, &yes},     {"latest", 0, NULL, &latest},
                             {"json", 0, NULL, &json_out}};
     int rc = cli_parse(argc, argv, 1, opts, 10, rerun_usage, pos, 1, &npos);
     if (rc >= 0)

@@ -110,7 +110,7 @@ static void start_api(void)
     snprintf(env[10], sizeof env[10], "SF_RUN_MAX_MB=%d", RUN_MAX_MB);
     snprintf(env[11], sizeof env[11], "MAX_ATTEMPTS_CAP=%d", ATTEMPTS_CAP);
     snprintf(env[12], sizeof env[12], "RERUN_MAX=%d", RERUN_MAX);
-    char *envp[] = {env[0], env[1], env[2], env[3],  env[4],  env[5], env[6],
+    char *envp[] = {env[0], env[1], env[2], env[3],  env[4],  env[5],  env[6],
                     env[7], env[8], env[9], env[10], env[11], env[12], NULL};
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -505,7 +505,6 @@ Test(lists, a_job_rerun_keeps_the_logic_and_data_set_version_and_latest_moves_on
     call(&r, "POST", path, &g_key1, "{\"latest\":1}", NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
     json_decref(r.json);
-
 }
 
 Test(lists, a_batch_rerun_takes_failed_dead_and_cancelled_members_into_one_new_batch)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const STATUSES[SF_JOBLIST_STATUSES] = {"pending", "queued", "running",  "succeeded",
-                                                         "failed",  "dead",   "cancelled"};
+                                                          "failed",  "dead",   "cancelled"};
 
 #define EPOCH "timestamptz 'epoch'"
 /* named apart from the columns, or ORDER BY id would sort by the text */

@@ -49,12 +49,12 @@
     "'max_attempts', max_attempts, 'worker', worker, 'error', error, 'error_class', error_class, "                     \
     "'cancel_requested', cancel_requested, 'created_at', created_at, 'queued_at', queued_at, "                         \
     "'started_at', started_at, 'finished_at', finished_at, 'run_at', run_at, "                                         \
-    "'logic_hash', logic_hash, 'logic_id', logic_id, 'dataset_version', dataset_version, 'rerun_of', rerun_of, "      \
+    "'logic_hash', logic_hash, 'logic_id', logic_id, 'dataset_version', dataset_version, 'rerun_of', rerun_of, "       \
     "'links', json_build_object('self', '/v1/jobs/' || id, 'result', '/v1/jobs/' || id || '/result'))"
 
 typedef struct sf_joblist_filter {
-    const char *user_id;                           /* required */
-    const char *status[SF_JOBLIST_STATUSES];       /* validated names; n_status of them (0 = any) */
+    const char *user_id;                     /* required */
+    const char *status[SF_JOBLIST_STATUSES]; /* validated names; n_status of them (0 = any) */
     size_t n_status;
     const char *kind;       /* "backtest" | "logic_execution" | NULL */
     const char *batch_id;   /* a batch's members; NULL = jobs outside sweeps */
@@ -63,9 +63,9 @@ typedef struct sf_joblist_filter {
     int has_since, has_until;
     int64_t since_s, until_s; /* created_at >= since, created_at < until (Unix seconds) */
     int has_cursor;
-    int64_t cursor_us;     /* the last row shown: created_at (Unix microseconds) ... */
-    char cursor_id[40];    /* ... and id */
-    int limit;             /* rows on a page, 1 .. SF_JOBLIST_LIMIT_MAX */
+    int64_t cursor_us;  /* the last row shown: created_at (Unix microseconds) ... */
+    char cursor_id[40]; /* ... and id */
+    int limit;          /* rows on a page, 1 .. SF_JOBLIST_LIMIT_MAX */
 } sf_joblist_filter;
 
 typedef struct sf_joblist_query {
