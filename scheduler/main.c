@@ -47,7 +47,9 @@ static const sf_config_var config_vars[] = {
     {"FLEET_METRICS_SECONDS", SF_CFG_INT, "5", 1, 3600, NULL, 0, offsetof(sched_config, fleet_metrics_s),
      "how often the leader recomputes the fleet gauges (queue depth, jobs by status, live workers; "
      "finished jobs every tenth time)"},
-    SF_CONFIG_METRICS_VARS(sched_config, metrics_port, metrics_addr, metrics_token),
+    SF_CONFIG_METRICS_PORT_VAR(sched_config, metrics_port),
+    SF_CONFIG_METRICS_ADDR_VAR(sched_config, metrics_addr),
+    SF_CONFIG_METRICS_TOKEN_VAR(sched_config, metrics_token),
     SF_CONFIG_COMMON_VARS(sched_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])
@@ -92,8 +94,7 @@ static double now_unix(void)
 
 /* METRICS_PORT: /metrics, /health and /ready (sf/opsd.h) over the duties'
  * registry; *out NULL when 0. */
-static sf_status start_listener(const sched_config *cfg, sf_log *log, sched_duties *duties, sf_opsd **out,
-                                sf_err *err)
+static sf_status start_listener(const sched_config *cfg, sf_log *log, sched_duties *duties, sf_opsd **out, sf_err *err)
 {
     *out = NULL;
     if (cfg->metrics_port == 0)

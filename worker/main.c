@@ -71,7 +71,9 @@ static const sf_config_var config_vars[] = {
     {"SF_JOB_TIMEOUT_S", SF_CFG_INT, "900", 0, 604800, NULL, 0, offsetof(wrk_config, job_timeout_s),
      "a run (indicators and simulation) that takes longer is stopped within milliseconds and fails "
      "permanently, naming this limit; 0 = no limit"},
-    SF_CONFIG_METRICS_VARS(wrk_config, metrics_port, metrics_addr, metrics_token),
+    SF_CONFIG_METRICS_PORT_VAR(wrk_config, metrics_port),
+    SF_CONFIG_METRICS_ADDR_VAR(wrk_config, metrics_addr),
+    SF_CONFIG_METRICS_TOKEN_VAR(wrk_config, metrics_token),
     SF_CONFIG_COMMON_VARS(wrk_config, common),
 };
 #define N_VARS (sizeof config_vars / sizeof config_vars[0])

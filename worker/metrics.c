@@ -16,36 +16,53 @@
 #include "worker.h"
 
 /* The platform's dashboards use these bounds (seconds). */
-static const double DURATION_BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                          1,     2.5,   5,    10,    30,   60,  120};
+static const double DURATION_BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 /* A wait may last as long as a backlog: up to an hour. */
-static const double WAIT_BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+static const double WAIT_BUCKETS[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,   2.5,
                                       5,     10,    30,   60,    120,  300, 600,  1800, 3600};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const sf_metric_def DEFS[WRK_METRIC_COUNT] = {
-    [WRK_METRIC_DURATION] = {"backtest_duration_seconds", SF_METRIC_HISTOGRAM,
+    [WRK_METRIC_DURATION] = {"backtest_duration_seconds",
+                             SF_METRIC_HISTOGRAM,
                              "Run time of one attempt of a job on a worker (load, indicators, simulation), by kind.",
-                             {"kind", NULL, NULL, NULL}, DURATION_BUCKETS, N_OF(DURATION_BUCKETS)},
-    [WRK_METRIC_LOGIC] = {"logic_executions_total", SF_METRIC_COUNTER,
+                             {"kind", NULL, NULL, NULL},
+                             DURATION_BUCKETS,
+                             N_OF(DURATION_BUCKETS)},
+    [WRK_METRIC_LOGIC] = {"logic_executions_total",
+                          SF_METRIC_COUNTER,
                           "Logic executions (cron firings) that ended, by the schedule whose stored logic ran "
                           "and terminal status.",
-                          {"logic_id", "status", NULL, NULL}, NULL, 0},
-    [WRK_METRIC_COMPLETED] = {"sf_jobs_completed_total", SF_METRIC_COUNTER,
+                          {"logic_id", "status", NULL, NULL},
+                          NULL,
+                          0},
+    [WRK_METRIC_COMPLETED] = {"sf_jobs_completed_total",
+                              SF_METRIC_COUNTER,
                               "Jobs this worker brought to a terminal status, by kind and status.",
-                              {"kind", "status", NULL, NULL}, NULL, 0},
-    [WRK_METRIC_RETRIES] = {"sf_job_retries_total", SF_METRIC_COUNTER,
+                              {"kind", "status", NULL, NULL},
+                              NULL,
+                              0},
+    [WRK_METRIC_RETRIES] = {"sf_job_retries_total",
+                            SF_METRIC_COUNTER,
                             "Attempts that failed transiently and went back to pending for a retry.",
-                            {NULL, NULL, NULL, NULL}, NULL, 0},
-    [WRK_METRIC_WAIT] = {"sf_job_queue_wait_seconds", SF_METRIC_HISTOGRAM,
+                            {NULL, NULL, NULL, NULL},
+                            NULL,
+                            0},
+    [WRK_METRIC_WAIT] = {"sf_job_queue_wait_seconds",
+                         SF_METRIC_HISTOGRAM,
                          "Time from a job's relay to Redis (queued) to its claim by this worker (started).",
-                         {NULL, NULL, NULL, NULL}, WAIT_BUCKETS, N_OF(WAIT_BUCKETS)},
-    [WRK_METRIC_RUNNING] = {"sf_jobs_running", SF_METRIC_GAUGE, "Jobs this worker holds and runs now.",
-                            {NULL, NULL, NULL, NULL}, NULL, 0},
-    [WRK_METRIC_THREADS] = {"sf_worker_threads", SF_METRIC_GAUGE,
+                         {NULL, NULL, NULL, NULL},
+                         WAIT_BUCKETS,
+                         N_OF(WAIT_BUCKETS)},
+    [WRK_METRIC_RUNNING] =
+        {"sf_jobs_running", SF_METRIC_GAUGE, "Jobs this worker holds and runs now.", {NULL, NULL, NULL, NULL}, NULL, 0},
+    [WRK_METRIC_THREADS] = {"sf_worker_threads",
+                            SF_METRIC_GAUGE,
                             "Runner threads by state (idle, running, draining); they sum to WORKER_THREADS.",
-                            {"state", NULL, NULL, NULL}, NULL, 0},
+                            {"state", NULL, NULL, NULL},
+                            NULL,
+                            0},
 };
 
 static const char *const KINDS[] = {"backtest", "logic_execution"};

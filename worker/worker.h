@@ -122,10 +122,10 @@ typedef struct wrk_done {
     sf_job_signal sig; /* d.signal points here for a logic execution */
     int attempt;
     int64_t duration_ms;
-    int64_t run_ns;                   /* the run's time (metrics.c) */
-    char kind[SF_JOB_KIND_MAX];       /* the job's kind (metrics label) */
-    int64_t schedule_id;              /* a logic execution's schedule; 0 = none */
-    size_t bytes; /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
+    int64_t run_ns;             /* the run's time (metrics.c) */
+    char kind[SF_JOB_KIND_MAX]; /* the job's kind (metrics label) */
+    int64_t schedule_id;        /* a logic execution's schedule; 0 = none */
+    size_t bytes;               /* memory it holds (wrk_outcome_measure), counted in wrk.held_bytes */
 } wrk_done;
 
 typedef struct wrk {

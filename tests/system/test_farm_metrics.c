@@ -250,8 +250,9 @@ Test(farm_metrics, every_program_counts_the_jobs_that_ran_and_readiness_follows_
     cr_assert_eq(scrape(g_worker, 0, "sf_leader"), -1, "a worker exports a fleet gauge");
 
     /* the api: its request histogram; promtool on every body */
-    cr_assert(scrape(g_api, 0, "http_request_duration_seconds_count{method=\"GET\",route=\"/health\","
-                               "status_code=\"200\"}") >= 1); /* start_farm's polls */
+    cr_assert(scrape(g_api, 0,
+                     "http_request_duration_seconds_count{method=\"GET\",route=\"/health\","
+                     "status_code=\"200\"}") >= 1); /* start_farm's polls */
     check_promtool(g_api, 0);
     check_promtool(g_sched, 1);
     check_promtool(g_worker, 0);

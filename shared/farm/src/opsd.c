@@ -81,10 +81,8 @@ static void on_metrics(sf_httpd_req *req, void *appv)
 /* SELECT 1 on the listener's own connection; dropped after a failure. Locked. */
 static sf_status ping_db(sf_opsd *o, sf_err *err)
 {
-    sf_db_opts dbo = {.connect_timeout_s = 2,
-                      .connect_attempts = 1,
-                      .statement_timeout_ms = 2000,
-                      .application_name = "sf-ready"};
+    sf_db_opts dbo = {
+        .connect_timeout_s = 2, .connect_attempts = 1, .statement_timeout_ms = 2000, .application_name = "sf-ready"};
     sf_status st = o->db != NULL ? SF_OK : sf_db_open(o->opts.database_url, &dbo, &o->db, err);
     if (st == SF_OK)
         st = sf_db_exec(o->db, "SELECT 1", err);

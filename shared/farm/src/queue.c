@@ -180,12 +180,11 @@ static const char DEPTH_LUA[] =
     "        redis.call('LLEN', KEYS[4])}\n";
 
 /* KEYS: workers. ARGV: name, ttl_ms (0 = remove). */
-static const char WORKER_BEAT_LUA[] =
-    "local ttl = tonumber(ARGV[2])\n"
-    "if ttl <= 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "return redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])\n";
+static const char WORKER_BEAT_LUA[] = "local ttl = tonumber(ARGV[2])\n"
+                                      "if ttl <= 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+                                      "local t = redis.call('TIME')\n"
+                                      "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                      "return redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])\n";
 
 /* KEYS: workers. Workers whose deadline passed are removed; the rest counted. */
 static const char WORKERS_LIVE_LUA[] =
@@ -672,8 +671,7 @@ sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n,
 
 sf_status sf_queue_purge(sf_queue *q, sf_err *err)
 {
-    const char *argv[] = {"DEL",    q->ready,  q->ids,         q->tenants, q->tset,
-                          q->wake, q->leases, q->incarnation, q->workers};
+    const char *argv[] = {"DEL", q->ready, q->ids, q->tenants, q->tset, q->wake, q->leases, q->incarnation, q->workers};
     sf_redis_reply *rep = NULL;
     sf_status st = sf_redis_cmd(q->r, 9, argv, NULL, &rep, err);
     sf_redis_reply_free(rep);

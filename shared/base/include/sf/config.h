@@ -99,15 +99,22 @@ extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error
     }
 
 /* The operations listener of a program without an HTTP API (sf/opsd.h):
- * METRICS_PORT, METRICS_ADDR and METRICS_TOKEN into int64_t port and char *
- * addr, token. */
-#define SF_CONFIG_METRICS_VARS(type, port, addr, token)                                                               \
-    {"METRICS_PORT", SF_CFG_INT, "0", 0, 65535, NULL, 0, offsetof(type, port),                                        \
-     "port of the listener serving /metrics, /health and /ready (Kubernetes probes); 0 = none"},                      \
-        {"METRICS_ADDR", SF_CFG_STRING, "0.0.0.0", 0, 0, NULL, 0, offsetof(type, addr),                               \
-         "IP address the METRICS_PORT listener binds"},                                                               \
-        {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(type, token),                                    \
-         "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"}
+ * METRICS_PORT (int64_t), METRICS_ADDR and METRICS_TOKEN (char *). */
+#define SF_CONFIG_METRICS_PORT_VAR(type, field)                                                                        \
+    {                                                                                                                  \
+        "METRICS_PORT", SF_CFG_INT, "0", 0, 65535, NULL, 0, offsetof(type, field),                                     \
+            "port of the listener serving /metrics, /health and /ready (Kubernetes probes); 0 = none"                  \
+    }
+#define SF_CONFIG_METRICS_ADDR_VAR(type, field)                                                                        \
+    {                                                                                                                  \
+        "METRICS_ADDR", SF_CFG_STRING, "0.0.0.0", 0, 0, NULL, 0, offsetof(type, field),                                \
+            "IP address the METRICS_PORT listener binds"                                                               \
+    }
+#define SF_CONFIG_METRICS_TOKEN_VAR(type, field)                                                                       \
+    {                                                                                                                  \
+        "METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(type, field),                                      \
+            "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"                      \
+    }
 
 /*
  * Fill out (a program struct laid out as the table's offsets say) from the

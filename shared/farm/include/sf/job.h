@@ -78,12 +78,12 @@ typedef struct sf_job {
     size_t logic_len;
     char *grid; /* the batch's grid; NULL unless a sweep member */
     size_t grid_len;
-    const char *bad;    /* non-NULL: the row cannot be run (e.g. "symbol too long"); fail it permanently */
-    int optimistic;     /* 1: read, not claimed (a tiny sweep member's first
+    const char *bad;       /* non-NULL: the row cannot be run (e.g. "symbol too long"); fail it permanently */
+    int optimistic;        /* 1: read, not claimed (a tiny sweep member's first
                                        * attempt, see sf_job_claim): the row is still queued,
                                        * fence is 0, attempt is 1; complete it with
                                        * sf_job_done.optimistic and started_us */
-    int64_t started_us; /* optimistic: PostgreSQL's now() at the read, Unix us */
+    int64_t started_us;    /* optimistic: PostgreSQL's now() at the read, Unix us */
     int64_t queue_wait_us; /* from queued_at (the relay) to this claim or read, PostgreSQL's
                             * clock; -1 when unknown */
 } sf_job;

@@ -61,8 +61,8 @@ typedef struct sf_opsd_opts {
     const char *metrics_token; /* NULL or "" = /metrics open */
     const char *database_url;  /* /ready pings these */
     const char *redis_url;
-    sf_metrics *metrics;  /* may be NULL: process metrics only */
-    double start_time;    /* Unix seconds, for process_start_time_seconds */
+    sf_metrics *metrics; /* may be NULL: process metrics only */
+    double start_time;   /* Unix seconds, for process_start_time_seconds */
     void (*refresh)(void *app);
     /* 1 when the program itself is ready; else 0 with a short reason in
      * reason (size bytes). May be NULL. */
