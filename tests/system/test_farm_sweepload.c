@@ -10,8 +10,10 @@
  * an answer for minutes. Four clients send such requests back to back, so the
  * API's four threads stay busy with them, while a prober times /health and an
  * authenticated GET of a job every 20 ms: every probe must be answered within
- * a second, and every costly request that is refused within 3 s (the compile
- * budget of 200 ms, plus parsing, on a loaded machine).
+ * 5 s, and every costly request that is refused within 15 s (the compile
+ * budget of 200 ms plus parsing take 4-104 ms idle; the bounds leave room for
+ * a shared machine at load 10 and are still far below the minutes of the
+ * unbounded API).
  *
  * Two variants: an unknown symbol (404: the data set is looked up before
  * anything is compiled) and a known one with an Idempotency-Key already used
@@ -19,7 +21,7 @@
  * inserted), with SWEEP_CONCURRENCY 4 so that all four threads compile.
  * When the costly sweeps are accepted, each costs its thread the INSERT of
  * 100,000 member rows (seconds): at most SWEEP_CONCURRENCY (2) run at once,
- * the others are answered 503 at once, and the probes stay within a second.
+ * the others are answered 503 at once, and the probes stay within 5 s.
  * A last test shows the other side of the compile bound: with SWEEP_CHECK_MS=0
  * the API compiles member 0 only, and a member that does not compile is
  * failed by the worker, permanently, with its error.
