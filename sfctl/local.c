@@ -291,7 +291,8 @@ int ctl_backtest(int argc, char **argv)
 
 static const char sweep_usage[] =
     "usage: sfctl sweep --logic L.json --data bars.csv --grid G.json\n"
-    "                   [--threads N] [--top K] [--by METRIC] [--json]\n"
+    "                   [--threads N] [--top K] [--by METRIC] [--blocks S]\n"
+    "                   [--effective-trials N] [--json]\n"
     "\n"
     "Runs every combination of the grid over the CSV bars on this machine and\n"
     "prints the leaderboard, best first.\n"
@@ -305,11 +306,14 @@ static const char sweep_usage[] =
     "  --by METRIC    rank by one of: " SF_RANK_LIST "\n"
     "                 (default sharpe; lowest first: " SF_RANK_LOWER_LIST ";\n"
     "                 values that are not numbers last)\n"
+    "  --blocks S     overfitting statistics (PBO, DSR) over S blocks of the\n"
+    "                 returns: even, 2 to 32 (default 16)\n"
+    "  --effective-trials N  trials the DSR deflates for (default: the members)\n"
     "  --json         print the leaderboard as one JSON object\n"
     "  --help         show this help\n";
 
 typedef struct sweep_args {
-    const char *logic, *data, *grid, *threads, *top, *by;
+    const char *logic, *data, *grid, *threads, *top, *by, *blocks, *trials;
     int json;
 } sweep_args;
 
@@ -338,6 +342,8 @@ static void print_leaderboard(const sf_sweep_result *s)
         const sf_sweep_member *m = &s->members[i];
         tbl_board_row(s->rank_by, m->rank, m->index, NULL, &m->perf, m->params_json);
     }
+    if (s->has_overfit)
+        tbl_overfit(&s->overfit);
 }
 
 static int sweep_print(const sf_sweep_result *s, int json)
@@ -401,9 +407,9 @@ int ctl_sweep(int argc, char **argv)
 {
     sweep_args a = {0};
     const ctl_opt opts[] = {
-        {"logic", 1, &a.logic, NULL},     {"data", 1, &a.data, NULL}, {"grid", 1, &a.grid, NULL},
-        {"threads", 1, &a.threads, NULL}, {"top", 1, &a.top, NULL},   {"by", 1, &a.by, NULL},
-        {"json", 0, NULL, &a.json},
+        {"logic", 1, &a.logic, NULL},     {"data", 1, &a.data, NULL},     {"grid", 1, &a.grid, NULL},
+        {"threads", 1, &a.threads, NULL}, {"top", 1, &a.top, NULL},       {"by", 1, &a.by, NULL},
+        {"json", 0, NULL, &a.json},       {"blocks", 1, &a.blocks, NULL}, {"effective-trials", 1, &a.trials, NULL},
     };
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], sweep_usage);
     const char *req[3][2] = {{a.logic, "logic"}, {a.data, "data"}, {a.grid, "grid"}};
@@ -421,8 +427,17 @@ int ctl_sweep(int argc, char **argv)
         rc = fail(CTL_EXIT_USAGE, "%s: --%s", argv[0], err.msg);
     if (rc < 0 && a.by && sf_rank_find(a.by) == NULL)
         rc = fail(CTL_EXIT_USAGE, "%s: --by: unknown metric \"%.40s\" (one of %s)", argv[0], a.by, SF_RANK_LIST);
+    long blocks = SF_OVERFIT_BLOCKS_DEFAULT, trials = 0;
+    if (rc < 0 && a.blocks)
+        rc = parse_count(argv[0], "blocks", a.blocks, SF_OVERFIT_BLOCKS_MIN, SF_OVERFIT_BLOCKS_MAX, &blocks);
+    if (rc < 0 && sf_overfit_blocks_check(blocks, &err) != SF_OK)
+        rc = fail(CTL_EXIT_USAGE, "%s: --%s", argv[0], err.msg);
+    if (rc < 0 && a.trials)
+        rc = parse_count(argv[0], "effective-trials", a.trials, 1, 1000000000, &trials);
     if (rc >= 0)
         return rc;
+    o.blocks = (int)blocks;
+    o.effective_trials = (double)trials;
     o.threads = (int)threads;
     o.top_k = top;
     o.rank_by = a.by;

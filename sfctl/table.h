@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "sf/overfit.h"
 #include "sf/perf.h"
 
 void tbl_metrics(const sf_perf *p);
@@ -31,5 +32,11 @@ void tbl_board_head(const char *rank_by, int with_jobs);
 /* One member; job_id NULL when the head had no job column. */
 void tbl_board_row(const char *rank_by, size_t rank, size_t index, const char *job_id, const sf_perf *p,
                    const char *params_json);
+
+/* The overfitting lines under a leaderboard: the verdict, then PBO (splits,
+ * blocks, the winners' out-of-sample Sharpe, the loss share) and DSR (the
+ * best member, its Sharpe, returns and the trials), or the reason when there
+ * is not enough data. */
+void tbl_overfit(const sf_overfit *o);
 
 #endif

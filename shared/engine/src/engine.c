@@ -666,22 +666,21 @@ static void sim_init(sim *m, const sf_logic *lg)
 
 /* Fills on signal bars read open/ts/close sparsely, which the hardware
  * prefetcher does not follow: before simulating a chunk, ask for the lines of
- * every bar that has a signal and of the bar after it. Skips 8 quiet bars per
- * word. */
+ * every bar that has a signal and of the bar after it. A word of 8 signal
+ * bytes (0 or 1 each) is skipped when quiet, and otherwise only its set bytes
+ * are visited (bit 8k is byte k on a little-endian machine; elsewhere the
+ * hints land on other bars of the word, which changes no result). */
 static void prefetch_events(const run *r, size_t s, size_t len)
 {
     const sf_bars *b = r->b;
+    size_t last = b->n - 1;
     for (size_t j = 0; j < len; j += 8) {
         uint64_t e = 0, x = 0;
         size_t w = len - j < 8 ? len - j : 8;
         memcpy(&e, r->entry_sig + j, w);
         memcpy(&x, r->exit_sig + j, w);
-        if ((e | x) == 0)
-            continue;
-        for (size_t k = j; k < j + w; k++) {
-            if (!(r->entry_sig[k] | r->exit_sig[k]))
-                continue;
-            size_t i = s + k, nx = i + 1 < b->n ? i + 1 : i;
+        for (uint64_t ev = e | x; ev != 0; ev &= ev - 1) {
+            size_t i = s + j + (size_t)__builtin_ctzll(ev) / 8, nx = i < last ? i + 1 : i;
             __builtin_prefetch(b->open + nx);
             __builtin_prefetch(b->ts + nx);
             __builtin_prefetch(b->close + i);
@@ -722,6 +721,8 @@ static sf_status build_result(run *r, sf_result **out, sf_err *err)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate result");
     sf_perf_compute(b->ts, m->equity, b->n, r->lg->initial_capital, m->trades, m->n_trades, m->bars_in_pos,
                     r->lg->periods_per_year, &res->perf);
+    if (r->opts->blocks > 0) /* sweep members: the returns' block statistics (sf/overfit.h) */
+        sf_blocks_compute(m->equity, b->n, r->opts->blocks, &res->blocks);
     res->initial_capital = r->lg->initial_capital;
     res->n_trades = m->n_trades;
     if (r->opts->keep_trades) {

@@ -251,5 +251,11 @@ sf_status sf_sweep_to_json(const sf_sweep_result *sweep, sf_buf *out, sf_err *er
         if (st == SF_OK)
             st = put_member(out, &sweep->members[i], err);
     }
+    if (st == SF_OK && sweep->has_overfit) {
+        st = sf_buf_puts(out, "], \"overfit\": ", err);
+        if (st == SF_OK)
+            st = sf_overfit_to_json(&sweep->overfit, out, err);
+        return st != SF_OK ? st : sf_buf_puts(out, "}", err);
+    }
     return st != SF_OK ? st : sf_buf_puts(out, "]}", err);
 }

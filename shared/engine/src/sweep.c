@@ -26,6 +26,7 @@ void sf_sweep_opts_init(sf_sweep_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->threads = 1;
+    opts->blocks = SF_OVERFIT_BLOCKS_DEFAULT;
 }
 
 /* ---- the run ---- */
@@ -38,11 +39,13 @@ typedef struct sweep {
     const sf_sweep_opts *opts;
     sf_indcache *cache;
     size_t n;
-    sf_perf *perfs;     /* one slot per combination, written by one thread */
-    atomic_size_t next; /* next combination to take */
-    atomic_size_t done; /* combinations finished */
-    atomic_int stop;    /* a member failed: take no more */
-    pthread_mutex_t mu; /* guards the fail_* fields */
+    sf_perf *perfs;         /* one slot per combination, written by one thread */
+    sf_overfit_set *blocks; /* the same; NULL without overfitting statistics */
+    int n_blocks;           /* their S; 0 = none */
+    atomic_size_t next;     /* next combination to take */
+    atomic_size_t done;     /* combinations finished */
+    atomic_int stop;        /* a member failed: take no more */
+    pthread_mutex_t mu;     /* guards the fail_* fields */
     int mu_ready;
     size_t fail_index; /* SIZE_MAX while nothing failed */
     sf_err fail_err;
@@ -66,10 +69,13 @@ static sf_status run_member(sweep *s, size_t idx, sf_err *err)
     ro.keep_equity = 0;
     ro.keep_trades = 0;
     ro.cache = s->cache;
+    ro.blocks = s->n_blocks;
     sf_result *res = NULL;
     st = sf_engine_run(lg, s->bars, &ro, &res, err);
     if (st == SF_OK)
         s->perfs[idx] = res->perf;
+    if (st == SF_OK && s->blocks)
+        st = sf_overfit_set_put(s->blocks, idx, (int64_t)idx, &res->blocks, err);
     sf_result_free(res);
     sf_logic_free(lg);
     return st;
@@ -194,6 +200,10 @@ static sf_status check_opts(const sf_sweep_opts *o, const sf_rank_metric **metri
 {
     if (o->threads < 0 || o->threads > SF_SWEEP_MAX_THREADS)
         return sf_err_set(err, SF_ERR_INVALID, "threads: must be between 1 and %d", SF_SWEEP_MAX_THREADS);
+    if (o->blocks > 0 && sf_overfit_blocks_check(o->blocks, err) != SF_OK)
+        return SF_ERR_INVALID;
+    if (!(o->effective_trials >= 0))
+        return sf_err_set(err, SF_ERR_INVALID, "effective trials: must be 1 or more");
     *metric = sf_rank_find(o->rank_by ? o->rank_by : SF_RANK_DEFAULT);
     if (*metric == NULL)
         return sf_err_set(err, SF_ERR_INVALID, "rank by \"%.40s\": unknown metric (one of %s)", o->rank_by,
@@ -207,6 +217,14 @@ static sf_status sweep_setup(sweep *s, sf_err *err)
     s->perfs = calloc(s->n ? s->n : 1, sizeof *s->perfs);
     if (s->perfs == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate %zu sweep results", s->n);
+    s->n_blocks = s->opts->blocks == 0 ? SF_OVERFIT_BLOCKS_DEFAULT : s->opts->blocks > 0 ? s->opts->blocks : 0;
+    if (s->n_blocks > 0) {
+        sf_status st = sf_overfit_set_new(s->n_blocks, &s->blocks, err);
+        if (st == SF_OK)
+            st = sf_overfit_set_resize(s->blocks, s->n, err);
+        if (st != SF_OK)
+            return st;
+    }
     atomic_init(&s->next, 0);
     atomic_init(&s->done, 0);
     atomic_init(&s->stop, 0);
@@ -246,6 +264,11 @@ static sf_status sweep_execute(sweep *s, const sf_rank_metric *metric, sf_sweep_
     snprintf(res->rank_by, sizeof res->rank_by, "%s", metric->name);
     sf_indcache_get_stats(s->cache, &res->cache);
     st = rank_members(s, metric, res, err);
+    if (st == SF_OK && s->blocks) {
+        sf_overfit_opts oo = {.effective_trials = s->opts->effective_trials};
+        st = sf_overfit_compute(s->blocks, &oo, &res->overfit, err);
+        res->has_overfit = st == SF_OK;
+    }
     if (st != SF_OK) {
         sf_sweep_result_free(res);
         return st;
@@ -280,6 +303,7 @@ sf_status sf_sweep_run(const sf_grid *grid, const char *logic_json, size_t len, 
     if (s.mu_ready)
         pthread_mutex_destroy(&s.mu);
     free(s.perfs);
+    sf_overfit_set_free(s.blocks);
     return st;
 }
 

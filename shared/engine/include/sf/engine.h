@@ -42,6 +42,7 @@
 #include "sf/indcache.h"
 #include "sf/indicator.h"
 #include "sf/logic.h"
+#include "sf/overfit.h"
 #include "sf/perf.h"
 
 #define SF_ENGINE_CHUNK 4096 /* bars per signal chunk; cancel/progress period */
@@ -59,6 +60,7 @@ typedef struct sf_run_opts {
     int keep_equity;    /* copy the equity curve into the result */
     int keep_trades;    /* copy the trade list into the result */
     sf_indcache *cache; /* shared indicator outputs for these bars, or NULL */
+    int blocks;         /* > 0: the result's block statistics in this many blocks (sf/overfit.h) */
 } sf_run_opts;
 
 typedef struct sf_result {
@@ -66,9 +68,10 @@ typedef struct sf_result {
     double initial_capital;
     size_t n_trades; /* always the count; trades is NULL without keep_trades */
     sf_trade *trades;
-    size_t n_equity; /* bars->n with keep_equity, else 0 */
-    int64_t *ts;     /* n_equity bar times */
-    double *equity;  /* n_equity equity values at each close */
+    size_t n_equity;  /* bars->n with keep_equity, else 0 */
+    int64_t *ts;      /* n_equity bar times */
+    double *equity;   /* n_equity equity values at each close */
+    sf_blocks blocks; /* with opts.blocks: its per-bar returns' block statistics; else s = 0 */
 } sf_result;
 
 /* Zero-filled defaults: no cancel, no progress, keep equity and trades, no cache. */

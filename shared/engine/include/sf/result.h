@@ -16,7 +16,8 @@
  *
  * Sweep leaderboard:
  *   {"combinations": N, "rank_by": "sharpe",
- *    "members": [{"rank", "index", "params": {...}, "metrics": {...}}]}
+ *    "members": [{"rank", "index", "params": {...}, "metrics": {...}}],
+ *    "overfit": {...} (sf_overfit_to_json; only with has_overfit)}
  *
  * Thread safety: pure; the functions append to the caller's buffer.
  * Ownership: out is caller storage (sf_buf); on failure (SF_ERR_LIMIT when the

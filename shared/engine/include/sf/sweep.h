@@ -9,6 +9,11 @@
  * is computed once per sweep. Only the metrics of a member are kept (no
  * equity, no trades), so memory is bounded by the combination count.
  *
+ * Overfitting: each member's run also gives its returns' block statistics
+ * (opts.blocks), kept in one sf_overfit_set slot per combination (about
+ * 400 bytes a member at 16 blocks); after the ranking the result gets PBO,
+ * DSR and the verdict over every member (sf_overfit_compute).
+ *
  * Ranking: by the chosen metric of sf/rank.h in its better direction (higher
  * Sharpe, lower max drawdown, ...), non-finite values last, ties by
  * combination index. Results are bit-identical whatever the thread count.
@@ -31,6 +36,7 @@
 #include "sf/err.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
+#include "sf/overfit.h"
 #include "sf/perf.h"
 #include "sf/rank.h"
 
@@ -52,6 +58,9 @@ typedef struct sf_sweep_opts {
     const atomic_int *cancel; /* non-zero: stop with SF_ERR_CANCELLED; may be NULL */
     sf_progress_fn progress;  /* members finished so far, of the grid size; may be NULL */
     void *progress_user;
+    int blocks;              /* overfitting statistics (sf/overfit.h) in this many blocks:
+                                0 = SF_OVERFIT_BLOCKS_DEFAULT, -1 = none */
+    double effective_trials; /* the DSR's trials; 0 = the number of members */
 } sf_sweep_opts;
 
 typedef struct sf_sweep_member {
@@ -67,9 +76,12 @@ typedef struct sf_sweep_result {
     size_t n_members;         /* min(top_k, n_combos) */
     sf_sweep_member *members; /* in rank order */
     sf_indcache_stats cache;  /* indicator cache use during the sweep */
+    int has_overfit;          /* 1: overfit holds PBO and DSR over every member */
+    sf_overfit overfit;
 } sf_sweep_result;
 
-/* Defaults: 1 thread, sharpe, every member, default cache bound. */
+/* Defaults: 1 thread, sharpe, every member, default cache bound, overfitting
+ * statistics in SF_OVERFIT_BLOCKS_DEFAULT blocks. */
 void sf_sweep_opts_init(sf_sweep_opts *opts);
 
 /*
