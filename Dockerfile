@@ -67,7 +67,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client-15 awscli \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
-COPY --chmod=0755 scripts/backup-db scripts/restore-db /usr/local/bin/
+COPY --chmod=0755 scripts/backup-db scripts/restore-db scripts/backup-store.sh /usr/local/bin/
 LABEL org.opencontainers.image.title="signal-factory-ops"
 USER 10001:10001
 CMD ["backup-db"]

@@ -52,6 +52,16 @@ def promtool_config(src, out, sdfile, rules):
             if unknown:
                 problems.append(f"{job['job_name']}: kubernetes_sd_configs unknown keys {sorted(unknown)}")
         job["file_sd_configs"] = [{"files": [sdfile], "refresh_interval": "1s"}]
+        # The token file is mounted from a secret in the cluster; here a
+        # stand-in next to OUT, so promtool's check that it exists passes.
+        auth = job.get("authorization") or {}
+        if "credentials_file" in auth:
+            if not auth["credentials_file"].startswith("/etc/prometheus/secrets/"):
+                problems.append(f"{job['job_name']}: credentials_file {auth['credentials_file']!r} is not a mounted secret")
+            token = os.path.join(os.path.dirname(os.path.abspath(out)), "metrics-token")
+            with open(token, "w") as f:
+                f.write("check-monitoring-stand-in\n")
+            auth["credentials_file"] = token
     if not any("file_sd_configs" in j for j in cfg.get("scrape_configs", [])):
         problems.append("no scrape job uses kubernetes_sd_configs")
     cfg["rule_files"] = [rules]
