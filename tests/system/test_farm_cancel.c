@@ -166,7 +166,7 @@ static int heard_(void *ctx)
  * one second a cancel may take. The job is held where its attempt waits for
  * its data (bars locked, as above); the cancel is published, the worker logs
  * that it heard it (its subscriber set the slot's flag), then the lock goes:
- * from there the job must be cancelled within a second, with no result.
+ * from there the job must be cancelled within 2.5 s (7.5 s under ASan), with no result.
  */
 Test(farm_cancel, a_running_backtest_hears_its_cancel_at_once)
 {
@@ -196,7 +196,8 @@ Test(farm_cancel, a_running_backtest_hears_its_cancel_at_once)
     char *st = farm_text1("SELECT status || ' ' || coalesce(error_class, '-') FROM jobs WHERE id = $1", job);
     FARM_ASSERT(strcmp(st, "cancelled cancelled") == 0, "after the cancel: %s", farm_job_state(job));
     cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 0);
-    FARM_ASSERT(ms < 1000, "cancelled %lld ms after its data could load", (long long)ms);
+    /* the heartbeat, the fallback, is 10 s away: 2.5 s (7.5 s under ASan) is pub/sub */
+    FARM_ASSERT(ms < 2500 * FARM_TIME_SCALE, "cancelled %lld ms after its data could load", (long long)ms);
     free(st);
     free(job);
     free(user);
@@ -204,8 +205,8 @@ Test(farm_cancel, a_running_backtest_hears_its_cancel_at_once)
 
 /* Without any lock: the job is computing (or about to finish) when the
  * cancel comes. Whichever comes first, the cancel wins: once answered
- * "asked to stop", the job ends cancelled with no result, within a second
- * (the heartbeat is 10 s away). A first job on the same data set warms the
+ * "asked to stop", the job ends cancelled with no result, within 2.5 s
+ * (7.5 s under ASan; the heartbeat is 10 s away). A first job on the same data set warms the
  * worker's cache, so the second computes from its start: a cancel heard
  * while a data set loads waits for the load (about a second for these
  * 400,000 bars here). */
@@ -231,7 +232,7 @@ Test(farm_cancel, a_running_long_backtest_cancel_latency_is_reported)
     if (r == SF_JOB_CANCEL_REQUESTED) {
         FARM_ASSERT(strncmp(st, "cancelled", 9) == 0, "asked to stop, then: %s", st);
         cr_assert_eq(farm_int1("SELECT count(*) FROM results WHERE job_id = $1", job), 0);
-        FARM_ASSERT(ms < 1000, "cancelled %lld ms after the cancel", (long long)ms);
+        FARM_ASSERT(ms < 2500 * FARM_TIME_SCALE, "cancelled %lld ms after the cancel", (long long)ms);
     } else { /* it had finished before the cancel: nothing to cancel */
         cr_assert_eq(r, SF_JOB_CANCEL_FINAL);
         cr_assert(strncmp(st, "succeeded", 9) == 0, "%s", st);
