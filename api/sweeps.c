@@ -29,16 +29,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sf/batchfit.h"
 #include "sf/detail.h"
 #include "sf/grid.h"
 #include "sf/job.h"
+#include "sf/overfit.h"
 #include "sf/rank.h"
 #include "sf/time.h"
 
 #define CANCEL_PUBLISH_MAX 1000
 
-static const char *const SWEEP_KEYS[] = {"logic",   "grid",     "symbol",       "timeframe",  "from", "to",
-                                         "rank_by", "priority", "max_attempts", "detail_top", NULL};
+static const char *const SWEEP_KEYS[] = {
+    "logic",        "grid",       "symbol", "timeframe",        "from", "to", "rank_by", "priority",
+    "max_attempts", "detail_top", "blocks", "effective_trials", NULL};
 
 typedef struct sweep_req {
     char *logic; /* compact JSON text */
@@ -46,6 +49,8 @@ typedef struct sweep_req {
     sf_grid *grid;
     const char *rank_by;
     char detail_top[24];        /* best members whose trades and curves are kept (sf/detail.h) */
+    char blocks[8];             /* S of the overfitting statistics (sf/overfit.h) */
+    char trials[24];            /* the DSR's effective trials; "" = the members */
     sf_grid_check_report check; /* members the API compiled */
 } sweep_req;
 
@@ -87,8 +92,26 @@ static int detail_top_arg(sf_httpd_req *req, json_t *body, sweep_req *s)
     return 1;
 }
 
-/* The fields that cost nothing to check: logic and grid are objects, rank_by
- * and detail_top; answers 400 and returns 0 when bad. */
+/* blocks (even, 2 to 32, default 16) and effective_trials (1 or more;
+ * absent: the number of members), for PBO and DSR (sf/overfit.h); answers
+ * 400 and returns 0 when bad. */
+static int overfit_args(sf_httpd_req *req, json_t *body, sweep_req *s)
+{
+    json_t *k = json_object_get(body, "blocks"), *t = json_object_get(body, "effective_trials");
+    json_int_t n = k ? json_integer_value(k) : SF_OVERFIT_BLOCKS_DEFAULT;
+    sf_err err = {0};
+    if (k != NULL && (!json_is_integer(k) || sf_overfit_blocks_check(n, &err) != SF_OK))
+        return bad(req, "invalid_request", "blocks", "blocks: must be an even integer from 2 to 32");
+    if (t != NULL && !json_is_null(t) && (!json_is_integer(t) || json_integer_value(t) < 1))
+        return bad(req, "invalid_request", "effective_trials", "effective_trials: must be an integer of 1 or more");
+    snprintf(s->blocks, sizeof s->blocks, "%lld", (long long)n);
+    if (t != NULL && !json_is_null(t))
+        snprintf(s->trials, sizeof s->trials, "%lld", (long long)json_integer_value(t));
+    return 1;
+}
+
+/* The fields that cost nothing to check: logic and grid are objects, rank_by,
+ * detail_top, blocks and effective_trials; answers 400 and returns 0 when bad. */
 static int sweep_fields(sf_httpd_req *req, json_t *body, sweep_req *s)
 {
     json_t *rank = json_object_get(body, "rank_by");
@@ -99,7 +122,7 @@ static int sweep_fields(sf_httpd_req *req, json_t *body, sweep_req *s)
     s->rank_by = rank ? json_string_value(rank) : SF_RANK_DEFAULT;
     if (sf_rank_find(s->rank_by) == NULL)
         return bad(req, "invalid_request", "rank_by", "rank_by: must be a metric: " SF_RANK_LIST);
-    return detail_top_arg(req, body, s);
+    return detail_top_arg(req, body, s) && overfit_args(req, body, s);
 }
 
 /* The texts, and the grid parsed with its size limit (nothing compiled:
@@ -168,16 +191,29 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
     char total[24], version[24];
     snprintf(total, sizeof total, "%zu", origin->members_of ? (size_t)origin->total : sf_grid_size(s->grid));
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
-    const char *p[] = {user->id,   s->logic,           s->grid_text,  c->symbol, c->timeframe,    total,
-                       s->rank_by, c->idempotency_key, s->detail_top, version,   origin->rerun_of};
+    const char *p[] = {user->id,
+                       s->logic,
+                       s->grid_text,
+                       c->symbol,
+                       c->timeframe,
+                       total,
+                       s->rank_by,
+                       c->idempotency_key,
+                       s->detail_top,
+                       version,
+                       origin->rerun_of,
+                       s->blocks,
+                       s->trials[0] ? s->trials : NULL};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
-                               "idempotency_key, detail_top, logic_hash, dataset_version, rerun_of) VALUES "
+                               "idempotency_key, detail_top, logic_hash, dataset_version, rerun_of, blocks, "
+                               "effective_trials) VALUES "
                                "($1::uuid, $2::jsonb, $3::json, $4, $5, $6::integer, $7, $8, $9::integer, "
-                               "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex'), $10::integer, $11::uuid) "
+                               "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex'), $10::integer, $11::uuid, "
+                               "$12::smallint, $13::bigint) "
                                "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
-                               11, p, &res, err);
+                               13, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
@@ -429,6 +465,39 @@ static sf_status add_leaderboard(sf_db *db, const char *id, const sf_rank_metric
     return SF_OK;
 }
 
+/* ?overfit=1: the report of a sweep still running, computed now; answers
+ * 400 and returns 0 when bad. */
+static int overfit_arg(sf_httpd_req *req, int *want)
+{
+    const char *v = sf_httpd_query(req, "overfit");
+    if (v != NULL && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        return bad(req, "invalid_request", "overfit", "overfit: 0 or 1");
+    *want = v != NULL && strcmp(v, "1") == 0;
+    return 1;
+}
+
+/* "overfit": the sweep's PBO, DSR and verdict (sf/batchfit.h): kept once it
+ * has finished; for a sweep still running, computed on demand (?overfit=1)
+ * over the members finished so far, else null. */
+static sf_status add_overfit(sf_db *db, const char *id, int want, json_t *out, sf_err *err)
+{
+    int finished = strcmp(json_string_value(json_object_get(out, "status")), "finished") == 0;
+    if (!finished && !want) {
+        json_object_set_new(out, "overfit", json_null());
+        return SF_OK;
+    }
+    sf_buf b;
+    sf_buf_init(&b, 1 << 20);
+    sf_status st = sf_batchfit_report(db, id, finished, &b, err);
+    json_t *report = st == SF_OK ? json_loads(sf_buf_str(&b), 0, NULL) : NULL;
+    sf_buf_destroy(&b);
+    if (st == SF_OK && report == NULL)
+        st = sf_err_set(err, SF_ERR_INTERNAL, "could not read the overfitting report");
+    if (st == SF_OK)
+        json_object_set_new(out, "overfit", report);
+    return st;
+}
+
 void api_batch_get(sf_httpd_req *req, void *appv)
 {
     api_app *app = appv;
@@ -442,14 +511,18 @@ void api_batch_get(sf_httpd_req *req, void *appv)
     sf_err err = {0};
     const char *p[] = {id, user.id};
     char top[16];
+    int want_overfit = 0;
     sf_status st = api_db(app, &db, &err);
     if (st == SF_OK)
         st = sf_db_query(db, BATCH_SQL, 2, p, &res, &err);
     if (st == SF_OK && sf_db_nrows(res) == 0)
         sf_httpd_reply_error(req, 404, "not_found", "no such batch", NULL);
-    else if (st == SF_OK && leaderboard_args(req, sf_db_get(res, 0, 4), &by, top, sizeof top)) {
+    else if (st == SF_OK && leaderboard_args(req, sf_db_get(res, 0, 4), &by, top, sizeof top) &&
+             overfit_arg(req, &want_overfit)) {
         json_t *out = batch_summary(res);
         st = add_leaderboard(db, id, by, top, sf_db_get(res, 0, 7), out, &err);
+        if (st == SF_OK)
+            st = add_overfit(db, id, want_overfit, out, &err);
         if (st == SF_OK)
             api_reply_json(app, req, 200, out);
         else

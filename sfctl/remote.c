@@ -1,6 +1,8 @@
 /* sfctl: commands over the API; see remote.h. */
 #include "remote.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "cli.h"
 #include "local.h"
 #include "sf/config.h"
+#include "sf/overfit.h"
 #include "sf/rank.h"
 #include "sf/result.h"
 #include "table.h"
@@ -135,6 +138,42 @@ static void print_leaderboard(json_t *b)
     }
 }
 
+static double num_or_nan(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The API's "overfit" object (sf_overfit_to_json) in the local sweep's lines. */
+static void print_overfit(json_t *b)
+{
+    json_t *o = json_object_get(b, "overfit"), *best = json_object_get(o, "best");
+    if (!json_is_object(o))
+        return;
+    sf_overfit r;
+    memset(&r, 0, sizeof r);
+    r.ok = json_is_null(json_object_get(o, "reason"));
+    snprintf(r.reason, sizeof r.reason, "%s", str(o, "reason"));
+    snprintf(r.verdict, sizeof r.verdict, "%s", str(o, "verdict"));
+    snprintf(r.dsr_reason, sizeof r.dsr_reason, "%s",
+             json_is_string(json_object_get(o, "dsr_reason")) ? str(o, "dsr_reason") : "");
+    r.blocks = (int)json_integer_value(json_object_get(o, "blocks"));
+    r.trials = num_or_nan(o, "effective_trials");
+    r.splits = (uint64_t)json_integer_value(json_object_get(o, "splits"));
+    r.splits_total = (uint64_t)json_integer_value(json_object_get(o, "splits_total"));
+    r.sampled = json_is_true(json_object_get(o, "sampled"));
+    r.pbo = num_or_nan(o, "pbo");
+    r.pbo_margin = num_or_nan(o, "pbo_margin");
+    r.oos_sharpe_mean = num_or_nan(o, "oos_sharpe_mean");
+    r.prob_loss = num_or_nan(o, "prob_loss");
+    r.sr0 = num_or_nan(o, "sr0");
+    r.dsr = num_or_nan(o, "dsr");
+    r.best_index = json_is_object(best) ? (int64_t)json_integer_value(json_object_get(best, "index")) : -1;
+    r.best_sharpe = num_or_nan(best, "sharpe");
+    r.returns = (size_t)json_integer_value(json_object_get(best, "returns"));
+    tbl_overfit(&r);
+}
+
 static void print_batch(json_t *b)
 {
     json_t *c = json_object_get(b, "counts");
@@ -150,6 +189,7 @@ static void print_batch(json_t *b)
             printf("  %-10s %lld\n", key, (long long)json_integer_value(v));
     }
     print_leaderboard(b);
+    print_overfit(b);
 }
 
 /* ---- submit ---------------------------------------------------------------------- */
@@ -386,22 +426,26 @@ int ctl_watch(int argc, char **argv)
 
 /* ---- sweep ------------------------------------------------------------------------ */
 
-static const char sweep_usage[] =
-    "usage: sfctl sweep --logic L.json --grid G.json --symbol S --timeframe TF\n"
-    "                   [--rank-by METRIC] [--priority p] [--from T] [--to T]\n"
-    "                   [--detail-top K] [--watch [--top K] [--by METRIC]]\n"
-    "       (with --data FILE.csv instead: the local sweep, see below)\n"
-    "\n"
-    "Submit a parameter sweep to the farm and print the batch id; with --watch,\n"
-    "follow its progress and print the leaderboard (the best K, 10 by default,\n"
-    "ranked by --by, else by the sweep's --rank-by). Members keep their metrics;\n"
-    "the best --detail-top (10 by default, 0 to 100) by --rank-by also keep their\n"
-    "trades and equity curve, the others' are recomputed when asked for (sfctl result).\n\n";
+static const char sweep_usage[] = "usage: sfctl sweep --logic L.json --grid G.json --symbol S --timeframe TF\n"
+                                  "                   [--rank-by METRIC] [--priority p] [--from T] [--to T]\n"
+                                  "                   [--detail-top K] [--blocks S] [--effective-trials N]\n"
+                                  "                   [--watch [--top K] [--by METRIC]]\n"
+                                  "       (with --data FILE.csv instead: the local sweep, see below)\n"
+                                  "\n"
+                                  "Submit a parameter sweep to the farm and print the batch id; with --watch,\n"
+                                  "follow its progress and print the leaderboard (the best K, 10 by default,\n"
+                                  "ranked by --by, else by the sweep's --rank-by). Members keep their metrics;\n"
+                                  "the best --detail-top (10 by default, 0 to 100) by --rank-by also keep their\n"
+                                  "trades and equity curve, the others' are recomputed when asked for (sfctl result).\n"
+                                  "Under the leaderboard: PBO, the best member's DSR and a verdict, over --blocks\n"
+                                  "(even, 2 to 32, default 16) blocks of the returns and --effective-trials (default:\n"
+                                  "the members); see the README, \"Overfitting: PBO and DSR\".\n\n";
 
 static int remote_sweep(int argc, char **argv)
 {
     const char *logic = NULL, *grid = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL,
-               *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *detail_top = NULL, *pos[1];
+               *rank = NULL, *attempts = NULL, *top = NULL, *by = NULL, *detail_top = NULL, *blocks = NULL,
+               *trials = NULL, *pos[1];
     int watch = 0;
     size_t npos = 0;
     const cli_opt opts[] = {{"logic", 1, &logic, NULL},
@@ -416,14 +460,22 @@ static int remote_sweep(int argc, char **argv)
                             {"watch", 0, NULL, &watch},
                             {"top", 1, &top, NULL},
                             {"by", 1, &by, NULL},
-                            {"detail-top", 1, &detail_top, NULL}};
-    int rc = cli_parse(argc, argv, 1, opts, 13, sweep_usage, pos, 0, &npos);
+                            {"detail-top", 1, &detail_top, NULL},
+                            {"blocks", 1, &blocks, NULL},
+                            {"effective-trials", 1, &trials, NULL}};
+    int rc = cli_parse(argc, argv, 1, opts, 15, sweep_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     int64_t keep = -1;
     sf_err err = {0};
     if (detail_top && sf_config_parse_int(detail_top, 0, 100, &keep, &err) != SF_OK)
         return cli_fail(CTL_EXIT_USAGE, "--detail-top: %s", err.msg);
+    int64_t nblocks = -1, ntrials = -1;
+    if (blocks && (sf_config_parse_int(blocks, SF_OVERFIT_BLOCKS_MIN, SF_OVERFIT_BLOCKS_MAX, &nblocks, &err) != SF_OK ||
+                   sf_overfit_blocks_check(nblocks, &err) != SF_OK))
+        return cli_fail(CTL_EXIT_USAGE, "--blocks: %s", err.msg);
+    if (trials && sf_config_parse_int(trials, 1, INT64_MAX, &ntrials, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "--effective-trials: %s", err.msg);
     char query[128];
     if ((rc = leaderboard_query(top, by ? by : rank, query, sizeof query)) >= 0)
         return rc;
@@ -440,6 +492,10 @@ static int remote_sweep(int argc, char **argv)
         json_object_set_new(body, "rank_by", json_string(rank));
     if (keep >= 0)
         json_object_set_new(body, "detail_top", json_integer((json_int_t)keep));
+    if (nblocks > 0)
+        json_object_set_new(body, "blocks", json_integer((json_int_t)nblocks));
+    if (ntrials > 0)
+        json_object_set_new(body, "effective_trials", json_integer((json_int_t)ntrials));
     cli_api api;
     if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
         rc = post_once_or_twice(&api, "/v1/sweeps", body, &out);

@@ -40,6 +40,7 @@
 #include "sf/equity.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
+#include "sf/overfit.h"
 #include "sf/result.h"
 #include "sf/time.h"
 
@@ -228,11 +229,14 @@ static sf_status keep_full(wrk_slot *slot, sf_result **res, wrk_done *out, sf_er
     return st;
 }
 
-/* A sweep member's compact result: metrics and params, each NUL-terminated
- * in one allocation; no trades, no curve (migration 0011: its detail job
+/* A sweep member's compact result: metrics and params, each NUL-terminated,
+ * then its packed block statistics (sf/overfit.h, migration 0013), in one
+ * allocation; no trades, no curve (migration 0011: its detail job
  * recomputes them when they are wanted). */
 static sf_status keep_compact(const sf_result *res, const char *params, wrk_done *out, sf_err *err)
 {
+    uint8_t packed[SF_OVERFIT_PACKED_MAX];
+    size_t packed_len = sf_blocks_pack(&res->blocks, packed, sizeof packed);
     sf_buf parts;
     sf_buf_init(&parts, RESULT_MAX);
     sf_status st = sf_perf_to_json(&res->perf, &parts, err);
@@ -240,11 +244,16 @@ static sf_status keep_compact(const sf_result *res, const char *params, wrk_done
     if (st == SF_OK)
         st = sf_buf_append(&parts, "", 1, err);
     if (st == SF_OK)
-        st = sf_buf_append(&parts, params, strlen(params), err);
+        st = sf_buf_append(&parts, params, strlen(params) + 1, err);
+    size_t blocks_off = parts.len;
+    if (st == SF_OK)
+        st = sf_buf_append(&parts, packed, packed_len, err);
     if (st == SF_OK) {
         out->result = sf_buf_steal(&parts, NULL);
         out->d.metrics = out->result;
         out->d.params = out->result + params_off;
+        out->d.blocks = packed_len ? (const uint8_t *)out->result + blocks_off : NULL;
+        out->d.blocks_len = packed_len;
     }
     sf_buf_destroy(&parts);
     return st;
@@ -282,6 +291,7 @@ static void run_engine(wrk_slot *slot, const sf_logic *logic, const sf_bars *bar
     sf_run_opts opts;
     run_opts(slot, &opts);
     opts.keep_equity = opts.keep_trades = params == NULL;
+    opts.blocks = params ? slot->job.blocks : 0; /* a member's block statistics (sf/overfit.h) */
     sf_result *res = NULL;
     sf_err err = {0};
     sf_status st = sf_engine_run(logic, bars, &opts, &res, &err);

@@ -209,4 +209,40 @@ Test(farm_api, a_sweep_submitted_through_the_api_finishes_every_member)
     code = http("GET", path, NULL, &b);
     cr_assert_eq(code, 200, "GET %s: %ld %s", path, code, b.data);
     cr_log_info("GET %s: %.400s", path, b.data);
+    /* Overfitting (issue 14): each member stored its block statistics (16
+     * blocks: 340 bytes), and the finished sweep's answer carries PBO, the
+     * best member's DSR and the verdict, kept on the batch from then on. */
+    cr_assert_eq(farm_int1("SELECT count(*) FROM results r JOIN jobs j ON j.id = r.job_id "
+                           "WHERE j.batch_id = $1::uuid AND octet_length(r.blocks) = 340",
+                           id),
+                 20);
+    cr_assert(strstr(b.data, "nan") == NULL && strstr(b.data, "NaN") == NULL, "%s", b.data);
+    j = json_loads(b.data, 0, NULL);
+    json_t *of = json_object_get(j, "overfit");
+    cr_assert(json_is_object(of), "no overfit object: %s", b.data);
+    cr_assert_eq(json_integer_value(json_object_get(of, "members")), 20);
+    cr_assert_eq(json_integer_value(json_object_get(of, "blocks")), 16);
+    cr_assert(json_is_number(json_object_get(of, "pbo")), "pbo: %s", b.data);
+    cr_assert(json_is_number(json_object_get(of, "dsr")), "dsr: %s", b.data);
+    const char *verdict = json_string_value(json_object_get(of, "verdict"));
+    cr_assert(verdict != NULL && strstr(verdict, ": PBO ") != NULL, "verdict: %s", b.data);
+    cr_assert_eq(farm_int1("SELECT count(*) FROM batches WHERE id = $1::uuid AND overfit IS NOT NULL", id), 1);
+    char *first = json_dumps(of, JSON_SORT_KEYS);
+    json_decref(j);
+    code = http("GET", path, NULL, &b); /* read back from batches.overfit */
+    cr_assert_eq(code, 200);
+    j = json_loads(b.data, 0, NULL);
+    char *again = json_dumps(json_object_get(j, "overfit"), JSON_SORT_KEYS);
+    cr_assert_str_eq(again, first);
+    free(first);
+    free(again);
+    json_decref(j);
+    /* blocks must be even, 2 to 32 */
+    snprintf(req, sizeof req,
+             "{\"logic\": %s, \"grid\": {\"indicators.fast.period\": [2, 3]}, \"blocks\": 7,"
+             " \"symbol\": \"SMALL\", \"timeframe\": \"1d\"}",
+             FARM_LOGIC_SMA);
+    code = http("POST", "/v1/sweeps", req, &b);
+    cr_assert_eq(code, 400, "%ld %s", code, b.data);
+    cr_assert(strstr(b.data, "\"blocks\"") != NULL, "%s", b.data);
 }

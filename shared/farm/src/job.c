@@ -48,6 +48,7 @@
 #include <strings.h>
 
 #include "sf/buf.h"
+#include "sf/overfit.h"
 
 #define SQL_MAX ((size_t)64 * 1024)
 #define PARAM_MAX ((size_t)512 * 1024 * 1024) /* one array parameter (results JSON) */
@@ -88,7 +89,7 @@ typedef enum event {
 #define SUCCEED_RETURNING                                                                                              \
     ", j.id AS uid, j.schedule_id AS schedule_id, j.symbol AS symbol, v.metrics AS metrics, "                          \
     "v.trades AS trades, v.equity AS equity, v.doc AS doc, v.sig AS sig, v.eq_off AS eq_off, "                         \
-    "v.eq_len AS eq_len, v.params AS params"
+    "v.eq_len AS eq_len, v.params AS params, v.blocks AS blocks"
 
 typedef struct transition {
     const char *name;
@@ -410,7 +411,7 @@ static const char CLAIM_TAIL[] =
     "SELECT u.id, u.user_id, u.kind, u.attempt, u.max_attempts, u.fence, u.symbol, u.timeframe, "
     "u.batch_id::text, u.combo_index, u.schedule_id, u.from_s, u.to_s, "
     "CASE WHEN u.first THEN coalesce(u.logic, b.logic::text) END, "
-    "CASE WHEN u.first THEN b.grid::text END, d.version, u.optimistic, u.started_us, u.wait_us "
+    "CASE WHEN u.first THEN b.grid::text END, d.version, u.optimistic, u.started_us, u.wait_us, b.blocks "
     "FROM (SELECT u.*, u.batch_id IS NULL OR row_number() OVER (PARTITION BY u.batch_id) = 1 "
     "AS first FROM (SELECT * FROM u UNION ALL SELECT * FROM o) u) u "
     "LEFT JOIN batches b ON b.id = u.batch_id AND u.first "
@@ -435,7 +436,8 @@ enum {
     C_DSVER,
     C_OPT,
     C_STARTED,
-    C_WAIT
+    C_WAIT,
+    C_BLOCKS
 };
 
 static char *dup_col(const sf_db_res *res, int row, int col, size_t *len)
@@ -488,6 +490,7 @@ static sf_status fill_job(const sf_db_res *res, int row, sf_job *job, sf_err *er
     job->optimistic = opt != NULL && opt[0] == 't';
     job->started_us = get_i64(res, row, C_STARTED, 0);
     job->queue_wait_us = get_i64(res, row, C_WAIT, -1);
+    job->blocks = (int)get_i64(res, row, C_BLOCKS, 0);
     job->logic = dup_col(res, row, C_LOGIC, &job->logic_len);
     job->grid = dup_col(res, row, C_GRID, &job->grid_len);
     if ((job->logic == NULL && !sf_db_is_null(res, row, C_LOGIC)) ||
@@ -518,6 +521,7 @@ static sf_status share_batch_texts(sf_job *jobs, size_t n, sf_err *err)
             return sf_err_set(err, SF_ERR_NOMEM, "out of memory");
         memcpy(j->logic, from->logic, from->logic_len + 1);
         j->logic_len = from->logic_len;
+        j->blocks = from->blocks;
         if (from->grid) {
             memcpy(j->grid, from->grid, from->grid_len + 1);
             j->grid_len = from->grid_len;
@@ -651,18 +655,18 @@ sf_status sf_job_heartbeat(sf_db *db, sf_job_lease *leases, size_t n, int64_t le
 /* ---- completion --------------------------------------------------------- */
 
 /* $11/$12: each row's slice (offset, length; NULL = none) of the equity
- * curves of the whole batch, $16 (times, bigint[]) and $17 (values, float8[]),
+ * curves of the whole batch, $17 (times, bigint[]) and $18 (values, float8[]),
  * both sent in binary. $13/$14: an optimistic row's worker and start time
- * (NULL for the others). $15: a sweep member's parameters (NULL for the
- * others). */
+ * (NULL for the others). $15: a sweep member's parameters, $16 its block
+ * statistics in hex (sf/overfit.h; NULL for the others). */
 static const char COMPLETE_SOURCE[] =
     "SELECT s.id, s.fence, s.error, s.metrics, s.trades, s.equity, s.doc, $7::float8 AS base_ms, "
     "$8::float8 AS cap_ms, 'transient'::text AS error_class, s.sig, s.eq_off, s.eq_len, "
-    "s.worker, s.started_us, s.params "
+    "s.worker, s.started_us, s.params, s.blocks "
     "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$9::text[], $10::text[], $11::int[], $12::int[], $13::text[], $14::bigint[], $15::text[]) "
+    "$9::text[], $10::text[], $11::int[], $12::int[], $13::text[], $14::bigint[], $15::text[], $16::text[]) "
     "AS s(id, fence, error, metrics, trades, equity, doc, sig, eq_off, eq_len, worker, started_us, "
-    "params)";
+    "params, blocks)";
 
 /* The results row of each updated succeeded job. metrics is jsonb (the
  * leaderboard orders by metrics->>'sharpe'); trades are json (validated
@@ -677,19 +681,19 @@ static const char COMPLETE_SOURCE[] =
  * of u to v was planned, in a generic plan made while batches were single
  * rows, as a nested loop over both, quadratic in the batch. */
 #define RESULTS_INSERT                                                                                                 \
-    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v, params) "                         \
+    "r AS (INSERT INTO results (job_id, metrics, trades, equity, equity_t, equity_v, params, blocks) "                 \
     "SELECT u.uid, coalesce(u.metrics::jsonb, d.doc->'metrics', '{}'), "                                               \
     "coalesce(u.trades::json, (d.doc->'trades')::json, CASE WHEN u.params IS NULL THEN '[]'::json END), "              \
     "CASE WHEN u.eq_len IS NULL THEN coalesce(u.equity::json, (d.doc->'equity')::json, "                               \
     "CASE WHEN u.params IS NULL THEN '[]'::json END) END, "                                                            \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($16::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
-    "CASE WHEN u.eq_len IS NOT NULL THEN ($17::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
-    "u.params::jsonb "                                                                                                 \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($17::bigint[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
+    "CASE WHEN u.eq_len IS NOT NULL THEN ($18::float8[])[u.eq_off + 1 : u.eq_off + u.eq_len] END, "                    \
+    "u.params::jsonb, decode(u.blocks, 'hex') "                                                                        \
     "FROM u CROSS JOIN LATERAL (SELECT u.doc::jsonb AS doc) d WHERE u.status = 'succeeded' "
 #define RESULTS_UPSERT                                                                                                 \
     "ON CONFLICT (job_id) DO UPDATE SET metrics = EXCLUDED.metrics, trades = EXCLUDED.trades, "                        \
     "equity = EXCLUDED.equity, equity_t = EXCLUDED.equity_t, equity_v = EXCLUDED.equity_v, "                           \
-    "params = EXCLUDED.params, created_at = now())"
+    "params = EXCLUDED.params, blocks = EXCLUDED.blocks, created_at = now())"
 
 static const char SUCCEED_TAIL[] = ", " RESULTS_INSERT RESULTS_UPSERT " SELECT id, status FROM u";
 
@@ -725,6 +729,7 @@ enum {
     A_EQ_T,
     A_EQ_V,
     A_PARAMS,
+    A_BLOCKS,
     A_COUNT
 };
 
@@ -754,6 +759,22 @@ static sf_status signal_json(const sf_job_signal *sig, char *buf, size_t size, c
 static sf_status doc_add(sf_buf *b, const char *s, sf_err *err)
 {
     return sf_db_bin_array_add_text(b, s, s ? strlen(s) : 0, err);
+}
+
+/* A member's packed block statistics as hex text (NULL stays NULL). */
+static sf_status blocks_add(sf_buf *b, const uint8_t *p, size_t len, sf_err *err)
+{
+    static const char HEX[] = "0123456789abcdef";
+    char hex[2 * SF_OVERFIT_PACKED_MAX];
+    if (p == NULL || len == 0)
+        return sf_db_bin_array_add_text(b, NULL, 0, err);
+    if (len > SF_OVERFIT_PACKED_MAX)
+        return sf_err_set(err, SF_ERR_INVALID, "block statistics: %zu bytes, more than %d", len, SF_OVERFIT_PACKED_MAX);
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = HEX[p[i] >> 4];
+        hex[2 * i + 1] = HEX[p[i] & 15];
+    }
+    return sf_db_bin_array_add_text(b, hex, 2 * len, err);
 }
 
 /* One row's equity slice: its offset and length into the batch's arrays, or
@@ -816,6 +837,8 @@ static sf_status completion_row(sf_buf a[A_COUNT], const sf_job_done *d, int ok_
     if (st == SF_OK)
         st = doc_add(&a[A_PARAMS], d->params, err);
     if (st == SF_OK)
+        st = blocks_add(&a[A_BLOCKS], d->blocks, d->blocks_len, err);
+    if (st == SF_OK)
         st = equity_slice(a, d, err);
     return st;
 }
@@ -831,7 +854,7 @@ static sf_status completion_arrays(sf_buf a[A_COUNT], const sf_job_done *done, s
                                    sf_err *err)
 {
     static const sf_db_elem bin_type[A_COUNT - A_TEXT_COUNT] = {SF_DB_TEXT, SF_DB_TEXT,   SF_DB_TEXT, SF_DB_TEXT,
-                                                                SF_DB_INT8, SF_DB_FLOAT8, SF_DB_TEXT};
+                                                                SF_DB_INT8, SF_DB_FLOAT8, SF_DB_TEXT, SF_DB_TEXT};
     sf_status st = SF_OK;
     for (int k = 0; k < A_TEXT_COUNT; k++)
         sf_buf_init(&a[k], PARAM_MAX);
@@ -899,12 +922,12 @@ static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_j
     char base[32], cap[32];
     snprintf(base, sizeof base, "%" PRId64, retry->base_ms);
     snprintf(cap, sizeof cap, "%" PRId64, retry->cap_ms);
-    /* $1..$17 as COMPLETE_SOURCE numbers them */
-    const int order[17] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES,  A_EQUITY, -1,     -1,    A_DOC,
-                           A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER,  A_STARTED, A_PARAMS, A_EQ_T, A_EQ_V};
-    const char *params[17];
-    int lengths[17], formats[17];
-    for (int k = 0; k < 17; k++) {
+    /* $1..$18 as COMPLETE_SOURCE numbers them */
+    const int order[18] = {A_IDS, A_FENCES, A_ERRORS, A_METRICS, A_TRADES,  A_EQUITY, -1,       -1,     A_DOC,
+                           A_SIG, A_EQ_OFF, A_EQ_LEN, A_WORKER,  A_STARTED, A_PARAMS, A_BLOCKS, A_EQ_T, A_EQ_V};
+    const char *params[18];
+    int lengths[18], formats[18];
+    for (int k = 0; k < 18; k++) {
         int i = order[k];
         params[k] = i < 0 ? (k == 6 ? base : cap) : i < A_TEXT_COUNT ? sf_buf_str(&a[i]) : a[i].data;
         lengths[k] = i < A_TEXT_COUNT ? 0 : (int)a[i].len;
@@ -918,7 +941,7 @@ static sf_status complete_statement(sf_db *db, sf_job_done *done, size_t n, sf_j
     sf_db_res *res = NULL;
     if (st == SF_OK)
         st = run_update_bin(db, OUTCOME_EVENTS[opt][o], COMPLETE_SOURCE, tail,
-                            o == SF_JOB_SUCCEEDED ? 17 : 15, /* only results use $16, $17 */
+                            o == SF_JOB_SUCCEEDED ? 18 : 16, /* only results use $17, $18 */
                             params, lengths, formats, &res, err);
     for (int k = 0; k < A_COUNT; k++)
         sf_buf_destroy(&a[k]);
@@ -937,7 +960,7 @@ size_t sf_job_done_bytes(const sf_job_done *d)
 {
     size_t eq = d->equity_t && d->equity_v ? d->equity_n * (sizeof(int64_t) + sizeof(double)) : 0;
     return text_bytes(d->error) + text_bytes(d->metrics) + text_bytes(d->trades) + text_bytes(d->equity) +
-           text_bytes(d->result) + text_bytes(d->params) + eq;
+           text_bytes(d->result) + text_bytes(d->params) + 2 * d->blocks_len + eq;
 }
 
 /* The end of the statement that starts at done[start]: the group's rows from

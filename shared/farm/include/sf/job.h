@@ -86,6 +86,8 @@ typedef struct sf_job {
     int64_t started_us;    /* optimistic: PostgreSQL's now() at the read, Unix us */
     int64_t queue_wait_us; /* from queued_at (the relay) to this claim or read, PostgreSQL's
                             * clock; -1 when unknown */
+    int blocks;            /* a sweep member: its batch's S for the block statistics
+                            * (batches.blocks, sf/overfit.h); 0 otherwise */
 } sf_job;
 
 void sf_job_destroy(sf_job *job); /* frees logic and grid; accepts NULL */
@@ -161,6 +163,9 @@ typedef struct sf_job_done {
                               * result's equity are ignored. Sent in binary. */
     const double *equity_v;
     size_t equity_n;
+    const uint8_t *blocks; /* borrowed: a sweep member's block statistics (sf_blocks_pack),
+                            * stored in results.blocks (migration 0013); NULL = none */
+    size_t blocks_len;
     int applied;                    /* out: 1 = the fenced write took effect */
     char status[SF_JOB_STATUS_MAX]; /* out: the job's new status when applied */
     const sf_job_signal *signal;    /* borrowed; SF_JOB_SUCCEEDED only: record a signals row

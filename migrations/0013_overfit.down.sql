@@ -1,0 +1,5 @@
+ALTER TABLE batches
+    DROP COLUMN IF EXISTS overfit,
+    DROP COLUMN IF EXISTS effective_trials,
+    DROP COLUMN IF EXISTS blocks;
+ALTER TABLE results DROP COLUMN IF EXISTS blocks;
