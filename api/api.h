@@ -116,7 +116,7 @@ json_t *api_json_from_db(const char *text);
 /* 1 when s is a canonical lower- or upper-case UUID text. */
 int api_is_uuid(const char *s);
 
-/* The routes (handlers in jobs.c, sweeps.c, ops.c). */
+/* The routes (handlers in jobs.c, sweeps.c, ops.c, status.c, ...). */
 extern const sf_httpd_route api_routes[];
 extern const size_t api_n_routes;
 
@@ -132,6 +132,10 @@ void api_job_cancel(sf_httpd_req *req, void *app);
 void api_sweep_submit(sf_httpd_req *req, void *app);
 void api_batch_get(sf_httpd_req *req, void *app);
 void api_batch_cancel(sf_httpd_req *req, void *app);
+/* status.c: GET /v1/status, the status page (GET /), GET /openapi.json */
+void api_status(sf_httpd_req *req, void *app);
+void api_page(sf_httpd_req *req, void *app);
+void api_openapi(sf_httpd_req *req, void *app);
 
 /* Shared by the submit handlers (submit.c). */
 typedef struct api_submit_common {

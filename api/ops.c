@@ -29,6 +29,9 @@ const sf_httpd_route api_routes[] = {
     {"POST", "/v1/jobs/{id}/rerun", api_job_rerun},
     {"POST", "/v1/batches/{id}/rerun", api_batch_rerun},
     {"POST", "/v1/reruns", api_reruns},
+    {"GET", "/", api_page},
+    {"GET", "/openapi.json", api_openapi},
+    {"GET", "/v1/status", api_status},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
