@@ -4,6 +4,9 @@
  * Each case runs in its own forked child, which generates the bars itself, so
  * the peak RSS reported (wait4's ru_maxrss) is that case's alone. A child
  * sends its figures back through a pipe. Timings are the best of --reps runs.
+ * Both ratios compare the same work: the loop records its trades and calls
+ * sf_perf_compute (and, over the sweep's grid, sf_blocks_compute and
+ * sf_overfit_compute); the bench exits 1 when any metric differs by a bit.
  *
  *   sf-bench-engine [--bars N] [--reps R] [--csv PATH]
  */
@@ -23,6 +26,7 @@
 #include "sf/engine.h"
 #include "sf/grid.h"
 #include "sf/logic.h"
+#include "sf/overfit.h"
 #include "sf/perf.h"
 #include "sf/sweep.h"
 #include "sf/time.h"
@@ -59,7 +63,31 @@ typedef struct figures {
     double seconds;  /* best run */
     double units;    /* bars processed per run (bars x members for sweeps) */
     double extra[4]; /* case-specific */
+    uint64_t hash;   /* of the metrics (every member's, and PBO and DSR, for sweeps) */
 } figures;
+
+/* FNV-1a over the bytes of the metrics: equal hashes, equal bits. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ c[i]) * 1099511628211u;
+    return h;
+}
+
+static uint64_t hash_perf(uint64_t h, const sf_perf *p)
+{
+    const double d[] = {p->final_equity, p->total_return, p->cagr,          p->sharpe,   p->sortino,
+                        p->max_drawdown, p->win_rate,     p->profit_factor, p->exposure, p->fees};
+    const int64_t t[] = {p->drawdown_peak_time, p->drawdown_trough_time, (int64_t)p->trades};
+    return hash_bytes(hash_bytes(h, d, sizeof d), t, sizeof t);
+}
+
+static uint64_t hash_overfit(uint64_t h, const sf_overfit *o)
+{
+    const double d[] = {o->pbo, o->dsr, o->best_sharpe, o->skewness, o->kurtosis};
+    return hash_bytes(h, d, sizeof d);
+}
 
 typedef int (*case_fn)(size_t n, int reps, const char *arg, figures *f);
 
@@ -140,40 +168,105 @@ static int case_engine(size_t n, int reps, const char *json, figures *f)
     if (rc == 0) {
         f->extra[0] = res->perf.final_equity;
         f->extra[1] = (double)res->n_trades;
+        f->hash = hash_perf(14695981039346656037u, &res->perf);
     }
     sf_result_free(res);
     sf_bars_free(b);
     return rc;
 }
 
-/* arg "metrics": also compute the metrics of its curve with sf_perf_compute,
- * as every engine run does. */
+/* arg "metrics": also record the trades and compute the metrics with
+ * sf_perf_compute, as every engine run does. */
 static int case_loop(size_t n, int reps, const char *arg, figures *f)
 {
     int metrics = arg != NULL && strcmp(arg, "metrics") == 0;
     sf_bars *b = gen_bars(n);
     double *eq = b ? malloc(n * sizeof *eq) : NULL;
-    if (eq == NULL)
+    sf_trade *trades = metrics ? malloc((n / 2 + 1) * sizeof *trades) : NULL;
+    if (eq == NULL || (metrics && trades == NULL))
         return 1;
     loop_sma_out out = {0};
+    sf_perf p;
     f->seconds = INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        loop_sma_cross(b->open, b->close, n, 10, 30, 0.0001, 10000, eq, &out);
+        loop_sma_cross(b->open, b->close, n, 10, 30, 0.0001, 10000, eq, trades, &out);
         double t1 = now();
         if (metrics) {
-            sf_perf p;
-            sf_perf_compute(b->ts, eq, n, 10000, NULL, 0, 0, 252, &p);
+            sf_perf_compute(b->ts, eq, n, 10000, trades, out.trades, out.bars_in_pos, 252, &p);
             f->extra[2] = f->extra[2] > 0 ? fmin(f->extra[2], now() - t1) : now() - t1;
+            f->hash = hash_perf(14695981039346656037u, &p);
         }
         f->seconds = fmin(f->seconds, now() - t0);
     }
     f->units = (double)n;
     f->extra[0] = out.final_equity;
     f->extra[1] = (double)out.trades;
+    free(trades);
     free(eq);
     sf_bars_free(b);
     return 0;
+}
+
+/* One hand-loop member of the sweep grid, with the metrics and the block
+ * statistics a sweep member gets. */
+static void loop_member(const sf_bars *b, size_t fast, size_t slow, double *eq, sf_trade *trades, sf_perf *p,
+                        sf_blocks *blk)
+{
+    loop_sma_out out = {0};
+    loop_sma_cross(b->open, b->close, b->n, fast, slow, 0.0001, 10000, eq, trades, &out);
+    sf_perf_compute(b->ts, eq, b->n, 10000, trades, out.trades, out.bars_in_pos, 252, p);
+    sf_blocks_compute(eq, b->n, SF_OVERFIT_BLOCKS_DEFAULT, blk);
+}
+
+/* The sweep's 100 combinations (fast 5..14 x slow 20..65 by 5, the last path
+ * fastest, as sf_grid numbers them) by the hand loop, one after the other,
+ * with PBO and DSR over them as the sweep computes. */
+static int case_loop_grid(size_t n, int reps, const char *arg, figures *f)
+{
+    (void)arg;
+    sf_bars *b = gen_bars(n);
+    double *eq = b ? malloc(n * sizeof *eq) : NULL;
+    sf_trade *trades = malloc((n / 2 + 1) * sizeof *trades);
+    sf_overfit_set *set = NULL;
+    if (eq == NULL || trades == NULL || sf_overfit_set_new(SF_OVERFIT_BLOCKS_DEFAULT, &set, NULL) != SF_OK ||
+        sf_overfit_set_resize(set, 100, NULL) != SF_OK)
+        return 1;
+    f->seconds = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        uint64_t h = 14695981039346656037u;
+        double t0 = now();
+        for (size_t k = 0; k < 100; k++) {
+            sf_perf p;
+            sf_blocks blk;
+            loop_member(b, 5 + k / 10, 20 + 5 * (k % 10), eq, trades, &p, &blk);
+            h = hash_perf(h, &p);
+            if (sf_overfit_set_put(set, k, (int64_t)k, &blk, NULL) != SF_OK)
+                return 1;
+        }
+        sf_overfit o;
+        if (sf_overfit_compute(set, NULL, &o, NULL) != SF_OK)
+            return 1;
+        f->seconds = fmin(f->seconds, now() - t0);
+        f->hash = hash_overfit(h, &o);
+    }
+    f->units = (double)n * 100;
+    sf_overfit_set_free(set);
+    free(trades);
+    free(eq);
+    sf_bars_free(b);
+    return 0;
+}
+
+/* Every member's metrics in combination order, then PBO and DSR. */
+static uint64_t hash_sweep(const sf_sweep_result *res)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t k = 0; k < res->n_combos; k++)
+        for (size_t i = 0; i < res->n_members; i++)
+            if (res->members[i].index == k)
+                h = hash_perf(h, &res->members[i].perf);
+    return res->has_overfit ? hash_overfit(h, &res->overfit) : 0;
 }
 
 static int case_sweep(size_t n, int reps, const char *threads, figures *f)
@@ -186,7 +279,7 @@ static int case_sweep(size_t n, int reps, const char *threads, figures *f)
     sf_sweep_opts o;
     sf_sweep_opts_init(&o);
     o.threads = (int)strtol(threads, NULL, 10);
-    o.top_k = 1;
+    o.top_k = 0; /* every member, to compare them with the hand loop's */
     f->seconds = INFINITY;
     for (int r = 0; r < reps; r++) {
         sf_sweep_result *res = NULL;
@@ -197,6 +290,7 @@ static int case_sweep(size_t n, int reps, const char *threads, figures *f)
         }
         f->seconds = fmin(f->seconds, now() - t0);
         f->extra[0] = (double)res->cache.computed;
+        f->hash = hash_sweep(res);
         sf_sweep_result_free(res);
     }
     f->units = (double)n * (double)sf_grid_size(g);
@@ -311,10 +405,11 @@ int main(int argc, char **argv)
     const bench_case cases[] = {
         {"(a) engine sma(10)/sma(30) cross, 1 thread", case_engine, sma_logic},
         {"(d) hand-written C loop, same crossover", case_loop, NULL},
-        {"(d') hand loop + sf_perf_compute metrics", case_loop, "metrics"},
+        {"(d') hand loop + trades + sf_perf_compute", case_loop, "metrics"},
         {"(b) engine 5 indicators, all/any, stops", case_engine, five_logic},
         {"(c) sweep 100 combos, 1 thread", case_sweep, "1"},
         {"(c) sweep 100 combos, 2 threads", case_sweep, "2"},
+        {"(f) hand loop over the 100 combos + metrics", case_loop_grid, NULL},
         {"(e) CSV load (sf_bars_load_csv_file)", case_csv, csv},
     };
     enum { N_CASES = sizeof cases / sizeof cases[0] };
@@ -331,18 +426,27 @@ int main(int argc, char **argv)
         printf("%-45s %12.4f %14.0f %12.1f\n", cases[i].label, f[i].seconds, f[i].units / f[i].seconds,
                (double)rss[i] / 1024.0);
     }
-    double ratio = (f[0].units / f[0].seconds) / (f[1].units / f[1].seconds);
-    printf("\nengine / hand loop (bars/s): %.2f  (target >= 0.50)\n", ratio);
-    printf("engine / (hand loop + the same metrics): %.2f; sf_perf_compute alone: %.4f s\n",
-           (f[0].units / f[0].seconds) / (f[2].units / f[2].seconds), f[2].extra[2]);
-    /* the curves are identical, so the metrics cost the engine the same time */
-    printf("engine without its metrics (a minus sf_perf_compute) / hand loop: %.2f\n",
-           f[1].seconds / (f[0].seconds - f[2].extra[2]));
-    printf("engine vs loop: final equity %.10g vs %.10g, trades %.0f vs %.0f (%s)\n", f[0].extra[0], f[1].extra[0],
-           f[0].extra[1], f[1].extra[1],
-           f[0].extra[0] == f[1].extra[0] && f[0].extra[1] == f[1].extra[1] ? "identical" : "DIFFERENT");
+    /* same work on both sides: the trades, the curve and every metric (and,
+     * for sweep members, the block statistics and PBO/DSR) */
+    printf("\nsingle backtest: engine / (hand loop + the same metrics): %.2f  (target >= 0.80)\n",
+           f[2].seconds / f[0].seconds);
+    printf("sweep member, 1 thread: engine sweep / (hand loop + the same metrics, blocks, PBO/DSR): %.2f  "
+           "(target >= 0.80)\n",
+           f[6].seconds / f[4].seconds);
+    printf("engine / bare hand loop (no trades, no metrics): %.2f; sf_perf_compute alone: %.4f s\n",
+           f[1].seconds / f[0].seconds, f[2].extra[2]);
     printf("sweep speed-up 2 threads / 1 thread: %.2fx (indicator specs computed per sweep: %.0f)\n",
            f[4].seconds / f[5].seconds, f[4].extra[0]);
-    printf("CSV: write %.3f s, load %.3f s (%.0f bars/s)\n", f[6].extra[0], f[6].seconds, f[6].units / f[6].seconds);
+    printf("CSV: write %.3f s, load %.3f s (%.0f bars/s)\n", f[7].extra[0], f[7].seconds, f[7].units / f[7].seconds);
+    int same = f[0].extra[0] == f[1].extra[0] && f[0].extra[1] == f[1].extra[1] && f[0].hash == f[2].hash;
+    printf("engine vs loop: final equity %.10g vs %.10g, trades %.0f vs %.0f, metrics %s\n", f[0].extra[0],
+           f[1].extra[0], f[0].extra[1], f[1].extra[1], f[0].hash == f[2].hash ? "identical" : "DIFFERENT");
+    int sweep_same = f[4].hash == f[6].hash && f[5].hash == f[6].hash && f[4].hash != 0;
+    printf("sweep (1 and 2 threads) vs loop: every member's metrics, PBO and DSR %s\n",
+           sweep_same ? "identical" : "DIFFERENT");
+    if (!same || !sweep_same) {
+        fprintf(stderr, "bench: the engine and the hand loop disagree: the ratios above compare different work\n");
+        return 1;
+    }
     return 0;
 }

@@ -441,3 +441,21 @@ Test(indcache, a_spec_bigger_than_the_whole_bound_evicts_nothing)
     sf_indcache_free(c);
     sf_bars_free(b);
 }
+
+/* A scratch series put back is the next one handed out (its pages stay
+ * mapped); two at once are distinct; the cache frees those it keeps. */
+Test(indcache, a_scratch_series_put_back_is_reused_and_two_at_once_differ)
+{
+    sf_bars *b = walk(N, 5);
+    sf_indcache *c = new_cache(b, SF_INDCACHE_MAX_DEFAULT);
+    double *s0 = sf_indcache_scratch_get(c), *s1 = sf_indcache_scratch_get(c);
+    cr_assert(s0 != NULL && s1 != NULL && s0 != s1);
+    s0[0] = s0[N - 1] = s1[N - 1] = 1.5; /* bars->n doubles each */
+    sf_indcache_scratch_put(c, s0);
+    cr_assert_eq(sf_indcache_scratch_get(c), s0);
+    sf_indcache_scratch_put(c, s0);
+    sf_indcache_scratch_put(c, s1);
+    sf_indcache_scratch_put(c, NULL);
+    sf_indcache_free(c);
+    sf_bars_free(b);
+}

@@ -89,9 +89,41 @@ DEF_KERNEL(k_gt_sv, E_GT, OPS_A, OPV_B, X_GT, XS_A, XV_B)
 DEF_KERNEL(k_gte_vv, E_GTE, OPV_A, OPV_B, X_GTE, XV_A, XV_B)
 DEF_KERNEL(k_gte_vs, E_GTE, OPV_A, OPS_B, X_GTE, XV_A, XS_B)
 DEF_KERNEL(k_gte_sv, E_GTE, OPS_A, OPV_B, X_GTE, XS_A, XV_B)
+#if defined(__SSE2__)
+/* A cross compares each bar once: bit k of gt is a[j+k] > b[j+k], of le
+ * a[j+k] <= b[j+k] (both false on NaN, as the scalar form), and the cross at
+ * j+k is gt's bit k and le's bit k-1, the previous group's top bit for k = 0. */
+#define DEF_XKERNEL(name, A, B, XA, XB)                                                                                \
+    static void name(const double *restrict a, const double *restrict b, double ka, double kb, uint8_t *restrict o,    \
+                     size_t n)                                                                                         \
+    {                                                                                                                  \
+        (void)a;                                                                                                       \
+        (void)b;                                                                                                       \
+        const __m128d va = _mm_set1_pd(ka), vb = _mm_set1_pd(kb);                                                      \
+        (void)va;                                                                                                      \
+        (void)vb;                                                                                                      \
+        size_t j = 0;                                                                                                  \
+        unsigned prev = n > 0 && A(-1) <= B(-1);                                                                       \
+        for (; j + 4 <= n; j += 4) {                                                                                   \
+            __m128d a0 = XA(j), b0 = XB(j), a1 = XA(j + 2), b1 = XB(j + 2);                                            \
+            unsigned gt =                                                                                              \
+                (unsigned)(_mm_movemask_pd(_mm_cmpgt_pd(a0, b0)) | _mm_movemask_pd(_mm_cmpgt_pd(a1, b1)) << 2);        \
+            unsigned le =                                                                                              \
+                (unsigned)(_mm_movemask_pd(_mm_cmple_pd(a0, b0)) | _mm_movemask_pd(_mm_cmple_pd(a1, b1)) << 2);        \
+            memcpy(o + j, &spread4[gt & (le << 1 | prev) & 15u], 4);                                                   \
+            prev = le >> 3;                                                                                            \
+        }                                                                                                              \
+        for (; j < n; j++)                                                                                             \
+            o[j] = (uint8_t)E_XA(A, B, j);                                                                             \
+    }
+DEF_XKERNEL(k_xa_vv, OPV_A, OPV_B, XV_A, XV_B)
+DEF_XKERNEL(k_xa_vs, OPV_A, OPS_B, XV_A, XS_B)
+DEF_XKERNEL(k_xa_sv, OPS_A, OPV_B, XS_A, XV_B)
+#else
 DEF_KERNEL(k_xa_vv, E_XA, OPV_A, OPV_B, X_XA, XV_A, XV_B)
 DEF_KERNEL(k_xa_vs, E_XA, OPV_A, OPS_B, X_XA, XV_A, XS_B)
 DEF_KERNEL(k_xa_sv, E_XA, OPS_A, OPV_B, X_XA, XS_A, XV_B)
+#endif
 
 typedef void (*kernel_fn)(const double *, const double *, double, double, uint8_t *, size_t);
 
@@ -161,6 +193,7 @@ typedef struct run {
     leaf *leaves;       /* one per condition node */
     uint8_t *tmp;       /* depth_max temp chunks */
     int depth_max;
+    int equity_borrowed; /* m.equity is the cache's scratch */
     sim m;
     /* Last, and not zeroed by run_new (8 KB): each chunk's signals are
      * written for its len bars before anything reads them. */
@@ -753,8 +786,26 @@ static void run_destroy(run *r)
     free(r->own);
     free(r->leaves);
     free(r->tmp);
-    free(r->m.equity);
+    if (r->equity_borrowed)
+        sf_indcache_scratch_put(r->opts->cache, r->m.equity);
+    else
+        free(r->m.equity);
     free(r->m.trades);
+}
+
+/* The equity curve: the cache's scratch when there is a cache and the result
+ * does not keep the curve (a sweep member: its pages stay mapped from member
+ * to member), else a new array the result may take. */
+static sf_status equity_alloc(run *r, sf_err *err)
+{
+    r->equity_borrowed = r->opts->cache != NULL && !r->opts->keep_equity;
+    if (r->equity_borrowed)
+        r->m.equity = sf_indcache_scratch_get(r->opts->cache);
+    else
+        r->m.equity = malloc(r->b->n * sizeof *r->m.equity);
+    if (r->m.equity == NULL)
+        return sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+    return SF_OK;
 }
 
 static sf_status run_check(const sf_logic *lg, const sf_bars *b, const sf_run_opts *o, sf_err *err)
@@ -796,9 +847,7 @@ sf_status sf_engine_run(const sf_logic *logic, const sf_bars *bars, const sf_run
         st = prepare_signals(r, err);
     if (st == SF_OK) {
         sim_init(&r->m, logic);
-        r->m.equity = malloc(bars->n * sizeof *r->m.equity);
-        if (r->m.equity == NULL)
-            st = sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+        st = equity_alloc(r, err);
     }
     if (st == SF_OK)
         st = phase_simulate(r, err);
@@ -985,9 +1034,7 @@ sf_status sf_engine_decide(const sf_logic *logic, const sf_bars *bars, const sf_
         st = prepare_signals(r, err);
     if (st == SF_OK) {
         sim_init(&r->m, logic);
-        r->m.equity = malloc(bars->n * sizeof *r->m.equity);
-        if (r->m.equity == NULL)
-            st = sf_err_set(err, SF_ERR_NOMEM, "could not allocate equity curve");
+        st = equity_alloc(r, err);
     }
     if (st == SF_OK)
         st = live_simulate(r, out, err);

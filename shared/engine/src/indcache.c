@@ -34,6 +34,8 @@ struct sf_indcache {
     pthread_mutex_t mu;  /* guards head, tick, stats and entry fields marked above */
     pthread_cond_t done; /* broadcast when an entry leaves COMPUTING */
     struct sf_indref *head;
+    double *spare[SF_INDCACHE_SPARES]; /* scratch series put back, reused by the next get */
+    int n_spare;
     uint64_t tick;
     sf_indcache_stats stats;
 };
@@ -84,6 +86,8 @@ void sf_indcache_free(sf_indcache *cache)
         entry_free(e);
         e = next;
     }
+    for (int i = 0; i < cache->n_spare; i++)
+        free(cache->spare[i]);
     pthread_cond_destroy(&cache->done);
     pthread_mutex_destroy(&cache->mu);
     free(cache);
@@ -277,4 +281,31 @@ void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out)
     pthread_mutex_lock(&cache->mu);
     *out = cache->stats;
     pthread_mutex_unlock(&cache->mu);
+}
+
+/* DESIGN: a series of n doubles is above malloc's mmap threshold, so a run
+ * that mallocs and frees one gets fresh pages every time (a page fault per
+ * 4 KB: in a sweep, more than the member's own simulation). Kept here, the
+ * pages stay mapped from member to member. */
+double *sf_indcache_scratch_get(sf_indcache *cache)
+{
+    double *p = NULL;
+    pthread_mutex_lock(&cache->mu);
+    if (cache->n_spare > 0)
+        p = cache->spare[--cache->n_spare];
+    pthread_mutex_unlock(&cache->mu);
+    return p != NULL ? p : malloc((cache->bars->n ? cache->bars->n : 1) * sizeof(double));
+}
+
+void sf_indcache_scratch_put(sf_indcache *cache, double *scratch)
+{
+    if (scratch == NULL)
+        return;
+    pthread_mutex_lock(&cache->mu);
+    if (cache->n_spare < SF_INDCACHE_SPARES) {
+        cache->spare[cache->n_spare++] = scratch;
+        scratch = NULL;
+    }
+    pthread_mutex_unlock(&cache->mu);
+    free(scratch);
 }

@@ -13,7 +13,7 @@
  * used first; if it still does not fit, it is computed for its caller alone
  * and freed on release (the run still works, it only does not share).
  *
- * Thread safety: acquire, release, output and stats may be called from any
+ * Thread safety: acquire, release, output, scratch and stats may be called from any
  * number of threads at once on one cache (one mutex and one condition
  * variable inside). A spec is computed once, by the first thread that asks,
  * outside the lock; threads asking for it meanwhile wait for that result,
@@ -36,6 +36,7 @@
 #include "sf/indicator.h"
 
 #define SF_INDCACHE_MAX_DEFAULT ((size_t)512 * 1024 * 1024)
+#define SF_INDCACHE_SPARES 64 /* scratch series kept for reuse, at most */
 
 typedef struct sf_indcache sf_indcache;
 typedef struct sf_indref sf_indref; /* a pinned set of outputs of one spec */
@@ -68,6 +69,15 @@ typedef struct sf_indcache_stats {
     uint64_t uncached; /* acquires that did not fit and were computed privately */
     size_t bytes;      /* bytes held now */
 } sf_indcache_stats;
+
+/* A scratch array of bars->n doubles (contents undefined) for one run's own
+ * use, such as an equity curve its result does not keep: one put back
+ * earlier, else a new one; NULL when out of memory. Return it with
+ * sf_indcache_scratch_put (which frees it when SF_INDCACHE_SPARES are kept
+ * already; accepts NULL); sf_indcache_free frees those kept. Not counted in
+ * max_bytes: at most one a running member. */
+double *sf_indcache_scratch_get(sf_indcache *cache);
+void sf_indcache_scratch_put(sf_indcache *cache, double *scratch);
 
 /* A consistent snapshot of the counters. */
 void sf_indcache_get_stats(sf_indcache *cache, sf_indcache_stats *out);
