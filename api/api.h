@@ -32,8 +32,13 @@
 #include "sf/log.h"
 #include "sf/logic.h"
 #include "sf/metrics.h"
+#include "sf/netpolicy.h"
 #include "sf/queue.h"
 #include "sf/redis.h"
+
+/* Tiers (users.tier) and their limits in api_config.tier (tiers.h). */
+enum { API_TIER_FREE, API_TIER_PREMIUM, API_TIER_ENTERPRISE, API_TIERS };
+enum { API_LIMIT_RUNNING, API_LIMIT_QUEUED, API_LIMIT_MEMBERS, API_LIMIT_RATE, API_LIMIT_BURST, API_LIMITS };
 
 typedef struct api_config {
     sf_common_config common;
@@ -43,6 +48,7 @@ typedef struct api_config {
     char *bind_address;
     int64_t threads;
     int64_t max_body;
+    int64_t per_client; /* MAX_CONNECTIONS_PER_CLIENT: open connections of one client address */
     int64_t sweep_max;
     int64_t sweep_check_ms;
     int64_t sweep_concurrency;
@@ -53,6 +59,8 @@ typedef struct api_config {
     int64_t run_max_mb;       /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
     int64_t rerun_max;        /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
     char *metrics_token;      /* "" = /metrics open */
+    char *webhook_allow_cidrs; /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses a schedule's webhook may name */
+    int64_t tier[API_TIERS][API_LIMITS]; /* quotas and rate of each tier, 0 = unlimited (tiers.h) */
 } api_config;
 
 enum { API_METRIC_HTTP_DURATION, API_METRIC_COUNT };
@@ -66,6 +74,9 @@ typedef struct api_app {
     atomic_int sweeps_busy; /* sweep submissions compiling or storing (at most sweep_concurrency) */
     int metrics_locked;     /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
     unsigned char metrics_hash[SF_AUTH_HASH_BYTES]; /* its SHA-256 (the token itself is not kept) */
+    sf_netpolicy webhook_policy; /* webhook_allow_cidrs, parsed (sf/netpolicy.h) */
+    _Atomic int64_t rate_rest_until_ms; /* after a Redis error the rate limiter rests (fails open) until then */
+    _Atomic int64_t rate_logged_ms;     /* when that was last logged */
 } api_app;
 
 /* One pool thread's connections. */
@@ -73,6 +84,7 @@ typedef struct api_conn {
     sf_db *db;
     sf_redis *redis;
     sf_queue *queue;
+    sf_redis_script rate_script; /* the rate limit's script (its SHA is cached per thread) */
 } api_conn;
 
 sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err *err);

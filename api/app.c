@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sf/jsonnum.h"
+#include "tiers.h"
 
 static const double DURATION_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -41,6 +42,8 @@ sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err 
         app->metrics_locked = 1;
         st = sf_auth_hash(cfg->metrics_token, strlen(cfg->metrics_token), app->metrics_hash, err);
     }
+    if (st == SF_OK)
+        st = sf_netpolicy_parse(cfg->webhook_allow_cidrs, &app->webhook_policy, err);
     if (st == SF_OK)
         st = sf_metrics_new(METRICS, API_METRIC_COUNT, API_MAX_SERIES, &app->metrics, err);
     if (st != SF_OK)
@@ -214,6 +217,7 @@ void api_on_headers(sf_httpd_req *req, void *appv)
         return;
     }
     sf_httpd_set_ctx(req, user, free);
+    api_rate_limit(appv, req, user); /* may answer 429 (tiers.h) */
 }
 
 json_t *api_body_object(sf_httpd_req *req)

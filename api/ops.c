@@ -5,6 +5,8 @@
  */
 #include "api.h"
 #include "lists.h"
+#include "stored.h"
+#include "tiers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,17 @@ const sf_httpd_route api_routes[] = {
     {"POST", "/v1/jobs/{id}/rerun", api_job_rerun},
     {"POST", "/v1/batches/{id}/rerun", api_batch_rerun},
     {"POST", "/v1/reruns", api_reruns},
+    {"POST", "/v1/logics", api_logic_create},
+    {"GET", "/v1/logics", api_logics_list},
+    {"GET", "/v1/logics/{id}", api_logic_get},
+    {"PUT", "/v1/logics/{id}", api_logic_update},
+    {"DELETE", "/v1/logics/{id}", api_logic_delete},
+    {"POST", "/v1/schedules", api_schedule_create},
+    {"GET", "/v1/schedules", api_schedules_list},
+    {"GET", "/v1/schedules/{id}", api_schedule_get},
+    {"DELETE", "/v1/schedules/{id}", api_schedule_delete},
+    {"GET", "/v1/schedules/{id}/signals", api_schedule_signals},
+    {"GET", "/v1/me", api_me},
     {"GET", "/", api_page},
     {"GET", "/openapi.json", api_openapi},
     {"GET", "/v1/status", api_status},

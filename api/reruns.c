@@ -24,6 +24,7 @@
  * transaction, the submit routes' outbox, from which the relay takes them.
  */
 #include "lists.h"
+#include "tiers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ static void common_fields(json_t *body, const sf_db_res *res, int col)
 static const char JOB_SQL[] = "SELECT kind::text, batch_id::text, logic::text, logic_id::text, dataset_version, "
                               "symbol, timeframe, " ISO("from_ts") ", " ISO("to_ts") ", " PRIO(
                                   "priority") ", "
-                                              "max_attempts FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
+                                              "max_attempts, logic_version FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
 
 /* The submission body of the job in res; NULL after answering. */
 static json_t *job_body(sf_httpd_req *req, const sf_db_res *res, int latest)
@@ -182,6 +183,7 @@ void api_job_rerun(sf_httpd_req *req, void *appv)
             bad(req, 404, "not_found", NULL, "no such job");
         else if ((body = job_body(req, res, latest)) != NULL) {
             api_origin o = {.rerun_of = id, .logic_id = sf_db_get(res, 0, 3)};
+            o.logic_version = sf_db_is_null(res, 0, 11) ? 0 : strtoll(sf_db_get(res, 0, 11), NULL, 10);
             o.dataset_version = latest ? 0 : strtoll(sf_db_get(res, 0, 4), NULL, 10);
             api_backtest_submit_body(app, req, &user, body, &o);
         }
@@ -284,10 +286,12 @@ void api_batch_rerun(sf_httpd_req *req, void *appv)
 /* ---- POST /v1/reruns ------------------------------------------------------------------- */
 
 /* The logic a matched job j re-runs: with latest ($L), a stored logic's
- * current body (l) when it was submitted by one. */
+ * current body (l) when it was submitted by one that is not deleted (a
+ * deleted one's jobs re-run the version they ran); its version likewise. */
 #define RERUN_LOGIC "(CASE WHEN $%1$d::boolean AND l.body IS NOT NULL THEN l.body ELSE j.logic END)"
+#define RERUN_VERSION "(CASE WHEN $%1$d::boolean AND l.body IS NOT NULL THEN l.version ELSE j.logic_version END)"
 #define RERUN_FROM                                                                                                     \
-    " FROM jobs j LEFT JOIN logics l ON l.id = j.logic_id AND l.user_id = j.user_id "                                  \
+    " FROM jobs j LEFT JOIN logics l ON l.id = j.logic_id AND l.user_id = j.user_id AND l.deleted_at IS NULL "         \
     "LEFT JOIN datasets d ON d.symbol = j.symbol AND d.timeframe = j.timeframe WHERE j.id IN (%2$s)"
 
 /* The statement fmt (a format whose %1$d is latest's parameter number, as
@@ -360,9 +364,30 @@ static int matched_datasets_valid(api_app *app, sf_httpd_req *req, const sf_jobl
     return ok;
 }
 
-static sf_status insert_reruns(sf_db *db, const sf_joblist_query *ids, int latest, int64_t cap, int64_t *created,
-                               sf_err *err)
+/* No matched job is high priority when the user's tier may not ask for it
+ * (tiers.h: the submit routes' rule); answers 400 and returns 0 then. */
+static int matched_priority_ok(api_app *app, sf_httpd_req *req, const sf_auth_user *user, const sf_joblist_query *ids)
 {
+    if (strcmp(user->tier, "free") != 0)
+        return 1;
+    sf_db_res *res = over_matched(app, req, ids,
+                                  "SELECT count(*) FILTER (WHERE j.priority = 0 AND $%1$d::boolean IS NOT NULL)" RERUN_FROM,
+                                  0);
+    long long high = res ? strtoll(sf_db_get(res, 0, 0), NULL, 10) : -1;
+    sf_db_res_free(res);
+    if (high == 0)
+        return 1;
+    if (high > 0)
+        api_tier_priority_ok(req, user, 0); /* answers 400 priority_not_allowed */
+    return 0;
+}
+
+/* One transaction: the quota check for n jobs (tiers.h; q->refused: rolled
+ * back, nothing inserted), the INSERT ... SELECT and NOTIFY. */
+static sf_status insert_reruns(api_app *app, sf_db *db, const sf_auth_user *user, const sf_joblist_query *ids,
+                               int latest, int64_t n_jobs, api_quota *q, int64_t *created, sf_err *err)
+{
+    int64_t cap = app->cfg->max_attempts_cap;
     char sql[sizeof ids->sql + 2048], capt[24];
     const char *p[SF_JOBLIST_PARAMS_MAX + 2];
     int n = ids->nparams;
@@ -372,13 +397,21 @@ static sf_status insert_reruns(sf_db *db, const sf_joblist_query *ids, int lates
     p[n + 1] = capt;
     snprintf(sql, sizeof sql,
              "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
-             "logic_hash, logic_id, dataset_version, rerun_of) SELECT j.user_id, j.priority, " RERUN_LOGIC ", "
+             "logic_hash, logic_id, dataset_version, rerun_of, logic_version) SELECT j.user_id, j.priority, " RERUN_LOGIC
+             ", "
              "j.symbol, j.timeframe, j.from_ts, j.to_ts, least(j.max_attempts, $%3$d::integer), "
-             "encode(sha256(convert_to(" RERUN_LOGIC "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id" RERUN_FROM
+             "encode(sha256(convert_to(" RERUN_LOGIC "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id, "
+             RERUN_VERSION RERUN_FROM
              " ORDER BY j.created_at, j.id",
              n + 1, ids->sql, n + 2);
     sf_db_res *res = NULL;
     sf_status st = sf_db_begin(db, err);
+    if (st == SF_OK)
+        st = api_quota_check(app, db, user, n_jobs, q, err);
+    if (st == SF_OK && q->refused) {
+        sf_db_rollback(db);
+        return SF_OK;
+    }
     if (st == SF_OK)
         st = sf_db_query(db, sql, n + 2, p, &res, err);
     if (st == SF_OK)
@@ -417,9 +450,11 @@ static int64_t matched_count(api_app *app, sf_httpd_req *req, const sf_joblist_f
     return n;
 }
 
-static void filter_rerun(api_app *app, sf_httpd_req *req, api_filter *a, int latest, int dry_run)
+static void filter_rerun(api_app *app, sf_httpd_req *req, const sf_auth_user *user, api_filter *a, int latest,
+                         int dry_run)
 {
     int64_t n = matched_count(app, req, &a->f), created = 0;
+    api_quota quota = {0};
     sf_joblist_query ids;
     sf_err err = {0};
     sf_db *db = NULL;
@@ -437,15 +472,17 @@ static void filter_rerun(api_app *app, sf_httpd_req *req, api_filter *a, int lat
     }
     sf_status st = sf_joblist_ids(&a->f, &ids, &err);
     if (st != SF_OK || !matched_logics_valid(app, req, &ids, latest) ||
-        !matched_datasets_valid(app, req, &ids, latest)) {
+        !matched_datasets_valid(app, req, &ids, latest) || !matched_priority_ok(app, req, user, &ids)) {
         if (st != SF_OK)
             api_fail(app, req, st, &err);
         return;
     }
     st = api_db(app, &db, &err);
     if (st == SF_OK)
-        st = insert_reruns(db, &ids, latest, app->cfg->max_attempts_cap, &created, &err);
-    if (st == SF_OK)
+        st = insert_reruns(app, db, user, &ids, latest, n, &quota, &created, &err);
+    if (st == SF_OK && quota.refused)
+        api_quota_reply(app, req, &quota);
+    else if (st == SF_OK)
         api_reply_json(app, req, 202,
                        json_pack("{s:I, s:I}", "matched", (json_int_t)n, "created", (json_int_t)created));
     else
@@ -510,7 +547,7 @@ void api_reruns(sf_httpd_req *req, void *appv)
             batch_rerun(app, req, &user, in.batch, &in, latest, dry_run);
         } else {
             a.f.kind = "backtest";
-            filter_rerun(app, req, &a, latest, dry_run);
+            filter_rerun(app, req, &user, &a, latest, dry_run);
         }
     }
     json_decref(body);

@@ -9,6 +9,8 @@
  */
 #include "api.h"
 #include "lists.h"
+#include "stored.h"
+#include "tiers.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -232,17 +234,23 @@ int api_check_run_size(sf_httpd_req *req, const api_config *cfg, const sf_logic 
 
 /* ---- POST /v1/backtests ------------------------------------------------------ */
 
-static const char *const BACKTEST_KEYS[] = {"logic", "logic_id", "symbol",       "timeframe", "from",
-                                            "to",    "priority", "max_attempts", NULL};
+static const char *const BACKTEST_KEYS[] = {"logic", "logic_id", "logic_version", "symbol",       "timeframe",
+                                            "from",  "to",       "priority",      "max_attempts", NULL};
 
 /* The logic text from "logic" (an object) or "logic_id" (a stored logic of
- * this user). Returns a malloc'd string, or NULL after answering. */
-static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body, const sf_auth_user *user)
+ * this user, at "logic_version" or its current version: ref gets which).
+ * Returns a malloc'd string, or NULL after answering. */
+static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body, const sf_auth_user *user,
+                        api_logic_ref *ref)
 {
     json_t *logic = json_object_get(body, "logic");
     json_t *id = json_object_get(body, "logic_id");
     if ((logic == NULL) == (id == NULL)) {
         bad_field(req, "logic", "give exactly one of logic (an object) and logic_id");
+        return NULL;
+    }
+    if (logic != NULL && json_object_get(body, "logic_version") != NULL) {
+        bad_field(req, "logic_version", "only with logic_id");
         return NULL;
     }
     if (logic != NULL) {
@@ -255,51 +263,11 @@ static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body
             api_fail(app, req, SF_ERR_NOMEM, NULL);
         return t;
     }
-    if (!json_is_string(id) || !api_is_uuid(json_string_value(id))) {
-        bad_field(req, "logic_id", "must be a logic id (a UUID)");
+    if (!api_logic_ref_resolve(app, req, db, user, body, ref))
         return NULL;
-    }
-    const char *params[] = {json_string_value(id), user->id};
-    sf_db_res *res = NULL;
-    sf_err err = {0};
-    sf_status st = sf_db_query(db, "SELECT body::text FROM logics WHERE id = $1::uuid AND user_id = $2::uuid", 2,
-                               params, &res, &err);
-    char *t = NULL;
-    if (st != SF_OK)
-        api_fail(app, req, st, &err);
-    else if (sf_db_nrows(res) == 0)
-        sf_httpd_reply_error(req, 404, "logic_not_found", "logic_id: no such logic", "logic_id");
-    else if ((t = strdup(sf_db_get(res, 0, 0))) == NULL)
-        api_fail(app, req, SF_ERR_NOMEM, NULL);
-    sf_db_res_free(res);
+    char *t = ref->text;
+    ref->text = NULL;
     return t;
-}
-
-/* Validate with the real parser; answers 400 listing every error. On
- * success *out is the compiled logic (sf_logic_free). */
-static int logic_valid(api_app *app, sf_httpd_req *req, const char *text, sf_logic **out)
-{
-    sf_logic *logic = NULL;
-    *out = NULL;
-    sf_logic_errors *errs = calloc(1, sizeof *errs);
-    sf_err err = {0};
-    if (errs == NULL) {
-        api_fail(app, req, SF_ERR_NOMEM, NULL);
-        return 0;
-    }
-    sf_status st = sf_logic_parse(text, strlen(text), &logic, errs, &err);
-    if (st == SF_OK)
-        *out = logic;
-    else
-        sf_logic_free(logic);
-    if (st == SF_ERR_NOMEM)
-        api_fail(app, req, st, &err);
-    else if (st != SF_OK && errs->count == 0)
-        sf_httpd_reply_error(req, 400, "invalid_logic", err.msg, "logic");
-    else if (st != SF_OK)
-        api_reply_logic_errors(app, req, "logic", errs);
-    free(errs);
-    return st == SF_OK;
 }
 
 typedef struct submitted {
@@ -307,15 +275,17 @@ typedef struct submitted {
     char status[16];
     int replay;   /* the idempotency key matched an earlier identical request */
     int conflict; /* the key matched a different request */
+    api_quota quota; /* quota.refused: over a quota, nothing inserted (tiers.h) */
 } submitted;
 
 static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
                             const api_origin *origin, submitted *out, sf_err *err)
 {
-    char prio[4], attempts[8], version[24];
+    char prio[4], attempts[8], version[24], lversion[24];
     snprintf(prio, sizeof prio, "%d", c->priority);
     snprintf(attempts, sizeof attempts, "%d", c->max_attempts);
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
+    snprintf(lversion, sizeof lversion, "%lld", (long long)origin->logic_version);
     const char *p[] = {user->id,
                        prio,
                        logic,
@@ -327,18 +297,20 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
                        c->idempotency_key,
                        origin->logic_id,
                        version,
-                       origin->rerun_of};
+                       origin->rerun_of,
+                       origin->logic_id && origin->logic_version > 0 ? lversion : NULL};
     sf_db_res *res = NULL;
     /* on every submission's path to a worker: prepared once per connection */
     sf_status st = sf_db_query_prepared(
         db,
         "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
-        "idempotency_key, logic_hash, logic_id, dataset_version, rerun_of) VALUES ($1::uuid, $2::smallint, "
-        "$3::jsonb, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, $9, "
-        "encode(sha256(convert_to($3::jsonb::text, 'UTF8')), 'hex'), $10::uuid, $11::integer, $12::uuid) "
+        "idempotency_key, logic_hash, logic_id, dataset_version, rerun_of, logic_version) VALUES ($1::uuid, "
+        "$2::smallint, $3::jsonb, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, $9, "
+        "encode(sha256(convert_to($3::jsonb::text, 'UTF8')), 'hex'), $10::uuid, $11::integer, $12::uuid, "
+        "$13::integer) "
         "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
         "RETURNING id, status",
-        12, p, &res, err);
+        13, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
@@ -362,14 +334,22 @@ static sf_status insert_job(sf_db *db, const sf_auth_user *user, const api_submi
     return st;
 }
 
-/* One transaction: insert + NOTIFY. */
-static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const char *logic,
-                            const api_origin *origin, submitted *out, sf_err *err)
+/* One transaction: the quota check (tiers.h), insert + NOTIFY; over a
+ * quota (and not a replay) it rolls back with out->quota.refused set. */
+static sf_status submit_job(api_app *app, sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                            const char *logic, const api_origin *origin, submitted *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
         return st;
-    st = insert_job(db, user, c, logic, origin, out, err);
+    st = api_quota_check(app, db, user, 1, &out->quota, err);
+    if (st == SF_OK)
+        st = insert_job(db, user, c, logic, origin, out, err);
+    out->quota.refused &= st == SF_OK && !out->replay && !out->conflict;
+    if (out->quota.refused) {
+        sf_db_rollback(db);
+        return SF_OK;
+    }
     if (st == SF_OK && !out->replay && !out->conflict)
         st = sf_db_exec(db, "NOTIFY sf_jobs", err);
     if (st == SF_OK)
@@ -381,6 +361,10 @@ static sf_status submit_job(sf_db *db, const sf_auth_user *user, const api_submi
 
 static void reply_submitted(api_app *app, sf_httpd_req *req, const submitted *s)
 {
+    if (s->quota.refused) {
+        api_quota_reply(app, req, &s->quota);
+        return;
+    }
     if (s->conflict) {
         sf_httpd_reply_error(req, 409, "idempotency_conflict", "Idempotency-Key: already used for a different request",
                              "Idempotency-Key");
@@ -416,21 +400,24 @@ void api_backtest_submit_body(api_app *app, sf_httpd_req *req, const sf_auth_use
     if (origin == NULL)
         origin = &none;
     api_origin o = *origin;
-    if (json_is_string(json_object_get(body, "logic_id")))
-        o.logic_id = json_string_value(json_object_get(body, "logic_id"));
+    api_logic_ref ref = {0};
     sf_db *db = NULL;
     sf_err err = {0};
     sf_status st = api_db(app, &db, &err);
-    char *logic = st == SF_OK ? logic_text(app, req, db, body, user) : NULL;
+    char *logic = st == SF_OK ? logic_text(app, req, db, body, user, &ref) : NULL;
+    if (ref.version > 0) { /* submitted by a stored logic: it and its version are recorded */
+        o.logic_id = ref.id;
+        o.logic_version = ref.version;
+    }
     api_submit_common c;
     submitted s = {0};
     sf_logic *parsed = NULL;
     if (st != SF_OK)
         api_fail(app, req, st, &err);
-    else if (logic != NULL && logic_valid(app, req, logic, &parsed) &&
-             api_submit_common_parse(app, req, db, body, &c) && api_dataset_pinned(req, &c, &o) &&
-             api_check_run_size(req, app->cfg, parsed, &c, 1)) {
-        st = submit_job(db, user, &c, logic, &o, &s, &err);
+    else if (logic != NULL && api_logic_valid(app, req, "logic", logic, &parsed) &&
+             api_submit_common_parse(app, req, db, body, &c) && api_tier_priority_ok(req, user, c.priority) &&
+             api_dataset_pinned(req, &c, &o) && api_check_run_size(req, app->cfg, parsed, &c, 1)) {
+        st = submit_job(app, db, user, &c, logic, &o, &s, &err);
         if (st == SF_OK)
             reply_submitted(app, req, &s);
         else

@@ -24,6 +24,8 @@
  */
 #include "api.h"
 #include "lists.h"
+#include "stored.h"
+#include "tiers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +43,7 @@
 
 static const char *const SWEEP_KEYS[] = {
     "logic",        "grid",       "symbol", "timeframe",        "from", "to", "rank_by", "priority",
-    "max_attempts", "detail_top", "blocks", "effective_trials", NULL};
+    "max_attempts", "detail_top", "blocks", "effective_trials", "logic_id", "logic_version", NULL};
 
 typedef struct sweep_req {
     char *logic; /* compact JSON text */
@@ -183,13 +185,15 @@ typedef struct batch_out {
     char id[SF_AUTH_ID_MAX];
     long long total;
     int replay, conflict;
+    api_quota quota; /* quota.refused: over a quota, nothing inserted (tiers.h) */
 } batch_out;
 
 static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
                               const api_origin *origin, batch_out *out, sf_err *err)
 {
-    char total[24], version[24];
+    char total[24], version[24], lversion[24];
     snprintf(total, sizeof total, "%zu", origin->members_of ? (size_t)origin->total : sf_grid_size(s->grid));
+    snprintf(lversion, sizeof lversion, "%lld", (long long)origin->logic_version);
     snprintf(version, sizeof version, "%lld", (long long)c->dataset_version);
     const char *p[] = {user->id,
                        s->logic,
@@ -203,17 +207,19 @@ static sf_status insert_batch(sf_db *db, const sf_auth_user *user, const api_sub
                        version,
                        origin->rerun_of,
                        s->blocks,
-                       s->trials[0] ? s->trials : NULL};
+                       s->trials[0] ? s->trials : NULL,
+                       origin->logic_id,
+                       origin->logic_version > 0 ? lversion : NULL};
     sf_db_res *res = NULL;
     sf_status st = sf_db_query(db,
                                "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, rank_by, "
                                "idempotency_key, detail_top, logic_hash, dataset_version, rerun_of, blocks, "
-                               "effective_trials) VALUES "
+                               "effective_trials, logic_id, logic_version) VALUES "
                                "($1::uuid, $2::jsonb, $3::json, $4, $5, $6::integer, $7, $8, $9::integer, "
                                "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex'), $10::integer, $11::uuid, "
-                               "$12::smallint, $13::bigint) "
+                               "$12::smallint, $13::bigint, $14::uuid, $15::integer) "
                                "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, total",
-                               13, p, &res, err);
+                               15, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) == 0) {
         sf_db_res_free(res);
         st = sf_db_query(db,
@@ -270,13 +276,29 @@ static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_s
                        12, p, NULL, err);
 }
 
-static sf_status submit_sweep(sf_db *db, const sf_auth_user *user, const api_submit_common *c, const sweep_req *s,
-                              const api_origin *origin, batch_out *out, sf_err *err)
+/* The members a submission adds: the grid's, or a batch rerun's count. */
+static int64_t sweep_members(const sweep_req *s, const api_origin *origin)
+{
+    return origin->members_of ? origin->total : (int64_t)sf_grid_size(s->grid);
+}
+
+/* One transaction: the quota check (tiers.h), the batch, its members and
+ * NOTIFY; over a quota (and not a replay) it rolls back before any member
+ * is inserted, with out->quota.refused set. */
+static sf_status submit_sweep(api_app *app, sf_db *db, const sf_auth_user *user, const api_submit_common *c,
+                              const sweep_req *s, const api_origin *origin, batch_out *out, sf_err *err)
 {
     sf_status st = sf_db_begin(db, err);
     if (st != SF_OK)
         return st;
-    st = insert_batch(db, user, c, s, origin, out, err);
+    st = api_quota_check(app, db, user, sweep_members(s, origin), &out->quota, err);
+    if (st == SF_OK)
+        st = insert_batch(db, user, c, s, origin, out, err);
+    out->quota.refused &= st == SF_OK && !out->replay && !out->conflict;
+    if (out->quota.refused) {
+        sf_db_rollback(db);
+        return SF_OK;
+    }
     if (st == SF_OK && !out->replay && !out->conflict) {
         st = insert_members(db, user, c, out, origin, err);
         if (st == SF_OK)
@@ -313,13 +335,47 @@ static void reply_submitted(api_app *app, sf_httpd_req *req, const sweep_req *s,
 {
     char self[96];
     snprintf(self, sizeof self, "/v1/batches/%s", b->id);
-    if (b->conflict)
+    if (b->quota.refused)
+        api_quota_reply(app, req, &b->quota);
+    else if (b->conflict)
         sf_httpd_reply_error(req, 409, "idempotency_conflict", "Idempotency-Key: already used for a different request",
                              "Idempotency-Key");
     else
         api_reply_json(app, req, b->replay ? 200 : 202,
                        json_pack("{s:s, s:I, s:I, s:s, s:{s:s}}", "id", b->id, "total", (json_int_t)b->total, "checked",
                                  (json_int_t)s->check.checked, "status", "pending", "links", "self", self));
+}
+
+/* "logic_id" (and "logic_version"): the stored logic's version becomes the
+ * body's "logic" and the batch records both (o); answers and returns 0 when
+ * it cannot be used. Without logic_id, *o is *origin. */
+static int sweep_stored_logic(api_app *app, sf_httpd_req *req, const sf_auth_user *user, json_t *body,
+                              const api_origin *origin, api_origin *o, api_logic_ref *ref)
+{
+    *o = *origin;
+    if (json_object_get(body, "logic_id") == NULL)
+        return json_object_get(body, "logic_version") == NULL ||
+               bad(req, "invalid_request", "logic_version", "logic_version: only with logic_id");
+    if (json_object_get(body, "logic") != NULL)
+        return bad(req, "invalid_request", "logic", "logic: give exactly one of logic (an object) and logic_id");
+    sf_db *db = NULL;
+    sf_err err = {0};
+    sf_status st = api_db(app, &db, &err);
+    if (st != SF_OK) {
+        api_fail(app, req, st, &err);
+        return 0;
+    }
+    if (!api_logic_ref_resolve(app, req, db, user, body, ref))
+        return 0;
+    json_t *logic = json_loads(ref->text, 0, NULL);
+    if (logic == NULL) {
+        api_fail(app, req, SF_ERR_INTERNAL, NULL);
+        return 0;
+    }
+    json_object_set_new(body, "logic", logic);
+    o->logic_id = ref->id;
+    o->logic_version = ref->version;
+    return 1;
 }
 
 /* Cheap checks first (fields, the grid's size, then the data set and the
@@ -332,8 +388,13 @@ void api_sweep_submit_body(api_app *app, sf_httpd_req *req, const sf_auth_user *
 {
     int64_t deadline_ms = sf_time_mono_ms() + app->cfg->sweep_check_ms;
     api_origin none = {0};
-    if (origin == NULL)
-        origin = &none;
+    api_origin stored;
+    api_logic_ref ref = {0};
+    if (!sweep_stored_logic(app, req, user, body, origin ? origin : &none, &stored, &ref)) {
+        api_logic_ref_free(&ref);
+        return;
+    }
+    origin = &stored;
     sweep_req s = {0};
     sf_db *db = NULL;
     sf_err err = {0};
@@ -341,16 +402,18 @@ void api_sweep_submit_body(api_app *app, sf_httpd_req *req, const sf_auth_user *
     batch_out b = {0};
     sf_status st = SF_OK;
     if (sweep_fields(req, body, &s) && sweep_grid(app, req, body, &s) && (st = api_db(app, &db, &err)) == SF_OK &&
-        api_submit_common_parse(app, req, db, body, &c) && api_dataset_pinned(req, &c, origin) &&
+        api_submit_common_parse(app, req, db, body, &c) && api_tier_priority_ok(req, user, c.priority) &&
+        api_tier_members_ok(app, req, user, sweep_members(&s, origin)) && api_dataset_pinned(req, &c, origin) &&
         sweep_slot_take(app, req)) {
         if (sweep_compile(app, req, deadline_ms, &c, &s) &&
-            (st = submit_sweep(db, user, &c, &s, origin, &b, &err)) == SF_OK)
+            (st = submit_sweep(app, db, user, &c, &s, origin, &b, &err)) == SF_OK)
             reply_submitted(app, req, &s, &b);
         sweep_slot_give(app);
     }
     if (st != SF_OK)
         api_fail(app, req, st, &err);
     sweep_req_free(&s);
+    api_logic_ref_free(&ref);
 }
 
 void api_sweep_submit(sf_httpd_req *req, void *appv)

@@ -1,6 +1,7 @@
 /* sfctl admin: users and API keys; see admin.h. */
 #include "admin.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,11 +12,18 @@
 static const char admin_usage[] =
     "usage: sfctl admin user add --email E --name N [--tier free|premium|enterprise] [--key-only]\n"
     "       sfctl admin key add --email E [--key-only]\n"
+    "       sfctl admin user list [--json]\n"
+    "       sfctl admin user tier --email E --tier free|premium|enterprise\n"
+    "       sfctl admin key add --email E [--key-only]\n"
+    "       sfctl admin key list --email E [--json]\n"
+    "       sfctl admin key rotate --id N [--key-only]\n"
     "       sfctl admin key revoke --id N\n"
     "\n"
-    "Create users and API keys (straight in PostgreSQL: DATABASE_URL). A new key is\n"
-    "printed once and cannot be shown again (only its SHA-256 is stored); with\n"
-    "--key-only nothing but the key is printed.\n";
+    "Users and API keys, straight in PostgreSQL (DATABASE_URL), as the operator. A new\n"
+    "key is printed once and cannot be shown again (only its SHA-256 is stored); with\n"
+    "--key-only nothing but the key is printed. `key rotate` revokes key N and makes\n"
+    "a new key for its user in one transaction: the old key answers 401 at once.\n"
+    "Lists are tab-separated (--json: one JSON array).\n";
 
 static void print_key(const char *user_id, const char *email, const sf_auth_key *key, int key_only)
 {
@@ -101,14 +109,135 @@ static int key_revoke(sf_db *db, int argc, char **argv)
     return CTL_EXIT_OK;
 }
 
+static int key_rotate(sf_db *db, int argc, char **argv)
+{
+    const char *id = NULL, *pos[1];
+    int key_only = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"id", 1, &id, NULL}, {"key-only", 0, NULL, &key_only}};
+    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    int64_t key_id = 0;
+    sf_err err = {0};
+    if (!cli_need("admin", id, "id"))
+        return CTL_EXIT_USAGE;
+    if (sf_config_parse_int(id, 1, INT64_MAX, &key_id, &err) != SF_OK)
+        return cli_fail(CTL_EXIT_USAGE, "admin: --id: %s", err.msg);
+    char user_id[SF_AUTH_ID_MAX];
+    sf_auth_key key;
+    sf_status st = sf_auth_key_rotate(db, key_id, user_id, &key, &err);
+    if (st != SF_OK)
+        return cli_fail(cli_status_exit(st), "%s", err.msg);
+    if (!key_only)
+        printf("revoked key %lld\n", (long long)key_id);
+    print_key(user_id, "rotated", &key, key_only);
+    sf_auth_key_wipe(&key);
+    return CTL_EXIT_OK;
+}
+
+static int user_tier(sf_db *db, int argc, char **argv)
+{
+    const char *email = NULL, *tier = NULL, *pos[1];
+    size_t npos = 0;
+    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"tier", 1, &tier, NULL}};
+    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    if (!cli_need("admin", email, "email") || !cli_need("admin", tier, "tier"))
+        return CTL_EXIT_USAGE;
+    sf_err err = {0};
+    sf_status st = sf_auth_user_set_tier(db, email, tier, &err);
+    if (st != SF_OK)
+        return cli_fail(cli_status_exit(st), "%s", err.msg);
+    printf("%s: tier %s\n", email, tier);
+    return CTL_EXIT_OK;
+}
+
+/* Print a query's rows: tab-separated under a header, or (--json) one JSON
+ * array of objects named by the columns. */
+static int print_rows(sf_db *db, const char *sql, int n, const char *const *params, const char *const *cols,
+                      int ncols, int json_out)
+{
+    sf_db_res *res = NULL;
+    sf_err err = {0};
+    sf_status st = sf_db_query(db, sql, n, params, &res, &err);
+    if (st != SF_OK)
+        return cli_fail(cli_status_exit(st), "%s", err.msg);
+    json_t *arr = json_out ? json_array() : NULL;
+    for (int c = 0; !json_out && c < ncols; c++)
+        printf("%s%s", cols[c], c + 1 < ncols ? "\t" : "\n");
+    for (int r = 0; r < sf_db_nrows(res); r++) {
+        json_t *o = json_out ? json_object() : NULL;
+        for (int c = 0; c < ncols; c++) {
+            const char *v = sf_db_is_null(res, r, c) ? NULL : sf_db_get(res, r, c);
+            if (json_out)
+                json_object_set_new(o, cols[c], v ? json_string(v) : json_null());
+            else
+                printf("%s%s", v ? v : "-", c + 1 < ncols ? "\t" : "\n");
+        }
+        json_array_append_new(arr, o);
+    }
+    if (json_out) {
+        json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    }
+    json_decref(arr);
+    sf_db_res_free(res);
+    return CTL_EXIT_OK;
+}
+
+#define ISO_UTC(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static int user_list(sf_db *db, int argc, char **argv)
+{
+    const char *pos[1];
+    int json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out}};
+    int rc = cli_parse(argc, argv, 3, opts, 1, admin_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    static const char *const COLS[] = {"id", "email", "name", "tier", "active_keys", "created_at"};
+    return print_rows(db,
+                      "SELECT u.id, u.email, u.name, u.tier::text, (SELECT count(*) FROM api_keys k WHERE "
+                      "k.user_id = u.id AND k.revoked_at IS NULL), " ISO_UTC("u.created_at") " FROM users u "
+                      "ORDER BY u.created_at, u.email",
+                      0, NULL, COLS, 6, json_out);
+}
+
+static int key_list(sf_db *db, int argc, char **argv)
+{
+    const char *email = NULL, *pos[1];
+    int json_out = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"json", 0, NULL, &json_out}};
+    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    if (rc >= 0)
+        return rc;
+    if (!cli_need("admin", email, "email"))
+        return CTL_EXIT_USAGE;
+    char user_id[SF_AUTH_ID_MAX];
+    sf_err err = {0};
+    sf_status st = sf_auth_user_find(db, email, user_id, &err);
+    if (st != SF_OK)
+        return cli_fail(cli_status_exit(st), "%s", err.msg);
+    static const char *const COLS[] = {"id", "prefix", "created_at", "revoked_at"};
+    const char *p[] = {user_id};
+    return print_rows(db,
+                      "SELECT id::text, prefix, " ISO_UTC("created_at") ", " ISO_UTC("revoked_at") " FROM api_keys "
+                      "WHERE user_id = $1::uuid ORDER BY id",
+                      1, p, COLS, 4, json_out);
+}
+
 typedef int (*admin_fn)(sf_db *db, int argc, char **argv);
 
 static const struct {
     const char *noun, *verb;
     admin_fn fn;
 } ADMIN_COMMANDS[] = {
-    {"user", "add", user_add},
-    {"key", "add", key_add},
+    {"user", "add", user_add},   {"user", "list", user_list},     {"user", "tier", user_tier},
+    {"key", "add", key_add},     {"key", "list", key_list},       {"key", "rotate", key_rotate},
     {"key", "revoke", key_revoke},
 };
 

@@ -11,6 +11,7 @@
 #include "exit.h"
 #include "lists.h"
 #include "local.h"
+#include "me.h"
 #include "remote.h"
 
 typedef int (*ctl_cmd_fn)(int argc, char **argv);
@@ -35,7 +36,8 @@ static const struct {
     {"batches", ctl_batches, "list your sweeps, newest first"},
     {"rerun", ctl_rerun, "run a job, a sweep's failed members or every job of a filter again"},
     {"data", ctl_data, "import, fetch and list market data sets"},
-    {"admin", ctl_admin, "create users and API keys"},
+    {"me", ctl_me, "show your user, tier, quotas and what counts against them now"},
+    {"admin", ctl_admin, "users, tiers and API keys (list, add, rotate, revoke; straight in PostgreSQL)"},
     {"help", cmd_help, "show this help, or a command's help (sfctl help <command>)"},
 };
 

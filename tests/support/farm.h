@@ -299,13 +299,16 @@ static inline int farm_wait_sql(const char *sql, const char *param, int64_t time
     return sf_proc_wait_until(farm_sql_true_, &w, timeout_ms, 25);
 }
 
-/* A user (tenant); returns its id. */
+/* A user (tenant); returns its id. Enterprise: the farm tests measure the
+ * farm, not the tiers' quotas and rate limits (test_api_tiers does). */
 static inline char *farm_user(const char *name)
 {
     char email[128];
     snprintf(email, sizeof email, "%s@farm.test", name);
     const char *p[] = {email, name};
-    return farm_query1("INSERT INTO users (email, name, password_hash) VALUES ($1, $2, 'x') RETURNING id", 2, p);
+    return farm_query1("INSERT INTO users (email, name, password_hash, tier) VALUES ($1, $2, 'x', 'enterprise') "
+                       "RETURNING id",
+                       2, p);
 }
 
 /* Relay every due pending job into Redis (queue "backtest") the way the

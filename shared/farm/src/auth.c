@@ -283,3 +283,56 @@ sf_status sf_auth_key_revoke(sf_db *db, int64_t key_id, const char *user_id, sf_
     sf_db_res_free(res);
     return st;
 }
+
+/* The owner of an unrevoked key, revoked now; SF_ERR_NOTFOUND when none. */
+static sf_status revoke_returning_owner(sf_db *db, int64_t key_id, char user_id[SF_AUTH_ID_MAX], sf_err *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)key_id);
+    const char *params[] = {id};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db,
+                               "UPDATE api_keys SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL "
+                               "RETURNING user_id",
+                               1, params, &res, err);
+    if (st == SF_OK && sf_db_nrows(res) == 0)
+        st = sf_err_set(err, SF_ERR_NOTFOUND, "no active API key with id %lld", (long long)key_id);
+    if (st == SF_OK)
+        snprintf(user_id, SF_AUTH_ID_MAX, "%s", sf_db_get(res, 0, 0));
+    sf_db_res_free(res);
+    return st;
+}
+
+sf_status sf_auth_key_rotate(sf_db *db, int64_t key_id, char user_id[SF_AUTH_ID_MAX], sf_auth_key *key, sf_err *err)
+{
+    sf_status st = sf_auth_key_generate(key, err);
+    if (st != SF_OK || (st = sf_db_begin(db, err)) != SF_OK)
+        return st;
+    st = revoke_returning_owner(db, key_id, user_id, err);
+    if (st == SF_OK)
+        st = sf_auth_key_create(db, user_id, key, err);
+    if (st == SF_OK)
+        st = sf_db_commit(db, err);
+    if (st != SF_OK) {
+        sf_db_rollback(db);
+        sf_auth_key_wipe(key);
+    }
+    return st;
+}
+
+sf_status sf_auth_user_set_tier(sf_db *db, const char *email, const char *tier, sf_err *err)
+{
+    size_t i = 0;
+    while (i < sizeof TIERS / sizeof TIERS[0] && strcmp(tier, TIERS[i]) != 0)
+        i++;
+    if (i == sizeof TIERS / sizeof TIERS[0])
+        return sf_err_set(err, SF_ERR_INVALID, "tier: must be free, premium or enterprise");
+    const char *params[] = {email, tier};
+    sf_db_res *res = NULL;
+    sf_status st = sf_db_query(db, "UPDATE users SET tier = $2::user_tier, updated_at = now() WHERE email = $1", 2,
+                               params, &res, err);
+    if (st == SF_OK && sf_db_affected(res) == 0)
+        st = sf_err_set(err, SF_ERR_NOTFOUND, "no user with email %s", email);
+    sf_db_res_free(res);
+    return st;
+}

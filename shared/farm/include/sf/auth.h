@@ -106,4 +106,14 @@ sf_status sf_auth_user_find(sf_db *db, const char *email, char user_id[SF_AUTH_I
  * when no such unrevoked key exists. */
 sf_status sf_auth_key_revoke(sf_db *db, int64_t key_id, const char *user_id, sf_err *err);
 
+/* Rotate a key: in one transaction, revoke key key_id (it answers 401 from
+ * then on) and store a new key of the same user (key, key->id set; user_id
+ * gets the owner). SF_ERR_NOTFOUND when no such unrevoked key exists. */
+sf_status sf_auth_key_rotate(sf_db *db, int64_t key_id, char user_id[SF_AUTH_ID_MAX], sf_auth_key *key, sf_err *err);
+
+/* Set the tier of the user with this email ("free" | "premium" |
+ * "enterprise"). SF_ERR_INVALID for another tier, SF_ERR_NOTFOUND when no
+ * such user. */
+sf_status sf_auth_user_set_tier(sf_db *db, const char *email, const char *tier, sf_err *err);
+
 #endif
