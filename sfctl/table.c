@@ -125,14 +125,14 @@ void tbl_overfit(const sf_overfit *o)
     printf("\noverfitting: %s\n", o->verdict);
     if (!o->ok)
         return;
-    printf("  PBO %s", ovf_num(a, sizeof a, o->pbo, 3));
+    printf("PBO %s", ovf_num(a, sizeof a, o->pbo, 3));
     if (o->sampled)
         printf(" +- %s", ovf_num(b, sizeof b, o->pbo_margin, 3));
     printf(" over %llu of %llu splits of %d blocks; the in-sample best's out-of-sample Sharpe %s a bar, "
            "below 0 in %s%% of splits\n",
            (unsigned long long)o->splits, (unsigned long long)o->splits_total, o->blocks,
            ovf_num(c, sizeof c, o->oos_sharpe_mean, 4), ovf_num(d, sizeof d, o->prob_loss * 100, 1));
-    printf("  DSR %s of member %lld (Sharpe %s a bar over %zu returns, SR0 %s for %.0f trials)",
+    printf("DSR %s of member %lld (Sharpe %s a bar over %zu returns, SR0 %s for %.0f trials)",
            ovf_num(a, sizeof a, o->dsr, 3), (long long)o->best_index, ovf_num(b, sizeof b, o->best_sharpe, 4),
            o->returns, ovf_num(c, sizeof c, o->sr0, 4), o->trials);
     printf("%s%s\n", o->dsr_reason[0] ? ": " : "", o->dsr_reason);

@@ -345,6 +345,8 @@ static void expect_local_board(ctl_run *r, const char *farm_out, const char *by)
            (const char *const[]){"sweep", "--logic", logic, "--data", csv, "--grid", grid, "--by", by, "--top", "8",
                                  NULL});
     cr_assert_str_eq(board, r->out, "by %s: the farm's leaderboard is not the local one", by);
+    /* and so are PBO, DSR and the verdict under it (issue 14) */
+    cr_assert(strstr(board, "\noverfitting: ") != NULL && strstr(board, "\nDSR ") != NULL, "%s", board);
     free(board);
 }
 
