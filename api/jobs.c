@@ -62,7 +62,9 @@ static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, co
     return res;
 }
 
-static const char JOB_SQL[] = "SELECT " SF_JOBLIST_JOB_JSON "::text "
+/* The job, and a logic execution's signal (NULL for other jobs). */
+static const char JOB_SQL[] = "SELECT " SF_JOBLIST_JOB_JSON "::text, (SELECT " SF_JOBLIST_SIGNAL_JSON
+                              "::text FROM signals WHERE signals.job_id = jobs.id) "
                               "FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
 
 void api_job_get(sf_httpd_req *req, void *appv)
@@ -75,7 +77,13 @@ void api_job_get(sf_httpd_req *req, void *appv)
     sf_db_res *res = owned_row(app, req, JOB_SQL, id, &user, "job");
     if (res == NULL)
         return;
-    api_reply_text(app, req, 200, sf_db_get(res, 0, 0));
+    json_t *job = sf_db_is_null(res, 0, 1) ? NULL : api_json_from_db(sf_db_get(res, 0, 0));
+    if (job != NULL) { /* a logic execution: its signal with it */
+        json_object_set_new(job, "signal", api_json_from_db(sf_db_get(res, 0, 1)));
+        api_reply_json(app, req, 200, job);
+    } else {
+        api_reply_text(app, req, 200, sf_db_get(res, 0, 0));
+    }
     sf_db_res_free(res);
 }
 

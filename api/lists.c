@@ -133,8 +133,7 @@ int api_filter_parse(api_app *app, sf_httpd_req *req, const sf_auth_user *user, 
     return parse_logic(app, req, user, in->logic, out) && parse_batch(app, req, user, in->batch, out);
 }
 
-/* ?limit= and ?cursor= into f; answers 400 and returns 0 when bad. */
-static int page_args(sf_httpd_req *req, sf_joblist_filter *f)
+int api_page_args(sf_httpd_req *req, sf_joblist_filter *f)
 {
     const char *limit = sf_httpd_query(req, "limit"), *cursor = sf_httpd_query(req, "cursor");
     int64_t n = SF_JOBLIST_LIMIT_DEFAULT;
@@ -148,8 +147,7 @@ static int page_args(sf_httpd_req *req, sf_joblist_filter *f)
     return 1;
 }
 
-/* Run a page's statement and answer {"items", "next_cursor"}. */
-static void reply_page(api_app *app, sf_httpd_req *req, const sf_joblist_filter *f, const sf_joblist_query *q)
+void api_reply_page(api_app *app, sf_httpd_req *req, const sf_joblist_filter *f, const sf_joblist_query *q)
 {
     sf_db *db = NULL;
     sf_db_res *res = NULL;
@@ -197,7 +195,7 @@ void api_jobs_list(sf_httpd_req *req, void *appv)
     api_filter a;
     sf_joblist_query q;
     sf_err err = {0};
-    if (!api_filter_parse(app, req, &user, &in, &a) || !page_args(req, &a.f))
+    if (!api_filter_parse(app, req, &user, &in, &a) || !api_page_args(req, &a.f))
         return;
     sf_status st = sf_joblist_jobs(&a.f, &q, &err);
     if (st == SF_ERR_INVALID)
@@ -205,7 +203,7 @@ void api_jobs_list(sf_httpd_req *req, void *appv)
     else if (st != SF_OK)
         api_fail(app, req, st, &err);
     else
-        reply_page(app, req, &a.f, &q);
+        api_reply_page(app, req, &a.f, &q);
 }
 
 void api_batches_list(sf_httpd_req *req, void *appv)
@@ -218,7 +216,7 @@ void api_batches_list(sf_httpd_req *req, void *appv)
     api_filter a;
     sf_joblist_query q;
     sf_err err = {0};
-    if (!api_filter_parse(app, req, &user, &in, &a) || !page_args(req, &a.f))
+    if (!api_filter_parse(app, req, &user, &in, &a) || !api_page_args(req, &a.f))
         return;
     sf_status st = sf_joblist_batches(&a.f, &q, &err);
     if (st == SF_ERR_INVALID)
@@ -226,5 +224,5 @@ void api_batches_list(sf_httpd_req *req, void *appv)
     else if (st != SF_OK)
         api_fail(app, req, st, &err);
     else
-        reply_page(app, req, &a.f, &q);
+        api_reply_page(app, req, &a.f, &q);
 }

@@ -20,6 +20,7 @@
 typedef struct api_origin {
     const char *rerun_of;    /* the job (batch) re-run, stored as rerun_of; NULL = none */
     const char *logic_id;    /* the stored logic it was submitted by; NULL = none */
+    int64_t logic_version;   /* > 0: that logic's version (stored with the job) */
     int64_t dataset_version; /* > 0: refuse (409 dataset_changed) unless the data set is still at it */
     const char *members_of;  /* a batch rerun: the old batch whose members ... */
     const char *statuses;    /* ... in these statuses ("{failed,dead}") are re-run (their combo_index) */
@@ -59,6 +60,15 @@ typedef struct api_filter {
  * 0 on failure. */
 int api_filter_parse(api_app *app, sf_httpd_req *req, const sf_auth_user *user, const api_filter_in *in,
                      api_filter *out);
+
+/* ?limit= and ?cursor= into f (limit 1 .. 500, 50 when absent); answers
+ * 400 and returns 0 when bad. */
+int api_page_args(sf_httpd_req *req, sf_joblist_filter *f);
+
+/* Run a page's statement q (columns: the item's JSON text, created_at in
+ * Unix microseconds, id; at most f->limit + 1 rows) and answer {"items",
+ * "next_cursor"}. */
+void api_reply_page(api_app *app, sf_httpd_req *req, const sf_joblist_filter *f, const sf_joblist_query *q);
 
 /* handlers */
 void api_jobs_list(sf_httpd_req *req, void *app);

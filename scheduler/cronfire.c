@@ -53,9 +53,11 @@ static const char fire_sql[] =
     "  INSERT INTO schedule_firings (schedule_id, fire_time, job_id) "
     "  SELECT $1::bigint, to_timestamp(t), gen_random_uuid() FROM unnest($2::bigint[]) AS t "
     "  ON CONFLICT DO NOTHING RETURNING job_id) "
-    "INSERT INTO jobs (id, user_id, kind, status, logic, symbol, timeframe, schedule_id) "
+    "INSERT INTO jobs (id, user_id, kind, status, logic, symbol, timeframe, schedule_id, logic_hash, logic_id, "
+    "  logic_version) "
     "SELECT f.job_id, s.user_id, 'logic_execution', 'pending', s.logic, s.symbol, s.timeframe, "
-    "  s.id FROM f JOIN schedules s ON s.id = $1::bigint "
+    "  s.id, encode(sha256(convert_to(s.logic::text, 'UTF8')), 'hex'), s.logic_id, s.logic_version "
+    "  FROM f JOIN schedules s ON s.id = $1::bigint "
     "RETURNING id";
 
 static const char advance_sql[] = "UPDATE schedules SET next_fire = to_timestamp($2::bigint) WHERE id = $1::bigint";

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 struct sf_http {
@@ -287,4 +288,40 @@ void sf_http_url_origin(const char *url, char *out, size_t size)
     int has_port = url_part(u, CURLUPART_PORT, port, sizeof port);
     curl_url_cleanup(u);
     snprintf(out, size, "%s://%s%s%s", scheme, host, has_port ? ":" : "", has_port ? port : "");
+}
+
+/* Every address host resolves to is allowed by p; SF_OK when it does not resolve. */
+static sf_status host_allowed(const char *host, const char *origin, const sf_netpolicy *p, sf_err *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return SF_OK;
+    sf_status st = SF_OK;
+    for (struct addrinfo *a = res; a != NULL && st == SF_OK; a = a->ai_next) {
+        sf_err why = {0};
+        if (sf_netpolicy_check(p, a->ai_addr, a->ai_addrlen, &why) != SF_OK)
+            st = sf_err_set(err, SF_ERR_INVALID, "%s: %s", origin, why.msg);
+    }
+    freeaddrinfo(res);
+    return st;
+}
+
+sf_status sf_http_url_check(const char *url, const sf_netpolicy *p, sf_err *err)
+{
+    char origin[SF_HTTP_ORIGIN_MAX], scheme[16], host[SF_HTTP_ORIGIN_MAX];
+    CURLU *u = curl_url();
+    int ok = u != NULL && url != NULL && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+             url_part(u, CURLUPART_SCHEME, scheme, sizeof scheme) && url_part(u, CURLUPART_HOST, host, sizeof host);
+    curl_url_cleanup(u);
+    sf_http_url_origin(url, origin, sizeof origin);
+    if (!ok || host[0] == '\0')
+        return sf_err_set(err, SF_ERR_INVALID, "not an absolute URL with a host (http://host/path)");
+    if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
+        return sf_err_set(err, SF_ERR_INVALID, "%s: only http and https URLs are allowed", origin);
+    size_t n = strlen(host);
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') { /* an IPv6 literal, without its brackets */
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    return host_allowed(host, origin, p, err);
 }

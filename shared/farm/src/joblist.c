@@ -222,6 +222,95 @@ sf_status sf_joblist_batches(const sf_joblist_filter *f, sf_joblist_query *q, sf
     return finish(&b, err);
 }
 
+/* ---- stored logics, schedules, signals ----------------------------------------------- */
+
+static int is_number(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return n >= 1 && n <= 18;
+}
+
+/* The checks of a list with only a cursor and a limit; id_number: the
+ * cursor's id is a number (else a UUID). */
+static sf_status check_plain(const sf_joblist_filter *f, int id_number, sf_err *err)
+{
+    if (!is_uuid(f->user_id))
+        return sf_err_set(err, SF_ERR_INVALID, "could not build a list: no user");
+    if (f->limit < 1 || f->limit > SF_JOBLIST_LIMIT_MAX)
+        return sf_err_set(err, SF_ERR_INVALID, "limit: must be from 1 to %d", SF_JOBLIST_LIMIT_MAX);
+    if (f->n_status || f->kind || f->batch_id || f->logic_hash || f->symbol || f->has_since || f->has_until)
+        return sf_err_set(err, SF_ERR_INVALID, "this list takes no filter");
+    if (f->has_cursor && !(id_number ? is_number(f->cursor_id) : is_uuid(f->cursor_id)))
+        return sf_err_set(err, SF_ERR_INVALID, "cursor: not a cursor of this list");
+    return SF_OK;
+}
+
+/* " AND (created_at, <col>) < (cursor)" when there is a cursor. */
+static void after_cursor(builder *b, const sf_joblist_filter *f, const char *col, const char *type)
+{
+    if (!f->has_cursor)
+        return;
+    int us = param_i64(b, f->cursor_us);
+    put(b, " AND (created_at, %s) < (" EPOCH " + $%d::bigint * interval '1 microsecond', $%d::%s)", col, us,
+        param(b, f->cursor_id), type);
+}
+
+sf_status sf_joblist_logics(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err)
+{
+    builder b;
+    start(&b, q);
+    sf_status st = check_plain(f, 0, err);
+    if (st != SF_OK)
+        return st;
+    int limit = param_i64(&b, (int64_t)f->limit + 1);
+    put(&b,
+        "SELECT json_build_object('id', id, 'name', name, 'version', version, 'logic_hash', "
+        "encode(sha256(convert_to(body::text, 'UTF8')), 'hex'), 'created_at', created_at, 'updated_at', updated_at, "
+        "'links', json_build_object('self', '/v1/logics/' || id))::text, " KEY_COLS
+        " FROM logics WHERE user_id = $%d::uuid AND deleted_at IS NULL",
+        param(&b, f->user_id));
+    after_cursor(&b, f, "id", "uuid");
+    put(&b, " " NEWEST " LIMIT $%d", limit);
+    return finish(&b, err);
+}
+
+sf_status sf_joblist_schedules(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err)
+{
+    builder b;
+    start(&b, q);
+    sf_status st = check_plain(f, 1, err);
+    if (st != SF_OK)
+        return st;
+    int limit = param_i64(&b, (int64_t)f->limit + 1);
+    put(&b, "SELECT " SF_JOBLIST_SCHEDULE_JSON "::text, " KEY_COLS " FROM schedules WHERE user_id = $%d::uuid",
+        param(&b, f->user_id));
+    after_cursor(&b, f, "id", "bigint");
+    put(&b, " " NEWEST " LIMIT $%d", limit);
+    return finish(&b, err);
+}
+
+sf_status sf_joblist_signals(const sf_joblist_filter *f, const char *schedule_id, sf_joblist_query *q, sf_err *err)
+{
+    builder b;
+    start(&b, q);
+    sf_status st = check_plain(f, 0, err);
+    if (st == SF_OK && !is_number(schedule_id))
+        st = sf_err_set(err, SF_ERR_INVALID, "could not build a list: no schedule");
+    if (st != SF_OK)
+        return st;
+    int limit = param_i64(&b, (int64_t)f->limit + 1);
+    put(&b,
+        "SELECT " SF_JOBLIST_SIGNAL_JSON "::text, (extract(epoch FROM created_at) * 1000000)::bigint, "
+        "job_id::text FROM signals WHERE schedule_id = $%d::bigint",
+        param(&b, schedule_id));
+    after_cursor(&b, f, "job_id", "uuid");
+    put(&b, " ORDER BY created_at DESC, job_id DESC LIMIT $%d", limit);
+    return finish(&b, err);
+}
+
 sf_status sf_joblist_count(const sf_joblist_filter *f, int64_t max, sf_joblist_query *q, sf_err *err)
 {
     builder b;
@@ -312,7 +401,8 @@ sf_status sf_joblist_cursor_decode(const char *text, int64_t *created_us, char *
     char raw[96];
     const char *dot = NULL;
     if (text == NULL || strlen(text) >= SF_JOBLIST_CURSOR_MAX || !b64_decode(text, raw, sizeof raw) ||
-        (dot = strchr(raw, '.')) == NULL || dot == raw || dot - raw > 18 || !is_uuid(dot + 1) || id_size < 37)
+        (dot = strchr(raw, '.')) == NULL || dot == raw || dot - raw > 18 || !(is_uuid(dot + 1) || is_number(dot + 1)) ||
+        id_size < 37)
         return sf_err_set(err, SF_ERR_INVALID,
                           "cursor: not a cursor of this list (pass next_cursor from the previous page as it is)");
     int64_t us = 0;

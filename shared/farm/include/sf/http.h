@@ -99,4 +99,17 @@ sf_status sf_http_request(sf_http *http, const char *method, const char *url, co
  */
 void sf_http_url_origin(const char *url, char *out, size_t size);
 
+/*
+ * Check, before it is stored, a URL a connection will later be made to on
+ * a user's behalf (a schedule's webhook): an absolute http or https URL
+ * with a host, whose host is an address policy p allows (sf_netpolicy_check)
+ * or a name every address of which p allows. A literal address in any
+ * spelling (127.1, 2130706433, 0x7f000001, [::ffff:127.0.0.1]) is judged
+ * by the address it is; a name is resolved (getaddrinfo, on the calling
+ * thread) and one that does not resolve now is accepted (the connection's
+ * own check, at each connect, is what keeps DNS answers honest).
+ * SF_ERR_INVALID with a message naming the URL by its origin only.
+ */
+sf_status sf_http_url_check(const char *url, const sf_netpolicy *p, sf_err *err);
+
 #endif

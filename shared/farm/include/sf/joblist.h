@@ -49,8 +49,27 @@
     "'max_attempts', max_attempts, 'worker', worker, 'error', error, 'error_class', error_class, "                     \
     "'cancel_requested', cancel_requested, 'created_at', created_at, 'queued_at', queued_at, "                         \
     "'started_at', started_at, 'finished_at', finished_at, 'run_at', run_at, "                                         \
-    "'logic_hash', logic_hash, 'logic_id', logic_id, 'dataset_version', dataset_version, 'rerun_of', rerun_of, "       \
+    "'logic_hash', logic_hash, 'logic_id', logic_id, 'logic_version', logic_version, "                               \
+    "'schedule_id', schedule_id, 'dataset_version', dataset_version, 'rerun_of', rerun_of, "                           \
     "'links', json_build_object('self', '/v1/jobs/' || id, 'result', '/v1/jobs/' || id || '/result'))"
+
+/* A schedule as the API shows it (over the columns of schedules; never its
+ * webhook_secret, only whether it has one). */
+#define SF_JOBLIST_SCHEDULE_JSON                                                                                       \
+    "json_build_object('id', id, 'name', name, 'cron', cron, 'logic_id', logic_id, 'logic_version', logic_version, "  \
+    "'symbol', symbol, 'timeframe', timeframe, 'catch_up', catch_up, 'enabled', enabled, "                             \
+    "'disabled_reason', disabled_reason, 'disabled_at', disabled_at, 'next_fire', next_fire, "                         \
+    "'webhook_url', webhook_url, 'webhook_signed', webhook_secret IS NOT NULL, 'created_at', created_at, "             \
+    "'links', json_build_object('self', '/v1/schedules/' || id, 'signals', '/v1/schedules/' || id || '/signals'))"
+
+/* A signal (a logic execution's outcome) as the API shows it (over the
+ * columns of signals, unqualified). */
+#define SF_JOBLIST_SIGNAL_JSON                                                                                         \
+    "json_build_object('job_id', job_id, 'schedule_id', schedule_id, 'symbol', symbol, 'bar_time', bar_time, "         \
+    "'signal', signal, 'side', side, 'created_at', created_at, 'webhook', "                                            \
+    "CASE WHEN webhook_status IS NOT NULL THEN json_build_object('status', webhook_status, "                           \
+    "'attempts', webhook_attempts, 'http_status', webhook_http_status, 'error', webhook_error, "                       \
+    "'done_at', webhook_done_at) END)"
 
 typedef struct sf_joblist_filter {
     const char *user_id;                     /* required */
@@ -84,6 +103,19 @@ sf_status sf_joblist_jobs(const sf_joblist_filter *f, sf_joblist_query *q, sf_er
  * unset): columns as sf_joblist_jobs. */
 sf_status sf_joblist_batches(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err);
 
+/* One page of the user's stored logics that are not deleted (filters:
+ * cursor, limit; the others must be unset), columns as sf_joblist_jobs: the
+ * current version's id, name, version, logic_hash and times, no body. */
+sf_status sf_joblist_logics(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err);
+
+/* One page of the user's schedules (cursor, limit), columns as above; no
+ * webhook secret, ever. The cursor's id is the schedule's number. */
+sf_status sf_joblist_schedules(const sf_joblist_filter *f, sf_joblist_query *q, sf_err *err);
+
+/* One page of the signals of schedule schedule_id (decimal text; the caller
+ * checked it is the user's), newest first by (created_at, job_id). */
+sf_status sf_joblist_signals(const sf_joblist_filter *f, const char *schedule_id, sf_joblist_query *q, sf_err *err);
+
 /* How many jobs match (cursor and limit ignored), counting at most max + 1:
  * one row, one column. A filter that matches more than max answers max + 1
  * after reading max + 1 index entries, whatever the table's size. */
@@ -101,7 +133,9 @@ int sf_joblist_logic_hash_valid(const char *s); /* 64 hex digits, lower case */
 
 /* The opaque cursor of a row; out holds SF_JOBLIST_CURSOR_MAX. */
 void sf_joblist_cursor_encode(int64_t created_us, const char *id, char *out, size_t size);
-/* Decode a cursor; SF_ERR_INVALID ("cursor: ...") when it is not one. */
+/* Decode a cursor; SF_ERR_INVALID ("cursor: ...") when it is not one. Its id
+ * is a UUID or, for a list keyed by a number (schedules), 1 to 18 digits; a
+ * list checks which it wants. */
 sf_status sf_joblist_cursor_decode(const char *text, int64_t *created_us, char *id, size_t id_size, sf_err *err);
 
 #endif

@@ -1,0 +1,249 @@
+/*
+ * apitest: an sf-api of its own for an integration test, on a scratch
+ * database (migrated, two users: g_key1/g_user1 premium, g_key2/g_user2
+ * free; the daily data set BTC-USD 1d of 50 bars), and real HTTP calls to
+ * it (header-only, like testenv.h: each test file is its own executable).
+ *
+ * apitest_setup(prefix, env) starts the server with PORT=0 on 127.0.0.1,
+ * two threads and the extra environment entries env ("NAME=value", NULL
+ * terminated; may be NULL), and reads its port from the "listening" line;
+ * apitest_teardown stops it (SIGTERM) and drops the database.
+ *
+ * Thread safety: the test's main thread only. Ownership: a reply's json is
+ * the caller's (json_decref).
+ */
+#ifndef SF_APITEST_H
+#define SF_APITEST_H
+
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sf/auth.h"
+#include "sf/dataset.h"
+#include "sf/http.h"
+#include "sf/migrate.h"
+#include "testenv.h"
+
+#define APITEST_ENV_MAX 24
+
+static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
+static sf_db *g_db;
+static pid_t g_pid = -1;
+static int g_port;
+static sf_http *g_http;
+static sf_auth_key g_key1, g_key2;
+static char g_user1[SF_AUTH_ID_MAX], g_user2[SF_AUTH_ID_MAX];
+
+static inline void apitest_import_dataset(void)
+{
+    sf_bars *b = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_bars_new(50, &b, &err), SF_OK);
+    for (size_t i = 0; i < 50; i++) {
+        double p = 100.0 + (double)(i % 7);
+        b->ts[i] = 1704067200 + (int64_t)i * 86400;
+        b->open[i] = b->close[i] = p;
+        b->high[i] = p + 1;
+        b->low[i] = p - 1;
+        b->volume[i] = 10;
+    }
+    cr_assert_eq(sf_dataset_import(g_db, "BTC-USD", "1d", b, NULL, &err), SF_OK, "%s", err.msg);
+    sf_bars_free(b);
+}
+
+/* Read the child's stdout until its "listening" line; returns the port. */
+static inline int apitest_read_port(int fd)
+{
+    char buf[8192];
+    size_t len = 0;
+    for (int waited = 0; waited < 10000;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        const char *l = strstr(buf, "\"listening\"");
+        const char *pp = l ? strstr(l, "\"port\":") : NULL;
+        int64_t port = 0;
+        if (pp && strchr(pp, '\n')) {
+            char digits[8] = "";
+            sscanf(pp + 7, "%7[0-9]", digits);
+            cr_assert_eq(sf_config_parse_int(digits, 1, 65535, &port, NULL), SF_OK, "port in %s", pp);
+            return (int)port;
+        }
+    }
+    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
+    return 0;
+}
+
+static inline void apitest_start_api(const char *const *extra)
+{
+    static char env[APITEST_ENV_MAX][1200];
+    char *envp[APITEST_ENV_MAX + 1];
+    int n = 0;
+    snprintf(env[n++], sizeof env[0], "DATABASE_URL=%s", g_url);
+    snprintf(env[n++], sizeof env[0], "REDIS_URL=%s", g_redis);
+    snprintf(env[n++], sizeof env[0], "QUEUE=%s", g_queue);
+    snprintf(env[n++], sizeof env[0], "PORT=0");
+    snprintf(env[n++], sizeof env[0], "BIND_ADDRESS=127.0.0.1");
+    snprintf(env[n++], sizeof env[0], "API_THREADS=2");
+    snprintf(env[n++], sizeof env[0], "LOG_LEVEL=info");
+    for (size_t i = 0; extra && extra[i] && n < APITEST_ENV_MAX; i++)
+        snprintf(env[n++], sizeof env[0], "%s", extra[i]);
+    for (int i = 0; i < n; i++)
+        envp[i] = env[i];
+    envp[n] = NULL;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    g_pid = fork();
+    cr_assert_geq(g_pid, 0);
+    if (g_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        char *argv[] = {(char *)(uintptr_t) "sf-api", NULL};
+        execve(SF_BINARY_DIR "/sf-api", argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    g_port = apitest_read_port(fds[0]);
+    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
+}
+
+/* SIGTERM and wait (SIGKILL after 10 s); the exit status, -1 when killed. */
+static inline int apitest_stop_api(void)
+{
+    int status = -1;
+    if (g_pid <= 0)
+        return -1;
+    kill(g_pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
+            g_pid = -1;
+            return status;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, &status, 0);
+    g_pid = -1;
+    return -1;
+}
+
+static inline void apitest_setup(const char *prefix, const char *const *extra_env)
+{
+    char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
+    snprintf(g_base_url, sizeof g_base_url, "%s", base);
+    snprintf(g_redis, sizeof g_redis, "%s", redis);
+    free(base);
+    free(redis);
+    sf_testenv_random_name(prefix, g_queue, sizeof g_queue);
+    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
+    g_db = sf_testenv_db_open(g_url);
+    sf_err err = {0};
+    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
+        cr_assert_fail("migrations: %s", err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
+                 err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
+    apitest_import_dataset();
+    apitest_start_api(extra_env);
+    sf_http_opts o = {.timeout_ms = 20000};
+    cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+}
+
+static inline void apitest_teardown(void)
+{
+    apitest_stop_api();
+    sf_http_free(g_http);
+    g_http = NULL;
+    sf_db_close(g_db);
+    g_db = NULL;
+    sf_testenv_scratch_drop(g_base_url, g_name);
+}
+
+typedef struct reply {
+    long status;
+    json_t *json; /* parsed body, or NULL */
+    char text[16384];
+} reply;
+
+/* One request to the server, with key (NULL: no Authorization) and an
+ * Idempotency-Key (NULL: none); fails the test on a transport error. */
+static inline void call(reply *r, const char *method, const char *path, const sf_auth_key *key, const char *body,
+                        const char *idem)
+{
+    char url[2048], auth[128], idem_h[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key->text : "");
+    snprintf(idem_h, sizeof idem_h, "Idempotency-Key: %s", idem ? idem : "");
+    const char *h[4] = {NULL, NULL, NULL, NULL};
+    int n = 0;
+    if (key)
+        h[n++] = auth;
+    if (idem)
+        h[n++] = idem_h;
+    sf_http_response resp;
+    sf_http_response_init(&resp);
+    sf_err err = {0};
+    sf_status st = sf_http_request(g_http, method, url, h, body, body ? strlen(body) : 0, &resp, &err);
+    cr_assert_eq(st, SF_OK, "%s %s: %s", method, path, err.msg);
+    r->status = resp.status;
+    snprintf(r->text, sizeof r->text, "%s", sf_buf_str(&resp.body));
+    r->json = json_loads(r->text, 0, NULL);
+    sf_http_response_destroy(&resp);
+}
+
+static inline const char *error_code(const reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static inline const char *error_field(const reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
+}
+
+static inline const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* GET path (a JSON list) and check 200; returns the items (owned by r). */
+static inline json_t *list(reply *r, const char *path, const sf_auth_key *key)
+{
+    call(r, "GET", path, key, NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s: %ld %s", path, r->status, r->text);
+    json_t *items = json_object_get(r->json, "items");
+    cr_assert(json_is_array(items), "%s", r->text);
+    return items;
+}
+
+/* 1 when an item of items has "id" (or "job_id") id. */
+static inline int in_items(json_t *items, const char *id)
+{
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *o = json_array_get(items, i);
+        const char *v = jstr(o, "id") ? jstr(o, "id") : jstr(o, "job_id");
+        if (v && strcmp(v, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+#endif
