@@ -47,7 +47,7 @@ static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, co
     const char *params[] = {id, user->id};
     sf_status st = api_db(app, &db, &err);
     if (st == SF_OK)
-        st = sf_db_query(db, sql, 2, params, &res, &err);
+        st = sf_db_query_prepared(db, sql, 2, params, &res, &err); /* parsed and planned once a connection */
     if (st != SF_OK) {
         api_fail(app, req, st, &err);
         return NULL;
