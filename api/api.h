@@ -55,10 +55,10 @@ typedef struct api_config {
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;
-    int64_t max_attempts_cap; /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
-    int64_t run_max_mb;       /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
-    int64_t rerun_max;        /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
-    char *metrics_token;      /* "" = /metrics open */
+    int64_t max_attempts_cap;  /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
+    int64_t run_max_mb;        /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
+    int64_t rerun_max;         /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
+    char *metrics_token;       /* "" = /metrics open */
     char *webhook_allow_cidrs; /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses a schedule's webhook may name */
     int64_t tier[API_TIERS][API_LIMITS]; /* quotas and rate of each tier, 0 = unlimited (tiers.h) */
 } api_config;
@@ -74,7 +74,7 @@ typedef struct api_app {
     atomic_int sweeps_busy; /* sweep submissions compiling or storing (at most sweep_concurrency) */
     int metrics_locked;     /* METRICS_TOKEN set: /metrics wants it as a Bearer token */
     unsigned char metrics_hash[SF_AUTH_HASH_BYTES]; /* its SHA-256 (the token itself is not kept) */
-    sf_netpolicy webhook_policy; /* webhook_allow_cidrs, parsed (sf/netpolicy.h) */
+    sf_netpolicy webhook_policy;                    /* webhook_allow_cidrs, parsed (sf/netpolicy.h) */
     _Atomic int64_t rate_rest_until_ms; /* after a Redis error the rate limiter rests (fails open) until then */
     _Atomic int64_t rate_logged_ms;     /* when that was last logged */
 } api_app;

@@ -171,9 +171,9 @@ static int logic_body(api_app *app, sf_httpd_req *req, json_t *body, int create,
         return bad(req, 400, "invalid_request", "logic", "logic: required (a JSON object, see Logic format)");
     if (name == NULL && create)
         name = json_object_get(logic, "name");
-    if (name != NULL && (!json_is_string(name) || json_string_length(name) < 1 ||
-                         json_string_length(name) > NAME_MAX_CHARS ||
-                         strlen(json_string_value(name)) != json_string_length(name)))
+    if (name != NULL &&
+        (!json_is_string(name) || json_string_length(name) < 1 || json_string_length(name) > NAME_MAX_CHARS ||
+         strlen(json_string_value(name)) != json_string_length(name)))
         return bad(req, 400, "invalid_request", "name", "name: must be a string of 1 to 200 characters");
     if (name == NULL && create)
         return bad(req, 400, "invalid_request", "name", "name: required (or a \"name\" in the logic)");
@@ -193,8 +193,8 @@ static const char CREATE_SQL[] =
     "  RETURNING id, name, body, version, created_at, updated_at, deleted_at), "
     "v AS (INSERT INTO logic_versions (logic_id, version, name, body, logic_hash, created_at) "
     "  SELECT id, 1, name, body, " HASH("body") ", created_at FROM l "
-    "  RETURNING logic_id, version, name, body, logic_hash, created_at) "
-    "SELECT " LOGIC_JSON " FROM l JOIN v ON v.logic_id = l.id";
+                                                "  RETURNING logic_id, version, name, body, logic_hash, created_at) "
+                                                "SELECT " LOGIC_JSON " FROM l JOIN v ON v.logic_id = l.id";
 
 static void reply_logic(api_app *app, sf_httpd_req *req, int status, const sf_db_res *res, int col)
 {
@@ -296,9 +296,10 @@ static const char UPDATE_SQL[] =
     "  updated_at = now() WHERE id = $1::uuid AND user_id = $2::uuid AND deleted_at IS NULL "
     "  RETURNING id, name, body, version, created_at, updated_at, deleted_at), "
     "v AS (INSERT INTO logic_versions (logic_id, version, name, body, logic_hash, created_at) "
-    "  SELECT id, version, name, body, " HASH("body") ", updated_at FROM l "
-    "  RETURNING logic_id, version, name, body, logic_hash, created_at) "
-    "SELECT " LOGIC_JSON " FROM l JOIN v ON v.logic_id = l.id";
+    "  SELECT id, version, name, body, " HASH(
+        "body") ", updated_at FROM l "
+                "  RETURNING logic_id, version, name, body, logic_hash, created_at) "
+                "SELECT " LOGIC_JSON " FROM l JOIN v ON v.logic_id = l.id";
 
 void api_logic_update(sf_httpd_req *req, void *appv)
 {

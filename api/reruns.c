@@ -130,10 +130,11 @@ static void common_fields(json_t *body, const sf_db_res *res, int col)
 
 /* ---- POST /v1/jobs/{id}/rerun -------------------------------------------------------- */
 
-static const char JOB_SQL[] = "SELECT kind::text, batch_id::text, logic::text, logic_id::text, dataset_version, "
-                              "symbol, timeframe, " ISO("from_ts") ", " ISO("to_ts") ", " PRIO(
-                                  "priority") ", "
-                                              "max_attempts, logic_version FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
+static const char JOB_SQL[] =
+    "SELECT kind::text, batch_id::text, logic::text, logic_id::text, dataset_version, "
+    "symbol, timeframe, " ISO("from_ts") ", " ISO("to_ts") ", " PRIO(
+        "priority") ", "
+                    "max_attempts, logic_version FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
 
 /* The submission body of the job in res; NULL after answering. */
 static json_t *job_body(sf_httpd_req *req, const sf_db_res *res, int latest)
@@ -370,9 +371,8 @@ static int matched_priority_ok(api_app *app, sf_httpd_req *req, const sf_auth_us
 {
     if (strcmp(user->tier, "free") != 0)
         return 1;
-    sf_db_res *res = over_matched(app, req, ids,
-                                  "SELECT count(*) FILTER (WHERE j.priority = 0 AND $%1$d::boolean IS NOT NULL)" RERUN_FROM,
-                                  0);
+    sf_db_res *res = over_matched(
+        app, req, ids, "SELECT count(*) FILTER (WHERE j.priority = 0 AND $%1$d::boolean IS NOT NULL)" RERUN_FROM, 0);
     long long high = res ? strtoll(sf_db_get(res, 0, 0), NULL, 10) : -1;
     sf_db_res_free(res);
     if (high == 0)
@@ -395,15 +395,16 @@ static sf_status insert_reruns(api_app *app, sf_db *db, const sf_auth_user *user
     p[n] = latest ? "true" : "false";
     snprintf(capt, sizeof capt, "%lld", (long long)cap);
     p[n + 1] = capt;
-    snprintf(sql, sizeof sql,
-             "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
-             "logic_hash, logic_id, dataset_version, rerun_of, logic_version) SELECT j.user_id, j.priority, " RERUN_LOGIC
-             ", "
-             "j.symbol, j.timeframe, j.from_ts, j.to_ts, least(j.max_attempts, $%3$d::integer), "
-             "encode(sha256(convert_to(" RERUN_LOGIC "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id, "
-             RERUN_VERSION RERUN_FROM
-             " ORDER BY j.created_at, j.id",
-             n + 1, ids->sql, n + 2);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO jobs (user_id, priority, logic, symbol, timeframe, from_ts, to_ts, max_attempts, "
+        "logic_hash, logic_id, dataset_version, rerun_of, logic_version) SELECT j.user_id, j.priority, " RERUN_LOGIC
+        ", "
+        "j.symbol, j.timeframe, j.from_ts, j.to_ts, least(j.max_attempts, $%3$d::integer), "
+        "encode(sha256(convert_to(" RERUN_LOGIC
+        "::text, 'UTF8')), 'hex'), j.logic_id, d.version, j.id, " RERUN_VERSION RERUN_FROM
+        " ORDER BY j.created_at, j.id",
+        n + 1, ids->sql, n + 2);
     sf_db_res *res = NULL;
     sf_status st = sf_db_begin(db, err);
     if (st == SF_OK)

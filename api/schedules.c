@@ -82,15 +82,16 @@ static json_t *next_fires(const char *cron)
 
 /* ---- POST /v1/schedules ------------------------------------------------------------- */
 
-static const char *const KEYS[] = {"name",      "cron",     "logic",       "logic_id",       "logic_version", "symbol",
-                                   "timeframe", "catch_up", "webhook_url", "webhook_secret", NULL};
+static const char *const KEYS[] = {"name",          "cron",           "logic",     "logic_id",
+                                   "logic_version", "symbol",         "timeframe", "catch_up",
+                                   "webhook_url",   "webhook_secret", NULL};
 
 typedef struct sched_in {
     const char *name, *cron, *symbol, *timeframe, *catch_up, *url, *secret;
-    char next_fire[24];                  /* Unix seconds */
+    char next_fire[24];                   /* Unix seconds */
     char generated[2 * SECRET_BYTES + 1]; /* a secret made here */
-    api_logic_ref ref;                   /* a stored logic's version; its text is the logic */
-    char *logic;                         /* inline: compact JSON (malloc'd) */
+    api_logic_ref ref;                    /* a stored logic's version; its text is the logic */
+    char *logic;                          /* inline: compact JSON (malloc'd) */
 } sched_in;
 
 /* A string field: present and a string of 1 to max characters (NUL-free). */
@@ -115,8 +116,7 @@ static int cron_field(sf_httpd_req *req, sched_in *in)
     sf_cron c;
     sf_err err = {0};
     int64_t next = 0;
-    if (sf_cron_parse(in->cron, &c, &err) != SF_OK ||
-        sf_cron_next(&c, sf_time_now_ms() / 1000, &next, &err) != SF_OK) {
+    if (sf_cron_parse(in->cron, &c, &err) != SF_OK || sf_cron_next(&c, sf_time_now_ms() / 1000, &next, &err) != SF_OK) {
         char msg[SF_ERR_MSG_MAX + 16];
         snprintf(msg, sizeof msg, "cron: %s", err.msg);
         return bad(req, 400, "invalid_cron", "cron", msg);
@@ -136,7 +136,8 @@ static int dataset_fields(api_app *app, sf_httpd_req *req, sf_db *db, sched_in *
         return bad(req, 400, "invalid_request", "timeframe", err.msg);
     sf_status st = sf_dataset_version(db, in->symbol, in->timeframe, &version, &err);
     if (st == SF_ERR_NOTFOUND)
-        return bad(req, 404, "dataset_not_found", "symbol", "symbol: no such data set (import it with sfctl data import)");
+        return bad(req, 404, "dataset_not_found", "symbol",
+                   "symbol: no such data set (import it with sfctl data import)");
     if (st != SF_OK) {
         api_fail(app, req, st, &err);
         return 0;
@@ -177,8 +178,7 @@ static int webhook_fields(api_app *app, sf_httpd_req *req, sched_in *in)
 }
 
 /* The logic: inline (validated) or a stored logic's version. */
-static int logic_field(api_app *app, sf_httpd_req *req, sf_db *db, const sf_auth_user *user, json_t *body,
-                       sched_in *in)
+static int logic_field(api_app *app, sf_httpd_req *req, sf_db *db, const sf_auth_user *user, json_t *body, sched_in *in)
 {
     json_t *logic = json_object_get(body, "logic");
     if ((logic == NULL) == (json_object_get(body, "logic_id") == NULL))
@@ -223,9 +223,17 @@ static void insert_schedule(api_app *app, sf_httpd_req *req, const sf_auth_user 
 {
     char version[24], self[64];
     snprintf(version, sizeof version, "%lld", (long long)in->ref.version);
-    const char *p[] = {user->id,     in->name,     in->cron,      in->logic ? in->logic : in->ref.text,
-                       in->symbol,   in->timeframe, in->catch_up, in->next_fire,
-                       in->url,      in->secret,   in->logic ? NULL : in->ref.id,
+    const char *p[] = {user->id,
+                       in->name,
+                       in->cron,
+                       in->logic ? in->logic : in->ref.text,
+                       in->symbol,
+                       in->timeframe,
+                       in->catch_up,
+                       in->next_fire,
+                       in->url,
+                       in->secret,
+                       in->logic ? NULL : in->ref.id,
                        in->logic ? NULL : version};
     sf_db_res *res = query(app, req, INSERT_SQL, 12, p);
     if (res == NULL)

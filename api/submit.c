@@ -273,8 +273,8 @@ static char *logic_text(api_app *app, sf_httpd_req *req, sf_db *db, json_t *body
 typedef struct submitted {
     char id[SF_AUTH_ID_MAX];
     char status[16];
-    int replay;   /* the idempotency key matched an earlier identical request */
-    int conflict; /* the key matched a different request */
+    int replay;      /* the idempotency key matched an earlier identical request */
+    int conflict;    /* the key matched a different request */
     api_quota quota; /* quota.refused: over a quota, nothing inserted (tiers.h) */
 } submitted;
 

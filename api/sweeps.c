@@ -41,9 +41,11 @@
 
 #define CANCEL_PUBLISH_MAX 1000
 
-static const char *const SWEEP_KEYS[] = {
-    "logic",        "grid",       "symbol", "timeframe",        "from", "to", "rank_by", "priority",
-    "max_attempts", "detail_top", "blocks", "effective_trials", "logic_id", "logic_version", NULL};
+static const char *const SWEEP_KEYS[] = {"logic",      "grid",          "symbol",
+                                         "timeframe",  "from",          "to",
+                                         "rank_by",    "priority",      "max_attempts",
+                                         "detail_top", "blocks",        "effective_trials",
+                                         "logic_id",   "logic_version", NULL};
 
 typedef struct sweep_req {
     char *logic; /* compact JSON text */

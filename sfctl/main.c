@@ -13,6 +13,7 @@
 #include "local.h"
 #include "me.h"
 #include "remote.h"
+#include "stored.h"
 
 typedef int (*ctl_cmd_fn)(int argc, char **argv);
 
@@ -35,6 +36,8 @@ static const struct {
     {"jobs", ctl_jobs, "list your jobs, newest first, with filters"},
     {"batches", ctl_batches, "list your sweeps, newest first"},
     {"rerun", ctl_rerun, "run a job, a sweep's failed members or every job of a filter again"},
+    {"logics", ctl_logics, "store, list, show, update and delete versioned logics"},
+    {"schedules", ctl_schedules, "create, list, show and delete live schedules; their signals"},
     {"data", ctl_data, "import, fetch and list market data sets"},
     {"me", ctl_me, "show your user, tier, quotas and what counts against them now"},
     {"admin", ctl_admin, "users, tiers and API keys (list, add, rotate, revoke; straight in PostgreSQL)"},

@@ -187,7 +187,7 @@ TestSuite(lists, .init = setup, .fini = teardown, .timeout = 120);
 typedef struct reply {
     long status;
     json_t *json; /* parsed body, or NULL */
-    char text[16384];
+    char text[65536]; /* a page of 20 jobs is about 17 KB */
 } reply;
 
 static void call(reply *r, const char *method, const char *path, const sf_auth_key *key, const char *body,

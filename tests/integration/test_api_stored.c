@@ -113,12 +113,11 @@ static long long create_schedule(const char *logic_id, const char *url)
 
 Test(stored, every_new_route_wants_a_valid_key)
 {
-    static const char *const ROUTES[][2] = {
-        {"POST", "/v1/logics"},        {"GET", "/v1/logics"},
-        {"GET", "/v1/logics/%s"},      {"PUT", "/v1/logics/%s"},
-        {"DELETE", "/v1/logics/%s"},   {"POST", "/v1/schedules"},
-        {"GET", "/v1/schedules"},      {"GET", "/v1/schedules/1"},
-        {"DELETE", "/v1/schedules/1"}, {"GET", "/v1/schedules/1/signals"}};
+    static const char *const ROUTES[][2] = {{"POST", "/v1/logics"},        {"GET", "/v1/logics"},
+                                            {"GET", "/v1/logics/%s"},      {"PUT", "/v1/logics/%s"},
+                                            {"DELETE", "/v1/logics/%s"},   {"POST", "/v1/schedules"},
+                                            {"GET", "/v1/schedules"},      {"GET", "/v1/schedules/1"},
+                                            {"DELETE", "/v1/schedules/1"}, {"GET", "/v1/schedules/1/signals"}};
     sf_auth_key bad = g_key1;
     bad.text[10] = bad.text[10] == 'A' ? 'B' : 'A';
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
@@ -159,8 +158,10 @@ Test(stored, another_users_logics_and_schedules_are_404_on_every_verb)
     call(&r, "POST", "/v1/sweeps", &g_key2, body, NULL);
     cr_assert_eq(r.status, 404, "%s", r.text);
     json_decref(r.json);
-    snprintf(body, sizeof body, "{\"name\":\"x\",\"cron\":\"* * * * *\",\"logic_id\":\"%s\",\"symbol\":\"BTC-USD\","
-                                "\"timeframe\":\"1d\"}", id);
+    snprintf(body, sizeof body,
+             "{\"name\":\"x\",\"cron\":\"* * * * *\",\"logic_id\":\"%s\",\"symbol\":\"BTC-USD\","
+             "\"timeframe\":\"1d\"}",
+             id);
     post_schedule(&r, &g_key2, body);
     cr_assert_eq(r.status, 404, "%s", r.text);
     json_decref(r.json);
@@ -205,9 +206,10 @@ Test(stored, a_logic_is_validated_versioned_listed_and_soft_deleted)
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "version")), 2, "%s", r.text);
     cr_assert_str_eq(jstr(r.json, "name"), "sma-cross");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(json_object_get(r.json, "logic"),
-                                                                                     "indicators"), "fast"), "period")),
-                 4, "%s", r.text);
+    cr_assert_eq(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(r.json, "logic"), "indicators"), "fast"), "period")),
+        4, "%s", r.text);
     json_decref(r.json);
     snprintf(path, sizeof path, "/v1/logics/%s?version=1", id);
     call(&r, "GET", path, &g_key1, NULL, NULL);
@@ -399,13 +401,20 @@ Test(stored, a_schedule_validates_its_cron_logic_data_set_and_webhook)
         cr_assert(strstr(jstr(json_object_get(r.json, "error"), "message"), "cron") != NULL, "%s", r.text);
         json_decref(r.json);
     }
-    static const char *const URLS[] = {"http://127.0.0.1/hook",        "http://2130706433/hook",
-                                       "http://0x7f000001/hook",       "http://127.1/hook",
-                                       "http://[::1]/hook",            "http://[::ffff:127.0.0.1]/hook",
-                                       "http://169.254.169.254/latest", "http://10.1.2.3/hook",
-                                       "http://192.168.0.1/hook",      "http://localhost:8080/hook",
-                                       "ftp://example.com/hook",       "file:///etc/passwd",
-                                       "gopher://example.com/",        "not a url"};
+    static const char *const URLS[] = {"http://127.0.0.1/hook",
+                                       "http://2130706433/hook",
+                                       "http://0x7f000001/hook",
+                                       "http://127.1/hook",
+                                       "http://[::1]/hook",
+                                       "http://[::ffff:127.0.0.1]/hook",
+                                       "http://169.254.169.254/latest",
+                                       "http://10.1.2.3/hook",
+                                       "http://192.168.0.1/hook",
+                                       "http://localhost:8080/hook",
+                                       "ftp://example.com/hook",
+                                       "file:///etc/passwd",
+                                       "gopher://example.com/",
+                                       "not a url"};
     for (size_t i = 0; i < sizeof URLS / sizeof URLS[0]; i++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"w\",\"cron\":\"* * * * *\",\"logic_id\":\"%s\",\"symbol\":\"BTC-USD\",\"timeframe\":"
@@ -417,7 +426,8 @@ Test(stored, a_schedule_validates_its_cron_logic_data_set_and_webhook)
         json_decref(r.json);
     }
     snprintf(body, sizeof body,
-             "{\"name\":\"d\",\"cron\":\"* * * * *\",\"logic_id\":\"%s\",\"symbol\":\"NOPE\",\"timeframe\":\"1d\"}", id);
+             "{\"name\":\"d\",\"cron\":\"* * * * *\",\"logic_id\":\"%s\",\"symbol\":\"NOPE\",\"timeframe\":\"1d\"}",
+             id);
     post_schedule(&r, &g_key1, body);
     cr_assert_eq(r.status, 404, "%s", r.text);
     cr_assert_str_eq(error_code(&r), "dataset_not_found");
@@ -451,7 +461,8 @@ Test(stored, a_schedule_shows_its_next_fires_and_its_secret_once)
     json_t *fires = json_object_get(r.json, "next_fires");
     cr_assert_eq(json_array_size(fires), 5, "%s", r.text);
     for (size_t i = 1; i < 5; i++)
-        cr_assert(strcmp(json_string_value(json_array_get(fires, i - 1)), json_string_value(json_array_get(fires, i))) < 0);
+        cr_assert(strcmp(json_string_value(json_array_get(fires, i - 1)), json_string_value(json_array_get(fires, i))) <
+                  0);
     cr_assert(strstr(json_string_value(json_array_get(fires, 0)), ":00:00Z") != NULL, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "logic_version")), 1);
     json_decref(r.json);

@@ -180,7 +180,7 @@ static inline void apitest_teardown(void)
 typedef struct reply {
     long status;
     json_t *json; /* parsed body, or NULL */
-    char text[16384];
+    char text[65536];
 } reply;
 
 /* One request to the server, with key (NULL: no Authorization) and an
