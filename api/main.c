@@ -15,6 +15,12 @@
 
 #include "api.h"
 
+/* One limit of one tier (api_config.tier, tiers.h), 0 to 100,000,000; 0 = unlimited. */
+#define TIER_VAR(name, dflt, t, k, doc)                                                                                \
+    {                                                                                                                  \
+        name, SF_CFG_INT, dflt, 0, 100000000, NULL, 0, offsetof(api_config, tier[t][k]), doc                           \
+    }
+
 static const sf_config_var config_vars[] = {
     SF_CONFIG_DATABASE_URL_VAR(api_config, database_url),
     SF_CONFIG_REDIS_URL_VAR(api_config, redis_url),
@@ -51,8 +57,6 @@ static const sf_config_var config_vars[] = {
     {"SF_WEBHOOK_ALLOW_CIDRS", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(api_config, webhook_allow_cidrs),
      "non-public addresses (CIDRs, comma-separated) a schedule's webhook_url may name; set it as the workers'"},
     /* tiers and limits (tiers.h); 0 = unlimited */
-#define TIER_VAR(name, dflt, t, k, doc)                                                                                \
-    {name, SF_CFG_INT, dflt, 0, 100000000, NULL, 0, offsetof(api_config, tier[t][k]), doc}
     TIER_VAR("TIER_FREE_RUNNING", "2", API_TIER_FREE, API_LIMIT_RUNNING,
              "free tier: running jobs counted with the queued quota (unfinished = running + queued quotas; 429 above)"),
     TIER_VAR("TIER_FREE_QUEUED", "100", API_TIER_FREE, API_LIMIT_QUEUED,

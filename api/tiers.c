@@ -38,8 +38,8 @@ static sf_status lock_user(sf_db *db, const char *user_id, char *tier, size_t si
 {
     const char *p[] = {user_id};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(db, "SELECT tier::text FROM users WHERE id = $1::uuid FOR NO KEY UPDATE", 1, p, &res,
-                               err);
+    sf_status st =
+        sf_db_query(db, "SELECT tier::text FROM users WHERE id = $1::uuid FOR NO KEY UPDATE", 1, p, &res, err);
     if (st == SF_OK && sf_db_nrows(res) != 1)
         st = sf_err_set(err, SF_ERR_NOTFOUND, "could not lock the user: no user %s", user_id);
     if (st == SF_OK)
@@ -58,14 +58,14 @@ static sf_status count_active(sf_db *db, const char *user_id, int with_running, 
     snprintf(limit, sizeof limit, "%lld", (long long)cap);
     const char *p[] = {user_id, cap > 0 ? limit : NULL};
     sf_db_res *res = NULL;
-    sf_status st = sf_db_query(db,
-                               with_running
-                                   ? "SELECT count(*) FILTER (WHERE status <> 'running'), count(*) FILTER (WHERE "
-                                     "status = 'running') FROM (SELECT status FROM jobs WHERE user_id = $1::uuid AND "
-                                     "status IN ('pending', 'queued', 'running') LIMIT $2::bigint) a"
-                                   : "SELECT count(*), 0 FROM (SELECT 1 FROM jobs WHERE user_id = $1::uuid AND "
-                                     "status IN ('pending', 'queued') LIMIT $2::bigint) a",
-                               2, p, &res, err);
+    sf_status st =
+        sf_db_query(db,
+                    with_running ? "SELECT count(*) FILTER (WHERE status <> 'running'), count(*) FILTER (WHERE "
+                                   "status = 'running') FROM (SELECT status FROM jobs WHERE user_id = $1::uuid AND "
+                                   "status IN ('pending', 'queued', 'running') LIMIT $2::bigint) a"
+                                 : "SELECT count(*), 0 FROM (SELECT 1 FROM jobs WHERE user_id = $1::uuid AND "
+                                   "status IN ('pending', 'queued') LIMIT $2::bigint) a",
+                    2, p, &res, err);
     if (st == SF_OK) {
         *waiting = strtoll(sf_db_get(res, 0, 0), NULL, 10);
         *running = strtoll(sf_db_get(res, 0, 1), NULL, 10);
@@ -237,14 +237,13 @@ static json_t *me_json(const api_app *app, const sf_auth_user *user, int64_t wai
 {
     api_tier_limits l;
     api_tier_limits_of(app->cfg, user->tier, &l);
-    json_t *quotas =
-        json_pack("{s:o, s:o, s:o, s:o, s:o}", "running", limit_json(l.running), "queued", limit_json(l.queued),
-                  "sweep_members", limit_json(l.members), "rate_per_second", limit_json(l.burst ? l.rate : 0),
-                  "rate_burst", limit_json(l.rate ? l.burst : 0));
+    json_t *quotas = json_pack("{s:o, s:o, s:o, s:o, s:o}", "running", limit_json(l.running), "queued",
+                               limit_json(l.queued), "sweep_members", limit_json(l.members), "rate_per_second",
+                               limit_json(l.burst ? l.rate : 0), "rate_burst", limit_json(l.rate ? l.burst : 0));
     json_t *usage = json_pack("{s:I, s:I, s:I}", "running", (json_int_t)running, "queued", (json_int_t)waiting,
                               "unfinished", (json_int_t)(running + waiting));
-    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "user_id", user->id, "email", user->email, "tier",
-                     user->tier, "key_id", (json_int_t)user->key_id, "quotas", quotas, "usage", usage);
+    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "user_id", user->id, "email", user->email, "tier", user->tier,
+                     "key_id", (json_int_t)user->key_id, "quotas", quotas, "usage", usage);
 }
 
 void api_me(sf_httpd_req *req, void *appv)

@@ -156,8 +156,8 @@ static int user_tier(sf_db *db, int argc, char **argv)
 
 /* Print a query's rows: tab-separated under a header, or (--json) one JSON
  * array of objects named by the columns. */
-static int print_rows(sf_db *db, const char *sql, int n, const char *const *params, const char *const *cols,
-                      int ncols, int json_out)
+static int print_rows(sf_db *db, const char *sql, int n, const char *const *params, const char *const *cols, int ncols,
+                      int json_out)
 {
     sf_db_res *res = NULL;
     sf_err err = {0};
@@ -199,11 +199,12 @@ static int user_list(sf_db *db, int argc, char **argv)
     if (rc >= 0)
         return rc;
     static const char *const COLS[] = {"id", "email", "name", "tier", "active_keys", "created_at"};
-    return print_rows(db,
-                      "SELECT u.id, u.email, u.name, u.tier::text, (SELECT count(*) FROM api_keys k WHERE "
-                      "k.user_id = u.id AND k.revoked_at IS NULL), " ISO_UTC("u.created_at") " FROM users u "
-                      "ORDER BY u.created_at, u.email",
-                      0, NULL, COLS, 6, json_out);
+    return print_rows(
+        db,
+        "SELECT u.id, u.email, u.name, u.tier::text, (SELECT count(*) FROM api_keys k WHERE "
+        "k.user_id = u.id AND k.revoked_at IS NULL), " ISO_UTC("u.created_at") " FROM users u "
+                                                                               "ORDER BY u.created_at, u.email",
+        0, NULL, COLS, 6, json_out);
 }
 
 static int key_list(sf_db *db, int argc, char **argv)
@@ -225,8 +226,9 @@ static int key_list(sf_db *db, int argc, char **argv)
     static const char *const COLS[] = {"id", "prefix", "created_at", "revoked_at"};
     const char *p[] = {user_id};
     return print_rows(db,
-                      "SELECT id::text, prefix, " ISO_UTC("created_at") ", " ISO_UTC("revoked_at") " FROM api_keys "
-                      "WHERE user_id = $1::uuid ORDER BY id",
+                      "SELECT id::text, prefix, " ISO_UTC("created_at") ", " ISO_UTC(
+                          "revoked_at") " FROM api_keys "
+                                        "WHERE user_id = $1::uuid ORDER BY id",
                       1, p, COLS, 4, json_out);
 }
 
@@ -236,9 +238,8 @@ static const struct {
     const char *noun, *verb;
     admin_fn fn;
 } ADMIN_COMMANDS[] = {
-    {"user", "add", user_add},   {"user", "list", user_list},     {"user", "tier", user_tier},
-    {"key", "add", key_add},     {"key", "list", key_list},       {"key", "rotate", key_rotate},
-    {"key", "revoke", key_revoke},
+    {"user", "add", user_add}, {"user", "list", user_list},   {"user", "tier", user_tier},   {"key", "add", key_add},
+    {"key", "list", key_list}, {"key", "rotate", key_rotate}, {"key", "revoke", key_revoke},
 };
 
 int ctl_admin(int argc, char **argv)

@@ -126,9 +126,9 @@ static void start_api(void)
     snprintf(tiers[5], sizeof tiers[5], "TIER_PREMIUM_RUNNING=2");
     snprintf(tiers[6], sizeof tiers[6], "TIER_PREMIUM_QUEUED=%d", PREMIUM_QUEUED);
     snprintf(tiers[7], sizeof tiers[7], "TIER_PREMIUM_SWEEP_MEMBERS=%d", PREMIUM_MEMBERS);
-    char *envp[] = {env[0],   env[1],   env[2],   env[3],   env[4],   env[5],   env[6],
-                    env[7],   env[8],   env[9],   env[10],  env[11],  env[12],  tiers[0],
-                    tiers[1], tiers[2], tiers[3], tiers[4], tiers[5], tiers[6], tiers[7], NULL};
+    char *envp[] = {env[0],   env[1],   env[2],   env[3],   env[4],   env[5],   env[6],   env[7],
+                    env[8],   env[9],   env[10],  env[11],  env[12],  tiers[0], tiers[1], tiers[2],
+                    tiers[3], tiers[4], tiers[5], tiers[6], tiers[7], NULL};
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     g_pid = fork();
@@ -320,8 +320,7 @@ static void sweep(reply *r, const sf_auth_key *key, int fast, int slow)
 }
 
 /* One raw request (to see the headers); the response text in resp. */
-static void raw(const char *method, const char *path, const sf_auth_key *key, const char *body, char *resp,
-                size_t size)
+static void raw(const char *method, const char *path, const sf_auth_key *key, const char *body, char *resp, size_t size)
 {
     char req[4096];
     snprintf(req, sizeof req,
@@ -355,8 +354,8 @@ Test(tiers, the_queued_quota_is_429_with_retry_after_and_inserts_nothing)
     raw("POST", "/v1/backtests", &g_key2, body, resp, sizeof resp);
     cr_assert(strncmp(resp, "HTTP/1.1 429", 12) == 0, "%s", resp);
     cr_assert_geq(header_int(resp, "Retry-After"), 1, "%s", resp);
-    cr_assert(strstr(resp, "\"quota\":\"queued\"") && strstr(resp, "\"limit\":5") && strstr(resp, "\"usage\":5"),
-              "%s", resp);
+    cr_assert(strstr(resp, "\"quota\":\"queued\"") && strstr(resp, "\"limit\":5") && strstr(resp, "\"usage\":5"), "%s",
+              resp);
     cr_assert_eq(user_jobs(g_user2), FREE_QUEUED);
 
     /* one starts running: a waiting place is free again, and running + queued (6) holds one more */

@@ -27,10 +27,10 @@
 extern const char SF_RATELIMIT_LUA[];
 
 typedef struct sf_ratelimit_result {
-    int allowed;          /* 1: a token was taken */
-    int64_t remaining;    /* whole tokens left after this request */
-    int64_t retry_ms;     /* refused: when the next token is there; else 0 */
-    int64_t full_ms;      /* when the bucket is full again */
+    int allowed;       /* 1: a token was taken */
+    int64_t remaining; /* whole tokens left after this request */
+    int64_t retry_ms;  /* refused: when the next token is there; else 0 */
+    int64_t full_ms;   /* when the bucket is full again */
 } sf_ratelimit_result;
 
 /* Take one token from the bucket of key_id in queue's namespace. */
