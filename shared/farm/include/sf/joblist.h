@@ -49,14 +49,14 @@
     "'max_attempts', max_attempts, 'worker', worker, 'error', error, 'error_class', error_class, "                     \
     "'cancel_requested', cancel_requested, 'created_at', created_at, 'queued_at', queued_at, "                         \
     "'started_at', started_at, 'finished_at', finished_at, 'run_at', run_at, "                                         \
-    "'logic_hash', logic_hash, 'logic_id', logic_id, 'logic_version', logic_version, "                               \
+    "'logic_hash', logic_hash, 'logic_id', logic_id, 'logic_version', logic_version, "                                 \
     "'schedule_id', schedule_id, 'dataset_version', dataset_version, 'rerun_of', rerun_of, "                           \
     "'links', json_build_object('self', '/v1/jobs/' || id, 'result', '/v1/jobs/' || id || '/result'))"
 
 /* A schedule as the API shows it (over the columns of schedules; never its
  * webhook_secret, only whether it has one). */
 #define SF_JOBLIST_SCHEDULE_JSON                                                                                       \
-    "json_build_object('id', id, 'name', name, 'cron', cron, 'logic_id', logic_id, 'logic_version', logic_version, "  \
+    "json_build_object('id', id, 'name', name, 'cron', cron, 'logic_id', logic_id, 'logic_version', logic_version, "   \
     "'symbol', symbol, 'timeframe', timeframe, 'catch_up', catch_up, 'enabled', enabled, "                             \
     "'disabled_reason', disabled_reason, 'disabled_at', disabled_at, 'next_fire', next_fire, "                         \
     "'webhook_url', webhook_url, 'webhook_signed', webhook_secret IS NOT NULL, 'created_at', created_at, "             \
