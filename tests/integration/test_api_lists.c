@@ -186,7 +186,7 @@ TestSuite(lists, .init = setup, .fini = teardown, .timeout = 120);
 
 typedef struct reply {
     long status;
-    json_t *json; /* parsed body, or NULL */
+    json_t *json;     /* parsed body, or NULL */
     char text[65536]; /* a page of 20 jobs is about 17 KB */
 } reply;
 
