@@ -210,12 +210,48 @@ async function live() {
   await expect('POST /v1/reruns', 'rerun', 202, 'POST', '/v1/reruns', { body: { status: 'cancelled' } });
   await expect('POST /v1/reruns', 'no filter', 400, 'POST', '/v1/reruns', { body: {} });
 
+  await stored();
+  await expect('GET /v1/me', 'who', 200, 'GET', '/v1/me');
+  await expect('GET /v1/me', 'no key', 401, 'GET', '/v1/me', { key: null });
+
   const status = await expect('GET /v1/status', 'figures', 200, 'GET', '/v1/status');
   const mine = status.json?.mine;
   if (!mine?.batches?.some((b) => b.id === bid)) fail(`GET /v1/status: mine.batches lacks the sweep ${bid}`);
   const other = await call('GET', '/v1/status', { key: key2 });
   if (other.json?.mine?.batches?.length !== 0) fail("GET /v1/status: another user sees this user's batches");
   await expect('GET /v1/status', 'no key', 401, 'GET', '/v1/status', { key: null });
+}
+
+// Stored logics and schedules.
+async function stored() {
+  const L = '/v1/logics', S = '/v1/schedules';
+  const made = await expect(`POST ${L}`, 'store', 201, 'POST', L, { body: { name: 'oa', logic: LOGIC } });
+  await expect(`POST ${L}`, 'invalid logic', 400, 'POST', L, { body: { logic: { name: 'x' } } });
+  const lid = made.json?.id;
+  await expect(`GET ${L}`, 'page', 200, 'GET', `${L}?limit=5`);
+  await expect(`GET ${L}`, 'bad cursor', 400, 'GET', `${L}?cursor=nope`);
+  await expect(`PUT ${L}/{id}`, 'new version', 200, 'PUT', `${L}/${lid}`, { body: { logic: { ...LOGIC, name: 'oa2' } } });
+  await expect(`PUT ${L}/{id}`, 'missing', 404, 'PUT', `${L}/${NIL}`, { body: { logic: LOGIC } });
+  await expect(`GET ${L}/{id}`, 'current', 200, 'GET', `${L}/${lid}`);
+  await expect(`GET ${L}/{id}`, 'version 1', 200, 'GET', `${L}/${lid}?version=1`);
+  await expect(`GET ${L}/{id}`, "another user's", 404, 'GET', `${L}/${lid}`, { key: key2 });
+  const gone = await call('POST', L, { body: { logic: LOGIC } });
+  await expect(`DELETE ${L}/{id}`, 'delete', 200, 'DELETE', `${L}/${gone.json?.id}`);
+  await expect(`DELETE ${L}/{id}`, 'deleted already', [404, 410], 'DELETE', `${L}/${gone.json?.id}`);
+  await expect(`GET ${L}/{id}`, 'deleted', 410, 'GET', `${L}/${gone.json?.id}`);
+
+  const sched = { name: 'oa', cron: '0 0 1 1 *', logic_id: lid, symbol, timeframe };
+  const sm = await expect(`POST ${S}`, 'create', 201, 'POST', S, { body: sched });
+  await expect(`POST ${S}`, 'bad cron', 400, 'POST', S, { body: { ...sched, cron: 'not cron' } });
+  const sid = sm.json?.id;
+  await expect(`GET ${S}`, 'page', 200, 'GET', `${S}?limit=5`);
+  await expect(`GET ${S}`, 'bad cursor', 400, 'GET', `${S}?cursor=nope`);
+  await expect(`GET ${S}/{id}`, 'own', 200, 'GET', `${S}/${sid}`);
+  await expect(`GET ${S}/{id}`, "another user's", 404, 'GET', `${S}/${sid}`, { key: key2 });
+  await expect(`GET ${S}/{id}/signals`, 'page', 200, 'GET', `${S}/${sid}/signals`);
+  await expect(`GET ${S}/{id}/signals`, 'missing', 404, 'GET', `${S}/999999999/signals`);
+  await expect(`DELETE ${S}/{id}`, 'delete', 200, 'DELETE', `${S}/${sid}`);
+  await expect(`DELETE ${S}/{id}`, 'missing', 404, 'DELETE', `${S}/${sid}`);
 }
 
 try {
