@@ -639,7 +639,8 @@ Test(tiers, sfctl_me_and_admin_list_rotate_and_revoke)
     out[strcspn(out, "\n")] = '\0';
     cr_assert(sf_auth_key_well_formed(out, strlen(out)), "not a key: %s", out);
     sf_auth_key fresh = {0};
-    snprintf(fresh.text, sizeof fresh.text, "%s", out);
+    memcpy(fresh.text, out, SF_AUTH_KEY_LEN); /* well formed: exactly SF_AUTH_KEY_LEN characters */
+    fresh.text[SF_AUTH_KEY_LEN] = '\0';
     call(&r, "GET", "/v1/me", &g_key2, NULL, NULL);
     cr_assert_eq(r.status, 401, "the old key still works: %s", r.text);
     json_decref(r.json);
