@@ -59,8 +59,8 @@ Test(openapi, every_route_documented_and_answering_as_documented)
     farm_worker("w1", 2, 5, NULL);
     FARM_ASSERT(sf_proc_wait_until(api_up, url, 15000, 100), "sf-api did not become ready on %s", url);
 
-    const char *env[] = {url_env, key1, key2, "SF_METRICS_TOKEN=" METRICS_TOKEN, "SF_SYMBOL=OA", "SF_TIMEFRAME=1m",
-                         NULL};
+    const char *env[] = {url_env,           key1, key2, "SF_METRICS_TOKEN=" METRICS_TOKEN, "SF_SYMBOL=OA",
+                         "SF_TIMEFRAME=1m", NULL};
     const char *argv[] = {"node", SF_SOURCE_DIR "/tests/tools/check-openapi.mjs", NULL};
     sf_proc *node = sf_proc_start("check-openapi", "/usr/bin/node", argv, env, F.dir);
     int exited = sf_proc_wait_exit(node, 240000);
