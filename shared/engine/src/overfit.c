@@ -30,13 +30,15 @@ typedef struct ksum {
     double s, c;
 } ksum;
 
+/* Neumaier's step. The larger magnitude of s and x is picked by selects, not
+ * a branch (the operations, and so the bits, are those of the textbook
+ * if/else; a branch mispredicts whenever the sum wanders near zero). */
 static void ksum_add(ksum *k, double x)
 {
     double t = k->s + x;
-    if (fabs(k->s) >= fabs(x))
-        k->c += (k->s - t) + x;
-    else
-        k->c += (x - t) + k->s;
+    int s_big = fabs(k->s) >= fabs(x);
+    double big = s_big ? k->s : x, small = s_big ? x : k->s;
+    k->c += (big - t) + small;
     k->s = t;
 }
 
@@ -55,33 +57,142 @@ sf_status sf_overfit_blocks_check(long long s, sf_err *err)
     return SF_OK;
 }
 
-/* The returns sf_perf_compute uses: i = 1 .. m (m = 0: none). */
-static size_t usable_returns(const double *eq, size_t n)
-{
-    if (n < 2 || !(eq[0] > 0))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (!(eq[i] > 0))
-            return i;
-    return n - 1;
-}
-
 static double ret_at(const double *eq, size_t i)
 {
     return eq[i] == eq[i - 1] ? 0.0 : eq[i] / eq[i - 1] - 1.0;
 }
 
-/* Central third and fourth power sums about mean over returns 1..m. */
+/* ---- two compensated sums at once ---- */
+
+/* Two ksums (x into lane 0, y into lane 1) stepped together: with SSE2 in
+ * the two lanes of a register (the same IEEE operations lane by lane, the
+ * select by masks; the compare is false on NaN like the scalar one), else
+ * one after the other. Callers keep a ksum2 in a local so it stays in
+ * registers through their loop. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+typedef struct ksum2 {
+    __m128d s, c;
+} ksum2;
+
+static ksum2 ksum2_zero(void)
+{
+    ksum2 k = {_mm_setzero_pd(), _mm_setzero_pd()};
+    return k;
+}
+
+static void ksum2_add(ksum2 *k, double x, double y)
+{
+    const __m128d abs = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+    __m128d v = _mm_set_pd(y, x), t = _mm_add_pd(k->s, v);
+    __m128d s_big = _mm_cmpge_pd(_mm_and_pd(k->s, abs), _mm_and_pd(v, abs));
+    __m128d big = _mm_or_pd(_mm_and_pd(s_big, k->s), _mm_andnot_pd(s_big, v));
+    __m128d small = _mm_or_pd(_mm_and_pd(s_big, v), _mm_andnot_pd(s_big, k->s));
+    k->c = _mm_add_pd(k->c, _mm_add_pd(_mm_sub_pd(big, t), small));
+    k->s = t;
+}
+
+/* Lane 0 and lane 1 as two ksums. */
+static void ksum2_get(const ksum2 *k, ksum *x, ksum *y)
+{
+    double s[2], c[2];
+    _mm_storeu_pd(s, k->s);
+    _mm_storeu_pd(c, k->c);
+    *x = (ksum){s[0], c[0]};
+    *y = (ksum){s[1], c[1]};
+}
+#else
+typedef struct ksum2 {
+    ksum x, y;
+} ksum2;
+
+static ksum2 ksum2_zero(void)
+{
+    ksum2 k = {{0, 0}, {0, 0}};
+    return k;
+}
+
+static void ksum2_add(ksum2 *k, double x, double y)
+{
+    ksum_add(&k->x, x);
+    ksum_add(&k->y, y);
+}
+
+static void ksum2_get(const ksum2 *k, ksum *x, ksum *y)
+{
+    *x = k->x;
+    *y = k->y;
+}
+#endif
+
+/* Returns lo .. hi-1 (hi <= n) into s1 and s2, stopping after the first bar
+ * whose equity is not positive (the ruin return is the last one used, as in
+ * sf_perf_compute; *end becomes that bar + 1); returns the bar after the
+ * last return used. A zero return is skipped when skip is set: adding +0.0
+ * leaves a finite Neumaier state (s, c) bit for bit as it is (neither is
+ * ever -0.0: both start at +0.0 and a sum rounds to -0.0 only from two
+ * -0.0s), so the result is the same unless a sum ends non-finite, which the
+ * caller checks. */
+static size_t block_sums(const double *eq, size_t lo, size_t hi, int skip, ksum *s1, ksum *s2, size_t *end)
+{
+    ksum2 k = ksum2_zero();
+    size_t i = lo;
+    for (; i < hi; i++) {
+        double r = ret_at(eq, i);
+        if (r != 0.0 || !skip)
+            ksum2_add(&k, r, r * r);
+        if (!(eq[i] > 0)) {
+            *end = ++i;
+            break;
+        }
+    }
+    ksum2_get(&k, s1, s2);
+    return i;
+}
+
+/* Central third and fourth power sums about mean over returns 1..m (a zero
+ * return's powers computed once, by the same operations). */
 static void central_sums(const double *eq, size_t m, double mean, sf_blocks *out)
 {
-    ksum k3 = {0, 0}, k4 = {0, 0};
+    ksum2 k = ksum2_zero();
+    double z = 0.0 - mean, z2 = z * z, z3 = z2 * z, z4 = z2 * z2;
     for (size_t i = 1; i <= m; i++) {
-        double d = ret_at(eq, i) - mean, d2 = d * d;
-        ksum_add(&k3, d2 * d);
-        ksum_add(&k4, d2 * d2);
+        double d3 = z3, d4 = z4;
+        if (eq[i] != eq[i - 1]) {
+            double d = (eq[i] / eq[i - 1] - 1.0) - mean, d2 = d * d;
+            d3 = d2 * d;
+            d4 = d2 * d2;
+        }
+        ksum2_add(&k, d3, d4);
     }
+    ksum k3, k4;
+    ksum2_get(&k, &k3, &k4);
     out->c3 = ksum_get(&k3);
     out->c4 = ksum_get(&k4);
+}
+
+/* One pass over the blocks: counts, sums and sums of squares; returns m,
+ * the last return used (0: none). */
+static size_t blocks_pass(const double *equity, size_t n, int s, sf_blocks *out, ksum *all)
+{
+    size_t slots = n - 1, end = n >= 2 && equity[0] > 0 ? n : 1; /* returns 1 .. end-1 */
+    for (int k = 0; k < s; k++) {
+        size_t lo = 1 + (size_t)k * slots / (size_t)s, hi = 1 + (size_t)(k + 1) * slots / (size_t)s;
+        hi = hi > end ? end : hi;
+        lo = lo > hi ? hi : lo;
+        ksum s1 = {0, 0}, s2 = {0, 0};
+        size_t stop = block_sums(equity, lo, hi, 1, &s1, &s2, &end);
+        if (!isfinite(s1.s) || !isfinite(s2.s)) { /* the skipped zeros could matter: add them */
+            s1 = s2 = (ksum){0, 0};
+            block_sums(equity, lo, hi, 0, &s1, &s2, &end);
+        }
+        out->n[k] = (uint32_t)(stop - lo);
+        out->sum[k] = ksum_get(&s1);
+        out->sumsq[k] = ksum_get(&s2);
+        ksum_add(all, out->sum[k]);
+    }
+    return end - 1;
 }
 
 void sf_blocks_compute(const double *equity, size_t n, int s, sf_blocks *out)
@@ -90,26 +201,9 @@ void sf_blocks_compute(const double *equity, size_t n, int s, sf_blocks *out)
     if (sf_overfit_blocks_check(s, NULL) != SF_OK || n == 0)
         return;
     out->s = s;
-    size_t slots = n - 1, m = usable_returns(equity, n);
     ksum all = {0, 0};
-    size_t count = 0;
-    for (int k = 0; k < s; k++) {
-        size_t lo = 1 + (size_t)k * slots / (size_t)s, hi = 1 + (size_t)(k + 1) * slots / (size_t)s;
-        hi = hi > m + 1 ? m + 1 : hi;
-        lo = lo > hi ? hi : lo;
-        ksum s1 = {0, 0}, s2 = {0, 0};
-        for (size_t i = lo; i < hi; i++) {
-            double r = ret_at(equity, i);
-            ksum_add(&s1, r);
-            ksum_add(&s2, r * r);
-        }
-        out->n[k] = (uint32_t)(hi - lo);
-        out->sum[k] = ksum_get(&s1);
-        out->sumsq[k] = ksum_get(&s2);
-        ksum_add(&all, out->sum[k]);
-        count += hi - lo;
-    }
-    central_sums(equity, m, count ? ksum_get(&all) / (double)count : 0.0, out);
+    size_t m = blocks_pass(equity, n, s, out, &all);
+    central_sums(equity, m, m ? ksum_get(&all) / (double)m : 0.0, out);
 }
 
 /* Per-bar Sharpe from a count, a sum and a sum of squares. */
