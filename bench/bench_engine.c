@@ -7,6 +7,9 @@
  * Both ratios compare the same work: the loop records its trades and calls
  * sf_perf_compute (and, over the sweep's grid, sf_blocks_compute and
  * sf_overfit_compute); the bench exits 1 when any metric differs by a bit.
+ * The two ratios are measured apart from the table: one child runs the
+ * engine and the loop in turns and reports the median of the per-pair
+ * ratios with their range, so the machine's load weighs on both sides.
  *
  *   sf-bench-engine [--bars N] [--reps R] [--csv PATH]
  */
@@ -299,6 +302,126 @@ static int case_sweep(size_t n, int reps, const char *threads, figures *f)
     return 0;
 }
 
+/* ---- paired cases: the engine and the hand loop in turns ---- */
+
+/* Engine and loop runs alternate (E L E L ...) in one process, so a change
+ * in the machine's load falls on both sides alike; each pair gives a ratio
+ * loop / engine, and the child reports their median (f->extra[0]), lowest
+ * (extra[1]) and highest (extra[2]) and their count (units), and extra[3] = 1 when every run of both
+ * sides gave the same metrics bit for bit. */
+#define MAX_PAIRS 256
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void pair_summary(double *ratio, int k, figures *f)
+{
+    qsort(ratio, (size_t)k, sizeof *ratio, cmp_dbl);
+    f->extra[0] = k % 2 ? ratio[k / 2] : (ratio[k / 2 - 1] + ratio[k / 2]) / 2;
+    f->extra[1] = ratio[0];
+    f->extra[2] = ratio[k - 1];
+    f->units = k;
+}
+
+/* One engine backtest (as case_engine) and one hand loop with trades and
+ * sf_perf_compute (as case_loop "metrics"), reps * 4 + 1 pairs. */
+static int case_pair_single(size_t n, int reps, const char *arg, figures *f)
+{
+    (void)arg;
+    sf_bars *b = gen_bars(n);
+    double *eq = b ? malloc(n * sizeof *eq) : NULL;
+    sf_trade *trades = malloc((n / 2 + 1) * sizeof *trades);
+    sf_logic *lg = NULL;
+    if (eq == NULL || trades == NULL || sf_logic_parse(sma_logic, strlen(sma_logic), &lg, NULL, NULL) != SF_OK)
+        return 1;
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.keep_equity = 0;
+    o.keep_trades = 0;
+    double ratio[MAX_PAIRS];
+    int k = reps * 4 + 1, same = 1;
+    for (int r = -1; r < k; r++) { /* r = -1: both sides once untimed (first touch of their memory) */
+        sf_result *res = NULL;
+        double t0 = now();
+        if (sf_engine_run(lg, b, &o, &res, NULL) != SF_OK)
+            return 1;
+        double t1 = now();
+        loop_sma_out out = {0};
+        sf_perf p;
+        loop_sma_cross(b->open, b->close, n, 10, 30, 0.0001, 10000, eq, trades, &out);
+        sf_perf_compute(b->ts, eq, n, 10000, trades, out.trades, out.bars_in_pos, 252, &p);
+        double t2 = now();
+        if (r >= 0)
+            ratio[r] = (t2 - t1) / (t1 - t0);
+        same &= hash_perf(0, &res->perf) == hash_perf(0, &p);
+        sf_result_free(res);
+    }
+    pair_summary(ratio, k, f);
+    f->extra[3] = same;
+    sf_logic_free(lg);
+    free(trades);
+    free(eq);
+    sf_bars_free(b);
+    return 0;
+}
+
+/* One 100-member sweep on 1 thread (as case_sweep) and the hand loop over
+ * its grid with the metrics, blocks and PBO/DSR (as case_loop_grid), reps
+ * pairs. */
+static int case_pair_sweep(size_t n, int reps, const char *arg, figures *f)
+{
+    (void)arg;
+    sf_bars *b = gen_bars(n);
+    sf_grid *g = NULL;
+    double *eq = b ? malloc(n * sizeof *eq) : NULL;
+    sf_trade *trades = malloc((n / 2 + 1) * sizeof *trades);
+    sf_overfit_set *set = NULL;
+    if (eq == NULL || trades == NULL || sf_grid_parse(sweep_grid, strlen(sweep_grid), 0, &g, NULL) != SF_OK ||
+        sf_overfit_set_new(SF_OVERFIT_BLOCKS_DEFAULT, &set, NULL) != SF_OK ||
+        sf_overfit_set_resize(set, 100, NULL) != SF_OK)
+        return 1;
+    sf_sweep_opts so;
+    sf_sweep_opts_init(&so);
+    so.threads = 1;
+    so.top_k = 0;
+    double ratio[MAX_PAIRS];
+    int same = 1;
+    for (int r = 0; r < reps; r++) {
+        sf_sweep_result *res = NULL;
+        double t0 = now();
+        if (sf_sweep_run(g, sma_logic, strlen(sma_logic), b, &so, &res, NULL, NULL) != SF_OK)
+            return 1;
+        double t1 = now();
+        uint64_t h = 14695981039346656037u;
+        for (size_t m = 0; m < 100; m++) {
+            sf_perf p;
+            sf_blocks blk;
+            loop_member(b, 5 + m / 10, 20 + 5 * (m % 10), eq, trades, &p, &blk);
+            h = hash_perf(h, &p);
+            if (sf_overfit_set_put(set, m, (int64_t)m, &blk, NULL) != SF_OK)
+                return 1;
+        }
+        sf_overfit ov;
+        if (sf_overfit_compute(set, NULL, &ov, NULL) != SF_OK)
+            return 1;
+        double t2 = now();
+        ratio[r] = (t2 - t1) / (t1 - t0);
+        same &= hash_sweep(res) == hash_overfit(h, &ov);
+        sf_sweep_result_free(res);
+    }
+    pair_summary(ratio, reps, f);
+    f->extra[3] = same;
+    sf_overfit_set_free(set);
+    sf_grid_free(g);
+    free(trades);
+    free(eq);
+    sf_bars_free(b);
+    return 0;
+}
+
 static int write_csv(const sf_bars *b, const char *path)
 {
     FILE *fp = fopen(path, "w");
@@ -411,27 +534,35 @@ int main(int argc, char **argv)
         {"(c) sweep 100 combos, 2 threads", case_sweep, "2"},
         {"(f) hand loop over the 100 combos + metrics", case_loop_grid, NULL},
         {"(e) CSV load (sf_bars_load_csv_file)", case_csv, csv},
+        {"(a)/(d') in turns", case_pair_single, NULL},
+        {"(c 1 thread)/(f) in turns", case_pair_sweep, NULL},
     };
-    enum { N_CASES = sizeof cases / sizeof cases[0] };
+    enum { N_CASES = sizeof cases / sizeof cases[0], N_TABLE = 8 };
     figures f[N_CASES];
     long rss[N_CASES];
     printf("%zu bars (random walk, seed %u), best of %d runs, pid-isolated cases\n\n", n, SEED, reps);
     printf("%-45s %12s %14s %12s\n", "case", "seconds", "bars/s", "peak RSS MB");
     for (int i = 0; i < N_CASES; i++) {
         memset(&f[i], 0, sizeof f[i]);
+        if (i == N_TABLE)
+            printf("\nratios, engine and hand loop in turns (E L E L ...), loop time / engine time per pair:\n");
         if (run_child(&cases[i], n, reps, &f[i], &rss[i]) != 0) {
             fprintf(stderr, "bench: case \"%s\" failed\n", cases[i].label);
             return 1;
         }
-        printf("%-45s %12.4f %14.0f %12.1f\n", cases[i].label, f[i].seconds, f[i].units / f[i].seconds,
-               (double)rss[i] / 1024.0);
+        if (i < N_TABLE)
+            printf("%-45s %12.4f %14.0f %12.1f\n", cases[i].label, f[i].seconds, f[i].units / f[i].seconds,
+                   (double)rss[i] / 1024.0);
     }
     /* same work on both sides: the trades, the curve and every metric (and,
      * for sweep members, the block statistics and PBO/DSR) */
-    printf("\nsingle backtest: engine / (hand loop + the same metrics): %.2f  (target >= 0.80)\n",
-           f[2].seconds / f[0].seconds);
-    printf("sweep member, 1 thread: engine sweep / (hand loop + the same metrics, blocks, PBO/DSR): %.2f  "
-           "(target >= 0.80)\n",
+    printf("single backtest: engine / (hand loop + the same metrics): %.2f median of %.0f pairs "
+           "(%.2f .. %.2f)  (target >= 0.80)\n",
+           f[8].extra[0], f[8].units, f[8].extra[1], f[8].extra[2]);
+    printf("sweep member, 1 thread: engine sweep / (hand loop + the same metrics, blocks, PBO/DSR): %.2f median of "
+           "%.0f pairs (%.2f .. %.2f)  (target >= 0.80)\n",
+           f[9].extra[0], f[9].units, f[9].extra[1], f[9].extra[2]);
+    printf("best of each apart (table above): single %.2f, sweep member %.2f\n", f[2].seconds / f[0].seconds,
            f[6].seconds / f[4].seconds);
     printf("engine / bare hand loop (no trades, no metrics): %.2f; sf_perf_compute alone: %.4f s\n",
            f[1].seconds / f[0].seconds, f[2].extra[2]);
@@ -442,6 +573,8 @@ int main(int argc, char **argv)
     printf("engine vs loop: final equity %.10g vs %.10g, trades %.0f vs %.0f, metrics %s\n", f[0].extra[0],
            f[1].extra[0], f[0].extra[1], f[1].extra[1], f[0].hash == f[2].hash ? "identical" : "DIFFERENT");
     int sweep_same = f[4].hash == f[6].hash && f[5].hash == f[6].hash && f[4].hash != 0;
+    same &= f[8].extra[3] == 1;
+    sweep_same &= f[9].extra[3] == 1;
     printf("sweep (1 and 2 threads) vs loop: every member's metrics, PBO and DSR %s\n",
            sweep_same ? "identical" : "DIFFERENT");
     if (!same || !sweep_same) {
