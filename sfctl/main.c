@@ -1,6 +1,7 @@
 /* sfctl: the command line of the backtest farm. One table maps a command name
  * to its function and its one-line summary; `sfctl --help` lists it and
- * `sfctl <command> --help` is each command's own usage. Exit statuses:
+ * `sfctl <command> --help` is each command's own usage; `sfctl --version`
+ * (or `sfctl version`) prints "sfctl <version>". Exit statuses:
  * exit.h (0 ok, 1 a job failed, 2 usage, 3 unreachable, 4 authentication,
  * 5 not found), listed by `sfctl --help`. */
 #include <stdio.h>
@@ -13,11 +14,13 @@
 #include "local.h"
 #include "me.h"
 #include "remote.h"
+#include "sf/daemon.h"
 #include "stored.h"
 
 typedef int (*ctl_cmd_fn)(int argc, char **argv);
 
 static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -41,6 +44,7 @@ static const struct {
     {"data", ctl_data, "import, fetch and list market data sets"},
     {"me", ctl_me, "show your user, tier, quotas and what counts against them now"},
     {"admin", ctl_admin, "users, tiers and API keys (list, add, rotate, revoke; straight in PostgreSQL)"},
+    {"version", cmd_version, "print sfctl's version (also sfctl --version)"},
     {"help", cmd_help, "show this help, or a command's help (sfctl help <command>)"},
 };
 
@@ -81,6 +85,24 @@ static int cmd_help(int argc, char **argv)
     return commands[k].fn(2, sub);
 }
 
+static const char version_usage[] = "usage: sfctl version\n       sfctl --version\n"
+                                    "\n"
+                                    "Print \"sfctl <version>\" (the project's version, as sf-api --version).\n";
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(version_usage, stdout);
+        return CTL_EXIT_OK;
+    }
+    if (argc >= 2) {
+        fprintf(stderr, "sfctl: version: unexpected argument \"%.64s\" (see sfctl version --help)\n", argv[1]);
+        return CTL_EXIT_USAGE;
+    }
+    printf("sfctl %s\n", sf_daemon_version());
+    return CTL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -89,6 +111,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
     int k = find_command(argv[1]);
     if (k < 0) {
         fprintf(stderr, "sfctl: unknown command \"%.64s\" (see sfctl --help)\n", argv[1]);
