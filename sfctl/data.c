@@ -1,17 +1,21 @@
 /* sfctl data: import, fetch and list data sets; see data.h. */
 #include "data.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "sf/bars.h"
 #include "sf/config.h"
 #include "sf/dataset.h"
 #include "sf/time.h"
 
 #define FETCH_MAX_DEFAULT ((int64_t)256 << 20)
+#define READ_CHUNK ((size_t)1 << 20)
 
 static const char data_usage[] =
     "usage: sfctl data import --symbol S --timeframe TF FILE.csv\n"
@@ -46,7 +50,14 @@ static int import_bars(const char *symbol, const char *timeframe, sf_bars *bars)
     }
     sf_dataset_info info;
     sf_err err = {0};
+    ctl_progress pr;
+    char state[64];
+    ctl_progress_start(&pr, "data import", "", 0, 0);
+    snprintf(state, sizeof state, "inserting %zu bars", bars->n);
+    ctl_progress_state(&pr, state);
     sf_status st = sf_dataset_import(db, symbol, timeframe, bars, &info, &err);
+    ctl_progress_state(&pr, st == SF_OK ? "imported" : "failed");
+    ctl_progress_end(&pr);
     sf_db_close(db);
     size_t n = bars->n;
     sf_bars_free(bars);
@@ -54,6 +65,56 @@ static int import_bars(const char *symbol, const char *timeframe, sf_bars *bars)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
     printf("imported %zu bars into %s %s (version %lld)\n", n, info.symbol, info.timeframe, (long long)info.version);
     return CTL_EXIT_OK;
+}
+
+/* Read a regular file of size bytes into *text, the bytes read shown
+ * against its size (progress.h); -1 or an exit status. */
+static int read_shown(FILE *f, const char *path, size_t size, char **text)
+{
+    char *buf = malloc(size + 1);
+    if (buf == NULL)
+        return cli_fail(CTL_EXIT_FAIL, "out of memory reading %s", path);
+    ctl_progress pr;
+    ctl_progress_start(&pr, "data import: read", "", size, CTL_PROGRESS_BYTES);
+    size_t n = 0, got = 1;
+    while (n < size && got > 0) {
+        got = fread(buf + n, 1, size - n < READ_CHUNK ? size - n : READ_CHUNK, f);
+        n += got;
+        ctl_progress_update(&pr, n, 0, NULL);
+    }
+    ctl_progress_end(&pr);
+    if (n < size) {
+        free(buf);
+        return cli_fail(CTL_EXIT_FAIL, "could not read %s: %s", path, ferror(f) ? "read error" : "file shrank");
+    }
+    buf[n] = '\0';
+    *text = buf;
+    return -1;
+}
+
+/* The bars of a CSV file; standard input ("-") and other files that are
+ * not regular are read without progress. -1 with *bars, or an exit status. */
+static int load_csv(const char *path, sf_bars **bars)
+{
+    sf_err err = {0};
+    struct stat sb;
+    FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "rb");
+    if (f == NULL || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > SF_BARS_READ_MAX) {
+        if (f)
+            fclose(f);
+        sf_status st = sf_bars_load_csv_file(path, SF_BARS_MAX_DEFAULT, bars, &err);
+        return st == SF_OK ? -1 : cli_fail(cli_status_exit(st), "%s", err.msg);
+    }
+    char *text = NULL;
+    int rc = read_shown(f, path, (size_t)sb.st_size, &text);
+    fclose(f);
+    if (rc >= 0)
+        return rc;
+    sf_status st = sf_bars_parse_csv(text, (size_t)sb.st_size, SF_BARS_MAX_DEFAULT, bars, &err);
+    free(text);
+    if (st != SF_OK)
+        return cli_fail(cli_status_exit(st), "%s: %s", path, err.msg);
+    return -1;
 }
 
 static int data_import(int argc, char **argv)
@@ -69,11 +130,8 @@ static int data_import(int argc, char **argv)
     if (npos != 1)
         return cli_fail(CTL_EXIT_USAGE, "data import: give the CSV file (see --help)");
     sf_bars *bars = NULL;
-    sf_err err = {0};
-    sf_status st = sf_bars_load_csv_file(pos[0], SF_BARS_MAX_DEFAULT, &bars, &err);
-    if (st != SF_OK)
-        return cli_fail(cli_status_exit(st), "%s", err.msg);
-    return import_bars(symbol, timeframe, bars);
+    int lrc = load_csv(pos[0], &bars);
+    return lrc >= 0 ? lrc : import_bars(symbol, timeframe, bars);
 }
 
 /* GET url into resp; returns -1 on a 200, else the exit status. */

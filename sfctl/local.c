@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "sf/result.h"
 #include "sf/sweep.h"
 #include "sf/time.h"
+#include "progress.h"
 #include "table.h"
 
 #define CTL_MAX_OPTS 16
@@ -317,21 +317,11 @@ typedef struct sweep_args {
     int json;
 } sweep_args;
 
-/* Called from the sweep's worker threads: print only counts above the last
- * one printed, so the line never goes backwards. */
+/* Called from the sweep's worker threads (progress.h keeps the count from
+ * going backwards). */
 static void on_progress(void *user, uint64_t done, uint64_t total)
 {
-    atomic_ullong *shown = user;
-    uint64_t step = total / 100 ? total / 100 : 1;
-    if (done % step != 0 && done != total)
-        return;
-    unsigned long long prev = atomic_load(shown);
-    do {
-        if (done <= prev)
-            return;
-    } while (!atomic_compare_exchange_weak(shown, &prev, done));
-    fprintf(stderr, "\rsweep: %llu/%llu%s", (unsigned long long)done, (unsigned long long)total,
-            done == total ? "\n" : "");
+    ctl_progress_update(user, done, total, NULL);
 }
 
 static void print_leaderboard(const sf_sweep_result *s)
@@ -373,6 +363,7 @@ static int fail_sweep(const sf_logic_errors *errs, const sf_err *err)
     return rc;
 }
 
+/* o->progress_user: the started ctl_progress, ended here. */
 static int sweep_exec(const sweep_args *a, const sf_sweep_opts *o)
 {
     char *logic = NULL, *gtext = NULL;
@@ -391,7 +382,9 @@ static int sweep_exec(const sweep_args *a, const sf_sweep_opts *o)
         rc = fail(err.code == SF_ERR_NOMEM ? CTL_EXIT_FAIL : CTL_EXIT_USAGE, "%.200s: %s", a->grid, err.msg);
     if (rc < 0)
         rc = load_bars(a->data, &bars);
-    if (rc < 0 && sf_sweep_run(grid, logic, llen, bars, o, &res, &errs, &err) != SF_OK)
+    sf_status run = rc < 0 ? sf_sweep_run(grid, logic, llen, bars, o, &res, &errs, &err) : SF_OK;
+    ctl_progress_end(o->progress_user); /* its line ends before any other output */
+    if (run != SF_OK)
         rc = fail_sweep(&errs, &err);
     if (rc < 0)
         rc = sweep_print(res, a->json);
@@ -441,12 +434,10 @@ int ctl_sweep(int argc, char **argv)
     o.threads = (int)threads;
     o.top_k = top;
     o.rank_by = a.by;
-    atomic_ullong shown;
-    atomic_init(&shown, 0);
-    if (isatty(STDERR_FILENO)) {
-        o.progress = on_progress;
-        o.progress_user = &shown;
-    }
+    ctl_progress pr;
+    ctl_progress_start(&pr, "sweep", "members", 0, 0);
+    o.progress = on_progress;
+    o.progress_user = &pr;
     return sweep_exec(&a, &o);
 }
 

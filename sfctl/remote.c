@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "local.h"
+#include "progress.h"
 #include "sf/config.h"
 #include "sf/overfit.h"
 #include "sf/rank.h"
@@ -20,7 +21,6 @@
 
 #define POLL_JOB_MS 500
 #define POLL_BATCH_MS 1000
-#define BAR_WIDTH 30
 
 static void sleep_ms(long ms)
 {
@@ -204,19 +204,27 @@ static const char submit_usage[] =
     "one JSON document: the submission's answer, or with --wait the finished job\n"
     "(GET /v1/jobs/ID) with its \"metrics\".\n";
 
-/* Poll the job until it finishes: -1 with *job (its last state) when it
- * succeeded; else it is printed and the exit status returned (1 when it
- * failed, died or was cancelled). */
+/* Poll the job until it finishes, its state changes shown on stderr
+ * (progress.h): -1 with *job (its last state) when it succeeded; else it is
+ * printed and the exit status returned (1 when it failed, died or was
+ * cancelled). */
 static int poll_job(cli_api *api, const char *id, int json_out, json_t **job)
 {
-    char path[128];
+    char path[128], label[64];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    snprintf(label, sizeof label, "job %s", id);
+    ctl_progress pr;
+    ctl_progress_start(&pr, label, "", 0, 0);
     for (;;) {
         long status = 0;
         int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, job);
+        if (rc < 0)
+            ctl_progress_state(&pr, str(*job, "status"));
+        const char *st = rc < 0 ? str(*job, "status") : "";
+        if (rc >= 0 || is_terminal(st))
+            ctl_progress_end(&pr);
         if (rc >= 0)
             return rc;
-        const char *st = str(*job, "status");
         if (strcmp(st, "succeeded") == 0)
             return -1;
         if (is_terminal(st)) {
@@ -315,22 +323,18 @@ int ctl_submit(int argc, char **argv)
 
 /* ---- watch ------------------------------------------------------------------------ */
 
-static void draw_bar(json_t *b)
+/* The batch's counts on the progress line (progress.h). */
+static void show_progress(ctl_progress *pr, json_t *b)
 {
-    double p = json_number_value(json_object_get(b, "progress"));
-    int fill = (int)(p * BAR_WIDTH + 0.5);
-    char bar[BAR_WIDTH + 1];
-    for (int i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[BAR_WIDTH] = '\0';
     json_t *c = json_object_get(b, "counts");
-    fprintf(stderr, "\r[%s] %5.1f%% %lld/%lld  running %lld  failed %lld  dead %lld  cancelled %lld ", bar, 100.0 * p,
-            (long long)json_integer_value(json_object_get(b, "done")),
-            (long long)json_integer_value(json_object_get(b, "total")),
-            (long long)json_integer_value(json_object_get(c, "running")),
-            (long long)json_integer_value(json_object_get(c, "failed")),
-            (long long)json_integer_value(json_object_get(c, "dead")),
-            (long long)json_integer_value(json_object_get(c, "cancelled")));
+    char extra[128];
+    snprintf(extra, sizeof extra, "running %lld, failed %lld, dead %lld, cancelled %lld",
+             (long long)json_integer_value(json_object_get(c, "running")),
+             (long long)json_integer_value(json_object_get(c, "failed")),
+             (long long)json_integer_value(json_object_get(c, "dead")),
+             (long long)json_integer_value(json_object_get(c, "cancelled")));
+    ctl_progress_update(pr, (uint64_t)json_integer_value(json_object_get(b, "done")),
+                        (uint64_t)json_integer_value(json_object_get(b, "total")), extra);
 }
 
 /* A finished sweep: 0, or 1 (with a line on stderr) when members failed or died. */
@@ -345,35 +349,48 @@ static int finished_exit(json_t *b)
                     failed == 1 ? "" : "s", dead);
 }
 
-static int watch_batch(cli_api *api, const char *id, const char *query, double timeout_s, int json_out)
+/* The batch when it finished (-1 with *out), else an exit status. */
+static int poll_batch(cli_api *api, const char *id, const char *path, double timeout_s, json_t **out)
 {
-    char path[256];
-    snprintf(path, sizeof path, "/v1/batches/%s%s", id, query);
+    char label[64];
+    snprintf(label, sizeof label, "batch %s", id);
+    ctl_progress pr;
+    ctl_progress_start(&pr, label, "members", 0, 0);
     double t0 = now_s();
     for (;;) {
-        json_t *b = NULL;
         long status = 0;
-        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, &b);
-        if (rc >= 0)
-            return rc;
-        draw_bar(b);
-        if (strcmp(str(b, "status"), "finished") == 0) {
-            fputc('\n', stderr);
-            if (json_out)
-                print_json(b);
-            else
-                print_batch(b);
-            rc = finished_exit(b);
-            json_decref(b);
+        int rc = cli_api_call(api, "GET", path, NULL, NULL, 0, &status, out);
+        if (rc < 0)
+            show_progress(&pr, *out);
+        if (rc >= 0 || strcmp(str(*out, "status"), "finished") == 0) {
+            ctl_progress_end(&pr);
             return rc;
         }
-        json_decref(b);
+        json_decref(*out);
+        *out = NULL;
         if (timeout_s > 0 && now_s() - t0 > timeout_s) {
-            fputc('\n', stderr);
+            ctl_progress_end(&pr);
             return cli_fail(CTL_EXIT_FAIL, "watch: batch %s not finished after %.0f s", id, timeout_s);
         }
         sleep_ms(POLL_BATCH_MS);
     }
+}
+
+static int watch_batch(cli_api *api, const char *id, const char *query, double timeout_s, int json_out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/batches/%s%s", id, query);
+    json_t *b = NULL;
+    int rc = poll_batch(api, id, path, timeout_s, &b);
+    if (rc >= 0)
+        return rc;
+    if (json_out)
+        print_json(b);
+    else
+        print_batch(b);
+    rc = finished_exit(b);
+    json_decref(b);
+    return rc;
 }
 
 /* "?top=K&by=M" from the options, checked with sf/rank.h as the API checks
