@@ -11,7 +11,6 @@
 
 static const char admin_usage[] =
     "usage: sfctl admin user add --email E --name N [--tier free|premium|enterprise] [--key-only]\n"
-    "       sfctl admin key add --email E [--key-only]\n"
     "       sfctl admin user list [--json]\n"
     "       sfctl admin user tier --email E --tier free|premium|enterprise\n"
     "       sfctl admin key add --email E [--key-only]\n"
@@ -24,6 +23,24 @@ static const char admin_usage[] =
     "--key-only nothing but the key is printed. `key rotate` revokes key N and makes\n"
     "a new key for its user in one transaction: the old key answers 401 at once.\n"
     "Lists are tab-separated (--json: one JSON array).\n";
+
+/* Each subcommand's own --help (cli_parse adds its options); `sfctl admin
+ * --help` prints admin_usage, then all of them. */
+static const char user_add_usage[] =
+    "usage: sfctl admin user add --email E --name N [--tier T] [--key-only]\n\nA user and its first key.\n";
+static const char user_list_usage[] = "usage: sfctl admin user list [--json]\n\nEvery user.\n";
+static const char user_tier_usage[] = "usage: sfctl admin user tier --email E --tier T\n\nChange a user's tier.\n";
+static const char key_add_usage[] = "usage: sfctl admin key add --email E [--key-only]\n\nAnother key for a user.\n";
+static const char key_list_usage[] = "usage: sfctl admin key list --email E [--json]\n\nA user's keys.\n";
+static const char key_rotate_usage[] =
+    "usage: sfctl admin key rotate --id N [--key-only]\n\nRevoke key N and make a new one for its user.\n";
+static const char key_revoke_usage[] = "usage: sfctl admin key revoke --id N\n\nRevoke key N.\n";
+
+#define OPT_EMAIL(v) {"email", 1, &(v), NULL, "E", "the user's email"}
+#define OPT_KEY_ONLY(v) {"key-only", 0, NULL, &(v), NULL, "print nothing but the new key"}
+#define OPT_JSON(v) {"json", 0, NULL, &(v), NULL, "one JSON array instead of tab-separated lines"}
+#define OPT_ID(v) {"id", 1, &(v), NULL, "N", "the key's id (admin key list shows it)"}
+#define OPT_TIER(v) {"tier", 1, &(v), NULL, "T", "free, premium or enterprise"}
 
 static void print_key(const char *user_id, const char *email, const sf_auth_key *key, int key_only)
 {
@@ -40,11 +57,10 @@ static int user_add(sf_db *db, int argc, char **argv)
     const char *email = NULL, *name = NULL, *tier = NULL, *pos[1];
     int key_only = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"email", 1, &email, NULL},
-                            {"name", 1, &name, NULL},
-                            {"tier", 1, &tier, NULL},
-                            {"key-only", 0, NULL, &key_only}};
-    int rc = cli_parse(argc, argv, 3, opts, 4, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_EMAIL(email), {"name", 1, &name, NULL, "N", "the user's name"},
+                            {"tier", 1, &tier, NULL, "T", "free (default), premium or enterprise"},
+                            OPT_KEY_ONLY(key_only)};
+    int rc = cli_parse(argc, argv, 3, opts, 4, user_add_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     if (!cli_need("admin", email, "email") || !cli_need("admin", name, "name"))
@@ -67,8 +83,8 @@ static int key_add(sf_db *db, int argc, char **argv)
     const char *email = NULL, *pos[1];
     int key_only = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"key-only", 0, NULL, &key_only}};
-    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_EMAIL(email), OPT_KEY_ONLY(key_only)};
+    int rc = cli_parse(argc, argv, 3, opts, 2, key_add_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     if (!cli_need("admin", email, "email"))
@@ -92,8 +108,8 @@ static int key_revoke(sf_db *db, int argc, char **argv)
 {
     const char *id = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {{"id", 1, &id, NULL}};
-    int rc = cli_parse(argc, argv, 3, opts, 1, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_ID(id)};
+    int rc = cli_parse(argc, argv, 3, opts, 1, key_revoke_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     int64_t key_id = 0;
@@ -105,6 +121,9 @@ static int key_revoke(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_key_revoke(db, key_id, NULL, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[48];
+    snprintf(what, sizeof what, "key %lld", (long long)key_id);
+    cli_publish_auth(what);
     printf("revoked key %lld\n", (long long)key_id);
     return CTL_EXIT_OK;
 }
@@ -114,8 +133,8 @@ static int key_rotate(sf_db *db, int argc, char **argv)
     const char *id = NULL, *pos[1];
     int key_only = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"id", 1, &id, NULL}, {"key-only", 0, NULL, &key_only}};
-    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_ID(id), OPT_KEY_ONLY(key_only)};
+    int rc = cli_parse(argc, argv, 3, opts, 2, key_rotate_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     int64_t key_id = 0;
@@ -129,6 +148,9 @@ static int key_rotate(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_key_rotate(db, key_id, user_id, &key, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[48];
+    snprintf(what, sizeof what, "key %lld", (long long)key_id);
+    cli_publish_auth(what);
     if (!key_only)
         printf("revoked key %lld\n", (long long)key_id);
     print_key(user_id, "rotated", &key, key_only);
@@ -140,8 +162,8 @@ static int user_tier(sf_db *db, int argc, char **argv)
 {
     const char *email = NULL, *tier = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"tier", 1, &tier, NULL}};
-    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_EMAIL(email), OPT_TIER(tier)};
+    int rc = cli_parse(argc, argv, 3, opts, 2, user_tier_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     if (!cli_need("admin", email, "email") || !cli_need("admin", tier, "tier"))
@@ -150,6 +172,9 @@ static int user_tier(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_user_set_tier(db, email, tier, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[SF_AUTH_EMAIL_MAX + 8];
+    snprintf(what, sizeof what, "user %s", email);
+    cli_publish_auth(what);
     printf("%s: tier %s\n", email, tier);
     return CTL_EXIT_OK;
 }
@@ -194,8 +219,8 @@ static int user_list(sf_db *db, int argc, char **argv)
     const char *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"json", 0, NULL, &json_out}};
-    int rc = cli_parse(argc, argv, 3, opts, 1, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_JSON(json_out)};
+    int rc = cli_parse(argc, argv, 3, opts, 1, user_list_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     static const char *const COLS[] = {"id", "email", "name", "tier", "active_keys", "created_at"};
@@ -212,8 +237,8 @@ static int key_list(sf_db *db, int argc, char **argv)
     const char *email = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"email", 1, &email, NULL}, {"json", 0, NULL, &json_out}};
-    int rc = cli_parse(argc, argv, 3, opts, 2, admin_usage, pos, 0, &npos);
+    const cli_opt opts[] = {OPT_EMAIL(email), OPT_JSON(json_out)};
+    int rc = cli_parse(argc, argv, 3, opts, 2, key_list_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     if (!cli_need("admin", email, "email"))
@@ -242,16 +267,31 @@ static const struct {
     {"key", "list", key_list}, {"key", "rotate", key_rotate}, {"key", "revoke", key_revoke},
 };
 
+/* `sfctl admin --help`: the overview, then every subcommand's help (each
+ * parses "--help" before it touches the database, so db is NULL). */
+static int admin_help(void)
+{
+    fputs(admin_usage, stdout);
+    for (size_t k = 0; k < sizeof ADMIN_COMMANDS / sizeof ADMIN_COMMANDS[0]; k++) {
+        char a0[] = "admin", a3[] = "--help", noun[8], verb[8];
+        snprintf(noun, sizeof noun, "%s", ADMIN_COMMANDS[k].noun);
+        snprintf(verb, sizeof verb, "%s", ADMIN_COMMANDS[k].verb);
+        char *sub[] = {a0, noun, verb, a3, NULL};
+        fputc('\n', stdout);
+        ADMIN_COMMANDS[k].fn(NULL, 4, sub);
+    }
+    return CTL_EXIT_OK;
+}
+
 int ctl_admin(int argc, char **argv)
 {
-    for (int i = 1; i < argc && i < 4; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(admin_usage, stdout);
-            return CTL_EXIT_OK;
-        }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return admin_help();
     for (size_t k = 0; argc >= 3 && k < sizeof ADMIN_COMMANDS / sizeof ADMIN_COMMANDS[0]; k++) {
         if (strcmp(argv[1], ADMIN_COMMANDS[k].noun) != 0 || strcmp(argv[2], ADMIN_COMMANDS[k].verb) != 0)
             continue;
+        if (argc == 4 && (strcmp(argv[3], "--help") == 0 || strcmp(argv[3], "-h") == 0))
+            return ADMIN_COMMANDS[k].fn(NULL, argc, argv); /* cli_parse prints it, no database */
         sf_db *db = NULL;
         int rc = cli_db_open(&db);
         if (rc >= 0)

@@ -14,23 +14,32 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "exit.h"
 #include "sf/db.h"
 #include "sf/err.h"
 #include "sf/http.h"
 
-/* One option: --name VALUE (has_arg 1, stored in *value) or --name (flag). */
+/* One option: --name VALUE (has_arg 1, stored in *value) or --name (flag).
+ * The same table parses and is the help: arg names the value ("FILE"; NULL
+ * for a flag), help says what it does (more lines after "\n"). */
 typedef struct cli_opt {
     const char *name;
     int has_arg;
     const char **value;
     int *flag;
+    const char *arg;
+    const char *help;
 } cli_opt;
+
+/* Print "options:" and one entry per option of the table, then --help. */
+void cli_print_opts(FILE *f, const cli_opt *opts, size_t n_opts);
 
 /*
  * Parse argv[first..] with the table; positional arguments are collected in
- * pos (at most max_pos; *n_pos gets the count). --help prints usage on stdout.
+ * pos (at most max_pos; *n_pos gets the count). --help prints usage, then
+ * the table (cli_print_opts), on stdout.
  * Returns -1 to go on, else the exit status (0 after --help, 2 on a bad option).
  */
 int cli_parse(int argc, char **argv, int first, const cli_opt *opts, size_t n_opts, const char *usage, const char **pos,
@@ -54,6 +63,13 @@ int cli_need(const char *cmd, const char *value, const char *name);
 
 /* Open the database named by DATABASE_URL; returns -1 with *db set, else an exit status. */
 int cli_db_open(sf_db **db);
+
+/* Tell every sf-api that a key was revoked or a user's tier changed: PUBLISH
+ * what on sf:{QUEUE}:auth (REDIS_URL, QUEUE), which clears their caches of
+ * keys (api/keycache.h). When Redis cannot be reached, or REDIS_URL is not
+ * set, a note on stderr says the change reaches sf-api within
+ * API_KEY_CACHE_SECONDS instead; the change itself is made either way. */
+void cli_publish_auth(const char *what);
 
 /* The API client: SF_API_URL and SF_API_KEY. */
 typedef struct cli_api {

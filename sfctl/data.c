@@ -25,7 +25,21 @@ static const char data_usage[] =
     "Market data sets in PostgreSQL (DATABASE_URL). The CSV has the header\n"
     "timestamp,open,high,low,close,volume (ISO-8601 UTC or Unix seconds, increasing);\n"
     "it is checked whole first, then replaces the data set's bars in one transaction\n"
-    "and bumps its version. fetch downloads the CSV over HTTP(S) first.\n";
+    "and bumps its version. fetch downloads the CSV over HTTP(S) first. import shows\n"
+    "the bytes read and the insert on stderr (a line rewritten on a terminal, plain\n"
+    "\"progress:\" lines in a pipe).\n";
+
+/* Each subcommand's own --help (cli_parse adds its options); `sfctl data
+ * --help` prints data_usage, then all of them. */
+static const char import_usage[] =
+    "usage: sfctl data import --symbol S --timeframe TF FILE.csv\n\nImport a CSV file (\"-\": standard input).\n";
+static const char fetch_usage[] =
+    "usage: sfctl data fetch --symbol S --timeframe TF URL [--max-bytes N] [--timeout-ms MS]\n"
+    "\nDownload a CSV file over HTTP(S) and import it.\n";
+static const char list_usage[] = "usage: sfctl data list\n\nList the data sets: version, bars, first and last time.\n";
+
+#define OPT_SYMBOL(v) {"symbol", 1, &(v), NULL, "S", "the data set's symbol (e.g. BTCUSDT)"}
+#define OPT_TIMEFRAME(v) {"timeframe", 1, &(v), NULL, "TF", "its timeframe (e.g. 1h, 1d)"}
 
 static int names_ok(const char *symbol, const char *timeframe)
 {
@@ -121,8 +135,8 @@ static int data_import(int argc, char **argv)
 {
     const char *symbol = NULL, *timeframe = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {{"symbol", 1, &symbol, NULL}, {"timeframe", 1, &timeframe, NULL}};
-    int rc = cli_parse(argc, argv, 2, opts, 2, data_usage, pos, 1, &npos);
+    const cli_opt opts[] = {OPT_SYMBOL(symbol), OPT_TIMEFRAME(timeframe)};
+    int rc = cli_parse(argc, argv, 2, opts, 2, import_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
     if (!names_ok(symbol, timeframe))
@@ -161,11 +175,10 @@ static int data_fetch(int argc, char **argv)
 {
     const char *symbol = NULL, *timeframe = NULL, *max_s = NULL, *timeout_s = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {{"symbol", 1, &symbol, NULL},
-                            {"timeframe", 1, &timeframe, NULL},
-                            {"max-bytes", 1, &max_s, NULL},
-                            {"timeout-ms", 1, &timeout_s, NULL}};
-    int rc = cli_parse(argc, argv, 2, opts, 4, data_usage, pos, 1, &npos);
+    const cli_opt opts[] = {OPT_SYMBOL(symbol), OPT_TIMEFRAME(timeframe),
+                            {"max-bytes", 1, &max_s, NULL, "N", "refuse a download larger than N bytes (256 MiB)"},
+                            {"timeout-ms", 1, &timeout_s, NULL, "MS", "the download's timeout (120000)"}};
+    int rc = cli_parse(argc, argv, 2, opts, 4, fetch_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
     int64_t max_bytes = FETCH_MAX_DEFAULT, timeout_ms = 120000;
@@ -193,7 +206,7 @@ static int data_list(int argc, char **argv)
 {
     const char *pos[1];
     size_t npos = 0;
-    int rc = cli_parse(argc, argv, 2, NULL, 0, data_usage, pos, 0, &npos);
+    int rc = cli_parse(argc, argv, 2, NULL, 0, list_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
     sf_db *db = NULL;
@@ -235,5 +248,12 @@ int ctl_data(int argc, char **argv)
             return DATA_COMMANDS[k].fn(argc, argv);
     int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
     fputs(data_usage, help ? stdout : stderr);
+    for (size_t k = 0; help && k < sizeof DATA_COMMANDS / sizeof DATA_COMMANDS[0]; k++) {
+        char a0[] = "data", a2[] = "--help", verb[8];
+        snprintf(verb, sizeof verb, "%s", DATA_COMMANDS[k].verb);
+        char *sub[] = {a0, verb, a2, NULL};
+        fputc('\n', stdout);
+        DATA_COMMANDS[k].fn(3, sub);
+    }
     return help ? CTL_EXIT_OK : CTL_EXIT_USAGE;
 }

@@ -91,19 +91,8 @@ static const char jobs_usage[] =
     "                  [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]\n"
     "\n"
     "List your jobs, newest first (GET /v1/jobs). Without --batch, sweep members are\n"
-    "left out (list a sweep's members with --batch ID).\n"
-    "  --status S     pending, queued, running, succeeded, failed, dead or cancelled\n"
-    "  --kind K       backtest or logic_execution\n"
-    "  --batch ID     the members of that sweep\n"
-    "  --logic X      a logic hash (as jobs show it) or a stored logic's id\n"
-    "  --symbol S     the data set's symbol\n"
-    "  --since T      created at or after T (ISO-8601 UTC, e.g. 2024-01-01T00:00:00Z)\n"
-    "  --until T      created before T\n"
-    "  --limit N      rows a page, 1 to 500 (50)\n"
-    "  --cursor C     the page after the one that printed C\n"
-    "  --all          every page (follows the cursors)\n"
-    "  --json         the API's JSON (with --all: {\"items\": every row})\n"
-    "A table on a terminal, else TSV with a header line.\n";
+    "left out (list a sweep's members with --batch ID). A table on a terminal, else TSV\n"
+    "with a header line.\n";
 
 int ctl_jobs(int argc, char **argv)
 {
@@ -111,10 +100,18 @@ int ctl_jobs(int argc, char **argv)
                *limit = NULL, *cursor = NULL, *pos[1];
     int all = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"status", 1, &st, NULL},   {"kind", 1, &kind, NULL},    {"batch", 1, &batch, NULL},
-                            {"logic", 1, &logic, NULL}, {"symbol", 1, &sym, NULL},   {"since", 1, &since, NULL},
-                            {"until", 1, &until, NULL}, {"limit", 1, &limit, NULL},  {"cursor", 1, &cursor, NULL},
-                            {"all", 0, NULL, &all},     {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {
+        {"status", 1, &st, NULL, "S", "pending, queued, running, succeeded, failed, dead or cancelled"},
+        {"kind", 1, &kind, NULL, "K", "backtest or logic_execution"},
+        {"batch", 1, &batch, NULL, "ID", "the members of that sweep"},
+        {"logic", 1, &logic, NULL, "X", "a logic hash (as jobs show it) or a stored logic's id"},
+        {"symbol", 1, &sym, NULL, "S", "the data set's symbol"},
+        {"since", 1, &since, NULL, "T", "created at or after T (ISO-8601 UTC, e.g. 2024-01-01T00:00:00Z)"},
+        {"until", 1, &until, NULL, "T", "created before T"},
+        {"limit", 1, &limit, NULL, "N", "rows a page, 1 to 500 (50)"},
+        {"cursor", 1, &cursor, NULL, "C", "the page after the one that printed C"},
+        {"all", 0, NULL, &all, NULL, "every page (follows the cursors)"},
+        {"json", 0, NULL, &json_out, NULL, "the API's JSON (with --all: {\"items\": every row})"}};
     int rc = cli_parse(argc, argv, 1, opts, 11, jobs_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
@@ -133,20 +130,19 @@ int ctl_jobs(int argc, char **argv)
 static const char batches_usage[] =
     "usage: sfctl batches [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]\n"
     "\n"
-    "List your sweeps (batches), newest first (GET /v1/batches).\n"
-    "  --since T, --until T   created in [T1, T2) (ISO-8601 UTC)\n"
-    "  --limit N              rows a page, 1 to 500 (50)\n"
-    "  --cursor C             the page after the one that printed C\n"
-    "  --all                  every page\n"
-    "  --json                 the API's JSON\n";
+    "List your sweeps (batches), newest first (GET /v1/batches).\n";
 
 int ctl_batches(int argc, char **argv)
 {
     const char *since = NULL, *until = NULL, *limit = NULL, *cursor = NULL, *pos[1];
     int all = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"since", 1, &since, NULL},   {"until", 1, &until, NULL}, {"limit", 1, &limit, NULL},
-                            {"cursor", 1, &cursor, NULL}, {"all", 0, NULL, &all},     {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {{"since", 1, &since, NULL, "T", "created at or after T (ISO-8601 UTC)"},
+                            {"until", 1, &until, NULL, "T", "created before T"},
+                            {"limit", 1, &limit, NULL, "N", "rows a page, 1 to 500 (50)"},
+                            {"cursor", 1, &cursor, NULL, "C", "the page after the one that printed C"},
+                            {"all", 0, NULL, &all, NULL, "every page"},
+                            {"json", 0, NULL, &json_out, NULL, "the API's JSON"}};
     int rc = cli_parse(argc, argv, 1, opts, 6, batches_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
@@ -165,17 +161,8 @@ static const char rerun_usage[] =
     "\n"
     "Run jobs again, through the same checks as a new submission: the same logic on the\n"
     "same data-set version (refused once an import replaced it, unless --latest).\n"
-    "  JOB_ID         one single backtest (POST /v1/jobs/ID/rerun)\n"
-    "  --batch ID     a sweep's members, into one new batch (default statuses:\n"
-    "                 failed,dead,cancelled)\n"
-    "  --status S,..  the statuses to re-run\n"
-    "  --logic X      a logic hash or a stored logic's id\n"
-    "  --symbol S     the data set's symbol\n"
-    "  --since T      created at or after T (ISO-8601 UTC); --until T: before T\n"
-    "  --dry-run      only count what would be re-run\n"
-    "  --yes          re-run a batch or a filter (without it: the dry run's count, exit 1)\n"
-    "  --latest       on the data set as it is now (and a stored logic's current body)\n"
-    "  --json         the API's answer as JSON\n";
+    "JOB_ID: one single backtest (POST /v1/jobs/ID/rerun); --batch or a filter: many\n"
+    "(POST /v1/reruns).\n";
 
 /* "a,b" into a JSON array of strings. */
 static json_t *status_list(const char *text)
@@ -213,10 +200,18 @@ int ctl_rerun(int argc, char **argv)
     const char *batch = NULL, *st = NULL, *logic = NULL, *sym = NULL, *since = NULL, *until = NULL, *pos[1];
     int dry = 0, yes = 0, latest = 0, json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"batch", 1, &batch, NULL},  {"status", 1, &st, NULL},   {"logic", 1, &logic, NULL},
-                            {"symbol", 1, &sym, NULL},   {"since", 1, &since, NULL}, {"until", 1, &until, NULL},
-                            {"dry-run", 0, NULL, &dry},  {"yes", 0, NULL, &yes},     {"latest", 0, NULL, &latest},
-                            {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {
+        {"batch", 1, &batch, NULL, "ID", "a sweep's members, into one new batch (default statuses:\n"
+                                         "failed,dead,cancelled)"},
+        {"status", 1, &st, NULL, "S,..", "the statuses to re-run"},
+        {"logic", 1, &logic, NULL, "X", "a logic hash or a stored logic's id"},
+        {"symbol", 1, &sym, NULL, "S", "the data set's symbol"},
+        {"since", 1, &since, NULL, "T", "created at or after T (ISO-8601 UTC)"},
+        {"until", 1, &until, NULL, "T", "created before T"},
+        {"dry-run", 0, NULL, &dry, NULL, "only count what would be re-run"},
+        {"yes", 0, NULL, &yes, NULL, "re-run a batch or a filter (without it: the dry run's count, exit 1)"},
+        {"latest", 0, NULL, &latest, NULL, "on the data set as it is now (and a stored logic's current body)"},
+        {"json", 0, NULL, &json_out, NULL, "the API's answer as JSON"}};
     int rc = cli_parse(argc, argv, 1, opts, 10, rerun_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;

@@ -26,6 +26,7 @@
 #include "sf/result.h"
 #include "sf/sweep.h"
 #include "sf/time.h"
+#include "cli.h"
 #include "progress.h"
 #include "table.h"
 
@@ -56,15 +57,8 @@ static int fail_err(const sf_err *err)
     return fail(input ? CTL_EXIT_USAGE : CTL_EXIT_FAIL, "%s", err->msg[0] ? err->msg : sf_status_str(err->code));
 }
 
-typedef struct ctl_opt {
-    const char *name;
-    int has_arg;        /* 1: takes a value */
-    const char **value; /* has_arg: where the value goes */
-    int *flag;          /* !has_arg: set to 1 */
-} ctl_opt;
-
 /* Returns -1 to go on, else the exit status (0 after --help). */
-static int parse_opts(int argc, char **argv, const ctl_opt *opts, size_t n, const char *usage)
+static int parse_opts(int argc, char **argv, const cli_opt *opts, size_t n, const char *usage)
 {
     struct option lo[CTL_MAX_OPTS + 2];
     size_t k = 0;
@@ -78,12 +72,13 @@ static int parse_opts(int argc, char **argv, const ctl_opt *opts, size_t n, cons
     while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(usage, stdout);
+            cli_print_opts(stdout, opts, n);
             return CTL_EXIT_OK;
         }
         if (c == '?' || c == ':')
             return fail(CTL_EXIT_USAGE, "%s: %s %.64s (see sfctl %s --help)", argv[0],
                         c == '?' ? "unknown option" : "missing value for", argv[optind - 1], argv[0]);
-        const ctl_opt *o = &opts[c - 256];
+        const cli_opt *o = &opts[c - 256];
         if (o->has_arg)
             *o->value = optarg;
         else
@@ -218,13 +213,7 @@ static void print_trades(const sf_result *r)
 static const char backtest_usage[] = "usage: sfctl backtest --logic L.json --data bars.csv [--json] [--trades]\n"
                                      "\n"
                                      "Runs the logic over the CSV bars (timestamp,open,high,low,close,volume)\n"
-                                     "on this machine, with no servers, and prints its metrics.\n"
-                                     "\n"
-                                     "  --logic FILE   trading logic JSON (\"-\" reads standard input)\n"
-                                     "  --data FILE    OHLCV CSV file (\"-\" reads standard input)\n"
-                                     "  --json         print one JSON object {\"metrics\", \"trades\", \"equity\"}\n"
-                                     "  --trades       also list the trades (table output)\n"
-                                     "  --help         show this help\n";
+                                     "on this machine, with no servers, and prints its metrics.\n";
 
 static int backtest_run(const sf_logic *lg, const sf_bars *bars, int json, int trades)
 {
@@ -259,11 +248,11 @@ int ctl_backtest(int argc, char **argv)
 {
     const char *logic = NULL, *data = NULL;
     int json = 0, trades = 0;
-    const ctl_opt opts[] = {
-        {"logic", 1, &logic, NULL},
-        {"data", 1, &data, NULL},
-        {"json", 0, NULL, &json},
-        {"trades", 0, NULL, &trades},
+    const cli_opt opts[] = {
+        {"logic", 1, &logic, NULL, "FILE", "trading logic JSON (\"-\" reads standard input)"},
+        {"data", 1, &data, NULL, "FILE", "OHLCV CSV file (\"-\" reads standard input)"},
+        {"json", 0, NULL, &json, NULL, "print one JSON object {\"metrics\", \"trades\", \"equity\"}"},
+        {"trades", 0, NULL, &trades, NULL, "also list the trades (table output)"},
     };
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], backtest_usage);
     if (rc < 0)
@@ -295,22 +284,8 @@ static const char sweep_usage[] =
     "                   [--effective-trials N] [--json]\n"
     "\n"
     "Runs every combination of the grid over the CSV bars on this machine and\n"
-    "prints the leaderboard, best first.\n"
-    "\n"
-    "  --logic FILE   trading logic JSON\n"
-    "  --data FILE    OHLCV CSV file\n"
-    "  --grid FILE    sweep grid JSON: {\"indicators.fast.period\": [5, 10],\n"
-    "                 \"indicators.slow.period\": {\"from\": 20, \"to\": 100, \"step\": 10}}\n"
-    "  --threads N    worker threads, 1-256 (default 1)\n"
-    "  --top K        members to print, 1 to 1000 (default 10), as on the farm\n"
-    "  --by METRIC    rank by one of: " SF_RANK_LIST "\n"
-    "                 (default sharpe; lowest first: " SF_RANK_LOWER_LIST ";\n"
-    "                 values that are not numbers last)\n"
-    "  --blocks S     overfitting statistics (PBO, DSR) over S blocks of the\n"
-    "                 returns: even, 2 to 32 (default 16)\n"
-    "  --effective-trials N  trials the DSR deflates for (default: the members)\n"
-    "  --json         print the leaderboard as one JSON object\n"
-    "  --help         show this help\n";
+    "prints the leaderboard, best first. Its progress goes to stderr: a line\n"
+    "rewritten on a terminal, \"progress:\" lines (every 10%) in a pipe.\n";
 
 typedef struct sweep_args {
     const char *logic, *data, *grid, *threads, *top, *by, *blocks, *trials;
@@ -399,10 +374,21 @@ static int sweep_exec(const sweep_args *a, const sf_sweep_opts *o)
 int ctl_sweep(int argc, char **argv)
 {
     sweep_args a = {0};
-    const ctl_opt opts[] = {
-        {"logic", 1, &a.logic, NULL},     {"data", 1, &a.data, NULL},     {"grid", 1, &a.grid, NULL},
-        {"threads", 1, &a.threads, NULL}, {"top", 1, &a.top, NULL},       {"by", 1, &a.by, NULL},
-        {"json", 0, NULL, &a.json},       {"blocks", 1, &a.blocks, NULL}, {"effective-trials", 1, &a.trials, NULL},
+    const cli_opt opts[] = {
+        {"logic", 1, &a.logic, NULL, "FILE", "trading logic JSON"},
+        {"data", 1, &a.data, NULL, "FILE", "OHLCV CSV file (this makes the sweep local)"},
+        {"grid", 1, &a.grid, NULL, "FILE",
+         "sweep grid JSON: {\"indicators.fast.period\": [5, 10],\n"
+         "\"indicators.slow.period\": {\"from\": 20, \"to\": 100, \"step\": 10}}"},
+        {"threads", 1, &a.threads, NULL, "N", "worker threads, 1-256 (default 1)"},
+        {"top", 1, &a.top, NULL, "K", "members to print, 1 to 1000 (default 10), as on the farm"},
+        {"by", 1, &a.by, NULL, "METRIC",
+         "rank by one of: " SF_RANK_LIST "\n(default sharpe; lowest first: " SF_RANK_LOWER_LIST
+         ";\nvalues that are not numbers last)"},
+        {"json", 0, NULL, &a.json, NULL, "print the leaderboard as one JSON object"},
+        {"blocks", 1, &a.blocks, NULL, "S",
+         "overfitting statistics (PBO, DSR) over S blocks of the\nreturns: even, 2 to 32 (default 16)"},
+        {"effective-trials", 1, &a.trials, NULL, "N", "trials the DSR deflates for (default: the members)"},
     };
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], sweep_usage);
     const char *req[3][2] = {{a.logic, "logic"}, {a.data, "data"}, {a.grid, "grid"}};
@@ -449,11 +435,7 @@ static const char indicator_usage[] =
     "Prints the indicator's outputs over the CSV bars as CSV:\n"
     "timestamp,<output>... with empty cells before the indicator is defined.\n"
     "The spec is an entry of a logic's \"indicators\" object (type, source,\n"
-    "parameters); missing parameters take their defaults.\n"
-    "\n"
-    "  --data FILE    OHLCV CSV file (\"-\" reads standard input)\n"
-    "  --spec JSON    indicator spec\n"
-    "  --help         show this help\n";
+    "parameters); missing parameters take their defaults.\n";
 
 /* Compile the spec by wrapping it into the smallest logic that uses it. */
 static int spec_compile(const char *spec, sf_logic **lg)
@@ -526,7 +508,8 @@ static int indicator_print(const sf_logic *lg, const sf_bars *bars)
 int ctl_indicator(int argc, char **argv)
 {
     const char *data = NULL, *spec = NULL;
-    const ctl_opt opts[] = {{"data", 1, &data, NULL}, {"spec", 1, &spec, NULL}};
+    const cli_opt opts[] = {{"data", 1, &data, NULL, "FILE", "OHLCV CSV file (\"-\" reads standard input)"},
+                            {"spec", 1, &spec, NULL, "JSON", "indicator spec"}};
     int rc = parse_opts(argc, argv, opts, sizeof opts / sizeof opts[0], indicator_usage);
     if (rc < 0)
         rc = need(argv[0], data, "data");

@@ -43,7 +43,7 @@ int ctl_me(int argc, char **argv)
     const char *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out, NULL, "the API's answer (GET /v1/me) as JSON"}};
     int rc = cli_parse(argc, argv, 1, opts, 1, me_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;

@@ -195,14 +195,25 @@ static void print_batch(json_t *b)
 /* ---- submit ---------------------------------------------------------------------- */
 
 static const char submit_usage[] =
-    "usage: sfctl submit --logic L.json --symbol S --timeframe TF [--priority high|normal|low]\n"
-    "                    [--from T] [--to T] [--max-attempts N] [--wait] [--json]\n"
+    "usage: sfctl submit (--logic L.json | --logic-id ID [--logic-version N]) --symbol S --timeframe TF\n"
+    "                    [--priority high|normal|low] [--from T] [--to T] [--max-attempts N] [--wait] [--json]\n"
     "\n"
     "Submit a backtest to the farm (SF_API_URL, SF_API_KEY) and print its id; with\n"
     "--wait, wait until it finishes and print its metrics as `sfctl backtest` does\n"
-    "(exit status 1 when it failed, died or was cancelled). With --json, stdout is\n"
-    "one JSON document: the submission's answer, or with --wait the finished job\n"
+    "(exit status 1 when it failed, died or was cancelled); the job's states and the\n"
+    "time since the submission go to stderr (a line rewritten on a terminal, a\n"
+    "\"progress:\" line per change in a pipe). With --json, stdout is one JSON\n"
+    "document: the submission's answer, or with --wait the finished job\n"
     "(GET /v1/jobs/ID) with its \"metrics\".\n";
+
+/* The options submit and sweep share (add_common reads them). */
+#define OPT_SYMBOL(v) {"symbol", 1, &(v), NULL, "S", "the data set's symbol"}
+#define OPT_TIMEFRAME(v) {"timeframe", 1, &(v), NULL, "TF", "the data set's timeframe"}
+#define OPT_PRIORITY(v) {"priority", 1, &(v), NULL, "P", "high, normal (default) or low"}
+#define OPT_FROM(v) {"from", 1, &(v), NULL, "T", "the first bar's time (ISO-8601 UTC; default the first)"}
+#define OPT_TO(v) {"to", 1, &(v), NULL, "T", "the last bar's time (default the last)"}
+#define OPT_ATTEMPTS(v) {"max-attempts", 1, &(v), NULL, "N", "runs before a job is dead, 1 to 100 (the API's default)"}
+#define OPT_JSON(v) {"json", 0, NULL, &(v), NULL, "stdout is one JSON document (the API's)"}
 
 /* Poll the job until it finishes, its state changes shown on stderr
  * (progress.h): -1 with *job (its last state) when it succeeded; else it is
@@ -284,26 +295,53 @@ static int add_common(json_t *body, const char *symbol, const char *timeframe, c
     return -1;
 }
 
+/* {"logic": file} or {"logic_id": id, "logic_version"?: n}; NULL after
+ * printing the error. */
+static json_t *logic_of(const char *logic, const char *logic_id, const char *version)
+{
+    int64_t n = 0;
+    sf_err err = {0};
+    if ((logic == NULL) == (logic_id == NULL)) {
+        cli_fail(CTL_EXIT_USAGE, "submit: give --logic or --logic-id (see sfctl submit --help)");
+        return NULL;
+    }
+    if (version && (logic_id == NULL || sf_config_parse_int(version, 1, INT64_MAX, &n, &err) != SF_OK)) {
+        cli_fail(CTL_EXIT_USAGE, "--logic-version: %s", logic_id ? err.msg : "needs --logic-id");
+        return NULL;
+    }
+    if (logic_id)
+        return version ? json_pack("{s:s, s:I}", "logic_id", logic_id, "logic_version", (json_int_t)n)
+                       : json_pack("{s:s}", "logic_id", logic_id);
+    json_t *lj = cli_read_json_file(logic, "--logic");
+    return lj ? json_pack("{s:o}", "logic", lj) : NULL;
+}
+
 int ctl_submit(int argc, char **argv)
 {
-    const char *logic = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL, *to = NULL, *attempts = NULL,
-               *pos[1];
+    const char *logic = NULL, *logic_id = NULL, *version = NULL, *symbol = NULL, *tf = NULL, *prio = NULL,
+               *from = NULL, *to = NULL, *attempts = NULL, *pos[1];
     int wait = 0, json_out = 0;
     size_t npos = 0;
     const cli_opt opts[] = {
-        {"logic", 1, &logic, NULL},           {"symbol", 1, &symbol, NULL}, {"timeframe", 1, &tf, NULL},
-        {"priority", 1, &prio, NULL},         {"from", 1, &from, NULL},     {"to", 1, &to, NULL},
-        {"max-attempts", 1, &attempts, NULL}, {"wait", 0, NULL, &wait},     {"json", 0, NULL, &json_out}};
-    int rc = cli_parse(argc, argv, 1, opts, 9, submit_usage, pos, 0, &npos);
+        {"logic", 1, &logic, NULL, "FILE", "the trading logic (JSON, see Logic format)"},
+        {"logic-id", 1, &logic_id, NULL, "ID", "a stored logic instead (sfctl logics)"},
+        {"logic-version", 1, &version, NULL, "N", "that version of the stored logic (default its current one)"},
+        OPT_SYMBOL(symbol),
+        OPT_TIMEFRAME(tf),
+        OPT_PRIORITY(prio),
+        OPT_FROM(from),
+        OPT_TO(to),
+        OPT_ATTEMPTS(attempts),
+        {"wait", 0, NULL, &wait, NULL, "wait until the job finishes and print its metrics"},
+        OPT_JSON(json_out)};
+    int rc = cli_parse(argc, argv, 1, opts, 11, submit_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
-    if (!cli_need("submit", logic, "logic") || !cli_need("submit", symbol, "symbol") ||
-        !cli_need("submit", tf, "timeframe"))
+    if (!cli_need("submit", symbol, "symbol") || !cli_need("submit", tf, "timeframe"))
         return CTL_EXIT_USAGE;
-    json_t *lj = cli_read_json_file(logic, "--logic");
-    if (lj == NULL)
+    json_t *body = logic_of(logic, logic_id, version), *out = NULL;
+    if (body == NULL)
         return CTL_EXIT_USAGE;
-    json_t *body = json_pack("{s:o}", "logic", lj), *out = NULL;
     cli_api api;
     if ((rc = add_common(body, symbol, tf, prio, from, to, attempts)) < 0 && (rc = cli_api_open(&api)) < 0) {
         rc = post_once_or_twice(&api, "/v1/backtests", body, &out);
@@ -409,18 +447,22 @@ static int leaderboard_query(const char *top, const char *by, char *buf, size_t 
 
 static const char watch_usage[] = "usage: sfctl watch BATCH_ID [--top K] [--by METRIC] [--timeout S] [--json]\n"
                                   "\n"
-                                  "Show a sweep's progress on stderr until every member has finished, then print\n"
-                                  "its leaderboard: the best K (1 to 1000, default 10) by METRIC (default the\n"
-                                  "sweep's rank_by) with their job ids. Exit status 1 when members failed or died,\n"
-                                  "or --timeout passed first.\n";
+                                  "Show a sweep's progress on stderr until every member has finished (a line\n"
+                                  "rewritten on a terminal, \"progress:\" lines in a pipe), then print its\n"
+                                  "leaderboard with the members' job ids. Exit status 1 when members failed or\n"
+                                  "died, or --timeout passed first.\n";
+
+#define OPT_TOP(v) {"top", 1, &(v), NULL, "K", "the leaderboard's members, 1 to 1000 (10)"}
+#define OPT_BY(v) {"by", 1, &(v), NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"}
 
 int ctl_watch(int argc, char **argv)
 {
     const char *top = NULL, *by = NULL, *timeout = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {
-        {"top", 1, &top, NULL}, {"by", 1, &by, NULL}, {"timeout", 1, &timeout, NULL}, {"json", 0, NULL, &json_out}};
+    const cli_opt opts[] = {OPT_TOP(top), OPT_BY(by),
+                            {"timeout", 1, &timeout, NULL, "S", "give up after S seconds, exit 1 (default never)"},
+                            {"json", 0, NULL, &json_out, NULL, "the finished batch as JSON (GET /v1/batches/ID)"}};
     int rc = cli_parse(argc, argv, 1, opts, 4, watch_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
@@ -456,7 +498,7 @@ static const char sweep_usage[] = "usage: sfctl sweep --logic L.json --grid G.js
                                   "trades and equity curve, the others' are recomputed when asked for (sfctl result).\n"
                                   "Under the leaderboard: PBO, the best member's DSR and a verdict, over --blocks\n"
                                   "(even, 2 to 32, default 16) blocks of the returns and --effective-trials (default:\n"
-                                  "the members); see the README, \"Overfitting: PBO and DSR\".\n\n";
+                                  "the members); see the README, \"Overfitting: PBO and DSR\".\n";
 
 static int remote_sweep(int argc, char **argv)
 {
@@ -465,21 +507,22 @@ static int remote_sweep(int argc, char **argv)
                *trials = NULL, *pos[1];
     int watch = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"logic", 1, &logic, NULL},
-                            {"grid", 1, &grid, NULL},
-                            {"symbol", 1, &symbol, NULL},
-                            {"timeframe", 1, &tf, NULL},
-                            {"priority", 1, &prio, NULL},
-                            {"from", 1, &from, NULL},
-                            {"to", 1, &to, NULL},
-                            {"rank-by", 1, &rank, NULL},
-                            {"max-attempts", 1, &attempts, NULL},
-                            {"watch", 0, NULL, &watch},
-                            {"top", 1, &top, NULL},
-                            {"by", 1, &by, NULL},
-                            {"detail-top", 1, &detail_top, NULL},
-                            {"blocks", 1, &blocks, NULL},
-                            {"effective-trials", 1, &trials, NULL}};
+    const cli_opt opts[] = {
+        {"logic", 1, &logic, NULL, "FILE", "the trading logic (JSON)"},
+        {"grid", 1, &grid, NULL, "FILE", "the sweep grid (JSON; see the local sweep below)"},
+        OPT_SYMBOL(symbol),
+        OPT_TIMEFRAME(tf),
+        OPT_PRIORITY(prio),
+        OPT_FROM(from),
+        OPT_TO(to),
+        {"rank-by", 1, &rank, NULL, "METRIC", "the sweep's ranking (default sharpe)"},
+        OPT_ATTEMPTS(attempts),
+        {"watch", 0, NULL, &watch, NULL, "follow its progress (as sfctl watch), then print the leaderboard"},
+        OPT_TOP(top),
+        {"by", 1, &by, NULL, "METRIC", "--watch's leaderboard by one of: " SF_RANK_LIST "\n(default --rank-by)"},
+        {"detail-top", 1, &detail_top, NULL, "K", "the best K keep trades and equity, 0 to 100 (10)"},
+        {"blocks", 1, &blocks, NULL, "S", "PBO and DSR over S blocks of the returns: even, 2 to 32 (16)"},
+        {"effective-trials", 1, &trials, NULL, "N", "trials the DSR deflates for (default: the members)"}};
     int rc = cli_parse(argc, argv, 1, opts, 15, sweep_usage, pos, 0, &npos);
     if (rc >= 0)
         return rc;
@@ -540,7 +583,8 @@ int ctl_sweep_any(int argc, char **argv)
     }
     if (!help)
         return remote_sweep(argc, argv);
-    fputs(sweep_usage, stdout);
+    remote_sweep(argc, argv); /* its usage and options, then the local sweep's */
+    fputs("\n", stdout);
     fflush(stdout);
     return ctl_sweep(argc, argv);
 }
@@ -567,7 +611,9 @@ static int get_and_print(int argc, char **argv, const char *usage, const char *f
     const char *top = NULL, *by = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"json", 0, NULL, &json_out}, {"top", 1, &top, NULL}, {"by", 1, &by, NULL}};
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out, NULL, "the API's answer as JSON"},
+                            OPT_TOP(top),
+                            {"by", 1, &by, NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"}};
     int rc = cli_parse(argc, argv, 1, opts, with_board ? 3 : 1, usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
@@ -658,7 +704,9 @@ int ctl_result(int argc, char **argv)
     const char *timeout = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"json", 0, NULL, &json_out}, {"timeout", 1, &timeout, NULL}};
+    const cli_opt opts[] = {
+        {"json", 0, NULL, &json_out, NULL, "the whole result as JSON (trades and equity included)"},
+        {"timeout", 1, &timeout, NULL, "S", "wait up to S seconds for a recomputation (300)"}};
     int rc = cli_parse(argc, argv, 1, opts, 2, result_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;

@@ -16,11 +16,6 @@ static const char logics_usage[] =
     "\n"
     "Stored logics (/v1/logics): validated like a submission and versioned; submit one\n"
     "with `sfctl submit --logic-id ID` or POST /v1/backtests {\"logic_id\": ID}.\n"
-    "  --file F       the logic (JSON, see Logic format)\n"
-    "  --name N       its name (create: the logic's \"name\" when absent; update: kept)\n"
-    "  --version N    show an older version (update adds version n + 1)\n"
-    "  --limit N      rows a page, 1 to 500 (50); --cursor C: the page after C\n"
-    "  --all          every page's items\n"
     "delete is soft: jobs keep the version they ran; a deleted logic takes no new job.\n"
     "Output: the API's JSON.\n";
 
@@ -34,17 +29,6 @@ static const char schedules_usage[] =
     "       sfctl schedules signals ID [--limit N] [--cursor C | --all]\n"
     "\n"
     "Live logic executions (/v1/schedules) fired by sf-scheduler at the cron times.\n"
-    "  --name N            the schedule's name\n"
-    "  --cron C            5 fields, UTC (\"*/15 * * * *\")\n"
-    "  --logic-id ID       a stored logic (its current version, or --logic-version N)\n"
-    "  --file F            an inline logic instead\n"
-    "  --symbol S, --timeframe TF   the data set each execution reads\n"
-    "  --catch-up P        missed firings: none, latest (default) or all\n"
-    "  --webhook-url U     POST each signal there (http/https, public addresses only\n"
-    "                      unless sf-api's SF_WEBHOOK_ALLOW_CIDRS allows)\n"
-    "  --webhook-secret S  the HMAC key (16+ characters); generated when absent and\n"
-    "                      shown once, in create's output\n"
-    "  --limit, --cursor, --all   paging of list and signals\n"
     "show prints the next 5 firing times; signals lists the executions' signals, newest first.\n"
     "Output: the API's JSON.\n";
 
@@ -111,11 +95,15 @@ static int list_print(const char *base, const char *limit, const char *cursor, i
     return rc < 0 ? CTL_EXIT_OK : rc;
 }
 
-static int sub_help(int argc, char **argv, const char *usage)
+/* No subcommand: usage on stderr, 2; --help: usage and options on stdout, 0;
+ * else -1 (a subcommand's --help is cli_parse's). */
+static int sub_help(int argc, char **argv, const char *usage, const cli_opt *opts, size_t n_opts)
 {
     if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
         return -1;
     fputs(usage, argc >= 2 ? stdout : stderr);
+    if (argc >= 2)
+        cli_print_opts(stdout, opts, n_opts);
     return argc >= 2 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
 }
 
@@ -133,14 +121,20 @@ static json_t *logic_body(const char *file, const char *name)
 
 int ctl_logics(int argc, char **argv)
 {
-    int rc = sub_help(argc, argv, logics_usage);
-    if (rc >= 0)
-        return rc;
-    const char *sub = argv[1], *file = NULL, *name = NULL, *version = NULL, *limit = NULL, *cursor = NULL, *pos[1];
+    const char *file = NULL, *name = NULL, *version = NULL, *limit = NULL, *cursor = NULL, *pos[1];
     int all = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"file", 1, &file, NULL},   {"name", 1, &name, NULL},     {"version", 1, &version, NULL},
-                            {"limit", 1, &limit, NULL}, {"cursor", 1, &cursor, NULL}, {"all", 0, NULL, &all}};
+    const cli_opt opts[] = {
+        {"file", 1, &file, NULL, "F", "the logic (JSON, see Logic format); create and update"},
+        {"name", 1, &name, NULL, "N", "its name (create: the logic's \"name\" when absent; update: kept)"},
+        {"version", 1, &version, NULL, "N", "show: an older version (update adds version n + 1)"},
+        {"limit", 1, &limit, NULL, "N", "list: rows a page, 1 to 500 (50)"},
+        {"cursor", 1, &cursor, NULL, "C", "list: the page after the one that printed C"},
+        {"all", 0, NULL, &all, NULL, "list: every page's items"}};
+    int rc = sub_help(argc, argv, logics_usage, opts, 6);
+    if (rc >= 0)
+        return rc;
+    const char *sub = argv[1];
     if ((rc = cli_parse(argc, argv, 2, opts, 6, logics_usage, pos, 1, &npos)) >= 0)
         return rc;
     char path[256];
@@ -200,19 +194,29 @@ static json_t *schedule_body(const char *const v[10])
 
 int ctl_schedules(int argc, char **argv)
 {
-    int rc = sub_help(argc, argv, schedules_usage);
-    if (rc >= 0)
-        return rc;
-    const char *sub = argv[1], *v[10] = {0}, *limit = NULL, *cursor = NULL, *pos[1];
+    const char *v[10] = {0}, *limit = NULL, *cursor = NULL, *pos[1];
     int all = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"name", 1, &v[0], NULL},        {"cron", 1, &v[1], NULL},
-                            {"logic-id", 1, &v[2], NULL},    {"logic-version", 1, &v[3], NULL},
-                            {"file", 1, &v[4], NULL},        {"symbol", 1, &v[5], NULL},
-                            {"timeframe", 1, &v[6], NULL},   {"catch-up", 1, &v[7], NULL},
-                            {"webhook-url", 1, &v[8], NULL}, {"webhook-secret", 1, &v[9], NULL},
-                            {"limit", 1, &limit, NULL},      {"cursor", 1, &cursor, NULL},
-                            {"all", 0, NULL, &all}};
+    const cli_opt opts[] = {
+        {"name", 1, &v[0], NULL, "N", "the schedule's name"},
+        {"cron", 1, &v[1], NULL, "C", "5 fields, UTC (\"*/15 * * * *\")"},
+        {"logic-id", 1, &v[2], NULL, "ID", "a stored logic (its current version, or --logic-version N)"},
+        {"logic-version", 1, &v[3], NULL, "N", "that version of the stored logic"},
+        {"file", 1, &v[4], NULL, "F", "an inline logic instead"},
+        {"symbol", 1, &v[5], NULL, "S", "the data set each execution reads: its symbol"},
+        {"timeframe", 1, &v[6], NULL, "TF", "and its timeframe"},
+        {"catch-up", 1, &v[7], NULL, "P", "missed firings: none, latest (default) or all"},
+        {"webhook-url", 1, &v[8], NULL, "U",
+         "POST each signal there (http/https, public addresses only\nunless sf-api's SF_WEBHOOK_ALLOW_CIDRS allows)"},
+        {"webhook-secret", 1, &v[9], NULL, "S",
+         "the HMAC key (16+ characters); generated when absent and\nshown once, in create's output"},
+        {"limit", 1, &limit, NULL, "N", "list, signals: rows a page, 1 to 500 (50)"},
+        {"cursor", 1, &cursor, NULL, "C", "list, signals: the page after the one that printed C"},
+        {"all", 0, NULL, &all, NULL, "list, signals: every page's items"}};
+    int rc = sub_help(argc, argv, schedules_usage, opts, 13);
+    if (rc >= 0)
+        return rc;
+    const char *sub = argv[1];
     if ((rc = cli_parse(argc, argv, 2, opts, 13, schedules_usage, pos, 1, &npos)) >= 0)
         return rc;
     char path[256];
