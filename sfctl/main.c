@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "cli.h"
 #include "data.h"
 #include "exit.h"
 #include "lists.h"
@@ -66,10 +67,19 @@ static int find_command(const char *name)
     return -1;
 }
 
+static const char help_usage[] = "usage: sfctl help [COMMAND]\n"
+                                 "\n"
+                                 "Show the list of commands, or COMMAND's help (as sfctl COMMAND --help).\n";
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stdout);
+        return CTL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(help_usage, stdout);
+        cli_print_opts(stdout, NULL, 0);
         return CTL_EXIT_OK;
     }
     int k = find_command(argv[1]);
@@ -93,6 +103,7 @@ static int cmd_version(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(version_usage, stdout);
+        cli_print_opts(stdout, NULL, 0);
         return CTL_EXIT_OK;
     }
     if (argc >= 2) {

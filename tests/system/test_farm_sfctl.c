@@ -23,6 +23,7 @@
 #define NO_JOB "00000000-0000-4000-8000-000000000000"
 
 static char g_url[64], g_key[160];
+static const char *g_child_db; /* when set: the DATABASE_URL of the sfctl runs */
 
 static void setup(void)
 {
@@ -58,6 +59,8 @@ static void exec_sfctl(const char *bin, const char *const *args, const char *url
     FILE *o = freopen(out, "w", stdout), *e = freopen(err, "w", stderr);
     if (o == NULL || e == NULL)
         _exit(126);
+    if (g_child_db)
+        setenv("DATABASE_URL", g_child_db, 1);
     if (url)
         setenv("SF_API_URL", url, 1);
     if (key)
@@ -276,6 +279,10 @@ Test(farm_sfctl, submit_wait_json_is_one_json_document_and_the_table_is_the_loca
     expect(r, 0,
            (const char *const[]){"submit", "--logic", logic, "--symbol", "SMALL", "--timeframe", "1d", "--wait", NULL});
     char *remote = strdup(r->out);
+    /* stderr is no terminal here: the job's states as plain lines, never \r */
+    cr_assert(strstr(r->err, "progress: job ") != NULL && strstr(r->err, ": succeeded (") != NULL, "%s", r->err);
+    cr_assert_null(strchr(r->err, '\r'), "a \\r in a pipe: %s", r->err);
+    cr_assert_null(strstr(r->out, "progress:"), "progress on stdout: %s", r->out);
     expect(r, 0, (const char *const[]){"backtest", "--logic", logic, "--data", csv, NULL});
     const char *local_rows = strstr(r->out, "\n\n"), *farm_rows = strchr(remote, '\n');
     cr_assert(local_rows && farm_rows, "local: %s\nfarm: %s", r->out, remote);
@@ -345,6 +352,8 @@ static void expect_local_board(ctl_run *r, const char *farm_out, const char *by)
            (const char *const[]){"sweep", "--logic", logic, "--data", csv, "--grid", grid, "--by", by, "--top", "8",
                                  NULL});
     cr_assert_str_eq(board, r->out, "by %s: the farm's leaderboard is not the local one", by);
+    cr_assert(strstr(r->err, "progress: sweep: 8/8 members (100%)") != NULL, "%s", r->err);
+    cr_assert_null(strchr(r->err, '\r'), "a \\r in a pipe: %s", r->err);
     /* and so are PBO, DSR and the verdict under it (issue 14) */
     cr_assert(strstr(board, "\noverfitting: ") != NULL && strstr(board, "\nDSR ") != NULL, "%s", board);
     free(board);
@@ -358,6 +367,9 @@ Test(farm_sfctl, a_finished_sweep_shows_job_ids_and_ranks_as_the_local_sweep)
     char id[64];
     submit_sweep(r, "SMALL", id, sizeof id);
     expect(r, 0, (const char *const[]){"watch", id, "--timeout", "60", "--top", "8", NULL});
+    cr_assert(strstr(r->err, "progress: batch ") != NULL && strstr(r->err, ": 8/8 members (100%)") != NULL, "%s",
+              r->err);
+    cr_assert_null(strchr(r->err, '\r'), "a \\r in a pipe: %s", r->err);
     cr_assert(strstr(r->out, "8 combinations, ranked by fees") != NULL, "%s", r->out);
     cr_assert(strstr(r->out, " job ") != NULL && strstr(r->out, " fees ") != NULL, "%s", r->out);
     /* every member's row names its job: the ids of the batch's jobs, each once */
@@ -485,5 +497,143 @@ Test(farm_sfctl, a_metric_of_1e20_reads_back_through_the_api_and_sfctl)
     cr_assert(strstr(r->out, "8 combinations, ranked by fees") != NULL, "%s", r->out);
     free(body);
     free(member);
+    free(r);
+}
+
+/* ---- --version, --help of every command, data import's progress ---------------- */
+
+/* The options listed in a help text: lines "  --name[ ARG]  text"; *has_arg
+ * for each. Returns the count. */
+static size_t help_options(const char *help, char names[][40], int *has_arg, size_t max)
+{
+    size_t n = 0;
+    for (const char *l = help; l && *l && n < max; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, "  --", 4) != 0)
+            continue;
+        size_t len = strcspn(l + 4, " \n");
+        snprintf(names[n], sizeof names[n], "%.*s", (int)len, l + 4);
+        const char *after = l + 4 + len;
+        has_arg[n] = after[0] == ' ' && after[1] != ' ' && after[1] != '\n';
+        n += strcmp(names[n], "help") != 0;
+    }
+    return n;
+}
+
+/* The subcommands of cmd from its usage lines ("sfctl cmd word [word] ..."):
+ * one or two lower-case words after the command. */
+static size_t subcommands(const char *help, const char *cmd, char subs[][2][16], size_t max)
+{
+    char pre[64];
+    snprintf(pre, sizeof pre, "sfctl %s ", cmd);
+    size_t n = 0;
+    for (const char *p = strstr(help, pre); p && n < max; p = strstr(p + 1, pre)) {
+        const char *w = p + strlen(pre);
+        char a[16] = "", b[16] = "";
+        if (sscanf(w, "%15[a-z] %15[a-z]", a, b) < 1 || (w[strlen(a)] != ' ' && w[strlen(a)] != '\n'))
+            continue;
+        if (strcmp(cmd, "admin") != 0)
+            b[0] = '\0';
+        int dup = 0;
+        for (size_t i = 0; i < n; i++)
+            dup |= strcmp(subs[i][0], a) == 0 && strcmp(subs[i][1], b) == 0;
+        if (!dup && a[0]) {
+            snprintf(subs[n][0], 16, "%s", a);
+            snprintf(subs[n++][1], 16, "%s", b);
+        }
+    }
+    return n;
+}
+
+/* Each option the help lists is one the parser takes: given alone (with a
+ * value when it has one) it is never an "unknown option"; the run then
+ * fails on what is missing or on the closed port and database. */
+static void expect_options_parse(ctl_run *r, const char *closed, const char *const *path, size_t depth)
+{
+    static char names[64][40];
+    int has_arg[64];
+    size_t n = help_options(r->out, names, has_arg, 64);
+    char *help = strdup(r->out);
+    for (size_t i = 0; i < n; i++) {
+        char opt[64];
+        snprintf(opt, sizeof opt, "--%.39s%s", names[i], has_arg[i] ? "=x" : "");
+        const char *args[8] = {0};
+        for (size_t k = 0; k < depth; k++)
+            args[k] = path[k];
+        args[depth] = opt;
+        sfctl(r, closed, "sf_not_a_real_key", args);
+        if (strstr(r->err, "unknown option") != NULL && strcmp(path[0], "sweep") == 0) {
+            args[depth + 1] = "--data=/nonexistent.csv"; /* the local sweep's options */
+            sfctl(r, closed, "sf_not_a_real_key", args);
+        }
+        cr_assert_null(strstr(r->err, "unknown option"), "sfctl %s %s: the help lists it, the parser refuses it: %s",
+                       path[0], opt, r->err);
+    }
+    cr_assert(n > 0 || strstr(help, "options:\n  --help") != NULL, "sfctl %s: no options section:\n%s", path[0],
+              help);
+    free(help);
+}
+
+Test(farm_sfctl, version_and_every_commands_help_list_every_option_the_parser_takes)
+{
+    ctl_run *r = malloc(sizeof *r);
+    expect(r, 0, (const char *const[]){"--version", NULL});
+    cr_assert(strncmp(r->out, "sfctl ", 6) == 0 && r->out[6] >= '0' && r->out[6] <= '9', "%s", r->out);
+    char version[64];
+    snprintf(version, sizeof version, "%.63s", r->out);
+    expect(r, 0, (const char *const[]){"version", NULL});
+    cr_assert_str_eq(r->out, version);
+
+    char closed[64], closed_db[128];
+    int port = sf_proc_free_port();
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", port);
+    snprintf(closed_db, sizeof closed_db, "postgresql://127.0.0.1:%d/none?connect_timeout=2", port);
+    g_child_db = closed_db;
+    expect(r, 0, (const char *const[]){"--help", NULL});
+    char *top = strdup(r->out), cmds[32][16];
+    size_t nc = 0;
+    const char *l = strstr(top, "commands:\n");
+    cr_assert_not_null(l, "%s", top);
+    for (l += 10; *l != '\n' && *l && nc < 32; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+        if (sscanf(l, "  %15[a-z] ", cmds[nc]) == 1)
+            nc++;
+    cr_assert_geq(nc, 18, "%s", top);
+    static char subs[16][2][16];
+    for (size_t c = 0; c < nc; c++) {
+        expect(r, 0, (const char *const[]){cmds[c], "--help", NULL});
+        cr_assert(strstr(r->out, "usage: sfctl") != NULL, "sfctl %s --help:\n%s", cmds[c], r->out);
+        size_t ns = subcommands(r->out, cmds[c], subs, 16);
+        int subbed = strcmp(cmds[c], "data") == 0 || strcmp(cmds[c], "admin") == 0;
+        if (!subbed || ns == 0)
+            expect_options_parse(r, closed, (const char *const[]){cmds[c]}, 1);
+        for (size_t k = 0; subbed && k < ns; k++) {
+            const char *path[3] = {cmds[c], subs[k][0], subs[k][1][0] ? subs[k][1] : NULL};
+            size_t depth = path[2] ? 3 : 2;
+            const char *args[5] = {path[0], path[1], path[2] ? path[2] : "--help", path[2] ? "--help" : NULL, NULL};
+            expect(r, 0, args);
+            expect_options_parse(r, closed, path, depth);
+        }
+    }
+    g_child_db = NULL;
+    free(top);
+    free(r);
+}
+
+Test(farm_sfctl, data_import_shows_plain_progress_lines_in_a_pipe)
+{
+    char csv[256];
+    write_file("import.csv",
+               "timestamp,open,high,low,close,volume\n"
+               "1700000000,1,2,0.5,1.5,10\n1700003600,1.5,2,1,1.8,11\n1700007200,1.8,2.2,1.7,2,12\n",
+               csv, sizeof csv);
+    ctl_run *r = malloc(sizeof *r);
+    g_child_db = F.db_url;
+    expect(r, 0, (const char *const[]){"data", "import", "--symbol", "PROG", "--timeframe", "1h", csv, NULL});
+    g_child_db = NULL;
+    cr_assert(strstr(r->out, "imported 3 bars into PROG 1h (version 1)") != NULL, "%s", r->out);
+    cr_assert(strstr(r->err, "progress: data import: read: 0.0/0.0 MB (100%)") != NULL, "%s", r->err);
+    cr_assert(strstr(r->err, "progress: data import: inserting 3 bars (") != NULL, "%s", r->err);
+    cr_assert(strstr(r->err, "progress: data import: imported (") != NULL, "%s", r->err);
+    cr_assert_null(strchr(r->err, '\r'), "a \\r in a pipe: %s", r->err);
+    cr_assert_null(strstr(r->out, "progress"), "progress on stdout: %s", r->out);
     free(r);
 }
