@@ -36,6 +36,8 @@
 #include "sf/queue.h"
 #include "sf/redis.h"
 
+#include "keycache.h"
+
 /* Tiers (users.tier) and their limits in api_config.tier (tiers.h). */
 enum { API_TIER_FREE, API_TIER_PREMIUM, API_TIER_ENTERPRISE, API_TIERS };
 enum { API_LIMIT_RUNNING, API_LIMIT_QUEUED, API_LIMIT_MEMBERS, API_LIMIT_RATE, API_LIMIT_BURST, API_LIMITS };
@@ -58,6 +60,7 @@ typedef struct api_config {
     int64_t max_attempts_cap;  /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
     int64_t run_max_mb;        /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
     int64_t rerun_max;         /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
+    int64_t key_cache_s;       /* API_KEY_CACHE_SECONDS: a valid key's user is cached this long (keycache.h) */
     char *metrics_token;       /* "" = /metrics open */
     char *webhook_allow_cidrs; /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses a schedule's webhook may name */
     int64_t tier[API_TIERS][API_LIMITS]; /* quotas and rate of each tier, 0 = unlimited (tiers.h) */
@@ -69,6 +72,7 @@ typedef struct api_app {
     const api_config *cfg;
     sf_log *log;
     sf_metrics *metrics;
+    api_keycache *keys;     /* valid keys' users (keycache.h; thread-safe) */
     double start_time;      /* Unix seconds */
     pthread_key_t conn_key; /* -> api_conn of the calling thread */
     atomic_int sweeps_busy; /* sweep submissions compiling or storing (at most sweep_concurrency) */
@@ -97,7 +101,8 @@ sf_status api_queue(api_app *app, sf_queue **out, sf_redis **redis, sf_err *err)
 
 /* Check "Authorization: Bearer <key>". Returns 1 with user filled, or 0 after
  * answering 401 (or 503 / 500). A key api_on_headers already checked is not
- * looked up again. */
+ * looked up again; a valid key is served from the cache of keys for up to
+ * API_KEY_CACHE_SECONDS (keycache.h), an invalid one always asks PostgreSQL. */
 int api_authenticate(api_app *app, sf_httpd_req *req, sf_auth_user *user);
 
 /* The httpd on_headers hook: every /v1/ request's key is checked once its

@@ -46,13 +46,15 @@ sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err 
         st = sf_netpolicy_parse(cfg->webhook_allow_cidrs, &app->webhook_policy, err);
     if (st == SF_OK)
         st = sf_metrics_new(METRICS, API_METRIC_COUNT, API_MAX_SERIES, &app->metrics, err);
-    if (st != SF_OK)
-        return st;
-    if (pthread_key_create(&app->conn_key, conn_free) != 0) {
+    if (st == SF_OK && (st = api_keycache_new(cfg->key_cache_s, &app->keys, err)) == SF_OK)
+        st = api_keycache_listen(app->keys, cfg->redis_url, cfg->queue, log, err);
+    if (st == SF_OK && pthread_key_create(&app->conn_key, conn_free) != 0)
+        st = sf_err_set(err, SF_ERR_NOMEM, "could not create thread-local storage");
+    if (st != SF_OK) {
+        api_keycache_free(app->keys);
         sf_metrics_free(app->metrics);
-        return sf_err_set(err, SF_ERR_NOMEM, "could not create thread-local storage");
     }
-    return SF_OK;
+    return st;
 }
 
 void api_app_destroy(api_app *app)
@@ -60,6 +62,7 @@ void api_app_destroy(api_app *app)
     conn_free(pthread_getspecific(app->conn_key)); /* the main thread's, if any */
     pthread_setspecific(app->conn_key, NULL);
     pthread_key_delete(app->conn_key);
+    api_keycache_free(app->keys);
     sf_metrics_free(app->metrics);
 }
 
@@ -168,6 +171,26 @@ void api_reply_json(api_app *app, sf_httpd_req *req, int status, json_t *json)
     free(text);
 }
 
+/* The user of a presented key: from the cache of keys, else from PostgreSQL
+ * (and then cached; keycache.h). SF_ERR_AUTH for a key that is not valid. */
+static sf_status lookup_key(api_app *app, const char *key, size_t len, sf_auth_user *user, sf_err *err)
+{
+    unsigned char hash[SF_AUTH_HASH_BYTES];
+    if (!sf_auth_key_well_formed(key, len))
+        return sf_err_set(err, SF_ERR_AUTH, "invalid API key");
+    sf_status st = sf_auth_hash(key, len, hash, err);
+    if (st != SF_OK || api_keycache_get(app->keys, hash, user))
+        return st;
+    uint64_t gen = api_keycache_generation(app->keys); /* before the database reads */
+    sf_db *db = NULL;
+    st = api_db(app, &db, err);
+    if (st == SF_OK)
+        st = sf_auth_lookup_hash(db, hash, user, err);
+    if (st == SF_OK)
+        api_keycache_put(app->keys, hash, user, gen);
+    return st;
+}
+
 /* Look the key up; 1 with user filled, or 0 after answering. */
 static int authenticate_now(api_app *app, sf_httpd_req *req, sf_auth_user *user)
 {
@@ -178,11 +201,8 @@ static int authenticate_now(api_app *app, sf_httpd_req *req, sf_auth_user *user)
         sf_httpd_reply_error(req, 401, "unauthorized", "missing API key: send Authorization: Bearer <key>", NULL);
         return 0;
     }
-    sf_db *db = NULL;
     sf_err err = {0};
-    sf_status st = api_db(app, &db, &err);
-    if (st == SF_OK)
-        st = sf_auth_lookup(db, key, len, user, &err);
+    sf_status st = lookup_key(app, key, len, user, &err);
     if (st == SF_ERR_AUTH) {
         sf_httpd_set_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"", NULL);
         sf_httpd_reply_error(req, 401, "unauthorized", "invalid API key", NULL);

@@ -52,6 +52,10 @@ static const sf_config_var config_vars[] = {
      "set it as the workers' SF_RUN_MAX_MB"},
     {"RERUN_MAX", SF_CFG_INT, "100000", 1, 10000000, NULL, 0, offsetof(api_config, rerun_max),
      "most jobs one POST /v1/reruns may re-run (400 rerun_too_large above; dry_run counts up to it)"},
+    {"API_KEY_CACHE_SECONDS", SF_CFG_INT, "5", 0, 3600, NULL, 0, offsetof(api_config, key_cache_s),
+     "how long a valid API key's user is cached in sf-api (0 = every request asks PostgreSQL); "
+     "sfctl admin key revoke/rotate and user tier clear the cache at once through Redis, this bounds "
+     "a change made otherwise"},
     {"METRICS_TOKEN", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(api_config, metrics_token),
      "if set, GET /metrics wants Authorization: Bearer <this> (401 without); empty = open"},
     {"SF_WEBHOOK_ALLOW_CIDRS", SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(api_config, webhook_allow_cidrs),

@@ -121,6 +121,9 @@ static int key_revoke(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_key_revoke(db, key_id, NULL, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[48];
+    snprintf(what, sizeof what, "key %lld", (long long)key_id);
+    cli_publish_auth(what);
     printf("revoked key %lld\n", (long long)key_id);
     return CTL_EXIT_OK;
 }
@@ -145,6 +148,9 @@ static int key_rotate(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_key_rotate(db, key_id, user_id, &key, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[48];
+    snprintf(what, sizeof what, "key %lld", (long long)key_id);
+    cli_publish_auth(what);
     if (!key_only)
         printf("revoked key %lld\n", (long long)key_id);
     print_key(user_id, "rotated", &key, key_only);
@@ -166,6 +172,9 @@ static int user_tier(sf_db *db, int argc, char **argv)
     sf_status st = sf_auth_user_set_tier(db, email, tier, &err);
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
+    char what[SF_AUTH_EMAIL_MAX + 8];
+    snprintf(what, sizeof what, "user %s", email);
+    cli_publish_auth(what);
     printf("%s: tier %s\n", email, tier);
     return CTL_EXIT_OK;
 }

@@ -10,6 +10,8 @@
 #include "sf/buf.h"
 #include "sf/config.h"
 #include "sf/jsonnum.h"
+#include "sf/queue.h"
+#include "sf/redis.h"
 
 #define CLI_MAX_OPTS 24
 
@@ -174,6 +176,42 @@ int cli_db_open(sf_db **db)
     if (st != SF_OK)
         return cli_fail(cli_status_exit(st), "%s", err.msg);
     return -1;
+}
+
+typedef struct auth_cfg {
+    char *redis_url;
+    char *queue;
+} auth_cfg;
+
+void cli_publish_auth(const char *what)
+{
+    static const sf_config_var vars[] = {
+        {"REDIS_URL", SF_CFG_STRING, "", 0, 0, NULL, 1, offsetof(auth_cfg, redis_url),
+         "Redis URL, redis://[:password@]host[:port][/db]"},
+        SF_CONFIG_QUEUE_VAR(auth_cfg, queue),
+    };
+    auth_cfg cfg = {NULL, NULL};
+    sf_redis *r = NULL;
+    sf_queue *q = NULL;
+    sf_err err = {0};
+    sf_status st = load_config(vars, 2, &cfg) ? SF_OK : SF_ERR_CONFIG;
+    if (st == SF_OK && cfg.redis_url[0] == '\0')
+        st = sf_err_set(&err, SF_ERR_CONFIG, "REDIS_URL is not set");
+    sf_redis_opts o = {.connect_timeout_ms = 2000, .command_timeout_ms = 2000, .connect_attempts = 2};
+    if (st == SF_OK)
+        st = sf_redis_open(cfg.redis_url, &o, &r, &err);
+    if (st == SF_OK)
+        st = sf_queue_new(cfg.queue, r, &q, &err);
+    if (st == SF_OK)
+        st = sf_queue_publish_auth(q, what, &err);
+    if (st != SF_OK)
+        fprintf(stderr,
+                "sfctl: could not tell sf-api at once (%s): its cache of keys keeps the old state for up to "
+                "API_KEY_CACHE_SECONDS\n",
+                err.msg[0] ? err.msg : "bad configuration");
+    sf_queue_free(q);
+    sf_redis_close(r);
+    sf_config_free(vars, 2, &cfg);
 }
 
 typedef struct api_cfg {

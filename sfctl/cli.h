@@ -64,6 +64,13 @@ int cli_need(const char *cmd, const char *value, const char *name);
 /* Open the database named by DATABASE_URL; returns -1 with *db set, else an exit status. */
 int cli_db_open(sf_db **db);
 
+/* Tell every sf-api that a key was revoked or a user's tier changed: PUBLISH
+ * what on sf:{QUEUE}:auth (REDIS_URL, QUEUE), which clears their caches of
+ * keys (api/keycache.h). When Redis cannot be reached, or REDIS_URL is not
+ * set, a note on stderr says the change reaches sf-api within
+ * API_KEY_CACHE_SECONDS instead; the change itself is made either way. */
+void cli_publish_auth(const char *what);
+
 /* The API client: SF_API_URL and SF_API_KEY. */
 typedef struct cli_api {
     sf_http *http;

@@ -117,7 +117,7 @@ static void start_api(void)
     snprintf(env[10], sizeof env[10], "SF_RUN_MAX_MB=%d", RUN_MAX_MB);
     snprintf(env[11], sizeof env[11], "MAX_ATTEMPTS_CAP=%d", ATTEMPTS_CAP);
     snprintf(env[12], sizeof env[12], "RERUN_MAX=%d", RERUN_MAX);
-    char tiers[8][64];
+    char tiers[9][64];
     snprintf(tiers[0], sizeof tiers[0], "TIER_FREE_RUNNING=%d", FREE_RUNNING);
     snprintf(tiers[1], sizeof tiers[1], "TIER_FREE_QUEUED=%d", FREE_QUEUED);
     snprintf(tiers[2], sizeof tiers[2], "TIER_FREE_SWEEP_MEMBERS=%d", FREE_MEMBERS);
@@ -126,9 +126,12 @@ static void start_api(void)
     snprintf(tiers[5], sizeof tiers[5], "TIER_PREMIUM_RUNNING=2");
     snprintf(tiers[6], sizeof tiers[6], "TIER_PREMIUM_QUEUED=%d", PREMIUM_QUEUED);
     snprintf(tiers[7], sizeof tiers[7], "TIER_PREMIUM_SWEEP_MEMBERS=%d", PREMIUM_MEMBERS);
+    /* no cache of keys: sfctl here has no REDIS_URL, and these tests want a
+     * change seen on the next request (test_api_keycache.c tests the cache) */
+    snprintf(tiers[8], sizeof tiers[8], "API_KEY_CACHE_SECONDS=0");
     char *envp[] = {env[0],   env[1],   env[2],   env[3],   env[4],   env[5],   env[6],   env[7],
                     env[8],   env[9],   env[10],  env[11],  env[12],  tiers[0], tiers[1], tiers[2],
-                    tiers[3], tiers[4], tiers[5], tiers[6], tiers[7], NULL};
+                    tiers[3], tiers[4], tiers[5], tiers[6], tiers[7], tiers[8], NULL};
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     g_pid = fork();

@@ -166,19 +166,22 @@ sf_status sf_auth_lookup(sf_db *db, const char *text, size_t len, sf_auth_user *
     if (!sf_auth_key_well_formed(text, len))
         return invalid_key(err);
     unsigned char want[SF_AUTH_HASH_BYTES];
-    char hex[2 * SF_AUTH_HASH_BYTES + 1];
     sf_status st = sf_auth_hash(text, len, want, err);
-    if (st != SF_OK)
-        return st;
-    hex_encode(want, sizeof want, hex);
+    return st == SF_OK ? sf_auth_lookup_hash(db, want, user, err) : st;
+}
+
+sf_status sf_auth_lookup_hash(sf_db *db, const unsigned char want[SF_AUTH_HASH_BYTES], sf_auth_user *user, sf_err *err)
+{
+    char hex[2 * SF_AUTH_HASH_BYTES + 1];
+    hex_encode(want, SF_AUTH_HASH_BYTES, hex);
     const char *params[] = {hex};
     sf_db_res *res = NULL;
     /* every request: prepared once per connection (parse and plan were most of it) */
-    st = sf_db_query_prepared(db,
-                              "SELECT encode(k.key_hash, 'hex'), u.id, u.email, u.tier, k.id "
-                              "FROM api_keys k JOIN users u ON u.id = k.user_id "
-                              "WHERE k.key_hash = decode($1, 'hex') AND k.revoked_at IS NULL",
-                              1, params, &res, err);
+    sf_status st = sf_db_query_prepared(db,
+                                        "SELECT encode(k.key_hash, 'hex'), u.id, u.email, u.tier, k.id "
+                                        "FROM api_keys k JOIN users u ON u.id = k.user_id "
+                                        "WHERE k.key_hash = decode($1, 'hex') AND k.revoked_at IS NULL",
+                                        1, params, &res, err);
     if (st == SF_OK)
         st = sf_db_nrows(res) == 1 ? user_from_row(res, want, user, err) : invalid_key(err);
     sf_db_res_free(res);

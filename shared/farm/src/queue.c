@@ -210,6 +210,7 @@ struct sf_queue {
     char leases[KEY_MAX];
     char incarnation[KEY_MAX];
     char cancel[KEY_MAX];
+    char auth[KEY_MAX];
     char workers[KEY_MAX];
     sf_redis_script scripts[S_COUNT];
 };
@@ -252,6 +253,7 @@ sf_status sf_queue_new(const char *name, sf_redis *r, sf_queue **out, sf_err *er
     make_key(q->leases, q, "leases");
     make_key(q->incarnation, q, "incarnation");
     make_key(q->cancel, q, "cancel");
+    make_key(q->auth, q, "auth");
     make_key(q->workers, q, "workers");
     for (int i = 0; i < S_COUNT; i++)
         q->scripts[i].source = SCRIPT_SOURCES[i];
@@ -272,6 +274,11 @@ const char *sf_queue_prefix(const sf_queue *q)
 const char *sf_queue_cancel_channel(const sf_queue *q)
 {
     return q->cancel;
+}
+
+const char *sf_queue_auth_channel(const sf_queue *q)
+{
+    return q->auth;
 }
 
 double sf_queue_score(int priority, int64_t created_at_ms)
@@ -667,6 +674,15 @@ sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n,
             first = rs;
     }
     return first;
+}
+
+sf_status sf_queue_publish_auth(sf_queue *q, const char *what, sf_err *err)
+{
+    const char *argv[] = {"PUBLISH", q->auth, what};
+    sf_redis_reply *rep = NULL;
+    sf_status st = sf_redis_cmd(q->r, 3, argv, NULL, &rep, err);
+    sf_redis_reply_free(rep);
+    return st;
 }
 
 sf_status sf_queue_purge(sf_queue *q, sf_err *err)

@@ -87,6 +87,10 @@ void sf_auth_key_wipe(sf_auth_key *key);
  * well formed, stored, and not revoked. */
 sf_status sf_auth_lookup(sf_db *db, const char *text, size_t len, sf_auth_user *user, sf_err *err);
 
+/* The same for a key already checked (sf_auth_key_well_formed) and hashed
+ * (sf_auth_hash), e.g. by a cache of keys in front of the database. */
+sf_status sf_auth_lookup_hash(sf_db *db, const unsigned char hash[SF_AUTH_HASH_BYTES], sf_auth_user *user, sf_err *err);
+
 /* Store a new key for user_id; key->id is set. One statement. */
 sf_status sf_auth_key_create(sf_db *db, const char *user_id, sf_auth_key *key, sf_err *err);
 

@@ -18,6 +18,9 @@
  *   sf:{NAME}:leases       ZSET job id -> lease deadline ms (Redis TIME)
  *   sf:{NAME}:incarnation  STRING set by the scheduler leader
  *   sf:{NAME}:cancel       PUB/SUB channel of job ids whose cancel was requested
+ *   sf:{NAME}:auth         PUB/SUB channel: an API key was revoked or a user's
+ *                          tier changed (sfctl admin); each sf-api drops its
+ *                          cache of keys (api/keycache.h)
  *   sf:{NAME}:workers      ZSET worker name -> deadline ms (Redis TIME) by
  *                          which its next heartbeat is due: the live workers
  * A job's score is priority * 1e13 + created_at_ms (sf_queue_score).
@@ -91,6 +94,8 @@ void sf_queue_free(sf_queue *q);
 const char *sf_queue_prefix(const sf_queue *q);
 /* "sf:{NAME}:cancel" (borrowed). */
 const char *sf_queue_cancel_channel(const sf_queue *q);
+/* "sf:{NAME}:auth" (borrowed). */
+const char *sf_queue_auth_channel(const sf_queue *q);
 
 /* priority (0..2) * 1e13 + created_at_ms: band first, then age; exact in a double. */
 double sf_queue_score(int priority, int64_t created_at_ms);
@@ -144,6 +149,11 @@ sf_status sf_queue_incarnation_set(sf_queue *q, const char *value, sf_err *err);
 
 /* PUBLISH each id on the cancel channel (one pipeline). */
 sf_status sf_queue_publish_cancel(sf_queue *q, const char *const *ids, size_t n, sf_err *err);
+
+/* PUBLISH what (e.g. "key 42", "user <id>"; informative: a subscriber drops
+ * every cached key on any message) on the auth channel. At most once: a
+ * subscriber that is not connected misses it. */
+sf_status sf_queue_publish_auth(sf_queue *q, const char *what, sf_err *err);
 
 /* The worker registry: record that worker is alive until Redis TIME +
  * ttl_ms (its heartbeat calls this every tick); ttl_ms 0 removes it (a
