@@ -36,11 +36,26 @@ static const char key_rotate_usage[] =
     "usage: sfctl admin key rotate --id N [--key-only]\n\nRevoke key N and make a new one for its user.\n";
 static const char key_revoke_usage[] = "usage: sfctl admin key revoke --id N\n\nRevoke key N.\n";
 
-#define OPT_EMAIL(v) {"email", 1, &(v), NULL, "E", "the user's email"}
-#define OPT_KEY_ONLY(v) {"key-only", 0, NULL, &(v), NULL, "print nothing but the new key"}
-#define OPT_JSON(v) {"json", 0, NULL, &(v), NULL, "one JSON array instead of tab-separated lines"}
-#define OPT_ID(v) {"id", 1, &(v), NULL, "N", "the key's id (admin key list shows it)"}
-#define OPT_TIER(v) {"tier", 1, &(v), NULL, "T", "free, premium or enterprise"}
+#define OPT_EMAIL(v)                                                                                                   \
+    {                                                                                                                  \
+        "email", 1, &(v), NULL, "E", "the user's email"                                                                \
+    }
+#define OPT_KEY_ONLY(v)                                                                                                \
+    {                                                                                                                  \
+        "key-only", 0, NULL, &(v), NULL, "print nothing but the new key"                                               \
+    }
+#define OPT_JSON(v)                                                                                                    \
+    {                                                                                                                  \
+        "json", 0, NULL, &(v), NULL, "one JSON array instead of tab-separated lines"                                   \
+    }
+#define OPT_ID(v)                                                                                                      \
+    {                                                                                                                  \
+        "id", 1, &(v), NULL, "N", "the key's id (admin key list shows it)"                                             \
+    }
+#define OPT_TIER(v)                                                                                                    \
+    {                                                                                                                  \
+        "tier", 1, &(v), NULL, "T", "free, premium or enterprise"                                                      \
+    }
 
 static void print_key(const char *user_id, const char *email, const sf_auth_key *key, int key_only)
 {
@@ -57,7 +72,8 @@ static int user_add(sf_db *db, int argc, char **argv)
     const char *email = NULL, *name = NULL, *tier = NULL, *pos[1];
     int key_only = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {OPT_EMAIL(email), {"name", 1, &name, NULL, "N", "the user's name"},
+    const cli_opt opts[] = {OPT_EMAIL(email),
+                            {"name", 1, &name, NULL, "N", "the user's name"},
                             {"tier", 1, &tier, NULL, "T", "free (default), premium or enterprise"},
                             OPT_KEY_ONLY(key_only)};
     int rc = cli_parse(argc, argv, 3, opts, 4, user_add_usage, pos, 0, &npos);

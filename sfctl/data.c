@@ -38,8 +38,14 @@ static const char fetch_usage[] =
     "\nDownload a CSV file over HTTP(S) and import it.\n";
 static const char list_usage[] = "usage: sfctl data list\n\nList the data sets: version, bars, first and last time.\n";
 
-#define OPT_SYMBOL(v) {"symbol", 1, &(v), NULL, "S", "the data set's symbol (e.g. BTCUSDT)"}
-#define OPT_TIMEFRAME(v) {"timeframe", 1, &(v), NULL, "TF", "its timeframe (e.g. 1h, 1d)"}
+#define OPT_SYMBOL(v)                                                                                                  \
+    {                                                                                                                  \
+        "symbol", 1, &(v), NULL, "S", "the data set's symbol (e.g. BTCUSDT)"                                           \
+    }
+#define OPT_TIMEFRAME(v)                                                                                               \
+    {                                                                                                                  \
+        "timeframe", 1, &(v), NULL, "TF", "its timeframe (e.g. 1h, 1d)"                                                \
+    }
 
 static int names_ok(const char *symbol, const char *timeframe)
 {
@@ -175,7 +181,8 @@ static int data_fetch(int argc, char **argv)
 {
     const char *symbol = NULL, *timeframe = NULL, *max_s = NULL, *timeout_s = NULL, *pos[1];
     size_t npos = 0;
-    const cli_opt opts[] = {OPT_SYMBOL(symbol), OPT_TIMEFRAME(timeframe),
+    const cli_opt opts[] = {OPT_SYMBOL(symbol),
+                            OPT_TIMEFRAME(timeframe),
                             {"max-bytes", 1, &max_s, NULL, "N", "refuse a download larger than N bytes (256 MiB)"},
                             {"timeout-ms", 1, &timeout_s, NULL, "MS", "the download's timeout (120000)"}};
     int rc = cli_parse(argc, argv, 2, opts, 4, fetch_usage, pos, 1, &npos);

@@ -201,8 +201,9 @@ int ctl_rerun(int argc, char **argv)
     int dry = 0, yes = 0, latest = 0, json_out = 0;
     size_t npos = 0;
     const cli_opt opts[] = {
-        {"batch", 1, &batch, NULL, "ID", "a sweep's members, into one new batch (default statuses:\n"
-                                         "failed,dead,cancelled)"},
+        {"batch", 1, &batch, NULL, "ID",
+         "a sweep's members, into one new batch (default statuses:\n"
+         "failed,dead,cancelled)"},
         {"status", 1, &st, NULL, "S,..", "the statuses to re-run"},
         {"logic", 1, &logic, NULL, "X", "a logic hash or a stored logic's id"},
         {"symbol", 1, &sym, NULL, "S", "the data set's symbol"},

@@ -278,14 +278,13 @@ int ctl_backtest(int argc, char **argv)
 
 /* ---- sweep ---- */
 
-static const char sweep_usage[] =
-    "usage: sfctl sweep --logic L.json --data bars.csv --grid G.json\n"
-    "                   [--threads N] [--top K] [--by METRIC] [--blocks S]\n"
-    "                   [--effective-trials N] [--json]\n"
-    "\n"
-    "Runs every combination of the grid over the CSV bars on this machine and\n"
-    "prints the leaderboard, best first. Its progress goes to stderr: a line\n"
-    "rewritten on a terminal, \"progress:\" lines (every 10%) in a pipe.\n";
+static const char sweep_usage[] = "usage: sfctl sweep --logic L.json --data bars.csv --grid G.json\n"
+                                  "                   [--threads N] [--top K] [--by METRIC] [--blocks S]\n"
+                                  "                   [--effective-trials N] [--json]\n"
+                                  "\n"
+                                  "Runs every combination of the grid over the CSV bars on this machine and\n"
+                                  "prints the leaderboard, best first. Its progress goes to stderr: a line\n"
+                                  "rewritten on a terminal, \"progress:\" lines (every 10%) in a pipe.\n";
 
 typedef struct sweep_args {
     const char *logic, *data, *grid, *threads, *top, *by, *blocks, *trials;

@@ -97,8 +97,8 @@ void ctl_progress_update(ctl_progress *p, uint64_t done, uint64_t total, const c
         int end = p->done >= p->total;
         if (p->tty && (end || now - p->shown_at >= TTY_REDRAW_S))
             draw_tty(p, now);
-        else if (!p->tty && (end || (int)(10.0 * fraction(p)) > p->shown_step ||
-                             now - p->shown_at >= CTL_PROGRESS_PIPE_S))
+        else if (!p->tty &&
+                 (end || (int)(10.0 * fraction(p)) > p->shown_step || now - p->shown_at >= CTL_PROGRESS_PIPE_S))
             line_pipe(p, now);
     }
     pthread_mutex_unlock(&p->mu);

@@ -37,12 +37,12 @@ typedef struct ctl_progress {
     FILE *out; /* stderr */
     int tty, bytes;
     char label[64], unit[16];
-    uint64_t total, done, first; /* done: the highest seen; first: the first (the rate counts from it) */
-    int started;                 /* an update came */
-    double t0, shown_at;         /* monotonic seconds */
-    int shown_step;              /* pipe: the last 10% step printed (-1 none) */
-    uint64_t shown_done;         /* the count last printed */
-    int drawn;                   /* terminal: a line is on screen without its newline */
+    uint64_t total, done, first;       /* done: the highest seen; first: the first (the rate counts from it) */
+    int started;                       /* an update came */
+    double t0, shown_at;               /* monotonic seconds */
+    int shown_step;                    /* pipe: the last 10% step printed (-1 none) */
+    uint64_t shown_done;               /* the count last printed */
+    int drawn;                         /* terminal: a line is on screen without its newline */
     char state[CTL_PROGRESS_TEXT_MAX]; /* the last state shown */
     char extra[CTL_PROGRESS_TEXT_MAX]; /* the last update's extra text */
 } ctl_progress;

@@ -207,13 +207,34 @@ static const char submit_usage[] =
     "(GET /v1/jobs/ID) with its \"metrics\".\n";
 
 /* The options submit and sweep share (add_common reads them). */
-#define OPT_SYMBOL(v) {"symbol", 1, &(v), NULL, "S", "the data set's symbol"}
-#define OPT_TIMEFRAME(v) {"timeframe", 1, &(v), NULL, "TF", "the data set's timeframe"}
-#define OPT_PRIORITY(v) {"priority", 1, &(v), NULL, "P", "high, normal (default) or low"}
-#define OPT_FROM(v) {"from", 1, &(v), NULL, "T", "the first bar's time (ISO-8601 UTC; default the first)"}
-#define OPT_TO(v) {"to", 1, &(v), NULL, "T", "the last bar's time (default the last)"}
-#define OPT_ATTEMPTS(v) {"max-attempts", 1, &(v), NULL, "N", "runs before a job is dead, 1 to 100 (the API's default)"}
-#define OPT_JSON(v) {"json", 0, NULL, &(v), NULL, "stdout is one JSON document (the API's)"}
+#define OPT_SYMBOL(v)                                                                                                  \
+    {                                                                                                                  \
+        "symbol", 1, &(v), NULL, "S", "the data set's symbol"                                                          \
+    }
+#define OPT_TIMEFRAME(v)                                                                                               \
+    {                                                                                                                  \
+        "timeframe", 1, &(v), NULL, "TF", "the data set's timeframe"                                                   \
+    }
+#define OPT_PRIORITY(v)                                                                                                \
+    {                                                                                                                  \
+        "priority", 1, &(v), NULL, "P", "high, normal (default) or low"                                                \
+    }
+#define OPT_FROM(v)                                                                                                    \
+    {                                                                                                                  \
+        "from", 1, &(v), NULL, "T", "the first bar's time (ISO-8601 UTC; default the first)"                           \
+    }
+#define OPT_TO(v)                                                                                                      \
+    {                                                                                                                  \
+        "to", 1, &(v), NULL, "T", "the last bar's time (default the last)"                                             \
+    }
+#define OPT_ATTEMPTS(v)                                                                                                \
+    {                                                                                                                  \
+        "max-attempts", 1, &(v), NULL, "N", "runs before a job is dead, 1 to 100 (the API's default)"                  \
+    }
+#define OPT_JSON(v)                                                                                                    \
+    {                                                                                                                  \
+        "json", 0, NULL, &(v), NULL, "stdout is one JSON document (the API's)"                                         \
+    }
 
 /* Poll the job until it finishes, its state changes shown on stderr
  * (progress.h): -1 with *job (its last state) when it succeeded; else it is
@@ -318,8 +339,8 @@ static json_t *logic_of(const char *logic, const char *logic_id, const char *ver
 
 int ctl_submit(int argc, char **argv)
 {
-    const char *logic = NULL, *logic_id = NULL, *version = NULL, *symbol = NULL, *tf = NULL, *prio = NULL,
-               *from = NULL, *to = NULL, *attempts = NULL, *pos[1];
+    const char *logic = NULL, *logic_id = NULL, *version = NULL, *symbol = NULL, *tf = NULL, *prio = NULL, *from = NULL,
+               *to = NULL, *attempts = NULL, *pos[1];
     int wait = 0, json_out = 0;
     size_t npos = 0;
     const cli_opt opts[] = {
@@ -452,15 +473,22 @@ static const char watch_usage[] = "usage: sfctl watch BATCH_ID [--top K] [--by M
                                   "leaderboard with the members' job ids. Exit status 1 when members failed or\n"
                                   "died, or --timeout passed first.\n";
 
-#define OPT_TOP(v) {"top", 1, &(v), NULL, "K", "the leaderboard's members, 1 to 1000 (10)"}
-#define OPT_BY(v) {"by", 1, &(v), NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"}
+#define OPT_TOP(v)                                                                                                     \
+    {                                                                                                                  \
+        "top", 1, &(v), NULL, "K", "the leaderboard's members, 1 to 1000 (10)"                                         \
+    }
+#define OPT_BY(v)                                                                                                      \
+    {                                                                                                                  \
+        "by", 1, &(v), NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"               \
+    }
 
 int ctl_watch(int argc, char **argv)
 {
     const char *top = NULL, *by = NULL, *timeout = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {OPT_TOP(top), OPT_BY(by),
+    const cli_opt opts[] = {OPT_TOP(top),
+                            OPT_BY(by),
                             {"timeout", 1, &timeout, NULL, "S", "give up after S seconds, exit 1 (default never)"},
                             {"json", 0, NULL, &json_out, NULL, "the finished batch as JSON (GET /v1/batches/ID)"}};
     int rc = cli_parse(argc, argv, 1, opts, 4, watch_usage, pos, 1, &npos);
@@ -611,9 +639,10 @@ static int get_and_print(int argc, char **argv, const char *usage, const char *f
     const char *top = NULL, *by = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {{"json", 0, NULL, &json_out, NULL, "the API's answer as JSON"},
-                            OPT_TOP(top),
-                            {"by", 1, &by, NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"}};
+    const cli_opt opts[] = {
+        {"json", 0, NULL, &json_out, NULL, "the API's answer as JSON"},
+        OPT_TOP(top),
+        {"by", 1, &by, NULL, "METRIC", "rank by one of: " SF_RANK_LIST "\n(default the sweep's rank_by)"}};
     int rc = cli_parse(argc, argv, 1, opts, with_board ? 3 : 1, usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;
@@ -704,9 +733,8 @@ int ctl_result(int argc, char **argv)
     const char *timeout = NULL, *pos[1];
     int json_out = 0;
     size_t npos = 0;
-    const cli_opt opts[] = {
-        {"json", 0, NULL, &json_out, NULL, "the whole result as JSON (trades and equity included)"},
-        {"timeout", 1, &timeout, NULL, "S", "wait up to S seconds for a recomputation (300)"}};
+    const cli_opt opts[] = {{"json", 0, NULL, &json_out, NULL, "the whole result as JSON (trades and equity included)"},
+                            {"timeout", 1, &timeout, NULL, "S", "wait up to S seconds for a recomputation (300)"}};
     int rc = cli_parse(argc, argv, 1, opts, 2, result_usage, pos, 1, &npos);
     if (rc >= 0)
         return rc;

@@ -7,17 +7,16 @@
 
 #include "cli.h"
 
-static const char logics_usage[] =
-    "usage: sfctl logics create --file L.json [--name N]\n"
-    "       sfctl logics list [--limit N] [--cursor C | --all]\n"
-    "       sfctl logics show ID [--version N]\n"
-    "       sfctl logics update ID --file L.json [--name N]\n"
-    "       sfctl logics delete ID\n"
-    "\n"
-    "Stored logics (/v1/logics): validated like a submission and versioned; submit one\n"
-    "with `sfctl submit --logic-id ID` or POST /v1/backtests {\"logic_id\": ID}.\n"
-    "delete is soft: jobs keep the version they ran; a deleted logic takes no new job.\n"
-    "Output: the API's JSON.\n";
+static const char logics_usage[] = "usage: sfctl logics create --file L.json [--name N]\n"
+                                   "       sfctl logics list [--limit N] [--cursor C | --all]\n"
+                                   "       sfctl logics show ID [--version N]\n"
+                                   "       sfctl logics update ID --file L.json [--name N]\n"
+                                   "       sfctl logics delete ID\n"
+                                   "\n"
+                                   "Stored logics (/v1/logics): validated like a submission and versioned; submit one\n"
+                                   "with `sfctl submit --logic-id ID` or POST /v1/backtests {\"logic_id\": ID}.\n"
+                                   "delete is soft: jobs keep the version they ran; a deleted logic takes no new job.\n"
+                                   "Output: the API's JSON.\n";
 
 static const char schedules_usage[] =
     "usage: sfctl schedules create --name N --cron C (--logic-id ID [--logic-version N] | --file L.json)\n"

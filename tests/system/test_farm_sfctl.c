@@ -568,8 +568,7 @@ static void expect_options_parse(ctl_run *r, const char *closed, const char *con
         cr_assert_null(strstr(r->err, "unknown option"), "sfctl %s %s: the help lists it, the parser refuses it: %s",
                        path[0], opt, r->err);
     }
-    cr_assert(n > 0 || strstr(help, "options:\n  --help") != NULL, "sfctl %s: no options section:\n%s", path[0],
-              help);
+    cr_assert(n > 0 || strstr(help, "options:\n  --help") != NULL, "sfctl %s: no options section:\n%s", path[0], help);
     free(help);
 }
 
