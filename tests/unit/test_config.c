@@ -449,3 +449,31 @@ Test(config, errors_are_formatted_one_line_each_with_the_program_name)
     sf_buf_destroy(&errors);
     sf_buf_destroy(&out);
 }
+
+/* sf_config_load_from: the same table read through a lookup instead of the
+ * environment (what fuzz_config drives); the environment is not read. */
+static const char *pairs_lookup(const char *name, void *ctx)
+{
+    for (const char *const *p = ctx; *p != NULL; p += 2)
+        if (strcmp(p[0], name) == 0)
+            return p[1];
+    return NULL;
+}
+
+Test(config, load_from_reads_the_lookup_not_the_environment)
+{
+    setenv("T_THREADS", "9", 1);
+    setenv("T_DB_URL", "postgresql://env/d", 1);
+    const char *pairs[] = {"T_THREADS", "lots", "T_NAME", "given", "T_PIN", "99999", NULL};
+    cfg c = {0};
+    sf_buf e;
+    sf_buf_init(&e, 1 << 16);
+    cr_assert_eq(sf_config_load_from(vars, NV, pairs_lookup, (void *)pairs, &c, &e), SF_ERR_CONFIG);
+    cr_assert_str_eq(sf_buf_str(&e), "T_THREADS: must be an integer from 1 to 256, got \"lots\"\n"
+                                     "T_DB_URL: is required\n"
+                                     "T_PIN: must be an integer from 0 to 9999 (value hidden: secret)\n");
+    cr_assert_str_eq(c.name, "given");
+    cr_assert_str_eq(c.common.log_dir, "", "unset variables take their defaults");
+    done(&c, &e);
+    unsetenv("T_THREADS");
+}

@@ -1,6 +1,7 @@
 /* cron: parsing errors name the field; next fire times checked by hand
  * (weekdays looked up in a calendar), and against a minute-by-minute scan. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sf/cron.h"
@@ -260,4 +261,24 @@ Test(cron, last_finds_the_most_recent_fire_time_in_the_interval)
                  SF_OK);
     cr_assert_eq(found, 1);
     cr_assert_eq(t, iso("2024-02-29T00:00:00Z"));
+}
+
+/* Found by fuzz_cron (tests/fuzz/seeds/fuzz_cron/regress-long-field-is-limit):
+ * an over-long field or expression is SF_ERR_LIMIT, as sf/cron.h now says
+ * (it said every refusal was SF_ERR_PARSE); callers refuse on any status. */
+Test(cron, over_long_field_or_expression_is_limit)
+{
+    char field[SF_CRON_FIELD_MAX + 40], expr[SF_CRON_EXPR_MAX + 40];
+    sf_cron c;
+    sf_err err = {0};
+    memset(field, '1', sizeof field - 1);
+    field[sizeof field - 1] = '\0';
+    snprintf(expr, sizeof expr, "%.140s * * * *", field);
+    cr_assert_eq(sf_cron_parse(expr, &c, &err), SF_ERR_LIMIT);
+    cr_assert_str_eq(err.msg, "cron field 1 (minute): longer than 128 bytes");
+    memset(expr, ' ', sizeof expr - 1);
+    expr[sizeof expr - 1] = '\0';
+    memcpy(expr, "* * * * *", 9);
+    cr_assert_eq(sf_cron_parse(expr, &c, &err), SF_ERR_LIMIT);
+    cr_assert(strstr(err.msg, "longer than 256 bytes") != NULL, "%s", err.msg);
 }

@@ -166,9 +166,9 @@ static sf_status read_value_file(const char *path, int secret, int allow_others_
 }
 
 /* SF_ALLOW_WORLD_READABLE_SECRETS: may others read a secret's file. */
-static sf_status allow_others_read(int *out, sf_err *err)
+static sf_status allow_others_read(sf_config_lookup_fn lookup, void *ctx, int *out, sf_err *err)
 {
-    const char *v = getenv("SF_ALLOW_WORLD_READABLE_SECRETS");
+    const char *v = lookup("SF_ALLOW_WORLD_READABLE_SECRETS", ctx);
     *out = 0;
     if (v == NULL || *v == '\0')
         return SF_OK;
@@ -180,18 +180,19 @@ static sf_status allow_others_read(int *out, sf_err *err)
 
 /* The raw text for a variable: NAME, NAME_FILE, or the default; *heap set
  * when the returned text must be freed. NULL with SF_OK: unset, no default. */
-static sf_status raw_value(const sf_config_var *v, const char **text, char **heap, sf_err *err)
+static sf_status raw_value(const sf_config_var *v, sf_config_lookup_fn lookup, void *ctx, const char **text,
+                           char **heap, sf_err *err)
 {
     char fname[128];
     snprintf(fname, sizeof fname, "%s_FILE", v->name);
-    const char *direct = getenv(v->name);
-    const char *file = getenv(fname);
+    const char *direct = lookup(v->name, ctx);
+    const char *file = lookup(fname, ctx);
     *heap = NULL;
     if (direct && file)
         return sf_err_set(err, SF_ERR_CONFIG, "set either %s or %s, not both", v->name, fname);
     if (file) {
         int others = 0;
-        sf_status st = v->secret ? allow_others_read(&others, err) : SF_OK;
+        sf_status st = v->secret ? allow_others_read(lookup, ctx, &others, err) : SF_OK;
         if (st == SF_OK)
             st = read_value_file(file, v->secret, others, heap, err);
         if (st != SF_OK) {
@@ -233,7 +234,19 @@ static void hide_secret(const sf_config_var *v, char *msg)
         snprintf(got, SF_ERR_MSG_MAX - (size_t)(got - msg), " (value hidden: secret)");
 }
 
+static const char *env_lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
 sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf *errors)
+{
+    return sf_config_load_from(vars, n, env_lookup, NULL, out, errors);
+}
+
+sf_status sf_config_load_from(const sf_config_var *vars, size_t n, sf_config_lookup_fn lookup, void *ctx, void *out,
+                              sf_buf *errors)
 {
     sf_status result = SF_OK;
     for (size_t i = 0; i < n; i++) {
@@ -241,7 +254,7 @@ sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf 
         const char *text = NULL;
         char *heap = NULL;
         sf_err err = {0};
-        sf_status st = raw_value(v, &text, &heap, &err);
+        sf_status st = raw_value(v, lookup, ctx, &text, &heap, &err);
         if (st == SF_OK && (text == NULL || (v->def == NULL && text[0] == '\0')))
             st = sf_err_set(&err, SF_ERR_CONFIG, "is required");
         if (st == SF_OK)

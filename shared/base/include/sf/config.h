@@ -124,6 +124,18 @@ extern const char *const sf_config_log_levels[]; /* "debug","info","warn","error
  */
 sf_status sf_config_load(const sf_config_var *vars, size_t n, void *out, sf_buf *errors);
 
+/* A variable's value by name, or NULL when unset. */
+typedef const char *(*sf_config_lookup_fn)(const char *name, void *ctx);
+
+/*
+ * sf_config_load with the variables read through lookup(name, ctx) instead
+ * of the environment (sf_config_load is this with getenv): NAME, NAME_FILE
+ * and SF_ALLOW_WORLD_READABLE_SECRETS are all asked of lookup; a NAME_FILE
+ * it gives is still read from the file system. For tests and the fuzzer.
+ */
+sf_status sf_config_load_from(const sf_config_var *vars, size_t n, sf_config_lookup_fn lookup, void *ctx, void *out,
+                              sf_buf *errors);
+
 /* Free the strings sf_config_load stored. */
 void sf_config_free(const sf_config_var *vars, size_t n, void *out);
 

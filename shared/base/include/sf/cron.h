@@ -55,7 +55,10 @@ typedef struct sf_cron {
  * Parse expr (NUL-terminated). Fails with SF_ERR_PARSE and a message naming
  * the field: "cron field 2 (hour): 25 is out of range 0-23",
  * "cron expression: expected 5 fields, got 6",
- * "cron expression: never fires (day of month 30-31 never occurs in the months given)".
+ * "cron expression: never fires (day of month 30-31 never occurs in the months given)";
+ * with SF_ERR_LIMIT for an expression longer than SF_CRON_EXPR_MAX bytes or
+ * a field longer than SF_CRON_FIELD_MAX ("cron field 1 (minute): longer than
+ * 128 bytes").
  */
 sf_status sf_cron_parse(const char *expr, sf_cron *out, sf_err *err);
 
