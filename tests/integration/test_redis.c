@@ -115,6 +115,30 @@ Test(redis, bad_urls_are_rejected_without_echoing_the_password)
     }
 }
 
+/* Found by fuzz_redis (tests/fuzz/seeds/fuzz_redis/regress-long-number-*):
+ * a port or database number was read from its first 31 characters, so
+ * "/0000000000000000000000000000000junk" was database 0. */
+Test(redis, a_port_or_database_number_is_read_whole_however_long)
+{
+    static const char *const bad[] = {
+        "redis://h:6379/00000000000000000000000000000001x",
+        "redis://h:0000000000000000000000000006379x/1",
+        "redis://h/0000000000000000000000000000000000000000000",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sf_redis_url u;
+        sf_err err = {0};
+        cr_assert_eq(sf_redis_parse_url(bad[i], &u, &err), SF_ERR_PARSE, "%s accepted", bad[i]);
+        cr_assert(strncmp(err.msg, "redis url: ", 11) == 0, "%s: %s", bad[i], err.msg);
+    }
+    sf_redis_url u;
+    cr_assert_eq(
+        sf_redis_parse_url("redis://h:0000000000000000000000000006379/0000000000000000000000000000007", &u, NULL),
+        SF_OK, "31 characters still fit");
+    cr_assert_eq(u.port, 6379);
+    cr_assert_eq(u.db, 7);
+}
+
 Test(redis, commands_return_typed_replies)
 {
     char k[96], l[96];

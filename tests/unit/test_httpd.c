@@ -184,3 +184,39 @@ Test(httpd, made_up_methods_are_labelled_other_and_responses_carry_the_safety_he
     cr_assert_str_eq(g_seen.method, "other");
     sf_httpd_stop(d, 1000);
 }
+
+/* sf_httpd_route_match, the routing every request goes through (and what
+ * fuzz_api drives over sf-api's table): first match wins, captures point
+ * into the path, a path of another method's route lists the methods. */
+Test(httpd, route_match_captures_segments_and_lists_other_methods)
+{
+    static const sf_httpd_route routes[] = {
+        {"GET", "/v1/jobs/{id}", h_health},
+        {"GET", "/v1/jobs/{id}/result", h_health},
+        {"POST", "/v1/jobs/{id}/cancel", h_health},
+        {"DELETE", "/v1/jobs/{id}", h_health},
+        {"GET", "/", h_health},
+    };
+    sf_httpd_match m;
+    sf_buf allow;
+    sf_buf_init(&allow, 256);
+    char path[64] = "/v1/jobs/abc/result";
+    cr_assert_eq(sf_httpd_route_match(routes, 5, "GET", path, &m, &allow), &routes[1]);
+    cr_assert_eq(m.nparams, 1);
+    cr_assert_eq(m.pname_len[0], 2);
+    cr_assert_eq(strncmp(m.pname[0], "id", 2), 0);
+    cr_assert_str_eq(m.pval[0], "abc");
+    snprintf(path, sizeof path, "/v1/jobs/abc");
+    cr_assert_null(sf_httpd_route_match(routes, 5, "PUT", path, &m, &allow));
+    cr_assert_eq(m.nparams, 0);
+    cr_assert_str_eq(sf_buf_str(&allow), "GET, DELETE");
+    sf_buf_reset(&allow);
+    snprintf(path, sizeof path, "/v1/jobs//cancel");
+    cr_assert_null(sf_httpd_route_match(routes, 5, "POST", path, &m, &allow), "an empty capture is no match");
+    cr_assert_str_eq(sf_buf_str(&allow), "");
+    snprintf(path, sizeof path, "/");
+    cr_assert_eq(sf_httpd_route_match(routes, 5, "GET", path, &m, NULL), &routes[4]);
+    snprintf(path, sizeof path, "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q");
+    cr_assert_null(sf_httpd_route_match(routes, 5, "GET", path, &m, &allow), "more than 16 segments");
+    sf_buf_destroy(&allow);
+}

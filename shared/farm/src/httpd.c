@@ -70,11 +70,7 @@ struct sf_httpd_req {
     const char *method; /* borrowed from MHD for the request */
     char *path;         /* copy of the path */
     char *segbuf;       /* path split into segments */
-    const sf_httpd_route *route;
-    int nparams;
-    const char *pname[SF_HTTPD_MAX_PARAMS]; /* into route->pattern */
-    size_t pname_len[SF_HTTPD_MAX_PARAMS];
-    const char *pval[SF_HTTPD_MAX_PARAMS]; /* into segbuf */
+    sf_httpd_match m;   /* the route; captures into route->pattern and segbuf */
     sf_buf body;
     int over; /* body went over max_body */
     struct timespec t0;
@@ -206,15 +202,15 @@ const char *sf_httpd_request_id(const sf_httpd_req *req)
 
 const char *sf_httpd_route_pattern(const sf_httpd_req *req)
 {
-    return req->route ? req->route->pattern : "unmatched";
+    return req->m.route ? req->m.route->pattern : "unmatched";
 }
 
 const char *sf_httpd_param(const sf_httpd_req *req, const char *name)
 {
     size_t n = strlen(name);
-    for (int i = 0; i < req->nparams; i++)
-        if (req->pname_len[i] == n && memcmp(req->pname[i], name, n) == 0)
-            return req->pval[i];
+    for (int i = 0; i < req->m.nparams; i++)
+        if (req->m.pname_len[i] == n && memcmp(req->m.pname[i], name, n) == 0)
+            return req->m.pval[i];
     return NULL;
 }
 
@@ -259,11 +255,11 @@ const char *sf_httpd_body(const sf_httpd_req *req, size_t *len)
 
 /* ---- routing ----------------------------------------------------------------------- */
 
-/* Split req->path into segments (after the leading '/'). Returns the count, or
- * -1 when there are too many. */
-static int split_path(sf_httpd_req *req, const char **segs)
+/* Split segbuf (a path) into segments (after the leading '/'). Returns the
+ * count, or -1 when there are too many. */
+static int split_path(char *segbuf, const char **segs)
 {
-    char *p = req->segbuf + 1;
+    char *p = segbuf + 1;
     int n = 0;
     for (;;) {
         if (n >= SF_HTTPD_MAX_SEGMENTS)
@@ -277,8 +273,8 @@ static int split_path(sf_httpd_req *req, const char **segs)
     }
 }
 
-/* Does pattern match the segments? Fills the captures of req when it does. */
-static int match_pattern(sf_httpd_req *req, const char *pattern, const char *const *segs, int nseg)
+/* Does pattern match the segments? Fills the captures of m when it does. */
+static int match_pattern(sf_httpd_match *m, const char *pattern, const char *const *segs, int nseg)
 {
     const char *p = pattern + 1;
     int np = 0;
@@ -290,9 +286,9 @@ static int match_pattern(sf_httpd_req *req, const char *pattern, const char *con
         if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
             if (segs[i][0] == '\0' || np >= SF_HTTPD_MAX_PARAMS)
                 return 0;
-            req->pname[np] = p + 1;
-            req->pname_len[np] = len - 2;
-            req->pval[np++] = segs[i];
+            m->pname[np] = p + 1;
+            m->pname_len[np] = len - 2;
+            m->pval[np++] = segs[i];
         } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
             return 0;
         }
@@ -300,28 +296,30 @@ static int match_pattern(sf_httpd_req *req, const char *pattern, const char *con
     }
     if (p != NULL)
         return 0;
-    req->nparams = np;
+    m->nparams = np;
     return 1;
 }
 
-/* Find the route; on no route, *allow lists the methods the path has. */
-static const sf_httpd_route *find_route(sf_httpd_req *req, sf_buf *allow)
+const sf_httpd_route *sf_httpd_route_match(const sf_httpd_route *routes, size_t n_routes, const char *method,
+                                           char *segbuf, sf_httpd_match *m, sf_buf *allow)
 {
     const char *segs[SF_HTTPD_MAX_SEGMENTS];
-    int nseg = split_path(req, segs);
+    memset(m, 0, sizeof *m);
+    int nseg = split_path(segbuf, segs);
     if (nseg < 0)
         return NULL;
-    for (size_t i = 0; i < req->d->n_routes; i++) {
-        const sf_httpd_route *r = &req->d->routes[i];
-        if (!match_pattern(req, r->pattern, segs, nseg))
+    for (size_t i = 0; i < n_routes; i++) {
+        const sf_httpd_route *r = &routes[i];
+        if (!match_pattern(m, r->pattern, segs, nseg))
             continue;
-        if (strcmp(r->method, req->method) == 0)
-            return r;
-        if (allow->len > 0)
+        if (strcmp(r->method, method) == 0)
+            return m->route = r;
+        if (allow != NULL && allow->len > 0)
             sf_buf_puts(allow, ", ", NULL);
-        sf_buf_puts(allow, r->method, NULL);
+        if (allow != NULL)
+            sf_buf_puts(allow, r->method, NULL);
     }
-    req->nparams = 0;
+    m->nparams = 0;
     return NULL;
 }
 
@@ -331,16 +329,16 @@ static void route(sf_httpd_req *req)
 {
     sf_buf allow;
     sf_buf_init(&allow, 256);
-    req->route = find_route(req, &allow);
-    if (req->route == NULL && allow.len > 0)
+    sf_httpd_route_match(req->d->routes, req->d->n_routes, req->method, req->segbuf, &req->m, &allow);
+    if (req->m.route == NULL && allow.len > 0)
         req->allow = sf_buf_steal(&allow, NULL);
     sf_buf_destroy(&allow);
 }
 
 static void dispatch(sf_httpd_req *req)
 {
-    if (req->route != NULL) {
-        req->route->fn(req, req->d->opts.app);
+    if (req->m.route != NULL) {
+        req->m.route->fn(req, req->d->opts.app);
         if (req->status == 0)
             sf_httpd_reply_error(req, 500, "internal", "the handler gave no response", NULL);
     } else if (req->allow != NULL) {

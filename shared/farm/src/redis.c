@@ -43,6 +43,18 @@ static struct timeval tv_ms(int ms)
     return (struct timeval){ms / 1000, (ms % 1000) * 1000};
 }
 
+/* The number in text[0..len), all of it: a text too long for any number in
+ * range is refused, not cut short to one that parses. */
+static sf_status url_int(const char *text, size_t len, int64_t min, int64_t max, int64_t *out, sf_err *err)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%.*s", (int)(len < sizeof num ? len : sizeof num - 1), text);
+    if (len >= sizeof num)
+        return sf_err_set(err, SF_ERR_PARSE, "must be an integer from %lld to %lld, got \"%s...\"", (long long)min,
+                          (long long)max, num);
+    return sf_config_parse_int(num, min, max, out, err);
+}
+
 sf_status sf_redis_parse_url(const char *url, sf_redis_url *out, sf_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -66,12 +78,10 @@ sf_status sf_redis_parse_url(const char *url, sf_redis_url *out, sf_err *err)
         return sf_err_set(err, SF_ERR_PARSE, "redis url: missing or too long host");
     memcpy(out->host, p, hl);
     p += hl;
-    char num[32];
     int64_t v;
     if (*p == ':') {
         size_t pl = strcspn(++p, "/");
-        snprintf(num, sizeof num, "%.*s", (int)(pl < 31 ? pl : 31), p);
-        if (sf_config_parse_int(num, 1, 65535, &v, err) != SF_OK) {
+        if (url_int(p, pl, 1, 65535, &v, err) != SF_OK) {
             sf_err_prefix(err, "redis url: port");
             return SF_ERR_PARSE;
         }
@@ -79,8 +89,7 @@ sf_status sf_redis_parse_url(const char *url, sf_redis_url *out, sf_err *err)
         p += pl;
     }
     if (*p == '/' && p[1] != '\0') {
-        snprintf(num, sizeof num, "%.31s", p + 1);
-        if (sf_config_parse_int(num, 0, 1000, &v, err) != SF_OK) {
+        if (url_int(p + 1, strlen(p + 1), 0, 1000, &v, err) != SF_OK) {
             sf_err_prefix(err, "redis url: database number");
             return SF_ERR_PARSE;
         }

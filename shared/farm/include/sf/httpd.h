@@ -113,6 +113,29 @@ int64_t sf_httpd_cut_connections(const sf_httpd *httpd);
  * and free everything. Accepts NULL. */
 void sf_httpd_stop(sf_httpd *httpd, int grace_ms);
 
+/* What routing found for one path: the route (NULL: none) and its "{name}"
+ * captures (names point into the route's pattern, values into the caller's
+ * segment buffer). */
+typedef struct sf_httpd_match {
+    const sf_httpd_route *route;
+    int nparams;
+    const char *pname[SF_HTTPD_MAX_PARAMS];
+    size_t pname_len[SF_HTTPD_MAX_PARAMS];
+    const char *pval[SF_HTTPD_MAX_PARAMS];
+} sf_httpd_match;
+
+/*
+ * Route method and path as the server does (pure; the server calls it for
+ * every request). segbuf: a writable copy of the path, starting with '/',
+ * split in place into at most SF_HTTPD_MAX_SEGMENTS segments (more: no
+ * route). The first route whose pattern matches and whose method is method
+ * wins; when none does, allow (may be NULL) gets the methods of the routes
+ * whose pattern matches, ", "-separated, and m->nparams is 0. Returns
+ * m->route.
+ */
+const sf_httpd_route *sf_httpd_route_match(const sf_httpd_route *routes, size_t n_routes, const char *method,
+                                           char *segbuf, sf_httpd_match *m, sf_buf *allow);
+
 /* ---- inside a handler ------------------------------------------------------ */
 
 const char *sf_httpd_method(const sf_httpd_req *req);
