@@ -56,11 +56,15 @@ Test(openapi, every_route_documented_and_answering_as_documented)
     const char *api_env[] = {port, "BIND_ADDRESS=127.0.0.1", "METRICS_TOKEN=" METRICS_TOKEN, NULL};
     farm_start("api", "sf-api", api_env);
     farm_scheduler("sched", NULL);
-    farm_worker("w1", 2, 5, NULL);
+    sf_proc *w1 = farm_worker("w1", 2, 5, NULL);
     FARM_ASSERT(sf_proc_wait_until(api_up, url, 15000, 100), "sf-api did not become ready on %s", url);
 
-    const char *env[] = {url_env,           key1, key2, "SF_METRICS_TOKEN=" METRICS_TOKEN, "SF_SYMBOL=OA",
-                         "SF_TIMEFRAME=1m", NULL};
+    /* the checker freezes the worker (SIGSTOP) around the cancel of a job
+     * that must still be waiting, so that cancel never races the worker */
+    char worker_pid[64];
+    snprintf(worker_pid, sizeof worker_pid, "SF_WORKER_PID=%d", (int)w1->pid);
+    const char *env[] = {url_env,           key1,       key2, "SF_METRICS_TOKEN=" METRICS_TOKEN, "SF_SYMBOL=OA",
+                         "SF_TIMEFRAME=1m", worker_pid, NULL};
     const char *argv[] = {"node", SF_SOURCE_DIR "/tests/tools/check-openapi.mjs", NULL};
     sf_proc *node = sf_proc_start("check-openapi", "/usr/bin/node", argv, env, F.dir);
     int exited = sf_proc_wait_exit(node, 240000);

@@ -180,8 +180,19 @@ async function live() {
   await expect('GET /v1/jobs/{id}/result', 'succeeded', 200, 'GET', `/v1/jobs/${id}/result`);
   await expect('GET /v1/jobs/{id}/result', 'missing', 404, 'GET', `/v1/jobs/${NIL}/result`);
   await expect('POST /v1/jobs/{id}/cancel', 'finished', 409, 'POST', `/v1/jobs/${id}/cancel`);
-  const late = await call('POST', '/v1/backtests', { body: { ...submit, priority: 'low' } });
-  await expect('POST /v1/jobs/{id}/cancel', 'pending or running', [200, 202, 409], 'POST', `/v1/jobs/${late.json?.id}/cancel`);
+  // The worker is frozen while the job it could take is submitted and
+  // cancelled: the cancel meets a waiting job on any machine, never a race.
+  const worker = Number(process.env.SF_WORKER_PID || 0);
+  if (!(worker > 1)) fail('SF_WORKER_PID is not set: the cancel of a waiting job needs the worker frozen');
+  else {
+    process.kill(worker, 'SIGSTOP');
+    try {
+      const late = await call('POST', '/v1/backtests', { body: { ...submit, priority: 'low' } });
+      await expect('POST /v1/jobs/{id}/cancel', 'waiting', [200, 202], 'POST', `/v1/jobs/${late.json?.id}/cancel`);
+    } finally {
+      process.kill(worker, 'SIGCONT');
+    }
+  }
   await expect('POST /v1/jobs/{id}/cancel', 'missing', 404, 'POST', `/v1/jobs/${NIL}/cancel`);
   await expect('POST /v1/jobs/{id}/rerun', 'rerun', 202, 'POST', `/v1/jobs/${id}/rerun`, { body: {} });
   await expect('POST /v1/jobs/{id}/rerun', 'missing', 404, 'POST', `/v1/jobs/${NIL}/rerun`, { body: {} });
