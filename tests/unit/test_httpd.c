@@ -1,8 +1,9 @@
 /*
  * httpd against real sockets on loopback: slow and greedy clients cannot
  * take the server away from others (per-client cap, read deadline), a hook
- * can refuse a request before its body is read, metrics labels come from a
- * closed set, every response carries the safety headers.
+ * can refuse a request before its body is read, a connection waiting behind
+ * its thread's long handler is not taken for a slow client, metrics labels
+ * come from a closed set, every response carries the safety headers.
  */
 #include <criterion/criterion.h>
 
@@ -48,16 +49,31 @@ static void need_key(sf_httpd_req *req, void *app)
         sf_httpd_reply_error(req, 401, "unauthorized", "invalid API key", NULL);
 }
 
+#define SLOW_MS 3000 /* h_slow's time: three read deadlines of the test below */
+
+/* A handler that holds its thread, as storing a 100,000-member sweep does. */
+static void h_slow(sf_httpd_req *req, void *app)
+{
+    (void)app;
+    pthread_mutex_lock(&g_seen.mu);
+    g_seen.handled++;
+    pthread_mutex_unlock(&g_seen.mu);
+    struct timespec ts = {SLOW_MS / 1000, (SLOW_MS % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    sf_httpd_reply(req, 200, "application/json", "{\"ok\":true}\n", 12, NULL);
+}
+
 static const sf_httpd_route ROUTES[] = {
     {"GET", "/health", h_health},
     {"POST", "/v1/things", h_health},
+    {"GET", "/slow", h_slow},
 };
 
-static sf_httpd *start(unsigned per_client, unsigned deadline_ms, sf_httpd_handler_fn hook)
+static sf_httpd *start_threads(unsigned threads, unsigned per_client, unsigned deadline_ms, sf_httpd_handler_fn hook)
 {
     sf_httpd_opts o = {.bind_address = "127.0.0.1",
                        .port = 0,
-                       .threads = 2,
+                       .threads = threads,
                        .per_client_limit = per_client,
                        .read_deadline_ms = deadline_ms,
                        .on_headers = hook,
@@ -66,6 +82,55 @@ static sf_httpd *start(unsigned per_client, unsigned deadline_ms, sf_httpd_handl
     sf_err err = {0};
     cr_assert_eq(sf_httpd_start(ROUTES, sizeof ROUTES / sizeof ROUTES[0], &o, &d, &err), SF_OK, "%s", err.msg);
     return d;
+}
+
+static sf_httpd *start(unsigned per_client, unsigned deadline_ms, sf_httpd_handler_fn hook)
+{
+    return start_threads(2, per_client, deadline_ms, hook);
+}
+
+static int handled(void)
+{
+    pthread_mutex_lock(&g_seen.mu);
+    int n = g_seen.handled;
+    pthread_mutex_unlock(&g_seen.mu);
+    return n;
+}
+
+/* One serving thread, a 1 s read deadline. A connection is accepted and sends
+ * half its headers; a second one's request holds the thread for 3 s; the
+ * first then finishes its request at once. Its clock ran for over 3 s, all
+ * but milliseconds of them while its thread was busy: it is served, not cut
+ * (before, the watchdog cut it at 1 s, and a client storing a sweep behind
+ * another one got its connection reset). */
+Test(httpd, a_connection_waiting_behind_its_threads_long_handler_is_not_cut)
+{
+    sf_httpd *d = start_threads(1, 4, 1000, NULL);
+    int port = sf_httpd_port(d);
+    int waiting = rawhttp_dial("127.0.0.1", port);
+    cr_assert(waiting >= 0);
+    const char head[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
+    cr_assert(rawhttp_send(waiting, head, sizeof head - 1));
+    int slow = rawhttp_dial("127.0.0.1", port); /* accepted after `waiting` (the backlog is in order) */
+    cr_assert(slow >= 0);
+    const char slow_req[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+    int before = handled();
+    cr_assert(rawhttp_send(slow, slow_req, sizeof slow_req - 1));
+    for (int i = 0; i < 1000 && handled() == before; i++) { /* the slow handler has started */
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_gt(handled(), before, "the slow handler never started");
+    cr_assert(rawhttp_send(waiting, "\r\n", 2), "the waiting connection was closed while its thread was busy");
+    char resp[4096];
+    cr_assert_gt(rawhttp_read(slow, resp, sizeof resp, 5 * SLOW_MS), 0);
+    cr_assert(strstr(resp, "200 OK") != NULL, "%s", resp);
+    cr_assert_gt(rawhttp_read(waiting, resp, sizeof resp, 5000), 0, "the waiting connection got no answer");
+    cr_assert(strstr(resp, "200 OK") != NULL, "%s", resp);
+    cr_assert_eq(sf_httpd_cut_connections(d), 0);
+    close(waiting);
+    close(slow);
+    sf_httpd_stop(d, 1000);
 }
 
 Test(httpd, slow_and_idle_clients_from_one_address_leave_health_answered_and_are_cut_at_the_deadline)

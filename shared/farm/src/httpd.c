@@ -18,6 +18,11 @@
  * been sent. A watchdog thread looks at the tracked connections a few times a
  * second and shuts down (shutdown(2), which MHD then sees as the peer
  * leaving) every one that has been reading for longer than read_deadline_ms.
+ * Time its serving thread spent in callbacks (a handler storing a big sweep
+ * for seconds) does not count: a connection waiting behind its own thread is
+ * not a slow client. Each MHD thread adds up its busy time (serve_thread,
+ * found through a pthread key), and a connection notes that sum when its
+ * clock starts.
  * The tracking list and the cut flags are guarded by httpd->mu; a
  * connection's reading clock is an atomic its serving thread writes. MHD
  * closes a socket only after the CLOSED notification, which unlinks it under
@@ -40,12 +45,22 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One MHD serving thread's time in callbacks, for the watchdog. Written by
+ * its thread, read by the watchdog. */
+typedef struct serve_thread {
+    struct serve_thread *next;      /* guarded by sf_httpd.mu */
+    atomic_int_fast64_t busy_since; /* monotonic ms; 0 = not in a callback */
+    atomic_int_fast64_t busy_total; /* ms spent in finished callbacks */
+} serve_thread;
+
 /* One open connection, for the watchdog. */
 typedef struct conn_track {
     struct conn_track *prev, *next; /* guarded by sf_httpd.mu */
     int fd;
     int cut;                           /* shut down by the watchdog; guarded by mu */
+    serve_thread *owner;               /* the thread serving it; NULL if unknown */
     atomic_int_fast64_t reading_since; /* monotonic ms; 0 = not reading a request */
+    atomic_int_fast64_t busy_mark;     /* the owner's busy time when the clock started */
 } conn_track;
 
 struct sf_httpd {
@@ -57,9 +72,11 @@ struct sf_httpd {
     atomic_int_fast64_t in_flight;
     atomic_int_fast64_t cut; /* connections cut by the watchdog */
     int quiesced;
-    pthread_mutex_t mu; /* guards conns, conn_track.cut, stopping */
+    pthread_mutex_t mu; /* guards conns, conn_track.cut, threads, stopping */
     pthread_cond_t wake;
     conn_track *conns;
+    serve_thread *threads; /* freed once MHD's threads are gone */
+    pthread_key_t thread_key;
     int stopping;
     pthread_t watchdog;
 };
@@ -489,6 +506,44 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
 }
 
+/* The calling MHD thread's record, made on its first callback (NULL when
+ * memory is short: its connections are then timed as before). */
+static serve_thread *serve_thread_of(sf_httpd *d)
+{
+    serve_thread *s = pthread_getspecific(d->thread_key);
+    if (s != NULL)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->busy_since, 0);
+    atomic_init(&s->busy_total, 0);
+    if (pthread_setspecific(d->thread_key, s) != 0) {
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_lock(&d->mu);
+    s->next = d->threads;
+    d->threads = s;
+    pthread_mutex_unlock(&d->mu);
+    return s;
+}
+
+/* Milliseconds the thread has spent in callbacks, the current one included. */
+static int64_t busy_ms(serve_thread *s, int64_t now)
+{
+    int64_t since = atomic_load(&s->busy_since);
+    return atomic_load(&s->busy_total) + (since != 0 && now > since ? now - since : 0);
+}
+
+/* The connection starts waiting for a request: its read clock starts. */
+static void start_reading(conn_track *t)
+{
+    int64_t now = mono_ms();
+    atomic_store(&t->busy_mark, t->owner ? busy_ms(t->owner, now) : 0);
+    atomic_store(&t->reading_since, now);
+}
+
 /* The request is whole: its connection's read clock stops. */
 static void stop_reading(struct MHD_Connection *conn)
 {
@@ -497,11 +552,9 @@ static void stop_reading(struct MHD_Connection *conn)
         atomic_store(&t->reading_since, 0);
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+static enum MHD_Result serve(sf_httpd *d, struct MHD_Connection *conn, const char *url, const char *method,
+                             const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
-    sf_httpd *d = cls;
     sf_httpd_req *req = *con_cls;
     if (req == NULL)
         return on_first(d, conn, url, method, con_cls);
@@ -521,13 +574,31 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return queue_reply(req);
 }
 
+/* MHD's request callback: serve, with the thread's time in it added up. */
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    sf_httpd *d = cls;
+    serve_thread *s = serve_thread_of(d);
+    int64_t t0 = mono_ms();
+    if (s != NULL)
+        atomic_store(&s->busy_since, t0);
+    enum MHD_Result r = serve(d, conn, url, method, upload_data, upload_data_size, con_cls);
+    if (s != NULL) {
+        atomic_fetch_add(&s->busy_total, mono_ms() - t0);
+        atomic_store(&s->busy_since, 0);
+    }
+    return r;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
     sf_httpd *d = cls;
     conn_track *t = track_of(conn);
     if (t != NULL) /* waiting for the next request on this connection */
-        atomic_store(&t->reading_since, mono_ms());
+        start_reading(t);
     sf_httpd_req *req = *con_cls;
     if (req == NULL)
         return;
@@ -561,7 +632,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return;
         }
         t->fd = ci->connect_fd;
-        atomic_init(&t->reading_since, mono_ms());
+        t->owner = serve_thread_of(d); /* MHD notifies in the thread that serves it */
+        atomic_init(&t->reading_since, 0);
+        atomic_init(&t->busy_mark, 0);
+        start_reading(t);
         pthread_mutex_lock(&d->mu);
         t->next = d->conns;
         if (d->conns)
@@ -586,13 +660,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
-/* Cut every connection that has been reading a request for too long. Called
- * with d->mu held. */
+/* Cut every connection that has been reading a request for too long, not
+ * counting the time its thread was busy in callbacks. Called with d->mu held. */
 static void cut_slow(sf_httpd *d, int64_t now)
 {
     for (conn_track *t = d->conns; t != NULL; t = t->next) {
         int64_t since = atomic_load(&t->reading_since);
-        if (since != 0 && !t->cut && now - since > (int64_t)d->opts.read_deadline_ms) {
+        if (since == 0 || t->cut)
+            continue;
+        int64_t waited = now - since;
+        if (t->owner != NULL)
+            waited -= busy_ms(t->owner, now) - atomic_load(&t->busy_mark);
+        if (waited > (int64_t)d->opts.read_deadline_ms) {
             shutdown(t->fd, SHUT_RDWR);
             t->cut = 1;
             atomic_fetch_add(&d->cut, 1);
@@ -646,6 +725,20 @@ static void watchdog_stop(sf_httpd *d)
     pthread_cond_broadcast(&d->wake);
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->watchdog, NULL);
+}
+
+/* Once the watchdog and MHD's threads are gone: the threads' records, the
+ * key and the lock. */
+static void free_threads(sf_httpd *d)
+{
+    for (serve_thread *s = d->threads, *next; s != NULL; s = next) {
+        next = s->next;
+        free(s);
+    }
+    d->threads = NULL;
+    pthread_key_delete(d->thread_key);
+    pthread_cond_destroy(&d->wake);
+    pthread_mutex_destroy(&d->mu);
 }
 
 int64_t sf_httpd_cut_connections(const sf_httpd *httpd)
@@ -729,9 +822,15 @@ sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf
     atomic_init(&d->cut, 0);
     struct sockaddr_storage ss;
     int v6 = 0;
-    if ((st = make_addr(&d->opts, &ss, &v6, err)) != SF_OK || (st = watchdog_start(d, err)) != SF_OK) {
-        free(d);
-        return st;
+    if ((st = make_addr(&d->opts, &ss, &v6, err)) != SF_OK)
+        goto fail;
+    if (pthread_key_create(&d->thread_key, NULL) != 0) {
+        st = sf_err_set(err, SF_ERR_NOMEM, "could not create the serving threads' key");
+        goto fail;
+    }
+    if ((st = watchdog_start(d, err)) != SF_OK) {
+        pthread_key_delete(d->thread_key);
+        goto fail;
     }
     unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
     d->mhd = MHD_start_daemon(flags, (uint16_t)d->opts.port, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, &ss,
@@ -742,16 +841,18 @@ sf_status sf_httpd_start(const sf_httpd_route *routes, size_t n_routes, const sf
                               on_completed, d, MHD_OPTION_NOTIFY_CONNECTION, on_connection, d, MHD_OPTION_END);
     if (d->mhd == NULL) {
         watchdog_stop(d);
-        pthread_cond_destroy(&d->wake);
-        pthread_mutex_destroy(&d->mu);
-        free(d);
-        return sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d",
-                          opts && opts->bind_address ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
+        free_threads(d);
+        st = sf_err_set(err, SF_ERR_IO, "could not listen on %s port %d",
+                        opts && opts->bind_address ? opts->bind_address : "0.0.0.0", opts ? opts->port : 0);
+        goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? (int)info->port : d->opts.port;
     *out = d;
     return SF_OK;
+fail:
+    free(d);
+    return st;
 }
 
 int sf_httpd_port(const sf_httpd *httpd)
@@ -785,7 +886,6 @@ void sf_httpd_stop(sf_httpd *httpd, int grace_ms)
     }
     watchdog_stop(httpd);
     MHD_stop_daemon(httpd->mhd);
-    pthread_cond_destroy(&httpd->wake);
-    pthread_mutex_destroy(&httpd->mu);
+    free_threads(httpd);
     free(httpd);
 }
