@@ -41,7 +41,7 @@ static void teardown(void)
     farm_teardown();
 }
 
-TestSuite(farm_metrics, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(farm_metrics, .init = setup, .fini = teardown, .timeout = 400);
 
 typedef struct body {
     char data[1 << 20];
@@ -229,8 +229,12 @@ Test(farm_metrics, every_program_counts_the_jobs_that_ran_and_readiness_follows_
     /* the jobs, then the sweep's detail jobs the scheduler adds when it has finished (sf/detail.h) */
     FARM_ASSERT(farm_wait_sql("SELECT count(*) FILTER (WHERE status <> 'succeeded') = 0 AND "
                               "count(*) FILTER (WHERE detail_of IS NOT NULL) > 0 FROM jobs",
-                              NULL, 60000),
-                "the jobs and details did not all succeed");
+                              NULL, 180000),
+                "the jobs and details did not all succeed within 3 minutes: %s",
+                farm_text1("SELECT string_agg(n || ' ' || status || coalesce(' (' || error_class || ')', ''), ', ') "
+                           "FROM (SELECT status::text, error_class, count(*) AS n FROM jobs "
+                           "WHERE $1 <> '' GROUP BY 1, 2) s",
+                           "x"));
     long long total = farm_int("SELECT count(*) FROM jobs");
     cr_assert_gt(total, SINGLES + MEMBERS + 1);
     FARM_ASSERT(sf_proc_wait_until(ran_all, NULL, 15000, 50), "backtest_duration_seconds_count: %g, want %lld",
