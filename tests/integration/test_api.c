@@ -769,18 +769,25 @@ Test(api, health_ready_and_metrics_answer)
     json_decref(r.json);
     sf_auth_key scrape = {0}; /* the METRICS_TOKEN, sent as a Bearer token */
     snprintf(scrape.text, sizeof scrape.text, "%s", METRICS_TOKEN);
-    call(&r, "GET", "/metrics", &scrape, NULL, NULL);
+    /* A request is counted once its response has been sent, so the client
+     * can read the 401 a moment before it is counted: scrape until both
+     * counts are in (at most 5 s). */
+    const char *health =
+        "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n";
+    const char *refused =
+        "http_request_duration_seconds_count{method=\"GET\",route=\"/v1/datasets\",status_code=\"401\"} 1\n";
+    for (int i = 0; i < 250; i++) {
+        call(&r, "GET", "/metrics", &scrape, NULL, NULL);
+        if (r.status != 200 || (strstr(r.text, health) != NULL && strstr(r.text, refused) != NULL))
+            break;
+        json_decref(r.json); /* NULL: the text format is not JSON */
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert(strstr(r.text, "# TYPE http_request_duration_seconds histogram") != NULL, "%s", r.text);
-    cr_assert(strstr(r.text,
-                     "http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status_code=\"200\"} 1\n") !=
-                  NULL,
-              "%s", r.text);
-    cr_assert(
-        strstr(r.text,
-               "http_request_duration_seconds_count{method=\"GET\",route=\"/v1/datasets\",status_code=\"401\"} 1\n") !=
-            NULL,
-        "%s", r.text);
+    cr_assert(strstr(r.text, health) != NULL, "%s", r.text);
+    cr_assert(strstr(r.text, refused) != NULL, "%s", r.text);
     cr_assert(strstr(r.text, "process_cpu_seconds_total ") != NULL);
     cr_assert(strstr(r.text, "process_open_fds ") != NULL);
 }
