@@ -5,24 +5,11 @@
  * sf:{QUEUE}:auth well before the cache's lifetime (30 s here, waits of 2 s
  * at most); a change made in SQL alone is served stale until a message or
  * the lifetime; an invalid key is never cached; API_KEY_CACHE_SECONDS=0 asks
- * PostgreSQL every time. The server is started as test_api_tiers.c starts it
- * (its helpers, copied), once per test with the lifetime the test wants.
+ * PostgreSQL every time. The server is started on a scratch database
+ * (tests/support/apitest.h; g_key1 free, g_key2 premium, no data set), once
+ * per test with the lifetime the test wants.
  */
-#include <criterion/criterion.h>
-
-#include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "../support/testenv.h"
-#include "sf/auth.h"
-#include "sf/http.h"
-#include "sf/migrate.h"
+#include "../support/apitest.h"
 #include "sf/queue.h"
 #include "sf/redis.h"
 #include "sf/time.h"
@@ -30,124 +17,22 @@
 #define LONG_TTL 30  /* seconds: a test that sees a change within WAIT_MS did not wait for it */
 #define WAIT_MS 2000 /* longest wait for a published change to take effect */
 
-static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
-static sf_db *g_db;
-static pid_t g_pid = -1;
-static int g_port;
-static sf_http *g_http;
-static sf_auth_key g_key1, g_key2;
-static char g_user1[SF_AUTH_ID_MAX], g_user2[SF_AUTH_ID_MAX];
-
-/* ---- the server --------------------------------------------------------------------- */
-
-/* Read the child's stdout until the "listening" line and, when the cache is
- * on, the cache's "API key cache listening" line; returns the port. */
-static int read_port(int fd, int want_cache)
-{
-    char buf[16384];
-    size_t len = 0;
-    int port = 0;
-    for (int waited = 0; waited < 10000;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) {
-            waited += 100;
-            continue;
-        }
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        const char *l = strstr(buf, "\"listening\"");
-        const char *pp = l ? strstr(l, "\"port\":") : NULL;
-        if (pp && strchr(pp, '\n'))
-            sscanf(pp + 7, "%d", &port);
-        if (port > 0 && (!want_cache || strstr(buf, "\"API key cache listening\"")))
-            return port;
-    }
-    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
-    return 0;
-}
-
+/* Start sf-api with a cache of keys of ttl_s seconds (0 = off) and no rate
+ * limit for free users; when the cache is on, wait until it listens. */
 static void start_api(int ttl_s)
 {
-    char env[9][1200];
-    snprintf(env[0], sizeof env[0], "DATABASE_URL=%s", g_url);
-    snprintf(env[1], sizeof env[1], "REDIS_URL=%s", g_redis);
-    snprintf(env[2], sizeof env[2], "QUEUE=%s", g_queue);
-    snprintf(env[3], sizeof env[3], "PORT=0");
-    snprintf(env[4], sizeof env[4], "BIND_ADDRESS=127.0.0.1");
-    snprintf(env[5], sizeof env[5], "API_THREADS=2");
-    snprintf(env[6], sizeof env[6], "LOG_LEVEL=info");
-    snprintf(env[7], sizeof env[7], "API_KEY_CACHE_SECONDS=%d", ttl_s);
-    snprintf(env[8], sizeof env[8], "RATE_LIMIT_FREE_PER_SECOND=0");
-    char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    g_pid = fork();
-    cr_assert_geq(g_pid, 0);
-    if (g_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        char *argv[] = {(char *)(uintptr_t) "sf-api", NULL};
-        execve(SF_BINARY_DIR "/sf-api", argv, envp);
-        _exit(127);
-    }
-    close(fds[1]);
-    g_port = read_port(fds[0], ttl_s > 0);
-    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
-}
-
-static void stop_api(void)
-{
-    if (g_pid <= 0)
-        return;
-    kill(g_pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-            g_pid = -1;
-            return;
-        }
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, &status, 0);
-    g_pid = -1;
+    char ttl[64];
+    snprintf(ttl, sizeof ttl, "API_KEY_CACHE_SECONDS=%d", ttl_s);
+    const char *const env[] = {ttl, "RATE_LIMIT_FREE_PER_SECOND=0", NULL};
+    apitest_start_api_until(env, ttl_s > 0 ? "API key cache listening" : NULL);
 }
 
 static void setup(void)
 {
-    char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
-    snprintf(g_base_url, sizeof g_base_url, "%s", base);
-    snprintf(g_redis, sizeof g_redis, "%s", redis);
-    free(base);
-    free(redis);
-    sf_testenv_random_name("t_keyc_", g_queue, sizeof g_queue);
-    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
-    g_db = sf_testenv_db_open(g_url);
-    sf_err err = {0};
-    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", NULL, g_user1, &g_key1, &err), SF_OK, "%s", err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", "premium", g_user2, &g_key2, &err), SF_OK, "%s",
-                 err.msg);
-    sf_http_opts o = {.timeout_ms = 20000};
-    cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+    apitest_open("t_keyc_", NULL, "premium");
 }
 
-static void teardown(void)
-{
-    stop_api();
-    sf_http_free(g_http);
-    sf_db_close(g_db);
-    g_db = NULL;
-    sf_testenv_scratch_drop(g_base_url, g_name);
-}
-
-TestSuite(keycache, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(keycache, .init = setup, .fini = apitest_teardown, .timeout = 120);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -199,33 +84,7 @@ static int sfctl(const char *const *args, char *out, size_t size)
     snprintf(redis, sizeof redis, "REDIS_URL=%s", g_redis);
     snprintf(queue, sizeof queue, "QUEUE=%s", g_queue);
     char *envp[] = {db, redis, queue, NULL};
-    char *argv[16];
-    int n = 0;
-    argv[n++] = (char *)(uintptr_t) "sfctl";
-    for (int i = 0; args[i] && n < 15; i++)
-        argv[n++] = (char *)(uintptr_t)args[i];
-    argv[n] = NULL;
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execve(SF_BINARY_DIR "/sfctl", argv, envp);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < size && (got = read(fds[0], out + len, size - 1 - len)) > 0)
-        len += (size_t)got;
-    out[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return apitest_sfctl(args, envp, out, size);
 }
 
 /* PUBLISH on the auth channel as sfctl does. */

@@ -2,243 +2,31 @@
  * Integration tests of the lists and reruns of sf-api (GET /v1/jobs, GET
  * /v1/batches, POST /v1/jobs/{id}/rerun, POST /v1/batches/{id}/rerun, POST
  * /v1/reruns) over real HTTP, and of the plans of the list's statements on
- * 100,000 jobs. The server is started as tests/integration/test_api.c
- * starts it (its helpers, copied), with RERUN_MAX=10.
+ * 100,000 jobs. The server is started on a scratch database
+ * (tests/support/apitest.h), with RERUN_MAX=10.
  */
-#include <criterion/criterion.h>
-
-#include <errno.h>
-#include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "../support/testenv.h"
-#include "sf/auth.h"
-#include "sf/dataset.h"
-#include "sf/http.h"
+#include "../support/apitest.h"
 #include "sf/joblist.h"
-#include "sf/migrate.h"
 
-#define MAX_BODY 8192
-#define SWEEP_MAX 50
-#define RUN_MAX_MB 1
-#define ATTEMPTS_CAP 7
 #define RERUN_MAX 10
 
-static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
-static sf_db *g_db;
-static pid_t g_pid = -1;
-static int g_port;
-static sf_http *g_http;
-static sf_auth_key g_key1, g_key2;
-static char g_user1[SF_AUTH_ID_MAX], g_user2[SF_AUTH_ID_MAX];
-
-static const char LOGIC[] =
-    "{\"name\":\"sma-cross\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"
-    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"
-    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}";
-
-/* ---- the server --------------------------------------------------------------------- */
-
-static void import_dataset(void)
-{
-    sf_bars *b = NULL;
-    sf_err err = {0};
-    cr_assert_eq(sf_bars_new(50, &b, &err), SF_OK);
-    for (size_t i = 0; i < 50; i++) {
-        double p = 100.0 + (double)(i % 7);
-        b->ts[i] = 1704067200 + (int64_t)i * 86400;
-        b->open[i] = b->close[i] = p;
-        b->high[i] = p + 1;
-        b->low[i] = p - 1;
-        b->volume[i] = 10;
-    }
-    cr_assert_eq(sf_dataset_import(g_db, "BTC-USD", "1d", b, NULL, &err), SF_OK, "%s", err.msg);
-    sf_bars_free(b);
-}
-
-/* Read the child's stdout until its "listening" line; returns the port. */
-static int read_port(int fd)
-{
-    char buf[8192];
-    size_t len = 0;
-    for (int waited = 0; waited < 10000;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) {
-            waited += 100;
-            continue;
-        }
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        const char *l = strstr(buf, "\"listening\"");
-        const char *pp = l ? strstr(l, "\"port\":") : NULL;
-        int64_t port = 0;
-        if (pp && strchr(pp, '\n')) {
-            char digits[8] = "";
-            sscanf(pp + 7, "%7[0-9]", digits);
-            cr_assert_eq(sf_config_parse_int(digits, 1, 65535, &port, NULL), SF_OK, "port in %s", pp);
-            return (int)port;
-        }
-    }
-    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
-    return 0;
-}
-
-#define METRICS_TOKEN "scrape-secret"
-
-static void start_api(void)
-{
-    char env[13][1200];
-    snprintf(env[0], sizeof env[0], "DATABASE_URL=%s", g_url);
-    snprintf(env[1], sizeof env[1], "REDIS_URL=%s", g_redis);
-    snprintf(env[2], sizeof env[2], "QUEUE=%s", g_queue);
-    snprintf(env[3], sizeof env[3], "PORT=0");
-    snprintf(env[4], sizeof env[4], "BIND_ADDRESS=127.0.0.1");
-    snprintf(env[5], sizeof env[5], "API_THREADS=2");
-    snprintf(env[6], sizeof env[6], "MAX_BODY_BYTES=%d", MAX_BODY);
-    snprintf(env[7], sizeof env[7], "SWEEP_MAX_COMBINATIONS=%d", SWEEP_MAX);
-    snprintf(env[8], sizeof env[8], "LOG_LEVEL=info");
-    snprintf(env[9], sizeof env[9], "METRICS_TOKEN=%s", METRICS_TOKEN);
-    snprintf(env[10], sizeof env[10], "SF_RUN_MAX_MB=%d", RUN_MAX_MB);
-    snprintf(env[11], sizeof env[11], "MAX_ATTEMPTS_CAP=%d", ATTEMPTS_CAP);
-    snprintf(env[12], sizeof env[12], "RERUN_MAX=%d", RERUN_MAX);
-    char *envp[] = {env[0], env[1], env[2], env[3],  env[4],  env[5],  env[6],
-                    env[7], env[8], env[9], env[10], env[11], env[12], NULL};
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    g_pid = fork();
-    cr_assert_geq(g_pid, 0);
-    if (g_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        char *argv[] = {(char *)(uintptr_t) "sf-api", NULL};
-        execve(SF_BINARY_DIR "/sf-api", argv, envp);
-        _exit(127);
-    }
-    close(fds[1]);
-    g_port = read_port(fds[0]);
-    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
-}
-
-static int stop_api(void)
-{
-    int status = -1;
-    if (g_pid <= 0)
-        return -1;
-    kill(g_pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-            g_pid = -1;
-            return status;
-        }
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, &status, 0);
-    g_pid = -1;
-    return -1;
-}
+static const char LOGIC[] = APITEST_LOGIC;
 
 static void setup(void)
 {
-    char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
-    snprintf(g_base_url, sizeof g_base_url, "%s", base);
-    snprintf(g_redis, sizeof g_redis, "%s", redis);
-    free(base);
-    free(redis);
-    sf_testenv_random_name("t_lists_", g_queue, sizeof g_queue);
-    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
-    g_db = sf_testenv_db_open(g_url);
-    sf_err err = {0};
-    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
-                 err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
-    import_dataset();
-    start_api();
-    sf_http_opts o = {.timeout_ms = 20000};
-    cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+    static const char *const env[] = {"MAX_BODY_BYTES=8192",
+                                      "SWEEP_MAX_COMBINATIONS=50",
+                                      "METRICS_TOKEN=scrape-secret",
+                                      "SF_RUN_MAX_MB=1",
+                                      "MAX_ATTEMPTS_CAP=7",
+                                      "RERUN_MAX=10",
+                                      NULL};
+    apitest_setup("t_lists_", env);
 }
 
-static void teardown(void)
-{
-    stop_api();
-    sf_http_free(g_http);
-    sf_db_close(g_db);
-    g_db = NULL;
-    sf_testenv_scratch_drop(g_base_url, g_name);
-}
+TestSuite(lists, .init = setup, .fini = apitest_teardown, .timeout = 120);
 
-TestSuite(lists, .init = setup, .fini = teardown, .timeout = 120);
-
-/* ---- HTTP helpers ----------------------------------------------------------------------- */
-
-typedef struct reply {
-    long status;
-    json_t *json;     /* parsed body, or NULL */
-    char text[65536]; /* a page of 20 jobs is about 17 KB */
-} reply;
-
-static void call(reply *r, const char *method, const char *path, const sf_auth_key *key, const char *body,
-                 const char *idem)
-{
-    char url[256], auth[128], idem_h[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key->text : "");
-    snprintf(idem_h, sizeof idem_h, "Idempotency-Key: %s", idem ? idem : "");
-    const char *h[4] = {NULL, NULL, NULL, NULL};
-    int n = 0;
-    if (key)
-        h[n++] = auth;
-    if (idem)
-        h[n++] = idem_h;
-    sf_http_response resp;
-    sf_http_response_init(&resp);
-    sf_err err = {0};
-    sf_status st = sf_http_request(g_http, method, url, h, body, body ? strlen(body) : 0, &resp, &err);
-    cr_assert_eq(st, SF_OK, "%s %s: %s", method, path, err.msg);
-    r->status = resp.status;
-    snprintf(r->text, sizeof r->text, "%s", sf_buf_str(&resp.body));
-    r->json = json_loads(r->text, 0, NULL);
-    sf_http_response_destroy(&resp);
-}
-
-static const char *error_code(const reply *r)
-{
-    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-}
-
-static const char *error_field(const reply *r)
-{
-    return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void submit_ok(const sf_auth_key *key, char *id, size_t size)
-{
-    char body[2048];
-    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}", LOGIC);
-    reply r;
-    call(&r, "POST", "/v1/backtests", key, body, NULL);
-    cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
-    snprintf(id, size, "%s", jstr(r.json, "id"));
-    json_decref(r.json);
-}
+/* ---- helpers of this file ----------------------------------------------------------------- */
 
 static void sweep_3x4(char *id, size_t size)
 {
@@ -252,38 +40,6 @@ static void sweep_3x4(char *id, size_t size)
     cr_assert_eq(r.status, 202, "%s", r.text);
     snprintf(id, size, "%s", jstr(r.json, "id"));
     json_decref(r.json);
-}
-
-static long long q_int(const char *fmt, const char *a, const char *b)
-{
-    char sql[1024];
-    snprintf(sql, sizeof sql, fmt, a, b ? b : "");
-    return sf_testenv_query_int(g_db, sql);
-}
-
-static void sql(const char *fmt, const char *a)
-{
-    char s[1024];
-    snprintf(s, sizeof s, fmt, a);
-    sf_testenv_exec(g_db, s);
-}
-
-/* GET path (JSON list) and check 200; returns the items (owned by r). */
-static json_t *list(reply *r, const char *path, const sf_auth_key *key)
-{
-    call(r, "GET", path, key, NULL, NULL);
-    cr_assert_eq(r->status, 200, "%s: %ld %s", path, r->status, r->text);
-    json_t *items = json_object_get(r->json, "items");
-    cr_assert(json_is_array(items), "%s", r->text);
-    return items;
-}
-
-static int in_items(json_t *items, const char *id)
-{
-    for (size_t i = 0; i < json_array_size(items); i++)
-        if (strcmp(jstr(json_array_get(items, i), "id"), id) == 0)
-            return 1;
-    return 0;
 }
 
 /* ---- authentication and tenants ------------------------------------------------------------- */
@@ -311,7 +67,7 @@ Test(lists, every_new_route_wants_a_valid_key)
 Test(lists, another_users_jobs_and_batches_are_never_listed_and_404_on_every_verb)
 {
     char job[64], batch[64], path[256];
-    submit_ok(&g_key1, job, sizeof job);
+    apitest_submit_ok(&g_key1, job, sizeof job);
     sweep_3x4(batch, sizeof batch);
     reply r;
     json_t *items = list(&r, "/v1/jobs?limit=500", &g_key2);
@@ -345,7 +101,7 @@ Test(lists, another_users_jobs_and_batches_are_never_listed_and_404_on_every_ver
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "matched")), 0);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user2, NULL), 0);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user2, NULL), 0);
 }
 
 /* ---- pagination and filters ------------------------------------------------------------------- */
@@ -355,8 +111,8 @@ Test(lists, pages_walk_every_job_exactly_once_while_new_jobs_arrive)
     enum { N = 13 };
     char ids[N][64], extra[64], path[512];
     for (int i = 0; i < N; i++)
-        submit_ok(&g_key1, ids[i], sizeof ids[i]);
-    submit_ok(&g_key2, extra, sizeof extra);
+        apitest_submit_ok(&g_key1, ids[i], sizeof ids[i]);
+    apitest_submit_ok(&g_key2, extra, sizeof extra);
     int seen[N] = {0}, pages = 0;
     char cursor[256] = "";
     for (;;) {
@@ -377,7 +133,7 @@ Test(lists, pages_walk_every_job_exactly_once_while_new_jobs_arrive)
             cr_assert(known, "a job submitted after the first page was listed: %s", id);
         }
         char newer[64];
-        submit_ok(&g_key1, newer, sizeof newer); /* newer than every page: never on a later one */
+        apitest_submit_ok(&g_key1, newer, sizeof newer); /* newer than every page: never on a later one */
         json_t *next = json_object_get(r.json, "next_cursor");
         if (json_is_null(next)) {
             json_decref(r.json);
@@ -407,10 +163,10 @@ static void expect_400(const char *path, const char *field, const char *needle)
 Test(lists, filters_select_and_bad_values_are_400_with_a_clear_message)
 {
     char a[64], b[64], c[64], path[512];
-    submit_ok(&g_key1, a, sizeof a);
-    submit_ok(&g_key1, b, sizeof b);
-    submit_ok(&g_key1, c, sizeof c);
-    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", b);
+    apitest_submit_ok(&g_key1, a, sizeof a);
+    apitest_submit_ok(&g_key1, b, sizeof b);
+    apitest_submit_ok(&g_key1, c, sizeof c);
+    apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", b);
     reply r;
     json_t *items = list(&r, "/v1/jobs?status=failed", &g_key1);
     cr_assert_eq(json_array_size(items), 1);
@@ -443,7 +199,7 @@ Test(lists, filters_select_and_bad_values_are_400_with_a_clear_message)
 Test(lists, injection_strings_in_every_filter_are_refused_or_match_nothing)
 {
     char a[64];
-    submit_ok(&g_key1, a, sizeof a);
+    apitest_submit_ok(&g_key1, a, sizeof a);
     static const char *const EVIL[] = {"%27%20OR%201%3D1%20--", "%25", "%5C%5C", "%C3%A9t%C3%A9%E2%82%AC",
                                        "x%27%3B%20DROP%20TABLE%20jobs%3B--"};
     static const char *const FILTERS[] = {"status", "kind", "batch", "logic", "symbol", "since", "until", "cursor"};
@@ -466,7 +222,7 @@ Test(lists, injection_strings_in_every_filter_are_refused_or_match_nothing)
     call(&r, "POST", "/v1/reruns", &g_key1, "{\"status\":[\"failed' OR '1'='1\"],\"dry_run\":true}", NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 1);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 1);
 }
 
 /* ---- reruns ---------------------------------------------------------------------------------- */
@@ -474,8 +230,8 @@ Test(lists, injection_strings_in_every_filter_are_refused_or_match_nothing)
 Test(lists, a_job_rerun_keeps_the_logic_and_data_set_version_and_latest_moves_on)
 {
     char a[64], path[256];
-    submit_ok(&g_key1, a, sizeof a);
-    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", a);
+    apitest_submit_ok(&g_key1, a, sizeof a);
+    apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", a);
     snprintf(path, sizeof path, "/v1/jobs/%s/rerun", a);
     reply r;
     call(&r, "POST", path, &g_key1, NULL, NULL);
@@ -483,24 +239,25 @@ Test(lists, a_job_rerun_keeps_the_logic_and_data_set_version_and_latest_moves_on
     char b[64];
     snprintf(b, sizeof b, "%s", jstr(r.json, "id"));
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = '%s' WHERE n.id = '%s' AND n.rerun_of = o.id "
-                       "AND n.logic = o.logic AND n.logic_hash = o.logic_hash AND n.symbol = o.symbol "
-                       "AND n.dataset_version = o.dataset_version AND n.dataset_version = 1 AND n.status = 'pending'",
-                       a, b),
-                 1);
+    cr_assert_eq(
+        apitest_q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = '%s' WHERE n.id = '%s' AND n.rerun_of = o.id "
+                      "AND n.logic = o.logic AND n.logic_hash = o.logic_hash AND n.symbol = o.symbol "
+                      "AND n.dataset_version = o.dataset_version AND n.dataset_version = 1 AND n.status = 'pending'",
+                      a, b),
+        1);
 
     json_t *items = list(&r, "/v1/jobs?status=pending", &g_key1);
     cr_assert(in_items(items, b));
     cr_assert_str_eq(jstr(json_array_get(items, 0), "rerun_of"), a);
     json_decref(r.json);
-    import_dataset(); /* version 2: the bars of version 1 are gone */
+    apitest_import_dataset(); /* version 2: the bars of version 1 are gone */
     call(&r, "POST", path, &g_key1, "{}", NULL);
     cr_assert_eq(r.status, 409, "%s", r.text);
     cr_assert_str_eq(error_code(&r), "dataset_changed");
     json_decref(r.json);
     call(&r, "POST", path, &g_key1, "{\"latest\":true}", NULL);
     cr_assert_eq(r.status, 202, "%s", r.text);
-    cr_assert_eq(q_int("SELECT dataset_version FROM jobs WHERE id = '%s'%s", jstr(r.json, "id"), NULL), 2);
+    cr_assert_eq(apitest_q_int("SELECT dataset_version FROM jobs WHERE id = '%s'%s", jstr(r.json, "id"), NULL), 2);
     json_decref(r.json);
     call(&r, "POST", path, &g_key1, "{\"latest\":1}", NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
@@ -511,7 +268,8 @@ Test(lists, a_batch_rerun_takes_failed_dead_and_cancelled_members_into_one_new_b
 {
     char batch[64], path[256];
     sweep_3x4(batch, sizeof batch);
-    sql("UPDATE jobs SET status = (ARRAY['failed','failed','dead','cancelled','succeeded','succeeded','succeeded',"
+    apitest_sql(
+        "UPDATE jobs SET status = (ARRAY['failed','failed','dead','cancelled','succeeded','succeeded','succeeded',"
         "'pending','pending','pending','pending','pending'])[combo_index + 1]::job_status WHERE batch_id = '%s'",
         batch);
     snprintf(path, sizeof path, "/v1/batches/%s/rerun", batch);
@@ -520,17 +278,17 @@ Test(lists, a_batch_rerun_takes_failed_dead_and_cancelled_members_into_one_new_b
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "matched")), 4);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM batches WHERE user_id = '%s'%s", g_user1, NULL), 1);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM batches WHERE user_id = '%s'%s", g_user1, NULL), 1);
     call(&r, "POST", path, &g_key1, NULL, NULL);
     cr_assert_eq(r.status, 202, "%s", r.text);
     char nb[64];
     snprintf(nb, sizeof nb, "%s", jstr(r.json, "id"));
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT total FROM batches WHERE id = '%s' AND rerun_of = '%s'", nb, batch), 4);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = n.rerun_of WHERE n.batch_id = '%s' "
-                       "AND o.batch_id = '%s' AND n.combo_index = o.combo_index AND o.status IN "
-                       "('failed','dead','cancelled') AND n.status = 'pending'",
-                       nb, batch),
+    cr_assert_eq(apitest_q_int("SELECT total FROM batches WHERE id = '%s' AND rerun_of = '%s'", nb, batch), 4);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = n.rerun_of WHERE n.batch_id = '%s' "
+                               "AND o.batch_id = '%s' AND n.combo_index = o.combo_index AND o.status IN "
+                               "('failed','dead','cancelled') AND n.status = 'pending'",
+                               nb, batch),
                  4);
     call(&r, "POST", path, &g_key1, "{\"status\":[\"succeeded\"],\"dry_run\":true}", NULL);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "matched")), 3, "%s", r.text);
@@ -559,17 +317,17 @@ Test(lists, a_filter_rerun_counts_on_a_dry_run_and_refuses_more_than_the_maximum
 {
     char ids[12][64];
     for (int i = 0; i < 12; i++)
-        submit_ok(&g_key1, ids[i], sizeof ids[i]);
+        apitest_submit_ok(&g_key1, ids[i], sizeof ids[i]);
     for (int i = 0; i < 6; i++)
-        sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[i]);
+        apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[i]);
     for (int i = 6; i < 12; i++)
-        sql("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = '%s'", ids[i]);
+        apitest_sql("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = '%s'", ids[i]);
     reply r;
     call(&r, "POST", "/v1/reruns", &g_key1, "{\"status\":\"failed\",\"dry_run\":true}", NULL);
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "matched")), 6);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 12);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 12);
     call(&r, "POST", "/v1/reruns", &g_key1, "{\"status\":[\"failed\",\"succeeded\"],\"dry_run\":true}", NULL);
     cr_assert_eq(r.status, 400, "%s", r.text);
     cr_assert_str_eq(error_code(&r), "rerun_too_large");
@@ -582,11 +340,12 @@ Test(lists, a_filter_rerun_counts_on_a_dry_run_and_refuses_more_than_the_maximum
     cr_assert_eq(r.status, 202, "%s", r.text);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "created")), 6);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = n.rerun_of WHERE o.user_id = '%s' "
-                       "AND o.status = 'failed' AND n.logic = o.logic AND n.dataset_version = o.dataset_version "
-                       "AND n.status = 'pending'%s",
-                       g_user1, NULL),
-                 6);
+    cr_assert_eq(
+        apitest_q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = n.rerun_of WHERE o.user_id = '%s' "
+                      "AND o.status = 'failed' AND n.logic = o.logic AND n.dataset_version = o.dataset_version "
+                      "AND n.status = 'pending'%s",
+                      g_user1, NULL),
+        6);
 }
 
 /* ---- plans ----------------------------------------------------------------------------------- */
@@ -629,7 +388,8 @@ Test(lists, the_plan_of_every_filtered_page_on_100000_jobs_is_an_index_scan)
 {
     char batch[64];
     sweep_3x4(batch, sizeof batch);
-    sql("INSERT INTO jobs (user_id, kind, status, logic, symbol, timeframe, logic_hash, dataset_version, created_at) "
+    apitest_sql(
+        "INSERT INTO jobs (user_id, kind, status, logic, symbol, timeframe, logic_hash, dataset_version, created_at) "
         "SELECT CASE WHEN g %% 2 = 0 THEN u.id ELSE v.id END, "
         "CASE WHEN g %% 10 = 0 THEN 'logic_execution' ELSE 'backtest' END::job_kind, "
         "(ARRAY['pending','queued','running','succeeded','failed','dead','cancelled'])[1 + g %% 7]::job_status, "
@@ -637,11 +397,12 @@ Test(lists, the_plan_of_every_filtered_page_on_100000_jobs_is_an_index_scan)
         "now() - g * interval '1 second' FROM generate_series(1, 100000) g, users u, users v "
         "WHERE u.email = 'one@example.com' AND v.email = 'two@example.com' AND '%s' <> ''",
         batch);
-    sql("INSERT INTO jobs (user_id, batch_id, combo_index, status, symbol, timeframe) SELECT user_id, id, g, "
-        "(ARRAY['pending','succeeded','failed'])[1 + g %% 3]::job_status, symbol, timeframe "
-        "FROM batches, generate_series(12, 20011) g WHERE id = '%s'",
-        batch);
-    sql("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, created_at) SELECT user_id, logic, "
+    apitest_sql("INSERT INTO jobs (user_id, batch_id, combo_index, status, symbol, timeframe) SELECT user_id, id, g, "
+                "(ARRAY['pending','succeeded','failed'])[1 + g %% 3]::job_status, symbol, timeframe "
+                "FROM batches, generate_series(12, 20011) g WHERE id = '%s'",
+                batch);
+    apitest_sql(
+        "INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total, created_at) SELECT user_id, logic, "
         "grid, symbol, timeframe, 0, now() - g * interval '1 minute' FROM batches, generate_series(1, 20000) g "
         "WHERE id = '%s'",
         batch);
@@ -715,9 +476,9 @@ Test(lists, sfctl_jobs_batches_and_rerun_against_the_api)
 {
     char ids[3][64], out[16384];
     for (int i = 0; i < 3; i++)
-        submit_ok(&g_key1, ids[i], sizeof ids[i]);
-    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[0]);
-    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[1]);
+        apitest_submit_ok(&g_key1, ids[i], sizeof ids[i]);
+    apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[0]);
+    apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = '%s'", ids[1]);
     cr_assert_eq(sfctl("jobs --limit 1 --all", out, sizeof out), 0);
     for (int i = 0; i < 3; i++)
         cr_assert(strstr(out, ids[i]) != NULL, "%s", out);
@@ -729,11 +490,12 @@ Test(lists, sfctl_jobs_batches_and_rerun_against_the_api)
     cr_assert_eq(sfctl("jobs --status finished", out, sizeof out), 2);
     cr_assert_eq(sfctl("rerun --status failed", out, sizeof out), 1); /* no --yes: the count only */
     cr_assert_str_eq(out, "2\n");
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 3);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", g_user1, NULL), 3);
     cr_assert_eq(sfctl("rerun --status failed --dry-run", out, sizeof out), 0);
     cr_assert_eq(sfctl("rerun --status failed --yes", out, sizeof out), 0);
     cr_assert_str_eq(out, "2\n");
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s' AND rerun_of IS NOT NULL%s", g_user1, NULL), 2);
+    cr_assert_eq(
+        apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s' AND rerun_of IS NOT NULL%s", g_user1, NULL), 2);
     char args[128];
     snprintf(args, sizeof args, "rerun %s", ids[2]);
     cr_assert_eq(sfctl(args, out, sizeof out), 0);

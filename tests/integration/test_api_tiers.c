@@ -1,291 +1,71 @@
 /*
  * Integration tests of tiers, quotas and the per-key rate limit of sf-api
  * (api/tiers.h) over real HTTP, and of `sfctl me` and `sfctl admin` (users,
- * tiers, key list, rotate, revoke) against it. The server is started as
- * tests/integration/test_api_lists.c starts it (its helpers, copied), with
- * small limits: free 1 running / 5 queued / sweeps of 4 members / 1 request
- * a second in bursts of 15; premium 2 / 20 / 50; enterprise unlimited.
+ * tiers, key list, rotate, revoke) against it. The server is started on a
+ * scratch database (tests/support/apitest.h), with a third user g_key3
+ * (enterprise) and small limits: free 1 running / 5 queued / sweeps of 4
+ * members / 1 request a second in bursts of 15; premium 2 / 20 / 50;
+ * enterprise unlimited.
  */
-#include <criterion/criterion.h>
-
-#include <errno.h>
-#include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
+#include "../support/apitest.h"
 #include "../support/rawhttp.h"
-#include "../support/testenv.h"
-#include "sf/auth.h"
-#include "sf/dataset.h"
-#include "sf/http.h"
-#include "sf/migrate.h"
 
-#define MAX_BODY 8192
-#define SWEEP_MAX 100
-#define RUN_MAX_MB 1
-#define ATTEMPTS_CAP 7
-#define RERUN_MAX 10
 #define FREE_RUNNING 1
 #define FREE_QUEUED 5
 #define FREE_MEMBERS 4
 #define FREE_BURST 15
 #define PREMIUM_QUEUED 20
 #define PREMIUM_MEMBERS 50
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
-static char g_base_url[1024], g_name[64], g_url[1024], g_redis[512], g_queue[64];
-static sf_db *g_db;
-static pid_t g_pid = -1;
-static int g_port;
-static sf_http *g_http;
-static sf_auth_key g_key1, g_key2, g_key3;
-static char g_user1[SF_AUTH_ID_MAX], g_user2[SF_AUTH_ID_MAX], g_user3[SF_AUTH_ID_MAX];
+static sf_auth_key g_key3;
+static char g_user3[SF_AUTH_ID_MAX];
 
-static const char LOGIC[] =
-    "{\"name\":\"sma-cross\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"
-    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"
-    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}";
-
-/* ---- the server --------------------------------------------------------------------- */
-
-static void import_dataset(void)
-{
-    sf_bars *b = NULL;
-    sf_err err = {0};
-    cr_assert_eq(sf_bars_new(50, &b, &err), SF_OK);
-    for (size_t i = 0; i < 50; i++) {
-        double p = 100.0 + (double)(i % 7);
-        b->ts[i] = 1704067200 + (int64_t)i * 86400;
-        b->open[i] = b->close[i] = p;
-        b->high[i] = p + 1;
-        b->low[i] = p - 1;
-        b->volume[i] = 10;
-    }
-    cr_assert_eq(sf_dataset_import(g_db, "BTC-USD", "1d", b, NULL, &err), SF_OK, "%s", err.msg);
-    sf_bars_free(b);
-}
-
-/* Read the child's stdout until its "listening" line; returns the port. */
-static int read_port(int fd)
-{
-    char buf[8192];
-    size_t len = 0;
-    for (int waited = 0; waited < 10000;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) {
-            waited += 100;
-            continue;
-        }
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        const char *l = strstr(buf, "\"listening\"");
-        const char *pp = l ? strstr(l, "\"port\":") : NULL;
-        int64_t port = 0;
-        if (pp && strchr(pp, '\n')) {
-            char digits[8] = "";
-            sscanf(pp + 7, "%7[0-9]", digits);
-            cr_assert_eq(sf_config_parse_int(digits, 1, 65535, &port, NULL), SF_OK, "port in %s", pp);
-            return (int)port;
-        }
-    }
-    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
-    return 0;
-}
-
-#define METRICS_TOKEN "scrape-secret"
-
-static void start_api(void)
-{
-    char env[13][1200];
-    snprintf(env[0], sizeof env[0], "DATABASE_URL=%s", g_url);
-    snprintf(env[1], sizeof env[1], "REDIS_URL=%s", g_redis);
-    snprintf(env[2], sizeof env[2], "QUEUE=%s", g_queue);
-    snprintf(env[3], sizeof env[3], "PORT=0");
-    snprintf(env[4], sizeof env[4], "BIND_ADDRESS=127.0.0.1");
-    snprintf(env[5], sizeof env[5], "API_THREADS=2");
-    snprintf(env[6], sizeof env[6], "MAX_BODY_BYTES=%d", MAX_BODY);
-    snprintf(env[7], sizeof env[7], "SWEEP_MAX_COMBINATIONS=%d", SWEEP_MAX);
-    snprintf(env[8], sizeof env[8], "LOG_LEVEL=info");
-    snprintf(env[9], sizeof env[9], "METRICS_TOKEN=%s", METRICS_TOKEN);
-    snprintf(env[10], sizeof env[10], "SF_RUN_MAX_MB=%d", RUN_MAX_MB);
-    snprintf(env[11], sizeof env[11], "MAX_ATTEMPTS_CAP=%d", ATTEMPTS_CAP);
-    snprintf(env[12], sizeof env[12], "RERUN_MAX=%d", RERUN_MAX);
-    char tiers[9][64];
-    snprintf(tiers[0], sizeof tiers[0], "TIER_FREE_RUNNING=%d", FREE_RUNNING);
-    snprintf(tiers[1], sizeof tiers[1], "TIER_FREE_QUEUED=%d", FREE_QUEUED);
-    snprintf(tiers[2], sizeof tiers[2], "TIER_FREE_SWEEP_MEMBERS=%d", FREE_MEMBERS);
-    snprintf(tiers[3], sizeof tiers[3], "RATE_LIMIT_FREE_PER_SECOND=1");
-    snprintf(tiers[4], sizeof tiers[4], "RATE_LIMIT_FREE_BURST=%d", FREE_BURST);
-    snprintf(tiers[5], sizeof tiers[5], "TIER_PREMIUM_RUNNING=2");
-    snprintf(tiers[6], sizeof tiers[6], "TIER_PREMIUM_QUEUED=%d", PREMIUM_QUEUED);
-    snprintf(tiers[7], sizeof tiers[7], "TIER_PREMIUM_SWEEP_MEMBERS=%d", PREMIUM_MEMBERS);
-    /* no cache of keys: sfctl here has no REDIS_URL, and these tests want a
-     * change seen on the next request (test_api_keycache.c tests the cache) */
-    snprintf(tiers[8], sizeof tiers[8], "API_KEY_CACHE_SECONDS=0");
-    char *envp[] = {env[0],   env[1],   env[2],   env[3],   env[4],   env[5],   env[6],   env[7],
-                    env[8],   env[9],   env[10],  env[11],  env[12],  tiers[0], tiers[1], tiers[2],
-                    tiers[3], tiers[4], tiers[5], tiers[6], tiers[7], tiers[8], NULL};
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    g_pid = fork();
-    cr_assert_geq(g_pid, 0);
-    if (g_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        char *argv[] = {(char *)(uintptr_t) "sf-api", NULL};
-        execve(SF_BINARY_DIR "/sf-api", argv, envp);
-        _exit(127);
-    }
-    close(fds[1]);
-    g_port = read_port(fds[0]);
-    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
-}
-
-static int stop_api(void)
-{
-    int status = -1;
-    if (g_pid <= 0)
-        return -1;
-    kill(g_pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-            g_pid = -1;
-            return status;
-        }
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, &status, 0);
-    g_pid = -1;
-    return -1;
-}
+static const char LOGIC[] = APITEST_LOGIC;
 
 static void setup(void)
 {
-    char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
-    snprintf(g_base_url, sizeof g_base_url, "%s", base);
-    snprintf(g_redis, sizeof g_redis, "%s", redis);
-    free(base);
-    free(redis);
-    sf_testenv_random_name("t_tiers_", g_queue, sizeof g_queue);
-    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
-    g_db = sf_testenv_db_open(g_url);
+    /* no cache of keys: sfctl here has no REDIS_URL, and these tests want a
+     * change seen on the next request (test_api_keycache.c tests the cache) */
+    static const char *const env[] = {
+        "MAX_BODY_BYTES=8192",
+        "SWEEP_MAX_COMBINATIONS=100",
+        "METRICS_TOKEN=scrape-secret",
+        "SF_RUN_MAX_MB=1",
+        "MAX_ATTEMPTS_CAP=7",
+        "RERUN_MAX=10",
+        "TIER_FREE_RUNNING=" XSTR(FREE_RUNNING),
+        "TIER_FREE_QUEUED=" XSTR(FREE_QUEUED),
+        "TIER_FREE_SWEEP_MEMBERS=" XSTR(FREE_MEMBERS),
+        "RATE_LIMIT_FREE_PER_SECOND=1",
+        "RATE_LIMIT_FREE_BURST=" XSTR(FREE_BURST),
+        "TIER_PREMIUM_RUNNING=2",
+        "TIER_PREMIUM_QUEUED=" XSTR(PREMIUM_QUEUED),
+        "TIER_PREMIUM_SWEEP_MEMBERS=" XSTR(PREMIUM_MEMBERS),
+        "API_KEY_CACHE_SECONDS=0",
+        NULL,
+    };
+    apitest_open("t_tiers_", "premium", NULL);
     sf_err err = {0};
-    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
-                 err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(sf_auth_user_add(g_db, "three@example.com", "Three", "enterprise", g_user3, &g_key3, &err), SF_OK,
                  "%s", err.msg);
-    import_dataset();
-    start_api();
-    sf_http_opts o = {.timeout_ms = 20000};
-    cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+    apitest_import_dataset();
+    apitest_start_api(env);
 }
 
-static void teardown(void)
-{
-    stop_api();
-    sf_http_free(g_http);
-    sf_db_close(g_db);
-    g_db = NULL;
-    sf_testenv_scratch_drop(g_base_url, g_name);
-}
-
-TestSuite(tiers, .init = setup, .fini = teardown, .timeout = 120);
-
-/* ---- HTTP helpers ----------------------------------------------------------------------- */
-
-typedef struct reply {
-    long status;
-    json_t *json; /* parsed body, or NULL */
-    char text[16384];
-} reply;
-
-static void call(reply *r, const char *method, const char *path, const sf_auth_key *key, const char *body,
-                 const char *idem)
-{
-    char url[256], auth[128], idem_h[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key->text : "");
-    snprintf(idem_h, sizeof idem_h, "Idempotency-Key: %s", idem ? idem : "");
-    const char *h[4] = {NULL, NULL, NULL, NULL};
-    int n = 0;
-    if (key)
-        h[n++] = auth;
-    if (idem)
-        h[n++] = idem_h;
-    sf_http_response resp;
-    sf_http_response_init(&resp);
-    sf_err err = {0};
-    sf_status st = sf_http_request(g_http, method, url, h, body, body ? strlen(body) : 0, &resp, &err);
-    cr_assert_eq(st, SF_OK, "%s %s: %s", method, path, err.msg);
-    r->status = resp.status;
-    snprintf(r->text, sizeof r->text, "%s", sf_buf_str(&resp.body));
-    r->json = json_loads(r->text, 0, NULL);
-    sf_http_response_destroy(&resp);
-}
-
-static const char *error_code(const reply *r)
-{
-    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-}
-
-static const char *error_field(const reply *r)
-{
-    return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void submit_ok(const sf_auth_key *key, char *id, size_t size)
-{
-    char body[2048];
-    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}", LOGIC);
-    reply r;
-    call(&r, "POST", "/v1/backtests", key, body, NULL);
-    cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
-    snprintf(id, size, "%s", jstr(r.json, "id"));
-    json_decref(r.json);
-}
-
-static long long q_int(const char *fmt, const char *a, const char *b)
-{
-    char sql[1024];
-    snprintf(sql, sizeof sql, fmt, a, b ? b : "");
-    return sf_testenv_query_int(g_db, sql);
-}
-
-static void sql(const char *fmt, const char *a)
-{
-    char s[1024];
-    snprintf(s, sizeof s, fmt, a);
-    sf_testenv_exec(g_db, s);
-}
+TestSuite(tiers, .init = setup, .fini = apitest_teardown, .timeout = 120);
 
 /* ---- helpers of this file ------------------------------------------------------------ */
 
 static long long user_jobs(const char *user)
 {
-    return q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", user, NULL);
+    return apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s'%s", user, NULL);
 }
 
 static long long user_batches(const char *user)
 {
-    return q_int("SELECT count(*) FROM batches WHERE user_id = '%s'%s", user, NULL);
+    return apitest_q_int("SELECT count(*) FROM batches WHERE user_id = '%s'%s", user, NULL);
 }
 
 static long long err_int(const reply *r, const char *k)
@@ -362,14 +142,15 @@ Test(tiers, the_queued_quota_is_429_with_retry_after_and_inserts_nothing)
     cr_assert_eq(user_jobs(g_user2), FREE_QUEUED);
 
     /* one starts running: a waiting place is free again, and running + queued (6) holds one more */
-    sql("UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE user_id = '%s' LIMIT 1)", g_user2);
+    apitest_sql("UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE user_id = '%s' LIMIT 1)",
+                g_user2);
     submit(&r, &g_key2, NULL);
     cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
     json_decref(r.json);
     /* a second one running: waiting is 4 again, but running + waiting + 1 = 7 > 1 + 5 */
-    sql("UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE user_id = '%s' "
-        "AND status = 'pending' LIMIT 1)",
-        g_user2);
+    apitest_sql("UPDATE jobs SET status = 'running' WHERE id = (SELECT id FROM jobs WHERE user_id = '%s' "
+                "AND status = 'pending' LIMIT 1)",
+                g_user2);
     submit(&r, &g_key2, NULL);
     cr_assert_eq(r.status, 429, "%ld %s", r.status, r.text);
     cr_assert_str_eq(error_code(&r), "quota_exceeded");
@@ -459,15 +240,15 @@ Test(tiers, high_priority_is_refused_to_free_users_and_allowed_to_paying_ones)
     submit(&r, &g_key1, "high");
     cr_assert_eq(r.status, 202, "%s", r.text);
     json_decref(r.json);
-    cr_assert_eq(q_int("SELECT count(*) FROM jobs WHERE user_id = '%s' AND priority = 0%s", g_user1, NULL), 1);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs WHERE user_id = '%s' AND priority = 0%s", g_user1, NULL), 1);
 }
 
 Test(tiers, reruns_count_against_the_quota_and_keep_the_priority_rule)
 {
     char ids[FREE_QUEUED][64], path[256];
     for (int i = 0; i < FREE_QUEUED; i++)
-        submit_ok(&g_key2, ids[i], sizeof ids[i]);
-    sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE user_id = '%s'", g_user2);
+        apitest_submit_ok(&g_key2, ids[i], sizeof ids[i]);
+    apitest_sql("UPDATE jobs SET status = 'failed', finished_at = now() WHERE user_id = '%s'", g_user2);
     reply r;
     call(&r, "POST", "/v1/reruns", &g_key2, "{\"status\":\"failed\"}", NULL);
     cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
@@ -483,9 +264,9 @@ Test(tiers, reruns_count_against_the_quota_and_keep_the_priority_rule)
     json_decref(r.json);
     cr_assert_eq(user_jobs(g_user2), 2 * FREE_QUEUED);
     /* a high-priority original (from when the user paid) is not re-run at high for free */
-    sql("UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE user_id = '%s' AND status = 'pending'",
-        g_user2);
-    sql("UPDATE jobs SET priority = 0 WHERE id = '%s'", ids[0]);
+    apitest_sql("UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE user_id = '%s' AND status = 'pending'",
+                g_user2);
+    apitest_sql("UPDATE jobs SET priority = 0 WHERE id = '%s'", ids[0]);
     call(&r, "POST", path, &g_key2, NULL, NULL);
     cr_assert_eq(r.status, 400, "%ld %s", r.status, r.text);
     cr_assert_str_eq(error_code(&r), "priority_not_allowed");
@@ -508,7 +289,8 @@ Test(tiers, me_shows_the_tier_the_quotas_and_the_usage)
     }
     sweep(&r, &g_key1, 2, 2);
     json_decref(r.json);
-    sql("UPDATE jobs SET status = 'running' WHERE id IN (SELECT id FROM jobs WHERE user_id = '%s' LIMIT 2)", g_user1);
+    apitest_sql("UPDATE jobs SET status = 'running' WHERE id IN (SELECT id FROM jobs WHERE user_id = '%s' LIMIT 2)",
+                g_user1);
     call(&r, "GET", "/v1/me", &g_key1, NULL, NULL);
     cr_assert_eq(r.status, 200, "%s", r.text);
     cr_assert_str_eq(jstr(r.json, "user_id"), g_user1);
@@ -581,33 +363,7 @@ static int sfctl(const char *const *args, const char *key, char *out, size_t siz
     snprintf(k, sizeof k, "SF_API_KEY=%s", key ? key : "");
     snprintf(db, sizeof db, "DATABASE_URL=%s", g_url);
     char *envp[] = {api, k, db, NULL};
-    char *argv[16];
-    int n = 0;
-    argv[n++] = (char *)(uintptr_t) "sfctl";
-    for (int i = 0; args[i] && n < 15; i++)
-        argv[n++] = (char *)(uintptr_t)args[i];
-    argv[n] = NULL;
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execve(SF_BINARY_DIR "/sfctl", argv, envp);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < size && (got = read(fds[0], out + len, size - 1 - len)) > 0)
-        len += (size_t)got;
-    out[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return apitest_sfctl(args, envp, out, size);
 }
 
 Test(tiers, sfctl_me_and_admin_list_rotate_and_revoke)

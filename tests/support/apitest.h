@@ -9,6 +9,15 @@
  * terminated; may be NULL), and reads its port from the "listening" line;
  * apitest_teardown stops it (SIGTERM) and drops the database.
  *
+ * A test that wants another setup composes the steps apitest_setup is made
+ * of: apitest_open(prefix, tier1, tier2) (the database, the two users with
+ * those tiers, NULL = free, and the HTTP client; no data set, no server),
+ * apitest_import_dataset(), apitest_start_api(env) or
+ * apitest_start_api_until(env, msg) (also waits for a log line whose msg is
+ * msg); apitest_teardown undoes any of them. apitest_sfctl runs sfctl with
+ * an environment of the caller's; apitest_submit_ok, apitest_q_int and
+ * apitest_sql are the shortcuts several tests share.
+ *
  * Thread safety: the test's main thread only. Ownership: a reply's json is
  * the caller's (json_decref).
  */
@@ -60,11 +69,14 @@ static inline void apitest_import_dataset(void)
     sf_bars_free(b);
 }
 
-/* Read the child's stdout until its "listening" line; returns the port. */
-static inline int apitest_read_port(int fd)
+/* Read the child's stdout until its "listening" line and, when also is not
+ * NULL, a line whose "msg" is also; returns the port. */
+static inline int apitest_read_port(int fd, const char *also)
 {
-    char buf[8192];
+    char buf[16384], want[256];
     size_t len = 0;
+    int64_t port = 0;
+    snprintf(want, sizeof want, "\"%s\"", also ? also : "");
     for (int waited = 0; waited < 10000;) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 100) <= 0) {
@@ -78,19 +90,22 @@ static inline int apitest_read_port(int fd)
         buf[len] = '\0';
         const char *l = strstr(buf, "\"listening\"");
         const char *pp = l ? strstr(l, "\"port\":") : NULL;
-        int64_t port = 0;
-        if (pp && strchr(pp, '\n')) {
+        if (port == 0 && pp && strchr(pp, '\n')) {
             char digits[8] = "";
             sscanf(pp + 7, "%7[0-9]", digits);
             cr_assert_eq(sf_config_parse_int(digits, 1, 65535, &port, NULL), SF_OK, "port in %s", pp);
-            return (int)port;
         }
+        if (port > 0 && (!also || strstr(buf, want)))
+            return (int)port;
     }
-    cr_assert_fail("sf-api did not report listening; output: %.*s", (int)len, buf);
+    cr_assert_fail("sf-api did not report listening%s%s; output: %.*s", also ? " and " : "", also ? also : "", (int)len,
+                   buf);
     return 0;
 }
 
-static inline void apitest_start_api(const char *const *extra)
+/* Start sf-api with the extra environment; wait for its "listening" line
+ * and, when also is not NULL, for a log line whose msg is also. */
+static inline void apitest_start_api_until(const char *const *extra, const char *also)
 {
     static char env[APITEST_ENV_MAX][1200];
     char *envp[APITEST_ENV_MAX + 1];
@@ -120,8 +135,13 @@ static inline void apitest_start_api(const char *const *extra)
         _exit(127);
     }
     close(fds[1]);
-    g_port = apitest_read_port(fds[0]);
+    g_port = apitest_read_port(fds[0], also);
     close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
+}
+
+static inline void apitest_start_api(const char *const *extra)
+{
+    apitest_start_api_until(extra, NULL);
 }
 
 /* SIGTERM and wait (SIGKILL after 10 s); the exit status, -1 when killed. */
@@ -145,7 +165,9 @@ static inline int apitest_stop_api(void)
     return -1;
 }
 
-static inline void apitest_setup(const char *prefix, const char *const *extra_env)
+/* The scratch database (migrated), users one@example.com (tier1) and
+ * two@example.com (tier2; NULL = free), the HTTP client; no server yet. */
+static inline void apitest_open(const char *prefix, const char *tier1, const char *tier2)
 {
     char *base = sf_testenv_require("DATABASE_URL"), *redis = sf_testenv_require("REDIS_URL");
     snprintf(g_base_url, sizeof g_base_url, "%s", base);
@@ -158,13 +180,17 @@ static inline void apitest_setup(const char *prefix, const char *const *extra_en
     sf_err err = {0};
     if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
         cr_assert_fail("migrations: %s", err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", "premium", g_user1, &g_key1, &err), SF_OK, "%s",
-                 err.msg);
-    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", NULL, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
-    apitest_import_dataset();
-    apitest_start_api(extra_env);
+    cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", tier1, g_user1, &g_key1, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", tier2, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
     sf_http_opts o = {.timeout_ms = 20000};
     cr_assert_eq(sf_http_new(&o, &g_http, &err), SF_OK);
+}
+
+static inline void apitest_setup(const char *prefix, const char *const *extra_env)
+{
+    apitest_open(prefix, "premium", NULL);
+    apitest_import_dataset();
+    apitest_start_api(extra_env);
 }
 
 static inline void apitest_teardown(void)
@@ -244,6 +270,75 @@ static inline int in_items(json_t *items, const char *id)
             return 1;
     }
     return 0;
+}
+
+/* The logic the tests submit: a cross of SMAs of 2 and 3 closes. */
+#define APITEST_LOGIC                                                                                                  \
+    "{\"name\":\"sma-cross\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"           \
+    "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"                                                  \
+    "\"entry\":{\"crosses_above\":[\"fast\",\"slow\"]},\"exit\":{\"crosses_below\":[\"fast\",\"slow\"]}}"
+
+/* POST /v1/backtests of APITEST_LOGIC on BTC-USD 1d with key; checks the
+ * 202 and writes the job's id into id. */
+static inline void apitest_submit_ok(const sf_auth_key *key, char *id, size_t size)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"logic\":%s,\"symbol\":\"BTC-USD\",\"timeframe\":\"1d\"}", APITEST_LOGIC);
+    reply r;
+    call(&r, "POST", "/v1/backtests", key, body, NULL);
+    cr_assert_eq(r.status, 202, "%ld %s", r.status, r.text);
+    snprintf(id, size, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+}
+
+/* The integer the query fmt gives, with a and b (NULL: "") for its two %s. */
+static inline long long apitest_q_int(const char *fmt, const char *a, const char *b)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, fmt, a, b ? b : "");
+    return sf_testenv_query_int(g_db, sql);
+}
+
+/* Run the statement fmt with a for its %s. */
+static inline void apitest_sql(const char *fmt, const char *a)
+{
+    char s[1024];
+    snprintf(s, sizeof s, fmt, a);
+    sf_testenv_exec(g_db, s);
+}
+
+/* Run sfctl with args (NULL terminated) and exactly the environment envp
+ * (NULL terminated); its stdout in out; returns the exit status (-1 when
+ * it did not exit). */
+static inline int apitest_sfctl(const char *const *args, char *const *envp, char *out, size_t size)
+{
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)(uintptr_t) "sfctl";
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = (char *)(uintptr_t)args[i];
+    argv[n] = NULL;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execve(SF_BINARY_DIR "/sfctl", argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t got;
+    while (len + 1 < size && (got = read(fds[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)got;
+    out[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 #endif
