@@ -221,6 +221,26 @@ static inline sf_proc *farm_worker(const char *name, int threads, int lease_s, c
     return farm_start(name, "sf-worker", env);
 }
 
+typedef struct {
+    const sf_proc *proc;
+    const char *needle;
+} farm_log_wait_;
+
+static inline int farm_log_has_(void *ctx)
+{
+    const farm_log_wait_ *w = ctx;
+    return sf_proc_log_contains(w->proc, w->needle);
+}
+
+/* Wait until p logged its start line ("message":"running": signal handlers,
+ * threads and listener all up); a signal sent before that proves nothing
+ * about the program's handling of it. */
+static inline int farm_wait_started(const sf_proc *p, int64_t timeout_ms)
+{
+    farm_log_wait_ w = {p, "\"message\":\"running\""};
+    return sf_proc_wait_until(farm_log_has_, &w, timeout_ms, 20);
+}
+
 /* A scheduler with LEADER_TTL_SECONDS=2, fast reaper and retries; extra may be NULL. */
 static inline sf_proc *farm_scheduler(const char *name, const char *const *extra)
 {

@@ -77,17 +77,53 @@ static inline void sf_proc_sleep_ms(int64_t ms)
     }
 }
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/*
+ * A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+ * ephemeral range (net.ipv4.ip_local_port_range, 32768 and up by default):
+ * a port in that range can be taken at any moment as the local end of an
+ * outgoing connection, and a Redis or PostgreSQL a test restarts there would
+ * find it in use. Drawn at random (tests run side by side), then bound once
+ * with SO_REUSEADDR, as those servers bind.
+ */
 static inline int sf_proc_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0, "socket: %s", sf_err_errno_text(errno).text);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    socklen_t len = sizeof a;
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", sf_err_errno_text(errno).text);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s", sf_err_errno_text(errno).text);
-    close(fd);
-    return ntohs(a.sin_port);
+    int low = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &low) != 1)
+            low = 32768;
+        fclose(f);
+    }
+    if (low > 65536 || low < 12000)
+        low = 32768;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now.tv_nsec;
+    static int given[32]; /* never the same port twice in one process */
+    static unsigned n_given;
+    int room = low - 10000;
+    int start = (int)(seed % (unsigned)room);
+    for (int k = 0; k < room; k += 37) {
+        int port = 10000 + (start + k) % room, seen = 0;
+        for (unsigned i = 0; i < n_given && i < 32; i++)
+            seen |= given[i] == port;
+        if (seen)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fd >= 0, "socket: %s", sf_err_errno_text(errno).text);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = {
+            .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok) {
+            given[n_given++ % 32] = port;
+            return port;
+        }
+    }
+    cr_assert_fail("no free port on 127.0.0.1 below %d", low);
+    return -1;
 }
 
 static inline size_t sf_proc_name_len_(const char *kv)

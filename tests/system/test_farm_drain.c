@@ -150,7 +150,7 @@ Test(farm_drain, an_idle_worker_exits_0_at_once_and_a_second_sigterm_exits_at_on
 {
     farm_scheduler("sched", NULL);
     sf_proc *w1 = farm_worker("w1", 2, 2, NULL);
-    sf_proc_sleep_ms(800);
+    FARM_ASSERT(farm_wait_started(w1, 20000), "w1 never logged its start");
     cr_assert(sf_proc_alive(w1), "w1 exited at start");
     int64_t t0 = sf_proc_now_ms();
     sf_proc_signal(w1, SIGTERM);
