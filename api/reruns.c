@@ -4,7 +4,8 @@
  *
  * A job or batch rerun builds the body of the original submission from what
  * the job (batch) stored (the logic's exact jsonb, symbol, timeframe, range,
- * priority, attempts; a sweep's grid, rank_by, detail_top) and hands it to
+ * priority, attempts; a sweep's grid, rank_by, detail_top, blocks,
+ * effective_trials and stored logic (logic_id, logic_version)) and hands it to
  * the submit route's own function (lists.h), with rerun_of set and the data
  * set's version pinned: an import replaces the bars, so a rerun on the same
  * version is refused (409 dataset_changed) once the data set moved on,
@@ -200,7 +201,9 @@ static const char BATCH_SQL[] =
     "SELECT b.logic::text, b.grid::text, b.rank_by, b.detail_top, b.dataset_version, b.symbol, b.timeframe, " ISO(
         "m.from_ts") ", " ISO("m.to_ts") ", " PRIO("m.priority") ", m.max_attempts, "
                                                                  "(SELECT count(*) FROM jobs c WHERE c.batch_id = b.id "
-                                                                 "AND c.status = ANY($3::job_status[])) "
+                                                                 "AND c.status = ANY($3::job_status[])), "
+                                                                 "b.blocks, b.effective_trials, b.logic_id::text, "
+                                                                 "b.logic_version "
                                                                  "FROM batches b CROSS JOIN LATERAL (SELECT * FROM "
                                                                  "jobs j WHERE j.batch_id = b.id LIMIT 1) m "
                                                                  "WHERE b.id = $1::uuid AND b.user_id = $2::uuid";
@@ -226,11 +229,21 @@ static int statuses_valid(sf_httpd_req *req, const api_filter_in *in)
     return 1;
 }
 
-static json_t *batch_body(const sf_db_res *res)
+/* The sweep's submission: its grid, ranking, details and overfitting
+ * settings (blocks, effective_trials) as submitted; the logic it ran, or
+ * with latest the current body of the stored logic it came from. */
+static json_t *batch_body(const sf_db_res *res, int latest)
 {
-    json_t *body = json_pack("{s:o, s:o, s:s, s:I}", "logic", json_loads(sf_db_get(res, 0, 0), 0, NULL), "grid",
-                             json_loads(sf_db_get(res, 0, 1), 0, NULL), "rank_by", sf_db_get(res, 0, 2), "detail_top",
-                             (json_int_t)strtoll(sf_db_get(res, 0, 3), NULL, 10));
+    json_t *body = json_pack("{s:o, s:s, s:I}", "grid", json_loads(sf_db_get(res, 0, 1), 0, NULL), "rank_by",
+                             sf_db_get(res, 0, 2), "detail_top", (json_int_t)strtoll(sf_db_get(res, 0, 3), NULL, 10));
+    if (latest && !sf_db_is_null(res, 0, 14))
+        json_object_set_new(body, "logic_id", json_string(sf_db_get(res, 0, 14)));
+    else
+        json_object_set_new(body, "logic", json_loads(sf_db_get(res, 0, 0), 0, NULL));
+    if (!sf_db_is_null(res, 0, 12))
+        json_object_set_new(body, "blocks", json_integer(strtoll(sf_db_get(res, 0, 12), NULL, 10)));
+    if (!sf_db_is_null(res, 0, 13))
+        json_object_set_new(body, "effective_trials", json_integer(strtoll(sf_db_get(res, 0, 13), NULL, 10)));
     common_fields(body, res, 5);
     return body;
 }
@@ -254,8 +267,10 @@ static void batch_rerun(api_app *app, sf_httpd_req *req, const sf_auth_user *use
     } else if (n == 0) {
         bad(req, 409, "nothing_to_rerun", "status", "no member of the batch is in the statuses asked for");
     } else if (version_known(req, sf_db_get(res, 0, 4), latest)) {
-        json_t *body = batch_body(res);
+        json_t *body = batch_body(res, latest);
         api_origin o = {.rerun_of = id, .members_of = id, .statuses = statuses, .total = n};
+        o.logic_id = sf_db_get(res, 0, 14); /* with latest, the body's logic_id sets both anew */
+        o.logic_version = sf_db_is_null(res, 0, 15) ? 0 : strtoll(sf_db_get(res, 0, 15), NULL, 10);
         o.dataset_version = latest ? 0 : strtoll(sf_db_get(res, 0, 4), NULL, 10);
         api_sweep_submit_body(app, req, user, body, &o);
         json_decref(body);

@@ -313,6 +313,57 @@ Test(lists, a_batch_rerun_takes_failed_dead_and_cancelled_members_into_one_new_b
     json_decref(r.json);
 }
 
+/* A sweep submitted by a stored logic with its own overfitting settings is
+ * re-run with the same blocks, effective trials, logic and logic version; with
+ * latest, the stored logic's current version. */
+Test(lists, a_batch_rerun_keeps_the_sweeps_overfitting_settings_and_stored_logic_version)
+{
+    char body[2048], logic_id[64], batch[64], path[256];
+    reply r;
+    snprintf(body, sizeof body, "{\"name\":\"rerun-me\",\"logic\":%s}", LOGIC);
+    call(&r, "POST", "/v1/logics", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 201, "%s", r.text);
+    snprintf(logic_id, sizeof logic_id, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+    snprintf(body, sizeof body,
+             "{\"logic_id\":\"%s\",\"grid\":{\"indicators.fast.period\":[2,3]},\"symbol\":\"BTC-USD\","
+             "\"timeframe\":\"1d\",\"blocks\":8,\"effective_trials\":5}",
+             logic_id);
+    call(&r, "POST", "/v1/sweeps", &g_key1, body, NULL);
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    snprintf(batch, sizeof batch, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+    apitest_sql("UPDATE jobs SET status = 'failed' WHERE batch_id = '%s'", batch);
+    /* a new version of the stored logic: only latest takes it */
+    snprintf(path, sizeof path, "/v1/logics/%s", logic_id);
+    snprintf(body, sizeof body, "{\"logic\":%s}", LOGIC);
+    call(&r, "PUT", path, &g_key1, body, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    json_decref(r.json);
+
+    snprintf(path, sizeof path, "/v1/batches/%s/rerun", batch);
+    call(&r, "POST", path, &g_key1, NULL, NULL);
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    char nb[64];
+    snprintf(nb, sizeof nb, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM batches n JOIN batches o ON o.id = n.rerun_of WHERE n.id = '%s' "
+                               "AND n.blocks = 8 AND n.effective_trials = 5 AND n.logic_id = o.logic_id "
+                               "AND n.logic_version = 1 AND o.logic_version = 1 AND n.logic = o.logic%s",
+                               nb, NULL),
+                 1, "the rerun lost the sweep's settings or its logic version");
+    cr_assert_eq(apitest_q_int("SELECT total FROM batches WHERE id = '%s'%s", nb, NULL), 2);
+
+    call(&r, "POST", path, &g_key1, "{\"latest\":true}", NULL);
+    cr_assert_eq(r.status, 202, "%s", r.text);
+    snprintf(nb, sizeof nb, "%s", jstr(r.json, "id"));
+    json_decref(r.json);
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM batches WHERE id = '%s' AND blocks = 8 AND effective_trials = 5 "
+                               "AND logic_id = '%s' AND logic_version = 2",
+                               nb, logic_id),
+                 1, "latest did not take the stored logic's current version");
+}
+
 Test(lists, a_filter_rerun_counts_on_a_dry_run_and_refuses_more_than_the_maximum)
 {
     char ids[12][64];
