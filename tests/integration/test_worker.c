@@ -98,8 +98,25 @@ Test(worker, sigterm_during_work_exits_zero_within_the_drain_and_leaves_nothing_
     sf_proc *w = worker("w-drain", 2, "0"); /* no grace: running jobs are released */
     cr_assert(farm_wait_sql("SELECT count(*) >= 1 FROM jobs WHERE status = 'succeeded'", NULL, 30000),
               "no job finished");
-    cr_assert(farm_wait_sql("SELECT count(*) >= 1 FROM jobs WHERE status = 'running'", NULL, 10000));
+    /* The SIGTERM lands at a known point, with jobs running: the worker is
+     * frozen, 40 more jobs are queued behind its back (so work remains
+     * whatever the machine's speed), and it runs 5 ms at a time until it
+     * is caught holding one. */
+    sf_proc_signal(w, SIGSTOP);
+    farm_jobs_bulk(user, FARM_LOGIC_SMA, "BIG", "1d", 40);
+    cr_assert_eq(farm_relay_all(), 40);
+    int running = 0;
+    for (int i = 0; i < 2000 && !running; i++) {
+        running = farm_int("SELECT count(*) FROM jobs WHERE status = 'running'") > 0;
+        if (!running) {
+            sf_proc_signal(w, SIGCONT);
+            sf_proc_sleep_ms(5);
+            sf_proc_signal(w, SIGSTOP);
+        }
+    }
+    cr_assert(running, "the worker was never caught running a job");
     sf_proc_signal(w, SIGTERM);
+    sf_proc_signal(w, SIGCONT);
     expect_clean_exit(w, 10000);
     cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status = 'running'"), 0);
     cr_assert_eq(farm_int("SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'queued', 'pending')"), 0);

@@ -250,7 +250,10 @@ Test(farm_cancel, a_batch_cancel_stops_the_sweep_and_every_member_ends_once)
     farm_scheduler("sched", NULL);
     sf_proc *w1 = farm_worker("w1", 1, 2, NULL);
     const char *grid = "{\"indicators.fast.period\": {\"from\": 2, \"to\": 201, \"step\": 1}}";
-    char *batch = farm_sweep(user, FARM_LOGIC_SMA, grid, "MED", "1m", 200);
+    /* Members 20 and up are held back (run_at infinity) until the cancel:
+     * whatever the machine's speed, some are still pending when it lands
+     * (a fast worker once finished all 200 before the test looked). */
+    char *batch = farm_sweep_held(user, FARM_LOGIC_SMA, grid, "MED", "1m", 200, 20);
     FARM_ASSERT(
         farm_wait_sql("SELECT count(*) >= 3 FROM jobs WHERE batch_id = $1 AND status = 'succeeded'", batch, 30000),
         "the sweep does not run: %s",
