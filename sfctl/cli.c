@@ -328,6 +328,10 @@ json_t *cli_read_json_file(const char *path, const char *what)
 {
     json_error_t je;
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL && je.line < 0) { /* not read at all: jansson's text names the file and errno */
+        cli_fail(CTL_EXIT_USAGE, "%s: %s", what, je.text);
+        return NULL;
+    }
     if (j == NULL) {
         cli_fail(CTL_EXIT_USAGE, "%s: %s: line %d, column %d: %s", what, path, je.line, je.column, je.text);
         return NULL;

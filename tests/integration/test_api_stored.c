@@ -7,6 +7,9 @@
  */
 #include "../support/apitest.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 static const char LOGIC[] =
     "{\"name\":\"sma-cross\",\"indicators\":{\"fast\":{\"type\":\"sma\",\"source\":\"close\",\"period\":2},"
     "\"slow\":{\"type\":\"sma\",\"source\":\"close\",\"period\":3}},"
@@ -556,4 +559,102 @@ Test(stored, a_schedules_signals_are_listed_newest_first_and_shown_with_the_job)
     cr_assert_str_eq(jstr(json_object_get(job, "signal"), "signal"), "enter");
     cr_assert_str_eq(jstr(json_object_get(job, "signal"), "side"), "long");
     json_decref(job);
+}
+
+/* ---- sfctl logics and sfctl schedules ------------------------------------------------------- */
+
+/* sfctl with args (NULL-terminated) and g_key1; stdout in out; the exit status. */
+static int sfctl(const char *const *args, char *out, size_t size)
+{
+    char api[128], k[128];
+    snprintf(api, sizeof api, "SF_API_URL=http://127.0.0.1:%d", g_port);
+    snprintf(k, sizeof k, "SF_API_KEY=%s", g_key1.text);
+    char *envp[] = {api, k, NULL};
+    return apitest_sfctl(args, envp, out, size);
+}
+
+/* text into a new temporary file, its path in path. */
+static void temp_file(const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "/tmp/sf_stored_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* The "id" of the JSON document in out, into id. */
+static void out_id(const char *out, char *id, size_t size)
+{
+    json_t *doc = json_loads(out, 0, NULL);
+    cr_assert(doc != NULL, "not JSON: %s", out);
+    json_t *v = json_object_get(doc, "id");
+    if (json_is_integer(v))
+        snprintf(id, size, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(id, size, "%s", json_string_value(v) ? json_string_value(v) : "");
+    json_decref(doc);
+}
+
+Test(stored, sfctl_logics_create_list_show_update_and_delete)
+{
+    char f1[64], f2[64], id[64], out[16384];
+    temp_file(LOGIC, f1, sizeof f1);
+    temp_file(LOGIC2, f2, sizeof f2);
+    const char *create[] = {"logics", "create", "--file", f1, "--name", "cli-made", NULL};
+    cr_assert_eq(sfctl(create, out, sizeof out), 0, "%s", out);
+    out_id(out, id, sizeof id);
+    cr_assert_eq(q_int("SELECT count(*) FROM logics WHERE id = '%s' AND name = 'cli-made' AND version = 1", id), 1,
+                 "%s", out);
+    const char *update[] = {"logics", "update", id, "--file", f2, NULL};
+    cr_assert_eq(sfctl(update, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(q_int("SELECT version FROM logics WHERE id = '%s'", id), 2, "%s", out);
+    const char *show1[] = {"logics", "show", id, "--version", "1", NULL};
+    cr_assert_eq(sfctl(show1, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "\"period\": 2") != NULL || strstr(out, "\"period\":2") != NULL, "version 1: %s", out);
+    const char *list[] = {"logics", "list", "--all", NULL};
+    cr_assert_eq(sfctl(list, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, id) != NULL && strstr(out, "cli-made") != NULL, "%s", out);
+    const char *del[] = {"logics", "delete", id, NULL};
+    cr_assert_eq(sfctl(del, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(q_int("SELECT count(*) FROM logics WHERE id = '%s' AND deleted_at IS NOT NULL", id), 1);
+    const char *show[] = {"logics", "show", id, NULL};
+    cr_assert_neq(sfctl(show, out, sizeof out), 0, "a deleted logic is not shown: %s", out);
+    const char *bad[] = {"logics", "create", "--file", "/nonexistent/logic.json", NULL};
+    cr_assert_neq(sfctl(bad, out, sizeof out), 0);
+    unlink(f1);
+    unlink(f2);
+}
+
+Test(stored, sfctl_schedules_create_list_show_signals_and_delete)
+{
+    char f1[64], sid[32], out[16384];
+    temp_file(LOGIC, f1, sizeof f1);
+    const char *create[] = {"schedules", "create", "--name", "cli-live", "--cron", "*/15 * * * *", "--file", f1,
+                            "--symbol", "BTC-USD", "--timeframe", "1d", "--catch-up", "none", NULL};
+    cr_assert_eq(sfctl(create, out, sizeof out), 0, "%s", out);
+    out_id(out, sid, sizeof sid);
+    cr_assert_eq(q_int("SELECT count(*) FROM schedules WHERE id = %s AND name = 'cli-live' AND cron = '*/15 * * * *'",
+                       sid),
+                 1, "%s", out);
+    const char *show[] = {"schedules", "show", sid, NULL};
+    cr_assert_eq(sfctl(show, out, sizeof out), 0, "%s", out);
+    json_t *doc = json_loads(out, 0, NULL);
+    cr_assert_eq(json_array_size(json_object_get(doc, "next_fires")), 5, "the next five firings: %s", out);
+    json_decref(doc);
+    char job[64];
+    seed_firing(strtoll(sid, NULL, 10), 1, "enter", job, sizeof job);
+    const char *signals[] = {"schedules", "signals", sid, "--all", NULL};
+    cr_assert_eq(sfctl(signals, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, job) != NULL && strstr(out, "enter") != NULL, "%s", out);
+    const char *list[] = {"schedules", "list", NULL};
+    cr_assert_eq(sfctl(list, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "cli-live") != NULL, "%s", out);
+    const char *bad_cron[] = {"schedules", "create", "--name", "x", "--cron", "61 * * * *", "--file", f1,
+                              "--symbol", "BTC-USD", "--timeframe", "1d", NULL};
+    cr_assert_neq(sfctl(bad_cron, out, sizeof out), 0, "a bad cron is refused: %s", out);
+    const char *del[] = {"schedules", "delete", sid, NULL};
+    cr_assert_eq(sfctl(del, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(q_int("SELECT count(*) FROM schedules WHERE id = %s", sid), 0);
+    unlink(f1);
 }
