@@ -285,3 +285,28 @@ Test(httpd, route_match_captures_segments_and_lists_other_methods)
     cr_assert_null(sf_httpd_route_match(routes, 5, "GET", path, &m, &allow), "more than 16 segments");
     sf_buf_destroy(&allow);
 }
+
+Test(httpd, a_json_string_of_any_bytes_is_valid_json_with_u_fffd_for_invalid_utf8)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"plain", "\"plain\""},
+        {"q\"b\\n\n\r\t\x01", "\"q\\\"b\\\\n\\n\\r\\t\\u0001\""},
+        {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""},
+        {"a\xff\xfe"
+         "b",
+         "\"a\\ufffd\\ufffdb\""},
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                       /* overlong '/' */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+        {"cut \xe2\x82", "\"cut \\ufffd\\ufffd\""},               /* cut short by the end */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sf_buf b;
+        sf_buf_init(&b, 1024);
+        cr_assert_eq(sf_httpd_json_string(&b, cases[i].in, NULL), SF_OK);
+        cr_expect_str_eq(sf_buf_str(&b), cases[i].want, "case %zu", i);
+        sf_buf_destroy(&b);
+    }
+}

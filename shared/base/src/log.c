@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sf/time.h"
+#include "sf/utf8.h"
 
 #define NAME_MAX_LEN 64
 
@@ -111,21 +112,6 @@ static void put(line *l, const char *s, size_t n)
     l->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at c (1..4), 0 when it is not valid
- * (bad lead byte, truncated, overlong, surrogate, above U+10FFFF). */
-static size_t utf8_len(const unsigned char *c)
-{
-    size_t n = c[0] < 0x80 ? 1 : (c[0] & 0xe0) == 0xc0 ? 2 : (c[0] & 0xf0) == 0xe0 ? 3 : (c[0] & 0xf8) == 0xf0 ? 4 : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((c[i] & 0xc0) != 0x80) /* also stops at the NUL */
-            return 0;
-    if ((n == 2 && c[0] < 0xc2) || (n == 3 && c[0] == 0xe0 && c[1] < 0xa0) ||
-        (n == 3 && c[0] == 0xed && c[1] >= 0xa0) || (n == 4 && c[0] == 0xf0 && c[1] < 0x90) ||
-        (n == 4 && (c[0] > 0xf4 || (c[0] == 0xf4 && c[1] >= 0x90))))
-        return 0;
-    return n;
-}
-
 /* The JSON text for the character at c into esc; *adv gets the bytes used.
  * Invalid UTF-8 becomes U+FFFD so the line stays valid JSON. */
 static size_t escape_one(const unsigned char *c, char esc[8], size_t *adv)
@@ -145,7 +131,7 @@ static size_t escape_one(const unsigned char *c, char esc[8], size_t *adv)
         esc[5] = hex[*c & 15];
         return 6;
     }
-    size_t n = utf8_len(c);
+    size_t n = sf_utf8_len(c);
     if (n == 0) {
         memcpy(esc, "\\ufffd", 6);
         return 6;

@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sf/utf8.h"
+
 /* One MHD serving thread's time in callbacks, for the watchdog. Written by
  * its thread, read by the watchdog. */
 typedef struct serve_thread {
@@ -121,6 +123,12 @@ sf_status sf_httpd_json_string(sf_buf *out, const char *s, sf_err *err)
         case '\r': esc[1] = 'r'; break;
         case '\t': esc[1] = 't'; break;
         default:
+            if (*p >= 0x80) { /* a client's bytes: invalid UTF-8 becomes U+FFFD, so the body stays JSON */
+                size_t len = sf_utf8_len(p);
+                st = len ? sf_buf_append(out, p, len, err) : sf_buf_append(out, "\\ufffd", 6, err);
+                p += len ? len - 1 : 0;
+                continue;
+            }
             if (*p >= 0x20) {
                 st = sf_buf_append(out, p, 1, err);
                 continue;

@@ -174,7 +174,9 @@ sf_status sf_httpd_reply_buf(sf_httpd_req *req, int status, const char *content_
  * (field left out when NULL), as application/json. */
 sf_status sf_httpd_reply_error(sf_httpd_req *req, int status, const char *code, const char *message, const char *field);
 
-/* Append s to out as a JSON string literal, quotes included. */
+/* Append s to out as a JSON string literal, quotes included. A byte that
+ * does not start a valid UTF-8 sequence (sf/utf8.h) becomes \ufffd, so the
+ * literal is JSON whatever bytes s holds (a client's query value, say). */
 sf_status sf_httpd_json_string(sf_buf *out, const char *s, sf_err *err);
 
 #endif
