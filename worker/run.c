@@ -261,13 +261,25 @@ static sf_status keep_compact(const sf_result *res, const char *params, wrk_done
 
 /* params: a sweep member's combination as JSON text, NULL for a single
  * backtest. A member keeps neither its trades nor its curve in the engine. */
+/* Whether the drain asked this slot's job to be released. release is
+ * guarded by wrk.mu (worker.h): drain_slots sets it under the lock, so the
+ * runner reads it under the lock too (an unlocked read raced that write:
+ * ThreadSanitizer, scripts/tsan). */
+static int released(wrk_slot *slot)
+{
+    pthread_mutex_lock(&slot->w->mu);
+    int r = slot->release;
+    pthread_mutex_unlock(&slot->w->mu);
+    return r;
+}
+
 /* The outcome of a run that did not succeed: cancelled, or released for a
  * drain; a spent time budget and out of memory fail for good, as the same
  * run would again; the rest as permanent() says. */
 static void run_failed(wrk_slot *slot, sf_status st, const sf_err *err, wrk_done *out)
 {
     if (st == SF_ERR_CANCELLED) {
-        outcome(out, slot->release ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
+        outcome(out, released(slot) ? SF_JOB_RELEASED : SF_JOB_CANCELLED, NULL);
     } else if (st == SF_ERR_TIMEOUT) {
         char msg[160];
         snprintf(msg, sizeof msg, "ran longer than SF_JOB_TIMEOUT_S (%lld s)", (long long)slot->w->cfg->job_timeout_s);
@@ -384,7 +396,7 @@ void wrk_run_job(wrk *w, wrk_slot *slot, struct wrk_sweep **sweep, sf_db *db, wr
         st = load_bars(slot, db, &bars, &entry, &err);
     if (st == SF_OK)
         run_on_bars(slot, logic, bars, job->batch_id[0] != '\0' ? sf_buf_str(&params) : NULL, out);
-    else if (st == SF_ERR_UNAVAILABLE || (st != SF_OK && atomic_load(&slot->cancel) && slot->release))
+    else if (st == SF_ERR_UNAVAILABLE || (st != SF_OK && atomic_load(&slot->cancel) && released(slot)))
         outcome(out, SF_JOB_RELEASED, err.msg);
     else if (st == SF_ERR_CANCELLED)
         outcome(out, SF_JOB_CANCELLED, NULL);
