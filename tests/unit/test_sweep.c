@@ -226,7 +226,7 @@ typedef struct prog {
     atomic_int started;
     atomic_ullong max_done;
     atomic_ullong calls;
-    uint64_t total;
+    atomic_ullong total; /* written by every sweep thread: atomic (a plain field raced, ThreadSanitizer) */
     int block;
 } prog;
 
@@ -237,7 +237,7 @@ static void on_progress(void *user, uint64_t done, uint64_t total)
     while (done > cur && !atomic_compare_exchange_weak(&p->max_done, &cur, done))
         ;
     atomic_fetch_add(&p->calls, 1);
-    p->total = total;
+    atomic_store(&p->total, total);
     atomic_store(&p->started, 1);
     while (p->block && atomic_load(&p->flag) == 0)
         sched_yield();
@@ -261,6 +261,7 @@ Test(sweep, cancel_from_another_thread_returns_cancelled)
     atomic_init(&p.started, 0);
     atomic_init(&p.max_done, 0);
     atomic_init(&p.calls, 0);
+    atomic_init(&p.total, 0);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, canceller, &p), 0);
     sf_sweep_opts o;
@@ -288,6 +289,7 @@ Test(sweep, progress_counts_every_member)
     atomic_init(&p.started, 0);
     atomic_init(&p.max_done, 0);
     atomic_init(&p.calls, 0);
+    atomic_init(&p.total, 0);
     sf_sweep_opts o;
     sf_sweep_opts_init(&o);
     o.threads = 4;
@@ -296,7 +298,7 @@ Test(sweep, progress_counts_every_member)
     sf_sweep_result *r = sweep(&fx, &o);
     cr_assert_eq(atomic_load(&p.calls), 50);
     cr_assert_eq(atomic_load(&p.max_done), 50);
-    cr_assert_eq(p.total, 50);
+    cr_assert_eq(atomic_load(&p.total), 50);
     sf_sweep_result_free(r);
     fixture_free(&fx);
 }
