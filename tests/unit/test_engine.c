@@ -13,6 +13,8 @@
 
 #include "sf/engine.h"
 #include "sf/logic.h"
+#include "sf/overfit.h"
+#include "sf/perf.h"
 #include "sf/time.h"
 
 #define T0 1704067200 /* 2024-01-01T00:00:00Z */
@@ -796,6 +798,72 @@ Test(engine, runs_are_deterministic_and_the_cache_changes_nothing)
     sf_indcache_free(cache);
     sf_result_free(a);
     sf_result_free(c);
+    sf_logic_free(lg);
+    sf_bars_free(b);
+}
+
+/* A run's metrics are fed each chunk's equity while it is in cache, and a
+ * run that keeps neither the curve nor block statistics holds one chunk of
+ * it: its metrics and blocks are still those sf_perf_compute and
+ * sf_blocks_compute give on its whole curve, bit for bit. */
+static void check_fed_metrics(const sf_logic *lg, const sf_bars *b)
+{
+    sf_run_opts o;
+    sf_run_opts_init(&o);
+    o.blocks = 16;
+    sf_result *full = NULL;
+    cr_assert_eq(sf_engine_run(lg, b, &o, &full, NULL), SF_OK);
+    size_t held = (size_t)llround(full->perf.exposure * (double)b->n);
+    sf_perf p;
+    sf_blocks bl;
+    sf_perf_compute(b->ts, full->equity, b->n, lg->initial_capital, full->trades, full->n_trades, held,
+                    lg->periods_per_year, &p);
+    sf_blocks_compute(full->equity, b->n, 16, &bl);
+    cr_assert_eq(memcmp(&p, &full->perf, sizeof p), 0, "%zu bars: metrics of the whole curve", b->n);
+    cr_assert_eq(memcmp(&bl, &full->blocks, sizeof bl), 0, "%zu bars: blocks of the whole curve", b->n);
+    sf_indcache *cache = NULL;
+    cr_assert_eq(sf_indcache_new(b, SF_INDCACHE_MAX_DEFAULT, &cache, NULL), SF_OK);
+    for (int k = 0; k < 3; k++) { /* chunk-sized curve; the cache's scratch, as a sweep member; no cache */
+        o.keep_equity = o.keep_trades = 0;
+        o.blocks = k == 0 ? 0 : 16;
+        o.cache = k == 1 ? cache : NULL;
+        sf_result *r = NULL;
+        cr_assert_eq(sf_engine_run(lg, b, &o, &r, NULL), SF_OK);
+        cr_assert_eq(memcmp(&p, &r->perf, sizeof p), 0, "%zu bars, run %d: metrics", b->n, k);
+        if (k > 0)
+            cr_assert_eq(memcmp(&bl, &r->blocks, sizeof bl), 0, "%zu bars, run %d: blocks", b->n, k);
+        sf_result_free(r);
+    }
+    sf_indcache_free(cache);
+    sf_result_free(full);
+}
+
+Test(engine, metrics_fed_chunk_by_chunk_equal_those_of_the_whole_curve)
+{
+    const size_t sizes[] = {1, 2, SF_ENGINE_CHUNK - 1, SF_ENGINE_CHUNK, SF_ENGINE_CHUNK + 1, 3 * SF_ENGINE_CHUNK + 5};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        sf_bars *b = walk_bars(sizes[z], 3 + z);
+        for (int f = 0; f < 2; f++)
+            for (int side = 0; side < 2; side++) {
+                sf_logic *lg = parse(busy_logic(f ? "close" : "next_open", side ? "short" : "long"));
+                check_fed_metrics(lg, b);
+                sf_logic_free(lg);
+            }
+        sf_bars_free(b);
+    }
+    /* a short held through a rise that ruins it part way */
+    sf_bars *b = walk_bars(3 * SF_ENGINE_CHUNK, 5);
+    for (size_t i = 0; i < b->n; i++) {
+        double k = exp(0.002 * (double)i);
+        b->open[i] *= k, b->high[i] *= k, b->low[i] *= k, b->close[i] *= k;
+    }
+    sf_logic *lg = parse("{\"name\": \"ruin\", \"side\": \"short\", \"entry\": {\"gt\": [\"close\", 0]},"
+                         " \"execution\": {\"fill\": \"close\"}}");
+    check_fed_metrics(lg, b);
+    sf_result *r = run(lg, b);
+    cr_assert_eq(r->perf.final_equity, 0.0, "ruined");
+    cr_assert(r->perf.exposure > 0 && r->perf.exposure < 0.5, "held until the ruin only: %g", r->perf.exposure);
+    sf_result_free(r);
     sf_logic_free(lg);
     sf_bars_free(b);
 }

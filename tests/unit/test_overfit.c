@@ -473,3 +473,36 @@ Test(overfit, local_sweep_reports_the_same_with_any_thread_count)
     free(logic);
     sf_bars_free(bars);
 }
+
+/* Block statistics fed as the curve grows (the engine feeds each chunk) are
+ * sf_blocks_compute's bit for bit: pieces that end inside blocks and on their
+ * edges, a curve with flat stretches, and one ruined inside a block. */
+Test(overfit, blocks_fed_as_the_curve_grows_equal_the_whole_curves)
+{
+    enum { N = 10007 };
+    for (int ruined = 0; ruined < 2; ruined++) {
+        double *eq = curve(N, 0.0002, 0.01, 11 + (uint64_t)ruined);
+        for (size_t i = 0; i < N; i++)
+            if (i % 200 < 60 && i > 0)
+                eq[i] = eq[i - 1]; /* out of the market */
+        if (ruined)
+            for (size_t i = 7001; i < N; i++)
+                eq[i] = i == 7001 ? -5.0 : 0.0;
+        for (int s = 2; s <= SF_OVERFIT_BLOCKS_MAX; s += 10) {
+            sf_blocks whole, got;
+            sf_blocks_compute(eq, N, s, &whole);
+            const size_t steps[] = {1, 13, 626, 4096, N};
+            for (size_t p = 0; p < sizeof steps / sizeof steps[0]; p++) {
+                sf_blocks_scan sc;
+                sf_blocks_scan_init(&sc, N, s);
+                for (size_t upto = 0; upto < N; upto += steps[p])
+                    sf_blocks_scan_feed(&sc, eq, upto);
+                sf_blocks_scan_finish(&sc, eq, &got);
+                cr_assert_eq(memcmp(&got, &whole, sizeof got), 0, "s %d, steps of %zu, ruined %d", s, steps[p], ruined);
+            }
+            if (ruined)
+                cr_assert_lt(whole.n[s - 1], N / s, "the last block is cut at the ruin");
+        }
+        free(eq);
+    }
+}

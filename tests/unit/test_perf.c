@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sf/perf.h"
 
@@ -233,6 +234,41 @@ Test(perf, results_are_deterministic)
     cr_assert_eq(a.sharpe, b.sharpe);
     cr_assert_eq(a.sortino, b.sortino);
     cr_assert(isfinite(a.sharpe) && isfinite(a.sortino) && a.max_drawdown > 0);
+    free(ts);
+    free(eq);
+}
+
+/* A curve fed in pieces of any size (the engine feeds chunks) gives the
+ * metrics of the whole curve bit for bit: flat stretches, a drawdown, and a
+ * ruin, split in pieces of 1, 7, 512 (the fold period) and 4096 points. */
+Test(perf, a_curve_fed_in_pieces_gives_the_whole_curves_metrics)
+{
+    enum { N = 20000 };
+    int64_t *ts = malloc(N * sizeof *ts);
+    double *eq = malloc(N * sizeof *eq);
+    cr_assert(ts && eq);
+    daily(ts, N);
+    for (int ruined = 0; ruined < 2; ruined++) {
+        double e = 1000;
+        for (size_t i = 0; i < N; i++) {
+            if (i % 300 >= 100) /* in the market two bars in three */
+                e *= 1 + 0.02 * sin((double)i * 0.37) + (ruined ? 0.0004 * (double)(i / 5000) : 0.0);
+            eq[i] = ruined && i > 3 * N / 4 ? 0.0 : e;
+        }
+        sf_perf whole;
+        sf_perf_compute(ts, eq, N, 1000, NULL, 0, N / 3, 252, &whole);
+        const size_t pieces[] = {1, 7, 512, 4096, N};
+        for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+            sf_perf_curve c;
+            sf_perf_curve_init(&c, N);
+            sf_perf_curve_feed(&c, eq, 0);
+            for (size_t i = 0; i < N; i += pieces[p])
+                sf_perf_curve_feed(&c, eq + i, N - i < pieces[p] ? N - i : pieces[p]);
+            sf_perf got;
+            sf_perf_curve_finish(&c, ts, 1000, NULL, 0, N / 3, 252, &got);
+            cr_assert_eq(memcmp(&got, &whole, sizeof got), 0, "pieces of %zu, ruined %d", pieces[p], ruined);
+        }
+    }
     free(ts);
     free(eq);
 }

@@ -10,7 +10,12 @@
  * sequential loop over the chunk applies the five steps of a bar (pending
  * fill, stops, end of data, mark to market, decision) to the position state.
  * Signals depend only on bars <= i, and the state machine only reads bar i,
- * so no decision at bar i can see bar i+1.
+ * so no decision at bar i can see bar i+1. Each chunk's equity values go to
+ * the metrics (sf_perf_curve_feed, and sf_blocks_scan_feed for block
+ * statistics) while they are in cache, so no later pass reads the whole
+ * curve from memory but the blocks' central moments (they need the mean of
+ * every return first). A run that keeps no curve and has no block statistics
+ * writes its equity into one chunk-sized buffer instead of an array of n.
  */
 #include "sf/engine.h"
 
@@ -178,7 +183,8 @@ typedef struct sim {
     int has_stops; /* a stop loss or a take profit is set */
     size_t bars_in_pos;
     /* outputs */
-    double *equity;
+    double *equity; /* equity[i - eq_base] is bar i's */
+    size_t eq_base; /* 0, or the chunk's first bar when equity holds one chunk */
     sf_trade *trades;
     size_t n_trades, cap_trades;
 } sim;
@@ -194,11 +200,15 @@ typedef struct run {
     uint8_t *tmp;       /* depth_max temp chunks */
     int depth_max;
     int equity_borrowed; /* m.equity is the cache's scratch */
+    int equity_chunked;  /* m.equity is eq_chunk: one chunk's bars at a time */
     sim m;
-    /* Last, and not zeroed by run_new (8 KB): each chunk's signals are
-     * written for its len bars before anything reads them. */
+    sf_perf_curve curve; /* the metrics' pass over the curve, fed chunk by chunk */
+    sf_blocks_scan scan; /* the same for the block statistics (opts.blocks > 0) */
+    /* Last, and not zeroed by run_new (40 KB): each chunk's signals and
+     * equity are written for its len bars before anything reads them. */
     uint8_t entry_sig[SF_ENGINE_CHUNK];
     uint8_t exit_sig[SF_ENGINE_CHUNK];
+    double eq_chunk[SF_ENGINE_CHUNK];
 } run;
 
 /* A run with every field before the signal buffers zeroed. */
@@ -580,7 +590,7 @@ static sf_status sim_bar(sim *m, const sf_bars *b, size_t i, size_t last, int en
         st = ruin(m, b, i);
     if (m->ruined)
         eq = 0.0;
-    m->equity[i] = eq;
+    m->equity[i - m->eq_base] = eq;
     if (i != last && !m->ruined && st == SF_OK)
         st = decide(m, b, i, entry, exit_);
     m->bars_in_pos += (size_t)m->in_pos;
@@ -639,8 +649,9 @@ static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
 {
     sim *m = &r->m;
     const sf_bars *b = r->b;
+    double *eq = m->equity + (s - m->eq_base);
     if (!m->in_pos)
-        return run_flat(r->entry_sig, m->equity + s, m->cash, j, end);
+        return run_flat(r->entry_sig, eq, m->cash, j, end);
     hold h = {
         .adverse = (m->side > 0 ? b->low : b->high) + s,
         .favour = (m->side > 0 ? b->high : b->low) + s,
@@ -651,8 +662,7 @@ static size_t quiet_run(run *r, size_t s, size_t j, size_t end)
         .stop = m->stop,
         .target = m->target,
     };
-    size_t k = m->has_stops ? run_hold(&h, r->exit_sig, m->equity + s, j, end)
-                            : run_hold_free(&h, r->exit_sig, m->equity + s, j, end);
+    size_t k = m->has_stops ? run_hold(&h, r->exit_sig, eq, j, end) : run_hold_free(&h, r->exit_sig, eq, j, end);
     m->bars_in_pos += k - j;
     return k;
 }
@@ -721,9 +731,27 @@ static void prefetch_events(const run *r, size_t s, size_t len)
     }
 }
 
+/* Bar s starts a chunk: a chunk-sized curve now holds its bars. */
+static void chunk_equity(run *r, size_t s)
+{
+    if (r->equity_chunked)
+        r->m.eq_base = s;
+}
+
+/* The chunk's equity values, final now, to the metrics. */
+static void feed_metrics(run *r, size_t s, size_t len)
+{
+    sim *m = &r->m;
+    sf_perf_curve_feed(&r->curve, m->equity + (s - m->eq_base), len);
+    if (r->opts->blocks > 0)
+        sf_blocks_scan_feed(&r->scan, m->equity, s + len);
+}
+
 static sf_status phase_simulate(run *r, sf_err *err)
 {
     size_t n = r->b->n;
+    sf_perf_curve_init(&r->curve, n);
+    sf_blocks_scan_init(&r->scan, n, r->opts->blocks > 0 ? r->opts->blocks : 0);
     for (size_t s = 0; s < n; s += SF_ENGINE_CHUNK) {
         sf_status st = stopped(r->opts, SF_OK, "backtest", err);
         if (st != SF_OK)
@@ -735,8 +763,10 @@ static sf_status phase_simulate(run *r, sf_err *err)
         else
             memset(r->exit_sig, 0, len);
         prefetch_events(r, s, len);
+        chunk_equity(r, s);
         if (sim_chunk(r, s, len) != SF_OK)
             return sf_err_set(err, SF_ERR_NOMEM, "could not record trade");
+        feed_metrics(r, s, len);
         if (r->opts->progress != NULL)
             r->opts->progress(r->opts->progress_user, s + len, n);
     }
@@ -752,10 +782,10 @@ static sf_status build_result(run *r, sf_result **out, sf_err *err)
     sf_result *res = calloc(1, sizeof *res);
     if (res == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate result");
-    sf_perf_compute(b->ts, m->equity, b->n, r->lg->initial_capital, m->trades, m->n_trades, m->bars_in_pos,
-                    r->lg->periods_per_year, &res->perf);
+    sf_perf_curve_finish(&r->curve, b->ts, r->lg->initial_capital, m->trades, m->n_trades, m->bars_in_pos,
+                         r->lg->periods_per_year, &res->perf);
     if (r->opts->blocks > 0) /* sweep members: the returns' block statistics (sf/overfit.h) */
-        sf_blocks_compute(m->equity, b->n, r->opts->blocks, &res->blocks);
+        sf_blocks_scan_finish(&r->scan, m->equity, &res->blocks);
     res->initial_capital = r->lg->initial_capital;
     res->n_trades = m->n_trades;
     if (r->opts->keep_trades) {
@@ -788,18 +818,23 @@ static void run_destroy(run *r)
     free(r->tmp);
     if (r->equity_borrowed)
         sf_indcache_scratch_put(r->opts->cache, r->m.equity);
-    else
+    else if (!r->equity_chunked)
         free(r->m.equity);
     free(r->m.trades);
 }
 
-/* The equity curve: the cache's scratch when there is a cache and the result
- * does not keep the curve (a sweep member: its pages stay mapped from member
- * to member), else a new array the result may take. */
+/* The equity curve: one chunk's bars in the run itself when neither the
+ * result nor the block statistics need the whole curve; the cache's scratch
+ * when there is a cache and the result does not keep the curve (a sweep
+ * member: its pages stay mapped from member to member); else a new array the
+ * result may take. */
 static sf_status equity_alloc(run *r, sf_err *err)
 {
-    r->equity_borrowed = r->opts->cache != NULL && !r->opts->keep_equity;
-    if (r->equity_borrowed)
+    r->equity_chunked = !r->opts->keep_equity && r->opts->blocks <= 0;
+    r->equity_borrowed = !r->equity_chunked && r->opts->cache != NULL && !r->opts->keep_equity;
+    if (r->equity_chunked)
+        r->m.equity = r->eq_chunk;
+    else if (r->equity_borrowed)
         r->m.equity = sf_indcache_scratch_get(r->opts->cache);
     else
         r->m.equity = malloc(r->b->n * sizeof *r->m.equity);
@@ -1000,6 +1035,7 @@ static sf_status live_simulate(run *r, sf_decision *out, sf_err *err)
             eval_node(r, r->lg->exit, s, len, r->exit_sig, 0);
         else
             memset(r->exit_sig, 0, len);
+        chunk_equity(r, s);
         if (live_chunk(r, s, len, out) != SF_OK)
             return sf_err_set(err, SF_ERR_NOMEM, "could not record trade");
     }

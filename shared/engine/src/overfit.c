@@ -102,6 +102,19 @@ static void ksum2_get(const ksum2 *k, ksum *x, ksum *y)
     *x = (ksum){s[0], c[0]};
     *y = (ksum){s[1], c[1]};
 }
+
+/* From and to acc[4] = {x.s, y.s, x.c, y.c}. */
+static ksum2 ksum2_load(const double *acc)
+{
+    ksum2 k = {_mm_loadu_pd(acc), _mm_loadu_pd(acc + 2)};
+    return k;
+}
+
+static void ksum2_store(const ksum2 *k, double *acc)
+{
+    _mm_storeu_pd(acc, k->s);
+    _mm_storeu_pd(acc + 2, k->c);
+}
 #else
 typedef struct ksum2 {
     ksum x, y;
@@ -124,30 +137,45 @@ static void ksum2_get(const ksum2 *k, ksum *x, ksum *y)
     *x = k->x;
     *y = k->y;
 }
+
+static ksum2 ksum2_load(const double *acc)
+{
+    ksum2 k = {{acc[0], acc[2]}, {acc[1], acc[3]}};
+    return k;
+}
+
+static void ksum2_store(const ksum2 *k, double *acc)
+{
+    acc[0] = k->x.s;
+    acc[1] = k->y.s;
+    acc[2] = k->x.c;
+    acc[3] = k->y.c;
+}
 #endif
 
-/* Returns lo .. hi-1 (hi <= n) into s1 and s2, stopping after the first bar
- * whose equity is not positive (the ruin return is the last one used, as in
- * sf_perf_compute; *end becomes that bar + 1); returns the bar after the
- * last return used. A zero return is skipped when skip is set: adding +0.0
- * leaves a finite Neumaier state (s, c) bit for bit as it is (neither is
- * ever -0.0: both start at +0.0 and a sum rounds to -0.0 only from two
- * -0.0s), so the result is the same unless a sum ends non-finite, which the
- * caller checks. */
-static size_t block_sums(const double *eq, size_t lo, size_t hi, int skip, ksum *s1, ksum *s2, size_t *end)
+/* Returns lo .. hi-1 (hi <= n) added to the two sums in acc (sf_blocks_scan's
+ * layout), stopping after the first bar whose equity is not positive (the
+ * ruin return is the last one used, as in sf_perf_compute; *ruin becomes 1);
+ * returns the bar after the last return used. A zero return is skipped when
+ * skip is set: adding +0.0 leaves a finite Neumaier state (s, c) bit for bit
+ * as it is (neither is ever -0.0: both start at +0.0 and a sum rounds to
+ * -0.0 only from two -0.0s), so the result is the same unless a sum ends
+ * non-finite, which the caller checks. */
+static size_t block_sums(const double *eq, size_t lo, size_t hi, int skip, double *acc, int *ruin)
 {
-    ksum2 k = ksum2_zero();
+    ksum2 k = ksum2_load(acc);
     size_t i = lo;
     for (; i < hi; i++) {
         double r = ret_at(eq, i);
         if (r != 0.0 || !skip)
             ksum2_add(&k, r, r * r);
         if (!(eq[i] > 0)) {
-            *end = ++i;
+            *ruin = 1;
+            i++;
             break;
         }
     }
-    ksum2_get(&k, s1, s2);
+    ksum2_store(&k, acc);
     return i;
 }
 
@@ -172,38 +200,89 @@ static void central_sums(const double *eq, size_t m, double mean, sf_blocks *out
     out->c4 = ksum_get(&k4);
 }
 
-/* One pass over the blocks: counts, sums and sums of squares; returns m,
- * the last return used (0: none). */
-static size_t blocks_pass(const double *equity, size_t n, int s, sf_blocks *out, ksum *all)
+/* ---- the blocks, fed as the curve grows ---- */
+
+void sf_blocks_scan_init(sf_blocks_scan *sc, size_t n, int s)
 {
-    size_t slots = n - 1, end = n >= 2 && equity[0] > 0 ? n : 1; /* returns 1 .. end-1 */
-    for (int k = 0; k < s; k++) {
-        size_t lo = 1 + (size_t)k * slots / (size_t)s, hi = 1 + (size_t)(k + 1) * slots / (size_t)s;
-        hi = hi > end ? end : hi;
-        lo = lo > hi ? hi : lo;
-        ksum s1 = {0, 0}, s2 = {0, 0};
-        size_t stop = block_sums(equity, lo, hi, 1, &s1, &s2, &end);
-        if (!isfinite(s1.s) || !isfinite(s2.s)) { /* the skipped zeros could matter: add them */
-            s1 = s2 = (ksum){0, 0};
-            block_sums(equity, lo, hi, 0, &s1, &s2, &end);
-        }
-        out->n[k] = (uint32_t)(stop - lo);
-        out->sum[k] = ksum_get(&s1);
-        out->sumsq[k] = ksum_get(&s2);
-        ksum_add(all, out->sum[k]);
+    memset(sc, 0, sizeof *sc);
+    if (sf_overfit_blocks_check(s, NULL) != SF_OK || n == 0)
+        return;
+    sc->b.s = s;
+    sc->n = n;
+}
+
+/* Block k begins: returns lo .. hi-1 of the equal split, cut at a ruin. */
+static void scan_start(sf_blocks_scan *sc)
+{
+    size_t slots = sc->n - 1, s = (size_t)sc->b.s, k = (size_t)sc->k;
+    size_t lo = 1 + k * slots / s, hi = 1 + (k + 1) * slots / s;
+    hi = hi > sc->end ? sc->end : hi;
+    lo = lo > hi ? hi : lo;
+    sc->lo = sc->pos = lo;
+    sc->hi = hi;
+    memset(sc->acc, 0, sizeof sc->acc);
+}
+
+/* Block k is complete (pos is the bar after its last return): its count and
+ * sums, summed again without skipping zeros when a sum is not finite. */
+static void scan_close(sf_blocks_scan *sc, const double *eq)
+{
+    if (!isfinite(sc->acc[0]) || !isfinite(sc->acc[1])) {
+        int ruin = 0;
+        memset(sc->acc, 0, sizeof sc->acc);
+        block_sums(eq, sc->lo, sc->hi, 0, sc->acc, &ruin);
     }
-    return end - 1;
+    ksum s1 = {sc->acc[0], sc->acc[2]}, s2 = {sc->acc[1], sc->acc[3]}, all = {sc->all[0], sc->all[1]};
+    int k = sc->k;
+    sc->b.n[k] = (uint32_t)(sc->pos - sc->lo);
+    sc->b.sum[k] = ksum_get(&s1);
+    sc->b.sumsq[k] = ksum_get(&s2);
+    ksum_add(&all, sc->b.sum[k]);
+    sc->all[0] = all.s;
+    sc->all[1] = all.c;
+    sc->k++;
+}
+
+void sf_blocks_scan_feed(sf_blocks_scan *sc, const double *equity, size_t upto)
+{
+    if (sc->b.s == 0 || upto == 0)
+        return;
+    if (sc->end == 0) { /* point 0 is here: returns 1 .. end-1, none when it is not positive */
+        sc->end = sc->n >= 2 && equity[0] > 0 ? sc->n : 1;
+        scan_start(sc);
+    }
+    while (sc->k < sc->b.s) {
+        size_t to = sc->hi < upto ? sc->hi : upto;
+        int ruin = 0;
+        if (sc->pos < to)
+            sc->pos = block_sums(equity, sc->pos, to, 1, sc->acc, &ruin);
+        if (ruin)
+            sc->end = sc->pos;
+        else if (sc->pos < sc->hi)
+            return; /* the rest of the block is not here yet */
+        scan_close(sc, equity);
+        if (sc->k < sc->b.s)
+            scan_start(sc);
+    }
+}
+
+void sf_blocks_scan_finish(sf_blocks_scan *sc, const double *equity, sf_blocks *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sc->b.s == 0)
+        return;
+    sf_blocks_scan_feed(sc, equity, sc->n);
+    memcpy(out, &sc->b, sizeof *out);
+    size_t m = sc->end - 1; /* the last return used (0: none) */
+    ksum all = {sc->all[0], sc->all[1]};
+    central_sums(equity, m, m ? ksum_get(&all) / (double)m : 0.0, out);
 }
 
 void sf_blocks_compute(const double *equity, size_t n, int s, sf_blocks *out)
 {
-    memset(out, 0, sizeof *out);
-    if (sf_overfit_blocks_check(s, NULL) != SF_OK || n == 0)
-        return;
-    out->s = s;
-    ksum all = {0, 0};
-    size_t m = blocks_pass(equity, n, s, out, &all);
-    central_sums(equity, m, m ? ksum_get(&all) / (double)m : 0.0, out);
+    sf_blocks_scan sc;
+    sf_blocks_scan_init(&sc, n, s);
+    sf_blocks_scan_finish(&sc, equity, out);
 }
 
 /* Per-bar Sharpe from a count, a sum and a sum of squares. */

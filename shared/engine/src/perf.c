@@ -30,9 +30,7 @@ const char *sf_exit_reason_name(sf_exit_reason r)
 
 /* ---- compensated summation ---------------------------------------------------------- */
 
-typedef struct ksum {
-    double s, c;
-} ksum;
+typedef sf_perf_ksum ksum;
 
 /* Branch-free Neumaier step: the compiler turns the selects into blends. */
 static inline void ksum_add(ksum *k, double x)
@@ -67,43 +65,68 @@ static double ksum_get(const ksum *k)
  */
 #define PERF_BLOCK 512
 
-typedef struct curve_pass {
-    size_t m;          /* usable returns: i = 1.. while equity[i-1] > 0 */
-    ksum s1, s2, down; /* sum r, sum r^2, sum min(r,0)^2 */
-    size_t best_peak, best_trough;
-    double worst; /* deepest drawdown fraction */
-} curve_pass;
-
 typedef struct partial {
     double r, sq, down;
 } partial;
 
-static void fold(curve_pass *p, partial *b)
+static void fold(sf_perf_curve *c, partial *b)
 {
-    ksum_add(&p->s1, b->r);
-    ksum_add(&p->s2, b->sq);
-    ksum_add(&p->down, b->down);
+    ksum_add(&c->s1, b->r);
+    ksum_add(&c->s2, b->sq);
+    ksum_add(&c->down, b->down);
     *b = (partial){0, 0, 0};
 }
 
-static void scan_curve(const double *equity, size_t n, curve_pass *p)
+void sf_perf_curve_init(sf_perf_curve *c, size_t n)
 {
-    *p = (curve_pass){0};
-    size_t m = n > 1 && equity[0] > 0 ? n - 1 : 0;
-    size_t peak = 0, fold_at = PERF_BLOCK;
-    double peak_v = equity[0];
-    double floor_ratio = 1.0; /* 1 - worst: below floor_ratio * peak is deeper */
-    partial b = {0, 0, 0};
-    for (size_t i = 1; i < n; i++) {
+    *c = (sf_perf_curve){.n = n, .fold_at = PERF_BLOCK, .floor_ratio = 1.0};
+}
+
+/* Point 0: the first peak, and no returns when it is not positive. */
+static void curve_first(sf_perf_curve *c, double e0)
+{
+    c->m = c->n > 1 && e0 > 0 ? c->n - 1 : 0;
+    c->peak_v = e0;
+    c->prev = e0;
+    c->next = 1;
+}
+
+/* A deeper drawdown than any so far at point i (peak_v > 0, cur below the floor). */
+static void curve_trough(sf_perf_curve *c, double peak_v, double cur, size_t peak, size_t i, double *floor_ratio)
+{
+    double dd = (peak_v - cur) / peak_v;
+    if (dd > c->worst) {
+        c->worst = dd;
+        *floor_ratio = 1.0 - dd;
+        c->best_peak = peak;
+        c->best_trough = i;
+    }
+}
+
+/* The state lives in locals through the loop (registers), and goes back to
+ * *c at the end; pts[j] is point start + j. */
+void sf_perf_curve_feed(sf_perf_curve *c, const double *pts, size_t len)
+{
+    if (len > 0 && c->next == 0) {
+        curve_first(c, pts[0]);
+        pts++;
+        len--;
+    }
+    size_t start = c->next, m = c->m, peak = c->peak, fold_at = c->fold_at;
+    double prev = c->prev, peak_v = c->peak_v, floor_ratio = c->floor_ratio;
+    partial b = {c->part[0], c->part[1], c->part[2]};
+    for (size_t j = 0; j < len; j++) {
+        size_t i = start + j;
         if (i >= fold_at) {
-            fold(p, &b);
+            fold(c, &b);
             fold_at += PERF_BLOCK;
         }
-        double prev = equity[i - 1], cur = equity[i];
-        if (cur == prev)
+        double before = prev, cur = pts[j];
+        prev = cur;
+        if (cur == before)
             continue;
         if (i <= m) {
-            double r = cur / prev - 1.0, sq = r * r;
+            double r = cur / before - 1.0, sq = r * r;
             b.r += r;
             b.sq += sq;
             b.down += r < 0 ? sq : 0.0;
@@ -114,20 +137,22 @@ static void scan_curve(const double *equity, size_t n, curve_pass *p)
             peak_v = cur;
             peak = i;
         } else if (cur < floor_ratio * peak_v && peak_v > 0) {
-            double dd = (peak_v - cur) / peak_v;
-            if (dd > p->worst) {
-                p->worst = dd;
-                floor_ratio = 1.0 - dd;
-                p->best_peak = peak;
-                p->best_trough = i;
-            }
+            curve_trough(c, peak_v, cur, peak, i, &floor_ratio);
         }
     }
-    fold(p, &b);
-    p->m = m;
+    c->next = start + len;
+    c->m = m;
+    c->peak = peak;
+    c->fold_at = fold_at;
+    c->prev = prev;
+    c->peak_v = peak_v;
+    c->floor_ratio = floor_ratio;
+    c->part[0] = b.r;
+    c->part[1] = b.sq;
+    c->part[2] = b.down;
 }
 
-static void risk_ratios(const curve_pass *p, double ppy, sf_perf *out)
+static void risk_ratios(const sf_perf_curve *p, double ppy, sf_perf *out)
 {
     out->sharpe = NAN;
     out->sortino = NAN;
@@ -185,25 +210,36 @@ static double cagr(const int64_t *ts, size_t n, double initial, double final)
     return pow(final / initial, 1.0 / years) - 1.0;
 }
 
-void sf_perf_compute(const int64_t *ts, const double *equity, size_t n, double initial, const sf_trade *trades,
-                     size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out)
+void sf_perf_curve_finish(const sf_perf_curve *c, const int64_t *ts, double initial, const sf_trade *trades,
+                          size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out)
 {
     trade_stats(trades, n_trades, out);
-    if (n == 0) {
+    size_t n = c->n;
+    if (n == 0 || c->next < n) {
         out->final_equity = out->total_return = out->cagr = NAN;
         out->sharpe = out->sortino = out->exposure = NAN;
         out->max_drawdown = 0;
         out->drawdown_peak_time = out->drawdown_trough_time = 0;
         return;
     }
-    out->final_equity = equity[n - 1];
+    sf_perf_curve pass = *c;
+    partial b = {c->part[0], c->part[1], c->part[2]};
+    fold(&pass, &b);
+    out->final_equity = c->prev;
     out->total_return = initial > 0 ? out->final_equity / initial - 1.0 : NAN;
     out->cagr = cagr(ts, n, initial, out->final_equity);
-    curve_pass pass;
-    scan_curve(equity, n, &pass);
     risk_ratios(&pass, periods_per_year, out);
     out->max_drawdown = pass.worst;
     out->drawdown_peak_time = ts[pass.best_peak];
     out->drawdown_trough_time = ts[pass.best_trough];
     out->exposure = (double)bars_in_position / (double)n;
+}
+
+void sf_perf_compute(const int64_t *ts, const double *equity, size_t n, double initial, const sf_trade *trades,
+                     size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out)
+{
+    sf_perf_curve c;
+    sf_perf_curve_init(&c, n);
+    sf_perf_curve_feed(&c, equity, n);
+    sf_perf_curve_finish(&c, ts, initial, trades, n_trades, bars_in_position, periods_per_year, out);
 }

@@ -90,6 +90,26 @@ sf_status sf_overfit_blocks_check(long long s, sf_err *err);
  * compensated (Neumaier), in bar order. */
 void sf_blocks_compute(const double *equity, size_t n, int s, sf_blocks *out);
 
+/* The same statistics while the curve is being produced (the engine feeds
+ * each chunk of bars while it is in cache): sf_blocks_scan_init for n points
+ * and s blocks, sf_blocks_scan_feed whenever points 0 .. upto-1 of equity are
+ * final (upto never decreasing; equity is the whole curve's array, of which
+ * the scan reads those points), then sf_blocks_scan_finish with the whole
+ * curve, whose out is bit for bit sf_blocks_compute's (which is these
+ * calls). Fields of sf_blocks_scan are private. */
+typedef struct sf_blocks_scan {
+    sf_blocks b;           /* the result so far */
+    size_t n, lo, hi, pos; /* the current block k: returns lo .. hi-1, pos the next */
+    size_t end;            /* returns end before this bar (ruin); 0 before the first feed */
+    int k;
+    double acc[4]; /* the current block's compensated sums: sum, sum of squares, their compensations */
+    double all[2]; /* the blocks' sums, compensated */
+} sf_blocks_scan;
+
+void sf_blocks_scan_init(sf_blocks_scan *sc, size_t n, int s);
+void sf_blocks_scan_feed(sf_blocks_scan *sc, const double *equity, size_t upto);
+void sf_blocks_scan_finish(sf_blocks_scan *sc, const double *equity, sf_blocks *out);
+
 /* Per-bar Sharpe of the union of the blocks whose bits are set in mask
  * (block k = bit k), summed in block order: NaN with fewer than 2 returns,
  * 0 with zero deviation. */

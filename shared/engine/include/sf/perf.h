@@ -70,4 +70,29 @@ const char *sf_exit_reason_name(sf_exit_reason r);
 void sf_perf_compute(const int64_t *ts, const double *equity, size_t n, double initial, const sf_trade *trades,
                      size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out);
 
+/*
+ * The same metrics from a curve fed in pieces, for a caller that produces the
+ * curve piece by piece and need not keep it (the engine feeds each chunk of
+ * bars while it is in cache): sf_perf_curve_init for n points, then
+ * sf_perf_curve_feed with the points in order (any split: pieces of len >= 0
+ * adding up to n), then sf_perf_curve_finish, whose out is bit for bit what
+ * sf_perf_compute gives on the whole curve (sf_perf_compute is these three
+ * calls). Fields of sf_perf_curve are private.
+ */
+typedef struct sf_perf_ksum {
+    double s, c; /* a compensated sum: value, compensation */
+} sf_perf_ksum;
+
+typedef struct sf_perf_curve {
+    size_t n, next, m, peak, fold_at, best_peak, best_trough;
+    double prev, peak_v, floor_ratio, worst;
+    sf_perf_ksum s1, s2, down;
+    double part[3]; /* the current block's plain sums: r, r^2, min(r,0)^2 */
+} sf_perf_curve;
+
+void sf_perf_curve_init(sf_perf_curve *c, size_t n);
+void sf_perf_curve_feed(sf_perf_curve *c, const double *points, size_t len);
+void sf_perf_curve_finish(const sf_perf_curve *c, const int64_t *ts, double initial, const sf_trade *trades,
+                          size_t n_trades, size_t bars_in_position, double periods_per_year, sf_perf *out);
+
 #endif
