@@ -6,12 +6,28 @@
  * it outside the lock; other threads asking for the same spec wait on `done`
  * (in a while loop) until it is READY or gone (failed: they retry and compute
  * themselves). Pinned entries are never evicted. Lock order: cache->mu only.
+ *
+ * An entry's outputs and a scratch series are big blocks (8 MB for 10^6
+ * bars), written once, from scratch, by the thread that computes them: fresh
+ * pages, faulted in one 4 KB page at a time when malloc'd (in a sweep of the
+ * SMA crossover, the costliest part of computing the indicators: each fault
+ * traps to the kernel, and under a hypervisor more). Blocks of at least
+ * BIG_BLOCK bytes are mapped on their own instead, aligned for transparent
+ * huge pages, asked for them and populated in one call (both are hints:
+ * where the kernel declines, the pages fault in as before).
  */
 #include "sf/indcache.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define BIG_BLOCK HUGE_PAGE
+#define BIG_HEAD ((size_t)4096) /* room before the block for its mapping's address and length */
 
 typedef enum entry_state { ENTRY_COMPUTING, ENTRY_READY } entry_state;
 
@@ -68,11 +84,59 @@ const sf_bars *sf_indcache_bars(const sf_indcache *cache)
     return cache->bars;
 }
 
+/* ---- big blocks ---- */
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* bytes of doubles: malloc'd below BIG_BLOCK, else a mapping of their own
+ * (its start and length kept just before the block); NULL when out of memory. */
+static double *block_alloc(size_t bytes)
+{
+    if (bytes < BIG_BLOCK)
+        return malloc(bytes ? bytes : 1);
+    size_t body = round_up(bytes, HUGE_PAGE), len = BIG_HEAD + HUGE_PAGE + body;
+    if (len < bytes)
+        return NULL;
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    char *p = (char *)round_up((uintptr_t)map + BIG_HEAD, HUGE_PAGE);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, body, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(p, body, MADV_POPULATE_WRITE);
+#endif
+    void *head[2] = {map, (void *)len};
+    memcpy(p - sizeof head, head, sizeof head);
+    return (double *)(void *)p;
+}
+
+/* Frees what block_alloc(bytes) returned (NULL: nothing). */
+static void block_free(double *block, size_t bytes)
+{
+    if (block == NULL || bytes < BIG_BLOCK) {
+        free(block);
+        return;
+    }
+    void *head[2];
+    memcpy(head, (char *)block - sizeof head, sizeof head);
+    munmap(head[0], (size_t)head[1]);
+}
+
+static size_t scratch_bytes(const sf_indcache *c)
+{
+    return (c->bars->n ? c->bars->n : 1) * sizeof(double);
+}
+
 static void entry_free(struct sf_indref *e)
 {
     if (e == NULL)
         return;
-    free(e->block);
+    block_free(e->block, e->bytes);
     free(e);
 }
 
@@ -87,7 +151,7 @@ void sf_indcache_free(sf_indcache *cache)
         e = next;
     }
     for (int i = 0; i < cache->n_spare; i++)
-        free(cache->spare[i]);
+        block_free(cache->spare[i], scratch_bytes(cache));
     pthread_cond_destroy(&cache->done);
     pthread_mutex_destroy(&cache->mu);
     free(cache);
@@ -155,7 +219,7 @@ static int cache_make_room(sf_indcache *c, size_t need)
 static sf_status entry_compute(struct sf_indref *e, const sf_bars *bars, sf_err *err)
 {
     size_t n = bars->n;
-    e->block = malloc(e->bytes ? e->bytes : 1);
+    e->block = block_alloc(e->bytes);
     if (e->block == NULL)
         return sf_err_set(err, SF_ERR_NOMEM, "could not allocate %zu bytes of indicator output", e->bytes);
     double *outs[SF_IND_MAX_OUTPUTS] = {0};
@@ -294,7 +358,7 @@ double *sf_indcache_scratch_get(sf_indcache *cache)
     if (cache->n_spare > 0)
         p = cache->spare[--cache->n_spare];
     pthread_mutex_unlock(&cache->mu);
-    return p != NULL ? p : malloc((cache->bars->n ? cache->bars->n : 1) * sizeof(double));
+    return p != NULL ? p : block_alloc(scratch_bytes(cache));
 }
 
 void sf_indcache_scratch_put(sf_indcache *cache, double *scratch)
@@ -307,5 +371,5 @@ void sf_indcache_scratch_put(sf_indcache *cache, double *scratch)
         scratch = NULL;
     }
     pthread_mutex_unlock(&cache->mu);
-    free(scratch);
+    block_free(scratch, scratch_bytes(cache));
 }
