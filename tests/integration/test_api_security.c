@@ -736,3 +736,101 @@ Test(security, injection_strings_in_every_input_of_every_route_are_refused_clean
     cr_assert_eq(sf_testenv_query_int(g_db, "SELECT count(*) FROM logics WHERE name = 'x''); DROP TABLE jobs; --'"),
                  sf_testenv_query_int(g_db, "SELECT count(*) FROM logics WHERE name LIKE 'x''); DROP%'"));
 }
+
+/* ---- headers ------------------------------------------------------------------------------- */
+
+Test(security, bad_keys_are_401_in_json_and_never_echoed)
+{
+    char *lng = long_text('A', 6000);
+    char quoted[64] = "sf_", withq[80];
+    memset(quoted + 3, '\'', 43);
+    quoted[46] = '\0';
+    snprintf(withq, sizeof withq, "%s'", g_key1.text);
+    const char *keys[] = {"' OR '1'='1",      "x'); DROP TABLE api_keys; --", quoted,     withq,
+                          "../../etc/passwd", "\xc3\xa9\xe2\x82\xac",         "\xff\xfe", lng};
+    const char *schemes[] = {"Bearer ", "bearer ", "Basic ", ""};
+    char *digest = db_digest();
+    for (size_t s = 0; s < sizeof schemes / sizeof schemes[0]; s++)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            char header[7000], what[200];
+            snprintf(header, sizeof header, "Authorization: %s%s", schemes[s], keys[k]);
+            snprintf(what, sizeof what, "GET /v1/me with %.60s", header);
+            reply r;
+            call_n(&r, "GET", "/v1/me", NULL, NULL, 0, header, NULL);
+            cr_assert_eq(r.status, 401, "%s: %ld %.300s", what, r.status, r.text);
+            expect_safe(what, &r, &digest);
+            cr_assert(strlen(keys[k]) < 4 || !strstr(r.text, keys[k]), "%s: the key is echoed: %.300s", what, r.text);
+            json_decref(r.json);
+        }
+    free(digest);
+    free(lng);
+    expect_alive("bad keys");
+}
+
+/* Send len bytes of request and read the answer (may be none: the server
+ * may close a malformed request or wait for a body that never comes, 2 s
+ * here); "" when none. */
+static void raw_exchange(const char *request, size_t len, char *resp, size_t size)
+{
+    int fd = rawhttp_dial("127.0.0.1", g_port);
+    cr_assert(fd >= 0, "connect to sf-api");
+    resp[0] = '\0';
+    if (rawhttp_send(fd, request, len))
+        rawhttp_read(fd, resp, size, 2000);
+    close(fd);
+}
+
+Test(security, crlf_and_nul_in_the_request_line_and_headers_inject_no_response_header)
+{
+    char key[96];
+    snprintf(key, sizeof key, "Authorization: Bearer %s\r\n", g_key1.text);
+    static const char *const HEAD[] = {
+        "GET /v1/jobs/%0D%0AX-Injected:%201 HTTP/1.1\r\n",
+        "GET /v1/jobs?status=%0D%0AX-Injected:%201 HTTP/1.1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX-Request-Id: a\rX-Injected: 1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX-Request-Id: a%0D%0AX-Injected: 1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX-Request-Id: a\r\n X-Injected: 1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX-Request-Id: a\nX-Injected: 1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX-Request-Id: a\0X-Injected: 1\r\n",
+        "GET /v1/me HTTP/1.1\r\nIdempotency-Key: a\0b\r\n",
+        "GET /v1/me\0/x HTTP/1.1\r\n",
+        "GET /v1/me HTTP/1.1 x HTTP/1.1\r\n",
+        "GET /v1/me HTTP/1.1\r\nX Bad: 1\r\n",
+        "GET ../../../etc/passwd HTTP/1.1\r\n",
+        "POST /v1/logics HTTP/1.1\r\nContent-Length: -1\r\n",
+        "POST /v1/logics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+        "POST /v1/logics HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+    };
+    char *digest = db_digest();
+    for (size_t i = 0; i < sizeof HEAD / sizeof HEAD[0]; i++) {
+        /* the templates hold NUL bytes: their length is up to the "\r\n" that ends them */
+        size_t hl = 0;
+        while (!(HEAD[i][hl] == '\r' && HEAD[i][hl + 1] == '\n' && HEAD[i][hl + 2] == '\0'))
+            hl++;
+        hl += 2;
+        char req[1024], resp[65536];
+        size_t n = 0;
+        memcpy(req, HEAD[i], hl);
+        n = hl;
+        n += (size_t)snprintf(req + n, sizeof req - n, "Host: 127.0.0.1\r\n%sConnection: close\r\n\r\n", key);
+        raw_exchange(req, n, resp, sizeof resp);
+        char what[200];
+        snprintf(what, sizeof what, "request %zu (%.40s)", i, HEAD[i]);
+        if (resp[0]) {
+            int status = 0;
+            cr_assert_eq(sscanf(resp, "HTTP/1.%*d %d", &status), 1, "%s: %.200s", what, resp);
+            cr_assert(status >= 200 && status < 500, "%s: %d %.300s", what, status, resp);
+            char *end = strstr(resp, "\r\n\r\n");
+            if (end)
+                *end = '\0';
+            for (char *c = resp; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            cr_assert(!strstr(resp, "x-injected"), "%s: an injected header: %s", what, resp);
+        }
+        expect_alive(what);
+        char *now = db_digest();
+        cr_assert_str_eq(now, digest, "%s changed PostgreSQL", what);
+        free(now);
+    }
+    free(digest);
+}

@@ -6,7 +6,8 @@
  *
  * apitest_setup(prefix, env) starts the server with PORT=0 on 127.0.0.1,
  * two threads and the extra environment entries env ("NAME=value", NULL
- * terminated; may be NULL), and reads its port from the "listening" line;
+ * terminated; may be NULL), and reads its port from the "listening" line
+ * (its stdout: a pipe, or with SF_TEST_LOG_DIR set a log file kept there);
  * apitest_teardown stops it (SIGTERM) and drops the database.
  *
  * A test that wants another setup composes the steps apitest_setup is made
@@ -26,12 +27,15 @@
 
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +88,13 @@ static inline int apitest_read_port(int fd, const char *also)
             continue;
         }
         ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        struct stat sb;
+        if (n == 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) { /* a log file: wait for more */
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+            waited += 20;
+            continue;
+        }
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -101,6 +112,28 @@ static inline int apitest_read_port(int fd, const char *also)
     cr_assert_fail("sf-api did not report listening%s%s; output: %.*s", also ? " and " : "", also ? also : "", (int)len,
                    buf);
     return 0;
+}
+
+/* Where sf-api's stdout goes (fds[1]) and where its "listening" line is
+ * read (fds[0]): a pipe, or with SF_TEST_LOG_DIR set (scripts/test) a log
+ * file there, <test program>-<queue>-sf-api.log, kept for the checks that run
+ * after the suites (scripts/check-secrets). */
+static inline void apitest_output(int fds[2])
+{
+    char keep[2048];
+    sf_testenv_log_dir(keep, sizeof keep);
+    if (keep[0] == '\0') {
+        cr_assert_eq(pipe(fds), 0);
+        return;
+    }
+    char path[4096], prog[256];
+    mkdir(keep, 0755);
+    sf_testenv_program(prog, sizeof prog);
+    snprintf(path, sizeof path, "%s/%s-%s-sf-api.log", keep, prog, g_queue);
+    fds[1] = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    fds[0] = open(path, O_RDONLY);
+    cr_assert(fds[0] >= 0 && fds[1] >= 0, "could not create %s", path);
+    lseek(fds[0], 0, SEEK_END); /* a restarted server appends: read from here */
 }
 
 /* Start sf-api with the extra environment; wait for its "listening" line
@@ -123,7 +156,7 @@ static inline void apitest_start_api_until(const char *const *extra, const char 
         envp[i] = env[i];
     envp[n] = NULL;
     int fds[2];
-    cr_assert_eq(pipe(fds), 0);
+    apitest_output(fds);
     g_pid = fork();
     cr_assert_geq(g_pid, 0);
     if (g_pid == 0) {
@@ -136,7 +169,7 @@ static inline void apitest_start_api_until(const char *const *extra, const char 
     }
     close(fds[1]);
     g_port = apitest_read_port(fds[0], also);
-    close(fds[0]); /* later log lines get EPIPE (ignored by sf-api) */
+    close(fds[0]); /* on a pipe, later log lines get EPIPE (ignored by sf-api) */
 }
 
 static inline void apitest_start_api(const char *const *extra)
