@@ -36,6 +36,7 @@
 #include "sf/queue.h"
 #include "sf/redis.h"
 
+#include "jobcache.h"
 #include "keycache.h"
 
 /* Tiers (users.tier) and their limits in api_config.tier (tiers.h). */
@@ -57,12 +58,14 @@ typedef struct api_config {
     char *queue;
     int64_t db_statement_timeout_ms;
     int64_t drain_s;
-    int64_t max_attempts_cap;  /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
-    int64_t run_max_mb;        /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
-    int64_t rerun_max;         /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
-    int64_t key_cache_s;       /* API_KEY_CACHE_SECONDS: a valid key's user is cached this long (keycache.h) */
-    char *metrics_token;       /* "" = /metrics open */
-    char *webhook_allow_cidrs; /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses a schedule's webhook may name */
+    int64_t max_attempts_cap;    /* MAX_ATTEMPTS_CAP: most max_attempts a job may ask for */
+    int64_t run_max_mb;          /* SF_RUN_MAX_MB: a run's working set (the workers' bound) */
+    int64_t rerun_max;           /* RERUN_MAX: most jobs one POST /v1/reruns may re-run */
+    int64_t key_cache_s;         /* API_KEY_CACHE_SECONDS: a valid key's user is cached this long (keycache.h) */
+    int64_t job_cache_s;         /* API_JOB_CACHE_SECONDS: a final job's JSON is cached this long (jobcache.h) */
+    int64_t job_cache_active_ms; /* API_JOB_CACHE_ACTIVE_MS: an unfinished job's JSON, this long */
+    char *metrics_token;         /* "" = /metrics open */
+    char *webhook_allow_cidrs;   /* SF_WEBHOOK_ALLOW_CIDRS: non-public addresses a schedule's webhook may name */
     int64_t tier[API_TIERS][API_LIMITS]; /* quotas and rate of each tier, 0 = unlimited (tiers.h) */
 } api_config;
 
@@ -73,6 +76,7 @@ typedef struct api_app {
     sf_log *log;
     sf_metrics *metrics;
     api_keycache *keys;     /* valid keys' users (keycache.h; thread-safe) */
+    api_jobcache *jobs;     /* jobs' JSON for GET /v1/jobs/{id} (jobcache.h; thread-safe) */
     double start_time;      /* Unix seconds */
     pthread_key_t conn_key; /* -> api_conn of the calling thread */
     atomic_int sweeps_busy; /* sweep submissions compiling or storing (at most sweep_concurrency) */

@@ -48,9 +48,13 @@ sf_status api_app_init(api_app *app, const api_config *cfg, sf_log *log, sf_err 
         st = sf_metrics_new(METRICS, API_METRIC_COUNT, API_MAX_SERIES, &app->metrics, err);
     if (st == SF_OK && (st = api_keycache_new(cfg->key_cache_s, &app->keys, err)) == SF_OK)
         st = api_keycache_listen(app->keys, cfg->redis_url, cfg->queue, log, err);
+    if (st == SF_OK)
+        st = api_jobcache_new(cfg->job_cache_s * 1000, cfg->job_cache_s > 0 ? cfg->job_cache_active_ms : 0, &app->jobs,
+                              err);
     if (st == SF_OK && pthread_key_create(&app->conn_key, conn_free) != 0)
         st = sf_err_set(err, SF_ERR_NOMEM, "could not create thread-local storage");
     if (st != SF_OK) {
+        api_jobcache_free(app->jobs);
         api_keycache_free(app->keys);
         sf_metrics_free(app->metrics);
     }
@@ -62,6 +66,7 @@ void api_app_destroy(api_app *app)
     conn_free(pthread_getspecific(app->conn_key)); /* the main thread's, if any */
     pthread_setspecific(app->conn_key, NULL);
     pthread_key_delete(app->conn_key);
+    api_jobcache_free(app->jobs);
     api_keycache_free(app->keys);
     sf_metrics_free(app->metrics);
 }

@@ -6,7 +6,10 @@
  * JSON of the read routes (timestamps ISO-8601 in UTC: the connection's time
  * zone is UTC; a result's equity is stored as two arrays and rendered as the
  * documented [{"time", "equity"}] by sf_equity_points, migration 0006). State
- * changes go through sf/job.h.
+ * changes go through sf/job.h. GET /v1/jobs/{id} is answered from the
+ * cache of jobs' JSON when it holds the job (jobcache.h: bounded lifetimes;
+ * a cancel here drops the job's entry, a batch's cancel and a detail asked
+ * for again drop them all).
  *
  * A result is served from what is stored: a backtest's own row; a sweep
  * member's compact row (params, metrics) joined to its detail job's row
@@ -62,10 +65,24 @@ static sf_db_res *owned_row(api_app *app, sf_httpd_req *req, const char *sql, co
     return res;
 }
 
-/* The job, and a logic execution's signal (NULL for other jobs). */
-static const char JOB_SQL[] = "SELECT " SF_JOBLIST_JOB_JSON "::text, (SELECT " SF_JOBLIST_SIGNAL_JSON
-                              "::text FROM signals WHERE signals.job_id = jobs.id) "
-                              "FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid";
+/* The job's JSON as GET /v1/jobs/{id} shows it: a logic execution's with its
+ * signal spliced in as the last member (PostgreSQL's text kept as it is, no
+ * parse in sf-api); whether the cache may keep it as final (jobcache.h: a
+ * final state and no signal, whose webhook may still be delivered). */
+static const char JOB_SQL[] =
+    "SELECT CASE WHEN sig IS NULL THEN job ELSE left(job, -1) || ', \"signal\" : ' || sig || '}' END, "
+    "final AND sig IS NULL FROM (SELECT " SF_JOBLIST_JOB_JSON "::text AS job, "
+    "status IN ('succeeded', 'failed', 'dead', 'cancelled') AS final, "
+    "(SELECT " SF_JOBLIST_SIGNAL_JSON "::text FROM signals WHERE signals.job_id = jobs.id) AS sig "
+    "FROM jobs WHERE id = $1::uuid AND user_id = $2::uuid) j";
+
+static void reply_job(api_app *app, sf_httpd_req *req, const char *json, size_t len)
+{
+    sf_err err = {0};
+    sf_status st = sf_httpd_reply(req, 200, "application/json", json, len, &err);
+    if (st != SF_OK)
+        api_fail(app, req, st, &err);
+}
 
 void api_job_get(sf_httpd_req *req, void *appv)
 {
@@ -74,16 +91,20 @@ void api_job_get(sf_httpd_req *req, void *appv)
     const char *id;
     if (!api_authenticate(app, req, &user) || (id = job_id(req)) == NULL)
         return;
+    char text[API_JOBCACHE_TEXT_MAX + 1];
+    size_t len = 0;
+    if (api_jobcache_get(app->jobs, id, user.id, text, sizeof text, &len)) {
+        reply_job(app, req, text, len);
+        return;
+    }
+    api_jobcache_ticket_t ticket = api_jobcache_ticket(app->jobs); /* before the read */
     sf_db_res *res = owned_row(app, req, JOB_SQL, id, &user, "job");
     if (res == NULL)
         return;
-    json_t *job = sf_db_is_null(res, 0, 1) ? NULL : api_json_from_db(sf_db_get(res, 0, 0));
-    if (job != NULL) { /* a logic execution: its signal with it */
-        json_object_set_new(job, "signal", api_json_from_db(sf_db_get(res, 0, 1)));
-        api_reply_json(app, req, 200, job);
-    } else {
-        api_reply_text(app, req, 200, sf_db_get(res, 0, 0));
-    }
+    const char *json = sf_db_get(res, 0, 0);
+    len = strlen(json);
+    api_jobcache_put(app->jobs, id, user.id, json, len, strcmp(sf_db_get(res, 0, 1), "t") == 0, ticket);
+    reply_job(app, req, json, len);
     sf_db_res_free(res);
 }
 
@@ -131,6 +152,8 @@ static void reply_computing(api_app *app, sf_httpd_req *req, const char *id, con
     sf_status st = api_db(app, &db, &err);
     if (st == SF_OK)
         st = sf_detail_request(db, id, &d, &err);
+    if (st == SF_OK && d.previous_error[0] != '\0')
+        api_jobcache_clear(app->jobs); /* the failed detail it replaced is gone */
     json_t *out = st == SF_OK ? api_json_from_db(known) : NULL;
     if (st == SF_OK && out == NULL)
         st = sf_err_set(&err, SF_ERR_INTERNAL, "could not read the member's metrics");
@@ -214,6 +237,8 @@ void api_job_cancel(sf_httpd_req *req, void *appv)
         api_fail(app, req, st, &err);
         return;
     }
+    if (result == SF_JOB_CANCEL_DONE || result == SF_JOB_CANCEL_REQUESTED)
+        api_jobcache_forget(app->jobs, id); /* committed: the next GET reads it */
     switch (result) {
     case SF_JOB_CANCEL_NOT_FOUND: sf_httpd_reply_error(req, 404, "not_found", "no such job", NULL); return;
     case SF_JOB_CANCEL_FINAL:

@@ -646,6 +646,8 @@ void api_batch_cancel(sf_httpd_req *req, void *appv)
         sf_httpd_reply_error(req, 404, "not_found", "no such batch", NULL);
         return;
     }
+    if (cancelled > 0 || requested > 0)
+        api_jobcache_clear(app->jobs); /* its members' next GETs read them */
     if (requested > 0)
         publish_running(app, db, id);
     api_reply_json(app, req, 200,
