@@ -630,13 +630,14 @@ Test(stored, sfctl_schedules_create_list_show_signals_and_delete)
 {
     char f1[64], sid[32], out[16384];
     temp_file(LOGIC, f1, sizeof f1);
-    const char *create[] = {"schedules", "create", "--name", "cli-live", "--cron", "*/15 * * * *", "--file", f1,
-                            "--symbol", "BTC-USD", "--timeframe", "1d", "--catch-up", "none", NULL};
+    const char *create[] = {"schedules",    "create", "--name",     "cli-live", "--cron",
+                            "*/15 * * * *", "--file", f1,           "--symbol", "BTC-USD",
+                            "--timeframe",  "1d",     "--catch-up", "none",     NULL};
     cr_assert_eq(sfctl(create, out, sizeof out), 0, "%s", out);
     out_id(out, sid, sizeof sid);
-    cr_assert_eq(q_int("SELECT count(*) FROM schedules WHERE id = %s AND name = 'cli-live' AND cron = '*/15 * * * *'",
-                       sid),
-                 1, "%s", out);
+    cr_assert_eq(
+        q_int("SELECT count(*) FROM schedules WHERE id = %s AND name = 'cli-live' AND cron = '*/15 * * * *'", sid), 1,
+        "%s", out);
     const char *show[] = {"schedules", "show", sid, NULL};
     cr_assert_eq(sfctl(show, out, sizeof out), 0, "%s", out);
     json_t *doc = json_loads(out, 0, NULL);
@@ -650,8 +651,8 @@ Test(stored, sfctl_schedules_create_list_show_signals_and_delete)
     const char *list[] = {"schedules", "list", NULL};
     cr_assert_eq(sfctl(list, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "cli-live") != NULL, "%s", out);
-    const char *bad_cron[] = {"schedules", "create", "--name", "x", "--cron", "61 * * * *", "--file", f1,
-                              "--symbol", "BTC-USD", "--timeframe", "1d", NULL};
+    const char *bad_cron[] = {"schedules", "create",   "--name",  "x",           "--cron", "61 * * * *", "--file",
+                              f1,          "--symbol", "BTC-USD", "--timeframe", "1d",     NULL};
     cr_assert_neq(sfctl(bad_cron, out, sizeof out), 0, "a bad cron is refused: %s", out);
     const char *del[] = {"schedules", "delete", sid, NULL};
     cr_assert_eq(sfctl(del, out, sizeof out), 0, "%s", out);
