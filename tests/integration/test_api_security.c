@@ -130,6 +130,22 @@ static void expect_no_key(const char *what, const char *text)
     cr_assert(!strstr(text, g_key1.text) && !strstr(text, g_key2.text), "%s: an API key in the response", what);
 }
 
+/* The whole of /metrics (no key needed: METRICS_TOKEN unset) holds no API key. */
+static void expect_no_key_in_metrics(const char *after)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", g_port);
+    sf_http_response resp;
+    sf_http_response_init(&resp);
+    sf_err err = {0};
+    cr_assert_eq(sf_http_request(g_http, "GET", url, NULL, NULL, 0, &resp, &err), SF_OK, "%s", err.msg);
+    cr_assert_eq(resp.status, 200);
+    cr_assert(strstr(sf_buf_str(&resp.body), "http_request_duration_seconds_count"), "%.300s", sf_buf_str(&resp.body));
+    expect_no_key(after, sf_buf_str(&resp.body));
+    cr_assert(!strstr(sf_buf_str(&resp.body), g_key1.text + 11), "/metrics after %s: part of a key", after);
+    sf_http_response_destroy(&resp);
+}
+
 /* ---- user 1's resources -------------------------------------------------------------------- */
 
 typedef struct owned {
@@ -312,7 +328,7 @@ static void tenant_try(const tenant_case *c, const char *method, const owned *o,
     fill(c->path, o, path, sizeof path);
     if (c->body)
         fill(c->body, o, body, sizeof body);
-    snprintf(what, sizeof what, "%s %s (route %s)", method, path, c->route);
+    snprintf(what, sizeof what, "%s %s (the case of route %s)", method, path, c->route);
     call(&r, method, path, &g_key2, c->body ? body : NULL, NULL);
     fill(c->path, missing, path, sizeof path);
     if (c->body)
@@ -369,6 +385,7 @@ Test(security, every_route_and_verb_on_another_users_resources_is_answered_as_fo
         cr_assert_eq(r.status, 200, "%s: %ld %s", path, r.status, r.text);
         json_decref(r.json);
     }
+    expect_no_key_in_metrics("the tenant checks");
     expect_alive("the tenant checks");
 }
 
@@ -471,21 +488,25 @@ static const char *const EVIL_JSON[] = {"\"' OR '1'='1\"",
 #define N_EVIL_JSON (sizeof EVIL_JSON / sizeof EVIL_JSON[0])
 
 /* Whole bodies (with their lengths: one has a NUL byte). */
+#define BODY(lit)                                                                                                      \
+    {                                                                                                                  \
+        lit, sizeof lit - 1                                                                                            \
+    }
 static const struct {
     const char *text;
     size_t len;
 } EVIL_BODY[] = {
-    {"", 0},
-    {"null", 4},
-    {"[]", 2},
-    {"\"x\"", 3},
-    {"{", 1},
-    {"{\"a\":", 5},
-    {"\xff\xfe{}", 4},
-    {"{\"a\":\"\0\"}", 10},
-    {"{\"name\":\"x\",\"name\":\"y\"}", 25},
-    {"DEEP", 0},
-    {"{}garbage", 9},
+    BODY(""),
+    BODY("null"),
+    BODY("[]"),
+    BODY("\"x\""),
+    BODY("{"),
+    BODY("{\"a\":"),
+    BODY("\xff\xfe{}"),
+    BODY("{\"a\":\"\0\"}"),
+    BODY("{\"name\":\"x\",\"name\":\"y\"}"),
+    BODY("DEEP"),
+    BODY("{}garbage"),
 };
 #define N_EVIL_BODY (sizeof EVIL_BODY / sizeof EVIL_BODY[0])
 
@@ -733,6 +754,7 @@ Test(security, injection_strings_in_every_input_of_every_route_are_refused_clean
     }
     free(digest);
     json_decref(doc);
+    expect_no_key_in_metrics("the injections");
     cr_assert_eq(sf_testenv_query_int(g_db, "SELECT count(*) FROM logics WHERE name = 'x''); DROP TABLE jobs; --'"),
                  sf_testenv_query_int(g_db, "SELECT count(*) FROM logics WHERE name LIKE 'x''); DROP%'"));
 }
