@@ -8,7 +8,10 @@
  * (or borrowed from an sf_indcache); then, in chunks of SF_ENGINE_CHUNK bars,
  * the entry and exit condition trees are evaluated into byte arrays (signals
  * are pure functions of bars and indicators, so this needs no position state)
- * and a sequential loop runs the position state machine over them. The cancel
+ * and a sequential loop runs the position state machine over them; each
+ * chunk's equity then goes to the metrics (sf_perf_curve, and sf_blocks_scan
+ * with opts.blocks) while it is in cache. Without keep_equity or blocks the
+ * run holds one chunk of its equity curve, not n values. The cancel
  * flag and the deadline are read before each indicator, every
  * SF_IND_STOP_WORK units of work inside one (sf_ind_compute_stop: well
  * under a millisecond), and once per chunk, where progress is reported too.
