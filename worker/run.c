@@ -259,8 +259,6 @@ static sf_status keep_compact(const sf_result *res, const char *params, wrk_done
     return st;
 }
 
-/* params: a sweep member's combination as JSON text, NULL for a single
- * backtest. A member keeps neither its trades nor its curve in the engine. */
 /* Whether the drain asked this slot's job to be released. release is
  * guarded by wrk.mu (worker.h): drain_slots sets it under the lock, so the
  * runner reads it under the lock too (an unlocked read raced that write:
@@ -350,6 +348,8 @@ static int fits(wrk_slot *slot, const sf_logic *logic, const sf_bars *bars, int 
     return 0;
 }
 
+/* params: a sweep member's combination as JSON text, NULL for a single
+ * backtest. A member keeps neither its trades nor its curve in the engine. */
 static void run_on_bars(wrk_slot *slot, const sf_logic *logic, const sf_bars *all, const char *params, wrk_done *out)
 {
     const sf_job *job = &slot->job;
