@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/proc.h"
 #include "../support/testenv.h"
 #include "sf/migrate.h"
 #include "sf/queue.h"
@@ -595,7 +596,10 @@ static void start_private_redis(int port)
     sf_redis_opts opts = {.connect_attempts = 30, .backoff_initial_ms = 50};
     sf_redis *r = NULL;
     sf_err err = {0};
-    cr_assert_eq(sf_redis_open(url, &opts, &r, &err), SF_OK, "private redis: %s", err.msg);
+    if (sf_redis_open(url, &opts, &r, &err) != SF_OK) {
+        char *log = read_log(p);
+        cr_assert_fail("private redis on port %d: %s\n%s", port, err.msg, log ? log : "(no log)");
+    }
     sf_redis_close(r);
 }
 
@@ -629,7 +633,9 @@ static long long wait_private_ready(const char *url, long long want, int timeout
  * PostgreSQL meanwhile is relayed. */
 Test(scheduler, redis_restart_without_persistence_loses_nothing, .timeout = 120)
 {
-    int port = 30000 + (int)(getpid() % 20000);
+    /* below the ephemeral range: Redis restarts on this port while the
+     * scheduler's outgoing connections take local ports */
+    int port = sf_proc_free_port();
     char url[64], env_url[96];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
     snprintf(env_url, sizeof env_url, "REDIS_URL=%s", url);
