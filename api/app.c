@@ -125,7 +125,8 @@ sf_status api_queue(api_app *app, sf_queue **out, sf_redis **redis, sf_err *err)
     if (c->redis != NULL && !sf_redis_is_ok(c->redis) && sf_redis_reconnect(c->redis, err) != SF_OK)
         return SF_ERR_UNAVAILABLE;
     if (c->redis == NULL) {
-        sf_redis_opts o = {.connect_timeout_ms = 2000, .command_timeout_ms = 2000, .connect_attempts = 1};
+        sf_redis_opts o = {
+            .connect_timeout_ms = 2000, .command_timeout_ms = 2000, .connect_attempts = 1, .client_name = "sf-api"};
         sf_status st = sf_redis_open(app->cfg->redis_url, &o, &c->redis, err);
         if (st != SF_OK)
             return st;

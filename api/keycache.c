@@ -157,7 +157,10 @@ static sf_status subscribe(api_keycache *c, sf_redis **r, const char *channel, s
 {
     sf_status st = SF_OK;
     if (*r == NULL) {
-        sf_redis_opts o = {.connect_timeout_ms = 2000, .command_timeout_ms = 2000, .connect_attempts = 1};
+        sf_redis_opts o = {.connect_timeout_ms = 2000,
+                           .command_timeout_ms = 2000,
+                           .connect_attempts = 1,
+                           .client_name = "sf-api/keycache"};
         st = sf_redis_open(c->redis_url, &o, r, err);
     } else if (!sf_redis_is_ok(*r)) {
         st = sf_redis_reconnect(*r, err);

@@ -62,7 +62,7 @@ static int ensure_redis(sched_duties *d)
         return 0;
     sf_err err;
     sf_err_clear(&err);
-    sf_redis_opts opts = {.connect_timeout_ms = 1000, .command_timeout_ms = 5000};
+    sf_redis_opts opts = {.connect_timeout_ms = 1000, .command_timeout_ms = 5000, .client_name = "sf-scheduler"};
     if (sf_redis_open(d->cfg->redis_url, &opts, &d->redis, &err) != SF_OK ||
         sf_queue_new(d->cfg->queue, d->redis, &d->queue, &err) != SF_OK) {
         sched_duties_redis_down(d, &err);

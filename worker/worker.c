@@ -64,7 +64,10 @@ sf_db *wrk_db_connect(wrk *w, const char *who, const atomic_int *give_up)
 
 sf_redis *wrk_redis_connect(wrk *w, const char *who, const atomic_int *give_up)
 {
-    sf_redis_opts o = {.connect_timeout_ms = 2000, .command_timeout_ms = 5000, .connect_attempts = 1};
+    char name[64]; /* "sf-worker/claimer" in CLIENT LIST */
+    snprintf(name, sizeof name, "sf-worker/%s", who);
+    sf_redis_opts o = {
+        .connect_timeout_ms = 2000, .command_timeout_ms = 5000, .connect_attempts = 1, .client_name = name};
     int64_t backoff = BACKOFF_MIN_MS;
     for (int logged = 0;; logged = 1) {
         sf_redis *r = NULL;

@@ -414,3 +414,49 @@ Test(redis, read_wait_returns_nothing_in_time_then_the_published_message)
     sf_redis_close(r); /* subscribed: teardown's EVAL would be refused */
     r = NULL;
 }
+
+/* CLIENT GETNAME on c, copied into out ("" for none). */
+static void client_name(sf_redis *c, char *out, size_t size)
+{
+    const char *argv[] = {"CLIENT", "GETNAME"};
+    sf_redis_reply *rep = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_redis_cmd(c, 2, argv, NULL, &rep, &err), SF_OK, "%s", err.msg);
+    const char *s = sf_redis_reply_str(rep, NULL);
+    snprintf(out, size, "%s", s ? s : "");
+    sf_redis_reply_free(rep);
+}
+
+Test(redis, a_connection_keeps_its_client_name_across_a_reconnect)
+{
+    char name[40] = "sf-test/";
+    snprintf(name + 8, sizeof name - 8, "%d", (int)getpid());
+    sf_redis_opts opts = {.client_name = name};
+    sf_redis *c = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_redis_open(url, &opts, &c, &err), SF_OK, "%s", err.msg);
+    memset(name, 'x', 8); /* the connection keeps its own copy */
+    char got[64];
+    client_name(c, got, sizeof got);
+    cr_assert(strncmp(got, "sf-test/", 8) == 0 && strlen(got) > 8, "CLIENT GETNAME: \"%s\"", got);
+    cr_assert_eq(sf_redis_reconnect(c, &err), SF_OK, "%s", err.msg);
+    char again[64];
+    client_name(c, again, sizeof again);
+    cr_assert_str_eq(again, got, "the name was lost on reconnect");
+    sf_redis_close(c);
+
+    sf_redis *none = NULL;
+    cr_assert_eq(sf_redis_open(url, NULL, &none, &err), SF_OK, "%s", err.msg);
+    client_name(none, got, sizeof got);
+    cr_assert_str_eq(got, "", "a connection without a name got \"%s\"", got);
+    sf_redis_close(none);
+
+    const char *bad[] = {"two words", "a-name-longer-than-sixty-three-bytes-which-redis-would-take-but-we-do-not"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sf_redis *b = NULL;
+        opts.client_name = bad[i];
+        cr_assert_eq(sf_redis_open(url, &opts, &b, &err), SF_ERR_INVALID, "\"%s\" accepted", bad[i]);
+        cr_assert_null(b);
+        cr_assert(strstr(err.msg, "redis client name") != NULL, "%s", err.msg);
+    }
+}

@@ -67,15 +67,28 @@ static long long kill_clients(void)
     return killed;
 }
 
-/* connected_clients of INFO clients (the test's own connection included). */
-static int connected_clients(void *ctx)
+/* Every name of ctx (a NULL-terminated list) on a connection in CLIENT LIST:
+ * the programs name their connections (CLIENT SETNAME), so a connection of
+ * this test's own, or one still closing, is never counted for them. */
+static int clients_named(void *ctx)
 {
-    const char *argv[] = {"INFO", "clients"};
-    char *info = farm_redis(2, argv);
-    const char *p = strstr(info, "connected_clients:");
-    long long n = p ? strtoll(p + strlen("connected_clients:"), NULL, 10) : 0;
-    free(info);
-    return n >= *(const long long *)ctx;
+    const char *const *names = ctx;
+    sf_redis *r = farm_redis_open();
+    cr_assert(r != NULL, "private redis at %s is down", F.redis_url);
+    const char *argv[] = {"CLIENT", "LIST"};
+    sf_redis_reply *rep = NULL;
+    sf_err err = {0};
+    cr_assert_eq(sf_redis_cmd(r, 2, argv, NULL, &rep, &err), SF_OK, "CLIENT LIST: %s", err.msg);
+    const char *list = sf_redis_reply_str(rep, NULL);
+    int all = list != NULL;
+    for (size_t i = 0; all && names[i] != NULL; i++) {
+        char field[96];
+        snprintf(field, sizeof field, " name=%s ", names[i]);
+        all = strstr(list, field) != NULL;
+    }
+    sf_redis_reply_free(rep);
+    sf_redis_close(r);
+    return all;
 }
 
 typedef struct log_wait {
@@ -101,10 +114,10 @@ Test(farm_redis_kill, client_kill_while_jobs_run_leaves_the_worker_alive_and_eve
     farm_jobs_bulk(user, FARM_LOGIC_HEAVY, "MED", "1m", HALF);
     FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
                 "the two runners never held a job: %s", states());
-    /* the worker's claimer, heartbeat and completer, the scheduler and this test */
-    long long want = 5;
-    FARM_ASSERT(sf_proc_wait_until(connected_clients, &want, 20000, 20),
-                "never 5 Redis clients (the worker's 3, the scheduler's, this test's)");
+    /* the worker's claimer, heartbeat and completer, and the scheduler */
+    const char *names[] = {"sf-worker/claimer", "sf-worker/heartbeat", "sf-worker/completer", "sf-scheduler", NULL};
+    FARM_ASSERT(sf_proc_wait_until(clients_named, names, 20000, 20),
+                "never the worker's claimer, heartbeat and completer and the scheduler on Redis at once");
     long long killed = kill_clients();
     cr_log_info("first CLIENT KILL with 2 jobs running: %lld connections closed", killed);
     cr_assert_geq(killed, 4, "CLIENT KILL closed only %lld connections", killed);

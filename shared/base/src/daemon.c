@@ -21,6 +21,7 @@ struct sf_daemon {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* with mu: draining became 1 */
     int draining;      /* guarded by mu */
+    int stopping;      /* guarded by mu: run returned, the signal thread ends */
 };
 
 const char *sf_daemon_version(void)
@@ -134,20 +135,27 @@ static void on_signal(sf_daemon *d, int sig)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Cancellable only inside sigwait, so a cancel never leaves the log's mutex held. */
+/*
+ * The signal thread ends when run_program sets stopping and sends it a SIGHUP
+ * of its own (pthread_kill), never by pthread_cancel: a thread cancelled in
+ * sigwait unwinds without AddressSanitizer unpoisoning its frames, and the
+ * poison left on its stack made ASan report its own thread teardown as a
+ * stack-buffer-overflow in optimised sanitizer builds.
+ */
 static void *signal_main(void *arg)
 {
     sf_daemon *d = arg;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     for (;;) {
         int sig = 0;
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-        int rc = sigwait(&d->set, &sig);
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-        if (rc == 0)
-            on_signal(d, sig);
+        if (sigwait(&d->set, &sig) != 0)
+            continue;
+        pthread_mutex_lock(&d->mu);
+        int stopping = d->stopping;
+        pthread_mutex_unlock(&d->mu);
+        if (stopping && sig == SIGHUP)
+            return NULL;
+        on_signal(d, sig);
     }
-    return NULL;
 }
 
 /* Step 5 and the stop: the signal thread lives exactly as long as run. */
@@ -160,7 +168,10 @@ static int run_program(sf_daemon *d, void *cfg)
     pthread_setname_np(d->thread, "sf-signals");
     sf_log_info(d->log, "starting", SF_LF_STR("version", SF_VERSION), SF_LF_INT("pid", getpid()));
     int rc = d->spec->run(cfg, d) == 0 ? 0 : 1;
-    pthread_cancel(d->thread);
+    pthread_mutex_lock(&d->mu);
+    d->stopping = 1;
+    pthread_mutex_unlock(&d->mu);
+    pthread_kill(d->thread, SIGHUP);
     pthread_join(d->thread, NULL);
     sf_log_emit(d->log, rc == 0 ? SF_LOG_INFO : SF_LOG_ERROR, "stopped",
                 (const sf_log_field[]){SF_LF_INT("exit_code", rc), {.type = SF_LF_END_}});

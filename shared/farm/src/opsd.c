@@ -96,7 +96,8 @@ static sf_status ping_db(sf_opsd *o, sf_err *err)
 /* PING on the listener's own connection; dropped after a failure. Locked. */
 static sf_status ping_redis(sf_opsd *o, sf_err *err)
 {
-    sf_redis_opts ro = {.connect_timeout_ms = 1000, .command_timeout_ms = 1000, .connect_attempts = 1};
+    sf_redis_opts ro = {
+        .connect_timeout_ms = 1000, .command_timeout_ms = 1000, .connect_attempts = 1, .client_name = "sf-probe"};
     sf_status st = o->redis != NULL ? SF_OK : sf_redis_open(o->opts.redis_url, &ro, &o->redis, err);
     const char *argv[] = {"PING"};
     sf_redis_reply *rep = NULL;

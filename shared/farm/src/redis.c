@@ -17,6 +17,7 @@ struct sf_redis {
     redisContext *ctx;
     sf_redis_url url;
     sf_redis_opts opts;
+    char name[64]; /* opts.client_name, copied */
 };
 
 /* sf_redis_reply is redisReply; the cast keeps hiredis out of the header. */
@@ -113,13 +114,14 @@ static sf_status check_reply(sf_redis *r, redisReply *rep, sf_err *err)
     return SF_OK;
 }
 
-/* AUTH and SELECT on a fresh context. */
+/* AUTH, SELECT and CLIENT SETNAME on a fresh context. */
 static sf_status handshake(sf_redis *r, sf_err *err)
 {
     char db[16];
     snprintf(db, sizeof db, "%d", r->url.db);
     const char *auth[] = {"AUTH", r->url.password};
     const char *sel[] = {"SELECT", db};
+    const char *setname[] = {"CLIENT", "SETNAME", r->name};
     sf_redis_reply *rep = NULL;
     sf_status st = SF_OK;
     if (r->url.password[0])
@@ -128,6 +130,10 @@ static sf_status handshake(sf_redis *r, sf_err *err)
     rep = NULL;
     if (st == SF_OK && r->url.db != 0)
         st = sf_redis_cmd(r, 2, sel, NULL, &rep, err);
+    sf_redis_reply_free(rep);
+    rep = NULL;
+    if (st == SF_OK && r->name[0])
+        st = sf_redis_cmd(r, 3, setname, NULL, &rep, err);
     sf_redis_reply_free(rep);
     return st;
 }
@@ -170,6 +176,16 @@ sf_status sf_redis_open(const char *url, const sf_redis_opts *opts, sf_redis **o
         return st;
     }
     r->opts = opts ? *opts : (sf_redis_opts){0};
+    if (r->opts.client_name != NULL) {
+        if (strlen(r->opts.client_name) >= sizeof r->name || strchr(r->opts.client_name, ' ') != NULL) {
+            sf_err_set(err, SF_ERR_INVALID, "redis client name \"%.64s\": at most %zu bytes, no spaces",
+                       r->opts.client_name, sizeof r->name - 1);
+            free(r);
+            return SF_ERR_INVALID;
+        }
+        snprintf(r->name, sizeof r->name, "%s", r->opts.client_name);
+    }
+    r->opts.client_name = NULL; /* the copy in r->name is the one used */
     if (r->opts.connect_timeout_ms <= 0)
         r->opts.connect_timeout_ms = 2000;
     if (r->opts.command_timeout_ms <= 0)

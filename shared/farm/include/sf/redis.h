@@ -48,6 +48,11 @@ typedef struct sf_redis_opts {
     int command_timeout_ms; /* socket timeout of ordinary commands; 0 = 5000 */
     int connect_attempts;   /* 0 = 1 */
     int backoff_initial_ms; /* 0 = 100; doubles up to 5 s */
+    /* CLIENT SETNAME on every (re)connection, so CLIENT LIST tells the
+     * programs' connections apart ("sf-worker/claimer", like PostgreSQL's
+     * application_name); NULL or "" = none. Copied; at most 63 bytes, no
+     * spaces (Redis refuses them). */
+    const char *client_name;
 } sf_redis_opts;
 
 /* A Lua script, run by EVALSHA with a fallback to EVAL on NOSCRIPT (so a
