@@ -423,21 +423,19 @@ static inline char *farm_sweep_held(const char *user, const char *logic, const c
     char nn[16], hh[16];
     snprintf(nn, sizeof nn, "%d", total);
     snprintf(hh, sizeof hh, "%d", held_from);
-    const char *p[] = {user, logic, grid, symbol, tf, nn};
-    char *id = farm_query1("INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total)"
-                           " VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::int) RETURNING id",
-                           6, p);
-    const char *q[] = {id, hh};
-    sf_err err = {0};
-    cr_assert_eq(sf_db_query(F.db,
-                             "INSERT INTO jobs (user_id, kind, batch_id, combo_index, symbol, timeframe, created_at,"
-                             "  run_at)"
-                             " SELECT b.user_id, 'backtest', b.id, g, b.symbol, b.timeframe,"
-                             "  now() + g * interval '1 microsecond',"
-                             "  CASE WHEN g >= $2::int THEN 'infinity'::timestamptz ELSE now() END"
-                             " FROM batches b, generate_series(0, b.total - 1) g WHERE b.id = $1",
-                             2, q, NULL, &err),
-                 SF_OK, "%s", err.msg);
+    const char *p[] = {user, logic, grid, symbol, tf, nn, hh};
+    /* one statement, as sf-api's: a scheduler between a batch and its
+     * members would take it for a finished sweep of none */
+    char *id = farm_query1("WITH b AS (INSERT INTO batches (user_id, logic, grid, symbol, timeframe, total)"
+                           "  VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::int) RETURNING *),"
+                           " m AS (INSERT INTO jobs (user_id, kind, batch_id, combo_index, symbol, timeframe,"
+                           "  created_at, run_at)"
+                           "  SELECT b.user_id, 'backtest', b.id, g, b.symbol, b.timeframe,"
+                           "   now() + g * interval '1 microsecond',"
+                           "   CASE WHEN g >= $7::int THEN 'infinity'::timestamptz ELSE now() END"
+                           "  FROM b, generate_series(0, b.total - 1) g)"
+                           " SELECT id FROM b",
+                           7, p);
     farm_exec("NOTIFY sf_jobs");
     return id;
 }
