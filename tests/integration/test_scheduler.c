@@ -74,11 +74,10 @@ static void setup(void)
 {
     base_url = sf_testenv_require("DATABASE_URL");
     redis_url = sf_testenv_require("REDIS_URL");
-    sf_testenv_scratch_create(base_url, scratch_name, sizeof scratch_name, scratch_url, sizeof scratch_url);
+    db = sf_testenv_scratch_create_migrated(base_url, scratch_name, sizeof scratch_name, scratch_url,
+                                            sizeof scratch_url);
     sf_testenv_tmpdir(dir, sizeof dir);
-    db = sf_testenv_db_open(scratch_url);
     sf_err err = {0};
-    cr_assert_eq(sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err), SF_OK, "%s", err.msg);
     sf_testenv_random_name("schedtest_", queue_name, sizeof queue_name);
     cr_assert_eq(sf_redis_open(redis_url, NULL, &redis, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(sf_queue_new(queue_name, redis, &queue, &err), SF_OK, "%s", err.msg);

@@ -208,11 +208,8 @@ static inline void apitest_open(const char *prefix, const char *tier1, const cha
     free(base);
     free(redis);
     sf_testenv_random_name(prefix, g_queue, sizeof g_queue);
-    sf_testenv_scratch_create(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
-    g_db = sf_testenv_db_open(g_url);
+    g_db = sf_testenv_scratch_create_migrated(g_base_url, g_name, sizeof g_name, g_url, sizeof g_url);
     sf_err err = {0};
-    if (sf_migrate_up(g_db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
     cr_assert_eq(sf_auth_user_add(g_db, "one@example.com", "One", tier1, g_user1, &g_key1, &err), SF_OK, "%s", err.msg);
     cr_assert_eq(sf_auth_user_add(g_db, "two@example.com", "Two", tier2, g_user2, &g_key2, &err), SF_OK, "%s", err.msg);
     sf_http_opts o = {.timeout_ms = 20000};

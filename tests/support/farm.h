@@ -148,11 +148,7 @@ static inline void farm_setup(void)
     free(base);
     sf_testenv_tmpdir(F.dir, sizeof F.dir);
     chmod(F.dir, 0777); /* private PostgreSQL runs as the postgres user */
-    sf_testenv_scratch_create(F.base_url, F.db_name, sizeof F.db_name, F.db_url, sizeof F.db_url);
-    F.db = sf_testenv_db_open(F.db_url);
-    sf_err err = {0};
-    if (sf_migrate_up(F.db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
+    F.db = sf_testenv_scratch_create_migrated(F.base_url, F.db_name, sizeof F.db_name, F.db_url, sizeof F.db_url);
     F.redis_port = sf_proc_free_port();
     snprintf(F.redis_url, sizeof F.redis_url, "redis://127.0.0.1:%d/0", F.redis_port);
     farm_redis_start();

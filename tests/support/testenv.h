@@ -114,6 +114,57 @@ static inline void sf_testenv_scratch_drop(const char *base_url, const char *nam
     sf_db_close(db);
 }
 
+/* The value of an optional variable, "" when unset. Free with free(). */
+static inline char *sf_testenv_optional(const char *name)
+{
+    const sf_config_var vars[] = {
+        {name, SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(sf_testenv_one, value), "test option"},
+    };
+    sf_testenv_one one = {NULL};
+    sf_buf errors;
+    sf_buf_init(&errors, 4096);
+    sf_status st = sf_config_load(vars, 1, &one, &errors);
+    if (st != SF_OK)
+        cr_assert_fail("%s: %s", name, sf_buf_str(&errors));
+    sf_buf_destroy(&errors);
+    return one.value;
+}
+
+/*
+ * Create sf_t_<random> with every migration applied and return its
+ * connection; fills its name and URL as sf_testenv_scratch_create does.
+ * scripts/test migrates one database, SF_TEST_TEMPLATE_DB, once per run, and
+ * the scratch databases are copies of it (CREATE DATABASE ... TEMPLATE):
+ * cheaper than running every migration in each of some 400 of them. The
+ * migrations are applied afterwards all the same, so a copy of a template
+ * that lacks the newest ones is brought up to date; without the variable
+ * (a test run by hand) they all run here.
+ */
+static inline sf_db *sf_testenv_scratch_create_migrated(const char *base_url, char *name, size_t nsize, char *url,
+                                                        size_t usize)
+{
+    char *tpl = sf_testenv_optional("SF_TEST_TEMPLATE_DB");
+    if (tpl != NULL && tpl[0] != '\0') {
+        cr_assert(strspn(tpl, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(tpl) && strlen(tpl) < 64,
+                  "SF_TEST_TEMPLATE_DB \"%s\" is not a plain database name", tpl);
+        char sql[160];
+        sf_testenv_random_name("sf_t_", name, nsize);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE %s", name, tpl);
+        sf_db *admin = sf_testenv_db_open(base_url);
+        sf_testenv_exec(admin, sql);
+        sf_db_close(admin);
+        sf_testenv_url_with_db(base_url, name, url, usize);
+    } else {
+        sf_testenv_scratch_create(base_url, name, nsize, url, usize);
+    }
+    free(tpl);
+    sf_db *db = sf_testenv_db_open(url);
+    sf_err err = {0};
+    if (sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
+        cr_assert_fail("migrations: %s", err.msg);
+    return db;
+}
+
 /* A scratch database on DATABASE_URL's server with every migration applied:
  * base_url, name and url are filled as sf_testenv_scratch_create's; returns
  * its connection. Drop it with sf_testenv_scratch_drop(base_url, name). */
@@ -123,12 +174,7 @@ static inline sf_db *sf_testenv_scratch_migrated(char *base_url, size_t bsize, c
     char *base = sf_testenv_require("DATABASE_URL");
     snprintf(base_url, bsize, "%s", base);
     free(base);
-    sf_testenv_scratch_create(base_url, name, nsize, url, usize);
-    sf_db *db = sf_testenv_db_open(url);
-    sf_err err = {0};
-    if (sf_migrate_up(db, SF_SOURCE_DIR "/migrations", 0, NULL, NULL, &err) != SF_OK)
-        cr_assert_fail("migrations: %s", err.msg);
-    return db;
+    return sf_testenv_scratch_create_migrated(base_url, name, nsize, url, usize);
 }
 
 /* One text value from a query with no parameters; "" for NULL. Free with free(). */
