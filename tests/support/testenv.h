@@ -135,11 +135,10 @@ static inline char *sf_testenv_optional(const char *name)
  * connection; fills its name and URL as sf_testenv_scratch_create does.
  * scripts/test migrates one database, SF_TEST_TEMPLATE_DB, once per run, and
  * the scratch databases are copies of it (CREATE DATABASE ... TEMPLATE, file
- * by file):
- * cheaper than running every migration in each of some 400 of them. The
- * migrations are applied afterwards all the same, so a copy of a template
- * that lacks the newest ones is brought up to date; without the variable
- * (a test run by hand) they all run here.
+ * by file): cheaper than running every migration in each of several hundred
+ * of them. The migrations are applied afterwards all the same, so a copy of
+ * a template that lacks the newest ones is brought up to date; without the
+ * variable (a test run by hand) they all run here.
  */
 static inline sf_db *sf_testenv_scratch_create_migrated(const char *base_url, char *name, size_t nsize, char *url,
                                                         size_t usize)
