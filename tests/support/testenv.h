@@ -32,12 +32,14 @@ typedef struct sf_testenv_one {
     char *value;
 } sf_testenv_one;
 
-/* The value of a required variable (DATABASE_URL, REDIS_URL); fails the test
- * when it is unset or bad. Free with free(). */
-static inline char *sf_testenv_require(const char *name)
+/* A variable's value through sf_config_load. required: unset or bad fails
+ * the test with SF_TESTENV_HINT (the stack's addresses: DATABASE_URL,
+ * REDIS_URL); otherwise unset gives "" (an option). Free with free(). */
+static inline char *sf_testenv_var(const char *name, int required)
 {
     const sf_config_var vars[] = {
-        {name, SF_CFG_STRING, NULL, 0, 0, NULL, 1, offsetof(sf_testenv_one, value), "test stack address"},
+        {name, SF_CFG_STRING, required ? NULL : "", 0, 0, NULL, required, offsetof(sf_testenv_one, value),
+         required ? "test stack address" : "test option"},
     };
     sf_testenv_one one = {NULL};
     sf_buf errors;
@@ -47,10 +49,16 @@ static inline char *sf_testenv_require(const char *name)
         cr_log_error("%s", sf_buf_str(&errors));
         sf_buf_destroy(&errors);
         sf_config_free(vars, 1, &one);
-        cr_assert_fail("%s is not set: %s", name, SF_TESTENV_HINT);
+        cr_assert_fail("%s is not set or not valid: %s", name, required ? SF_TESTENV_HINT : "see the log above");
     }
     sf_buf_destroy(&errors);
     return one.value;
+}
+
+/* The value of a required variable; fails the test when it is unset or bad. */
+static inline char *sf_testenv_require(const char *name)
+{
+    return sf_testenv_var(name, 1);
 }
 
 /* "<prefix><16 hex digits>", lower case (a valid unquoted SQL identifier). */
@@ -114,22 +122,6 @@ static inline void sf_testenv_scratch_drop(const char *base_url, const char *nam
     sf_db_close(db);
 }
 
-/* The value of an optional variable, "" when unset. Free with free(). */
-static inline char *sf_testenv_optional(const char *name)
-{
-    const sf_config_var vars[] = {
-        {name, SF_CFG_STRING, "", 0, 0, NULL, 0, offsetof(sf_testenv_one, value), "test option"},
-    };
-    sf_testenv_one one = {NULL};
-    sf_buf errors;
-    sf_buf_init(&errors, 4096);
-    sf_status st = sf_config_load(vars, 1, &one, &errors);
-    if (st != SF_OK)
-        cr_assert_fail("%s: %s", name, sf_buf_str(&errors));
-    sf_buf_destroy(&errors);
-    return one.value;
-}
-
 /*
  * Create sf_t_<random> with every migration applied and return its
  * connection; fills its name and URL as sf_testenv_scratch_create does.
@@ -143,7 +135,7 @@ static inline char *sf_testenv_optional(const char *name)
 static inline sf_db *sf_testenv_scratch_create_migrated(const char *base_url, char *name, size_t nsize, char *url,
                                                         size_t usize)
 {
-    char *tpl = sf_testenv_optional("SF_TEST_TEMPLATE_DB");
+    char *tpl = sf_testenv_var("SF_TEST_TEMPLATE_DB", 0);
     if (tpl != NULL && tpl[0] != '\0') {
         cr_assert(strspn(tpl, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(tpl) && strlen(tpl) < 64,
                   "SF_TEST_TEMPLATE_DB \"%s\" is not a plain database name", tpl);
