@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../support/farm.h"
+#include "../support/rawhttp.h"
 
 #define BIG_BARS 400000
 
@@ -25,6 +26,39 @@ static void teardown(void)
 }
 
 TestSuite(farm_drain, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A worker with its metrics listener on a free port: env gets
+ * "METRICS_PORT=<port>" in slot 1 (slot 0 is the caller's, slot 2 NULL). */
+typedef struct {
+    char port_kv[32];
+    const char *env[3];
+    int port;
+} metrics_env;
+
+static void metrics_env_init(metrics_env *m, const char *drain_kv)
+{
+    m->port = sf_proc_free_port();
+    snprintf(m->port_kv, sizeof m->port_kv, "METRICS_PORT=%d", m->port);
+    m->env[0] = drain_kv;
+    m->env[1] = m->port_kv;
+    m->env[2] = NULL;
+}
+
+/* 1 when the worker's sf_jobs_running gauge (the jobs its runners hold) is
+ * 2. PostgreSQL's `running` is not enough: a job is running there from its
+ * claim's commit, and the claimer hands it to a runner a moment later; a
+ * SIGTERM in between makes the claimer give it back unrun (correctly: it
+ * never started), which on a loaded machine happened here. */
+static int two_in_runners(void *ctx)
+{
+    const metrics_env *m = ctx;
+    char resp[65536];
+    if (rawhttp_timed("127.0.0.1", m->port, "GET /metrics HTTP/1.1\r\nHost: w1\r\nConnection: close\r\n\r\n", resp,
+                      sizeof resp - 1, 2000) < 0)
+        return 0;
+    const char *g = strstr(resp, "\nsf_jobs_running ");
+    return g != NULL && strtol(g + strlen("\nsf_jobs_running "), NULL, 10) == 2;
+}
 
 static char *states(void)
 {
@@ -45,14 +79,14 @@ Test(farm_drain, jobs_still_running_at_the_drain_time_are_released_without_spend
     farm_dataset("MED", "1m", 50000, 61);
     char *user = farm_user("drain");
     farm_scheduler("sched", NULL);
-    const char *env[] = {"DRAIN_SECONDS=1", NULL};
-    sf_proc *w1 = farm_worker("w1", 2, 3, env);
+    metrics_env m;
+    metrics_env_init(&m, "DRAIN_SECONDS=1");
+    sf_proc *w1 = farm_worker("w1", 2, 3, m.env);
     sf_db *locker = sf_testenv_db_open(F.db_url);
     sf_testenv_exec(locker, "BEGIN; LOCK TABLE bars IN ACCESS EXCLUSIVE MODE");
     char *j1 = farm_job(user, FARM_LOGIC_HEAVY, "MED", "1m", 1, 3);
     char *j2 = farm_job(user, FARM_LOGIC_HEAVY, "MED", "1m", 1, 3);
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
-                "two jobs never ran at once: %s", states());
+    FARM_ASSERT(sf_proc_wait_until(two_in_runners, &m, 20000, 25), "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
     sf_proc_signal(w1, SIGTERM);
     farm_jobs_bulk(user, FARM_LOGIC_SMA, "MED", "1m", 3); /* a draining worker must not claim these */
@@ -94,16 +128,17 @@ Test(farm_drain, sigterm_during_long_work_lets_it_finish_and_exits_0_within_the_
     farm_dataset("BIG", "1m", BIG_BARS, 63);
     char *user = farm_user("drain3");
     farm_scheduler("sched", NULL);
-    const char *env[] = {"DRAIN_SECONDS=15", NULL};
-    sf_proc *w1 = farm_worker("w1", 2, 3, env);
+    metrics_env m;
+    metrics_env_init(&m, "DRAIN_SECONDS=15");
+    sf_proc *w1 = farm_worker("w1", 2, 3, m.env);
     /* Both jobs are in flight at SIGTERM by construction: they wait for
-     * their data set behind the test's lock until the signal is sent. */
+     * their data set behind the test's lock, in the worker's two runners,
+     * until the signal is sent. */
     sf_db *locker = sf_testenv_db_open(F.db_url);
     sf_testenv_exec(locker, "BEGIN; LOCK TABLE bars IN ACCESS EXCLUSIVE MODE");
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
-                "two jobs never ran at once: %s", states());
+    FARM_ASSERT(sf_proc_wait_until(two_in_runners, &m, 20000, 25), "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
     sf_proc_signal(w1, SIGTERM);
     sf_testenv_exec(locker, "ROLLBACK");
@@ -126,12 +161,12 @@ Test(farm_drain, the_drain_time_bounds_the_exit_even_with_big_results_in_flight)
     farm_dataset("BIG", "1m", BIG_BARS, 64);
     char *user = farm_user("drain4");
     farm_scheduler("sched", NULL);
-    const char *env[] = {"DRAIN_SECONDS=1", NULL};
-    sf_proc *w1 = farm_worker("w1", 2, 3, env);
+    metrics_env m;
+    metrics_env_init(&m, "DRAIN_SECONDS=1");
+    sf_proc *w1 = farm_worker("w1", 2, 3, m.env);
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
     free(farm_job(user, FARM_LOGIC_HEAVY, "BIG", "1m", 1, 3));
-    FARM_ASSERT(farm_wait_sql("SELECT count(*) = 2 FROM jobs WHERE status = 'running' AND $1 <> ''", "x", 20000),
-                "two jobs never ran at once: %s", states());
+    FARM_ASSERT(sf_proc_wait_until(two_in_runners, &m, 20000, 25), "two jobs never ran at once: %s", states());
     int64_t t0 = sf_proc_now_ms();
     sf_proc_signal(w1, SIGTERM);
     int exited = sf_proc_wait_exit(w1, 30000);
