@@ -15,7 +15,10 @@
  * SWEEP_CONCURRENCY slots, 503 busy when none is free, so that sweeps never
  * hold every API thread. Then one transaction inserts the batch, its N member
  * jobs (combo_index 0..N-1, logic NULL) with one INSERT ... SELECT
- * generate_series, and NOTIFY sf_jobs. batches.grid is json (not jsonb), so
+ * generate_series, and NOTIFY sf_jobs. Member ids are ordered: one
+ * time-ordered base per batch with the combo_index in its last four bytes
+ * (sf_member_id, migration 0016), so the insert, the relay and the
+ * completions write neighbouring index pages instead of random ones. batches.grid is json (not jsonb), so
  * the grid keeps its key order and members are numbered as the submitter's
  * grid text says (the same numbering as the local sfctl sweep). Members
  * store compact results; detail_top (default 10, 0 to 100) is how many of
@@ -260,19 +263,20 @@ static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_s
                        c->to,    attempts, total, version,   origin->members_of, origin->statuses};
     if (origin->members_of == NULL)
         return sf_db_query(db,
-                           "INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, from_ts, "
-                           "to_ts, max_attempts, dataset_version, logic_hash) SELECT $1::uuid, $2::smallint, "
-                           "$3::uuid, g, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, "
-                           "$10::integer, (SELECT logic_hash FROM batches WHERE id = $3::uuid) "
-                           "FROM generate_series(0, $9::integer - 1) AS g",
+                           "INSERT INTO jobs (id, user_id, priority, batch_id, combo_index, symbol, timeframe, "
+                           "from_ts, to_ts, max_attempts, dataset_version, logic_hash) SELECT sf_member_id(k.base, g), "
+                           "$1::uuid, $2::smallint, $3::uuid, g, $4, $5, to_timestamp($6::bigint), "
+                           "to_timestamp($7::bigint), $8::integer, $10::integer, "
+                           "(SELECT logic_hash FROM batches WHERE id = $3::uuid) "
+                           "FROM (SELECT sf_uuid7() AS base) k, generate_series(0, $9::integer - 1) AS g",
                            10, p, NULL, err);
     return sf_db_query(db,
-                       "WITH m AS (INSERT INTO jobs (user_id, priority, batch_id, combo_index, symbol, timeframe, "
-                       "from_ts, to_ts, max_attempts, dataset_version, logic_hash, rerun_of) "
-                       "SELECT $1::uuid, $2::smallint, $3::uuid, o.combo_index, $4, $5, to_timestamp($6::bigint), "
-                       "to_timestamp($7::bigint), $8::integer, $10::integer, "
-                       "(SELECT logic_hash FROM batches WHERE id = $3::uuid), o.id FROM jobs o "
-                       "WHERE o.batch_id = $11::uuid AND o.status = ANY($12::job_status[]) "
+                       "WITH m AS (INSERT INTO jobs (id, user_id, priority, batch_id, combo_index, symbol, "
+                       "timeframe, from_ts, to_ts, max_attempts, dataset_version, logic_hash, rerun_of) "
+                       "SELECT sf_member_id(k.base, o.combo_index), $1::uuid, $2::smallint, $3::uuid, "
+                       "o.combo_index, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, "
+                       "$10::integer, (SELECT logic_hash FROM batches WHERE id = $3::uuid), o.id "
+                       "FROM (SELECT sf_uuid7() AS base) k, jobs o WHERE o.batch_id = $11::uuid AND o.status = ANY($12::job_status[]) "
                        "AND $9::integer >= 0 ORDER BY o.combo_index RETURNING 1) "
                        "UPDATE batches SET total = (SELECT count(*) FROM m) WHERE id = $3::uuid",
                        12, p, NULL, err);

@@ -454,6 +454,17 @@ Test(api, sweep_creates_one_pending_child_per_combination)
                        "BETWEEN 0 AND 11",
                        id),
                  12);
+    /* ordered ids (migration 0016): one UUIDv7 base, the combo_index in the
+     * last four bytes, and a base newer than the batch's creation */
+    cr_assert_eq(count("SELECT count(*) FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = '%s' "
+                       "AND substr(j.id::text, 15, 1) = '7' "
+                       "AND right(j.id::text, 8) = lpad(to_hex(j.combo_index), 8, '0') "
+                       "AND ('x' || translate(left(j.id::text, 13), '-', ''))::bit(48)::bigint "
+                       "BETWEEN floor(extract(epoch FROM b.created_at) * 1000) AND "
+                       "floor(extract(epoch FROM clock_timestamp()) * 1000)",
+                       id),
+                 12);
+    cr_assert_eq(count("SELECT count(DISTINCT left(id::text, 28)) FROM jobs WHERE batch_id = '%s'", id), 1);
     reply r;
     snprintf(path, sizeof path, "/v1/batches/%s", id);
     call(&r, "GET", path, &g_key1, NULL, NULL);

@@ -290,6 +290,13 @@ Test(lists, a_batch_rerun_takes_failed_dead_and_cancelled_members_into_one_new_b
                                "('failed','dead','cancelled') AND n.status = 'pending'",
                                nb, batch),
                  4);
+    /* the new batch's members have ids of their own base, numbered by the
+     * old members' combo_index (migration 0016) */
+    cr_assert_eq(apitest_q_int("SELECT count(*) FROM jobs n JOIN jobs o ON o.id = n.rerun_of WHERE n.batch_id = '%s' "
+                               "AND right(n.id::text, 8) = lpad(to_hex(n.combo_index), 8, '0') "
+                               "AND left(n.id::text, 28) <> left(o.id::text, 28)",
+                               nb, NULL),
+                 4);
     call(&r, "POST", path, &g_key1, "{\"status\":[\"succeeded\"],\"dry_run\":true}", NULL);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "matched")), 3, "%s", r.text);
     json_decref(r.json);

@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS sf_member_id(uuid, integer);
+DROP FUNCTION IF EXISTS sf_uuid7();
