@@ -276,9 +276,9 @@ static sf_status insert_members(sf_db *db, const sf_auth_user *user, const api_s
                        "SELECT sf_member_id(k.base, o.combo_index), $1::uuid, $2::smallint, $3::uuid, "
                        "o.combo_index, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8::integer, "
                        "$10::integer, (SELECT logic_hash FROM batches WHERE id = $3::uuid), o.id "
-                       "FROM (SELECT sf_uuid7() AS base) k, jobs o WHERE o.batch_id = $11::uuid AND o.status = ANY($12::job_status[]) "
-                       "AND $9::integer >= 0 ORDER BY o.combo_index RETURNING 1) "
-                       "UPDATE batches SET total = (SELECT count(*) FROM m) WHERE id = $3::uuid",
+                       "FROM (SELECT sf_uuid7() AS base) k, jobs o WHERE o.batch_id = $11::uuid "
+                       "AND o.status = ANY($12::job_status[]) AND $9::integer >= 0 ORDER BY o.combo_index "
+                       "RETURNING 1) UPDATE batches SET total = (SELECT count(*) FROM m) WHERE id = $3::uuid",
                        12, p, NULL, err);
 }
 
