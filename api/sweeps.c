@@ -18,7 +18,8 @@
  * generate_series, and NOTIFY sf_jobs. Member ids are ordered: one
  * time-ordered base per batch with the combo_index in its last four bytes
  * (sf_member_id, migration 0016), so the insert, the relay and the
- * completions write neighbouring index pages instead of random ones. batches.grid is json (not jsonb), so
+ * completions write neighbouring index pages instead of random ones.
+ * batches.grid is json (not jsonb), so
  * the grid keeps its key order and members are numbered as the submitter's
  * grid text says (the same numbering as the local sfctl sweep). Members
  * store compact results; detail_top (default 10, 0 to 100) is how many of
